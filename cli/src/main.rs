@@ -1,0 +1,340 @@
+//! Operator CLI. `run` does a whole local job: start the servers (unless `AWS_ENDPOINT_URL*`
+//! already point somewhere), provision, generate sample data, run coordinator + SQS bridge +
+//! workers until the job is final, and print the summary.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use devkit::pipeline::LocalPipeline;
+use devkit::provision::{self, QueueSettings, Resources};
+use devkit::sample::SampleSpec;
+use devkit::servers::{LocalAws, Server, ServerChoice};
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::aws::{Clients, Endpoints};
+use shared::jobs::{Job, JobStatus};
+use shared::message::PrefixJobRequest;
+
+#[derive(Parser)]
+#[command(
+    name = "s3-fanout",
+    version,
+    about = "Load CSV objects from S3 into DynamoDB, fanned out over SQS and Lambda workers."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log output: `pretty` for people, `json` as the Lambdas write it.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one prefix job end to end on local servers and print its summary.
+    Run(RunArgs),
+    /// Upload deterministic seed-shaped CSV files (needs AWS_ENDPOINT_URL* or real AWS).
+    Gen(GenArgs),
+    /// Start the local servers, provision everything, print the environment, wait for Ctrl-C.
+    Serve(TargetArgs),
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// Stem of every resource name: bucket STEM, queue STEM-batches, tables STEM-records/-jobs.
+    #[arg(long, default_value = "s3fanout-local")]
+    stem: String,
+    /// Local S3 server, when this command starts the servers.
+    #[arg(long, default_value = "s3s-fs")]
+    s3: Server,
+    /// Local DynamoDB server, when this command starts the servers.
+    #[arg(long, default_value = "dynalite")]
+    dynamodb: Server,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Number of CSV files.
+    #[arg(long, default_value_t = 1000)]
+    files: usize,
+    /// Rows per file (the seed's files have 100).
+    #[arg(long, default_value_t = 100)]
+    rows: usize,
+    /// Key prefix the files are written under and the job lists.
+    #[arg(long, default_value = "data/")]
+    prefix: String,
+}
+
+#[derive(Args)]
+struct GenArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    sample: SampleArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    sample: SampleArgs,
+    /// Do not upload sample data; load whatever is under the prefix.
+    #[arg(long)]
+    no_gen: bool,
+    /// Object keys per SQS message (one worker batch).
+    #[arg(long, default_value_t = 50)]
+    batch_size: usize,
+    /// Concurrent worker invocations (Lambda concurrency).
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// S3 GETs in flight per worker (the semaphore).
+    #[arg(long, default_value_t = 256)]
+    fetch_concurrency: usize,
+    /// Give up if the job is not final after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// Print the final job item as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Gen(args) => gen_command(args).await,
+            Command::Serve(args) => serve(args).await,
+        }
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.compact().init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Servers this command started (stopped when dropped), or none if the environment already
+/// points the SDK somewhere.
+struct Target {
+    clients: Clients,
+    _servers: Option<LocalAws>,
+    resources: Resources,
+}
+
+async fn connect(args: &TargetArgs) -> Result<Target> {
+    let resources = Resources::named(&args.stem);
+    if Endpoints::from_env() != Endpoints::default() {
+        eprintln!("using the endpoints in AWS_ENDPOINT_URL*");
+        return Ok(Target {
+            clients: Clients::from_env().await,
+            _servers: None,
+            resources,
+        });
+    }
+    let choice = ServerChoice {
+        s3: args.s3,
+        dynamodb: args.dynamodb,
+    };
+    let started = Instant::now();
+    let servers = LocalAws::start(choice).context("starting the local AWS servers")?;
+    eprintln!(
+        "local servers up in {:.1}s: S3 {} ({}), SQS moto ({}), DynamoDB {} ({})",
+        started.elapsed().as_secs_f64(),
+        choice.s3,
+        servers.endpoints.s3.as_deref().unwrap_or_default(),
+        servers.endpoints.sqs.as_deref().unwrap_or_default(),
+        choice.dynamodb,
+        servers.endpoints.dynamodb.as_deref().unwrap_or_default(),
+    );
+    Ok(Target {
+        clients: servers.clients(),
+        _servers: Some(servers),
+        resources,
+    })
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let target = connect(&args.target).await?;
+    let provisioned =
+        provision::ensure(&target.clients, &target.resources, QueueSettings::default())
+            .await
+            .context("provisioning the bucket, queues and tables")?;
+    let spec = SampleSpec::new(&args.sample.prefix, args.sample.files, args.sample.rows);
+    if !args.no_gen {
+        upload(&target, &spec).await?;
+    }
+
+    let mut pipeline = LocalPipeline::new(target.clients.clone(), &target.resources, &provisioned);
+    pipeline.coordinator.batch_size = args.batch_size;
+    pipeline.worker.fetch_concurrency = args.fetch_concurrency;
+    pipeline.pollers = args.workers;
+    pipeline.timeout = Duration::from_secs(args.timeout);
+
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{spinner} job {prefix} [{bar:30}] {pos}/{len} batches  {msg}",
+        )
+        .context("progress template")?
+        .progress_chars("=> "),
+    );
+    let request = PrefixJobRequest {
+        bucket: target.resources.bucket.clone(),
+        prefix: args.sample.prefix.clone(),
+        job_id: None,
+    };
+    let started = Instant::now();
+    let job = pipeline
+        .run(request, |job| {
+            bar.set_prefix(short_id(&job.job_id));
+            if job.sealed {
+                bar.set_length(job.total_batches);
+            }
+            bar.set_position(job.batches_done);
+            bar.set_message(format!("{} rows written", job.totals.rows_written));
+        })
+        .await
+        .context("running the job")?;
+    bar.finish_and_clear();
+    let wall = started.elapsed();
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&job)?);
+    } else {
+        print_summary(&job, wall);
+    }
+    if job.status != JobStatus::Complete {
+        bail!("job {} ended {}", job.job_id, job.status.as_str());
+    }
+    if !args.no_gen {
+        let generated = spec.total_rows();
+        if job.totals.rows_written != generated {
+            bail!(
+                "rows written ({}) differ from rows generated ({generated})",
+                job.totals.rows_written
+            );
+        }
+        println!("rows written equal rows generated: {generated}");
+    }
+    Ok(())
+}
+
+async fn upload(target: &Target, spec: &SampleSpec) -> Result<()> {
+    let bar = ProgressBar::new(spec.files as u64).with_style(
+        ProgressStyle::with_template("{spinner} uploading [{bar:30}] {pos}/{len} files")
+            .context("progress template")?
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let bytes = spec
+        .upload(&target.clients.s3, &target.resources.bucket, 64, || {
+            bar.inc(1)
+        })
+        .await
+        .context("uploading sample data")?;
+    bar.finish_and_clear();
+    eprintln!(
+        "generated {} files, {} rows, {:.1} MB under s3://{}/{} in {:.1}s",
+        spec.files,
+        spec.total_rows(),
+        bytes as f64 / 1e6,
+        target.resources.bucket,
+        spec.prefix,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn gen_command(args: GenArgs) -> Result<()> {
+    if Endpoints::from_env() == Endpoints::default() {
+        bail!(
+            "gen writes to the S3 the environment points at: run it inside `s3-fanout serve`'s environment, set AWS_ENDPOINT_URL_S3, or use `s3-fanout run`"
+        );
+    }
+    let target = connect(&args.target).await?;
+    provision::ensure(&target.clients, &target.resources, QueueSettings::default())
+        .await
+        .context("provisioning")?;
+    upload(
+        &target,
+        &SampleSpec::new(&args.sample.prefix, args.sample.files, args.sample.rows),
+    )
+    .await
+}
+
+async fn serve(args: TargetArgs) -> Result<()> {
+    let target = connect(&args).await?;
+    let provisioned =
+        provision::ensure(&target.clients, &target.resources, QueueSettings::default())
+            .await
+            .context("provisioning")?;
+    if let Some(servers) = &target._servers {
+        for (name, value) in servers.env() {
+            println!("export {name}={value}");
+        }
+    }
+    println!("export QUEUE_URL={}", provisioned.queue_url);
+    println!("export RECORDS_TABLE={}", target.resources.tables.records);
+    println!("export JOBS_TABLE={}", target.resources.tables.jobs);
+    eprintln!("serving; Ctrl-C stops the servers");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}
+
+fn print_summary(job: &Job, wall: Duration) {
+    let t = &job.totals;
+    let seconds = job.duration_seconds.unwrap_or(wall.as_secs_f64());
+    println!("job {}  {}", job.job_id, job.status.as_str());
+    println!("  source          s3://{}/{}", job.bucket, job.prefix);
+    println!(
+        "  batches         {}/{}",
+        job.batches_done, job.total_batches
+    );
+    println!(
+        "  files           {} loaded, {} rejected, {} skipped (not .csv)",
+        t.files, t.files_failed, job.files_skipped
+    );
+    println!("  rows written    {}", t.rows_written);
+    println!("  rows rejected   {}", t.rows_rejected);
+    println!("  rows duplicate  {}", t.rows_duplicate);
+    println!("  bytes read      {:.1} MB", t.bytes as f64 / 1e6);
+    println!("  seconds         {seconds:.2}");
+    println!(
+        "  rows/s          {:.0}",
+        t.rows_written as f64 / seconds.max(1e-9)
+    );
+    if let Some(error) = &job.error {
+        println!("  error           {error}");
+    }
+}
+
+fn short_id(id: &str) -> String {
+    id.chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! The local event source mapping. No local server turns SQS messages into Lambda
+//! invocations, so this does what Lambda's poller does: receive up to 10 messages, invoke the
+//! worker with a real `SqsEvent`, delete the messages the response did not list as failed,
+//! and leave the failed ones to reappear after the visibility timeout (and, past
+//! maxReceiveCount, to move to the dead-letter queue).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use thiserror::Error;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Error)]
+pub enum BridgeError {
+    #[error("{operation} on {queue_url} failed")]
+    Sqs {
+        operation: &'static str,
+        queue_url: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("invoking the worker failed")]
+    Invoke(#[source] BoxError),
+}
+
+/// Whatever runs the worker: in process, or over the Lambda invoke API.
+pub trait Invoke {
+    fn invoke(
+        &self,
+        event: SqsEvent,
+    ) -> impl Future<Output = Result<SqsBatchResponse, BridgeError>>;
+}
+
+/// The worker handler, called in this process.
+impl Invoke for shared::worker::Worker {
+    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, BridgeError> {
+        Ok(self.handle(event).await)
+    }
+}
+
+/// Which messages of a delivered batch to delete, by Lambda's partial-batch rules.
+pub fn messages_to_delete(message_ids: &[String], response: &SqsBatchResponse) -> Vec<usize> {
+    let failed: HashSet<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    let known: HashSet<&str> = message_ids.iter().map(String::as_str).collect();
+    // An empty or unknown identifier fails the whole batch.
+    if failed.iter().any(|id| id.is_empty() || !known.contains(id)) {
+        return Vec::new();
+    }
+    (0..message_ids.len())
+        .filter(|&i| !failed.contains(message_ids[i].as_str()))
+        .collect()
+}
+
+/// Counts from one poll.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub received: usize,
+    pub deleted: usize,
+}
+
+pub struct SqsBridge<'a, I> {
+    sqs: &'a aws_sdk_sqs::Client,
+    queue_url: String,
+    queue_arn: String,
+    invoker: &'a I,
+    /// Concurrent pollers, each with one invocation in flight (Lambda's concurrency).
+    pub pollers: usize,
+    /// Long-poll wait per ReceiveMessage.
+    pub wait: Duration,
+}
+
+impl<'a, I: Invoke> SqsBridge<'a, I> {
+    pub fn new(
+        sqs: &'a aws_sdk_sqs::Client,
+        queue_url: &str,
+        queue_arn: &str,
+        invoker: &'a I,
+    ) -> Self {
+        Self {
+            sqs,
+            queue_url: queue_url.to_owned(),
+            queue_arn: queue_arn.to_owned(),
+            invoker,
+            pollers: 2,
+            wait: Duration::from_secs(1),
+        }
+    }
+
+    /// Polls until the future is dropped. Errors are logged and retried after a pause, as
+    /// the event source mapping does.
+    pub async fn run(&self) {
+        let poller = || async {
+            loop {
+                if let Err(error) = self.poll_once().await {
+                    tracing::warn!(error = %shared::report(&error), "bridge poll failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        futures::future::join_all((0..self.pollers.max(1)).map(|_| poller())).await;
+    }
+
+    /// One receive, invoke and delete cycle.
+    pub async fn poll_once(&self) -> Result<Delivery, BridgeError> {
+        let messages = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(self.wait.as_secs() as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| self.sqs_error("ReceiveMessage", e.into()))?
+            .messages
+            .unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(Delivery::default());
+        }
+        let ids: Vec<String> = messages
+            .iter()
+            .map(|m| m.message_id.clone().unwrap_or_default())
+            .collect();
+        let handles: Vec<String> = messages
+            .iter()
+            .map(|m| m.receipt_handle.clone().unwrap_or_default())
+            .collect();
+        let event = self.event(messages);
+        let to_delete = match self.invoker.invoke(event).await {
+            Ok(response) => messages_to_delete(&ids, &response),
+            Err(error) => {
+                tracing::warn!(error = %shared::report(&error), "invocation failed; the whole batch will be redelivered");
+                Vec::new()
+            }
+        };
+        let deleted = self.delete(&to_delete, &handles).await?;
+        Ok(Delivery {
+            received: ids.len(),
+            deleted,
+        })
+    }
+
+    fn event(&self, messages: Vec<Message>) -> SqsEvent {
+        let region = self.queue_arn.split(':').nth(3).map(str::to_owned);
+        let mut event = SqsEvent::default();
+        event.records = messages
+            .into_iter()
+            .map(|m| {
+                let mut record = SqsMessage::default();
+                record.message_id = m.message_id;
+                record.receipt_handle = m.receipt_handle;
+                record.body = m.body;
+                record.md5_of_body = m.md5_of_body;
+                record.attributes = m
+                    .attributes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v))
+                    .collect();
+                record.event_source = Some("aws:sqs".into());
+                record.event_source_arn = Some(self.queue_arn.clone());
+                record.aws_region = region.clone();
+                record
+            })
+            .collect();
+        event
+    }
+
+    async fn delete(&self, indexes: &[usize], handles: &[String]) -> Result<usize, BridgeError> {
+        if indexes.is_empty() {
+            return Ok(0);
+        }
+        let entries = indexes
+            .iter()
+            .map(|&i| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&handles[i])
+                    .build()
+                    .expect("id and handle are set")
+            })
+            .collect();
+        let output = self
+            .sqs
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.sqs_error("DeleteMessageBatch", e.into()))?;
+        for failure in &output.failed {
+            // The message comes back after the visibility timeout; the worker is idempotent.
+            tracing::warn!(id = %failure.id, code = %failure.code, "delete failed; message will be redelivered");
+        }
+        Ok(indexes.len() - output.failed.len())
+    }
+
+    fn sqs_error(&self, operation: &'static str, source: BoxError) -> BridgeError {
+        BridgeError::Sqs {
+            operation,
+            queue_url: self.queue_url.clone(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::BatchItemFailure;
+
+    fn response(failed: &[&str]) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failed
+            .iter()
+            .map(|id| {
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = id.to_string();
+                f
+            })
+            .collect();
+        response
+    }
+
+    fn ids() -> Vec<String> {
+        vec!["a".into(), "b".into(), "c".into()]
+    }
+
+    #[test]
+    fn no_failures_deletes_everything() {
+        assert_eq!(messages_to_delete(&ids(), &response(&[])), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn listed_failures_stay_for_redelivery() {
+        assert_eq!(messages_to_delete(&ids(), &response(&["b"])), vec![0, 2]);
+    }
+
+    #[test]
+    fn an_empty_or_unknown_identifier_fails_the_whole_batch() {
+        assert!(messages_to_delete(&ids(), &response(&[""])).is_empty());
+        assert!(messages_to_delete(&ids(), &response(&["a", "zzz"])).is_empty());
+    }
+
+    #[test]
+    fn the_response_json_uses_lambdas_field_names() {
+        let json = serde_json::to_value(response(&["a"])).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "a"}]})
+        );
+    }
+}

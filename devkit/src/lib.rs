@@ -1,0 +1,15 @@
+//! Local development kit. Nothing here ships in a Lambda: it starts the local AWS servers,
+//! provisions the bucket, queues and tables, generates sample data, and plays Lambda's SQS
+//! event source mapping so the real worker handler runs against real queues.
+//!
+//! - [`servers`]: install-checked local servers on free loopback ports, stopped on drop or exit.
+//! - [`provision`]: bucket, queue + DLQ, tables; idempotent.
+//! - [`sample`]: deterministic seed-shaped CSV files, and the typed rows they must become.
+//! - [`bridge`]: SQS to worker, as the event source mapping does it.
+//! - [`pipeline`]: coordinator + bridge + worker until the job is final.
+
+pub mod bridge;
+pub mod pipeline;
+pub mod provision;
+pub mod sample;
+pub mod servers;

@@ -1,0 +1,122 @@
+//! One job, end to end, on whatever servers `clients` point at: the coordinator lists and
+//! enqueues while the bridge feeds batches to the worker, until the ledger says the job is
+//! final. This is what `s3-fanout run` and the integration tests drive.
+
+use std::time::Duration;
+
+use shared::aws::Clients;
+use shared::config::{CoordinatorConfig, WorkerConfig};
+use shared::coordinator::{Coordinator, CoordinatorError};
+use shared::jobs::{Job, JobError, JobLedger};
+use shared::message::PrefixJobRequest;
+use shared::worker::Worker;
+use thiserror::Error;
+
+use crate::bridge::SqsBridge;
+use crate::provision::{Provisioned, Resources};
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Coordinator(#[from] CoordinatorError),
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error("job {job_id} was not final after {waited:?} (last seen: {last:?})")]
+    Timeout {
+        job_id: String,
+        waited: Duration,
+        last: Option<Box<Job>>,
+    },
+}
+
+/// Settings of a local run.
+#[derive(Debug, Clone)]
+pub struct LocalPipeline {
+    pub clients: Clients,
+    pub coordinator: CoordinatorConfig,
+    pub worker: WorkerConfig,
+    pub queue_arn: String,
+    /// Concurrent worker invocations.
+    pub pollers: usize,
+    pub timeout: Duration,
+}
+
+impl LocalPipeline {
+    pub fn new(clients: Clients, resources: &Resources, provisioned: &Provisioned) -> Self {
+        Self {
+            clients,
+            coordinator: CoordinatorConfig {
+                tables: resources.tables.clone(),
+                queue_url: provisioned.queue_url.clone(),
+                batch_size: CoordinatorConfig::DEFAULT_BATCH_SIZE,
+                list_page_size: CoordinatorConfig::DEFAULT_LIST_PAGE_SIZE,
+            },
+            worker: WorkerConfig {
+                tables: resources.tables.clone(),
+                ..WorkerConfig::default()
+            },
+            queue_arn: provisioned.queue_arn.clone(),
+            pollers: 2,
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    /// Runs a prefix job until it is final; `progress` sees the job item as it moves.
+    pub async fn run(
+        &self,
+        mut request: PrefixJobRequest,
+        mut progress: impl FnMut(&Job),
+    ) -> Result<Job, PipelineError> {
+        let job_id = request
+            .job_id
+            .get_or_insert_with(|| uuid::Uuid::now_v7().to_string())
+            .clone();
+        let coordinator = Coordinator::new(self.clients.clone(), self.coordinator.clone());
+        let worker = Worker::new(self.clients.clone(), self.worker.clone());
+        let mut bridge = SqsBridge::new(
+            &self.clients.sqs,
+            &self.coordinator.queue_url,
+            &self.queue_arn,
+            &worker,
+        );
+        bridge.pollers = self.pollers;
+        let ledger = JobLedger::new(self.clients.dynamodb.clone(), &self.coordinator.tables.jobs);
+
+        let coordinate = async {
+            coordinator.start_prefix_job(request).await?;
+            std::future::pending::<Result<Job, PipelineError>>().await
+        };
+        let mut last: Option<Job> = None;
+        let watch = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Some(job) = ledger.get(&job_id).await? {
+                    progress(&job);
+                    let done = job.status.is_final();
+                    last = Some(job);
+                    if done {
+                        return Ok::<Job, PipelineError>(last.clone().expect("just set"));
+                    }
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = coordinate => result,
+            result = watch => result,
+            () = bridge.run() => unreachable!("the bridge polls until dropped"),
+            () = tokio::time::sleep(self.timeout) => Err(PipelineError::Timeout {
+                job_id: job_id.clone(),
+                waited: self.timeout,
+                last: None,
+            }),
+        };
+        result.map_err(|error| match error {
+            PipelineError::Timeout { job_id, waited, .. } => PipelineError::Timeout {
+                job_id,
+                waited,
+                last: last.map(Box::new),
+            },
+            other => other,
+        })
+    }
+}

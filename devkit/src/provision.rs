@@ -1,0 +1,215 @@
+//! Creates what the pipeline needs, idempotently: the bucket, the work queue with its
+//! dead-letter queue, and the two tables. The same shapes as `template.yaml`.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::aws::Clients;
+use shared::config::Tables;
+use thiserror::Error;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Error)]
+#[error("provisioning {what} failed")]
+pub struct ProvisionError {
+    what: String,
+    #[source]
+    source: BoxError,
+}
+
+fn failed(what: impl Into<String>) -> impl FnOnce(BoxError) -> ProvisionError {
+    let what = what.into();
+    move |source| ProvisionError { what, source }
+}
+
+/// Names of everything the pipeline touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub bucket: String,
+    pub queue: String,
+    pub dead_letter_queue: String,
+    pub tables: Tables,
+}
+
+impl Resources {
+    /// All names derived from one stem, e.g. `s3fanout-local`.
+    pub fn named(stem: &str) -> Self {
+        Self {
+            bucket: stem.to_owned(),
+            queue: format!("{stem}-batches"),
+            dead_letter_queue: format!("{stem}-batches-dlq"),
+            tables: Tables {
+                records: format!("{stem}-records"),
+                jobs: format!("{stem}-jobs"),
+            },
+        }
+    }
+}
+
+/// Queue settings, as in the template.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSettings {
+    /// How long a received message stays hidden before redelivery.
+    pub visibility_timeout: Duration,
+    /// Receives before a message moves to the dead-letter queue.
+    pub max_receive_count: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 5,
+        }
+    }
+}
+
+/// URLs and ARNs known once the queues exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dead_letter_queue_url: String,
+}
+
+pub async fn ensure(
+    clients: &Clients,
+    resources: &Resources,
+    queue: QueueSettings,
+) -> Result<Provisioned, ProvisionError> {
+    ensure_bucket(&clients.s3, &resources.bucket).await?;
+    ensure_table(
+        &clients.dynamodb,
+        &resources.tables.records,
+        "measure_point",
+        Some("timestamp"),
+    )
+    .await?;
+    ensure_table(&clients.dynamodb, &resources.tables.jobs, "job_id", None).await?;
+    let (dead_letter_queue_url, dlq_arn) =
+        ensure_queue(&clients.sqs, &resources.dead_letter_queue, vec![]).await?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": queue.max_receive_count.to_string(),
+    });
+    let (queue_url, queue_arn) = ensure_queue(
+        &clients.sqs,
+        &resources.queue,
+        vec![
+            (
+                QueueAttributeName::VisibilityTimeout,
+                queue.visibility_timeout.as_secs().to_string(),
+            ),
+            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+        ],
+    )
+    .await?;
+    Ok(Provisioned {
+        queue_url,
+        queue_arn,
+        dead_letter_queue_url,
+    })
+}
+
+async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), ProvisionError> {
+    match s3.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+            }) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(failed(format!("bucket {bucket}"))(e.into())),
+    }
+}
+
+async fn ensure_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: Vec<(QueueAttributeName, String)>,
+) -> Result<(String, String), ProvisionError> {
+    let mut request = sqs.create_queue().queue_name(name);
+    for (key, value) in attributes {
+        request = request.attributes(key, value);
+    }
+    let url = request
+        .send()
+        .await
+        .map_err(|e| failed(format!("queue {name}"))(e.into()))?
+        .queue_url
+        .unwrap_or_default();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| failed(format!("queue {name} attributes"))(e.into()))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .unwrap_or_default();
+    Ok((url, arn))
+}
+
+async fn ensure_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    partition_key: &str,
+    sort_key: Option<&str>,
+) -> Result<(), ProvisionError> {
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type are set")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("name and type are set")
+    };
+    let mut request = ddb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(partition_key))
+        .key_schema(key(partition_key, KeyType::Hash));
+    if let Some(sort_key) = sort_key {
+        request = request
+            .attribute_definitions(attribute(sort_key))
+            .key_schema(key(sort_key, KeyType::Range));
+    }
+    match request.send().await {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(failed(format!("table {table}"))(e.into())),
+    }
+    for _ in 0..100 {
+        let status = ddb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| failed(format!("table {table} status"))(e.into()))?
+            .table
+            .and_then(|t| t.table_status);
+        if status == Some(TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(failed(format!("table {table}"))(
+        "not ACTIVE after 10 s".into(),
+    ))
+}

@@ -1,0 +1,25 @@
+//! Worker Lambda: an SQS event of batch messages in, a partial-batch response out (the event
+//! source mapping needs `FunctionResponseTypes: [ReportBatchItemFailures]`).
+//! Wiring only; the logic is `shared::worker`.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::aws::Clients;
+use shared::config::WorkerConfig;
+use shared::worker::Worker;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_current_span(false)
+        .without_time() // CloudWatch stamps every line
+        .init();
+    let worker = Worker::new(Clients::from_env().await, WorkerConfig::from_env()?);
+    let worker = &worker;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(worker.handle(event.payload).await)
+    }))
+    .await
+}

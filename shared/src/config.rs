@@ -1,0 +1,200 @@
+//! Typed settings, parsed once at cold start. Every error names the variable at fault.
+
+use std::str::FromStr;
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Names of the two DynamoDB tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    /// Typed rows, keyed by (measure_point, timestamp).
+    pub records: String,
+    /// The job ledger, keyed by job_id.
+    pub jobs: String,
+}
+
+/// Coordinator settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    pub tables: Tables,
+    pub queue_url: String,
+    /// Object keys per SQS message (one worker batch).
+    pub batch_size: usize,
+    /// ListObjectsV2 page size (S3 caps it at 1,000).
+    pub list_page_size: i32,
+}
+
+/// Worker settings: the two limits of the seed's loop, plus write parallelism.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    pub tables: Tables,
+    /// Semaphore permits: S3 GETs in flight at once.
+    pub fetch_concurrency: usize,
+    /// `buffer_unordered` width: objects being fetched or decoded at once.
+    pub task_concurrency: usize,
+    /// BatchWriteItem calls in flight at once.
+    pub write_concurrency: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            tables: Tables {
+                records: "s3fanout-records".into(),
+                jobs: "s3fanout-jobs".into(),
+            },
+            fetch_concurrency: 256,
+            task_concurrency: 512,
+            write_concurrency: 16,
+        }
+    }
+}
+
+impl CoordinatorConfig {
+    pub const DEFAULT_BATCH_SIZE: usize = 100;
+    pub const DEFAULT_LIST_PAGE_SIZE: i32 = 1000;
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            tables: Tables::from_lookup(&var)?,
+            queue_url: required(&var, "QUEUE_URL")?,
+            batch_size: positive(&var, "BATCH_SIZE", Self::DEFAULT_BATCH_SIZE)?,
+            list_page_size: positive(&var, "LIST_PAGE_SIZE", Self::DEFAULT_LIST_PAGE_SIZE)?
+                .min(1000),
+        })
+    }
+}
+
+impl WorkerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            tables: Tables::from_lookup(&var)?,
+            fetch_concurrency: positive(&var, "FETCH_CONCURRENCY", defaults.fetch_concurrency)?,
+            task_concurrency: positive(&var, "TASK_CONCURRENCY", defaults.task_concurrency)?,
+            write_concurrency: positive(&var, "WRITE_CONCURRENCY", defaults.write_concurrency)?,
+        })
+    }
+}
+
+impl Tables {
+    fn from_lookup(var: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            records: required(var, "RECORDS_TABLE")?,
+            jobs: required(var, "JOBS_TABLE")?,
+        })
+    }
+}
+
+fn required(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    match var(name) {
+        Some(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// An optional positive integer with a default.
+fn positive<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Default,
+    T::Err: std::fmt::Display,
+{
+    let Some(value) = var(name) else {
+        return Ok(default);
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        name,
+        value: value.clone(),
+        reason,
+    };
+    let parsed: T = value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| invalid(e.to_string()))?;
+    if parsed <= T::default() {
+        return Err(invalid("must be greater than zero".into()));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("RECORDS_TABLE", "records"),
+        ("JOBS_TABLE", "jobs"),
+        ("QUEUE_URL", "http://q"),
+    ];
+
+    #[test]
+    fn coordinator_defaults_apply() {
+        let config = CoordinatorConfig::from_lookup(lookup(&BASE)).unwrap();
+        assert_eq!(config.batch_size, 100);
+        assert_eq!(config.list_page_size, 1000);
+        assert_eq!(config.tables.records, "records");
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let err = CoordinatorConfig::from_lookup(lookup(&BASE[..2])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("QUEUE_URL"));
+        assert!(err.to_string().contains("QUEUE_URL"));
+    }
+
+    #[test]
+    fn invalid_number_is_named_with_value() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BATCH_SIZE", "lots"));
+        let err = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("BATCH_SIZE=\"lots\""), "{err}");
+        pairs.pop();
+        pairs.push(("FETCH_CONCURRENCY", "0"));
+        let err = WorkerConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("greater than zero"), "{err}");
+    }
+
+    #[test]
+    fn page_size_is_capped_at_the_s3_maximum() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("LIST_PAGE_SIZE", "5000"));
+        let config = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.list_page_size, 1000);
+    }
+}

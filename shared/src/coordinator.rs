@@ -1,0 +1,154 @@
+//! Prefix mode: list a prefix page by page, batch the CSV keys, enqueue each batch as soon as
+//! it fills, then seal the job's total. The job item exists (RUNNING, unsealed) before the
+//! first message is sent, and completion can only fire once the total is sealed, so no worker
+//! can finish a job that is still being listed.
+
+use thiserror::Error;
+
+use crate::aws::Clients;
+use crate::batching::{KeyBatcher, is_csv_key};
+use crate::config::CoordinatorConfig;
+use crate::jobs::{Job, JobError, JobLedger};
+use crate::listing::{ListError, PrefixLister};
+use crate::message::{BatchMessage, PrefixJobRequest};
+use crate::queue::{Entry, QueueError, QueueWriter, SqsSender};
+
+#[derive(Debug, Error)]
+pub enum CoordinatorError {
+    #[error("the request is invalid: {0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    List(#[from] ListError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Job(#[from] JobError),
+}
+
+/// What the coordinator did; returned to the invoker.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobStarted {
+    pub job_id: String,
+    pub total_batches: u64,
+    pub files_listed: u64,
+    pub files_skipped: u64,
+    /// Set when the job was already finished at sealing (e.g. an empty prefix, or workers
+    /// that outran the listing).
+    pub finished: Option<Job>,
+}
+
+pub struct Coordinator {
+    clients: Clients,
+    ledger: JobLedger,
+    config: CoordinatorConfig,
+}
+
+/// Counts from one listing pass.
+struct Enqueued {
+    batches: u64,
+    listed: u64,
+    skipped: u64,
+}
+
+impl Coordinator {
+    pub fn new(clients: Clients, config: CoordinatorConfig) -> Self {
+        let ledger = JobLedger::new(clients.dynamodb.clone(), &config.tables.jobs);
+        Self {
+            clients,
+            ledger,
+            config,
+        }
+    }
+
+    pub async fn start_prefix_job(
+        &self,
+        request: PrefixJobRequest,
+    ) -> Result<JobStarted, CoordinatorError> {
+        if request.bucket.trim().is_empty() {
+            return Err(CoordinatorError::InvalidRequest("bucket is empty".into()));
+        }
+        let job_id = request
+            .job_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        self.ledger
+            .create(&Job::new(&job_id, &request.bucket, &request.prefix))
+            .await?;
+        tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
+
+        let enqueued = match self.enqueue_prefix(&job_id, &request).await {
+            Ok(enqueued) => enqueued,
+            Err(error) => {
+                // A job that can never be sealed must not sit RUNNING forever.
+                let reason = crate::report(&error);
+                tracing::error!(%job_id, %reason, "listing or enqueueing failed");
+                if let Err(fail_error) = self.ledger.fail(&job_id, &reason).await {
+                    tracing::error!(%job_id, error = %crate::report(&fail_error), "could not mark job FAILED");
+                }
+                return Err(error);
+            }
+        };
+        let finished = self
+            .ledger
+            .seal(&job_id, enqueued.batches, enqueued.listed, enqueued.skipped)
+            .await?;
+        tracing::info!(%job_id, batches = enqueued.batches, files = enqueued.listed - enqueued.skipped, skipped = enqueued.skipped, "job sealed");
+        Ok(JobStarted {
+            job_id,
+            total_batches: enqueued.batches,
+            files_listed: enqueued.listed,
+            files_skipped: enqueued.skipped,
+            finished,
+        })
+    }
+
+    async fn enqueue_prefix(
+        &self,
+        job_id: &str,
+        request: &PrefixJobRequest,
+    ) -> Result<Enqueued, CoordinatorError> {
+        let mut lister = PrefixLister::new(
+            self.clients.s3.clone(),
+            &request.bucket,
+            &request.prefix,
+            self.config.list_page_size,
+        );
+        let mut batcher = KeyBatcher::new(self.config.batch_size);
+        let mut queue = QueueWriter::new(SqsSender {
+            client: self.clients.sqs.clone(),
+            queue_url: self.config.queue_url.clone(),
+        });
+        let message = |(batch, keys): (u64, Vec<String>)| Entry {
+            id: batch.to_string(),
+            body: BatchMessage {
+                job_id: job_id.to_owned(),
+                batch,
+                bucket: request.bucket.clone(),
+                keys,
+            }
+            .to_json(),
+        };
+        let (mut listed, mut skipped) = (0, 0);
+        while let Some(page) = lister.next_page().await? {
+            for object in page {
+                listed += 1;
+                if !is_csv_key(&object.key) {
+                    skipped += 1;
+                    continue;
+                }
+                if let Some(full) = batcher.push(object.key) {
+                    queue.push(message(full)).await?;
+                }
+            }
+        }
+        if let Some(last) = batcher.finish() {
+            queue.push(message(last)).await?;
+        }
+        queue.flush().await?;
+        Ok(Enqueued {
+            batches: batcher.emitted(),
+            listed,
+            skipped,
+        })
+    }
+}

@@ -1,0 +1,492 @@
+//! The job ledger: one item per job in the jobs table. It is the fan-in: each batch is counted
+//! exactly once by a single conditional UpdateItem (the batch id joins a number set only if
+//! absent, and the counters move in the same write), and the job reaches its final status by
+//! one more conditional write that only one caller can win.
+//!
+//! Why not TransactWriteItems: it costs twice the writes, and of the local servers dynalite
+//! lacks it and moto copies every table per call (12 s at 100k items). The conditional
+//! UpdateItem is atomic on its own and works on all of them.
+//!
+//! The done-batch set lives in the job item, so one job holds at most ~40,000 batches before
+//! the 400 KB item limit (at 100 keys a batch: 4 million objects).
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Error)]
+pub enum JobError {
+    #[error("{operation} on job {job_id} failed")]
+    Dynamo {
+        operation: &'static str,
+        job_id: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("job {0} already exists")]
+    AlreadyExists(String),
+    #[error("job {0} does not exist")]
+    NotFound(String),
+    #[error("job {0} is already sealed")]
+    AlreadySealed(String),
+    #[error("job item {job_id} is malformed")]
+    Malformed {
+        job_id: String,
+        #[source]
+        source: serde_dynamo::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    Running,
+    Complete,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Running => "RUNNING",
+            JobStatus::Complete => "COMPLETE",
+            JobStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self != JobStatus::Running
+    }
+}
+
+/// What one worker batch did, added to the job's totals when the batch is counted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchStats {
+    /// Objects decoded (rows may still have been rejected).
+    pub files: u64,
+    /// Objects rejected whole (e.g. a header without the required columns).
+    pub files_failed: u64,
+    pub rows_written: u64,
+    pub rows_rejected: u64,
+    /// Rows superseded by a later row with the same key in the same write batch.
+    pub rows_duplicate: u64,
+    pub bytes: u64,
+}
+
+/// The job item as stored. Missing counters read as zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub job_id: String,
+    pub status: JobStatus,
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    /// Set once listing has ended: only then is `total_batches` final.
+    #[serde(default)]
+    pub sealed: bool,
+    #[serde(default)]
+    pub total_batches: u64,
+    #[serde(default)]
+    pub batches_done: u64,
+    #[serde(default)]
+    pub files_listed: u64,
+    /// Listed keys that are not CSV objects.
+    #[serde(default)]
+    pub files_skipped: u64,
+    #[serde(flatten)]
+    pub totals: BatchStats,
+    pub started_at: String,
+    pub started_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Job {
+    pub fn new(job_id: &str, bucket: &str, prefix: &str) -> Self {
+        let now = SystemTime::now();
+        Self {
+            job_id: job_id.to_owned(),
+            status: JobStatus::Running,
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            sealed: false,
+            total_batches: 0,
+            batches_done: 0,
+            files_listed: 0,
+            files_skipped: 0,
+            totals: BatchStats::default(),
+            started_at: chrono::DateTime::<chrono::Utc>::from(now).to_rfc3339(),
+            started_ms: millis(now),
+            finished_at: None,
+            duration_seconds: None,
+            error: None,
+        }
+    }
+
+    /// Whether every batch of a sealed, running job has been counted.
+    pub fn is_ready_to_finish(&self) -> bool {
+        self.status == JobStatus::Running && self.sealed && self.batches_done == self.total_batches
+    }
+
+    /// Rows per second over the job's wall time, once finished.
+    pub fn rows_per_second(&self) -> Option<f64> {
+        self.duration_seconds
+            .filter(|s| *s > 0.0)
+            .map(|s| self.totals.rows_written as f64 / s)
+    }
+}
+
+/// Whether `record_batch` moved the counters or found the batch already counted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    Counted(Job),
+    AlreadyCounted(Job),
+}
+
+impl Recorded {
+    pub fn job(&self) -> &Job {
+        match self {
+            Recorded::Counted(job) | Recorded::AlreadyCounted(job) => job,
+        }
+    }
+}
+
+/// The jobs table.
+#[derive(Debug, Clone)]
+pub struct JobLedger {
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl JobLedger {
+    pub fn new(ddb: aws_sdk_dynamodb::Client, table: &str) -> Self {
+        Self {
+            ddb,
+            table: table.to_owned(),
+        }
+    }
+
+    /// Writes a new RUNNING, unsealed job; fails if the id is taken.
+    pub async fn create(&self, job: &Job) -> Result<(), JobError> {
+        let item = serde_dynamo::to_item(job).map_err(|source| JobError::Malformed {
+            job_id: job.job_id.clone(),
+            source,
+        })?;
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", "job_id")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(JobError::AlreadyExists(job.job_id.clone())),
+            Err(e) => Err(dynamo_error("PutItem", &job.job_id, e)),
+        }
+    }
+
+    /// Consistent read of a job.
+    pub async fn get(&self, job_id: &str) -> Result<Option<Job>, JobError> {
+        let output = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamo_error("GetItem", job_id, e))?;
+        output.item.map(|item| parse_job(job_id, item)).transpose()
+    }
+
+    /// Ends the listing: fixes the total. If every batch was already counted, this call
+    /// finishes the job (returns it); otherwise the last batch to be counted will.
+    pub async fn seal(
+        &self,
+        job_id: &str,
+        total_batches: u64,
+        files_listed: u64,
+        files_skipped: u64,
+    ) -> Result<Option<Job>, JobError> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .update_expression(
+                "SET #sealed = :true, #total = :total, #listed = :listed, #skipped = :skipped",
+            )
+            .condition_expression("attribute_exists(#id) AND #sealed = :false")
+            .expression_attribute_names("#id", "job_id")
+            .expression_attribute_names("#sealed", "sealed")
+            .expression_attribute_names("#total", "total_batches")
+            .expression_attribute_names("#listed", "files_listed")
+            .expression_attribute_names("#skipped", "files_skipped")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":total", number(total_batches))
+            .expression_attribute_values(":listed", number(files_listed))
+            .expression_attribute_values(":skipped", number(files_skipped))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let job = match result {
+            Ok(output) => parse_job(job_id, output.attributes.unwrap_or_default())?,
+            Err(e) if is_condition_failure(&e) => {
+                return Err(match self.get(job_id).await? {
+                    Some(_) => JobError::AlreadySealed(job_id.to_owned()),
+                    None => JobError::NotFound(job_id.to_owned()),
+                });
+            }
+            Err(e) => return Err(dynamo_error("UpdateItem(seal)", job_id, e)),
+        };
+        self.try_finish(&job).await
+    }
+
+    /// Counts a batch exactly once: the batch id joins the job's set of done batches and the
+    /// counters move in the same conditional write, which fails if the id is already there.
+    /// Redelivered or concurrent duplicates therefore see `AlreadyCounted`.
+    pub async fn record_batch(
+        &self,
+        job_id: &str,
+        batch: u64,
+        stats: &BatchStats,
+    ) -> Result<Recorded, JobError> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .update_expression(
+                "ADD #done :one, #set :batch_set, #files :files, #files_failed :files_failed, \
+                 #written :written, #rejected :rejected, #duplicate :duplicate, #bytes :bytes",
+            )
+            .condition_expression("attribute_exists(#id) AND NOT contains(#set, :batch)")
+            .expression_attribute_names("#id", "job_id")
+            .expression_attribute_names("#done", "batches_done")
+            .expression_attribute_names("#set", "done_batches")
+            .expression_attribute_names("#files", "files")
+            .expression_attribute_names("#files_failed", "files_failed")
+            .expression_attribute_names("#written", "rows_written")
+            .expression_attribute_names("#rejected", "rows_rejected")
+            .expression_attribute_names("#duplicate", "rows_duplicate")
+            .expression_attribute_names("#bytes", "bytes")
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":batch", number(batch))
+            .expression_attribute_values(":batch_set", AttributeValue::Ns(vec![batch.to_string()]))
+            .expression_attribute_values(":files", number(stats.files))
+            .expression_attribute_values(":files_failed", number(stats.files_failed))
+            .expression_attribute_values(":written", number(stats.rows_written))
+            .expression_attribute_values(":rejected", number(stats.rows_rejected))
+            .expression_attribute_values(":duplicate", number(stats.rows_duplicate))
+            .expression_attribute_values(":bytes", number(stats.bytes))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Recorded::Counted(parse_job(
+                job_id,
+                output.attributes.unwrap_or_default(),
+            )?)),
+            Err(e) if is_condition_failure(&e) => match self.get(job_id).await? {
+                Some(job) => Ok(Recorded::AlreadyCounted(job)),
+                None => Err(JobError::NotFound(job_id.to_owned())),
+            },
+            Err(e) => Err(dynamo_error("UpdateItem(record_batch)", job_id, e)),
+        }
+    }
+
+    /// Moves a job whose every batch is counted to COMPLETE. At most one caller ever wins
+    /// (the write is conditional on RUNNING and on the counts), and the winner gets the final
+    /// job back and logs its summary: that is the job's completion callback.
+    pub async fn try_finish(&self, job: &Job) -> Result<Option<Job>, JobError> {
+        if !job.is_ready_to_finish() {
+            return Ok(None);
+        }
+        let now = SystemTime::now();
+        let seconds = millis(now).saturating_sub(job.started_ms) as f64 / 1000.0;
+        self.transition(&job.job_id, FinalStatus::Complete, seconds)
+            .await
+    }
+
+    /// Marks a running job FAILED with a reason (e.g. the coordinator could not list or
+    /// enqueue). Returns the job if this call made the transition.
+    pub async fn fail(&self, job_id: &str, reason: &str) -> Result<Option<Job>, JobError> {
+        let Some(job) = self.get(job_id).await? else {
+            return Err(JobError::NotFound(job_id.to_owned()));
+        };
+        let seconds = millis(SystemTime::now()).saturating_sub(job.started_ms) as f64 / 1000.0;
+        self.transition(job_id, FinalStatus::Failed(reason), seconds)
+            .await
+    }
+
+    /// The one write that ends a job: conditional on RUNNING (and, to complete, on every
+    /// batch being counted), so only one caller ever makes it.
+    async fn transition(
+        &self,
+        job_id: &str,
+        to: FinalStatus<'_>,
+        seconds: f64,
+    ) -> Result<Option<Job>, JobError> {
+        let mut update =
+            "SET #status = :final, #finished_at = :now, #duration = :duration".to_owned();
+        let mut condition = "#status = :running".to_owned();
+        let mut request = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#finished_at", "finished_at")
+            .expression_attribute_names("#duration", "duration_seconds")
+            .expression_attribute_values(
+                ":running",
+                AttributeValue::S(JobStatus::Running.as_str().into()),
+            )
+            .expression_attribute_values(":now", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
+            .expression_attribute_values(":duration", AttributeValue::N(format!("{seconds:.3}")));
+        match to {
+            FinalStatus::Complete => {
+                condition.push_str(" AND #sealed = :true AND #done = #total");
+                request = request
+                    .expression_attribute_names("#sealed", "sealed")
+                    .expression_attribute_names("#done", "batches_done")
+                    .expression_attribute_names("#total", "total_batches")
+                    .expression_attribute_values(":true", AttributeValue::Bool(true))
+                    .expression_attribute_values(
+                        ":final",
+                        AttributeValue::S(JobStatus::Complete.as_str().into()),
+                    );
+            }
+            FinalStatus::Failed(reason) => {
+                update.push_str(", #error = :error");
+                request = request
+                    .expression_attribute_names("#error", "error")
+                    .expression_attribute_values(":error", AttributeValue::S(reason.to_owned()))
+                    .expression_attribute_values(
+                        ":final",
+                        AttributeValue::S(JobStatus::Failed.as_str().into()),
+                    );
+            }
+        }
+        let result = request
+            .update_expression(update)
+            .condition_expression(condition)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let job = parse_job(job_id, output.attributes.unwrap_or_default())?;
+                log_final(&job);
+                Ok(Some(job))
+            }
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(dynamo_error("UpdateItem(finish)", job_id, e)),
+        }
+    }
+}
+
+/// Where a job can end.
+enum FinalStatus<'a> {
+    Complete,
+    Failed(&'a str),
+}
+
+/// The completion callback's record: one structured line per job, written exactly once.
+fn log_final(job: &Job) {
+    let summary = serde_json::to_string(job).unwrap_or_default();
+    tracing::info!(
+        job_id = %job.job_id,
+        status = job.status.as_str(),
+        rows_written = job.totals.rows_written,
+        rows_rejected = job.totals.rows_rejected,
+        duration_seconds = job.duration_seconds,
+        %summary,
+        "job finished"
+    );
+}
+
+/// Whether a conditional write lost: DynamoDB's ConditionalCheckFailedException.
+fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+fn parse_job(job_id: &str, item: HashMap<String, AttributeValue>) -> Result<Job, JobError> {
+    serde_dynamo::from_item(item).map_err(|source| JobError::Malformed {
+        job_id: job_id.to_owned(),
+        source,
+    })
+}
+
+fn dynamo_error(
+    operation: &'static str,
+    job_id: &str,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> JobError {
+    JobError::Dynamo {
+        operation,
+        job_id: job_id.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_round_trips_through_an_item_and_ignores_the_batch_set() {
+        let mut job = Job::new("j1", "bucket", "data/");
+        job.totals.rows_written = 7;
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&job).unwrap();
+        assert_eq!(item["status"], AttributeValue::S("RUNNING".into()));
+        assert_eq!(item["rows_written"], AttributeValue::N("7".into()));
+        item.insert("done_batches".into(), AttributeValue::Ns(vec!["0".into()]));
+        assert_eq!(parse_job("j1", item).unwrap(), job);
+    }
+
+    #[test]
+    fn only_a_sealed_running_job_with_every_batch_done_is_ready() {
+        let mut job = Job::new("j", "b", "");
+        job.total_batches = 2;
+        job.batches_done = 2;
+        assert!(!job.is_ready_to_finish(), "unsealed");
+        job.sealed = true;
+        assert!(job.is_ready_to_finish());
+        job.batches_done = 1;
+        assert!(!job.is_ready_to_finish(), "a batch is missing");
+        job.batches_done = 2;
+        job.status = JobStatus::Complete;
+        assert!(!job.is_ready_to_finish(), "already final");
+    }
+
+    #[test]
+    fn an_empty_sealed_job_is_ready_at_once() {
+        let mut job = Job::new("j", "b", "");
+        job.sealed = true;
+        assert!(job.is_ready_to_finish());
+    }
+}

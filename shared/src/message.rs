@@ -1,0 +1,72 @@
+//! What crosses the wire: the request that starts a job and the batch message a worker gets.
+
+use serde::{Deserialize, Serialize};
+
+/// Manual coordinator event: `{"bucket": "...", "prefix": "data/"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixJobRequest {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    /// Optional caller-chosen id; a fresh time-ordered id otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+/// One SQS message: one worker batch of objects of one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchMessage {
+    pub job_id: String,
+    /// 0-based, unique within the job: the unit of exactly-once counting.
+    pub batch: u64,
+    pub bucket: String,
+    pub keys: Vec<String>,
+}
+
+impl BatchMessage {
+    pub fn to_json(&self) -> String {
+        // A struct of strings and integers always serializes.
+        serde_json::to_string(self).expect("BatchMessage serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_message_round_trips() {
+        let message = BatchMessage {
+            job_id: "j".into(),
+            batch: 3,
+            bucket: "b".into(),
+            keys: vec!["data/a.csv".into(), "data/\"odd\".csv".into()],
+        };
+        let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
+        assert_eq!(parsed, message);
+    }
+
+    /// The sample events in `events/` are the ones `cargo lambda invoke --data-file` sends.
+    #[test]
+    fn sample_events_parse() {
+        let request: PrefixJobRequest =
+            serde_json::from_str(include_str!("../../events/prefix-job.json")).unwrap();
+        assert_eq!(request.prefix, "data/");
+        let event: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_str(include_str!("../../events/sqs-batch.json")).unwrap();
+        let body = event.records[0].body.as_deref().unwrap();
+        let batch: BatchMessage = serde_json::from_str(body).unwrap();
+        assert_eq!(batch.keys.len(), 2);
+        let poison: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_str(include_str!("../../events/sqs-poison.json")).unwrap();
+        let body = poison.records[0].body.as_deref().unwrap();
+        assert!(serde_json::from_str::<BatchMessage>(body).is_err());
+    }
+
+    #[test]
+    fn prefix_defaults_to_the_whole_bucket() {
+        let request: PrefixJobRequest = serde_json::from_str(r#"{"bucket":"b"}"#).unwrap();
+        assert_eq!(request.prefix, "");
+        assert_eq!(request.job_id, None);
+    }
+}

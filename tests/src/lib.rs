@@ -1,0 +1,126 @@
+//! Helpers for the integration tests: one set of local servers per test binary (started on
+//! first use, killed when the binary exits), and fresh uniquely named resources per test.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use devkit::pipeline::LocalPipeline;
+use devkit::provision::{self, Provisioned, QueueSettings, Resources};
+use devkit::servers::{LocalAws, Server, ServerChoice};
+use shared::aws::Clients;
+use shared::decode::SensorReading;
+
+/// The default servers: s3s-fs, moto (SQS), dynalite.
+pub fn default_servers() -> &'static LocalAws {
+    static SERVERS: OnceLock<LocalAws> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        LocalAws::start(ServerChoice::default()).expect("starting the default local servers")
+    })
+}
+
+/// moto for everything: the reference for DynamoDB and S3 behaviour.
+pub fn moto_servers() -> &'static LocalAws {
+    static SERVERS: OnceLock<LocalAws> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        LocalAws::start(ServerChoice {
+            s3: Server::Moto,
+            dynamodb: Server::Moto,
+        })
+        .expect("starting moto")
+    })
+}
+
+/// A test's own bucket, queues and tables on the given servers.
+pub struct TestEnv {
+    pub clients: Clients,
+    pub resources: Resources,
+    pub provisioned: Provisioned,
+}
+
+impl TestEnv {
+    /// Fresh resources named after the test. Queue messages reappear after 2 s and move to
+    /// the dead-letter queue on their third receive, so redelivery tests run quickly.
+    pub async fn new(servers: &LocalAws, test: &str) -> Self {
+        let stem = format!("t-{}-{:08x}", test.replace('_', "-"), fastrand_u32());
+        let clients = servers.clients();
+        let resources = Resources::named(&stem);
+        let settings = QueueSettings {
+            visibility_timeout: Duration::from_secs(2),
+            max_receive_count: 3,
+        };
+        let provisioned = provision::ensure(&clients, &resources, settings)
+            .await
+            .expect("provisioning test resources");
+        Self {
+            clients,
+            resources,
+            provisioned,
+        }
+    }
+
+    pub fn pipeline(&self) -> LocalPipeline {
+        let mut pipeline =
+            LocalPipeline::new(self.clients.clone(), &self.resources, &self.provisioned);
+        pipeline.timeout = Duration::from_secs(120);
+        pipeline
+    }
+
+    /// Number of items in the records table (a paginated COUNT scan).
+    pub async fn record_count(&self) -> u64 {
+        let mut count = 0;
+        let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .clients
+                .dynamodb
+                .scan()
+                .table_name(&self.resources.tables.records)
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .expect("scanning records");
+            count += page.count as u64;
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return count,
+            }
+        }
+    }
+
+    /// Every stored reading of one measure point, in timestamp order.
+    pub async fn readings_of(&self, measure_point: &str) -> Vec<SensorReading> {
+        let items = self
+            .clients
+            .dynamodb
+            .query()
+            .table_name(&self.resources.tables.records)
+            .key_condition_expression("measure_point = :p")
+            .expression_attribute_values(":p", AttributeValue::S(measure_point.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("querying records")
+            .items
+            .unwrap_or_default();
+        serde_dynamo::from_items(items).expect("records deserialize as readings")
+    }
+
+    pub async fn put(&self, key: &str, body: &str) {
+        self.clients
+            .s3
+            .put_object()
+            .bucket(&self.resources.bucket)
+            .key(key)
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("uploading a test object");
+    }
+}
+
+fn fastrand_u32() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now()) as u32
+}

@@ -1,0 +1,353 @@
+//! The whole pipeline against real local servers: coordinator, SQS, bridge, worker, DynamoDB.
+
+use std::collections::BTreeSet;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodb::types::AttributeValue;
+use devkit::bridge::SqsBridge;
+use devkit::sample::SampleSpec;
+use futures::future::join_all;
+use integration_tests::{TestEnv, default_servers, moto_servers};
+use shared::jobs::{BatchStats, Job, JobLedger, JobStatus, Recorded};
+use shared::message::{BatchMessage, PrefixJobRequest};
+use shared::worker::Worker;
+
+fn request(env: &TestEnv, prefix: &str) -> PrefixJobRequest {
+    PrefixJobRequest {
+        bucket: env.resources.bucket.clone(),
+        prefix: prefix.into(),
+        job_id: None,
+    }
+}
+
+#[tokio::test]
+async fn every_row_lands_typed_the_job_completes_once_and_a_rerun_duplicates_nothing() {
+    let env = TestEnv::new(default_servers(), "pipeline").await;
+    let spec = SampleSpec::new("data/", 210, 100);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 32, || {})
+        .await
+        .unwrap();
+    env.put("data/notes.txt", "not a csv").await;
+    env.put("elsewhere/sensor.csv", "outside the prefix").await;
+
+    let mut pipeline = env.pipeline();
+    pipeline.coordinator.batch_size = 8; // 27 batches, the last one partial
+    pipeline.coordinator.list_page_size = 50; // 5 pages of continuation tokens
+    pipeline.pollers = 3;
+    let job = pipeline.run(request(&env, "data/"), |_| {}).await.unwrap();
+
+    assert_eq!(job.status, JobStatus::Complete);
+    assert!(job.sealed);
+    assert_eq!((job.total_batches, job.batches_done), (27, 27));
+    assert_eq!((job.files_listed, job.files_skipped), (211, 1));
+    assert_eq!(job.totals.files, 210);
+    assert_eq!(job.totals.rows_written, 21_000);
+    assert_eq!(job.totals.rows_rejected, 0);
+    assert!(job.finished_at.is_some() && job.duration_seconds.is_some());
+
+    // The done-batch set holds each batch exactly once.
+    let item = env
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&env.resources.tables.jobs)
+        .key("job_id", AttributeValue::S(job.job_id.clone()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let done: BTreeSet<u64> = item["done_batches"]
+        .as_ns()
+        .unwrap()
+        .iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(done, (0..27).collect());
+
+    // Every row is there, typed, value for value.
+    assert_eq!(env.record_count().await, 21_000);
+    for file in [0, 7, 104, 209] {
+        let expected = spec.expected(file);
+        let stored = env.readings_of(&expected[0].measure_point).await;
+        assert_eq!(stored, expected, "file {file}");
+    }
+    let one = env
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&env.resources.tables.records)
+        .key(
+            "measure_point",
+            AttributeValue::S(spec.expected(3)[0].measure_point.clone()),
+        )
+        .key(
+            "timestamp",
+            AttributeValue::S(spec.expected(3)[0].timestamp.clone()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(
+        matches!(one["temp"], AttributeValue::N(_)),
+        "numbers are stored as numbers"
+    );
+    assert!(matches!(one["humidity"], AttributeValue::N(_)));
+
+    // Running the same job again overwrites, never duplicates.
+    let again = pipeline.run(request(&env, "data/"), |_| {}).await.unwrap();
+    assert_eq!(again.status, JobStatus::Complete);
+    assert_ne!(again.job_id, job.job_id);
+    assert_eq!(again.totals.rows_written, 21_000);
+    assert_eq!(env.record_count().await, 21_000);
+}
+
+#[tokio::test]
+async fn bad_rows_are_counted_and_every_valid_row_lands() {
+    let env = TestEnv::new(default_servers(), "bad-rows").await;
+    env.put(
+        "in/mixed.csv",
+        "measure_point,timestamp,temp,humidity\n\
+         Kyiv_1,2025-11-26 02:56:13 UTC,19.8,59.1\n\
+         Kyiv_1,2025-11-26 02:56:20 UTC,warm,58.2\n\
+         Kyiv_1,not a time,22.4,58.2\n\
+         Kyiv_1,2025-11-26T02:56:34Z,23.1,63.8\n",
+    )
+    .await;
+    env.put(
+        "in/no-humidity.csv",
+        "timestamp,temp,measure_point\n2025-11-26 02:56:13 UTC,1,Lviv_2\n",
+    )
+    .await;
+    env.put("in/empty.csv", "").await;
+
+    let job = env
+        .pipeline()
+        .run(request(&env, "in/"), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(job.totals.files, 2, "mixed.csv and empty.csv decode");
+    assert_eq!(
+        job.totals.files_failed, 1,
+        "the header without humidity is rejected whole"
+    );
+    assert_eq!(job.totals.rows_written, 2);
+    assert_eq!(job.totals.rows_rejected, 2);
+    let stored = env.readings_of("Kyiv_1").await;
+    let temps: Vec<f64> = stored.iter().map(|r| r.temp).collect();
+    assert_eq!(temps, vec![19.8, 23.1]);
+}
+
+#[tokio::test]
+async fn an_empty_prefix_completes_at_sealing() {
+    let env = TestEnv::new(default_servers(), "empty").await;
+    let job = env
+        .pipeline()
+        .run(request(&env, "nothing/"), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(
+        (job.total_batches, job.batches_done, job.totals.rows_written),
+        (0, 0, 0)
+    );
+}
+
+fn sqs_event(id: &str, body: &str) -> SqsEvent {
+    let mut message = SqsMessage::default();
+    message.message_id = Some(id.into());
+    message.body = Some(body.into());
+    let mut event = SqsEvent::default();
+    event.records = vec![message];
+    event
+}
+
+/// Duplicate delivery (sequential and concurrent) writes the same rows and counts once.
+#[tokio::test]
+async fn a_redelivered_batch_is_counted_once() {
+    let env = TestEnv::new(default_servers(), "redelivery").await;
+    let spec = SampleSpec::new("d/", 3, 100);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 8, || {})
+        .await
+        .unwrap();
+    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
+    let job = Job::new("job-redelivery", &env.resources.bucket, "d/");
+    ledger.create(&job).await.unwrap();
+    assert!(
+        ledger.seal(&job.job_id, 1, 3, 0).await.unwrap().is_none(),
+        "1 batch still to do"
+    );
+
+    let message = BatchMessage {
+        job_id: job.job_id.clone(),
+        batch: 0,
+        bucket: env.resources.bucket.clone(),
+        keys: (0..3).map(|i| spec.key(i)).collect(),
+    }
+    .to_json();
+    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let responses =
+        join_all((0..4).map(|i| worker.handle(sqs_event(&format!("m{i}"), &message)))).await;
+    assert!(responses.iter().all(|r| r.batch_item_failures.is_empty()));
+    let again = worker.handle(sqs_event("m-late", &message)).await;
+    assert!(again.batch_item_failures.is_empty());
+
+    let stored = ledger.get(&job.job_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Complete);
+    assert_eq!(stored.batches_done, 1);
+    assert_eq!(stored.totals.rows_written, 300);
+    assert_eq!(stored.totals.files, 3);
+    assert_eq!(env.record_count().await, 300);
+}
+
+/// Many workers completing at the same moment: one batch counted once, one final transition.
+async fn exactly_one_finisher(env: &TestEnv) {
+    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
+    let job = Job::new("job-race", &env.resources.bucket, "");
+    ledger.create(&job).await.unwrap();
+    assert!(ledger.seal(&job.job_id, 3, 3, 0).await.unwrap().is_none());
+    let stats = BatchStats {
+        files: 1,
+        rows_written: 10,
+        ..BatchStats::default()
+    };
+    for batch in 0..2 {
+        assert!(matches!(
+            ledger
+                .record_batch(&job.job_id, batch, &stats)
+                .await
+                .unwrap(),
+            Recorded::Counted(_)
+        ));
+    }
+    // Eight deliveries of the last batch race to count it and to finish the job.
+    let outcomes = join_all((0..8).map(|_| async {
+        let recorded = ledger.record_batch(&job.job_id, 2, &stats).await.unwrap();
+        let finished = ledger.try_finish(recorded.job()).await.unwrap();
+        (matches!(recorded, Recorded::Counted(_)), finished)
+    }))
+    .await;
+    assert_eq!(
+        outcomes.iter().filter(|(counted, _)| *counted).count(),
+        1,
+        "counted once"
+    );
+    let finishers: Vec<&Job> = outcomes.iter().filter_map(|(_, f)| f.as_ref()).collect();
+    assert_eq!(finishers.len(), 1, "exactly one final transition");
+    assert_eq!(finishers[0].status, JobStatus::Complete);
+    assert_eq!(finishers[0].totals.rows_written, 30);
+
+    // A stale snapshot that still looks ready cannot finish it again.
+    let mut stale = finishers[0].clone();
+    stale.status = JobStatus::Running;
+    assert!(ledger.try_finish(&stale).await.unwrap().is_none());
+    // Nor can a late duplicate count again.
+    let late = ledger.record_batch(&job.job_id, 0, &stats).await.unwrap();
+    assert!(matches!(late, Recorded::AlreadyCounted(ref j) if j.batches_done == 3));
+}
+
+#[tokio::test]
+async fn exactly_one_finisher_on_dynalite() {
+    exactly_one_finisher(&TestEnv::new(default_servers(), "race-dynalite").await).await;
+}
+
+#[tokio::test]
+async fn exactly_one_finisher_on_moto() {
+    exactly_one_finisher(&TestEnv::new(moto_servers(), "race-moto").await).await;
+}
+
+/// The bridge acknowledges good messages, leaves a poison one for redelivery, and SQS moves
+/// it to the dead-letter queue after maxReceiveCount receives (moto implements redrive).
+#[tokio::test]
+async fn the_bridge_redelivers_failures_until_the_dead_letter_queue() {
+    let env = TestEnv::new(default_servers(), "bridge").await;
+    let spec = SampleSpec::new("b/", 2, 10);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 4, || {})
+        .await
+        .unwrap();
+    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
+    let job = Job::new("job-bridge", &env.resources.bucket, "b/");
+    ledger.create(&job).await.unwrap();
+    ledger.seal(&job.job_id, 1, 2, 0).await.unwrap();
+    let good = BatchMessage {
+        job_id: job.job_id.clone(),
+        batch: 0,
+        bucket: env.resources.bucket.clone(),
+        keys: vec![spec.key(0), spec.key(1)],
+    };
+    for body in [good.to_json(), "{not json".to_owned()] {
+        env.clients
+            .sqs
+            .send_message()
+            .queue_url(&env.provisioned.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let bridge = SqsBridge::new(
+        &env.clients.sqs,
+        &env.provisioned.queue_url,
+        &env.provisioned.queue_arn,
+        &worker,
+    );
+    let (mut received, mut deleted) = (0, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut in_dlq = Vec::new();
+    while in_dlq.is_empty() && std::time::Instant::now() < deadline {
+        let delivery = bridge.poll_once().await.unwrap();
+        received += delivery.received;
+        deleted += delivery.deleted;
+        in_dlq = env
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&env.provisioned.dead_letter_queue_url)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+    }
+    assert_eq!(in_dlq.len(), 1, "the poison message reached the DLQ");
+    assert_eq!(in_dlq[0].body.as_deref(), Some("{not json"));
+    assert_eq!(deleted, 1, "only the good message was acknowledged");
+    assert!(
+        received >= 4,
+        "1 good + 3 receives of the poison message, got {received}"
+    );
+    let stored = ledger.get(&job.job_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Complete);
+    assert_eq!(stored.totals.rows_written, 20);
+}
+
+/// A coordinator that cannot list leaves a FAILED job with the reason, not a RUNNING one.
+#[tokio::test]
+async fn a_listing_failure_marks_the_job_failed_with_the_reason() {
+    let env = TestEnv::new(default_servers(), "list-fail").await;
+    let mut request = request(&env, "data/");
+    request.bucket = "no-such-bucket-s3fanout".into();
+    request.job_id = Some("job-list-fail".into());
+    let error = env.pipeline().run(request, |_| {}).await.unwrap_err();
+    assert!(
+        shared::report(&error).contains("no-such-bucket-s3fanout"),
+        "{}",
+        shared::report(&error)
+    );
+    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
+    let job = ledger.get("job-list-fail").await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(
+        job.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ListObjectsV2"),
+        "{job:?}"
+    );
+    assert!(job.finished_at.is_some());
+}
