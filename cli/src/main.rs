@@ -197,11 +197,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .context("progress template")?
         .progress_chars("=> "),
     );
-    let request = PrefixJobRequest {
-        bucket: target.resources.bucket.clone(),
-        prefix: args.sample.prefix.clone(),
-        job_id: None,
-    };
+    let request = PrefixJobRequest::new(&target.resources.bucket, &args.sample.prefix);
     let started = Instant::now();
     let job = pipeline
         .run(request, |job| {

@@ -35,12 +35,18 @@ pub trait Invoke {
     ) -> impl Future<Output = Result<SqsBatchResponse, BridgeError>>;
 }
 
-/// The worker handler, called in this process.
-impl Invoke for shared::worker::Worker {
+/// The worker handler, called in this process, with Lambda's default 120 s budget.
+impl<W: shared::dynamo_writer::BatchWriteApi> Invoke for shared::worker::Worker<W> {
     async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, BridgeError> {
-        Ok(self.handle(event).await)
+        let deadline = tokio::time::Instant::now() + INVOCATION_TIMEOUT;
+        Ok(self
+            .handle(event, Some(deadline - shared::worker::DEADLINE_MARGIN))
+            .await)
     }
 }
+
+/// The worker's timeout in `template.yaml`.
+pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Which messages of a delivered batch to delete, by Lambda's partial-batch rules.
 pub fn messages_to_delete(message_ids: &[String], response: &SqsBatchResponse) -> Vec<usize> {

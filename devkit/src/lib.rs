@@ -6,9 +6,11 @@
 //! - [`provision`]: bucket, queue + DLQ, tables; idempotent.
 //! - [`sample`]: deterministic seed-shaped CSV files, and the typed rows they must become.
 //! - [`bridge`]: SQS to worker, as the event source mapping does it.
+//! - [`faults`]: throttled writes and S3 SlowDown, injected around the real servers.
 //! - [`pipeline`]: coordinator + bridge + worker until the job is final.
 
 pub mod bridge;
+pub mod faults;
 pub mod pipeline;
 pub mod provision;
 pub mod sample;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use shared::aws::Clients;
 use shared::config::{CoordinatorConfig, WorkerConfig};
 use shared::coordinator::{Coordinator, CoordinatorError};
+use shared::dynamo_writer::BatchWriteApi;
 use shared::jobs::{Job, JobError, JobLedger};
 use shared::message::PrefixJobRequest;
 use shared::worker::Worker;
@@ -50,6 +51,8 @@ impl LocalPipeline {
                 queue_url: provisioned.queue_url.clone(),
                 batch_size: CoordinatorConfig::DEFAULT_BATCH_SIZE,
                 list_page_size: CoordinatorConfig::DEFAULT_LIST_PAGE_SIZE,
+                rejects_bucket: None,
+                rejects_prefix: CoordinatorConfig::DEFAULT_REJECTS_PREFIX.to_owned(),
             },
             worker: WorkerConfig {
                 tables: resources.tables.clone(),
@@ -64,7 +67,18 @@ impl LocalPipeline {
     /// Runs a prefix job until it is final; `progress` sees the job item as it moves.
     pub async fn run(
         &self,
+        request: PrefixJobRequest,
+        progress: impl FnMut(&Job),
+    ) -> Result<Job, PipelineError> {
+        self.run_with_writes(request, self.clients.dynamodb.clone(), progress)
+            .await
+    }
+
+    /// As [`run`](Self::run), with the worker's record writes going through `writes`.
+    pub async fn run_with_writes<W: BatchWriteApi>(
+        &self,
         mut request: PrefixJobRequest,
+        writes: W,
         mut progress: impl FnMut(&Job),
     ) -> Result<Job, PipelineError> {
         let job_id = request
@@ -72,7 +86,7 @@ impl LocalPipeline {
             .get_or_insert_with(|| uuid::Uuid::now_v7().to_string())
             .clone();
         let coordinator = Coordinator::new(self.clients.clone(), self.coordinator.clone());
-        let worker = Worker::new(self.clients.clone(), self.worker.clone());
+        let worker = Worker::with_writes(self.clients.clone(), self.worker.clone(), writes);
         let mut bridge = SqsBridge::new(
             &self.clients.sqs,
             &self.coordinator.queue_url,

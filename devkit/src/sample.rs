@@ -6,13 +6,23 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
-use shared::decode::SensorReading;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 const CITIES: [&str; 10] = [
     "Kyiv", "Lviv", "Odesa", "Kharkiv", "Dnipro", "Warsaw", "Krakow", "Vilnius", "Riga", "Tallinn",
 ];
 const HEADER: &str = "timestamp,temp,humidity,measure_point\n";
+
+/// A row of the default sensor schema as it must be stored: read back from DynamoDB with
+/// `serde_dynamo` and compared value by value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorReading {
+    pub measure_point: String,
+    pub timestamp: String,
+    pub temp: f64,
+    pub humidity: f64,
+}
 
 #[derive(Debug, Error)]
 #[error("uploading s3://{bucket}/{key} failed")]
@@ -145,7 +155,8 @@ fn tenths(value: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::decode::decode_sensor_csv;
+    use shared::decode::decode_all;
+    use shared::schema::Schema;
 
     #[test]
     fn files_are_deterministic_and_differ_from_each_other() {
@@ -157,13 +168,20 @@ mod tests {
         assert_eq!(spec.body(0).lines().count(), 101);
     }
 
-    #[test]
-    fn decoding_a_generated_file_yields_exactly_its_expected_readings() {
+    #[tokio::test]
+    async fn decoding_a_generated_file_yields_exactly_its_expected_readings() {
         let spec = SampleSpec::new("", 12, 100);
         for file in 0..spec.files {
-            let decoded = decode_sensor_csv(spec.body(file).as_bytes()).unwrap();
+            let decoded = decode_all(spec.body(file).as_bytes(), &Schema::sensor())
+                .await
+                .unwrap();
             assert!(decoded.rejects.is_empty());
-            assert_eq!(decoded.readings, spec.expected(file));
+            let readings: Vec<SensorReading> = decoded
+                .rows
+                .into_iter()
+                .map(|row| serde_dynamo::from_item(row.item).unwrap())
+                .collect();
+            assert_eq!(readings, spec.expected(file));
         }
     }
 

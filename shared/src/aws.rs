@@ -5,7 +5,18 @@
 //! branch: the one local concession is path-style S3 addressing whenever an S3 endpoint is
 //! overridden, since local servers have no per-bucket DNS names.
 
+use std::sync::Arc;
+
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+
+use crate::limiter::ThrottleCounter;
+
+/// Attempts per SDK call, including the first. Adaptive mode adds client-side rate limiting
+/// when the service throttles, so retries do not become a storm.
+const MAX_ATTEMPTS: u32 = 5;
 
 /// Per-service endpoint overrides; `None` means the real AWS endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,6 +49,32 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// S3 throttling replies seen, retried or not: the worker's GET limit reads it.
+    pub s3_throttles: Arc<ThrottleCounter>,
+}
+
+/// Counts HTTP 503/429 replies on every attempt, including those the SDK retries away.
+#[derive(Debug)]
+struct ThrottleObserver(Arc<ThrottleCounter>);
+
+impl Intercept for ThrottleObserver {
+    fn name(&self) -> &'static str {
+        "ThrottleObserver"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(response) = context.response() {
+            if matches!(response.status().as_u16(), 503 | 429) {
+                self.0.record();
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Clients {
@@ -48,7 +85,11 @@ impl Clients {
     }
 
     pub fn new(sdk: &SdkConfig, endpoints: &Endpoints) -> Self {
-        let mut s3 = aws_sdk_s3::config::Builder::from(sdk);
+        let s3_throttles = Arc::new(ThrottleCounter::default());
+        let retry = RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS);
+        let mut s3 = aws_sdk_s3::config::Builder::from(sdk)
+            .retry_config(retry.clone())
+            .interceptor(ThrottleObserver(s3_throttles.clone()));
         if let Some(url) = &endpoints.s3 {
             s3 = s3.endpoint_url(url).force_path_style(true);
         }
@@ -56,7 +97,7 @@ impl Clients {
         if let Some(url) = &endpoints.sqs {
             sqs = sqs.endpoint_url(url);
         }
-        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk).retry_config(retry);
         if let Some(url) = &endpoints.dynamodb {
             dynamodb = dynamodb.endpoint_url(url);
         }
@@ -64,6 +105,7 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            s3_throttles,
         }
     }
 }

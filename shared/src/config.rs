@@ -34,6 +34,10 @@ pub struct CoordinatorConfig {
     pub batch_size: usize,
     /// ListObjectsV2 page size (S3 caps it at 1,000).
     pub list_page_size: i32,
+    /// Bucket for rejects reports; the job's source bucket when unset.
+    pub rejects_bucket: Option<String>,
+    /// Key prefix of rejects reports: `{prefix}{job_id}/batch-NNNNNN.jsonl`.
+    pub rejects_prefix: String,
 }
 
 /// Worker settings: the two limits of the seed's loop, plus write parallelism.
@@ -65,6 +69,7 @@ impl Default for WorkerConfig {
 impl CoordinatorConfig {
     pub const DEFAULT_BATCH_SIZE: usize = 100;
     pub const DEFAULT_LIST_PAGE_SIZE: i32 = 1000;
+    pub const DEFAULT_REJECTS_PREFIX: &str = "_rejects/";
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -77,6 +82,9 @@ impl CoordinatorConfig {
             batch_size: positive(&var, "BATCH_SIZE", Self::DEFAULT_BATCH_SIZE)?,
             list_page_size: positive(&var, "LIST_PAGE_SIZE", Self::DEFAULT_LIST_PAGE_SIZE)?
                 .min(1000),
+            rejects_bucket: var("REJECTS_BUCKET").filter(|b| !b.trim().is_empty()),
+            rejects_prefix: var("REJECTS_PREFIX")
+                .unwrap_or_else(|| Self::DEFAULT_REJECTS_PREFIX.to_owned()),
         })
     }
 }
@@ -169,6 +177,8 @@ mod tests {
         assert_eq!(config.batch_size, 100);
         assert_eq!(config.list_page_size, 1000);
         assert_eq!(config.tables.records, "records");
+        assert_eq!(config.rejects_bucket, None);
+        assert_eq!(config.rejects_prefix, "_rejects/");
     }
 
     #[test]

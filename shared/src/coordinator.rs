@@ -12,11 +12,15 @@ use crate::jobs::{Job, JobError, JobLedger};
 use crate::listing::{ListError, PrefixLister};
 use crate::message::{BatchMessage, PrefixJobRequest};
 use crate::queue::{Entry, QueueError, QueueWriter, SqsSender};
+use crate::rejects::{RejectTolerance, ReportLocation};
+use crate::schema::SchemaError;
 
 #[derive(Debug, Error)]
 pub enum CoordinatorError {
     #[error("the request is invalid: {0}")]
     InvalidRequest(String),
+    #[error("the request's schema is invalid: {0}")]
+    InvalidSchema(#[from] SchemaError),
     #[error(transparent)]
     List(#[from] ListError),
     #[error(transparent)]
@@ -64,19 +68,23 @@ impl Coordinator {
         &self,
         request: PrefixJobRequest,
     ) -> Result<JobStarted, CoordinatorError> {
-        if request.bucket.trim().is_empty() {
-            return Err(CoordinatorError::InvalidRequest("bucket is empty".into()));
-        }
+        validate(&request)?;
         let job_id = request
             .job_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        self.ledger
-            .create(&Job::new(&job_id, &request.bucket, &request.prefix))
-            .await?;
+        let report = ReportLocation {
+            bucket: (self.config.rejects_bucket.clone()).unwrap_or_else(|| request.bucket.clone()),
+            prefix: self.config.rejects_prefix.clone(),
+        };
+        let mut job = Job::new(&job_id, &request.bucket, &request.prefix);
+        job.schema = request.schema.clone();
+        job.tolerated_rejects = request.tolerated_rejects;
+        job.rejects_report = Some(report.job_uri(&job_id));
+        self.ledger.create(&job).await?;
         tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
 
-        let enqueued = match self.enqueue_prefix(&job_id, &request).await {
+        let enqueued = match self.enqueue_prefix(&job_id, &request, &report).await {
             Ok(enqueued) => enqueued,
             Err(error) => {
                 // A job that can never be sealed must not sit RUNNING forever.
@@ -106,6 +114,7 @@ impl Coordinator {
         &self,
         job_id: &str,
         request: &PrefixJobRequest,
+        report: &ReportLocation,
     ) -> Result<Enqueued, CoordinatorError> {
         let mut lister = PrefixLister::new(
             self.clients.s3.clone(),
@@ -125,6 +134,8 @@ impl Coordinator {
                 batch,
                 bucket: request.bucket.clone(),
                 keys,
+                schema: request.schema.clone(),
+                report: report.clone(),
             }
             .to_json(),
         };
@@ -150,5 +161,59 @@ impl Coordinator {
             listed,
             skipped,
         })
+    }
+}
+
+/// Everything checkable before any work starts.
+fn validate(request: &PrefixJobRequest) -> Result<(), CoordinatorError> {
+    if request.bucket.trim().is_empty() {
+        return Err(CoordinatorError::InvalidRequest("bucket is empty".into()));
+    }
+    if let Some(schema) = &request.schema {
+        schema.validate()?;
+    }
+    match request.tolerated_rejects {
+        Some(RejectTolerance::Percent(p)) if !(0.0..=100.0).contains(&p) => {
+            Err(CoordinatorError::InvalidRequest(format!(
+                "tolerated_rejects percent {p} is not within 0..=100"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Schema;
+
+    #[test]
+    fn requests_are_checked_before_any_work() {
+        let ok = PrefixJobRequest::new("b", "p/");
+        assert!(validate(&ok).is_ok());
+        let mut empty = ok.clone();
+        empty.bucket = " ".into();
+        assert!(matches!(
+            validate(&empty),
+            Err(CoordinatorError::InvalidRequest(_))
+        ));
+        let mut bad_schema = ok.clone();
+        bad_schema.schema = Some(Schema {
+            partition_key: vec![],
+            ..Schema::sensor()
+        });
+        let err = validate(&bad_schema).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the request's schema is invalid: schema has no partition key columns"
+        );
+        let mut bad_percent = ok;
+        bad_percent.tolerated_rejects = Some(RejectTolerance::Percent(120.0));
+        assert!(
+            validate(&bad_percent)
+                .unwrap_err()
+                .to_string()
+                .contains("120")
+        );
     }
 }

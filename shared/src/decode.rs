@@ -1,298 +1,268 @@
-//! CSV bytes to typed sensor readings. Columns are matched by header name, in any order; a
-//! row that cannot be typed is rejected with its line and reason while the rest of the file
-//! goes on. A file whose header lacks a required column is rejected whole.
+//! Streaming CSV decode: bytes arrive from the HTTP body, rows leave typed, one at a time.
+//! Nothing holds a whole object: memory per object is one record plus the reader's buffer.
+//!
+//! RFC 4180 quoting (commas, doubled quotes, newlines inside quotes), CRLF, a UTF-8 BOM and
+//! blank lines are handled by `csv-async`; an empty object has no header and no rows.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
-use csv::{ByteRecord, ReaderBuilder};
+use csv_async::{AsyncReader, AsyncReaderBuilder, ByteRecord, Terminator};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use tokio::io::AsyncRead;
 
-/// The default schema's row, typed: numbers are numbers, the timestamp is normalised.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SensorReading {
-    /// Partition key.
-    pub measure_point: String,
-    /// Sort key: RFC 3339 UTC, so a redelivered row overwrites itself.
-    pub timestamp: String,
-    pub temp: f64,
-    pub humidity: f64,
+use crate::schema::Schema;
+use crate::typing::{HeaderError, RowTyper, TypedRow};
+
+/// Raw text kept per rejected row in the report.
+pub const MAX_RAW_BYTES: usize = 1024;
+
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    /// The object is unusable as a whole (permanent).
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// Reading the body failed (e.g. the connection dropped): retryable.
+    #[error("reading the object failed")]
+    Read(#[source] csv_async::Error),
 }
 
-impl SensorReading {
-    /// The DynamoDB primary key, for de-duplicating a write batch.
-    pub fn key(&self) -> (&str, &str) {
-        (&self.measure_point, &self.timestamp)
-    }
-}
-
-const COLUMNS: [&str; 4] = ["timestamp", "temp", "humidity", "measure_point"];
-
-/// Why a whole object could not be decoded.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum FileError {
-    #[error("header lacks required column(s) {missing:?} (found {found:?})")]
-    MissingColumns {
-        missing: Vec<&'static str>,
-        found: Vec<String>,
-    },
-    #[error("header is not valid CSV: {0}")]
-    BadHeader(String),
-}
-
-/// One rejected row: where it is and why.
+/// One rejected row: where it is, why, and what it said (capped).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowReject {
     pub line: u64,
     pub reason: String,
+    pub raw: String,
 }
 
-/// Everything decoded from one object.
+/// What the decoder yields for each record.
+#[derive(Debug, PartialEq)]
+pub enum Decoded {
+    Row(TypedRow),
+    Reject(RowReject),
+}
+
+pub struct ObjectDecoder<R> {
+    reader: AsyncReader<R>,
+    typer: Option<RowTyper>,
+    record: ByteRecord,
+}
+
+impl<R: AsyncRead + Unpin + Send> ObjectDecoder<R> {
+    /// Reads the header and applies the schema to it.
+    pub async fn open(read: R, schema: &Schema) -> Result<Self, DecodeError> {
+        // Records end at `\n` only, so line numbers count every physical line (with the
+        // default CRLF terminator they lag by one after each `\r\n`); the `\r` that CRLF
+        // leaves on the last field is stripped per record.
+        let mut reader = AsyncReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .terminator(Terminator::Any(b'\n'))
+            .create_reader(read);
+        let header = reader.byte_headers().await.map_err(DecodeError::Read)?;
+        // No header at all: an empty object, which has no rows either.
+        let typer = match header.is_empty() {
+            true => None,
+            false => Some(RowTyper::new(schema, header)?),
+        };
+        Ok(Self {
+            reader,
+            typer,
+            record: ByteRecord::new(),
+        })
+    }
+
+    /// The next row or reject; `None` at the end of the object. An error is a failed read
+    /// of the body (retryable), never bad data.
+    pub async fn next(&mut self) -> Result<Option<Decoded>, csv_async::Error> {
+        let Some(typer) = &self.typer else {
+            return Ok(None);
+        };
+        loop {
+            if !self.reader.read_byte_record(&mut self.record).await? {
+                return Ok(None);
+            }
+            strip_carriage_return(&mut self.record);
+            let blank = self.record.len() == 1 && self.record[0].is_empty();
+            if !blank {
+                break;
+            }
+        }
+        Ok(Some(match typer.type_row(&self.record) {
+            Ok(row) => Decoded::Row(row),
+            Err(reason) => Decoded::Reject(RowReject {
+                line: self.record.position().map_or(0, |p| p.line()),
+                reason,
+                raw: raw_text(&self.record),
+            }),
+        }))
+    }
+}
+
+/// Drops the `\r` of a CRLF line ending from the record's last field.
+fn strip_carriage_return(record: &mut ByteRecord) {
+    let Some(last) = record.len().checked_sub(1) else {
+        return;
+    };
+    if let Some(stripped) = record[last].strip_suffix(b"\r") {
+        let stripped = stripped.to_vec();
+        record.truncate(last);
+        record.push_field(&stripped);
+    }
+}
+
+/// The record as CSV text again, capped at [`MAX_RAW_BYTES`] (on a char boundary).
+fn raw_text(record: &ByteRecord) -> String {
+    let fields: Vec<String> = record
+        .iter()
+        .map(|f| {
+            let f = String::from_utf8_lossy(f);
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.into_owned()
+            }
+        })
+        .collect();
+    let mut text = fields.join(",");
+    if text.len() > MAX_RAW_BYTES {
+        let mut cut = MAX_RAW_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// Rows and rejects of a whole in-memory object (tests and benchmarks).
 #[derive(Debug, Default, PartialEq)]
-pub struct DecodedFile {
-    pub readings: Vec<SensorReading>,
+pub struct DecodedObject {
+    pub rows: Vec<TypedRow>,
     pub rejects: Vec<RowReject>,
 }
 
-/// Column positions of the sensor schema in one file's header.
-struct ColumnMap {
-    timestamp: usize,
-    temp: usize,
-    humidity: usize,
-    measure_point: usize,
-    width: usize,
-}
-
-impl ColumnMap {
-    fn from_header(header: &ByteRecord) -> Result<Self, FileError> {
-        let found: Vec<String> = header
-            .iter()
-            .enumerate()
-            .map(|(i, field)| {
-                let field = String::from_utf8_lossy(field);
-                let field = if i == 0 {
-                    field.trim_start_matches('\u{feff}')
-                } else {
-                    &field
-                };
-                field.trim().to_owned()
-            })
-            .collect();
-        let position = |name: &str| found.iter().position(|f| f == name);
-        let missing: Vec<&'static str> = COLUMNS
-            .into_iter()
-            .filter(|c| position(c).is_none())
-            .collect();
-        if !missing.is_empty() {
-            return Err(FileError::MissingColumns { missing, found });
-        }
-        Ok(Self {
-            timestamp: position("timestamp").unwrap_or_default(),
-            temp: position("temp").unwrap_or_default(),
-            humidity: position("humidity").unwrap_or_default(),
-            measure_point: position("measure_point").unwrap_or_default(),
-            width: found.len(),
-        })
-    }
-
-    fn type_row(&self, row: &ByteRecord) -> Result<SensorReading, String> {
-        if row.len() != self.width {
-            return Err(format!(
-                "expected {} fields, found {}",
-                self.width,
-                row.len()
-            ));
-        }
-        let text = |index: usize, name: &str| -> Result<&str, String> {
-            std::str::from_utf8(&row[index])
-                .map(str::trim)
-                .map_err(|_| format!("column {name}: invalid UTF-8"))
-        };
-        let measure_point = text(self.measure_point, "measure_point")?;
-        if measure_point.is_empty() {
-            return Err("column measure_point: empty key field".into());
-        }
-        Ok(SensorReading {
-            measure_point: measure_point.to_owned(),
-            timestamp: normalise_timestamp(text(self.timestamp, "timestamp")?)
-                .map_err(|e| format!("column timestamp: {e}"))?,
-            temp: parse_number(text(self.temp, "temp")?)
-                .map_err(|e| format!("column temp: {e}"))?,
-            humidity: parse_number(text(self.humidity, "humidity")?)
-                .map_err(|e| format!("column humidity: {e}"))?,
-        })
-    }
-}
-
-/// Decodes one object's bytes. Row errors are collected; only a bad header fails the file.
-pub fn decode_sensor_csv(bytes: &[u8]) -> Result<DecodedFile, FileError> {
-    let mut reader = ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(bytes);
-    let header = reader
-        .byte_headers()
-        .map_err(|e| FileError::BadHeader(e.to_string()))?
-        .clone();
-    if header.is_empty() {
-        // An empty object has no header and no rows: nothing to load, nothing wrong.
-        return Ok(DecodedFile::default());
-    }
-    let columns = ColumnMap::from_header(&header)?;
-    let mut decoded = DecodedFile::default();
-    let mut row = ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut row) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = row.position().map_or(0, |p| p.line());
-                match columns.type_row(&row) {
-                    Ok(reading) => decoded.readings.push(reading),
-                    Err(reason) => decoded.rejects.push(RowReject { line, reason }),
-                }
-            }
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                decoded.rejects.push(RowReject {
-                    line,
-                    reason: format!("malformed CSV: {e}"),
-                });
-            }
+pub async fn decode_all(bytes: &[u8], schema: &Schema) -> Result<DecodedObject, DecodeError> {
+    let mut decoder = ObjectDecoder::open(bytes, schema).await?;
+    let mut out = DecodedObject::default();
+    while let Some(decoded) = decoder.next().await.map_err(DecodeError::Read)? {
+        match decoded {
+            Decoded::Row(row) => out.rows.push(row),
+            Decoded::Reject(reject) => out.rejects.push(reject),
         }
     }
-    Ok(decoded)
-}
-
-/// Accepts the seed's `YYYY-MM-DD HH:MM:SS UTC` and RFC 3339; returns RFC 3339 UTC.
-pub fn normalise_timestamp(raw: &str) -> Result<String, String> {
-    let parsed = if let Some(naive) = raw.strip_suffix(" UTC") {
-        NaiveDateTime::parse_from_str(naive, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
-    } else {
-        DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc))
-    };
-    parsed
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-        .map_err(|e| format!("invalid timestamp {raw:?}: {e}"))
-}
-
-/// A finite number (DynamoDB numbers have no NaN or infinity).
-pub fn parse_number(raw: &str) -> Result<f64, String> {
-    match raw.parse::<f64>() {
-        Ok(n) if n.is_finite() => Ok(n),
-        _ => Err(format!("invalid number {raw:?}")),
-    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
 
-    const SEED: &str = "timestamp,temp,humidity,measure_point\n\
-        2025-11-26 02:56:13 UTC,19.8,59.1,Kyiv_18\n\
-        2025-11-26 02:56:20 UTC,22.4,58.2,Kyiv_18\n";
-
-    #[test]
-    fn seed_rows_are_typed() {
-        let decoded = decode_sensor_csv(SEED.as_bytes()).unwrap();
-        assert!(decoded.rejects.is_empty());
-        assert_eq!(
-            decoded.readings[0],
-            SensorReading {
-                measure_point: "Kyiv_18".into(),
-                timestamp: "2025-11-26T02:56:13Z".into(),
-                temp: 19.8,
-                humidity: 59.1,
-            }
-        );
-        assert_eq!(decoded.readings.len(), 2);
+    async fn decode(text: &str) -> DecodedObject {
+        decode_all(text.as_bytes(), &Schema::sensor())
+            .await
+            .unwrap()
     }
 
-    #[test]
-    fn columns_are_matched_by_name_in_any_order() {
-        let csv =
-            "measure_point,humidity,timestamp,temp\r\nLviv_1,60.5,2025-01-02T03:04:05+02:00,-3\r\n";
-        let decoded = decode_sensor_csv(csv.as_bytes()).unwrap();
-        assert_eq!(decoded.rejects, vec![]);
-        let r = &decoded.readings[0];
-        assert_eq!(r.measure_point, "Lviv_1");
-        assert_eq!(r.timestamp, "2025-01-02T01:04:05Z");
-        assert_eq!((r.temp, r.humidity), (-3.0, 60.5));
+    fn s(row: &TypedRow, name: &str) -> String {
+        match &row.item[name] {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+            other => format!("{other:?}"),
+        }
     }
 
-    #[test]
-    fn bad_rows_are_rejected_with_line_and_reason_and_the_rest_continue() {
-        let csv = "timestamp,temp,humidity,measure_point\n\
-            2025-11-26 02:56:13 UTC,hot,59.1,Kyiv_18\n\
-            2025-11-26 02:56:20 UTC,22.4,58.2\n\
-            yesterday,22.4,58.2,Kyiv_18\n\
-            2025-11-26 02:56:34 UTC,23.1,NaN,Kyiv_18\n\
-            2025-11-26 02:56:41 UTC,20.3,62.9,\n\
-            \n\
-            2025-11-26 02:56:48 UTC,23.3,63.2,Kyiv_18\n";
-        let decoded = decode_sensor_csv(csv.as_bytes()).unwrap();
-        assert_eq!(decoded.readings.len(), 1);
-        assert_eq!(decoded.readings[0].temp, 23.3);
+    #[tokio::test]
+    async fn bad_rows_are_rejected_with_line_reason_and_raw_text_and_the_rest_continue() {
+        let decoded = decode(
+            "timestamp,temp,humidity,measure_point\n\
+             2025-11-26 02:56:13 UTC,hot,59.1,Kyiv_18\n\
+             2025-11-26 02:56:20 UTC,22.4,58.2\n\
+             yesterday,22.4,58.2,Kyiv_18\n\
+             2025-11-26 02:56:34 UTC,23.1,NaN,Kyiv_18\n\
+             2025-11-26 02:56:41 UTC,20.3,62.9,\n\
+             \n\
+             2025-11-26 02:56:48 UTC,23.3,63.2,Kyiv_18\n",
+        )
+        .await;
+        assert_eq!(decoded.rows.len(), 1);
+        assert_eq!(s(&decoded.rows[0], "temp"), "23.3");
         let lines: Vec<u64> = decoded.rejects.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![2, 3, 4, 5, 6]);
-        let reasons: Vec<&str> = decoded.rejects.iter().map(|r| r.reason.as_str()).collect();
-        assert!(
-            reasons[0].contains("column temp: invalid number \"hot\""),
-            "{reasons:?}"
-        );
-        assert!(
-            reasons[1].contains("expected 4 fields, found 3"),
-            "{reasons:?}"
-        );
-        assert!(reasons[2].contains("column timestamp"), "{reasons:?}");
-        assert!(reasons[3].contains("column humidity"), "{reasons:?}");
-        assert!(reasons[4].contains("empty key field"), "{reasons:?}");
-    }
-
-    #[test]
-    fn invalid_utf8_is_a_row_reject() {
-        let mut csv =
-            b"timestamp,temp,humidity,measure_point\n2025-11-26 02:56:13 UTC,1,2,Ky".to_vec();
-        csv.extend_from_slice(&[0xff, 0xfe, b'\n']);
-        let decoded = decode_sensor_csv(&csv).unwrap();
-        assert_eq!(decoded.readings, vec![]);
-        assert_eq!(decoded.rejects[0].line, 2);
-        assert!(decoded.rejects[0].reason.contains("invalid UTF-8"));
-    }
-
-    #[test]
-    fn missing_column_rejects_the_file() {
-        let err = decode_sensor_csv(b"timestamp,temp,measure_point\n").unwrap_err();
         assert_eq!(
+            decoded.rejects[0].raw,
+            "2025-11-26 02:56:13 UTC,hot,59.1,Kyiv_18"
+        );
+        assert!(
+            decoded.rejects[1]
+                .reason
+                .contains("expected 4 fields, found 3")
+        );
+    }
+
+    #[tokio::test]
+    async fn quoting_crlf_bom_and_quoted_newlines() {
+        let decoded = decode(
+            "\u{feff}timestamp,temp,humidity,\"measure_point\"\r\n\
+             2025-11-26 02:56:13 UTC,1.5,2,\"Kyiv, \"\"centre\"\"\"\r\n\
+             2025-11-26 02:56:14 UTC,1.5,2,\"two\nlines\"\r\n\
+             2025-11-26 02:56:15 UTC,x,2,after\r\n",
+        )
+        .await;
+        assert_eq!(s(&decoded.rows[0], "measure_point"), "Kyiv, \"centre\"");
+        assert_eq!(s(&decoded.rows[1], "measure_point"), "two\nlines");
+        // Line numbers count the quoted newline and are not thrown off by CRLF.
+        assert_eq!(decoded.rejects[0].line, 5);
+        assert_eq!(decoded.rejects[0].raw, "2025-11-26 02:56:15 UTC,x,2,after");
+    }
+
+    #[tokio::test]
+    async fn crlf_files_keep_exact_line_numbers_and_skip_blank_lines() {
+        let decoded = decode(
+            "timestamp,temp,humidity,measure_point,note\r\n\r\n\
+             2025-11-26 02:56:13 UTC,1,2,K,\"quoted\"\r\n\
+             \r\n\
+             2025-11-26 02:56:14 UTC,bad,2,K,x\r\n",
+        )
+        .await;
+        assert_eq!(decoded.rows.len(), 1);
+        assert_eq!(s(&decoded.rows[0], "note"), "quoted");
+        assert_eq!(s(&decoded.rows[0], "measure_point"), "K");
+        assert_eq!(decoded.rejects.len(), 1);
+        assert_eq!(decoded.rejects[0].line, 5);
+    }
+
+    #[tokio::test]
+    async fn empty_and_header_only_objects_have_no_rows() {
+        assert_eq!(decode("").await, DecodedObject::default());
+        assert_eq!(
+            decode("timestamp,temp,humidity,measure_point\n").await,
+            DecodedObject::default()
+        );
+        assert_eq!(
+            decode("timestamp,temp,humidity,measure_point").await,
+            DecodedObject::default()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_header_without_a_required_column_rejects_the_object() {
+        let err = decode_all(b"timestamp,temp,measure_point\n1,2,3\n", &Schema::sensor())
+            .await
+            .unwrap_err();
+        assert!(matches!(
             err,
-            FileError::MissingColumns {
-                missing: vec!["humidity"],
-                found: vec!["timestamp".into(), "temp".into(), "measure_point".into()],
-            }
-        );
-        assert!(err.to_string().contains("humidity"));
+            DecodeError::Header(HeaderError::MissingColumns { .. })
+        ));
+        assert!(err.to_string().contains("humidity"), "{err}");
     }
 
     #[test]
-    fn bom_quotes_and_empty_files_are_fine() {
-        let csv = "\u{feff}timestamp,temp,humidity,\"measure_point\"\n\
-            2025-11-26 02:56:13 UTC,1.5,2,\"Kyiv, \"\"centre\"\"\"\n";
-        let decoded = decode_sensor_csv(csv.as_bytes()).unwrap();
-        assert_eq!(decoded.readings[0].measure_point, "Kyiv, \"centre\"");
-        assert_eq!(decode_sensor_csv(b"").unwrap(), DecodedFile::default());
-        let header_only = decode_sensor_csv(b"timestamp,temp,humidity,measure_point\n").unwrap();
-        assert_eq!(header_only, DecodedFile::default());
-    }
-
-    #[test]
-    fn timestamps_normalise_to_rfc3339_utc() {
+    fn raw_text_is_capped_on_a_char_boundary() {
+        let long = "é".repeat(MAX_RAW_BYTES);
+        let raw = raw_text(&ByteRecord::from(vec![long.as_str(), "x"]));
+        assert!(raw.len() <= MAX_RAW_BYTES && raw.len() >= MAX_RAW_BYTES - 1);
         assert_eq!(
-            normalise_timestamp("2025-11-26 02:56:13 UTC").unwrap(),
-            "2025-11-26T02:56:13Z"
+            raw_text(&ByteRecord::from(vec!["a,b", "c\"d"])),
+            "\"a,b\",\"c\"\"d\""
         );
-        assert_eq!(
-            normalise_timestamp("2025-11-26T02:56:13.250-01:00").unwrap(),
-            "2025-11-26T03:56:13.250Z"
-        );
-        assert!(normalise_timestamp("2025-13-26 02:56:13 UTC").is_err());
-        assert!(normalise_timestamp("").is_err());
     }
 }

@@ -1,22 +1,24 @@
 //! BatchWriteItem with UnprocessedItems retried. DynamoDB returns throttled puts in
 //! `UnprocessedItems` on a *successful* response, which the SDK's retries never see; dropping
-//! them silently loses rows, so every one is retried with backoff or the call fails.
+//! them silently loses rows, so every one is retried with backoff until the deadline, or the
+//! call fails. Each call holds a permit of the write limiter, and unprocessed items count as
+//! throttling there, so a throttled table gets fewer calls in flight, not more.
 
 use std::collections::HashMap;
 use std::future::Future;
+use tokio::time::Instant;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use thiserror::Error;
 
-use crate::decode::SensorReading;
+use crate::limiter::AimdLimiter;
 use crate::retry::partial_failure_backoff;
+use crate::typing::{Item, TypedRow};
 
 /// DynamoDB's cap on requests per BatchWriteItem.
 pub const MAX_BATCH_ITEMS: usize = 25;
-
-pub type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, Error)]
 pub enum WriteError {
@@ -26,10 +28,14 @@ pub enum WriteError {
         #[source]
         source: Box<SdkError<BatchWriteItemError>>,
     },
-    #[error("{left} item(s) still unprocessed by table {table} after retries (throttled)")]
-    RetriesExhausted { table: String, left: usize },
-    #[error("converting a row to a DynamoDB item failed")]
-    Convert(#[from] serde_dynamo::Error),
+    #[error(
+        "{left} item(s) still unprocessed by table {table} after {retries} retries (throttled)"
+    )]
+    RetriesExhausted {
+        table: String,
+        left: usize,
+        retries: u64,
+    },
 }
 
 /// The narrow seam over DynamoDB: one BatchWriteItem of puts, returning the unprocessed ones.
@@ -73,7 +79,7 @@ impl BatchWriteApi for aws_sdk_dynamodb::Client {
     }
 }
 
-/// What one chunk write did.
+/// What writes did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteOutcome {
     pub written: u64,
@@ -81,61 +87,81 @@ pub struct WriteOutcome {
     /// a BatchWriteItem that names one key twice; the later row wins, as a sequential load
     /// would have it).
     pub duplicates: u64,
+    /// Retry rounds for UnprocessedItems.
+    pub retries: u64,
 }
 
 impl std::ops::AddAssign for WriteOutcome {
     fn add_assign(&mut self, other: Self) {
         self.written += other.written;
         self.duplicates += other.duplicates;
+        self.retries += other.retries;
     }
 }
 
-/// Writes up to 25 readings in one BatchWriteItem, retrying unprocessed items with backoff.
-pub async fn write_chunk(
-    api: &impl BatchWriteApi,
-    table: &str,
-    chunk: Vec<SensorReading>,
-) -> Result<WriteOutcome, WriteError> {
-    debug_assert!(chunk.len() <= MAX_BATCH_ITEMS);
-    let total = chunk.len();
-    let unique = last_wins_by_key(chunk);
-    let outcome = WriteOutcome {
-        written: unique.len() as u64,
-        duplicates: (total - unique.len()) as u64,
-    };
-    let mut pending = unique
-        .iter()
-        .map(serde_dynamo::to_item)
-        .collect::<Result<Vec<Item>, _>>()?;
-    let mut delays = partial_failure_backoff();
-    while !pending.is_empty() {
-        pending = api.batch_write(table, pending).await?;
-        if pending.is_empty() {
-            break;
-        }
-        let Some(delay) = delays.next() else {
-            return Err(WriteError::RetriesExhausted {
-                table: table.to_owned(),
-                left: pending.len(),
-            });
+/// Where and how chunks are written.
+pub struct ChunkWriter<'a, A> {
+    pub api: &'a A,
+    pub table: &'a str,
+    pub limiter: &'a AimdLimiter,
+    /// Retries stop before this instant (the Lambda deadline less a margin); without one,
+    /// after the backoff schedule's ten retries.
+    pub deadline: Option<Instant>,
+}
+
+impl<A: BatchWriteApi> ChunkWriter<'_, A> {
+    /// Writes up to 25 rows in one BatchWriteItem, retrying unprocessed items with backoff.
+    pub async fn write(&self, chunk: Vec<TypedRow>) -> Result<WriteOutcome, WriteError> {
+        debug_assert!(chunk.len() <= MAX_BATCH_ITEMS);
+        let total = chunk.len();
+        let mut pending = last_wins_by_key(chunk);
+        let mut outcome = WriteOutcome {
+            written: pending.len() as u64,
+            duplicates: (total - pending.len()) as u64,
+            retries: 0,
         };
-        tracing::debug!(unprocessed = pending.len(), "retrying UnprocessedItems");
-        tokio::time::sleep(delay).await;
+        let mut delays = partial_failure_backoff(self.deadline.is_some());
+        while !pending.is_empty() {
+            let permit = self.limiter.acquire().await;
+            pending = self.api.batch_write(self.table, pending).await?;
+            if pending.is_empty() {
+                permit.succeeded();
+                break;
+            }
+            permit.throttled();
+            let delay = delays.next().filter(|delay| {
+                self.deadline
+                    .is_none_or(|deadline| Instant::now() + *delay < deadline)
+            });
+            let Some(delay) = delay else {
+                return Err(WriteError::RetriesExhausted {
+                    table: self.table.to_owned(),
+                    left: pending.len(),
+                    retries: outcome.retries,
+                });
+            };
+            outcome.retries += 1;
+            tracing::debug!(
+                unprocessed = pending.len(),
+                ?delay,
+                "retrying UnprocessedItems"
+            );
+            tokio::time::sleep(delay).await;
+        }
+        Ok(outcome)
     }
-    Ok(outcome)
 }
 
-/// Keeps the last reading for each key, in first-seen order.
-fn last_wins_by_key(chunk: Vec<SensorReading>) -> Vec<SensorReading> {
+/// Keeps the last row for each key, in first-seen order.
+fn last_wins_by_key(chunk: Vec<TypedRow>) -> Vec<Item> {
     let mut position: HashMap<(String, String), usize> = HashMap::with_capacity(chunk.len());
-    let mut unique: Vec<SensorReading> = Vec::with_capacity(chunk.len());
-    for reading in chunk {
-        let key = (reading.measure_point.clone(), reading.timestamp.clone());
-        match position.get(&key) {
-            Some(&i) => unique[i] = reading,
+    let mut unique: Vec<Item> = Vec::with_capacity(chunk.len());
+    for row in chunk {
+        match position.get(&row.key) {
+            Some(&i) => unique[i] = row.item,
             None => {
-                position.insert(key, unique.len());
-                unique.push(reading);
+                position.insert(row.key, unique.len());
+                unique.push(row.item);
             }
         }
     }
@@ -145,7 +171,10 @@ fn last_wins_by_key(chunk: Vec<SensorReading>) -> Vec<SensorReading> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
     use std::cell::RefCell;
+    use std::time::Duration;
+    use tokio::time::Instant;
 
     /// Leaves the last `throttle` items unprocessed on each of the first `rounds` calls.
     struct ThrottlingTable {
@@ -185,72 +214,101 @@ mod tests {
         }
     }
 
-    fn reading(point: &str, second: u32, temp: f64) -> SensorReading {
-        SensorReading {
-            measure_point: point.into(),
-            timestamp: format!("2025-11-26T00:00:{second:02}Z"),
-            temp,
-            humidity: 50.0,
+    fn row(point: &str, second: u32, temp: &str) -> TypedRow {
+        let timestamp = format!("2025-11-26T00:00:{second:02}Z");
+        TypedRow {
+            key: (point.into(), timestamp.clone()),
+            item: Item::from([
+                ("measure_point".into(), AttributeValue::S(point.into())),
+                ("timestamp".into(), AttributeValue::S(timestamp)),
+                ("temp".into(), AttributeValue::N(temp.into())),
+            ]),
+        }
+    }
+
+    fn writer<'a>(
+        table: &'a ThrottlingTable,
+        limiter: &'a AimdLimiter,
+        deadline: Option<Instant>,
+    ) -> ChunkWriter<'a, ThrottlingTable> {
+        ChunkWriter {
+            api: table,
+            table: "t",
+            limiter,
+            deadline,
         }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn unprocessed_items_are_retried_until_stored() {
+    async fn unprocessed_items_are_retried_until_stored_and_cut_the_limit() {
         let table = ThrottlingTable::new(10, 2);
-        let chunk: Vec<_> = (0..25).map(|i| reading("p", i, 1.0)).collect();
-        let outcome = write_chunk(&table, "t", chunk).await.unwrap();
+        let limiter = AimdLimiter::new(8, 1);
+        let chunk: Vec<_> = (0..25).map(|i| row("p", i, "1")).collect();
+        let outcome = writer(&table, &limiter, None).write(chunk).await.unwrap();
         assert_eq!(
             outcome,
             WriteOutcome {
                 written: 25,
-                duplicates: 0
+                duplicates: 0,
+                retries: 2
             }
         );
         assert_eq!(*table.calls.borrow(), vec![25, 10, 10]);
         assert_eq!(table.stored.borrow().len(), 25);
+        assert_eq!(limiter.report().cuts, 2);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn endless_throttling_fails_loudly() {
+    async fn endless_throttling_fails_loudly_after_the_schedule() {
         let table = ThrottlingTable::new(1, usize::MAX);
-        let chunk = vec![reading("p", 1, 1.0), reading("p", 2, 1.0)];
-        let err = write_chunk(&table, "t", chunk).await.unwrap_err();
+        let limiter = AimdLimiter::new(8, 1);
+        let err = writer(&table, &limiter, None)
+            .write(vec![row("p", 1, "1"), row("p", 2, "1")])
+            .await
+            .unwrap_err();
         assert!(
-            matches!(err, WriteError::RetriesExhausted { left: 1, .. }),
+            matches!(
+                err,
+                WriteError::RetriesExhausted {
+                    left: 1,
+                    retries: 10,
+                    ..
+                }
+            ),
             "{err}"
         );
     }
 
     #[tokio::test(start_paused = true)]
+    async fn retries_stop_before_the_deadline() {
+        let table = ThrottlingTable::new(1, usize::MAX);
+        let limiter = AimdLimiter::new(8, 1);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let started = Instant::now();
+        let err = writer(&table, &limiter, Some(deadline))
+            .write(vec![row("p", 1, "1")])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WriteError::RetriesExhausted { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn duplicate_keys_in_a_chunk_keep_the_last_row() {
         let table = ThrottlingTable::new(0, 0);
-        let chunk = vec![
-            reading("p", 1, 1.0),
-            reading("q", 1, 2.0),
-            reading("p", 1, 3.0),
-        ];
-        let outcome = write_chunk(&table, "t", chunk).await.unwrap();
+        let limiter = AimdLimiter::new(8, 1);
+        let chunk = vec![row("p", 1, "1"), row("q", 1, "2"), row("p", 1, "3")];
+        let outcome = writer(&table, &limiter, None).write(chunk).await.unwrap();
         assert_eq!(
             outcome,
             WriteOutcome {
                 written: 2,
-                duplicates: 1
+                duplicates: 1,
+                retries: 0
             }
         );
         let stored = table.stored.borrow();
         assert_eq!(stored[0]["temp"], AttributeValue::N("3".into()));
-        assert_eq!(stored[0]["measure_point"], AttributeValue::S("p".into()));
         assert_eq!(stored[1]["measure_point"], AttributeValue::S("q".into()));
-    }
-
-    #[test]
-    fn items_carry_typed_attributes() {
-        let item: Item = serde_dynamo::to_item(reading("Kyiv_1", 5, 19.8)).unwrap();
-        assert_eq!(item["temp"], AttributeValue::N("19.8".into()));
-        assert_eq!(item["humidity"], AttributeValue::N("50".into()));
-        assert_eq!(
-            item["timestamp"],
-            AttributeValue::S("2025-11-26T00:00:05Z".into())
-        );
     }
 }

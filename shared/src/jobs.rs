@@ -18,6 +18,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::rejects::RejectTolerance;
+use crate::schema::Schema;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Error)]
@@ -77,6 +80,17 @@ pub struct BatchStats {
     /// Rows superseded by a later row with the same key in the same write batch.
     pub rows_duplicate: u64,
     pub bytes: u64,
+    /// BatchWriteItem retry rounds for UnprocessedItems (DynamoDB throttling).
+    pub write_retries: u64,
+    /// S3 throttling replies (503 SlowDown) the SDK retried.
+    pub s3_throttles: u64,
+}
+
+impl BatchStats {
+    /// Every row read: written, superseded in its write batch, or rejected.
+    pub fn rows_read(&self) -> u64 {
+        self.rows_written + self.rows_duplicate + self.rows_rejected
+    }
 }
 
 /// The job item as stored. Missing counters read as zero.
@@ -101,6 +115,15 @@ pub struct Job {
     pub files_skipped: u64,
     #[serde(flatten)]
     pub totals: BatchStats,
+    /// The job's schema, when it declared one (the sensor schema otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+    /// Rejected rows beyond this end the job FAILED; unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerated_rejects: Option<RejectTolerance>,
+    /// Where the job's rejects reports are written (`s3://bucket/prefix/job_id/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects_report: Option<String>,
     pub started_at: String,
     pub started_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +148,9 @@ impl Job {
             files_listed: 0,
             files_skipped: 0,
             totals: BatchStats::default(),
+            schema: None,
+            tolerated_rejects: None,
+            rejects_report: None,
             started_at: chrono::DateTime::<chrono::Utc>::from(now).to_rfc3339(),
             started_ms: millis(now),
             finished_at: None,
@@ -272,7 +298,8 @@ impl JobLedger {
             .key("job_id", AttributeValue::S(job_id.to_owned()))
             .update_expression(
                 "ADD #done :one, #set :batch_set, #files :files, #files_failed :files_failed, \
-                 #written :written, #rejected :rejected, #duplicate :duplicate, #bytes :bytes",
+                 #written :written, #rejected :rejected, #duplicate :duplicate, #bytes :bytes, \
+                 #write_retries :write_retries, #s3_throttles :s3_throttles",
             )
             .condition_expression("attribute_exists(#id) AND NOT contains(#set, :batch)")
             .expression_attribute_names("#id", "job_id")
@@ -284,6 +311,8 @@ impl JobLedger {
             .expression_attribute_names("#rejected", "rows_rejected")
             .expression_attribute_names("#duplicate", "rows_duplicate")
             .expression_attribute_names("#bytes", "bytes")
+            .expression_attribute_names("#write_retries", "write_retries")
+            .expression_attribute_names("#s3_throttles", "s3_throttles")
             .expression_attribute_values(":one", number(1))
             .expression_attribute_values(":batch", number(batch))
             .expression_attribute_values(":batch_set", AttributeValue::Ns(vec![batch.to_string()]))
@@ -293,6 +322,8 @@ impl JobLedger {
             .expression_attribute_values(":rejected", number(stats.rows_rejected))
             .expression_attribute_values(":duplicate", number(stats.rows_duplicate))
             .expression_attribute_values(":bytes", number(stats.bytes))
+            .expression_attribute_values(":write_retries", number(stats.write_retries))
+            .expression_attribute_values(":s3_throttles", number(stats.s3_throttles))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -309,17 +340,22 @@ impl JobLedger {
         }
     }
 
-    /// Moves a job whose every batch is counted to COMPLETE. At most one caller ever wins
-    /// (the write is conditional on RUNNING and on the counts), and the winner gets the final
-    /// job back and logs its summary: that is the job's completion callback.
+    /// Ends a job whose every batch is counted: COMPLETE, or FAILED if its rejects exceed
+    /// its tolerance. At most one caller ever wins (the write is conditional on RUNNING and on
+    /// the counts), and the winner gets the final job back and logs its summary: that is the
+    /// job's completion callback.
     pub async fn try_finish(&self, job: &Job) -> Result<Option<Job>, JobError> {
         if !job.is_ready_to_finish() {
             return Ok(None);
         }
-        let now = SystemTime::now();
-        let seconds = millis(now).saturating_sub(job.started_ms) as f64 / 1000.0;
-        self.transition(&job.job_id, FinalStatus::Complete, seconds)
-            .await
+        let seconds = millis(SystemTime::now()).saturating_sub(job.started_ms) as f64 / 1000.0;
+        let failure = job.tolerated_rejects.and_then(|tolerance| {
+            tolerance.exceeded(job.totals.rows_rejected, job.totals.rows_read())
+        });
+        let ending = Ending::AllBatchesCounted {
+            failure: failure.as_deref(),
+        };
+        self.transition(&job.job_id, ending, seconds).await
     }
 
     /// Marks a running job FAILED with a reason (e.g. the coordinator could not list or
@@ -329,7 +365,7 @@ impl JobLedger {
             return Err(JobError::NotFound(job_id.to_owned()));
         };
         let seconds = millis(SystemTime::now()).saturating_sub(job.started_ms) as f64 / 1000.0;
-        self.transition(job_id, FinalStatus::Failed(reason), seconds)
+        self.transition(job_id, Ending::Abandoned(reason), seconds)
             .await
     }
 
@@ -338,7 +374,7 @@ impl JobLedger {
     async fn transition(
         &self,
         job_id: &str,
-        to: FinalStatus<'_>,
+        ending: Ending<'_>,
         seconds: f64,
     ) -> Result<Option<Job>, JobError> {
         let mut update =
@@ -358,29 +394,28 @@ impl JobLedger {
             )
             .expression_attribute_values(":now", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
             .expression_attribute_values(":duration", AttributeValue::N(format!("{seconds:.3}")));
-        match to {
-            FinalStatus::Complete => {
+        let (status, failure) = match ending {
+            Ending::AllBatchesCounted { failure } => {
                 condition.push_str(" AND #sealed = :true AND #done = #total");
                 request = request
                     .expression_attribute_names("#sealed", "sealed")
                     .expression_attribute_names("#done", "batches_done")
                     .expression_attribute_names("#total", "total_batches")
-                    .expression_attribute_values(":true", AttributeValue::Bool(true))
-                    .expression_attribute_values(
-                        ":final",
-                        AttributeValue::S(JobStatus::Complete.as_str().into()),
-                    );
+                    .expression_attribute_values(":true", AttributeValue::Bool(true));
+                match failure {
+                    None => (JobStatus::Complete, None),
+                    Some(reason) => (JobStatus::Failed, Some(reason)),
+                }
             }
-            FinalStatus::Failed(reason) => {
-                update.push_str(", #error = :error");
-                request = request
-                    .expression_attribute_names("#error", "error")
-                    .expression_attribute_values(":error", AttributeValue::S(reason.to_owned()))
-                    .expression_attribute_values(
-                        ":final",
-                        AttributeValue::S(JobStatus::Failed.as_str().into()),
-                    );
-            }
+            Ending::Abandoned(reason) => (JobStatus::Failed, Some(reason)),
+        };
+        request = request
+            .expression_attribute_values(":final", AttributeValue::S(status.as_str().into()));
+        if let Some(reason) = failure {
+            update.push_str(", #error = :error");
+            request = request
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":error", AttributeValue::S(reason.to_owned()));
         }
         let result = request
             .update_expression(update)
@@ -400,10 +435,12 @@ impl JobLedger {
     }
 }
 
-/// Where a job can end.
-enum FinalStatus<'a> {
-    Complete,
-    Failed(&'a str),
+/// How a job ends.
+enum Ending<'a> {
+    /// Every batch is counted: COMPLETE, or FAILED for this reason (too many rejects).
+    AllBatchesCounted { failure: Option<&'a str> },
+    /// It can never be sealed (listing or enqueueing failed): FAILED for this reason.
+    Abandoned(&'a str),
 }
 
 /// The completion callback's record: one structured line per job, written exactly once.

@@ -8,8 +8,13 @@
 //! - [`batching`]: pure fan-out planning (keys to batches).
 //! - [`listing`]: ListObjectsV2, streamed page by page.
 //! - [`queue`]: SendMessageBatch with every failed entry retried.
-//! - [`decode`]: CSV bytes to typed sensor readings, with per-row rejects.
-//! - [`dynamo_writer`]: BatchWriteItem with UnprocessedItems retried.
+//! - [`schema`]: the data contract: columns, types, key; the sensor schema is the default.
+//! - [`typing`]: one CSV record to one typed, keyed DynamoDB item.
+//! - [`decode`]: streaming CSV decode of an object body, with per-row rejects.
+//! - [`loader`]: the seed's GET loop, streaming rows into 25-item writes.
+//! - [`limiter`]: the adaptive (AIMD) in-flight limit behind GETs and writes.
+//! - [`dynamo_writer`]: BatchWriteItem with UnprocessedItems retried to a deadline.
+//! - [`rejects`]: the rejects report and the job's reject tolerance.
 //! - [`jobs`]: the job ledger: exactly-once batch counting and the final transition.
 //! - [`retry`]: the one backoff policy everything retries with.
 
@@ -20,10 +25,15 @@ pub mod coordinator;
 pub mod decode;
 pub mod dynamo_writer;
 pub mod jobs;
+pub mod limiter;
 pub mod listing;
+pub mod loader;
 pub mod message;
 pub mod queue;
+pub mod rejects;
 pub mod retry;
+pub mod schema;
+pub mod typing;
 pub mod worker;
 
 /// Renders an error with its whole source chain on one line (`a: b: c`), for logs and

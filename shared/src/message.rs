@@ -2,8 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Manual coordinator event: `{"bucket": "...", "prefix": "data/"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+use crate::rejects::{RejectTolerance, ReportLocation};
+use crate::schema::Schema;
+
+/// Manual coordinator event: `{"bucket": "...", "prefix": "data/"}`, optionally with a job
+/// id, a schema (the sensor schema otherwise) and a reject tolerance (unlimited otherwise).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrefixJobRequest {
     pub bucket: String,
     #[serde(default)]
@@ -11,6 +15,22 @@ pub struct PrefixJobRequest {
     /// Optional caller-chosen id; a fresh time-ordered id otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerated_rejects: Option<RejectTolerance>,
+}
+
+impl PrefixJobRequest {
+    pub fn new(bucket: &str, prefix: &str) -> Self {
+        Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            job_id: None,
+            schema: None,
+            tolerated_rejects: None,
+        }
+    }
 }
 
 /// One SQS message: one worker batch of objects of one job.
@@ -21,11 +41,16 @@ pub struct BatchMessage {
     pub batch: u64,
     pub bucket: String,
     pub keys: Vec<String>,
+    /// The job's schema; absent means the default sensor schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+    /// Where this batch's rejects report goes.
+    pub report: ReportLocation,
 }
 
 impl BatchMessage {
     pub fn to_json(&self) -> String {
-        // A struct of strings and integers always serializes.
+        // A struct of strings, integers and plain enums always serializes.
         serde_json::to_string(self).expect("BatchMessage serializes")
     }
 }
@@ -41,6 +66,11 @@ mod tests {
             batch: 3,
             bucket: "b".into(),
             keys: vec!["data/a.csv".into(), "data/\"odd\".csv".into()],
+            schema: Some(Schema::sensor()),
+            report: ReportLocation {
+                bucket: "b".into(),
+                prefix: "_rejects/".into(),
+            },
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);
@@ -57,16 +87,21 @@ mod tests {
         let body = event.records[0].body.as_deref().unwrap();
         let batch: BatchMessage = serde_json::from_str(body).unwrap();
         assert_eq!(batch.keys.len(), 2);
+        assert_eq!(batch.schema, None);
         let poison: aws_lambda_events::event::sqs::SqsEvent =
             serde_json::from_str(include_str!("../../events/sqs-poison.json")).unwrap();
         let body = poison.records[0].body.as_deref().unwrap();
         assert!(serde_json::from_str::<BatchMessage>(body).is_err());
+        let custom: PrefixJobRequest =
+            serde_json::from_str(include_str!("../../events/prefix-job-custom-schema.json"))
+                .unwrap();
+        custom.schema.unwrap().validate().unwrap();
+        assert!(custom.tolerated_rejects.is_some());
     }
 
     #[test]
     fn prefix_defaults_to_the_whole_bucket() {
         let request: PrefixJobRequest = serde_json::from_str(r#"{"bucket":"b"}"#).unwrap();
-        assert_eq!(request.prefix, "");
-        assert_eq!(request.job_id, None);
+        assert_eq!(request, PrefixJobRequest::new("b", ""));
     }
 }

@@ -147,7 +147,7 @@ impl<S: BatchSender> QueueWriter<S> {
     pub async fn flush(&mut self) -> Result<(), QueueError> {
         let mut pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        let mut delays = partial_failure_backoff();
+        let mut delays = partial_failure_backoff(false);
         while !pending.is_empty() {
             let failed = self.sender.send_batch(&pending).await?;
             self.sent += (pending.len() - failed.len()) as u64;

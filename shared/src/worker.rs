@@ -1,70 +1,108 @@
 //! The worker: one SQS event in, one partial-batch response out. Each message is one batch of
-//! objects. Inside a batch the seed's loop runs on the current thread: `buffer_unordered`
-//! schedules objects, a semaphore bounds GETs in flight, rows flow from decode straight into
-//! 25-item BatchWriteItem calls. Only then is the batch counted in the job ledger, so a crash
-//! before counting means redelivery rewrites the same rows (same keys) and counts once.
+//! objects, loaded by [`Loader`] (the seed's loop, streaming and adaptive), written by
+//! [`ChunkWriter`], then counted once in the job ledger. Rows are written before the count,
+//! with keys from the data, so a crash before counting means redelivery rewrites the same
+//! items and counts once.
+//!
+//! Failures are classified. Permanent ones that concern one object (unusable header, object
+//! gone) are rejects: reported, counted, and the batch still completes. Retryable ones (a GET
+//! or write that failed after the SDK's retries, a ledger call) fail only that message, which
+//! SQS redelivers; a panic in one message fails that message alone.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use futures::{StreamExt, TryFutureExt, TryStreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 use thiserror::Error;
-use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::aws::Clients;
 use crate::config::WorkerConfig;
-use crate::decode::{SensorReading, decode_sensor_csv};
-use crate::dynamo_writer::{MAX_BATCH_ITEMS, WriteError, WriteOutcome, write_chunk};
+use crate::dynamo_writer::{BatchWriteApi, ChunkWriter};
 use crate::jobs::{BatchStats, JobError, JobLedger, Recorded};
+use crate::limiter::AimdLimiter;
+use crate::loader::{LoadError, Loader};
 use crate::message::BatchMessage;
+use crate::rejects::{BatchRejects, ReportError};
+use crate::schema::{Schema, SchemaError};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Time kept free before the Lambda deadline: retries stop in time to report a failure
+/// instead of being killed mid-batch.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Error)]
 pub enum WorkerError {
     #[error("message body is not a batch message")]
     BadMessage(#[source] serde_json::Error),
-    #[error("GET s3://{bucket}/{key} failed")]
-    Fetch {
-        bucket: String,
-        key: String,
-        #[source]
-        source: BoxError,
-    },
+    #[error("the batch's schema is invalid")]
+    BadSchema(#[source] SchemaError),
     #[error(transparent)]
-    Write(#[from] WriteError),
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
     #[error(transparent)]
     Job(#[from] JobError),
+    #[error("processing panicked: {0}")]
+    Panicked(String),
 }
 
-/// One object, downloaded and decoded.
-struct FetchedObject {
-    readings: Vec<SensorReading>,
-    stats: BatchStats,
+/// The Lambda deadline (ms since the epoch, from `Context`) as an `Instant`, less the margin.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
 
-pub struct Worker {
+/// Clients, ledger and limits, kept across invocations of a warm Lambda, so what the limits
+/// learned about throttling carries over.
+pub struct Worker<W = aws_sdk_dynamodb::Client> {
     clients: Clients,
+    writes: W,
     ledger: JobLedger,
     config: WorkerConfig,
+    fetch_limit: AimdLimiter,
+    write_limit: AimdLimiter,
 }
 
 impl Worker {
     pub fn new(clients: Clients, config: WorkerConfig) -> Self {
-        let ledger = JobLedger::new(clients.dynamodb.clone(), &config.tables.jobs);
+        let writes = clients.dynamodb.clone();
+        Self::with_writes(clients, config, writes)
+    }
+}
+
+impl<W: BatchWriteApi> Worker<W> {
+    /// A worker whose record writes go through `writes` (e.g. a fault-injecting wrapper).
+    pub fn with_writes(clients: Clients, config: WorkerConfig, writes: W) -> Self {
         Self {
+            ledger: JobLedger::new(clients.dynamodb.clone(), &config.tables.jobs),
+            fetch_limit: AimdLimiter::new(
+                config.fetch_concurrency,
+                4.min(config.fetch_concurrency),
+            ),
+            write_limit: AimdLimiter::new(config.write_concurrency, 1),
             clients,
-            ledger,
+            writes,
             config,
         }
+    }
+
+    /// The GET limit as it stands (for reports and tests).
+    pub fn fetch_limit(&self) -> &AimdLimiter {
+        &self.fetch_limit
     }
 
     /// Processes every message; the failed ones are listed for redelivery, the rest are
     /// acknowledged. A message without an id yields an empty identifier, which Lambda treats
     /// as a failure of the whole event: safe, since every step is idempotent.
-    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let permits = Semaphore::new(self.config.fetch_concurrency);
+    pub async fn handle(&self, event: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
         let width = event.records.len().max(1);
         let failures: Vec<BatchItemFailure> = stream::iter(event.records)
-            .map(|message| self.handle_message(&permits, message))
+            .map(|message| self.handle_message(message, deadline))
             .buffer_unordered(width)
             .filter_map(|failure| async move { failure })
             .collect()
@@ -76,15 +114,19 @@ impl Worker {
 
     async fn handle_message(
         &self,
-        permits: &Semaphore,
         message: SqsMessage,
+        deadline: Option<Instant>,
     ) -> Option<BatchItemFailure> {
         let message_id = message.message_id.unwrap_or_default();
-        let result =
-            match serde_json::from_str::<BatchMessage>(message.body.as_deref().unwrap_or("")) {
-                Ok(batch) => self.process_batch(permits, &batch).await,
-                Err(e) => Err(WorkerError::BadMessage(e)),
-            };
+        let body = message.body.unwrap_or_default();
+        let result = AssertUnwindSafe(async {
+            let batch: BatchMessage =
+                serde_json::from_str(&body).map_err(WorkerError::BadMessage)?;
+            self.process_batch(&batch, deadline).await
+        })
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(WorkerError::Panicked(panic_text(&panic))));
         let error = result.err()?;
         tracing::error!(%message_id, error = %crate::report(&error), "batch failed; left for redelivery");
         let mut failure = BatchItemFailure::default();
@@ -92,13 +134,15 @@ impl Worker {
         Some(failure)
     }
 
-    /// Loads one batch and counts it. Returns the ledger's view after counting.
+    /// Loads one batch, writes its rejects report, and counts it. Returns the ledger's view.
     pub async fn process_batch(
         &self,
-        permits: &Semaphore,
         batch: &BatchMessage,
+        deadline: Option<Instant>,
     ) -> Result<Recorded, WorkerError> {
-        let stats = self.load(permits, batch).await?;
+        let schema = batch.schema.clone().unwrap_or_default();
+        schema.validate().map_err(WorkerError::BadSchema)?;
+        let stats = self.load(batch, &schema, deadline).await?;
         let recorded = self
             .ledger
             .record_batch(&batch.job_id, batch.batch, &stats)
@@ -116,94 +160,56 @@ impl Worker {
         Ok(recorded)
     }
 
-    /// Downloads, decodes and writes every object of the batch; returns what it did.
     async fn load(
         &self,
-        permits: &Semaphore,
         batch: &BatchMessage,
+        schema: &Schema,
+        deadline: Option<Instant>,
     ) -> Result<BatchStats, WorkerError> {
-        let mut stats = BatchStats::default();
-        let written = stream::iter(&batch.keys)
-            .map(|key| self.fetch_object(permits, &batch.bucket, key))
-            .buffer_unordered(self.config.task_concurrency)
-            .map_ok(|object| {
-                stats.files += object.stats.files;
-                stats.files_failed += object.stats.files_failed;
-                stats.rows_rejected += object.stats.rows_rejected;
-                stats.bytes += object.stats.bytes;
-                stream::iter(object.readings.into_iter().map(Ok))
-            })
-            .try_flatten()
-            .try_chunks(MAX_BATCH_ITEMS)
-            .map_err(|chunk_error| chunk_error.1)
-            .map_ok(|chunk| {
-                write_chunk(&self.clients.dynamodb, &self.config.tables.records, chunk)
-                    .map_err(WorkerError::from)
-            })
-            .try_buffer_unordered(self.config.write_concurrency)
-            .try_fold(WriteOutcome::default(), |mut total, outcome| async move {
-                total += outcome;
-                Ok(total)
+        let loader = Loader {
+            s3: &self.clients.s3,
+            throttles: &self.clients.s3_throttles,
+            fetch_limit: &self.fetch_limit,
+            task_concurrency: self.config.task_concurrency,
+            write_concurrency: self.config.write_concurrency,
+            schema,
+        };
+        let writer = ChunkWriter {
+            api: &self.writes,
+            table: &self.config.tables.records,
+            limiter: &self.write_limit,
+            deadline,
+        };
+        let rejects = Mutex::new(BatchRejects::default());
+        let loaded = loader
+            .load(&batch.bucket, &batch.keys, &rejects, |chunk| {
+                writer.write(chunk)
             })
             .await?;
-        stats.rows_written = written.written;
-        stats.rows_duplicate = written.duplicates;
-        Ok(stats)
+        let rejects = rejects.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(uri) = rejects
+            .write(&self.clients.s3, &batch.report, &batch.job_id, batch.batch)
+            .await?
+        {
+            tracing::warn!(job_id = %batch.job_id, batch = batch.batch, rejects = loaded.rows_rejected, files_failed = loaded.files_failed, report = %uri, "rejects reported");
+        }
+        Ok(BatchStats {
+            files: loaded.files,
+            files_failed: loaded.files_failed,
+            rows_written: loaded.written.written,
+            rows_rejected: loaded.rows_rejected,
+            rows_duplicate: loaded.written.duplicates,
+            bytes: loaded.bytes,
+            write_retries: loaded.written.retries,
+            s3_throttles: loaded.s3_throttles,
+        })
     }
+}
 
-    /// One GET under a semaphore permit, then decode. Row rejects and a rejected object are
-    /// logged with key, line and reason and counted; only a failed GET fails the batch.
-    async fn fetch_object(
-        &self,
-        permits: &Semaphore,
-        bucket: &str,
-        key: &str,
-    ) -> Result<FetchedObject, WorkerError> {
-        let fetch_error = |source: BoxError| WorkerError::Fetch {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            source,
-        };
-        let body = {
-            let _permit = permits
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            let output = self
-                .clients
-                .s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| fetch_error(e.into()))?;
-            output
-                .body
-                .collect()
-                .await
-                .map_err(|e| fetch_error(e.into()))?
-                .into_bytes()
-        };
-        let mut stats = BatchStats {
-            bytes: body.len() as u64,
-            ..BatchStats::default()
-        };
-        let readings = match decode_sensor_csv(&body) {
-            Ok(decoded) => {
-                for reject in &decoded.rejects {
-                    tracing::warn!(bucket, key, line = reject.line, reason = %reject.reason, "row rejected");
-                }
-                stats.files = 1;
-                stats.rows_rejected = decoded.rejects.len() as u64;
-                decoded.readings
-            }
-            Err(error) => {
-                tracing::warn!(bucket, key, reason = %error, "object rejected");
-                stats.files_failed = 1;
-                Vec::new()
-            }
-        };
-        Ok(FetchedObject { readings, stats })
-    }
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }

@@ -7,9 +7,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use devkit::pipeline::LocalPipeline;
 use devkit::provision::{self, Provisioned, QueueSettings, Resources};
+use devkit::sample::SensorReading;
 use devkit::servers::{LocalAws, Server, ServerChoice};
 use shared::aws::Clients;
-use shared::decode::SensorReading;
+use shared::message::BatchMessage;
+use shared::rejects::ReportLocation;
 
 /// The default servers: s3s-fs, moto (SQS), dynalite.
 pub fn default_servers() -> &'static LocalAws {
@@ -105,6 +107,40 @@ impl TestEnv {
             .items
             .unwrap_or_default();
         serde_dynamo::from_items(items).expect("records deserialize as readings")
+    }
+
+    /// A batch message of this test's bucket, default schema, rejects under `_rejects/`.
+    pub fn batch(&self, job_id: &str, batch: u64, keys: Vec<String>) -> BatchMessage {
+        BatchMessage {
+            job_id: job_id.to_owned(),
+            batch,
+            bucket: self.resources.bucket.clone(),
+            keys,
+            schema: None,
+            report: ReportLocation {
+                bucket: self.resources.bucket.clone(),
+                prefix: "_rejects/".into(),
+            },
+        }
+    }
+
+    /// The text of an object of this test's bucket.
+    pub async fn get(&self, key: &str) -> String {
+        let body = self
+            .clients
+            .s3
+            .get_object()
+            .bucket(&self.resources.bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("reading a test object")
+            .body
+            .collect()
+            .await
+            .expect("reading a test object's body")
+            .into_bytes();
+        String::from_utf8_lossy(&body).into_owned()
     }
 
     pub async fn put(&self, key: &str, body: &str) {

@@ -9,15 +9,11 @@ use devkit::sample::SampleSpec;
 use futures::future::join_all;
 use integration_tests::{TestEnv, default_servers, moto_servers};
 use shared::jobs::{BatchStats, Job, JobLedger, JobStatus, Recorded};
-use shared::message::{BatchMessage, PrefixJobRequest};
+use shared::message::PrefixJobRequest;
 use shared::worker::Worker;
 
 fn request(env: &TestEnv, prefix: &str) -> PrefixJobRequest {
-    PrefixJobRequest {
-        bucket: env.resources.bucket.clone(),
-        prefix: prefix.into(),
-        job_id: None,
-    }
+    PrefixJobRequest::new(&env.resources.bucket, prefix)
 }
 
 #[tokio::test]
@@ -181,18 +177,14 @@ async fn a_redelivered_batch_is_counted_once() {
         "1 batch still to do"
     );
 
-    let message = BatchMessage {
-        job_id: job.job_id.clone(),
-        batch: 0,
-        bucket: env.resources.bucket.clone(),
-        keys: (0..3).map(|i| spec.key(i)).collect(),
-    }
-    .to_json();
+    let message = env
+        .batch(&job.job_id, 0, (0..3).map(|i| spec.key(i)).collect())
+        .to_json();
     let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
     let responses =
-        join_all((0..4).map(|i| worker.handle(sqs_event(&format!("m{i}"), &message)))).await;
+        join_all((0..4).map(|i| worker.handle(sqs_event(&format!("m{i}"), &message), None))).await;
     assert!(responses.iter().all(|r| r.batch_item_failures.is_empty()));
-    let again = worker.handle(sqs_event("m-late", &message)).await;
+    let again = worker.handle(sqs_event("m-late", &message), None).await;
     assert!(again.batch_item_failures.is_empty());
 
     let stored = ledger.get(&job.job_id).await.unwrap().unwrap();
@@ -272,12 +264,7 @@ async fn the_bridge_redelivers_failures_until_the_dead_letter_queue() {
     let job = Job::new("job-bridge", &env.resources.bucket, "b/");
     ledger.create(&job).await.unwrap();
     ledger.seal(&job.job_id, 1, 2, 0).await.unwrap();
-    let good = BatchMessage {
-        job_id: job.job_id.clone(),
-        batch: 0,
-        bucket: env.resources.bucket.clone(),
-        keys: vec![spec.key(0), spec.key(1)],
-    };
+    let good = env.batch(&job.job_id, 0, vec![spec.key(0), spec.key(1)]);
     for body in [good.to_json(), "{not json".to_owned()] {
         env.clients
             .sqs

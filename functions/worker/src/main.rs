@@ -6,7 +6,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::aws::Clients;
 use shared::config::WorkerConfig;
-use shared::worker::Worker;
+use shared::worker::{Worker, deadline_from_epoch_ms};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -19,7 +19,8 @@ async fn main() -> Result<(), Error> {
     let worker = Worker::new(Clients::from_env().await, WorkerConfig::from_env()?);
     let worker = &worker;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(worker.handle(event.payload).await)
+        let deadline = deadline_from_epoch_ms(event.context.deadline);
+        Ok::<SqsBatchResponse, Error>(worker.handle(event.payload, Some(deadline)).await)
     }))
     .await
 }

@@ -1,0 +1,237 @@
+//! An adaptive in-flight limit (AIMD): the seed's fixed semaphore, made to back off when the
+//! service pushes back. A throttling signal halves the limit, at most once per generation of
+//! permits (so a burst of throttled replies to requests sent under the old limit cuts once);
+//! every `limit` clean completions raise it by one, up to the configured maximum.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// A counter of throttling replies (S3 503 SlowDown, 429), bumped by the SDK interceptor in
+/// [`crate::aws`] and read by limiters to learn of throttling the SDK retried transparently.
+#[derive(Debug, Default)]
+pub struct ThrottleCounter(AtomicU64);
+
+impl ThrottleCounter {
+    pub fn record(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    limit: usize,
+    max: usize,
+    min: usize,
+    /// Permits to swallow as they come back, after a cut bigger than the idle permits.
+    debt: usize,
+    clean_since_raise: usize,
+    generation: u64,
+    cuts: u64,
+    lowest: usize,
+}
+
+#[derive(Debug)]
+pub struct AimdLimiter {
+    semaphore: Semaphore,
+    state: Mutex<State>,
+}
+
+/// What the limiter has done, for the batch's stats.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LimiterReport {
+    pub limit: usize,
+    pub lowest: usize,
+    pub cuts: u64,
+}
+
+pub struct AimdPermit<'a> {
+    limiter: &'a AimdLimiter,
+    permit: Option<SemaphorePermit<'a>>,
+    generation: u64,
+}
+
+impl AimdLimiter {
+    /// Starts at `max` in flight; never goes below `min`.
+    pub fn new(max: usize, min: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            semaphore: Semaphore::new(max),
+            state: Mutex::new(State {
+                limit: max,
+                max,
+                min: min.clamp(1, max),
+                debt: 0,
+                clean_since_raise: 0,
+                generation: 0,
+                cuts: 0,
+                lowest: max,
+            }),
+        }
+    }
+
+    pub async fn acquire(&self) -> AimdPermit<'_> {
+        let permit = self
+            .semaphore
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let generation = self.lock().generation;
+        AimdPermit {
+            limiter: self,
+            permit: Some(permit),
+            generation,
+        }
+    }
+
+    pub fn report(&self) -> LimiterReport {
+        let state = self.lock();
+        LimiterReport {
+            limit: state.limit,
+            lowest: state.lowest,
+            cuts: state.cuts,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is plain numbers: a panic elsewhere cannot leave it inconsistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl AimdPermit<'_> {
+    /// The request went through without throttling.
+    pub fn succeeded(mut self) {
+        let mut state = self.limiter.lock();
+        state.clean_since_raise += 1;
+        if state.clean_since_raise >= state.limit && state.limit < state.max {
+            state.clean_since_raise = 0;
+            state.limit += 1;
+            if state.debt > 0 {
+                state.debt -= 1;
+            } else {
+                self.limiter.semaphore.add_permits(1);
+            }
+        }
+        drop(state);
+        self.release();
+    }
+
+    /// The service pushed back: halve the limit, once per generation.
+    pub fn throttled(mut self) {
+        let mut state = self.limiter.lock();
+        if self.generation == state.generation && state.limit > state.min {
+            let new_limit = (state.limit / 2).max(state.min);
+            let cut = state.limit - new_limit;
+            let idle = self.limiter.semaphore.forget_permits(cut);
+            state.debt += cut - idle;
+            state.limit = new_limit;
+            state.lowest = state.lowest.min(new_limit);
+            state.generation += 1;
+            state.cuts += 1;
+            state.clean_since_raise = 0;
+        }
+        drop(state);
+        self.release();
+    }
+
+    fn release(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let mut state = self.limiter.lock();
+        if state.debt > 0 {
+            state.debt -= 1;
+            permit.forget();
+        }
+    }
+}
+
+impl Drop for AimdPermit<'_> {
+    /// A permit dropped without a verdict (an error, a cancelled future) counts as neither.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_flight_capacity(limiter: &AimdLimiter) -> usize {
+        limiter.semaphore.available_permits()
+    }
+
+    #[tokio::test]
+    async fn a_throttle_halves_the_limit_once_per_generation() {
+        let limiter = AimdLimiter::new(16, 2);
+        let permits: Vec<_> = futures::future::join_all((0..8).map(|_| limiter.acquire())).await;
+        // Eight replies from the same generation come back throttled: one cut.
+        for permit in permits {
+            permit.throttled();
+        }
+        let report = limiter.report();
+        assert_eq!((report.limit, report.cuts, report.lowest), (8, 1, 8));
+        assert_eq!(in_flight_capacity(&limiter), 8);
+        // A request sent under the new limit can cut again.
+        limiter.acquire().await.throttled();
+        assert_eq!(limiter.report().limit, 4);
+        assert_eq!(in_flight_capacity(&limiter), 4);
+    }
+
+    #[tokio::test]
+    async fn a_cut_larger_than_the_idle_permits_is_paid_back_as_permits_return() {
+        let limiter = AimdLimiter::new(4, 1);
+        let held: Vec<_> = futures::future::join_all((0..4).map(|_| limiter.acquire())).await;
+        let mut held = held.into_iter();
+        held.next().unwrap().throttled(); // limit 4 -> 2 with nothing idle: debt 2, this one swallowed
+        assert_eq!(in_flight_capacity(&limiter), 0);
+        held.next().unwrap().succeeded(); // swallowed: debt paid
+        assert_eq!(in_flight_capacity(&limiter), 0);
+        for permit in held {
+            permit.succeeded();
+        }
+        // Two clean completions at limit 2 also earned one additive step: 3 in circulation.
+        assert_eq!(limiter.report().limit, 3);
+        assert_eq!(in_flight_capacity(&limiter), 3);
+    }
+
+    #[tokio::test]
+    async fn clean_completions_raise_the_limit_back_to_the_maximum() {
+        let limiter = AimdLimiter::new(8, 1);
+        limiter.acquire().await.throttled();
+        limiter.acquire().await.throttled();
+        assert_eq!(limiter.report().limit, 2);
+        for _ in 0..200 {
+            limiter.acquire().await.succeeded();
+        }
+        let report = limiter.report();
+        assert_eq!((report.limit, report.lowest, report.cuts), (8, 2, 2));
+        assert_eq!(in_flight_capacity(&limiter), 8);
+    }
+
+    #[tokio::test]
+    async fn the_limit_never_goes_below_the_minimum() {
+        let limiter = AimdLimiter::new(8, 3);
+        for _ in 0..10 {
+            limiter.acquire().await.throttled();
+        }
+        assert_eq!(limiter.report().limit, 3);
+        assert_eq!(in_flight_capacity(&limiter), 3);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_permit_returns_without_changing_the_limit() {
+        let limiter = AimdLimiter::new(2, 1);
+        drop(limiter.acquire().await);
+        assert_eq!(limiter.report().limit, 2);
+        assert_eq!(in_flight_capacity(&limiter), 2);
+    }
+}

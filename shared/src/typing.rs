@@ -1,0 +1,513 @@
+//! Types one CSV row into one DynamoDB item, by the job's schema. Columns are matched by header
+//! name in any order; every column lands as an attribute under its header name (declared ones
+//! typed, extra ones as strings); the key attributes are the key columns' values joined by
+//! `#`. A row that cannot be typed yields a reason naming the column; the caller rejects it.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use csv_async::ByteRecord;
+use thiserror::Error;
+
+use crate::schema::{ColumnType, Schema};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's item size limit.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// Why a header cannot be used: the whole object is rejected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum HeaderError {
+    #[error("header lacks required column(s) {missing:?} (found {found:?})")]
+    MissingColumns {
+        missing: Vec<String>,
+        found: Vec<String>,
+    },
+    #[error("header names column {0:?} twice")]
+    DuplicateColumn(String),
+}
+
+/// One row, typed and keyed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypedRow {
+    /// (partition key, sort key or empty): identifies the item, for de-duplication.
+    pub key: (String, String),
+    pub item: Item,
+}
+
+/// How one header position is typed.
+#[derive(Debug, Clone)]
+struct Slot {
+    name: String,
+    kind: ColumnType,
+    nullable: bool,
+    declared: bool,
+}
+
+/// A schema applied to one object's header.
+#[derive(Debug, Clone)]
+pub struct RowTyper {
+    slots: Vec<Slot>,
+    partition: Vec<usize>,
+    sort: Vec<usize>,
+    partition_attribute: String,
+    sort_attribute: Option<String>,
+}
+
+impl RowTyper {
+    pub fn new(schema: &Schema, header: &ByteRecord) -> Result<Self, HeaderError> {
+        let found: Vec<String> = header
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let name = String::from_utf8_lossy(raw);
+                let name = if i == 0 {
+                    name.trim_start_matches('\u{feff}')
+                } else {
+                    &name
+                };
+                name.trim().to_owned()
+            })
+            .collect();
+        for (i, name) in found.iter().enumerate() {
+            if found[..i].contains(name) {
+                return Err(HeaderError::DuplicateColumn(name.clone()));
+            }
+        }
+        let missing: Vec<String> = schema
+            .columns
+            .iter()
+            .filter(|c| !c.nullable && !found.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(HeaderError::MissingColumns { missing, found });
+        }
+        let slots = found
+            .iter()
+            .map(|name| match schema.column(name) {
+                Some(column) => Slot {
+                    name: name.clone(),
+                    kind: column.kind,
+                    nullable: column.nullable,
+                    declared: true,
+                },
+                None => Slot {
+                    name: name.clone(),
+                    kind: ColumnType::String,
+                    nullable: true,
+                    declared: false,
+                },
+            })
+            .collect();
+        // Key columns are non-nullable, so validated schemas have them in `found`.
+        let positions = |names: &[String]| -> Vec<usize> {
+            names
+                .iter()
+                .filter_map(|n| found.iter().position(|f| f == n))
+                .collect()
+        };
+        Ok(Self {
+            slots,
+            partition: positions(&schema.partition_key),
+            sort: positions(&schema.sort_key),
+            partition_attribute: schema.partition_attribute(),
+            sort_attribute: schema.sort_attribute(),
+        })
+    }
+
+    /// Number of fields every row must have.
+    pub fn width(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn type_row(&self, row: &ByteRecord) -> Result<TypedRow, String> {
+        if row.len() != self.slots.len() {
+            return Err(format!(
+                "expected {} fields, found {}",
+                self.slots.len(),
+                row.len()
+            ));
+        }
+        let mut item = Item::with_capacity(self.slots.len() + 2);
+        // Canonical text of each field, kept for the key columns.
+        let mut texts: Vec<Option<String>> = vec![None; self.slots.len()];
+        let mut size = 0;
+        for (i, (slot, raw)) in self.slots.iter().zip(row.iter()).enumerate() {
+            let text = std::str::from_utf8(raw)
+                .map_err(|_| format!("column {}: invalid UTF-8", slot.name))?;
+            let trimmed = text.trim();
+            if trimmed.is_empty() {
+                if slot.nullable {
+                    continue;
+                }
+                let what = if self.is_key(i) {
+                    "empty key field"
+                } else {
+                    "empty value in a non-nullable column"
+                };
+                return Err(format!("column {}: {what}", slot.name));
+            }
+            let (value, canonical) = typed(slot.kind, if slot.declared { trimmed } else { text })
+                .map_err(|e| format!("column {}: {e}", slot.name))?;
+            size += slot.name.len() + canonical.len();
+            if self.is_key(i) {
+                texts[i] = Some(canonical);
+            }
+            item.insert(slot.name.clone(), value);
+        }
+        let join = |positions: &[usize]| -> String {
+            positions
+                .iter()
+                .map(|&i| texts[i].as_deref().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("#")
+        };
+        let partition = join(&self.partition);
+        let sort = join(&self.sort);
+        size += self.partition_attribute.len() + partition.len();
+        item.insert(
+            self.partition_attribute.clone(),
+            AttributeValue::S(partition.clone()),
+        );
+        if let Some(attribute) = &self.sort_attribute {
+            size += attribute.len() + sort.len();
+            item.insert(attribute.clone(), AttributeValue::S(sort.clone()));
+        }
+        if size > MAX_ITEM_BYTES {
+            return Err(format!(
+                "item is about {size} bytes, over DynamoDB's 400 KB item limit"
+            ));
+        }
+        Ok(TypedRow {
+            key: (partition, sort),
+            item,
+        })
+    }
+
+    fn is_key(&self, position: usize) -> bool {
+        self.partition.contains(&position) || self.sort.contains(&position)
+    }
+}
+
+/// A field's attribute value and its canonical text (what a key made of it holds).
+fn typed(kind: ColumnType, text: &str) -> Result<(AttributeValue, String), String> {
+    Ok(match kind {
+        ColumnType::String => (AttributeValue::S(text.to_owned()), text.to_owned()),
+        ColumnType::Number => {
+            let number = parse_decimal(text)?;
+            (AttributeValue::N(number.clone()), number)
+        }
+        ColumnType::Integer => {
+            let n: i64 = text
+                .parse()
+                .map_err(|_| format!("invalid integer {text:?}"))?;
+            (AttributeValue::N(n.to_string()), n.to_string())
+        }
+        ColumnType::Bool => {
+            let b = match text.to_ascii_lowercase().as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(format!("invalid bool {text:?} (true/false/1/0)")),
+            };
+            (AttributeValue::Bool(b), b.to_string())
+        }
+        ColumnType::Timestamp => {
+            let t = normalise_timestamp(text)?;
+            (AttributeValue::S(t.clone()), t)
+        }
+    })
+}
+
+/// Accepts the seed's `YYYY-MM-DD HH:MM:SS UTC` and RFC 3339; returns RFC 3339 UTC.
+pub fn normalise_timestamp(raw: &str) -> Result<String, String> {
+    let parsed = if let Some(naive) = raw.strip_suffix(" UTC") {
+        NaiveDateTime::parse_from_str(naive, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
+    } else {
+        DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc))
+    };
+    parsed
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        .map_err(|e| format!("invalid timestamp {raw:?}: {e}"))
+}
+
+/// A finite decimal DynamoDB accepts as N: `[+-]digits[.digits][e[+-]digits]`, at most 38
+/// significant digits. Returned as written (minus a leading `+`), so no precision is lost.
+pub fn parse_decimal(raw: &str) -> Result<String, String> {
+    let invalid = || format!("invalid number {raw:?}");
+    let unsigned = raw.strip_prefix(['+', '-']).unwrap_or(raw);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) {
+        return Err(invalid());
+    }
+    if let Some(exponent) = exponent {
+        let e = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+        if e.is_empty() || !digits(e) || e.len() > 3 {
+            return Err(invalid());
+        }
+    }
+    let significant = format!("{whole}{fraction}");
+    if significant
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .len()
+        > 38
+    {
+        return Err(format!(
+            "number {raw:?} has more than 38 significant digits"
+        ));
+    }
+    Ok(raw.strip_prefix('+').unwrap_or(raw).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Column;
+
+    fn record(fields: &[&str]) -> ByteRecord {
+        ByteRecord::from(fields.to_vec())
+    }
+
+    fn sensor(header: &[&str]) -> RowTyper {
+        RowTyper::new(&Schema::sensor(), &record(header)).unwrap()
+    }
+
+    const HEADER: [&str; 4] = ["timestamp", "temp", "humidity", "measure_point"];
+
+    #[test]
+    fn a_seed_row_becomes_a_typed_keyed_item() {
+        let row = sensor(&HEADER)
+            .type_row(&record(&[
+                "2025-11-26 02:56:13 UTC",
+                "19.8",
+                "59.1",
+                "Kyiv_18",
+            ]))
+            .unwrap();
+        assert_eq!(row.key, ("Kyiv_18".into(), "2025-11-26T02:56:13Z".into()));
+        assert_eq!(row.item["temp"], AttributeValue::N("19.8".into()));
+        assert_eq!(row.item["humidity"], AttributeValue::N("59.1".into()));
+        assert_eq!(
+            row.item["timestamp"],
+            AttributeValue::S("2025-11-26T02:56:13Z".into())
+        );
+        assert_eq!(
+            row.item["measure_point"],
+            AttributeValue::S("Kyiv_18".into())
+        );
+        assert_eq!(row.item.len(), 4);
+    }
+
+    #[test]
+    fn extra_columns_are_kept_as_strings_and_order_does_not_matter() {
+        let typer = sensor(&["note", "measure_point", "humidity", "timestamp", "temp"]);
+        let row = typer
+            .type_row(&record(&[
+                "  spaced ",
+                "Lviv",
+                "60",
+                "2025-01-02T03:04:05+02:00",
+                "-3e2",
+            ]))
+            .unwrap();
+        assert_eq!(row.item["note"], AttributeValue::S("  spaced ".into()));
+        assert_eq!(
+            row.item["timestamp"],
+            AttributeValue::S("2025-01-02T01:04:05Z".into())
+        );
+        assert_eq!(row.item["temp"], AttributeValue::N("-3e2".into()));
+        let empty_extra = typer
+            .type_row(&record(&["", "Lviv", "60", "2025-01-02T03:04:05Z", "1"]))
+            .unwrap();
+        assert!(!empty_extra.item.contains_key("note"));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let typer = sensor(&HEADER);
+        let reason = |fields: [&str; 4]| typer.type_row(&record(&fields)).unwrap_err();
+        assert_eq!(
+            reason(["2025-11-26 02:56:13 UTC", "hot", "1", "K"]),
+            "column temp: invalid number \"hot\""
+        );
+        assert!(
+            reason(["yesterday", "1", "1", "K"]).starts_with("column timestamp: invalid timestamp")
+        );
+        assert_eq!(
+            reason(["2025-11-26 02:56:13 UTC", "1", "NaN", "K"]),
+            "column humidity: invalid number \"NaN\""
+        );
+        assert_eq!(
+            reason(["2025-11-26 02:56:13 UTC", "1", "1", " "]),
+            "column measure_point: empty key field"
+        );
+        assert_eq!(
+            reason(["2025-11-26 02:56:13 UTC", "", "1", "K"]),
+            "column temp: empty value in a non-nullable column"
+        );
+        assert_eq!(
+            typer.type_row(&record(&["a", "b"])).unwrap_err(),
+            "expected 4 fields, found 2"
+        );
+        let mut bad_utf8 = record(&["2025-11-26 02:56:13 UTC", "1", "1"]);
+        bad_utf8.push_field(&[b'K', 0xff]);
+        assert_eq!(
+            typer.type_row(&bad_utf8).unwrap_err(),
+            "column measure_point: invalid UTF-8"
+        );
+    }
+
+    #[test]
+    fn an_item_over_400_kb_is_rejected() {
+        let typer = sensor(&["timestamp", "temp", "humidity", "measure_point", "blob"]);
+        let blob = "x".repeat(MAX_ITEM_BYTES);
+        let reason = typer
+            .type_row(&record(&["2025-11-26 02:56:13 UTC", "1", "1", "K", &blob]))
+            .unwrap_err();
+        assert!(reason.contains("400 KB"), "{reason}");
+    }
+
+    #[test]
+    fn header_problems_reject_the_file() {
+        let err = RowTyper::new(
+            &Schema::sensor(),
+            &record(&["timestamp", "temp", "measure_point"]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            HeaderError::MissingColumns {
+                missing: vec!["humidity".into()],
+                found: vec!["timestamp".into(), "temp".into(), "measure_point".into()],
+            }
+        );
+        let err = RowTyper::new(&Schema::sensor(), &record(&["temp", "temp"])).unwrap_err();
+        assert_eq!(err, HeaderError::DuplicateColumn("temp".into()));
+        // A BOM and padding around header names are ignored.
+        assert!(
+            RowTyper::new(
+                &Schema::sensor(),
+                &record(&["\u{feff}timestamp", " temp", "humidity ", "measure_point"])
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn user_schema_types_nullables_and_composite_keys() {
+        let schema = Schema {
+            columns: vec![
+                Column {
+                    name: "site".into(),
+                    kind: ColumnType::String,
+                    nullable: false,
+                },
+                Column {
+                    name: "day".into(),
+                    kind: ColumnType::Timestamp,
+                    nullable: false,
+                },
+                Column {
+                    name: "seq".into(),
+                    kind: ColumnType::Integer,
+                    nullable: false,
+                },
+                Column {
+                    name: "ok".into(),
+                    kind: ColumnType::Bool,
+                    nullable: true,
+                },
+                Column {
+                    name: "reading".into(),
+                    kind: ColumnType::Number,
+                    nullable: true,
+                },
+            ],
+            partition_key: vec!["site".into()],
+            sort_key: vec!["day".into(), "seq".into()],
+        };
+        let typer = RowTyper::new(&schema, &record(&["seq", "site", "day", "ok"])).unwrap();
+        let row = typer
+            .type_row(&record(&["7", "A", "2025-11-26 00:00:00 UTC", "TRUE"]))
+            .unwrap();
+        assert_eq!(row.key, ("A".into(), "2025-11-26T00:00:00Z#7".into()));
+        assert_eq!(
+            row.item["day#seq"],
+            AttributeValue::S("2025-11-26T00:00:00Z#7".into())
+        );
+        assert_eq!(row.item["seq"], AttributeValue::N("7".into()));
+        assert_eq!(row.item["ok"], AttributeValue::Bool(true));
+        assert!(
+            !row.item.contains_key("reading"),
+            "nullable and absent from the header"
+        );
+        let no_ok = typer
+            .type_row(&record(&["8", "A", "2025-11-26 00:00:00 UTC", ""]))
+            .unwrap();
+        assert!(!no_ok.item.contains_key("ok"));
+        assert_eq!(
+            typer
+                .type_row(&record(&["x", "A", "2025-11-26 00:00:00 UTC", ""]))
+                .unwrap_err(),
+            "column seq: invalid integer \"x\""
+        );
+        assert_eq!(
+            typer
+                .type_row(&record(&["1", "A", "2025-11-26 00:00:00 UTC", "maybe"]))
+                .unwrap_err(),
+            "column ok: invalid bool \"maybe\" (true/false/1/0)"
+        );
+    }
+
+    #[test]
+    fn decimals_are_validated_and_kept_as_written() {
+        for ok in [
+            "0",
+            "19.8",
+            "-3",
+            "+4.5",
+            ".5",
+            "5.",
+            "1e10",
+            "1.5E-3",
+            "000123.4500",
+        ] {
+            assert!(parse_decimal(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(parse_decimal("+4.5").unwrap(), "4.5");
+        assert_eq!(
+            parse_decimal("12345678901234567890.123456789012345678")
+                .unwrap()
+                .len(),
+            39
+        );
+        for bad in [
+            "", ".", "-", "1.2.3", "1e", "e5", "inf", "NaN", "0x10", "1_000", "1e1000", " 1",
+        ] {
+            assert!(parse_decimal(bad).is_err(), "{bad}");
+        }
+        assert!(parse_decimal("1234567890123456789012345678901234567890").is_err());
+    }
+
+    #[test]
+    fn timestamps_normalise_to_rfc3339_utc() {
+        assert_eq!(
+            normalise_timestamp("2025-11-26 02:56:13 UTC").unwrap(),
+            "2025-11-26T02:56:13Z"
+        );
+        assert_eq!(
+            normalise_timestamp("2025-11-26T02:56:13.250-01:00").unwrap(),
+            "2025-11-26T03:56:13.250Z"
+        );
+        assert!(normalise_timestamp("2025-13-26 02:56:13 UTC").is_err());
+        assert!(normalise_timestamp("").is_err());
+    }
+}
