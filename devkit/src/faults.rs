@@ -43,7 +43,7 @@ impl<A: BatchWriteApi> BatchWriteApi for FlakyWrites<A> {
         mut items: Vec<Item>,
     ) -> Result<Vec<Item>, WriteError> {
         let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        if call % self.every != 0 || items.len() < 2 {
+        if !call.is_multiple_of(self.every) || items.len() < 2 {
             return self.inner.batch_write(table, items).await;
         }
         let held_back = items.split_off(items.len() / 2);
@@ -77,7 +77,8 @@ impl Intercept for SlowDown {
         let is_get = cfg
             .load::<Metadata>()
             .is_some_and(|m| m.name() == "GetObject");
-        if !is_get || (self.replies.fetch_add(1, Ordering::Relaxed) + 1) % self.every != 0 {
+        if !is_get || !(self.replies.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(self.every)
+        {
             return Ok(());
         }
         self.injected.fetch_add(1, Ordering::Relaxed);

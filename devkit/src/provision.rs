@@ -157,7 +157,8 @@ async fn ensure_queue(
     Ok((url, arn))
 }
 
-async fn ensure_table(
+/// A PAY_PER_REQUEST table with string key attributes, ACTIVE when this returns.
+pub async fn ensure_table(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     partition_key: &str,

@@ -68,10 +68,11 @@ impl Intercept for ThrottleObserver {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        if let Some(response) = context.response() {
-            if matches!(response.status().as_u16(), 503 | 429) {
-                self.0.record();
-            }
+        if context
+            .response()
+            .is_some_and(|r| matches!(r.status().as_u16(), 503 | 429))
+        {
+            self.0.record();
         }
         Ok(())
     }

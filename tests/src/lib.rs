@@ -109,6 +109,26 @@ impl TestEnv {
         serde_dynamo::from_items(items).expect("records deserialize as readings")
     }
 
+    /// One item of the records table by its key.
+    pub async fn item(
+        &self,
+        measure_point: &str,
+        timestamp: &str,
+    ) -> std::collections::HashMap<String, AttributeValue> {
+        self.clients
+            .dynamodb
+            .get_item()
+            .table_name(&self.resources.tables.records)
+            .key("measure_point", AttributeValue::S(measure_point.to_owned()))
+            .key("timestamp", AttributeValue::S(timestamp.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("reading a record")
+            .item
+            .unwrap_or_else(|| panic!("no record ({measure_point}, {timestamp})"))
+    }
+
     /// A batch message of this test's bucket, default schema, rejects under `_rejects/`.
     pub fn batch(&self, job_id: &str, batch: u64, keys: Vec<String>) -> BatchMessage {
         BatchMessage {
