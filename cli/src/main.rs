@@ -2,6 +2,12 @@
 //! already point somewhere), provision, generate sample data, run coordinator + SQS bridge +
 //! workers until the job is final, and print the summary.
 
+mod bench;
+
+/// glibc's malloc and free were a third of the worker loop's instructions (callgrind).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -43,6 +49,11 @@ enum Command {
     Gen(GenArgs),
     /// Start the local servers, provision everything, print the environment, wait for Ctrl-C.
     Serve(TargetArgs),
+    /// Benchmark the worker's read path against the first seed's loop; prints a table.
+    Bench(bench::BenchArgs),
+    /// One measured bench run (started by `bench`).
+    #[command(hide = true)]
+    BenchChild(bench::ChildArgs),
 }
 
 #[derive(Args)]
@@ -117,6 +128,8 @@ fn main() -> Result<()> {
             Command::Run(args) => run(args).await,
             Command::Gen(args) => gen_command(args).await,
             Command::Serve(args) => serve(args).await,
+            Command::Bench(args) => bench::bench(args).await,
+            Command::BenchChild(args) => bench::child(args).await,
         }
     })
 }
@@ -315,6 +328,16 @@ fn print_summary(job: &Job, wall: Duration) {
     println!("  rows rejected   {}", t.rows_rejected);
     println!("  rows duplicate  {}", t.rows_duplicate);
     println!("  bytes read      {:.1} MB", t.bytes as f64 / 1e6);
+    println!(
+        "  retries         {} write (UnprocessedItems), {} S3 throttled",
+        t.write_retries, t.s3_throttles
+    );
+    if t.rows_rejected + t.files_failed > 0 {
+        println!(
+            "  rejects report  {}",
+            job.rejects_report.as_deref().unwrap_or("-")
+        );
+    }
     println!("  seconds         {seconds:.2}");
     println!(
         "  rows/s          {:.0}",

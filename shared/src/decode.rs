@@ -2,13 +2,13 @@
 //! Nothing holds a whole object: memory per object is one record plus the reader's buffer.
 //!
 //! RFC 4180 quoting (commas, doubled quotes, newlines inside quotes), CRLF, a UTF-8 BOM and
-//! blank lines are handled by `csv-async`; an empty object has no header and no rows.
+//! blank lines are handled; an empty object has no header and no rows.
 
-use csv_async::{AsyncReader, AsyncReaderBuilder, ByteRecord, Terminator};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::io::AsyncRead;
+use tokio::io::AsyncBufRead;
 
+use crate::csv_stream::{Record, RecordReader};
 use crate::schema::Schema;
 use crate::typing::{HeaderError, RowTyper, TypedRow};
 
@@ -22,7 +22,7 @@ pub enum DecodeError {
     Header(#[from] HeaderError),
     /// Reading the body failed (e.g. the connection dropped): retryable.
     #[error("reading the object failed")]
-    Read(#[source] csv_async::Error),
+    Read(#[source] std::io::Error),
 }
 
 /// One rejected row: where it is, why, and what it said (capped).
@@ -41,55 +41,41 @@ pub enum Decoded {
 }
 
 pub struct ObjectDecoder<R> {
-    reader: AsyncReader<R>,
+    reader: RecordReader<R>,
     typer: Option<RowTyper>,
-    record: ByteRecord,
+    record: Record,
 }
 
-impl<R: AsyncRead + Unpin + Send> ObjectDecoder<R> {
+impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
     /// Reads the header and applies the schema to it.
     pub async fn open(read: R, schema: &Schema) -> Result<Self, DecodeError> {
-        // Records end at `\n` only, so line numbers count every physical line (with the
-        // default CRLF terminator they lag by one after each `\r\n`); the `\r` that CRLF
-        // leaves on the last field is stripped per record.
-        let mut reader = AsyncReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .terminator(Terminator::Any(b'\n'))
-            .create_reader(read);
-        let header = reader.byte_headers().await.map_err(DecodeError::Read)?;
+        let mut reader = RecordReader::new(read);
+        let mut record = Record::default();
         // No header at all: an empty object, which has no rows either.
-        let typer = match header.is_empty() {
-            true => None,
-            false => Some(RowTyper::new(schema, header)?),
+        let typer = match reader.read(&mut record).await.map_err(DecodeError::Read)? {
+            true => Some(RowTyper::new(schema, &record)?),
+            false => None,
         };
         Ok(Self {
             reader,
             typer,
-            record: ByteRecord::new(),
+            record,
         })
     }
 
     /// The next row or reject; `None` at the end of the object. An error is a failed read
     /// of the body (retryable), never bad data.
-    pub async fn next(&mut self) -> Result<Option<Decoded>, csv_async::Error> {
+    pub async fn next(&mut self) -> Result<Option<Decoded>, std::io::Error> {
         let Some(typer) = &self.typer else {
             return Ok(None);
         };
-        loop {
-            if !self.reader.read_byte_record(&mut self.record).await? {
-                return Ok(None);
-            }
-            strip_carriage_return(&mut self.record);
-            let blank = self.record.len() == 1 && self.record[0].is_empty();
-            if !blank {
-                break;
-            }
+        if !self.reader.read(&mut self.record).await? {
+            return Ok(None);
         }
         Ok(Some(match typer.type_row(&self.record) {
             Ok(row) => Decoded::Row(row),
             Err(reason) => Decoded::Reject(RowReject {
-                line: self.record.position().map_or(0, |p| p.line()),
+                line: self.record.line(),
                 reason,
                 raw: raw_text(&self.record),
             }),
@@ -97,20 +83,8 @@ impl<R: AsyncRead + Unpin + Send> ObjectDecoder<R> {
     }
 }
 
-/// Drops the `\r` of a CRLF line ending from the record's last field.
-fn strip_carriage_return(record: &mut ByteRecord) {
-    let Some(last) = record.len().checked_sub(1) else {
-        return;
-    };
-    if let Some(stripped) = record[last].strip_suffix(b"\r") {
-        let stripped = stripped.to_vec();
-        record.truncate(last);
-        record.push_field(&stripped);
-    }
-}
-
 /// The record as CSV text again, capped at [`MAX_RAW_BYTES`] (on a char boundary).
-fn raw_text(record: &ByteRecord) -> String {
+fn raw_text(record: &Record) -> String {
     let fields: Vec<String> = record
         .iter()
         .map(|f| {
@@ -258,10 +232,10 @@ mod tests {
     #[test]
     fn raw_text_is_capped_on_a_char_boundary() {
         let long = "é".repeat(MAX_RAW_BYTES);
-        let raw = raw_text(&ByteRecord::from(vec![long.as_str(), "x"]));
+        let raw = raw_text(&Record::from_fields(&[long.as_str(), "x"]));
         assert!(raw.len() <= MAX_RAW_BYTES && raw.len() >= MAX_RAW_BYTES - 1);
         assert_eq!(
-            raw_text(&ByteRecord::from(vec!["a,b", "c\"d"])),
+            raw_text(&Record::from_fields(&["a,b", "c\"d"])),
             "\"a,b\",\"c\"\"d\""
         );
     }

@@ -10,6 +10,7 @@
 //! - [`queue`]: SendMessageBatch with every failed entry retried.
 //! - [`schema`]: the data contract: columns, types, key; the sensor schema is the default.
 //! - [`typing`]: one CSV record to one typed, keyed DynamoDB item.
+//! - [`csv_stream`]: incremental CSV records from an async byte source.
 //! - [`decode`]: streaming CSV decode of an object body, with per-row rejects.
 //! - [`loader`]: the seed's GET loop, streaming rows into 25-item writes.
 //! - [`limiter`]: the adaptive (AIMD) in-flight limit behind GETs and writes.
@@ -22,6 +23,7 @@ pub mod aws;
 pub mod batching;
 pub mod config;
 pub mod coordinator;
+pub mod csv_stream;
 pub mod decode;
 pub mod dynamo_writer;
 pub mod jobs;

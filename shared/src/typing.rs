@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
-use csv_async::ByteRecord;
 use thiserror::Error;
 
+use crate::csv_stream::Record;
 use crate::schema::{ColumnType, Schema};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -57,7 +57,7 @@ pub struct RowTyper {
 }
 
 impl RowTyper {
-    pub fn new(schema: &Schema, header: &ByteRecord) -> Result<Self, HeaderError> {
+    pub fn new(schema: &Schema, header: &Record) -> Result<Self, HeaderError> {
         let found: Vec<String> = header
             .iter()
             .enumerate()
@@ -123,7 +123,7 @@ impl RowTyper {
         self.slots.len()
     }
 
-    pub fn type_row(&self, row: &ByteRecord) -> Result<TypedRow, String> {
+    pub fn type_row(&self, row: &Record) -> Result<TypedRow, String> {
         if row.len() != self.slots.len() {
             return Err(format!(
                 "expected {} fields, found {}",
@@ -132,8 +132,6 @@ impl RowTyper {
             ));
         }
         let mut item = Item::with_capacity(self.slots.len() + 2);
-        // Canonical text of each field, kept for the key columns.
-        let mut texts: Vec<Option<String>> = vec![None; self.slots.len()];
         let mut size = 0;
         for (i, (slot, raw)) in self.slots.iter().zip(row.iter()).enumerate() {
             let text = std::str::from_utf8(raw)
@@ -150,31 +148,16 @@ impl RowTyper {
                 };
                 return Err(format!("column {}: {what}", slot.name));
             }
-            let (value, canonical) = typed(slot.kind, if slot.declared { trimmed } else { text })
+            let value = typed(slot.kind, if slot.declared { trimmed } else { text })
                 .map_err(|e| format!("column {}: {e}", slot.name))?;
-            size += slot.name.len() + canonical.len();
-            if self.is_key(i) {
-                texts[i] = Some(canonical);
-            }
+            size += slot.name.len() + value_size(&value);
             item.insert(slot.name.clone(), value);
         }
-        let join = |positions: &[usize]| -> String {
-            positions
-                .iter()
-                .map(|&i| texts[i].as_deref().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("#")
-        };
-        let partition = join(&self.partition);
-        let sort = join(&self.sort);
-        size += self.partition_attribute.len() + partition.len();
-        item.insert(
-            self.partition_attribute.clone(),
-            AttributeValue::S(partition.clone()),
-        );
+        let partition = self.key_text(&item, &self.partition);
+        let sort = self.key_text(&item, &self.sort);
+        size += insert_key(&mut item, &self.partition_attribute, &partition);
         if let Some(attribute) = &self.sort_attribute {
-            size += attribute.len() + sort.len();
-            item.insert(attribute.clone(), AttributeValue::S(sort.clone()));
+            size += insert_key(&mut item, attribute, &sort);
         }
         if size > MAX_ITEM_BYTES {
             return Err(format!(
@@ -187,42 +170,69 @@ impl RowTyper {
         })
     }
 
+    /// The key columns' canonical texts joined by `#` (key columns are never null).
+    fn key_text(&self, item: &Item, positions: &[usize]) -> String {
+        let text = |&i: &usize| match item.get(&self.slots[i].name) {
+            Some(AttributeValue::S(s) | AttributeValue::N(s)) => s.as_str(),
+            _ => "",
+        };
+        match positions {
+            [single] => text(single).to_owned(),
+            _ => positions.iter().map(text).collect::<Vec<_>>().join("#"),
+        }
+    }
+
     fn is_key(&self, position: usize) -> bool {
         self.partition.contains(&position) || self.sort.contains(&position)
     }
 }
 
-/// A field's attribute value and its canonical text (what a key made of it holds).
-fn typed(kind: ColumnType, text: &str) -> Result<(AttributeValue, String), String> {
+/// A field's attribute value. Key columns are strings, numbers or timestamps, whose S or N
+/// text is also what the key holds.
+fn typed(kind: ColumnType, text: &str) -> Result<AttributeValue, String> {
     Ok(match kind {
-        ColumnType::String => (AttributeValue::S(text.to_owned()), text.to_owned()),
-        ColumnType::Number => {
-            let number = parse_decimal(text)?;
-            (AttributeValue::N(number.clone()), number)
-        }
+        ColumnType::String => AttributeValue::S(text.to_owned()),
+        ColumnType::Number => AttributeValue::N(parse_decimal(text)?),
         ColumnType::Integer => {
             let n: i64 = text
                 .parse()
                 .map_err(|_| format!("invalid integer {text:?}"))?;
-            (AttributeValue::N(n.to_string()), n.to_string())
+            AttributeValue::N(n.to_string())
         }
-        ColumnType::Bool => {
-            let b = match text.to_ascii_lowercase().as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => return Err(format!("invalid bool {text:?} (true/false/1/0)")),
-            };
-            (AttributeValue::Bool(b), b.to_string())
-        }
-        ColumnType::Timestamp => {
-            let t = normalise_timestamp(text)?;
-            (AttributeValue::S(t.clone()), t)
-        }
+        ColumnType::Bool => AttributeValue::Bool(match text.to_ascii_lowercase().as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(format!("invalid bool {text:?} (true/false/1/0)")),
+        }),
+        ColumnType::Timestamp => AttributeValue::S(normalise_timestamp(text)?),
     })
+}
+
+/// Sets a key attribute unless the column of the same name already holds that very string
+/// (the common single-column key); returns the bytes it added.
+fn insert_key(item: &mut Item, attribute: &str, text: &str) -> usize {
+    match item.get(attribute) {
+        Some(AttributeValue::S(existing)) if existing == text => 0,
+        _ => {
+            item.insert(attribute.to_owned(), AttributeValue::S(text.to_owned()));
+            attribute.len() + text.len()
+        }
+    }
+}
+
+/// Bytes a value adds to DynamoDB's item size.
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+        _ => 1,
+    }
 }
 
 /// Accepts the seed's `YYYY-MM-DD HH:MM:SS UTC` and RFC 3339; returns RFC 3339 UTC.
 pub fn normalise_timestamp(raw: &str) -> Result<String, String> {
+    if let Some(fast) = seed_timestamp(raw) {
+        return Ok(fast);
+    }
     let parsed = if let Some(naive) = raw.strip_suffix(" UTC") {
         NaiveDateTime::parse_from_str(naive, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
     } else {
@@ -231,6 +241,39 @@ pub fn normalise_timestamp(raw: &str) -> Result<String, String> {
     parsed
         .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
         .map_err(|e| format!("invalid timestamp {raw:?}: {e}"))
+}
+
+/// The seed's exact form, `2025-11-26 02:56:13 UTC`, validated and rewritten without a
+/// general parser: it is most of the timestamps this pipeline sees.
+fn seed_timestamp(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let shape_ok = b.len() == 23
+        && raw.ends_with(" UTC")
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':';
+    if !shape_ok {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, number(5, 7)?, number(8, 10)?)?.and_hms_opt(
+        number(11, 13)?,
+        number(14, 16)?,
+        number(17, 19)?,
+    )?;
+    let mut out = String::with_capacity(20);
+    out.push_str(&raw[..10]);
+    out.push('T');
+    out.push_str(&raw[11..19]);
+    out.push('Z');
+    Some(out)
 }
 
 /// A finite decimal DynamoDB accepts as N: `[+-]digits[.digits][e[+-]digits]`, at most 38
@@ -272,8 +315,8 @@ mod tests {
     use super::*;
     use crate::schema::Column;
 
-    fn record(fields: &[&str]) -> ByteRecord {
-        ByteRecord::from(fields.to_vec())
+    fn record(fields: &[&str]) -> Record {
+        Record::from_fields(fields)
     }
 
     fn sensor(header: &[&str]) -> RowTyper {
@@ -357,8 +400,8 @@ mod tests {
             typer.type_row(&record(&["a", "b"])).unwrap_err(),
             "expected 4 fields, found 2"
         );
-        let mut bad_utf8 = record(&["2025-11-26 02:56:13 UTC", "1", "1"]);
-        bad_utf8.push_field(&[b'K', 0xff]);
+        let bad_utf8 =
+            Record::from_fields(&[&b"2025-11-26 02:56:13 UTC"[..], b"1", b"1", &[b'K', 0xff]]);
         assert_eq!(
             typer.type_row(&bad_utf8).unwrap_err(),
             "column measure_point: invalid UTF-8"
@@ -495,6 +538,10 @@ mod tests {
             assert!(parse_decimal(bad).is_err(), "{bad}");
         }
         assert!(parse_decimal("1234567890123456789012345678901234567890").is_err());
+        // Leading and trailing zeros are not significant.
+        assert!(parse_decimal(&format!("0.000{}", "1".repeat(38))).is_ok());
+        assert!(parse_decimal(&format!("{}000000", "1".repeat(38))).is_ok());
+        assert!(parse_decimal(&format!("{}.5", "1".repeat(38))).is_err());
     }
 
     #[test]
@@ -508,6 +555,17 @@ mod tests {
             "2025-11-26T03:56:13.250Z"
         );
         assert!(normalise_timestamp("2025-13-26 02:56:13 UTC").is_err());
+        assert!(normalise_timestamp("2025-02-30 02:56:13 UTC").is_err());
+        assert!(normalise_timestamp("2025-11-26 24:56:13 UTC").is_err());
+        assert!(normalise_timestamp("2025-11-2x 02:56:13 UTC").is_err());
+        assert_eq!(
+            normalise_timestamp("2024-02-29 23:59:59 UTC").unwrap(),
+            "2024-02-29T23:59:59Z"
+        );
+        assert_eq!(
+            normalise_timestamp("2025-11-26 02:56:13.5 UTC").unwrap(),
+            "2025-11-26T02:56:13.500Z"
+        );
         assert!(normalise_timestamp("").is_err());
     }
 }

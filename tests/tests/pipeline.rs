@@ -195,8 +195,10 @@ async fn a_redelivered_batch_is_counted_once() {
     assert_eq!(env.record_count().await, 300);
 }
 
-/// Many workers completing at the same moment: one batch counted once, one final transition.
-async fn exactly_one_finisher(env: &TestEnv) {
+/// Deliveries of the last batch race to count it and to finish the job: it is counted once
+/// and the job has exactly one final transition. `concurrent` sends them at the same moment;
+/// otherwise one after another.
+async fn exactly_one_finisher(env: &TestEnv, concurrent: bool) {
     let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
     let job = Job::new("job-race", &env.resources.bucket, "");
     ledger.create(&job).await.unwrap();
@@ -215,13 +217,20 @@ async fn exactly_one_finisher(env: &TestEnv) {
             Recorded::Counted(_)
         ));
     }
-    // Eight deliveries of the last batch race to count it and to finish the job.
-    let outcomes = join_all((0..8).map(|_| async {
+    let deliver = || async {
         let recorded = ledger.record_batch(&job.job_id, 2, &stats).await.unwrap();
         let finished = ledger.try_finish(recorded.job()).await.unwrap();
         (matches!(recorded, Recorded::Counted(_)), finished)
-    }))
-    .await;
+    };
+    let outcomes = if concurrent {
+        join_all((0..8).map(|_| deliver())).await
+    } else {
+        let mut outcomes = Vec::new();
+        for _ in 0..8 {
+            outcomes.push(deliver().await);
+        }
+        outcomes
+    };
     assert_eq!(
         outcomes.iter().filter(|(counted, _)| *counted).count(),
         1,
@@ -241,14 +250,19 @@ async fn exactly_one_finisher(env: &TestEnv) {
     assert!(matches!(late, Recorded::AlreadyCounted(ref j) if j.batches_done == 3));
 }
 
+/// dynalite serialises writes per key, as DynamoDB guarantees for conditional writes.
 #[tokio::test]
-async fn exactly_one_finisher_on_dynalite() {
-    exactly_one_finisher(&TestEnv::new(default_servers(), "race-dynalite").await).await;
+async fn exactly_one_finisher_among_concurrent_duplicates_on_dynalite() {
+    let env = TestEnv::new(default_servers(), "race-dynalite").await;
+    exactly_one_finisher(&env, true).await;
 }
 
+/// moto evaluates the same conditions, but not atomically under concurrent requests (it once
+/// counted two of eight simultaneous duplicates), so on moto the duplicates come in turn.
 #[tokio::test]
-async fn exactly_one_finisher_on_moto() {
-    exactly_one_finisher(&TestEnv::new(moto_servers(), "race-moto").await).await;
+async fn exactly_one_finisher_among_sequential_duplicates_on_moto() {
+    let env = TestEnv::new(moto_servers(), "race-moto").await;
+    exactly_one_finisher(&env, false).await;
 }
 
 /// The bridge acknowledges good messages, leaves a poison one for redelivery, and SQS moves

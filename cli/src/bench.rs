@@ -1,0 +1,327 @@
+//! `s3-fanout bench`: the worker's read path (list + GET + decode + type) against the first
+//! seed's loop, side by side on the same local S3 and the same files, one thread each.
+//! Every run is a child process of its own, so CPU time and peak RSS are that run's alone;
+//! modes alternate and the table shows medians.
+
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use futures::{StreamExt, TryStreamExt, stream};
+use serde::{Deserialize, Serialize};
+use shared::aws::Clients;
+use shared::dynamo_writer::WriteOutcome;
+use shared::limiter::AimdLimiter;
+use shared::listing::PrefixLister;
+use shared::loader::Loader;
+use shared::rejects::BatchRejects;
+use shared::schema::Schema;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Seed-shaped files of 100 rows.
+    #[arg(long, default_value_t = 10_000)]
+    pub files: usize,
+    /// Runs of each mode; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Local S3 server.
+    #[arg(long, default_value = "s3s-fs")]
+    pub s3: devkit::servers::Server,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum Mode {
+    /// The worker's loader: AIMD semaphore (256) + buffer_unordered (512), streaming typed decode.
+    Ours,
+    /// The first seed: Semaphore(750) + buffer_unordered(1000), String per body and field, all collected.
+    Seed,
+}
+
+/// What one child run measured.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Measured {
+    pub files: u64,
+    pub rows: u64,
+    pub wall_seconds: f64,
+    pub cpu_seconds: f64,
+    pub peak_rss_mb: f64,
+}
+
+#[derive(Args)]
+pub struct ChildArgs {
+    #[arg(long)]
+    pub mode: Mode,
+    #[arg(long)]
+    pub bucket: String,
+    #[arg(long)]
+    pub prefix: String,
+}
+
+pub async fn bench(args: BenchArgs) -> Result<()> {
+    let servers = devkit::servers::LocalAws::start(devkit::servers::ServerChoice {
+        s3: args.s3,
+        dynamodb: devkit::servers::Server::Dynalite,
+    })?;
+    let clients = servers.clients();
+    let bucket = "s3fanout-bench";
+    clients
+        .s3
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .context("creating the bench bucket")?;
+    let spec = devkit::sample::SampleSpec::new("bench/", args.files, 100);
+    let started = Instant::now();
+    spec.upload(&clients.s3, bucket, 64, || {}).await?;
+    eprintln!(
+        "uploaded {} files in {:.1}s to {}",
+        args.files,
+        started.elapsed().as_secs_f64(),
+        args.s3
+    );
+
+    let mut results: Vec<(Mode, Vec<Measured>)> = vec![(Mode::Ours, vec![]), (Mode::Seed, vec![])];
+    for run in 0..args.runs {
+        for (mode, measured) in &mut results {
+            let m = run_child(*mode, &servers, bucket, &spec.prefix)?;
+            eprintln!(
+                "run {} {:?}: {:.0} files/s, {:.2} CPU s, {:.0} MB",
+                run + 1,
+                mode,
+                m.files as f64 / m.wall_seconds,
+                m.cpu_seconds,
+                m.peak_rss_mb
+            );
+            if m.files != args.files as u64 || m.rows != spec.total_rows() {
+                bail!(
+                    "{mode:?} read {} files / {} rows, expected {} / {}",
+                    m.files,
+                    m.rows,
+                    args.files,
+                    spec.total_rows()
+                );
+            }
+            measured.push(m);
+        }
+    }
+    let medians: Vec<(Mode, Measured)> = results
+        .iter()
+        .map(|(mode, runs)| (*mode, median(runs)))
+        .collect();
+    print_table(&medians, args.files, args.runs, args.s3);
+    Ok(())
+}
+
+fn run_child(
+    mode: Mode,
+    servers: &devkit::servers::LocalAws,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Measured> {
+    let output = Command::new(std::env::current_exe()?)
+        .args([
+            "bench-child",
+            "--mode",
+            mode_name(mode),
+            "--bucket",
+            bucket,
+            "--prefix",
+            prefix,
+        ])
+        .envs(servers.env())
+        .output()
+        .context("running a bench child")?;
+    if !output.status.success() {
+        bail!(
+            "bench child {mode:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("reading a bench child's result")
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Ours => "ours",
+        Mode::Seed => "seed",
+    }
+}
+
+/// One measured run, in this process (a child of `bench`); prints its JSON result.
+pub async fn child(args: ChildArgs) -> Result<()> {
+    let clients = Clients::from_env().await;
+    let before = usage();
+    let started = Instant::now();
+    let (files, rows) = match args.mode {
+        Mode::Ours => ours(&clients, &args.bucket, &args.prefix).await?,
+        Mode::Seed => seed(&clients.s3, &args.bucket, &args.prefix).await?,
+    };
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let after = usage();
+    let measured = Measured {
+        files,
+        rows,
+        wall_seconds,
+        cpu_seconds: after.0 - before.0,
+        peak_rss_mb: after.1,
+    };
+    println!("{}", serde_json::to_string(&measured)?);
+    Ok(())
+}
+
+/// The worker's read path: list, then the loader with a sink that counts rows.
+async fn ours(clients: &Clients, bucket: &str, prefix: &str) -> Result<(u64, u64)> {
+    let mut lister = PrefixLister::new(clients.s3.clone(), bucket, prefix, 1000);
+    let mut keys = Vec::new();
+    while let Some(page) = lister.next_page().await? {
+        keys.extend(page.into_iter().map(|o| o.key));
+    }
+    let config = shared::config::WorkerConfig::default();
+    let limiter = AimdLimiter::new(config.fetch_concurrency, 4);
+    let schema = Schema::sensor();
+    let loader = Loader {
+        s3: &clients.s3,
+        throttles: &clients.s3_throttles,
+        fetch_limit: &limiter,
+        task_concurrency: config.task_concurrency,
+        write_concurrency: config.write_concurrency,
+        schema: &schema,
+    };
+    let rejects = Mutex::new(BatchRejects::default());
+    let stats = loader
+        .load(bucket, &keys, &rejects, |chunk| async move {
+            Ok(WriteOutcome {
+                written: chunk.len() as u64,
+                ..WriteOutcome::default()
+            })
+        })
+        .await?;
+    Ok((stats.files, stats.written.written))
+}
+
+/// The first seed's loop, as published: list everything, then Semaphore(750) +
+/// buffer_unordered(1000), each body to a String, each row to four Strings, all collected.
+async fn seed(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<(u64, u64)> {
+    #[derive(Deserialize)]
+    #[allow(dead_code)] // the seed's struct: its fields are parsed, never read
+    struct Record {
+        timestamp: String,
+        temp: String,
+        humidity: String,
+        measure_point: String,
+    }
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(1000)
+            .set_continuation_token(token)
+            .send()
+            .await?;
+        keys.extend(
+            page.contents
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|o| o.key)
+                .filter(|k| k.ends_with(".csv")),
+        );
+        token = page.next_continuation_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let files = keys.len() as u64;
+    let semaphore = Arc::new(Semaphore::new(750));
+    let records: Vec<Vec<Record>> = stream::iter(keys)
+        .map(|key| {
+            let s3 = s3.clone();
+            let bucket = bucket.to_string();
+            let semaphore = semaphore.clone();
+            async move {
+                let permit = semaphore.acquire().await?;
+                let response = s3.get_object().bucket(&bucket).key(&key).send().await?;
+                let body = response.body.collect().await?;
+                drop(permit);
+                let text = String::from_utf8(body.to_vec())?;
+                let mut reader = csv::Reader::from_reader(text.as_bytes());
+                let records: Result<Vec<Record>, _> = reader.deserialize().collect();
+                Ok::<_, anyhow::Error>(records?)
+            }
+        })
+        .buffer_unordered(1000)
+        .try_collect()
+        .await?;
+    let rows = records.iter().map(Vec::len).sum::<usize>() as u64;
+    Ok((files, rows))
+}
+
+/// (user + system CPU seconds, peak RSS in MB) of this process so far.
+fn usage() -> (f64, f64) {
+    // SAFETY: getrusage writes into the struct we pass and nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (
+        seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        usage.ru_maxrss as f64 / 1024.0,
+    )
+}
+
+fn median(runs: &[Measured]) -> Measured {
+    let pick = |f: fn(&Measured) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    Measured {
+        files: runs[0].files,
+        rows: runs[0].rows,
+        wall_seconds: pick(|m| m.wall_seconds),
+        cpu_seconds: pick(|m| m.cpu_seconds),
+        peak_rss_mb: pick(|m| m.peak_rss_mb),
+    }
+}
+
+fn print_table(
+    medians: &[(Mode, Measured)],
+    files: usize,
+    runs: usize,
+    s3: devkit::servers::Server,
+) {
+    println!(
+        "\nRead path over {files} seed-shaped files (100 rows, ~4.5 KB each), local {s3}, one thread, median of {runs} runs:\n"
+    );
+    println!("| loop | files/s | rows/s | CPU s | files per CPU-s | peak RSS MB |");
+    println!("|---|---|---|---|---|---|");
+    for (mode, m) in medians {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} |",
+            match mode {
+                Mode::Ours => "ours (list + GET + streaming decode + typing)",
+                Mode::Seed => "seed (Semaphore 750 + buffer_unordered 1000, Strings, collect)",
+            },
+            m.files as f64 / m.wall_seconds,
+            m.rows as f64 / m.wall_seconds,
+            m.cpu_seconds,
+            m.files as f64 / m.cpu_seconds,
+            m.peak_rss_mb
+        );
+    }
+    if let [(_, ours), (_, seed)] = medians {
+        println!(
+            "\nours / seed: {:.2}x files/s, {:.2}x files per CPU-second, {:.2}x peak RSS",
+            (ours.files as f64 / ours.wall_seconds) / (seed.files as f64 / seed.wall_seconds),
+            (ours.files as f64 / ours.cpu_seconds) / (seed.files as f64 / seed.cpu_seconds),
+            ours.peak_rss_mb / seed.peak_rss_mb
+        );
+    }
+}
