@@ -6,6 +6,7 @@
 #   moto server  (PyPI)      SQS (and a faithful fallback for S3/DynamoDB)
 #   dynalite     (npm)       DynamoDB, 3x faster than moto for BatchWriteItem
 #   s3s-fs       (crates.io) S3, 10-20x faster than moto for GET/PUT
+#   cfn-lint, checkov (PyPI) template lint and security scan, in the test command
 set -euo pipefail
 
 CACHE="${S3FANOUT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/s3-fanout}"
@@ -13,6 +14,7 @@ MOTO_VERSION=5.2.5
 DYNALITE_VERSION=4.0.0
 S3S_FS_VERSION=0.14.1 # 0.15+ needs rustc 1.96
 CFN_LINT_VERSION=1.58.0
+CHECKOV_VERSION=3.3.30
 
 log() { echo "setup: $*" >&2; }
 mkdir -p "$CACHE"
@@ -38,4 +40,11 @@ fi
 if [ ! -x "$CACHE/venv/bin/cfn-lint" ]; then
   log "installing cfn-lint==$CFN_LINT_VERSION into $CACHE/venv"
   "$CACHE/venv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
+fi
+
+# checkov has its own virtualenv: its pins and moto's need not agree.
+if [ ! -x "$CACHE/lint-venv/bin/checkov" ]; then
+  log "installing checkov==$CHECKOV_VERSION into $CACHE/lint-venv (about a minute, once)"
+  python3 -m venv "$CACHE/lint-venv"
+  "$CACHE/lint-venv/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone: installs the local servers if missing, then
-# format, lint, template lint, unit and integration tests. `.ci/run` calls exactly this.
+# format, lint, template lint and security scan, unit and integration tests. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cfn-lint template.yaml"
 "$CACHE/venv/bin/cfn-lint" template.yaml
+echo "== checkov template.yaml (deliberate skips are justified in the template)"
+"$CACHE/lint-venv/bin/checkov" -f template.yaml --framework cloudformation --compact --quiet --skip-download
 echo "== cargo test (unit + integration against local servers)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -49,6 +49,8 @@ enum Command {
     Gen(GenArgs),
     /// Start the local servers, provision everything, print the environment, wait for Ctrl-C.
     Serve(TargetArgs),
+    /// Show a job from the ledger (needs AWS_ENDPOINT_URL* or real AWS, e.g. inside `serve`).
+    Status(StatusArgs),
     /// Benchmark the worker's read path against the first seed's loop; prints a table.
     Bench(bench::BenchArgs),
     /// One measured bench run (started by `bench`).
@@ -91,6 +93,16 @@ struct GenArgs {
 }
 
 #[derive(Args)]
+struct StatusArgs {
+    job_id: String,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Print the job item as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
     target: TargetArgs,
@@ -128,6 +140,7 @@ fn main() -> Result<()> {
             Command::Run(args) => run(args).await,
             Command::Gen(args) => gen_command(args).await,
             Command::Serve(args) => serve(args).await,
+            Command::Status(args) => status(args).await,
             Command::Bench(args) => bench::bench(args).await,
             Command::BenchChild(args) => bench::child(args).await,
         }
@@ -230,6 +243,7 @@ async fn run(args: RunArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&job)?);
     } else {
         print_summary(&job, wall);
+        print_batch_metrics(&pipeline.metrics.records());
     }
     if job.status != JobStatus::Complete {
         bail!("job {} ended {}", job.job_id, job.status.as_str());
@@ -311,9 +325,64 @@ async fn serve(args: TargetArgs) -> Result<()> {
     Ok(())
 }
 
+async fn status(args: StatusArgs) -> Result<()> {
+    if Endpoints::from_env() == Endpoints::default() {
+        eprintln!("no AWS_ENDPOINT_URL* set: reading the ledger in real AWS");
+    }
+    let clients = Clients::from_env().await;
+    let table = Resources::named(&args.target.stem).tables.jobs;
+    let ledger = shared::jobs::JobLedger::new(clients.dynamodb.clone(), &table);
+    let Some(job) = ledger
+        .get(&args.job_id)
+        .await
+        .context("reading the job ledger")?
+    else {
+        bail!("no job {} in table {table}", args.job_id);
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&job)?);
+    } else {
+        print_summary(&job, Duration::ZERO);
+    }
+    Ok(())
+}
+
+/// What the EMF batch records say about the batches (the same records CloudWatch would get).
+fn print_batch_metrics(records: &[shared::metrics::MetricRecord]) {
+    let mut durations: Vec<f64> = records
+        .iter()
+        .filter(|r| r.event == "batch")
+        .filter_map(|r| r.value("BatchDuration"))
+        .collect();
+    if durations.is_empty() {
+        return;
+    }
+    durations.sort_by(f64::total_cmp);
+    let at = |q: f64| durations[((durations.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "  batch time      p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms over {} batch records",
+        at(0.5),
+        at(0.95),
+        at(1.0),
+        durations.len()
+    );
+}
+
 fn print_summary(job: &Job, wall: Duration) {
     let t = &job.totals;
-    let seconds = job.duration_seconds.unwrap_or(wall.as_secs_f64());
+    let running_for = || {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        now_ms.saturating_sub(job.started_ms) as f64 / 1000.0
+    };
+    let seconds = job.duration_seconds.unwrap_or_else(|| {
+        if wall.is_zero() {
+            running_for()
+        } else {
+            wall.as_secs_f64()
+        }
+    });
     println!("job {}  {}", job.job_id, job.status.as_str());
     println!("  source          s3://{}/{}", job.bucket, job.prefix);
     println!(

@@ -2,6 +2,7 @@
 //! enqueues while the bridge feeds batches to the worker, until the ledger says the job is
 //! final. This is what `s3-fanout run` and the integration tests drive.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use shared::aws::Clients;
@@ -10,6 +11,7 @@ use shared::coordinator::{Coordinator, CoordinatorError};
 use shared::dynamo_writer::BatchWriteApi;
 use shared::jobs::{Job, JobError, JobLedger};
 use shared::message::PrefixJobRequest;
+use shared::metrics::MemorySink;
 use shared::worker::Worker;
 use thiserror::Error;
 
@@ -31,7 +33,7 @@ pub enum PipelineError {
 }
 
 /// Settings of a local run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalPipeline {
     pub clients: Clients,
     pub coordinator: CoordinatorConfig,
@@ -40,6 +42,8 @@ pub struct LocalPipeline {
     /// Concurrent worker invocations.
     pub pollers: usize,
     pub timeout: Duration,
+    /// The metric records both functions emitted (EMF), for `run` to summarise.
+    pub metrics: Arc<MemorySink>,
 }
 
 impl LocalPipeline {
@@ -61,6 +65,7 @@ impl LocalPipeline {
             queue_arn: provisioned.queue_arn.clone(),
             pollers: 2,
             timeout: Duration::from_secs(600),
+            metrics: Arc::new(MemorySink::default()),
         }
     }
 
@@ -85,8 +90,10 @@ impl LocalPipeline {
             .job_id
             .get_or_insert_with(|| uuid::Uuid::now_v7().to_string())
             .clone();
-        let coordinator = Coordinator::new(self.clients.clone(), self.coordinator.clone());
-        let worker = Worker::with_writes(self.clients.clone(), self.worker.clone(), writes);
+        let coordinator = Coordinator::new(self.clients.clone(), self.coordinator.clone())
+            .with_metrics(self.metrics.clone());
+        let worker = Worker::with_writes(self.clients.clone(), self.worker.clone(), writes)
+            .with_metrics(self.metrics.clone());
         let mut bridge = SqsBridge::new(
             &self.clients.sqs,
             &self.coordinator.queue_url,

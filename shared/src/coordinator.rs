@@ -3,6 +3,9 @@
 //! first message is sent, and completion can only fire once the total is sealed, so no worker
 //! can finish a job that is still being listed.
 
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use thiserror::Error;
 
 use crate::aws::Clients;
@@ -11,6 +14,7 @@ use crate::config::CoordinatorConfig;
 use crate::jobs::{Job, JobError, JobLedger};
 use crate::listing::{ListError, PrefixLister};
 use crate::message::{BatchMessage, PrefixJobRequest};
+use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::queue::{Entry, QueueError, QueueWriter, SqsSender};
 use crate::rejects::{RejectTolerance, ReportLocation};
 use crate::schema::SchemaError;
@@ -41,10 +45,19 @@ pub struct JobStarted {
     pub finished: Option<Job>,
 }
 
+/// What the stuck-job check found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StuckJobs {
+    pub older_than_seconds: u64,
+    /// Oldest first.
+    pub job_ids: Vec<String>,
+}
+
 pub struct Coordinator {
     clients: Clients,
     ledger: JobLedger,
     config: CoordinatorConfig,
+    metrics: Arc<dyn MetricsSink>,
 }
 
 /// Counts from one listing pass.
@@ -61,7 +74,46 @@ impl Coordinator {
             clients,
             ledger,
             config,
+            metrics: Arc::new(StdoutSink),
         }
+    }
+
+    /// Sends metric records to `sink` instead of stdout.
+    pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = sink;
+        self
+    }
+
+    /// The scheduled check behind the stuck-job alarm: counts jobs RUNNING for longer than
+    /// the threshold and emits `StuckJobs` (0 included, so the alarm always has data).
+    pub async fn check_stuck_jobs(
+        &self,
+        older_than: Duration,
+    ) -> Result<StuckJobs, CoordinatorError> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut stuck: Vec<(String, u64)> = self
+            .ledger
+            .running_jobs()
+            .await?
+            .into_iter()
+            .filter(|(_, started)| now_ms.saturating_sub(*started) > older_than.as_millis() as u64)
+            .collect();
+        stuck.sort_by_key(|(_, started)| *started);
+        let report = StuckJobs {
+            older_than_seconds: older_than.as_secs(),
+            job_ids: stuck.into_iter().map(|(id, _)| id).collect(),
+        };
+        if !report.job_ids.is_empty() {
+            tracing::warn!(stuck = report.job_ids.len(), oldest = %report.job_ids[0], "jobs stuck RUNNING");
+        }
+        self.metrics.emit(metrics::stuck_jobs(
+            report.job_ids.len(),
+            report.job_ids.first().map(String::as_str),
+            report.older_than_seconds,
+        ));
+        Ok(report)
     }
 
     pub async fn start_prefix_job(
@@ -90,8 +142,14 @@ impl Coordinator {
                 // A job that can never be sealed must not sit RUNNING forever.
                 let reason = crate::report(&error);
                 tracing::error!(%job_id, %reason, "listing or enqueueing failed");
-                if let Err(fail_error) = self.ledger.fail(&job_id, &reason).await {
-                    tracing::error!(%job_id, error = %crate::report(&fail_error), "could not mark job FAILED");
+                match self.ledger.fail(&job_id, &reason).await {
+                    Ok(Some(job)) => self
+                        .metrics
+                        .emit(metrics::job_finished("coordinator", &job)),
+                    Ok(None) => {}
+                    Err(fail_error) => {
+                        tracing::error!(%job_id, error = %crate::report(&fail_error), "could not mark job FAILED")
+                    }
                 }
                 return Err(error);
             }
@@ -100,6 +158,9 @@ impl Coordinator {
             .ledger
             .seal(&job_id, enqueued.batches, enqueued.listed, enqueued.skipped)
             .await?;
+        if let Some(job) = &finished {
+            self.metrics.emit(metrics::job_finished("coordinator", job));
+        }
         tracing::info!(%job_id, batches = enqueued.batches, files = enqueued.listed - enqueued.skipped, skipped = enqueued.skipped, "job sealed");
         Ok(JobStarted {
             job_id,
@@ -127,17 +188,28 @@ impl Coordinator {
             client: self.clients.sqs.clone(),
             queue_url: self.config.queue_url.clone(),
         });
-        let message = |(batch, keys): (u64, Vec<String>)| Entry {
-            id: batch.to_string(),
-            body: BatchMessage {
-                job_id: job_id.to_owned(),
+        let message = |(batch, keys): (u64, Vec<String>)| {
+            // Listing is in key order, so first..last says which batch holds any key.
+            tracing::info!(
+                job_id,
                 batch,
-                bucket: request.bucket.clone(),
-                keys,
-                schema: request.schema.clone(),
-                report: report.clone(),
+                keys = keys.len(),
+                first_key = keys.first().map(String::as_str).unwrap_or_default(),
+                last_key = keys.last().map(String::as_str).unwrap_or_default(),
+                "batch enqueued"
+            );
+            Entry {
+                id: batch.to_string(),
+                body: BatchMessage {
+                    job_id: job_id.to_owned(),
+                    batch,
+                    bucket: request.bucket.clone(),
+                    keys,
+                    schema: request.schema.clone(),
+                    report: report.clone(),
+                }
+                .to_json(),
             }
-            .to_json(),
         };
         let (mut listed, mut skipped) = (0, 0);
         while let Some(page) = lister.next_page().await? {

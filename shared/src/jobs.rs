@@ -340,6 +340,46 @@ impl JobLedger {
         }
     }
 
+    /// Ids and start times (ms since the epoch) of every RUNNING job: a filtered Scan, for
+    /// the scheduled stuck-job check (the table holds one small item per job).
+    pub async fn running_jobs(&self) -> Result<Vec<(String, u64)>, JobError> {
+        let mut running = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#status = :running")
+                .projection_expression("#id, #started")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#id", "job_id")
+                .expression_attribute_names("#started", "started_ms")
+                .expression_attribute_values(
+                    ":running",
+                    AttributeValue::S(JobStatus::Running.as_str().into()),
+                )
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| dynamo_error("Scan(running)", "*", e))?;
+            for item in page.items.unwrap_or_default() {
+                let id = item.get("job_id").and_then(|v| v.as_s().ok()).cloned();
+                let started = item
+                    .get("started_ms")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok());
+                if let (Some(id), Some(started)) = (id, started) {
+                    running.push((id, started));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(running),
+            }
+        }
+    }
+
     /// Ends a job whose every batch is counted: COMPLETE, or FAILED if its rejects exceed
     /// its tolerance. At most one caller ever wins (the write is conditional on RUNNING and on
     /// the counts), and the winner gets the final job back and logs its summary: that is the

@@ -16,6 +16,7 @@
 //! - [`limiter`]: the adaptive (AIMD) in-flight limit behind GETs and writes.
 //! - [`dynamo_writer`]: BatchWriteItem with UnprocessedItems retried to a deadline.
 //! - [`rejects`]: the rejects report and the job's reject tolerance.
+//! - [`metrics`]: CloudWatch Embedded Metric Format records and where they go.
 //! - [`jobs`]: the job ledger: exactly-once batch counting and the final transition.
 //! - [`retry`]: the one backoff policy everything retries with.
 
@@ -31,6 +32,7 @@ pub mod limiter;
 pub mod listing;
 pub mod loader;
 pub mod message;
+pub mod metrics;
 pub mod queue;
 pub mod rejects;
 pub mod retry;

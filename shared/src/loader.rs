@@ -11,6 +11,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt, TryStreamExt, stream};
 use thiserror::Error;
+use tracing::Instrument;
 
 use crate::decode::{DecodeError, Decoded, ObjectDecoder};
 use crate::dynamo_writer::{MAX_BATCH_ITEMS, WriteError, WriteOutcome};
@@ -101,7 +102,10 @@ impl Loader<'_> {
         let produce = async move {
             let tx = tx; // owned here, so the channel closes when production ends
             stream::iter(keys)
-                .map(|key| self.load_object(bucket, key, tx.clone(), rejects))
+                .map(|key| {
+                    self.load_object(bucket, key, tx.clone(), rejects)
+                        .instrument(tracing::info_span!("object", key = %key))
+                })
                 .buffer_unordered(self.task_concurrency.max(1))
                 .try_for_each(|object| {
                     stats_ref.files += u64::from(object.loaded);
@@ -204,6 +208,8 @@ impl Loader<'_> {
                 .map_err(|_| LoadError::WriterStopped)?;
         }
         self.verdict(permit, throttles_before);
+        // The line that lets an operator follow one object (its key is on the span).
+        tracing::info!(bytes, rejected = rejected_rows, "object loaded");
         Ok(ObjectOutcome {
             loaded: true,
             rejected_rows,

@@ -33,6 +33,21 @@ impl PrefixJobRequest {
     }
 }
 
+/// What the coordinator is invoked with: a job to start, or the scheduled stuck-job check
+/// (`{"check_stuck_jobs": {"older_than_seconds": 3600}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CoordinatorRequest {
+    CheckStuckJobs { check_stuck_jobs: StuckJobCheck },
+    Prefix(PrefixJobRequest),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StuckJobCheck {
+    /// A job RUNNING for longer than this is stuck.
+    pub older_than_seconds: u64,
+}
+
 /// One SQS message: one worker batch of objects of one job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchMessage {
@@ -97,6 +112,27 @@ mod tests {
                 .unwrap();
         custom.schema.unwrap().validate().unwrap();
         assert!(custom.tolerated_rejects.is_some());
+    }
+
+    #[test]
+    fn coordinator_requests_are_told_apart_by_shape() {
+        let check: CoordinatorRequest =
+            serde_json::from_str(include_str!("../../events/check-stuck-jobs.json")).unwrap();
+        assert_eq!(
+            check,
+            CoordinatorRequest::CheckStuckJobs {
+                check_stuck_jobs: StuckJobCheck {
+                    older_than_seconds: 3600
+                }
+            }
+        );
+        let job: CoordinatorRequest =
+            serde_json::from_str(include_str!("../../events/prefix-job.json")).unwrap();
+        assert!(matches!(job, CoordinatorRequest::Prefix(ref r) if r.prefix == "data/"));
+        assert!(
+            serde_json::from_str::<CoordinatorRequest>(r#"{"prefix": "x/"}"#).is_err(),
+            "no bucket"
+        );
     }
 
     #[test]

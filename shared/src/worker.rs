@@ -10,13 +10,14 @@
 //! SQS redelivers; a panic in one message fails that message alone.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::{FutureExt, StreamExt, stream};
 use thiserror::Error;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::aws::Clients;
 use crate::config::WorkerConfig;
@@ -25,6 +26,7 @@ use crate::jobs::{BatchStats, JobError, JobLedger, Recorded};
 use crate::limiter::AimdLimiter;
 use crate::loader::{LoadError, Loader};
 use crate::message::BatchMessage;
+use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::rejects::{BatchRejects, ReportError};
 use crate::schema::{Schema, SchemaError};
 
@@ -66,6 +68,7 @@ pub struct Worker<W = aws_sdk_dynamodb::Client> {
     config: WorkerConfig,
     fetch_limit: AimdLimiter,
     write_limit: AimdLimiter,
+    metrics: Arc<dyn MetricsSink>,
 }
 
 impl Worker {
@@ -88,7 +91,14 @@ impl<W: BatchWriteApi> Worker<W> {
             clients,
             writes,
             config,
+            metrics: Arc::new(StdoutSink),
         }
+    }
+
+    /// Sends metric records to `sink` instead of stdout.
+    pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = sink;
+        self
     }
 
     /// The GET limit as it stands (for reports and tests).
@@ -119,14 +129,26 @@ impl<W: BatchWriteApi> Worker<W> {
     ) -> Option<BatchItemFailure> {
         let message_id = message.message_id.unwrap_or_default();
         let body = message.body.unwrap_or_default();
-        let result = AssertUnwindSafe(async {
-            let batch: BatchMessage =
-                serde_json::from_str(&body).map_err(WorkerError::BadMessage)?;
-            self.process_batch(&batch, deadline).await
-        })
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|panic| Err(WorkerError::Panicked(panic_text(&panic))));
+        // Every log line of this message carries its ids (JSON logs list the open spans).
+        let span = tracing::info_span!(
+            "message",
+            message_id = %message_id,
+            job_id = tracing::field::Empty,
+            batch = tracing::field::Empty
+        );
+        let result = isolated(
+            async {
+                let batch: BatchMessage =
+                    serde_json::from_str(&body).map_err(WorkerError::BadMessage)?;
+                tracing::Span::current()
+                    .record("job_id", batch.job_id.as_str())
+                    .record("batch", batch.batch);
+                self.process_batch(&batch, deadline).await
+            }
+            .instrument(span.clone()),
+        )
+        .await;
+        let _in_message = span.enter();
         let error = result.err()?;
         tracing::error!(%message_id, error = %crate::report(&error), "batch failed; left for redelivery");
         let mut failure = BatchItemFailure::default();
@@ -140,6 +162,7 @@ impl<W: BatchWriteApi> Worker<W> {
         batch: &BatchMessage,
         deadline: Option<Instant>,
     ) -> Result<Recorded, WorkerError> {
+        let started = Instant::now();
         let schema = batch.schema.clone().unwrap_or_default();
         schema.validate().map_err(WorkerError::BadSchema)?;
         let stats = self.load(batch, &schema, deadline).await?;
@@ -155,8 +178,20 @@ impl<W: BatchWriteApi> Worker<W> {
                 tracing::info!(job_id = %batch.job_id, batch = batch.batch, "batch was already counted (redelivery); counters unchanged")
             }
         }
+        let counted = matches!(recorded, Recorded::Counted(_));
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.metrics.emit(metrics::batch(
+            &batch.job_id,
+            batch.batch,
+            &batch.bucket,
+            &stats,
+            duration_ms,
+            counted,
+        ));
         // Also after AlreadyCounted: a crash between counting and finishing is healed here.
-        self.ledger.try_finish(recorded.job()).await?;
+        if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
+            self.metrics.emit(metrics::job_finished("worker", &job));
+        }
         Ok(recorded)
     }
 
@@ -206,10 +241,55 @@ impl<W: BatchWriteApi> Worker<W> {
     }
 }
 
+/// Runs one message's work so that a panic fails that message alone.
+async fn isolated<T>(work: impl Future<Output = Result<T, WorkerError>>) -> Result<T, WorkerError> {
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(WorkerError::Panicked(panic_text(&panic))))
+}
+
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_becomes_that_message_s_error() {
+        let panicked = isolated(async {
+            if true {
+                panic!("boom in batch 7");
+            }
+            Ok(())
+        })
+        .await;
+        assert!(
+            matches!(panicked, Err(WorkerError::Panicked(ref text)) if text == "boom in batch 7")
+        );
+        let fine = isolated(async { Ok::<_, WorkerError>(5) }).await;
+        assert_eq!(fine.unwrap(), 5);
+    }
+
+    #[test]
+    fn the_deadline_keeps_a_margin() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let deadline = deadline_from_epoch_ms(now_ms + 60_000);
+        let left = deadline - Instant::now();
+        assert!(
+            left <= Duration::from_secs(50) && left > Duration::from_secs(45),
+            "{left:?}"
+        );
+        // A deadline already past leaves no time rather than underflowing.
+        assert!(deadline_from_epoch_ms(0) <= Instant::now());
+    }
 }

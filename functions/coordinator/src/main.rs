@@ -1,11 +1,14 @@
-//! Coordinator Lambda: a manual `{"bucket", "prefix"}` event starts a prefix job.
+//! Coordinator Lambda: a manual `{"bucket", "prefix"}` event starts a prefix job; the
+//! scheduled `{"check_stuck_jobs": {...}}` event counts jobs stuck RUNNING.
 //! Wiring only; the logic is `shared::coordinator`.
+
+use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::aws::Clients;
 use shared::config::CoordinatorConfig;
-use shared::coordinator::{Coordinator, JobStarted};
-use shared::message::PrefixJobRequest;
+use shared::coordinator::Coordinator;
+use shared::message::CoordinatorRequest;
 
 /// glibc's malloc and free were a third of the worker loop's instructions (callgrind).
 #[global_allocator]
@@ -16,15 +19,25 @@ async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_current_span(false)
+        .with_current_span(true)
+        .with_span_list(true)
         .without_time() // CloudWatch stamps every line
         .init();
     let config = CoordinatorConfig::from_env()?;
     let coordinator = Coordinator::new(Clients::from_env().await, config);
     let coordinator = &coordinator;
     run(service_fn(
-        move |event: LambdaEvent<PrefixJobRequest>| async move {
-            Ok::<JobStarted, Error>(coordinator.start_prefix_job(event.payload).await?)
+        move |event: LambdaEvent<CoordinatorRequest>| async move {
+            let response = match event.payload {
+                CoordinatorRequest::Prefix(request) => {
+                    serde_json::to_value(coordinator.start_prefix_job(request).await?)?
+                }
+                CoordinatorRequest::CheckStuckJobs { check_stuck_jobs } => {
+                    let older_than = Duration::from_secs(check_stuck_jobs.older_than_seconds);
+                    serde_json::to_value(coordinator.check_stuck_jobs(older_than).await?)?
+                }
+            };
+            Ok::<serde_json::Value, Error>(response)
         },
     ))
     .await

@@ -17,7 +17,8 @@ async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_current_span(false)
+        .with_current_span(true)
+        .with_span_list(true)
         .without_time() // CloudWatch stamps every line
         .init();
     let worker = Worker::new(Clients::from_env().await, WorkerConfig::from_env()?);
