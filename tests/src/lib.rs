@@ -10,6 +10,7 @@ use devkit::provision::{self, Provisioned, QueueSettings, Resources};
 use devkit::sample::SensorReading;
 use devkit::servers::{LocalAws, Server, ServerChoice};
 use shared::aws::Clients;
+use shared::jobs::{Job, JobLedger};
 use shared::message::BatchMessage;
 use shared::rejects::ReportLocation;
 
@@ -127,6 +128,24 @@ impl TestEnv {
             .expect("reading a record")
             .item
             .unwrap_or_else(|| panic!("no record ({measure_point}, {timestamp})"))
+    }
+
+    /// The job ledger of this test's jobs table.
+    pub fn ledger(&self) -> JobLedger {
+        JobLedger::new(self.clients.dynamodb.clone(), &self.resources.tables.jobs)
+    }
+
+    /// A job over this test's bucket, created and sealed with `batches` batches still to do.
+    pub async fn sealed_job(&self, job_id: &str, batches: u64, files: u64) -> Job {
+        let ledger = self.ledger();
+        let job = Job::new(job_id, &self.resources.bucket, "");
+        ledger.create(&job).await.expect("creating the job");
+        let finished = ledger
+            .seal(job_id, batches, files, 0)
+            .await
+            .expect("sealing the job");
+        assert!(finished.is_none(), "{batches} batches are still to do");
+        job
     }
 
     /// A batch message of this test's bucket, default schema, rejects under `_rejects/`.

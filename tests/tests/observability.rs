@@ -9,7 +9,7 @@ use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use serde_json::Value;
 use shared::coordinator::Coordinator;
-use shared::jobs::{Job, JobLedger, JobStatus};
+use shared::jobs::{Job, JobStatus};
 use shared::message::PrefixJobRequest;
 use shared::metrics::MemorySink;
 
@@ -133,7 +133,7 @@ async fn logs_carry_job_batch_and_message_ids_and_metrics_come_once_per_batch_an
 #[tokio::test]
 async fn the_stuck_job_check_reports_only_jobs_running_past_the_threshold() {
     let env = TestEnv::new(default_servers(), "stuck").await;
-    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
+    let ledger = env.ledger();
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

@@ -8,7 +8,7 @@ use devkit::bridge::SqsBridge;
 use devkit::sample::SampleSpec;
 use futures::future::join_all;
 use integration_tests::{TestEnv, default_servers, moto_servers};
-use shared::jobs::{BatchStats, Job, JobLedger, JobStatus, Recorded};
+use shared::jobs::{BatchStats, Job, JobStatus, Recorded};
 use shared::message::PrefixJobRequest;
 use shared::worker::Worker;
 
@@ -169,13 +169,8 @@ async fn a_redelivered_batch_is_counted_once() {
     spec.upload(&env.clients.s3, &env.resources.bucket, 8, || {})
         .await
         .unwrap();
-    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
-    let job = Job::new("job-redelivery", &env.resources.bucket, "d/");
-    ledger.create(&job).await.unwrap();
-    assert!(
-        ledger.seal(&job.job_id, 1, 3, 0).await.unwrap().is_none(),
-        "1 batch still to do"
-    );
+    let ledger = env.ledger();
+    let job = env.sealed_job("job-redelivery", 1, 3).await;
 
     let message = env
         .batch(&job.job_id, 0, (0..3).map(|i| spec.key(i)).collect())
@@ -199,10 +194,8 @@ async fn a_redelivered_batch_is_counted_once() {
 /// and the job has exactly one final transition. `concurrent` sends them at the same moment;
 /// otherwise one after another.
 async fn exactly_one_finisher(env: &TestEnv, concurrent: bool) {
-    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
-    let job = Job::new("job-race", &env.resources.bucket, "");
-    ledger.create(&job).await.unwrap();
-    assert!(ledger.seal(&job.job_id, 3, 3, 0).await.unwrap().is_none());
+    let ledger = env.ledger();
+    let job = env.sealed_job("job-race", 3, 3).await;
     let stats = BatchStats {
         files: 1,
         rows_written: 10,
@@ -274,10 +267,8 @@ async fn the_bridge_redelivers_failures_until_the_dead_letter_queue() {
     spec.upload(&env.clients.s3, &env.resources.bucket, 4, || {})
         .await
         .unwrap();
-    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
-    let job = Job::new("job-bridge", &env.resources.bucket, "b/");
-    ledger.create(&job).await.unwrap();
-    ledger.seal(&job.job_id, 1, 2, 0).await.unwrap();
+    let ledger = env.ledger();
+    let job = env.sealed_job("job-bridge", 1, 2).await;
     let good = env.batch(&job.job_id, 0, vec![spec.key(0), spec.key(1)]);
     for body in [good.to_json(), "{not json".to_owned()] {
         env.clients
@@ -340,7 +331,7 @@ async fn a_listing_failure_marks_the_job_failed_with_the_reason() {
         "{}",
         shared::report(&error)
     );
-    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
+    let ledger = env.ledger();
     let job = ledger.get("job-list-fail").await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     assert!(

@@ -10,7 +10,7 @@ use devkit::faults::{FlakyWrites, with_slowdowns};
 use devkit::provision::ensure_table;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
-use shared::jobs::{Job, JobLedger, JobStatus, Recorded};
+use shared::jobs::{Job, JobStatus, Recorded};
 use shared::message::PrefixJobRequest;
 use shared::rejects::{RejectRecord, RejectTolerance};
 use shared::schema::Schema;
@@ -290,7 +290,7 @@ async fn an_invalid_schema_is_refused_before_any_work() {
         shared::report(&error),
         "the request's schema is invalid: key column \"nope\" is not a declared column"
     );
-    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
+    let ledger = env.ledger();
     assert!(
         ledger.get("job-bad-schema").await.unwrap().is_none(),
         "no job was created"
@@ -306,10 +306,8 @@ async fn throttled_writes_and_s3_slowdowns_still_land_every_row() {
     spec.upload(&env.clients.s3, &env.resources.bucket, 16, || {})
         .await
         .unwrap();
-    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
-    let job = Job::new("job-throttling", &env.resources.bucket, "th/");
-    ledger.create(&job).await.unwrap();
-    ledger.seal(&job.job_id, 2, 40, 0).await.unwrap();
+    let ledger = env.ledger();
+    let job = env.sealed_job("job-throttling", 2, 40).await;
 
     let mut clients = env.clients.clone();
     let (s3, injected) = with_slowdowns(&clients.s3, 4);
@@ -363,10 +361,8 @@ async fn a_vanished_object_is_reported_and_the_batch_completes() {
     spec.upload(&env.clients.s3, &env.resources.bucket, 1, || {})
         .await
         .unwrap();
-    let ledger = JobLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
-    let job = Job::new("job-vanished", &env.resources.bucket, "v/");
-    ledger.create(&job).await.unwrap();
-    ledger.seal(&job.job_id, 1, 2, 0).await.unwrap();
+    let ledger = env.ledger();
+    let job = env.sealed_job("job-vanished", 1, 2).await;
     let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
     let batch = env.batch(&job.job_id, 0, vec![spec.key(0), "v/gone.csv".into()]);
     worker.process_batch(&batch, None).await.unwrap();
