@@ -19,7 +19,7 @@ use devkit::servers::{LocalAws, Server, ServerChoice};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::aws::{Clients, Endpoints};
 use shared::jobs::{Job, JobStatus};
-use shared::message::PrefixJobRequest;
+use shared::message::JobRequest;
 
 #[derive(Parser)]
 #[command(
@@ -223,7 +223,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .context("progress template")?
         .progress_chars("=> "),
     );
-    let request = PrefixJobRequest::new(&target.resources.bucket, &args.sample.prefix);
+    let request = JobRequest::new(&target.resources.bucket, &args.sample.prefix);
     let started = Instant::now();
     let job = pipeline
         .run(request, |job| {

@@ -10,7 +10,7 @@ use shared::config::{CoordinatorConfig, WorkerConfig};
 use shared::coordinator::{Coordinator, CoordinatorError};
 use shared::dynamo_writer::BatchWriteApi;
 use shared::jobs::{Job, JobError, JobLedger};
-use shared::message::PrefixJobRequest;
+use shared::message::JobRequest;
 use shared::metrics::MemorySink;
 use shared::worker::Worker;
 use thiserror::Error;
@@ -57,6 +57,7 @@ impl LocalPipeline {
                 list_page_size: CoordinatorConfig::DEFAULT_LIST_PAGE_SIZE,
                 rejects_bucket: None,
                 rejects_prefix: CoordinatorConfig::DEFAULT_REJECTS_PREFIX.to_owned(),
+                trigger: Default::default(),
             },
             worker: WorkerConfig {
                 tables: resources.tables.clone(),
@@ -72,7 +73,7 @@ impl LocalPipeline {
     /// Runs a prefix job until it is final; `progress` sees the job item as it moves.
     pub async fn run(
         &self,
-        request: PrefixJobRequest,
+        request: JobRequest,
         progress: impl FnMut(&Job),
     ) -> Result<Job, PipelineError> {
         self.run_with_writes(request, self.clients.dynamodb.clone(), progress)
@@ -82,7 +83,7 @@ impl LocalPipeline {
     /// As [`run`](Self::run), with the worker's record writes going through `writes`.
     pub async fn run_with_writes<W: BatchWriteApi>(
         &self,
-        mut request: PrefixJobRequest,
+        mut request: JobRequest,
         writes: W,
         mut progress: impl FnMut(&Job),
     ) -> Result<Job, PipelineError> {
@@ -104,7 +105,7 @@ impl LocalPipeline {
         let ledger = JobLedger::new(self.clients.dynamodb.clone(), &self.coordinator.tables.jobs);
 
         let coordinate = async {
-            coordinator.start_prefix_job(request).await?;
+            coordinator.start_job(request).await?;
             std::future::pending::<Result<Job, PipelineError>>().await
         };
         let mut last: Option<Job> = None;

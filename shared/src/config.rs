@@ -4,6 +4,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::trigger::{TriggerConfig, TriggerMode};
+
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
     #[error("environment variable {0} is required but not set")]
@@ -38,6 +40,8 @@ pub struct CoordinatorConfig {
     pub rejects_bucket: Option<String>,
     /// Key prefix of rejects reports: `{prefix}{job_id}/batch-NNNNNN.jsonl`.
     pub rejects_prefix: String,
+    /// Which S3 uploads start jobs.
+    pub trigger: TriggerConfig,
 }
 
 /// Worker settings: the two limits of the seed's loop, plus write parallelism.
@@ -85,6 +89,21 @@ impl CoordinatorConfig {
             rejects_bucket: var("REJECTS_BUCKET").filter(|b| !b.trim().is_empty()),
             rejects_prefix: var("REJECTS_PREFIX")
                 .unwrap_or_else(|| Self::DEFAULT_REJECTS_PREFIX.to_owned()),
+            trigger: TriggerConfig {
+                marker_name: var("MARKER_NAME")
+                    .unwrap_or_else(|| TriggerConfig::default().marker_name),
+                mode: match var("TRIGGER_MODE").as_deref() {
+                    None | Some("marker") => TriggerMode::Marker,
+                    Some("object") => TriggerMode::Object,
+                    Some(other) => {
+                        return Err(ConfigError::Invalid {
+                            name: "TRIGGER_MODE",
+                            value: other.to_owned(),
+                            reason: "expected marker or object".into(),
+                        });
+                    }
+                },
+            },
         })
     }
 }
@@ -179,6 +198,22 @@ mod tests {
         assert_eq!(config.tables.records, "records");
         assert_eq!(config.rejects_bucket, None);
         assert_eq!(config.rejects_prefix, "_rejects/");
+        assert_eq!(config.trigger, TriggerConfig::default());
+    }
+
+    #[test]
+    fn trigger_mode_is_checked() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TRIGGER_MODE", "object"));
+        let config = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.trigger.mode, TriggerMode::Object);
+        pairs.pop();
+        pairs.push(("TRIGGER_MODE", "sometimes"));
+        let err = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(
+            err.to_string().contains("TRIGGER_MODE=\"sometimes\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,12 +12,13 @@ use crate::aws::Clients;
 use crate::batching::{KeyBatcher, is_csv_key};
 use crate::config::CoordinatorConfig;
 use crate::jobs::{Job, JobError, JobLedger};
-use crate::listing::{ListError, PrefixLister};
-use crate::message::{BatchMessage, PrefixJobRequest};
+use crate::listing::{ListError, ListedObject, PrefixLister};
+use crate::message::{BatchMessage, JobRequest};
 use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::queue::{Entry, QueueError, QueueWriter, SqsSender};
 use crate::rejects::{RejectTolerance, ReportLocation};
 use crate::schema::SchemaError;
+use crate::trigger::{Triggered, jobs_from_event};
 
 #[derive(Debug, Error)]
 pub enum CoordinatorError {
@@ -43,6 +44,15 @@ pub struct JobStarted {
     /// Set when the job was already finished at sealing (e.g. an empty prefix, or workers
     /// that outran the listing).
     pub finished: Option<Job>,
+}
+
+/// What one S3 notification record led to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TriggerOutcome {
+    Started(Box<JobStarted>),
+    AlreadyStarted { job_id: String },
+    Ignored { key: String, reason: String },
 }
 
 /// What the stuck-job check found.
@@ -84,6 +94,43 @@ impl Coordinator {
         self
     }
 
+    /// An S3 notification: each record that names a marker (or, in object mode, a `.csv`)
+    /// starts its job. A redelivered notification finds its job already created and starts
+    /// nothing. Fails after trying every record if any failed, so S3's retry of the whole
+    /// event redoes only what did not happen.
+    pub async fn handle_s3_event(
+        &self,
+        event: &aws_lambda_events::event::s3::S3Event,
+    ) -> Result<Vec<TriggerOutcome>, CoordinatorError> {
+        let mut outcomes = Vec::new();
+        let mut first_error = None;
+        for triggered in jobs_from_event(event, &self.config.trigger) {
+            let outcome = match triggered {
+                Triggered::Ignore { key, reason } => {
+                    tracing::info!(%key, %reason, "S3 notification ignored");
+                    TriggerOutcome::Ignored { key, reason }
+                }
+                Triggered::Start(request) => match self.start_job(request).await {
+                    Ok(started) => TriggerOutcome::Started(Box::new(started)),
+                    Err(CoordinatorError::Job(JobError::AlreadyExists(job_id))) => {
+                        tracing::info!(%job_id, "duplicate S3 notification: job already started");
+                        TriggerOutcome::AlreadyStarted { job_id }
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %crate::report(&error), "starting a job from S3 failed");
+                        first_error.get_or_insert(error);
+                        continue;
+                    }
+                },
+            };
+            outcomes.push(outcome);
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(outcomes),
+        }
+    }
+
     /// The scheduled check behind the stuck-job alarm: counts jobs RUNNING for longer than
     /// the threshold and emits `StuckJobs` (0 included, so the alarm always has data).
     pub async fn check_stuck_jobs(
@@ -116,10 +163,7 @@ impl Coordinator {
         Ok(report)
     }
 
-    pub async fn start_prefix_job(
-        &self,
-        request: PrefixJobRequest,
-    ) -> Result<JobStarted, CoordinatorError> {
+    pub async fn start_job(&self, request: JobRequest) -> Result<JobStarted, CoordinatorError> {
         validate(&request)?;
         let job_id = request
             .job_id
@@ -174,15 +218,20 @@ impl Coordinator {
     async fn enqueue_prefix(
         &self,
         job_id: &str,
-        request: &PrefixJobRequest,
+        request: &JobRequest,
         report: &ReportLocation,
     ) -> Result<Enqueued, CoordinatorError> {
+        // A single-object job is a listing of one page of one key.
         let mut lister = PrefixLister::new(
             self.clients.s3.clone(),
             &request.bucket,
             &request.prefix,
             self.config.list_page_size,
         );
+        let mut single = request
+            .key
+            .clone()
+            .map(|key| vec![ListedObject { key, size: 0 }]);
         let mut batcher = KeyBatcher::new(self.config.batch_size);
         let mut queue = QueueWriter::new(SqsSender {
             client: self.clients.sqs.clone(),
@@ -212,7 +261,15 @@ impl Coordinator {
             }
         };
         let (mut listed, mut skipped) = (0, 0);
-        while let Some(page) = lister.next_page().await? {
+        loop {
+            let page = match single.take() {
+                Some(page) => page,
+                None if request.key.is_some() => break,
+                None => match lister.next_page().await? {
+                    Some(page) => page,
+                    None => break,
+                },
+            };
             for object in page {
                 listed += 1;
                 if !is_csv_key(&object.key) {
@@ -237,7 +294,7 @@ impl Coordinator {
 }
 
 /// Everything checkable before any work starts.
-fn validate(request: &PrefixJobRequest) -> Result<(), CoordinatorError> {
+fn validate(request: &JobRequest) -> Result<(), CoordinatorError> {
     if request.bucket.trim().is_empty() {
         return Err(CoordinatorError::InvalidRequest("bucket is empty".into()));
     }
@@ -261,7 +318,7 @@ mod tests {
 
     #[test]
     fn requests_are_checked_before_any_work() {
-        let ok = PrefixJobRequest::new("b", "p/");
+        let ok = JobRequest::new("b", "p/");
         assert!(validate(&ok).is_ok());
         let mut empty = ok.clone();
         empty.bucket = " ".into();

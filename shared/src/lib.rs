@@ -5,6 +5,7 @@
 //! - [`config`]: typed settings read once at cold start.
 //! - [`aws`]: SDK clients, endpoints from the standard `AWS_ENDPOINT_URL*` variables.
 //! - [`message`]: the job request and the batch message that travels through SQS.
+//! - [`trigger`]: S3 notifications to job requests, with idempotent job ids.
 //! - [`batching`]: pure fan-out planning (keys to batches).
 //! - [`listing`]: ListObjectsV2, streamed page by page.
 //! - [`queue`]: SendMessageBatch with every failed entry retried.
@@ -37,6 +38,7 @@ pub mod queue;
 pub mod rejects;
 pub mod retry;
 pub mod schema;
+pub mod trigger;
 pub mod typing;
 pub mod worker;
 

@@ -5,13 +5,17 @@ use serde::{Deserialize, Serialize};
 use crate::rejects::{RejectTolerance, ReportLocation};
 use crate::schema::Schema;
 
-/// Manual coordinator event: `{"bucket": "...", "prefix": "data/"}`, optionally with a job
-/// id, a schema (the sensor schema otherwise) and a reject tolerance (unlimited otherwise).
+/// A job to start: every CSV object under `prefix` (`{"bucket": "...", "prefix": "data/"}`),
+/// or one object (`{"bucket": "...", "key": "data/big.csv"}`); optionally with a job id, a
+/// schema (the sensor schema otherwise) and a reject tolerance (unlimited otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PrefixJobRequest {
+pub struct JobRequest {
     pub bucket: String,
     #[serde(default)]
     pub prefix: String,
+    /// One object instead of a prefix listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Optional caller-chosen id; a fresh time-ordered id otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
@@ -21,11 +25,12 @@ pub struct PrefixJobRequest {
     pub tolerated_rejects: Option<RejectTolerance>,
 }
 
-impl PrefixJobRequest {
+impl JobRequest {
     pub fn new(bucket: &str, prefix: &str) -> Self {
         Self {
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
+            key: None,
             job_id: None,
             schema: None,
             tolerated_rejects: None,
@@ -33,13 +38,14 @@ impl PrefixJobRequest {
     }
 }
 
-/// What the coordinator is invoked with: a job to start, or the scheduled stuck-job check
-/// (`{"check_stuck_jobs": {"older_than_seconds": 3600}}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What the coordinator is invoked with: a job to start, an S3 notification, or the
+/// scheduled stuck-job check (`{"check_stuck_jobs": {"older_than_seconds": 3600}}`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum CoordinatorRequest {
     CheckStuckJobs { check_stuck_jobs: StuckJobCheck },
-    Prefix(PrefixJobRequest),
+    Job(JobRequest),
+    S3(aws_lambda_events::event::s3::S3Event),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +100,7 @@ mod tests {
     /// The sample events in `events/` are the ones `cargo lambda invoke --data-file` sends.
     #[test]
     fn sample_events_parse() {
-        let request: PrefixJobRequest =
+        let request: JobRequest =
             serde_json::from_str(include_str!("../../events/prefix-job.json")).unwrap();
         assert_eq!(request.prefix, "data/");
         let event: aws_lambda_events::event::sqs::SqsEvent =
@@ -107,7 +113,7 @@ mod tests {
             serde_json::from_str(include_str!("../../events/sqs-poison.json")).unwrap();
         let body = poison.records[0].body.as_deref().unwrap();
         assert!(serde_json::from_str::<BatchMessage>(body).is_err());
-        let custom: PrefixJobRequest =
+        let custom: JobRequest =
             serde_json::from_str(include_str!("../../events/prefix-job-custom-schema.json"))
                 .unwrap();
         custom.schema.unwrap().validate().unwrap();
@@ -128,7 +134,15 @@ mod tests {
         );
         let job: CoordinatorRequest =
             serde_json::from_str(include_str!("../../events/prefix-job.json")).unwrap();
-        assert!(matches!(job, CoordinatorRequest::Prefix(ref r) if r.prefix == "data/"));
+        assert!(matches!(job, CoordinatorRequest::Job(ref r) if r.prefix == "data/"));
+        let s3: CoordinatorRequest =
+            serde_json::from_str(include_str!("../../events/s3-put-marker.json")).unwrap();
+        assert!(matches!(s3, CoordinatorRequest::S3(ref e) if e.records.len() == 1));
+        let one: CoordinatorRequest =
+            serde_json::from_str(r#"{"bucket": "b", "key": "data/big.csv"}"#).unwrap();
+        assert!(
+            matches!(one, CoordinatorRequest::Job(ref r) if r.key.as_deref() == Some("data/big.csv"))
+        );
         assert!(
             serde_json::from_str::<CoordinatorRequest>(r#"{"prefix": "x/"}"#).is_err(),
             "no bucket"
@@ -137,7 +151,7 @@ mod tests {
 
     #[test]
     fn prefix_defaults_to_the_whole_bucket() {
-        let request: PrefixJobRequest = serde_json::from_str(r#"{"bucket":"b"}"#).unwrap();
-        assert_eq!(request, PrefixJobRequest::new("b", ""));
+        let request: JobRequest = serde_json::from_str(r#"{"bucket":"b"}"#).unwrap();
+        assert_eq!(request, JobRequest::new("b", ""));
     }
 }

@@ -10,7 +10,7 @@ use integration_tests::{TestEnv, default_servers};
 use serde_json::Value;
 use shared::coordinator::Coordinator;
 use shared::jobs::{Job, JobStatus};
-use shared::message::PrefixJobRequest;
+use shared::message::JobRequest;
 use shared::metrics::MemorySink;
 
 /// Collects formatted log lines in memory.
@@ -64,7 +64,7 @@ async fn logs_carry_job_batch_and_message_ids_and_metrics_come_once_per_batch_an
     let mut pipeline = env.pipeline();
     pipeline.coordinator.batch_size = 3; // 7 objects: 3 batches
     let job = pipeline
-        .run(PrefixJobRequest::new(&env.resources.bucket, "o/"), |_| {})
+        .run(JobRequest::new(&env.resources.bucket, "o/"), |_| {})
         .await
         .unwrap();
     assert_eq!(job.status, JobStatus::Complete);

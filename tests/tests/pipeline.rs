@@ -9,11 +9,11 @@ use devkit::sample::SampleSpec;
 use futures::future::join_all;
 use integration_tests::{TestEnv, default_servers, moto_servers};
 use shared::jobs::{BatchStats, Job, JobStatus, Recorded};
-use shared::message::PrefixJobRequest;
+use shared::message::JobRequest;
 use shared::worker::Worker;
 
-fn request(env: &TestEnv, prefix: &str) -> PrefixJobRequest {
-    PrefixJobRequest::new(&env.resources.bucket, prefix)
+fn request(env: &TestEnv, prefix: &str) -> JobRequest {
+    JobRequest::new(&env.resources.bucket, prefix)
 }
 
 #[tokio::test]

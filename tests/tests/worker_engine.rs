@@ -11,7 +11,7 @@ use devkit::provision::ensure_table;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::jobs::{Job, JobStatus, Recorded};
-use shared::message::PrefixJobRequest;
+use shared::message::JobRequest;
 use shared::rejects::{RejectRecord, RejectTolerance};
 use shared::schema::Schema;
 use shared::worker::Worker;
@@ -107,7 +107,7 @@ async fn good_and_bad_files_give_exact_counts_and_a_report_naming_each_bad_row()
     let mut pipeline = env.pipeline();
     pipeline.coordinator.batch_size = 3;
     let job = pipeline
-        .run(PrefixJobRequest::new(&env.resources.bucket, "in/"), |_| {})
+        .run(JobRequest::new(&env.resources.bucket, "in/"), |_| {})
         .await
         .unwrap();
 
@@ -201,7 +201,7 @@ async fn good_and_bad_files_give_exact_counts_and_a_report_naming_each_bad_row()
 async fn rejects_beyond_the_tolerance_fail_the_job_but_every_valid_row_lands() {
     let env = TestEnv::new(default_servers(), "tolerance").await;
     env.put("t/a.csv", &format!("{HEADER}\n2025-11-26 00:00:01 UTC,1,2,T\n2025-11-26 00:00:02 UTC,x,2,T\n2025-11-26 00:00:03 UTC,y,2,T\n")).await;
-    let mut request = PrefixJobRequest::new(&env.resources.bucket, "t/");
+    let mut request = JobRequest::new(&env.resources.bucket, "t/");
     request.tolerated_rejects = Some(RejectTolerance::Count(1));
     let job = env.pipeline().run(request.clone(), |_| {}).await.unwrap();
     assert_eq!(job.status, JobStatus::Failed);
@@ -228,7 +228,7 @@ async fn a_user_schema_with_a_composite_sort_key_loads_typed_items() {
     ensure_table(&env.clients.dynamodb, &table, "site", Some("read_at#meter"))
         .await
         .unwrap();
-    let request: PrefixJobRequest =
+    let request: JobRequest =
         serde_json::from_str(include_str!("../../events/prefix-job-custom-schema.json")).unwrap();
     env.put(
         "meters/m.csv",
@@ -238,7 +238,7 @@ async fn a_user_schema_with_a_composite_sort_key_loads_typed_items() {
          9,Kyiv,abc,2025-11-26 00:00:00 UTC,false,\n",
     )
     .await;
-    let mut request = PrefixJobRequest {
+    let mut request = JobRequest {
         bucket: env.resources.bucket.clone(),
         ..request
     };
@@ -279,7 +279,7 @@ async fn a_user_schema_with_a_composite_sort_key_loads_typed_items() {
 #[tokio::test]
 async fn an_invalid_schema_is_refused_before_any_work() {
     let env = TestEnv::new(default_servers(), "bad-schema").await;
-    let mut request = PrefixJobRequest::new(&env.resources.bucket, "x/");
+    let mut request = JobRequest::new(&env.resources.bucket, "x/");
     request.schema = Some(Schema {
         sort_key: vec!["nope".into()],
         ..Schema::sensor()

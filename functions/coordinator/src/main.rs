@@ -1,5 +1,6 @@
-//! Coordinator Lambda: a manual `{"bucket", "prefix"}` event starts a prefix job; the
-//! scheduled `{"check_stuck_jobs": {...}}` event counts jobs stuck RUNNING.
+//! Coordinator Lambda: a manual `{"bucket", "prefix"}` (or `{"bucket", "key"}`) event or an
+//! S3 notification starts a job; the scheduled `{"check_stuck_jobs": {...}}` event counts
+//! jobs stuck RUNNING.
 //! Wiring only; the logic is `shared::coordinator`.
 
 use std::time::Duration;
@@ -29,8 +30,11 @@ async fn main() -> Result<(), Error> {
     run(service_fn(
         move |event: LambdaEvent<CoordinatorRequest>| async move {
             let response = match event.payload {
-                CoordinatorRequest::Prefix(request) => {
-                    serde_json::to_value(coordinator.start_prefix_job(request).await?)?
+                CoordinatorRequest::Job(request) => {
+                    serde_json::to_value(coordinator.start_job(request).await?)?
+                }
+                CoordinatorRequest::S3(event) => {
+                    serde_json::to_value(coordinator.handle_s3_event(&event).await?)?
                 }
                 CoordinatorRequest::CheckStuckJobs { check_stuck_jobs } => {
                     let older_than = Duration::from_secs(check_stuck_jobs.older_than_seconds);

@@ -1,0 +1,123 @@
+//! S3 notifications start jobs: a marker starts one job for its folder, a duplicate
+//! notification starts nothing, and in object mode a `.csv` upload loads that object.
+
+use aws_lambda_events::event::s3::S3Event;
+use devkit::bridge::SqsBridge;
+use devkit::sample::SampleSpec;
+use integration_tests::{TestEnv, default_servers};
+use shared::coordinator::{Coordinator, TriggerOutcome};
+use shared::jobs::{Job, JobStatus};
+use shared::trigger::TriggerMode;
+use shared::worker::Worker;
+
+/// The sample notification, pointed at this test's bucket and `key` (URL-encoded as S3 does).
+fn notification(env: &TestEnv, encoded_key: &str) -> S3Event {
+    let mut event: S3Event =
+        serde_json::from_str(include_str!("../../events/s3-put-marker.json")).unwrap();
+    event.records[0].s3.bucket.name = Some(env.resources.bucket.clone());
+    event.records[0].s3.object.key = Some(encoded_key.to_owned());
+    event
+}
+
+/// Delivers queued batches to a worker until the job is final.
+async fn drive_to_the_end(env: &TestEnv, job_id: &str) -> Job {
+    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let bridge = SqsBridge::new(
+        &env.clients.sqs,
+        &env.provisioned.queue_url,
+        &env.provisioned.queue_arn,
+        &worker,
+    );
+    let ledger = env.ledger();
+    for _ in 0..60 {
+        let job = ledger.get(job_id).await.unwrap().expect("the job exists");
+        if job.status.is_final() {
+            return job;
+        }
+        bridge.poll_once().await.unwrap();
+    }
+    panic!("job {job_id} did not finish");
+}
+
+fn started(outcome: &TriggerOutcome) -> String {
+    match outcome {
+        TriggerOutcome::Started(started) => started.job_id.clone(),
+        other => panic!("expected a started job, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_marker_starts_one_job_for_its_folder_even_when_notified_twice() {
+    let env = TestEnv::new(default_servers(), "marker").await;
+    let spec = SampleSpec::new("day/", 5, 100);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 5, || {})
+        .await
+        .unwrap();
+    env.put("day/_SUCCESS", "").await;
+    let coordinator = Coordinator::new(env.clients.clone(), env.pipeline().coordinator);
+    let event = notification(&env, "day/_SUCCESS");
+
+    let first = coordinator.handle_s3_event(&event).await.unwrap();
+    let job_id = started(&first[0]);
+    let again = coordinator.handle_s3_event(&event).await.unwrap();
+    assert_eq!(
+        again,
+        vec![TriggerOutcome::AlreadyStarted {
+            job_id: job_id.clone()
+        }]
+    );
+
+    let job = drive_to_the_end(&env, &job_id).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(job.prefix, "day/");
+    assert_eq!(
+        (job.files_listed, job.files_skipped),
+        (6, 1),
+        "the marker is listed and skipped"
+    );
+    assert_eq!(job.totals.rows_written, 500);
+    assert_eq!(env.record_count().await, 500);
+}
+
+#[tokio::test]
+async fn in_object_mode_a_csv_upload_loads_that_object_alone() {
+    let env = TestEnv::new(default_servers(), "object-trigger").await;
+    let spec = SampleSpec::new("in/", 2, 50);
+    env.put("in/two words.csv", &spec.body(0)).await;
+    env.put("in/other.csv", &spec.body(1)).await;
+    let mut config = env.pipeline().coordinator;
+    config.trigger.mode = TriggerMode::Object;
+    let coordinator = Coordinator::new(env.clients.clone(), config);
+
+    let outcomes = coordinator
+        .handle_s3_event(&notification(&env, "in/two+words.csv"))
+        .await
+        .unwrap();
+    let job = drive_to_the_end(&env, &started(&outcomes[0])).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(
+        (job.total_batches, job.totals.files, job.totals.rows_written),
+        (1, 1, 50)
+    );
+    assert_eq!(
+        env.readings_of(&spec.expected(0)[0].measure_point).await,
+        spec.expected(0)
+    );
+    assert!(
+        env.readings_of(&spec.expected(1)[0].measure_point)
+            .await
+            .is_empty(),
+        "only the uploaded object"
+    );
+}
+
+#[tokio::test]
+async fn in_marker_mode_a_csv_upload_starts_nothing() {
+    let env = TestEnv::new(default_servers(), "marker-mode").await;
+    let coordinator = Coordinator::new(env.clients.clone(), env.pipeline().coordinator);
+    let outcomes = coordinator
+        .handle_s3_event(&notification(&env, "in/a.csv"))
+        .await
+        .unwrap();
+    assert!(matches!(&outcomes[0], TriggerOutcome::Ignored { key, .. } if key == "in/a.csv"));
+}
