@@ -61,6 +61,7 @@ impl LocalPipeline {
             },
             worker: WorkerConfig {
                 tables: resources.tables.clone(),
+                max_receive_count: provisioned.max_receive_count,
                 ..WorkerConfig::default()
             },
             queue_arn: provisioned.queue_arn.clone(),

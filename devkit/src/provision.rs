@@ -74,6 +74,8 @@ pub struct Provisioned {
     pub queue_url: String,
     pub queue_arn: String,
     pub dead_letter_queue_url: String,
+    /// Deliveries before the dead-letter queue (the worker needs it too).
+    pub max_receive_count: u32,
 }
 
 pub async fn ensure(
@@ -112,6 +114,7 @@ pub async fn ensure(
         queue_url,
         queue_arn,
         dead_letter_queue_url,
+        max_receive_count: queue.max_receive_count,
     })
 }
 

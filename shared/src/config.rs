@@ -54,6 +54,9 @@ pub struct WorkerConfig {
     pub task_concurrency: usize,
     /// BatchWriteItem calls in flight at once.
     pub write_concurrency: usize,
+    /// The queue's maxReceiveCount: a batch failing on this delivery goes to the dead-letter
+    /// queue next, so the worker counts it as failed in the ledger.
+    pub max_receive_count: u32,
 }
 
 impl Default for WorkerConfig {
@@ -66,6 +69,7 @@ impl Default for WorkerConfig {
             fetch_concurrency: 256,
             task_concurrency: 512,
             write_concurrency: 16,
+            max_receive_count: 5,
         }
     }
 }
@@ -120,6 +124,7 @@ impl WorkerConfig {
             fetch_concurrency: positive(&var, "FETCH_CONCURRENCY", defaults.fetch_concurrency)?,
             task_concurrency: positive(&var, "TASK_CONCURRENCY", defaults.task_concurrency)?,
             write_concurrency: positive(&var, "WRITE_CONCURRENCY", defaults.write_concurrency)?,
+            max_receive_count: positive(&var, "MAX_RECEIVE_COUNT", defaults.max_receive_count)?,
         })
     }
 }

@@ -51,6 +51,8 @@ pub enum JobError {
 pub enum JobStatus {
     Running,
     Complete,
+    /// Every batch is accounted for, but some reached the dead-letter queue.
+    CompletedWithErrors,
     Failed,
 }
 
@@ -59,6 +61,7 @@ impl JobStatus {
         match self {
             JobStatus::Running => "RUNNING",
             JobStatus::Complete => "COMPLETE",
+            JobStatus::CompletedWithErrors => "COMPLETED_WITH_ERRORS",
             JobStatus::Failed => "FAILED",
         }
     }
@@ -106,8 +109,15 @@ pub struct Job {
     pub sealed: bool,
     #[serde(default)]
     pub total_batches: u64,
+    /// Counted batches, failed ones included: the job is done when this reaches the total.
     #[serde(default)]
     pub batches_done: u64,
+    /// Batches that failed their last delivery and went to the dead-letter queue.
+    #[serde(default)]
+    pub batches_failed: u64,
+    /// Why the last failed batch failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_batch_error: Option<String>,
     #[serde(default)]
     pub files_listed: u64,
     /// Listed keys that are not CSV objects.
@@ -145,6 +155,8 @@ impl Job {
             sealed: false,
             total_batches: 0,
             batches_done: 0,
+            batches_failed: 0,
+            last_batch_error: None,
             files_listed: 0,
             files_skipped: 0,
             totals: BatchStats::default(),
@@ -380,6 +392,47 @@ impl JobLedger {
         }
     }
 
+    /// Counts a batch that failed its last delivery (it is on its way to the dead-letter
+    /// queue) exactly once, as done-but-failed, so the job can still end instead of waiting
+    /// on a batch that will never come.
+    pub async fn record_failed_batch(
+        &self,
+        job_id: &str,
+        batch: u64,
+        reason: &str,
+    ) -> Result<Recorded, JobError> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .update_expression("ADD #done :one, #failed :one, #set :batch_set SET #last = :reason")
+            .condition_expression("attribute_exists(#id) AND NOT contains(#set, :batch)")
+            .expression_attribute_names("#id", "job_id")
+            .expression_attribute_names("#done", "batches_done")
+            .expression_attribute_names("#failed", "batches_failed")
+            .expression_attribute_names("#set", "done_batches")
+            .expression_attribute_names("#last", "last_batch_error")
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":batch", number(batch))
+            .expression_attribute_values(":batch_set", AttributeValue::Ns(vec![batch.to_string()]))
+            .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Recorded::Counted(parse_job(
+                job_id,
+                output.attributes.unwrap_or_default(),
+            )?)),
+            Err(e) if is_condition_failure(&e) => match self.get(job_id).await? {
+                Some(job) => Ok(Recorded::AlreadyCounted(job)),
+                None => Err(JobError::NotFound(job_id.to_owned())),
+            },
+            Err(e) => Err(dynamo_error("UpdateItem(record_failed_batch)", job_id, e)),
+        }
+    }
+
     /// Ends a job whose every batch is counted: COMPLETE, or FAILED if its rejects exceed
     /// its tolerance. At most one caller ever wins (the write is conditional on RUNNING and on
     /// the counts), and the winner gets the final job back and logs its summary: that is the
@@ -389,11 +442,25 @@ impl JobLedger {
             return Ok(None);
         }
         let seconds = millis(SystemTime::now()).saturating_sub(job.started_ms) as f64 / 1000.0;
-        let failure = job.tolerated_rejects.and_then(|tolerance| {
+        let too_many_rejects = job.tolerated_rejects.and_then(|tolerance| {
             tolerance.exceeded(job.totals.rows_rejected, job.totals.rows_read())
         });
+        let failed_batches = (job.batches_failed > 0).then(|| {
+            format!(
+                "{} of {} batches failed their last delivery and are in the dead-letter queue (last error: {})",
+                job.batches_failed,
+                job.total_batches,
+                job.last_batch_error.as_deref().unwrap_or("unknown")
+            )
+        });
+        let (status, reason) = match (too_many_rejects, failed_batches) {
+            (Some(reason), _) => (JobStatus::Failed, Some(reason)),
+            (None, Some(reason)) => (JobStatus::CompletedWithErrors, Some(reason)),
+            (None, None) => (JobStatus::Complete, None),
+        };
         let ending = Ending::AllBatchesCounted {
-            failure: failure.as_deref(),
+            status,
+            reason: reason.as_deref(),
         };
         self.transition(&job.job_id, ending, seconds).await
     }
@@ -435,17 +502,14 @@ impl JobLedger {
             .expression_attribute_values(":now", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
             .expression_attribute_values(":duration", AttributeValue::N(format!("{seconds:.3}")));
         let (status, failure) = match ending {
-            Ending::AllBatchesCounted { failure } => {
+            Ending::AllBatchesCounted { status, reason } => {
                 condition.push_str(" AND #sealed = :true AND #done = #total");
                 request = request
                     .expression_attribute_names("#sealed", "sealed")
                     .expression_attribute_names("#done", "batches_done")
                     .expression_attribute_names("#total", "total_batches")
                     .expression_attribute_values(":true", AttributeValue::Bool(true));
-                match failure {
-                    None => (JobStatus::Complete, None),
-                    Some(reason) => (JobStatus::Failed, Some(reason)),
-                }
+                (status, reason)
             }
             Ending::Abandoned(reason) => (JobStatus::Failed, Some(reason)),
         };
@@ -477,8 +541,11 @@ impl JobLedger {
 
 /// How a job ends.
 enum Ending<'a> {
-    /// Every batch is counted: COMPLETE, or FAILED for this reason (too many rejects).
-    AllBatchesCounted { failure: Option<&'a str> },
+    /// Every batch is counted: COMPLETE, or COMPLETED_WITH_ERRORS / FAILED for a reason.
+    AllBatchesCounted {
+        status: JobStatus,
+        reason: Option<&'a str>,
+    },
     /// It can never be sealed (listing or enqueueing failed): FAILED for this reason.
     Abandoned(&'a str),
 }

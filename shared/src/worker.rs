@@ -127,8 +127,8 @@ impl<W: BatchWriteApi> Worker<W> {
         message: SqsMessage,
         deadline: Option<Instant>,
     ) -> Option<BatchItemFailure> {
-        let message_id = message.message_id.unwrap_or_default();
-        let body = message.body.unwrap_or_default();
+        let message_id = message.message_id.clone().unwrap_or_default();
+        let body = message.body.clone().unwrap_or_default();
         // Every log line of this message carries its ids (JSON logs list the open spans).
         let span = tracing::info_span!(
             "message",
@@ -150,10 +150,50 @@ impl<W: BatchWriteApi> Worker<W> {
         .await;
         let _in_message = span.enter();
         let error = result.err()?;
+        let receives: u32 = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        if receives >= self.config.max_receive_count {
+            self.count_as_failed(&body, &error).await;
+        }
         tracing::error!(%message_id, error = %crate::report(&error), "batch failed; left for redelivery");
         let mut failure = BatchItemFailure::default();
         failure.item_identifier = message_id;
         Some(failure)
+    }
+
+    /// A batch failing its last delivery goes to the dead-letter queue next: count it as
+    /// failed, so its job ends (COMPLETED_WITH_ERRORS) instead of waiting on it forever. A
+    /// body that names no job has nothing to count; the dead-letter alarm covers it.
+    async fn count_as_failed(&self, body: &str, error: &WorkerError) {
+        let Ok(batch) = serde_json::from_str::<BatchMessage>(body) else {
+            tracing::error!(
+                "an unreadable message failed its last delivery; it goes to the dead-letter queue"
+            );
+            return;
+        };
+        let reason = crate::report(error);
+        let result = async {
+            let recorded = self
+                .ledger
+                .record_failed_batch(&batch.job_id, batch.batch, &reason)
+                .await?;
+            if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
+                self.metrics.emit(metrics::job_finished("worker", &job));
+            }
+            Ok::<_, JobError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::error!(job_id = %batch.job_id, batch = batch.batch, %reason, "batch failed its last delivery; counted as failed, goes to the dead-letter queue")
+            }
+            Err(e) => {
+                tracing::error!(job_id = %batch.job_id, batch = batch.batch, error = %crate::report(&e), "could not count a dead-lettered batch")
+            }
+        }
     }
 
     /// Loads one batch, writes its rejects report, and counts it. Returns the ledger's view.

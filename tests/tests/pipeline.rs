@@ -343,3 +343,56 @@ async fn a_listing_failure_marks_the_job_failed_with_the_reason() {
     );
     assert!(job.finished_at.is_some());
 }
+
+/// A batch that fails every delivery is counted as failed on its last one, so its job ends
+/// COMPLETED_WITH_ERRORS (with every row of the other batches) instead of waiting forever.
+#[tokio::test]
+async fn a_batch_bound_for_the_dead_letter_queue_ends_its_job_with_errors() {
+    let env = TestEnv::new(default_servers(), "dead-letter").await;
+    let spec = SampleSpec::new("dl/", 2, 10);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 2, || {})
+        .await
+        .unwrap();
+    let job = env.sealed_job("job-dead-letter", 2, 2).await;
+    let good = env.batch(&job.job_id, 0, vec![spec.key(0)]);
+    let mut poison = env.batch(&job.job_id, 1, vec![spec.key(1)]);
+    poison.schema = Some(shared::schema::Schema {
+        sort_key: vec!["missing".into()],
+        ..shared::schema::Schema::sensor()
+    });
+    for body in [good.to_json(), poison.to_json()] {
+        env.clients
+            .sqs
+            .send_message()
+            .queue_url(&env.provisioned.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let bridge = SqsBridge::new(
+        &env.clients.sqs,
+        &env.provisioned.queue_url,
+        &env.provisioned.queue_arn,
+        &worker,
+    );
+    let ledger = env.ledger();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let done = loop {
+        let current = ledger.get(&job.job_id).await.unwrap().unwrap();
+        if current.status.is_final() || std::time::Instant::now() > deadline {
+            break current;
+        }
+        bridge.poll_once().await.unwrap();
+    };
+    assert_eq!(done.status, JobStatus::CompletedWithErrors);
+    assert_eq!((done.batches_done, done.batches_failed), (2, 1));
+    assert_eq!(done.totals.rows_written, 10, "the good batch landed");
+    let error = done.error.unwrap();
+    assert!(
+        error.contains("1 of 2 batches failed") && error.contains("schema is invalid"),
+        "{error}"
+    );
+    assert!(done.last_batch_error.unwrap().contains("missing"));
+}
