@@ -7,7 +7,9 @@
 //! Failures are classified. Permanent ones that concern one object (unusable header, object
 //! gone) are rejects: reported, counted, and the batch still completes. Retryable ones (a GET
 //! or write that failed after the SDK's retries, a ledger call) fail only that message, which
-//! SQS redelivers; a panic in one message fails that message alone.
+//! SQS redelivers; a panic in one message fails that message alone. A batch failing on its
+//! last delivery (`MAX_RECEIVE_COUNT`) is counted as failed in the ledger before it goes to
+//! the dead-letter queue, so its job still ends.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
