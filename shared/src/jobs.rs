@@ -13,7 +13,10 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -304,19 +307,14 @@ impl JobLedger {
         stats: &BatchStats,
     ) -> Result<Recorded, JobError> {
         let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("job_id", AttributeValue::S(job_id.to_owned()))
-            .update_expression(
-                "ADD #done :one, #set :batch_set, #files :files, #files_failed :files_failed, \
-                 #written :written, #rejected :rejected, #duplicate :duplicate, #bytes :bytes, \
+            .count_once(
+                job_id,
+                batch,
+                ", #files :files, #files_failed :files_failed, #written :written, \
+                 #rejected :rejected, #duplicate :duplicate, #bytes :bytes, \
                  #write_retries :write_retries, #s3_throttles :s3_throttles",
+                "",
             )
-            .condition_expression("attribute_exists(#id) AND NOT contains(#set, :batch)")
-            .expression_attribute_names("#id", "job_id")
-            .expression_attribute_names("#done", "batches_done")
-            .expression_attribute_names("#set", "done_batches")
             .expression_attribute_names("#files", "files")
             .expression_attribute_names("#files_failed", "files_failed")
             .expression_attribute_names("#written", "rows_written")
@@ -325,9 +323,6 @@ impl JobLedger {
             .expression_attribute_names("#bytes", "bytes")
             .expression_attribute_names("#write_retries", "write_retries")
             .expression_attribute_names("#s3_throttles", "s3_throttles")
-            .expression_attribute_values(":one", number(1))
-            .expression_attribute_values(":batch", number(batch))
-            .expression_attribute_values(":batch_set", AttributeValue::Ns(vec![batch.to_string()]))
             .expression_attribute_values(":files", number(stats.files))
             .expression_attribute_values(":files_failed", number(stats.files_failed))
             .expression_attribute_values(":written", number(stats.rows_written))
@@ -336,20 +331,10 @@ impl JobLedger {
             .expression_attribute_values(":bytes", number(stats.bytes))
             .expression_attribute_values(":write_retries", number(stats.write_retries))
             .expression_attribute_values(":s3_throttles", number(stats.s3_throttles))
-            .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => Ok(Recorded::Counted(parse_job(
-                job_id,
-                output.attributes.unwrap_or_default(),
-            )?)),
-            Err(e) if is_condition_failure(&e) => match self.get(job_id).await? {
-                Some(job) => Ok(Recorded::AlreadyCounted(job)),
-                None => Err(JobError::NotFound(job_id.to_owned())),
-            },
-            Err(e) => Err(dynamo_error("UpdateItem(record_batch)", job_id, e)),
-        }
+        self.recorded(job_id, "UpdateItem(record_batch)", result)
+            .await
     }
 
     /// Ids and start times (ms since the epoch) of every RUNNING job: a filtered Scan, for
@@ -402,24 +387,53 @@ impl JobLedger {
         reason: &str,
     ) -> Result<Recorded, JobError> {
         let result = self
-            .ddb
+            .count_once(job_id, batch, ", #failed :one", "#last = :reason")
+            .expression_attribute_names("#failed", "batches_failed")
+            .expression_attribute_names("#last", "last_batch_error")
+            .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
+            .send()
+            .await;
+        self.recorded(job_id, "UpdateItem(record_failed_batch)", result)
+            .await
+    }
+
+    /// The exactly-once core of both ways of counting a batch: the batch id joins the done
+    /// set and `batches_done` moves, only if the id is not in the set yet. `adds` and `sets`
+    /// extend the update with the caller's own counters.
+    fn count_once(
+        &self,
+        job_id: &str,
+        batch: u64,
+        adds: &str,
+        sets: &str,
+    ) -> UpdateItemFluentBuilder {
+        let mut update = format!("ADD #done :one, #set :batch_set{adds}");
+        if !sets.is_empty() {
+            update.push_str(" SET ");
+            update.push_str(sets);
+        }
+        self.ddb
             .update_item()
             .table_name(&self.table)
             .key("job_id", AttributeValue::S(job_id.to_owned()))
-            .update_expression("ADD #done :one, #failed :one, #set :batch_set SET #last = :reason")
+            .update_expression(update)
             .condition_expression("attribute_exists(#id) AND NOT contains(#set, :batch)")
             .expression_attribute_names("#id", "job_id")
             .expression_attribute_names("#done", "batches_done")
-            .expression_attribute_names("#failed", "batches_failed")
             .expression_attribute_names("#set", "done_batches")
-            .expression_attribute_names("#last", "last_batch_error")
             .expression_attribute_values(":one", number(1))
             .expression_attribute_values(":batch", number(batch))
             .expression_attribute_values(":batch_set", AttributeValue::Ns(vec![batch.to_string()]))
-            .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
             .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
+    }
+
+    /// Counted, or already counted (a lost condition), or an error.
+    async fn recorded(
+        &self,
+        job_id: &str,
+        operation: &'static str,
+        result: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+    ) -> Result<Recorded, JobError> {
         match result {
             Ok(output) => Ok(Recorded::Counted(parse_job(
                 job_id,
@@ -429,7 +443,7 @@ impl JobLedger {
                 Some(job) => Ok(Recorded::AlreadyCounted(job)),
                 None => Err(JobError::NotFound(job_id.to_owned())),
             },
-            Err(e) => Err(dynamo_error("UpdateItem(record_failed_batch)", job_id, e)),
+            Err(e) => Err(dynamo_error(operation, job_id, e)),
         }
     }
 

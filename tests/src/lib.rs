@@ -5,14 +5,17 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use devkit::bridge::SqsBridge;
 use devkit::pipeline::LocalPipeline;
 use devkit::provision::{self, Provisioned, QueueSettings, Resources};
 use devkit::sample::SensorReading;
 use devkit::servers::{LocalAws, Server, ServerChoice};
 use shared::aws::Clients;
+use shared::dynamo_writer::BatchWriteApi;
 use shared::jobs::{Job, JobLedger};
 use shared::message::BatchMessage;
 use shared::rejects::ReportLocation;
+use shared::worker::Worker;
 
 /// The default servers: s3s-fs, moto (SQS), dynalite.
 pub fn default_servers() -> &'static LocalAws {
@@ -161,6 +164,47 @@ impl TestEnv {
                 prefix: "_rejects/".into(),
             },
         }
+    }
+
+    /// Sends one message to this test's work queue.
+    pub async fn send(&self, body: String) {
+        self.clients
+            .sqs
+            .send_message()
+            .queue_url(&self.provisioned.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("sending a test message");
+    }
+
+    /// Delivers queued batches to `worker` through the SQS bridge until the job is final
+    /// (panics after 40 s).
+    pub async fn deliver_until_final<W: BatchWriteApi>(
+        &self,
+        worker: &Worker<W>,
+        job_id: &str,
+    ) -> Job {
+        let bridge = SqsBridge::new(
+            &self.clients.sqs,
+            &self.provisioned.queue_url,
+            &self.provisioned.queue_arn,
+            worker,
+        );
+        let ledger = self.ledger();
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while std::time::Instant::now() < deadline {
+            let job = ledger
+                .get(job_id)
+                .await
+                .expect("reading the job")
+                .expect("the job exists");
+            if job.status.is_final() {
+                return job;
+            }
+            bridge.poll_once().await.expect("polling the queue");
+        }
+        panic!("job {job_id} was not final after 40 s");
     }
 
     /// The text of an object of this test's bucket.

@@ -270,16 +270,8 @@ async fn the_bridge_redelivers_failures_until_the_dead_letter_queue() {
     let ledger = env.ledger();
     let job = env.sealed_job("job-bridge", 1, 2).await;
     let good = env.batch(&job.job_id, 0, vec![spec.key(0), spec.key(1)]);
-    for body in [good.to_json(), "{not json".to_owned()] {
-        env.clients
-            .sqs
-            .send_message()
-            .queue_url(&env.provisioned.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
-    }
+    env.send(good.to_json()).await;
+    env.send("{not json".to_owned()).await;
 
     let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
     let bridge = SqsBridge::new(
@@ -360,32 +352,10 @@ async fn a_batch_bound_for_the_dead_letter_queue_ends_its_job_with_errors() {
         sort_key: vec!["missing".into()],
         ..shared::schema::Schema::sensor()
     });
-    for body in [good.to_json(), poison.to_json()] {
-        env.clients
-            .sqs
-            .send_message()
-            .queue_url(&env.provisioned.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
-    }
+    env.send(good.to_json()).await;
+    env.send(poison.to_json()).await;
     let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
-    let bridge = SqsBridge::new(
-        &env.clients.sqs,
-        &env.provisioned.queue_url,
-        &env.provisioned.queue_arn,
-        &worker,
-    );
-    let ledger = env.ledger();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    let done = loop {
-        let current = ledger.get(&job.job_id).await.unwrap().unwrap();
-        if current.status.is_final() || std::time::Instant::now() > deadline {
-            break current;
-        }
-        bridge.poll_once().await.unwrap();
-    };
+    let done = env.deliver_until_final(&worker, &job.job_id).await;
     assert_eq!(done.status, JobStatus::CompletedWithErrors);
     assert_eq!((done.batches_done, done.batches_failed), (2, 1));
     assert_eq!(done.totals.rows_written, 10, "the good batch landed");

@@ -2,7 +2,6 @@
 //! notification starts nothing, and in object mode a `.csv` upload loads that object.
 
 use aws_lambda_events::event::s3::S3Event;
-use devkit::bridge::SqsBridge;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::coordinator::{Coordinator, TriggerOutcome};
@@ -19,24 +18,10 @@ fn notification(env: &TestEnv, encoded_key: &str) -> S3Event {
     event
 }
 
-/// Delivers queued batches to a worker until the job is final.
+/// Runs the job's queued batches through a worker until it is final.
 async fn drive_to_the_end(env: &TestEnv, job_id: &str) -> Job {
     let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
-    let bridge = SqsBridge::new(
-        &env.clients.sqs,
-        &env.provisioned.queue_url,
-        &env.provisioned.queue_arn,
-        &worker,
-    );
-    let ledger = env.ledger();
-    for _ in 0..60 {
-        let job = ledger.get(job_id).await.unwrap().expect("the job exists");
-        if job.status.is_final() {
-            return job;
-        }
-        bridge.poll_once().await.unwrap();
-    }
-    panic!("job {job_id} did not finish");
+    env.deliver_until_final(&worker, job_id).await
 }
 
 fn started(outcome: &TriggerOutcome) -> String {
