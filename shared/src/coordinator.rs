@@ -228,10 +228,7 @@ impl Coordinator {
             &request.prefix,
             self.config.list_page_size,
         );
-        let mut single = request
-            .key
-            .clone()
-            .map(|key| vec![ListedObject { key, size: 0 }]);
+        let mut single = request.key.clone().map(|key| vec![ListedObject { key }]);
         let mut batcher = KeyBatcher::new(self.config.batch_size);
         let mut queue = QueueWriter::new(SqsSender {
             client: self.clients.sqs.clone(),
@@ -262,14 +259,11 @@ impl Coordinator {
         };
         let (mut listed, mut skipped) = (0, 0);
         loop {
-            let page = match single.take() {
-                Some(page) => page,
-                None if request.key.is_some() => break,
-                None => match lister.next_page().await? {
-                    Some(page) => page,
-                    None => break,
-                },
+            let next = match request.key {
+                Some(_) => single.take(),
+                None => lister.next_page().await?,
             };
+            let Some(page) = next else { break };
             for object in page {
                 listed += 1;
                 if !is_csv_key(&object.key) {

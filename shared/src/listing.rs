@@ -18,7 +18,6 @@ pub struct ListError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedObject {
     pub key: String,
-    pub size: u64,
 }
 
 /// Walks a prefix page by page.
@@ -68,10 +67,7 @@ impl PrefixLister {
             .contents
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|object| {
-                let size = object.size.unwrap_or(0).max(0) as u64;
-                object.key.map(|key| ListedObject { key, size })
-            })
+            .filter_map(|object| object.key.map(|key| ListedObject { key }))
             .collect();
         Ok(Some(objects))
     }
