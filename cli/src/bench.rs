@@ -15,7 +15,7 @@ use shared::aws::Clients;
 use shared::dynamo_writer::WriteOutcome;
 use shared::limiter::AimdLimiter;
 use shared::listing::PrefixLister;
-use shared::loader::Loader;
+use shared::loader::{Loader, Work};
 use shared::rejects::BatchRejects;
 use shared::schema::Schema;
 use std::sync::Arc;
@@ -32,6 +32,12 @@ pub struct BenchArgs {
     /// Local S3 server.
     #[arg(long, default_value = "s3s-fs")]
     pub s3: devkit::servers::Server,
+    /// Size of the one large object for the range-mode table, in MiB (0 skips it).
+    #[arg(long, default_value_t = 1024)]
+    pub large_mib: u64,
+    /// Range size in the range-mode table, in MiB.
+    #[arg(long, default_value_t = 32)]
+    pub chunk_mib: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -40,6 +46,10 @@ pub enum Mode {
     Ours,
     /// The first seed: Semaphore(750) + buffer_unordered(1000), String per body and field, all collected.
     Seed,
+    /// One large object as byte ranges (large-object mode), ranges decoded 4 at a time.
+    Ranges,
+    /// The same object in one GET, decoded as one stream.
+    WholeObject,
 }
 
 /// What one child run measured.
@@ -58,8 +68,12 @@ pub struct ChildArgs {
     pub mode: Mode,
     #[arg(long)]
     pub bucket: String,
+    /// The prefix (files modes) or the object key (large-object modes).
     #[arg(long)]
     pub prefix: String,
+    /// Range size for `ranges`, in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    pub chunk_bytes: u64,
 }
 
 pub async fn bench(args: BenchArgs) -> Result<()> {
@@ -115,6 +129,89 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
         .map(|(mode, runs)| (*mode, median(runs)))
         .collect();
     print_table(&medians, args.files, args.runs, args.s3);
+    if args.large_mib > 0 {
+        large_object_bench(&args, &servers, bucket).await?;
+    }
+    Ok(())
+}
+
+/// Range mode against one GET of the same object: MB/s per CPU-second and peak RSS.
+async fn large_object_bench(
+    args: &BenchArgs,
+    servers: &devkit::servers::LocalAws,
+    bucket: &str,
+) -> Result<()> {
+    // ~41 bytes per seed-shaped row.
+    let rows = (args.large_mib << 20) / 41;
+    let spec = devkit::sample::SampleSpec::new("bench-large/", 1, rows as usize);
+    let started = Instant::now();
+    let body = spec.body(0).into_bytes();
+    let bytes = body.len() as u64;
+    servers
+        .clients()
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(spec.key(0))
+        .body(body.into())
+        .send()
+        .await
+        .context("uploading the large object")?;
+    eprintln!(
+        "uploaded one {:.0} MiB object ({rows} rows) in {:.1}s",
+        bytes as f64 / (1 << 20) as f64,
+        started.elapsed().as_secs_f64()
+    );
+    let chunk = args.chunk_mib << 20;
+    let mut results: Vec<(Mode, Vec<Measured>)> =
+        vec![(Mode::Ranges, vec![]), (Mode::WholeObject, vec![])];
+    for run in 0..args.runs {
+        for (mode, measured) in &mut results {
+            let m = run_child_with(*mode, servers, bucket, &spec.key(0), chunk)?;
+            eprintln!(
+                "run {} {:?}: {:.0} MB/s, {:.2} CPU s, {:.0} MB RSS",
+                run + 1,
+                mode,
+                bytes as f64 / 1e6 / m.wall_seconds,
+                m.cpu_seconds,
+                m.peak_rss_mb
+            );
+            if m.rows != spec.total_rows() {
+                bail!(
+                    "{mode:?} read {} rows, expected {}",
+                    m.rows,
+                    spec.total_rows()
+                );
+            }
+            measured.push(m);
+        }
+    }
+    println!(
+        "\nOne {:.0} MiB seed-shaped CSV ({rows} rows), local {}, one thread, median of {} runs:\n",
+        bytes as f64 / (1 << 20) as f64,
+        args.s3,
+        args.runs
+    );
+    println!("| read | MB/s | MB per CPU-s (one core) | rows/s | CPU s | peak RSS MB |");
+    println!("|---|---|---|---|---|---|");
+    for (mode, runs) in &results {
+        let m = median(runs);
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
+            match mode {
+                Mode::Ranges => format!(
+                    "{} MiB ranges, 4 at a time (If-Match pinned)",
+                    args.chunk_mib
+                ),
+                _ => "whole object, one GET".to_owned(),
+            },
+            bytes as f64 / 1e6 / m.wall_seconds,
+            bytes as f64 / 1e6 / m.cpu_seconds,
+            m.rows as f64 / m.wall_seconds,
+            m.cpu_seconds,
+            m.peak_rss_mb
+        );
+    }
     Ok(())
 }
 
@@ -123,6 +220,16 @@ fn run_child(
     servers: &devkit::servers::LocalAws,
     bucket: &str,
     prefix: &str,
+) -> Result<Measured> {
+    run_child_with(mode, servers, bucket, prefix, 32 << 20)
+}
+
+fn run_child_with(
+    mode: Mode,
+    servers: &devkit::servers::LocalAws,
+    bucket: &str,
+    prefix: &str,
+    chunk_bytes: u64,
 ) -> Result<Measured> {
     let output = Command::new(std::env::current_exe()?)
         .args([
@@ -133,6 +240,8 @@ fn run_child(
             bucket,
             "--prefix",
             prefix,
+            "--chunk-bytes",
+            &chunk_bytes.to_string(),
         ])
         .envs(servers.env())
         .output()
@@ -150,6 +259,8 @@ fn mode_name(mode: Mode) -> &'static str {
     match mode {
         Mode::Ours => "ours",
         Mode::Seed => "seed",
+        Mode::Ranges => "ranges",
+        Mode::WholeObject => "whole-object",
     }
 }
 
@@ -161,6 +272,16 @@ pub async fn child(args: ChildArgs) -> Result<()> {
     let (files, rows) = match args.mode {
         Mode::Ours => ours(&clients, &args.bucket, &args.prefix).await?,
         Mode::Seed => seed(&clients.s3, &args.bucket, &args.prefix).await?,
+        Mode::Ranges | Mode::WholeObject => {
+            large(
+                &clients,
+                &args.bucket,
+                &args.prefix,
+                args.mode,
+                args.chunk_bytes,
+            )
+            .await?
+        }
     };
     let wall_seconds = started.elapsed().as_secs_f64();
     let after = usage();
@@ -182,6 +303,39 @@ async fn ours(clients: &Clients, bucket: &str, prefix: &str) -> Result<(u64, u64
     while let Some(page) = lister.next_page().await? {
         keys.extend(page.into_iter().map(|o| o.key));
     }
+    let work: Vec<Work> = keys.iter().map(|key| Work::Object(key)).collect();
+    let stats = load_counting(clients, bucket, &work, 512).await?;
+    Ok((stats.files, stats.written.written))
+}
+
+/// One large object, as ranges (planned as the coordinator plans them) or in one GET.
+async fn large(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    mode: Mode,
+    chunk: u64,
+) -> Result<(u64, u64)> {
+    use shared::large_object::{ObjectPlan, plan_object};
+    let plan = match mode {
+        Mode::Ranges => plan_object(&clients.s3, bucket, key, &Schema::sensor(), chunk).await?,
+        _ => ObjectPlan::Whole,
+    };
+    let work: Vec<Work> = match &plan {
+        ObjectPlan::Ranges(ranges) => ranges.iter().map(Work::Range).collect(),
+        ObjectPlan::Whole => vec![Work::Object(key)],
+    };
+    let stats = load_counting(clients, bucket, &work, 4).await?;
+    Ok((stats.files, stats.written.written))
+}
+
+/// The worker's loader with a sink that counts rows instead of writing them.
+async fn load_counting(
+    clients: &Clients,
+    bucket: &str,
+    work: &[Work<'_>],
+    task_concurrency: usize,
+) -> Result<shared::loader::LoadStats> {
     let config = shared::config::WorkerConfig::default();
     let limiter = AimdLimiter::new(config.fetch_concurrency, 4);
     let schema = Schema::sensor();
@@ -189,20 +343,21 @@ async fn ours(clients: &Clients, bucket: &str, prefix: &str) -> Result<(u64, u64
         s3: &clients.s3,
         throttles: &clients.s3_throttles,
         fetch_limit: &limiter,
-        task_concurrency: config.task_concurrency,
+        task_concurrency,
         write_concurrency: config.write_concurrency,
         schema: &schema,
+        max_decoded_bytes: config.max_decoded_bytes,
     };
     let rejects = Mutex::new(BatchRejects::default());
     let stats = loader
-        .load(bucket, &keys, &rejects, |chunk| async move {
+        .load(bucket, work, &rejects, |chunk| async move {
             Ok(WriteOutcome {
                 written: chunk.len() as u64,
                 ..WriteOutcome::default()
             })
         })
         .await?;
-    Ok((stats.files, stats.written.written))
+    Ok(stats)
 }
 
 /// The first seed's loop, as published: list everything, then Semaphore(750) +
@@ -272,8 +427,17 @@ fn usage() -> (f64, f64) {
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (
         seconds(usage.ru_utime) + seconds(usage.ru_stime),
-        usage.ru_maxrss as f64 / 1024.0,
+        peak_rss_kib().unwrap_or(usage.ru_maxrss as f64) / 1024.0,
     )
+}
+
+/// This process image's own peak RSS (`VmHWM`). `ru_maxrss` is not: exec keeps the
+/// spawning process's high-water mark, so a child of a parent holding a 1 GiB object would
+/// report at least that.
+fn peak_rss_kib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn median(runs: &[Measured]) -> Measured {
@@ -307,7 +471,7 @@ fn print_table(
             "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} |",
             match mode {
                 Mode::Ours => "ours (list + GET + streaming decode + typing)",
-                Mode::Seed => "seed (Semaphore 750 + buffer_unordered 1000, Strings, collect)",
+                _ => "seed (Semaphore 750 + buffer_unordered 1000, Strings, collect)",
             },
             m.files as f64 / m.wall_seconds,
             m.rows as f64 / m.wall_seconds,

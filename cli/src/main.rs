@@ -43,7 +43,8 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one prefix job end to end on local servers and print its summary.
+    /// Run one job end to end on local servers and print its summary: a prefix of many
+    /// files, or (--large-object) one big object in byte ranges.
     Run(RunArgs),
     /// Upload deterministic seed-shaped CSV files (needs AWS_ENDPOINT_URL* or real AWS).
     Gen(GenArgs),
@@ -126,6 +127,13 @@ struct RunArgs {
     /// Print the final job item as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Generate one large object (files x rows rows) under PREFIX/large/ and load it as
+    /// byte ranges (large-object mode) instead of many small files.
+    #[arg(long)]
+    large_object: bool,
+    /// Range size in large-object mode, in MiB.
+    #[arg(long, default_value_t = 32)]
+    chunk_mib: u64,
 }
 
 fn main() -> Result<()> {
@@ -205,13 +213,21 @@ async fn run(args: RunArgs) -> Result<()> {
         provision::ensure(&target.clients, &target.resources, QueueSettings::default())
             .await
             .context("provisioning the bucket, queues and tables")?;
-    let spec = SampleSpec::new(&args.sample.prefix, args.sample.files, args.sample.rows);
+    let spec = match args.large_object {
+        true => SampleSpec::new(
+            &format!("{}large/", args.sample.prefix),
+            1,
+            args.sample.files * args.sample.rows,
+        ),
+        false => SampleSpec::new(&args.sample.prefix, args.sample.files, args.sample.rows),
+    };
     if !args.no_gen {
         upload(&target, &spec).await?;
     }
 
     let mut pipeline = LocalPipeline::new(target.clients.clone(), &target.resources, &provisioned);
     pipeline.coordinator.batch_size = args.batch_size;
+    pipeline.coordinator.range_chunk_bytes = args.chunk_mib.max(1) << 20;
     pipeline.worker.fetch_concurrency = args.fetch_concurrency;
     pipeline.pollers = args.workers;
     pipeline.timeout = Duration::from_secs(args.timeout);
@@ -223,7 +239,13 @@ async fn run(args: RunArgs) -> Result<()> {
         .context("progress template")?
         .progress_chars("=> "),
     );
-    let request = JobRequest::new(&target.resources.bucket, &args.sample.prefix);
+    let request = match args.large_object {
+        true => JobRequest {
+            key: Some(spec.key(0)),
+            ..JobRequest::new(&target.resources.bucket, "")
+        },
+        false => JobRequest::new(&target.resources.bucket, &args.sample.prefix),
+    };
     let started = Instant::now();
     let job = pipeline
         .run(request, |job| {

@@ -58,6 +58,7 @@ impl LocalPipeline {
                 rejects_bucket: None,
                 rejects_prefix: CoordinatorConfig::DEFAULT_REJECTS_PREFIX.to_owned(),
                 trigger: Default::default(),
+                range_chunk_bytes: shared::ranges::DEFAULT_CHUNK_BYTES,
             },
             worker: WorkerConfig {
                 tables: resources.tables.clone(),

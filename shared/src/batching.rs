@@ -1,9 +1,12 @@
 //! Fan-out planning: listed keys in, fixed-size batches out. Pure, so it is tested without S3.
 
-/// Whether a listed key is a CSV object this pipeline loads (folder markers and other files
-/// are skipped and counted by the coordinator).
+/// Whether a listed key is a CSV object this pipeline loads: `.csv`, or `.csv.gz` /
+/// `.csv.zst` (folder markers and other files are skipped and counted by the coordinator).
 pub fn is_csv_key(key: &str) -> bool {
-    key.len() > ".csv".len() && key.to_ascii_lowercase().ends_with(".csv")
+    let lower = key.to_ascii_lowercase();
+    [".csv", ".csv.gz", ".csv.zst"]
+        .iter()
+        .any(|suffix| lower.len() > suffix.len() && lower.ends_with(suffix))
 }
 
 /// Groups keys into batches of `size`, emitting each batch as soon as it is full so the
@@ -90,6 +93,9 @@ mod tests {
         assert!(!is_csv_key("data/"));
         assert!(!is_csv_key(".csv"));
         assert!(!is_csv_key("data/readme.txt"));
-        assert!(!is_csv_key("data/a.csv.gz"));
+        assert!(is_csv_key("data/a.csv.gz"));
+        assert!(is_csv_key("data/a.CSV.ZST"));
+        assert!(!is_csv_key("data/a.gz"));
+        assert!(!is_csv_key(".csv.gz"));
     }
 }

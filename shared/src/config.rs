@@ -42,6 +42,9 @@ pub struct CoordinatorConfig {
     pub rejects_prefix: String,
     /// Which S3 uploads start jobs.
     pub trigger: TriggerConfig,
+    /// A single-object job on a plain CSV bigger than this is split into byte ranges of
+    /// this size, one worker batch each.
+    pub range_chunk_bytes: u64,
 }
 
 /// Worker settings: the two limits of the seed's loop, plus write parallelism.
@@ -57,6 +60,8 @@ pub struct WorkerConfig {
     /// The queue's maxReceiveCount: a batch failing on this delivery goes to the dead-letter
     /// queue next, so the worker counts it as failed in the ledger.
     pub max_receive_count: u32,
+    /// Cap on the decoded bytes of one compressed object (a guard against inflation bombs).
+    pub max_decoded_bytes: u64,
 }
 
 impl Default for WorkerConfig {
@@ -70,6 +75,7 @@ impl Default for WorkerConfig {
             task_concurrency: 512,
             write_concurrency: 16,
             max_receive_count: 5,
+            max_decoded_bytes: crate::compression::DEFAULT_MAX_DECODED_BYTES,
         }
     }
 }
@@ -108,6 +114,11 @@ impl CoordinatorConfig {
                     }
                 },
             },
+            range_chunk_bytes: positive(
+                &var,
+                "RANGE_CHUNK_BYTES",
+                crate::ranges::DEFAULT_CHUNK_BYTES,
+            )?,
         })
     }
 }
@@ -125,6 +136,7 @@ impl WorkerConfig {
             task_concurrency: positive(&var, "TASK_CONCURRENCY", defaults.task_concurrency)?,
             write_concurrency: positive(&var, "WRITE_CONCURRENCY", defaults.write_concurrency)?,
             max_receive_count: positive(&var, "MAX_RECEIVE_COUNT", defaults.max_receive_count)?,
+            max_decoded_bytes: positive(&var, "MAX_DECODED_BYTES", defaults.max_decoded_bytes)?,
         })
     }
 }
@@ -204,6 +216,7 @@ mod tests {
         assert_eq!(config.rejects_bucket, None);
         assert_eq!(config.rejects_prefix, "_rejects/");
         assert_eq!(config.trigger, TriggerConfig::default());
+        assert_eq!(config.range_chunk_bytes, 32 << 20);
     }
 
     #[test]

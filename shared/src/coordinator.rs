@@ -1,7 +1,8 @@
-//! Prefix mode: list a prefix page by page, batch the CSV keys, enqueue each batch as soon as
-//! it fills, then seal the job's total. The job item exists (RUNNING, unsealed) before the
-//! first message is sent, and completion can only fire once the total is sealed, so no worker
-//! can finish a job that is still being listed.
+//! Starting jobs. Prefix mode: list a prefix page by page, batch the CSV keys, enqueue each
+//! batch as soon as it fills. Single-object mode: a plain CSV above the chunk size becomes
+//! one batch per byte range, anything else one batch. Then the job's total is sealed. The job
+//! item exists (RUNNING, unsealed) before the first message is sent, and completion can only
+//! fire once the total is sealed, so no worker can finish a job that is still being planned.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,10 +13,12 @@ use crate::aws::Clients;
 use crate::batching::{KeyBatcher, is_csv_key};
 use crate::config::CoordinatorConfig;
 use crate::jobs::{Job, JobError, JobLedger};
-use crate::listing::{ListError, ListedObject, PrefixLister};
+use crate::large_object::{ObjectPlan, PlanError, plan_object};
+use crate::listing::{ListError, PrefixLister};
 use crate::message::{BatchMessage, JobRequest};
 use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::queue::{Entry, QueueError, QueueWriter, SqsSender};
+use crate::ranges::RangeTask;
 use crate::rejects::{RejectTolerance, ReportLocation};
 use crate::schema::SchemaError;
 use crate::trigger::{Triggered, jobs_from_event};
@@ -28,6 +31,8 @@ pub enum CoordinatorError {
     InvalidSchema(#[from] SchemaError),
     #[error(transparent)]
     List(#[from] ListError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -180,7 +185,11 @@ impl Coordinator {
         self.ledger.create(&job).await?;
         tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
 
-        let enqueued = match self.enqueue_prefix(&job_id, &request, &report).await {
+        let planned = match &request.key {
+            Some(key) => self.enqueue_object(&job_id, &request, key, &report).await,
+            None => self.enqueue_prefix(&job_id, &request, &report).await,
+        };
+        let enqueued = match planned {
             Ok(enqueued) => enqueued,
             Err(error) => {
                 // A job that can never be sealed must not sit RUNNING forever.
@@ -215,25 +224,27 @@ impl Coordinator {
         })
     }
 
+    fn queue(&self) -> QueueWriter<SqsSender> {
+        QueueWriter::new(SqsSender {
+            client: self.clients.sqs.clone(),
+            queue_url: self.config.queue_url.clone(),
+        })
+    }
+
     async fn enqueue_prefix(
         &self,
         job_id: &str,
         request: &JobRequest,
         report: &ReportLocation,
     ) -> Result<Enqueued, CoordinatorError> {
-        // A single-object job is a listing of one page of one key.
         let mut lister = PrefixLister::new(
             self.clients.s3.clone(),
             &request.bucket,
             &request.prefix,
             self.config.list_page_size,
         );
-        let mut single = request.key.clone().map(|key| vec![ListedObject { key }]);
         let mut batcher = KeyBatcher::new(self.config.batch_size);
-        let mut queue = QueueWriter::new(SqsSender {
-            client: self.clients.sqs.clone(),
-            queue_url: self.config.queue_url.clone(),
-        });
+        let mut queue = self.queue();
         let message = |(batch, keys): (u64, Vec<String>)| {
             // Listing is in key order, so first..last says which batch holds any key.
             tracing::info!(
@@ -244,26 +255,10 @@ impl Coordinator {
                 last_key = keys.last().map(String::as_str).unwrap_or_default(),
                 "batch enqueued"
             );
-            Entry {
-                id: batch.to_string(),
-                body: BatchMessage {
-                    job_id: job_id.to_owned(),
-                    batch,
-                    bucket: request.bucket.clone(),
-                    keys,
-                    schema: request.schema.clone(),
-                    report: report.clone(),
-                }
-                .to_json(),
-            }
+            batch_entry(job_id, request, report, batch, keys, None)
         };
         let (mut listed, mut skipped) = (0, 0);
-        loop {
-            let next = match request.key {
-                Some(_) => single.take(),
-                None => lister.next_page().await?,
-            };
-            let Some(page) = next else { break };
+        while let Some(page) = lister.next_page().await? {
             for object in page {
                 listed += 1;
                 if !is_csv_key(&object.key) {
@@ -284,6 +279,80 @@ impl Coordinator {
             listed,
             skipped,
         })
+    }
+
+    /// One object: one batch, or one batch per range when it is large.
+    async fn enqueue_object(
+        &self,
+        job_id: &str,
+        request: &JobRequest,
+        key: &str,
+        report: &ReportLocation,
+    ) -> Result<Enqueued, CoordinatorError> {
+        if !is_csv_key(key) {
+            return Ok(Enqueued {
+                batches: 0,
+                listed: 1,
+                skipped: 1,
+            });
+        }
+        let schema = request.schema.clone().unwrap_or_default();
+        let chunk = self.config.range_chunk_bytes;
+        let plan = plan_object(&self.clients.s3, &request.bucket, key, &schema, chunk).await?;
+        let mut queue = self.queue();
+        let batches = match plan {
+            ObjectPlan::Whole => {
+                tracing::info!(job_id, batch = 0, key, "batch enqueued");
+                let entry = batch_entry(job_id, request, report, 0, vec![key.to_owned()], None);
+                queue.push(entry).await?;
+                1
+            }
+            ObjectPlan::Ranges(ranges) => {
+                let count = ranges.len() as u64;
+                tracing::info!(
+                    job_id,
+                    key,
+                    ranges = count,
+                    chunk_bytes = chunk,
+                    "large object split into ranges"
+                );
+                for (batch, range) in (0..).zip(ranges) {
+                    let entry = batch_entry(job_id, request, report, batch, vec![], Some(range));
+                    queue.push(entry).await?;
+                }
+                count
+            }
+        };
+        queue.flush().await?;
+        Ok(Enqueued {
+            batches,
+            listed: 1,
+            skipped: 0,
+        })
+    }
+}
+
+/// The SQS entry of one batch.
+fn batch_entry(
+    job_id: &str,
+    request: &JobRequest,
+    report: &ReportLocation,
+    batch: u64,
+    keys: Vec<String>,
+    range: Option<RangeTask>,
+) -> Entry {
+    Entry {
+        id: batch.to_string(),
+        body: BatchMessage {
+            job_id: job_id.to_owned(),
+            batch,
+            bucket: request.bucket.clone(),
+            keys,
+            range,
+            schema: request.schema.clone(),
+            report: report.clone(),
+        }
+        .to_json(),
     }
 }
 

@@ -29,12 +29,14 @@ fn pooled_parser() -> csv_core::Reader {
     }
 }
 
-/// One record: its fields and the line it starts on.
+/// One record: its fields, the line it starts on, and where its bytes are in the input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     data: Vec<u8>,
     ends: Vec<usize>,
     line: u64,
+    start: u64,
+    end: u64,
 }
 
 impl Record {
@@ -59,6 +61,21 @@ impl Record {
     /// The 1-based line the record starts on.
     pub fn line(&self) -> u64 {
         self.line
+    }
+
+    /// Offset of the record's first byte (blank lines before it are not part of it).
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Offset just past the record's terminator.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Whether a field holds a newline, which only a quoted field can.
+    pub fn has_quoted_newline(&self) -> bool {
+        memchr::memchr(b'\n', &self.data).is_some()
     }
 
     pub fn get(&self, i: usize) -> Option<&[u8]> {
@@ -92,6 +109,10 @@ pub struct RecordReader<R> {
     /// Always `Some` until dropped, when it goes back to the pool.
     core: Option<csv_core::Reader>,
     done: bool,
+    /// Offset of the next unread byte.
+    position: u64,
+    /// Blank lines skipped here rather than by the parser (its line count misses them).
+    skipped_lines: u64,
 }
 
 impl<R> Drop for RecordReader<R> {
@@ -105,10 +126,18 @@ impl<R> Drop for RecordReader<R> {
 
 impl<R: AsyncBufRead + Unpin> RecordReader<R> {
     pub fn new(source: R) -> Self {
+        Self::at_offset(source, 0)
+    }
+
+    /// A reader whose first byte is at `offset` of the object (a ranged read): record
+    /// offsets are then offsets in the object.
+    pub fn at_offset(source: R, offset: u64) -> Self {
         Self {
             source,
             core: Some(pooled_parser()),
             done: false,
+            position: offset,
+            skipped_lines: 0,
         }
     }
 
@@ -129,6 +158,19 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
         if self.done {
             return Ok(false);
         }
+        // Blank lines are skipped before the parser sees them, so the record's offset is its
+        // first byte: ranged reads decide which range owns a record by that offset.
+        loop {
+            let input = self.source.fill_buf().await?;
+            let newlines = input.iter().take_while(|&&b| b == b'\n').count();
+            if newlines == 0 {
+                break;
+            }
+            self.source.consume(newlines);
+            self.position += newlines as u64;
+            self.skipped_lines += newlines as u64;
+        }
+        record.start = self.position;
         let core = self.core.as_mut().expect("the parser is held until drop");
         record.data.clear();
         record.ends.clear();
@@ -149,6 +191,7 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
                 &mut record.ends[ends_len..],
             );
             self.source.consume(read);
+            self.position += read as u64;
             out_len += written;
             ends_len += ended;
             match result {
@@ -169,7 +212,10 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
                     // the parser skips before a record.
                     let inside = record.data.iter().filter(|&&b| b == b'\n').count() as u64;
                     let terminator = u64::from(!at_end_of_input);
-                    record.line = core.line().saturating_sub(inside + terminator).max(1);
+                    record.line = (core.line() + self.skipped_lines)
+                        .saturating_sub(inside + terminator)
+                        .max(1);
+                    record.end = self.position;
                     return Ok(true);
                 }
                 ReadRecordResult::End => {
@@ -255,6 +301,18 @@ mod tests {
         }
         assert_eq!(got, whole);
         assert_eq!(whole[1].0, 3);
+    }
+
+    #[tokio::test]
+    async fn records_know_their_byte_offsets_past_blank_lines() {
+        let text = b"a,b\n\n\n\"x\ny\",2\r\n3,4";
+        let mut reader = RecordReader::at_offset(&text[..], 100);
+        let mut record = Record::default();
+        let mut spans = Vec::new();
+        while reader.read(&mut record).await.unwrap() {
+            spans.push((record.start(), record.end(), record.line()));
+        }
+        assert_eq!(spans, vec![(100, 104, 1), (106, 115, 4), (115, 118, 6)]);
     }
 
     #[test]

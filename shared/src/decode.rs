@@ -28,9 +28,21 @@ pub enum DecodeError {
 /// One rejected row: where it is, why, and what it said (capped).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowReject {
+    /// 1-based line; in a ranged read, counted from the first line the range read.
     pub line: u64,
+    /// Byte offset of the row in the object: exact in ranged reads (where a line number
+    /// would need every byte before the range).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byte_offset: Option<u64>,
     pub reason: String,
     pub raw: String,
+}
+
+/// In a ranged read, the rows the range owns: those whose first byte is in `from..to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowWindow {
+    pub from: u64,
+    pub to: u64,
 }
 
 /// What the decoder yields for each record.
@@ -42,8 +54,10 @@ pub enum Decoded {
 
 pub struct ObjectDecoder<R> {
     reader: RecordReader<R>,
+    /// `None` once there are no more rows (or never were: no header).
     typer: Option<RowTyper>,
     record: Record,
+    window: Option<RowWindow>,
 }
 
 impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
@@ -60,27 +74,83 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             reader,
             typer,
             record,
+            window: None,
         })
+    }
+
+    /// A ranged read: the header came from elsewhere, and only rows in `window` are yielded.
+    pub fn with_typer(reader: RecordReader<R>, typer: RowTyper, window: RowWindow) -> Self {
+        Self {
+            reader,
+            typer: Some(typer),
+            record: Record::default(),
+            window: Some(window),
+        }
+    }
+
+    /// A decoder with no rows.
+    pub fn empty(read: R) -> Self {
+        Self {
+            reader: RecordReader::new(read),
+            typer: None,
+            record: Record::default(),
+            window: None,
+        }
     }
 
     /// The next row or reject; `None` at the end of the object. An error is a failed read
     /// of the body (retryable), never bad data.
     pub async fn next(&mut self) -> Result<Option<Decoded>, std::io::Error> {
-        let Some(typer) = &self.typer else {
-            return Ok(None);
-        };
-        if !self.reader.read(&mut self.record).await? {
-            return Ok(None);
+        loop {
+            let Some(typer) = &self.typer else {
+                return Ok(None);
+            };
+            if !self.reader.read(&mut self.record).await? {
+                self.typer = None;
+                return Ok(None);
+            }
+            let record = &self.record;
+            let reject = |reason| {
+                Decoded::Reject(RowReject {
+                    line: record.line(),
+                    byte_offset: self.window.map(|_| record.start()),
+                    reason,
+                    raw: raw_text(record),
+                })
+            };
+            if let Some(window) = self.window {
+                if record.start() < window.from {
+                    continue; // before the range (a read from the object's start)
+                }
+                if record.start() >= window.to {
+                    self.typer = None; // the next range's first row: this range is done
+                    return Ok(None);
+                }
+                if misleads_next_range(record, window) {
+                    return Ok(Some(reject(format!(
+                        "a row of {} bytes with a newline inside quotes crosses the range end at \
+                         byte {}: the next range may have split inside it; load this object \
+                         without splitting (a chunk size above its size)",
+                        record.end() - record.start(),
+                        window.to
+                    ))));
+                }
+            }
+            return Ok(Some(match typer.type_row(record) {
+                Ok(row) => Decoded::Row(row),
+                Err(reason) => reject(reason),
+            }));
         }
-        Ok(Some(match typer.type_row(&self.record) {
-            Ok(row) => Decoded::Row(row),
-            Err(reason) => Decoded::Reject(RowReject {
-                line: self.record.line(),
-                reason,
-                raw: raw_text(&self.record),
-            }),
-        }))
     }
+}
+
+/// Whether this row could have fooled the next range's check for quotes after its start
+/// (see [`crate::ranges`]): it crosses the range end, holds a quoted newline, and runs on for
+/// more than the window the next range looks at.
+fn misleads_next_range(record: &Record, window: RowWindow) -> bool {
+    record.end() > window.to
+        && record.end() - window.to > crate::ranges::QUOTE_WINDOW as u64
+        && record.has_quoted_newline()
 }
 
 /// The record as CSV text again, capped at [`MAX_RAW_BYTES`] (on a char boundary).

@@ -13,6 +13,9 @@
 //! - [`typing`]: one CSV record to one typed, keyed DynamoDB item.
 //! - [`csv_stream`]: incremental CSV records from an async byte source.
 //! - [`decode`]: streaming CSV decode of an object body, with per-row rejects.
+//! - [`ranges`]: large-object mode: byte ranges, each row read by exactly one range.
+//! - [`large_object`]: whether a single-object job is split, and into which ranges.
+//! - [`compression`]: `.csv.gz` / `.csv.zst` bodies decoded as a stream, with a size cap.
 //! - [`loader`]: the seed's GET loop, streaming rows into 25-item writes.
 //! - [`limiter`]: the adaptive (AIMD) in-flight limit behind GETs and writes.
 //! - [`dynamo_writer`]: BatchWriteItem with UnprocessedItems retried to a deadline.
@@ -23,18 +26,21 @@
 
 pub mod aws;
 pub mod batching;
+pub mod compression;
 pub mod config;
 pub mod coordinator;
 pub mod csv_stream;
 pub mod decode;
 pub mod dynamo_writer;
 pub mod jobs;
+pub mod large_object;
 pub mod limiter;
 pub mod listing;
 pub mod loader;
 pub mod message;
 pub mod metrics;
 pub mod queue;
+pub mod ranges;
 pub mod rejects;
 pub mod retry;
 pub mod schema;

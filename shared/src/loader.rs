@@ -8,14 +8,18 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt, TryStreamExt, stream};
 use thiserror::Error;
 use tracing::Instrument;
 
+use crate::compression::{self, BoxedRead, Encoding};
 use crate::decode::{DecodeError, Decoded, ObjectDecoder};
 use crate::dynamo_writer::{MAX_BATCH_ITEMS, WriteError, WriteOutcome};
 use crate::limiter::{AimdLimiter, AimdPermit, ThrottleCounter};
+use crate::ranges::{self, ByteSource, RangeOpenError, RangeTask};
 use crate::rejects::BatchRejects;
 use crate::schema::Schema;
 use crate::typing::TypedRow;
@@ -73,6 +77,8 @@ pub struct Loader<'a> {
     pub task_concurrency: usize,
     pub write_concurrency: usize,
     pub schema: &'a Schema,
+    /// Cap on the decoded bytes of one compressed object.
+    pub max_decoded_bytes: u64,
 }
 
 /// One object's contribution.
@@ -82,12 +88,59 @@ struct ObjectOutcome {
     bytes: u64,
 }
 
+/// One unit of a batch's work: a whole object, or one range of a large one.
+#[derive(Debug, Clone, Copy)]
+pub enum Work<'a> {
+    Object(&'a str),
+    Range(&'a RangeTask),
+}
+
+impl Work<'_> {
+    pub fn key(&self) -> &str {
+        match self {
+            Work::Object(key) => key,
+            Work::Range(task) => &task.key,
+        }
+    }
+}
+
+/// Why an object could not be opened: for good (a reject) or for now (a retry).
+enum OpenFailure {
+    Reject(String),
+    Retry(LoadError),
+}
+
+/// A ranged GET source pinned to the ETag the coordinator planned with.
+struct PinnedObject<'a> {
+    s3: &'a aws_sdk_s3::Client,
+    bucket: &'a str,
+    task: &'a RangeTask,
+}
+
+impl ByteSource for PinnedObject<'_> {
+    type Reader = BoxedRead;
+    type Error = SdkError<GetObjectError, HttpResponse>;
+
+    async fn read_from(&self, offset: u64) -> Result<BoxedRead, Self::Error> {
+        let response = self
+            .s3
+            .get_object()
+            .bucket(self.bucket)
+            .key(&self.task.key)
+            .if_match(&self.task.etag)
+            .range(format!("bytes={offset}-"))
+            .send()
+            .await?;
+        Ok(Box::pin(response.body.into_async_read()))
+    }
+}
+
 impl Loader<'_> {
-    /// Loads every key, handing 25-row chunks to `write`. Rejects go to `rejects`.
+    /// Loads every unit of work, handing 25-row chunks to `write`. Rejects go to `rejects`.
     pub async fn load<F, Fut>(
         &self,
         bucket: &str,
-        keys: &[String],
+        work: &[Work<'_>],
         rejects: &Mutex<BatchRejects>,
         write: F,
     ) -> Result<LoadStats, LoadError>
@@ -101,10 +154,16 @@ impl Loader<'_> {
         let stats_ref = &mut stats;
         let produce = async move {
             let tx = tx; // owned here, so the channel closes when production ends
-            stream::iter(keys)
-                .map(|key| {
-                    self.load_object(bucket, key, tx.clone(), rejects)
-                        .instrument(tracing::info_span!("object", key = %key))
+            stream::iter(work)
+                .map(|work| {
+                    let span = match work {
+                        Work::Object(key) => tracing::info_span!("object", key = %key),
+                        Work::Range(task) => tracing::info_span!(
+                            "object", key = %task.key, range_start = task.start, range_end = task.end
+                        ),
+                    };
+                    self.load_work(bucket, *work, tx.clone(), rejects)
+                        .instrument(span)
                 })
                 .buffer_unordered(self.task_concurrency.max(1))
                 .try_for_each(|object| {
@@ -133,14 +192,19 @@ impl Loader<'_> {
         Ok(stats)
     }
 
-    async fn load_object(
+    async fn load_work(
         &self,
         bucket: &str,
-        key: &str,
-        mut rows: mpsc::Sender<Vec<TypedRow>>,
+        work: Work<'_>,
+        rows: mpsc::Sender<Vec<TypedRow>>,
         rejects: &Mutex<BatchRejects>,
     ) -> Result<ObjectOutcome, LoadError> {
+        let key = work.key();
         let reject_object = |reason: String| {
+            let reason = match work {
+                Work::Object(_) => reason,
+                Work::Range(task) => format!("bytes {}..{}: {reason}", task.start, task.end),
+            };
             lock(rejects).object(key, reason);
             Ok(ObjectOutcome {
                 loaded: false,
@@ -150,64 +214,23 @@ impl Loader<'_> {
         };
         let permit = self.fetch_limit.acquire().await;
         let throttles_before = self.throttles.get();
-        let response = match self.s3.get_object().bucket(bucket).key(key).send().await {
-            Ok(response) => response,
-            Err(error) if is_permanent(&error) => {
-                permit.succeeded();
-                return reject_object(format!("GET failed: {}", crate::report(&error)));
+        let decoded = match work {
+            Work::Object(key) => {
+                let opened = self.open_object(bucket, key).await;
+                self.decode(opened, bucket, key, rows, rejects).await
             }
-            Err(error) => {
-                self.verdict(permit, throttles_before);
-                return Err(LoadError::Fetch {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    source: error.into(),
-                });
+            Work::Range(task) => {
+                let opened = self.open_range(bucket, task).await;
+                self.decode(opened, bucket, key, rows, rejects).await
             }
         };
-        let bytes = response.content_length.unwrap_or(0).max(0) as u64;
-        let read_error = |source: std::io::Error| LoadError::Read {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            source: source.into(),
-        };
-        let mut decoder =
-            match ObjectDecoder::open(response.body.into_async_read(), self.schema).await {
-                Ok(decoder) => decoder,
-                Err(DecodeError::Header(error)) => {
-                    permit.succeeded();
-                    return reject_object(error.to_string());
-                }
-                Err(DecodeError::Read(error)) => return Err(read_error(error)),
-            };
-        let mut rejected_rows = 0;
-        let mut chunk = Vec::with_capacity(MAX_BATCH_ITEMS);
-        loop {
-            match decoder.next().await {
-                Ok(Some(Decoded::Row(row))) => {
-                    chunk.push(row);
-                    if chunk.len() == MAX_BATCH_ITEMS {
-                        let full =
-                            std::mem::replace(&mut chunk, Vec::with_capacity(MAX_BATCH_ITEMS));
-                        rows.send(full)
-                            .await
-                            .map_err(|_| LoadError::WriterStopped)?;
-                    }
-                }
-                Ok(Some(Decoded::Reject(reject))) => {
-                    rejected_rows += 1;
-                    lock(rejects).row(key, reject);
-                }
-                Ok(None) => break,
-                Err(error) => return Err(read_error(error)),
-            }
-        }
-        if !chunk.is_empty() {
-            rows.send(chunk)
-                .await
-                .map_err(|_| LoadError::WriterStopped)?;
-        }
+        // The GET permit is held until the body is read: it bounds bodies in flight.
         self.verdict(permit, throttles_before);
+        let (rejected_rows, bytes) = match decoded {
+            Ok(decoded) => decoded,
+            Err(OpenFailure::Reject(reason)) => return reject_object(reason),
+            Err(OpenFailure::Retry(error)) => return Err(error),
+        };
         // The line that lets an operator follow one object (its key is on the span).
         tracing::info!(bytes, rejected = rejected_rows, "object loaded");
         Ok(ObjectOutcome {
@@ -215,6 +238,123 @@ impl Loader<'_> {
             rejected_rows,
             bytes,
         })
+    }
+
+    /// Decodes an opened object; returns rows rejected and bytes read.
+    async fn decode<R: tokio::io::AsyncBufRead + Unpin>(
+        &self,
+        opened: Result<(ObjectDecoder<R>, u64), OpenFailure>,
+        bucket: &str,
+        key: &str,
+        rows: mpsc::Sender<Vec<TypedRow>>,
+        rejects: &Mutex<BatchRejects>,
+    ) -> Result<(u64, u64), OpenFailure> {
+        let (decoder, bytes) = opened?;
+        let rejected_rows = self
+            .pump(decoder, key, rows, rejects)
+            .await
+            .map_err(|error| self.classify_read(bucket, key, error))?;
+        Ok((rejected_rows, bytes))
+    }
+
+    /// A whole object, decompressed if its key says so.
+    async fn open_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectDecoder<BoxedRead>, u64), OpenFailure> {
+        let response = match self.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(response) => response,
+            Err(error) => return Err(fetch_failure(bucket, key, error)),
+        };
+        let bytes = response.content_length.unwrap_or(0).max(0) as u64;
+        let body = compression::decoded(
+            response.body.into_async_read(),
+            Encoding::of_key(key),
+            self.max_decoded_bytes,
+        );
+        match ObjectDecoder::open(body, self.schema).await {
+            Ok(decoder) => Ok((decoder, bytes)),
+            Err(DecodeError::Header(error)) => Err(OpenFailure::Reject(error.to_string())),
+            Err(DecodeError::Read(error)) => Err(self.classify_read(bucket, key, error)),
+        }
+    }
+
+    /// One range of a large object, every GET pinned to the planned ETag.
+    async fn open_range(
+        &self,
+        bucket: &str,
+        task: &RangeTask,
+    ) -> Result<(ObjectDecoder<ranges::RangeReader<BoxedRead>>, u64), OpenFailure> {
+        let source = PinnedObject {
+            s3: self.s3,
+            bucket,
+            task,
+        };
+        match ranges::open_range(&source, task, self.schema).await {
+            Ok(decoder) => Ok((decoder, task.end - task.start)),
+            Err(RangeOpenError::Source(error)) => Err(fetch_failure(bucket, &task.key, error)),
+            Err(RangeOpenError::Header(error)) => Err(OpenFailure::Reject(error.to_string())),
+            Err(RangeOpenError::Read(error)) => Err(self.classify_read(bucket, &task.key, error)),
+        }
+    }
+
+    /// Decodes every row into chunks for the writer; returns how many rows were rejected.
+    async fn pump<R: tokio::io::AsyncBufRead + Unpin>(
+        &self,
+        mut decoder: ObjectDecoder<R>,
+        key: &str,
+        mut rows: mpsc::Sender<Vec<TypedRow>>,
+        rejects: &Mutex<BatchRejects>,
+    ) -> Result<u64, PumpError> {
+        let mut rejected_rows = 0;
+        let mut chunk = Vec::with_capacity(MAX_BATCH_ITEMS);
+        while let Some(decoded) = decoder.next().await.map_err(PumpError::Read)? {
+            match decoded {
+                Decoded::Row(row) => {
+                    chunk.push(row);
+                    if chunk.len() == MAX_BATCH_ITEMS {
+                        let full =
+                            std::mem::replace(&mut chunk, Vec::with_capacity(MAX_BATCH_ITEMS));
+                        rows.send(full)
+                            .await
+                            .map_err(|_| PumpError::WriterStopped)?;
+                    }
+                }
+                Decoded::Reject(reject) => {
+                    rejected_rows += 1;
+                    lock(rejects).row(key, reject);
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            rows.send(chunk)
+                .await
+                .map_err(|_| PumpError::WriterStopped)?;
+        }
+        Ok(rejected_rows)
+    }
+
+    /// A failed body read: corrupt compressed data or the size cap are for good; anything
+    /// else (a dropped connection) is retried.
+    fn classify_read(&self, bucket: &str, key: &str, error: impl Into<PumpError>) -> OpenFailure {
+        match error.into() {
+            PumpError::WriterStopped => OpenFailure::Retry(LoadError::WriterStopped),
+            PumpError::Read(error)
+                if Encoding::of_key(key).is_compressed()
+                    && matches!(
+                        error.kind(),
+                        std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                    ) =>
+            {
+                OpenFailure::Reject(format!("decompressing failed: {error}"))
+            }
+            PumpError::Read(error) => OpenFailure::Retry(LoadError::Read {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                source: error.into(),
+            }),
+        }
     }
 
     /// Tells the limiter whether S3 pushed back while this request was in flight.
@@ -225,6 +365,40 @@ impl Loader<'_> {
             permit.succeeded();
         }
     }
+}
+
+/// What stops decoding an opened object.
+enum PumpError {
+    Read(std::io::Error),
+    WriterStopped,
+}
+
+impl From<std::io::Error> for PumpError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Read(error)
+    }
+}
+
+/// A failed GET: permanent ones are rejects, the rest are retried with the batch.
+fn fetch_failure(
+    bucket: &str,
+    key: &str,
+    error: SdkError<GetObjectError, HttpResponse>,
+) -> OpenFailure {
+    if error.code() == Some("PreconditionFailed") {
+        return OpenFailure::Reject(format!(
+            "the object changed after the job was planned (its ETag no longer matches): {}",
+            crate::report(&error)
+        ));
+    }
+    if is_permanent(&error) {
+        return OpenFailure::Reject(format!("GET failed: {}", crate::report(&error)));
+    }
+    OpenFailure::Retry(LoadError::Fetch {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        source: error.into(),
+    })
 }
 
 /// GET failures no retry can fix: the object is gone, or we may not read it.

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::loader::Work;
+use crate::ranges::RangeTask;
 use crate::rejects::{RejectTolerance, ReportLocation};
 use crate::schema::Schema;
 
@@ -54,14 +56,19 @@ pub struct StuckJobCheck {
     pub older_than_seconds: u64,
 }
 
-/// One SQS message: one worker batch of objects of one job.
+/// One SQS message: one worker batch of one job: whole objects, or one range of a large one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchMessage {
     pub job_id: String,
     /// 0-based, unique within the job: the unit of exactly-once counting.
     pub batch: u64,
     pub bucket: String,
+    /// Whole objects to load (empty for a range batch).
+    #[serde(default)]
     pub keys: Vec<String>,
+    /// One byte range of one large object (large-object mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<RangeTask>,
     /// The job's schema; absent means the default sensor schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
@@ -70,6 +77,14 @@ pub struct BatchMessage {
 }
 
 impl BatchMessage {
+    /// What the worker loads: the range, or every key.
+    pub fn work(&self) -> Vec<Work<'_>> {
+        match &self.range {
+            Some(range) => vec![Work::Range(range)],
+            None => self.keys.iter().map(|key| Work::Object(key)).collect(),
+        }
+    }
+
     pub fn to_json(&self) -> String {
         // A struct of strings, integers and plain enums always serializes.
         serde_json::to_string(self).expect("BatchMessage serializes")
@@ -87,6 +102,7 @@ mod tests {
             batch: 3,
             bucket: "b".into(),
             keys: vec!["data/a.csv".into(), "data/\"odd\".csv".into()],
+            range: None,
             schema: Some(Schema::sensor()),
             report: ReportLocation {
                 bucket: "b".into(),
@@ -95,6 +111,20 @@ mod tests {
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);
+        let ranged = BatchMessage {
+            keys: vec![],
+            range: Some(RangeTask {
+                key: "data/big.csv".into(),
+                etag: "\"abc\"".into(),
+                start: 1 << 20,
+                end: 2 << 20,
+                header: vec!["a".into(), "b".into()],
+            }),
+            ..message
+        };
+        let parsed: BatchMessage = serde_json::from_str(&ranged.to_json()).unwrap();
+        assert_eq!(parsed, ranged);
+        assert_eq!(parsed.work().len(), 1);
     }
 
     /// The sample events in `events/` are the ones `cargo lambda invoke --data-file` sends.
@@ -113,6 +143,9 @@ mod tests {
             serde_json::from_str(include_str!("../../events/sqs-poison.json")).unwrap();
         let body = poison.records[0].body.as_deref().unwrap();
         assert!(serde_json::from_str::<BatchMessage>(body).is_err());
+        let large: JobRequest =
+            serde_json::from_str(include_str!("../../events/large-object-job.json")).unwrap();
+        assert_eq!(large.key.as_deref(), Some("data/large/sensor-000000.csv"));
         let custom: JobRequest =
             serde_json::from_str(include_str!("../../events/prefix-job-custom-schema.json"))
                 .unwrap();

@@ -43,6 +43,9 @@ pub struct RejectRecord {
     pub key: String,
     /// 0 when the whole object was rejected.
     pub line: u64,
+    /// Where the row starts in the object (ranged reads of large objects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byte_offset: Option<u64>,
     pub reason: String,
     #[serde(default)]
     pub raw: String,
@@ -57,10 +60,11 @@ pub struct BatchRejects {
 
 impl BatchRejects {
     pub fn row(&mut self, key: &str, reject: RowReject) {
-        tracing::warn!(key, line = reject.line, reason = %reject.reason, "row rejected");
+        tracing::warn!(key, line = reject.line, byte_offset = reject.byte_offset, reason = %reject.reason, "row rejected");
         self.push(RejectRecord {
             key: key.to_owned(),
             line: reject.line,
+            byte_offset: reject.byte_offset,
             reason: reject.reason,
             raw: reject.raw,
         });
@@ -71,6 +75,7 @@ impl BatchRejects {
         self.push(RejectRecord {
             key: key.to_owned(),
             line: 0,
+            byte_offset: None,
             reason,
             raw: String::new(),
         });
@@ -173,6 +178,7 @@ mod tests {
         rejects.row(
             "data/a.csv",
             RowReject {
+                byte_offset: None,
                 line: 7,
                 reason: "column temp: invalid number \"x\"".into(),
                 raw: "t,x,1,K".into(),
@@ -200,6 +206,7 @@ mod tests {
             rejects.row(
                 "k",
                 RowReject {
+                    byte_offset: None,
                     line,
                     reason: "r".into(),
                     raw: String::new(),

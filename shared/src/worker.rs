@@ -250,6 +250,7 @@ impl<W: BatchWriteApi> Worker<W> {
             task_concurrency: self.config.task_concurrency,
             write_concurrency: self.config.write_concurrency,
             schema,
+            max_decoded_bytes: self.config.max_decoded_bytes,
         };
         let writer = ChunkWriter {
             api: &self.writes,
@@ -259,7 +260,7 @@ impl<W: BatchWriteApi> Worker<W> {
         };
         let rejects = Mutex::new(BatchRejects::default());
         let loaded = loader
-            .load(&batch.bucket, &batch.keys, &rejects, |chunk| {
+            .load(&batch.bucket, &batch.work(), &rejects, |chunk| {
                 writer.write(chunk)
             })
             .await?;

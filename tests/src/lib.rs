@@ -74,6 +74,11 @@ impl TestEnv {
 
     /// Number of items in the records table (a paginated COUNT scan).
     pub async fn record_count(&self) -> u64 {
+        self.count_items(&self.resources.tables.records).await
+    }
+
+    /// Number of items in `table` (a paginated COUNT scan).
+    pub async fn count_items(&self, table: &str) -> u64 {
         let mut count = 0;
         let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
         loop {
@@ -81,7 +86,7 @@ impl TestEnv {
                 .clients
                 .dynamodb
                 .scan()
-                .table_name(&self.resources.tables.records)
+                .table_name(table)
                 .select(Select::Count)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -158,6 +163,7 @@ impl TestEnv {
             batch,
             bucket: self.resources.bucket.clone(),
             keys,
+            range: None,
             schema: None,
             report: ReportLocation {
                 bucket: self.resources.bucket.clone(),
@@ -227,12 +233,16 @@ impl TestEnv {
     }
 
     pub async fn put(&self, key: &str, body: &str) {
+        self.put_bytes(key, body.as_bytes().to_vec()).await;
+    }
+
+    pub async fn put_bytes(&self, key: &str, body: Vec<u8>) {
         self.clients
             .s3
             .put_object()
             .bucket(&self.resources.bucket)
             .key(key)
-            .body(body.as_bytes().to_vec().into())
+            .body(body.into())
             .send()
             .await
             .expect("uploading a test object");
