@@ -59,6 +59,7 @@ impl LocalPipeline {
                 rejects_prefix: CoordinatorConfig::DEFAULT_REJECTS_PREFIX.to_owned(),
                 trigger: Default::default(),
                 range_chunk_bytes: shared::ranges::DEFAULT_CHUNK_BYTES,
+                completion_queue_url: None,
             },
             worker: WorkerConfig {
                 tables: resources.tables.clone(),

@@ -45,6 +45,8 @@ pub struct CoordinatorConfig {
     /// A single-object job on a plain CSV bigger than this is split into byte ranges of
     /// this size, one worker batch each.
     pub range_chunk_bytes: u64,
+    /// Where each finished job's completion event goes (none: the log line only).
+    pub completion_queue_url: Option<String>,
 }
 
 /// Worker settings: the two limits of the seed's loop, plus write parallelism.
@@ -62,6 +64,8 @@ pub struct WorkerConfig {
     pub max_receive_count: u32,
     /// Cap on the decoded bytes of one compressed object (a guard against inflation bombs).
     pub max_decoded_bytes: u64,
+    /// Where each finished job's completion event goes (none: the log line only).
+    pub completion_queue_url: Option<String>,
 }
 
 impl Default for WorkerConfig {
@@ -76,6 +80,7 @@ impl Default for WorkerConfig {
             write_concurrency: 16,
             max_receive_count: 5,
             max_decoded_bytes: crate::compression::DEFAULT_MAX_DECODED_BYTES,
+            completion_queue_url: None,
         }
     }
 }
@@ -96,7 +101,7 @@ impl CoordinatorConfig {
             batch_size: positive(&var, "BATCH_SIZE", Self::DEFAULT_BATCH_SIZE)?,
             list_page_size: positive(&var, "LIST_PAGE_SIZE", Self::DEFAULT_LIST_PAGE_SIZE)?
                 .min(1000),
-            rejects_bucket: var("REJECTS_BUCKET").filter(|b| !b.trim().is_empty()),
+            rejects_bucket: optional(&var, "REJECTS_BUCKET"),
             rejects_prefix: var("REJECTS_PREFIX")
                 .unwrap_or_else(|| Self::DEFAULT_REJECTS_PREFIX.to_owned()),
             trigger: TriggerConfig {
@@ -119,6 +124,7 @@ impl CoordinatorConfig {
                 "RANGE_CHUNK_BYTES",
                 crate::ranges::DEFAULT_CHUNK_BYTES,
             )?,
+            completion_queue_url: optional(&var, "COMPLETION_QUEUE_URL"),
         })
     }
 }
@@ -137,6 +143,7 @@ impl WorkerConfig {
             write_concurrency: positive(&var, "WRITE_CONCURRENCY", defaults.write_concurrency)?,
             max_receive_count: positive(&var, "MAX_RECEIVE_COUNT", defaults.max_receive_count)?,
             max_decoded_bytes: positive(&var, "MAX_DECODED_BYTES", defaults.max_decoded_bytes)?,
+            completion_queue_url: optional(&var, "COMPLETION_QUEUE_URL"),
         })
     }
 }
@@ -158,6 +165,11 @@ fn required(
         Some(value) if !value.trim().is_empty() => Ok(value),
         _ => Err(ConfigError::Missing(name)),
     }
+}
+
+/// An optional setting: unset and blank are the same.
+fn optional(var: &impl Fn(&str) -> Option<String>, name: &'static str) -> Option<String> {
+    var(name).filter(|value| !value.trim().is_empty())
 }
 
 /// An optional positive integer with a default.
@@ -217,6 +229,14 @@ mod tests {
         assert_eq!(config.rejects_prefix, "_rejects/");
         assert_eq!(config.trigger, TriggerConfig::default());
         assert_eq!(config.range_chunk_bytes, 32 << 20);
+        assert_eq!(config.completion_queue_url, None);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("COMPLETION_QUEUE_URL", "http://q/done"));
+        let worker = WorkerConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(
+            worker.completion_queue_url.as_deref(),
+            Some("http://q/done")
+        );
     }
 
     #[test]

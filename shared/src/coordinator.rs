@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::aws::Clients;
 use crate::batching::{KeyBatcher, is_csv_key};
+use crate::completion::{Announcer, CompletionError};
 use crate::config::CoordinatorConfig;
 use crate::jobs::{Job, JobError, JobLedger};
 use crate::large_object::{ObjectPlan, PlanError, plan_object};
@@ -37,6 +38,8 @@ pub enum CoordinatorError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Job(#[from] JobError),
+    #[error(transparent)]
+    Completion(#[from] CompletionError),
 }
 
 /// What the coordinator did; returned to the invoker.
@@ -66,11 +69,14 @@ pub struct StuckJobs {
     pub older_than_seconds: u64,
     /// Oldest first.
     pub job_ids: Vec<String>,
+    /// Finished jobs whose completion event a crash had left unsent, sent by this check.
+    pub events_sent: Vec<String>,
 }
 
 pub struct Coordinator {
     clients: Clients,
     ledger: JobLedger,
+    announcer: Announcer,
     config: CoordinatorConfig,
     metrics: Arc<dyn MetricsSink>,
 }
@@ -85,9 +91,15 @@ struct Enqueued {
 impl Coordinator {
     pub fn new(clients: Clients, config: CoordinatorConfig) -> Self {
         let ledger = JobLedger::new(clients.dynamodb.clone(), &config.tables.jobs);
+        let announcer = Announcer::new(
+            clients.sqs.clone(),
+            config.completion_queue_url.clone(),
+            ledger.clone(),
+        );
         Self {
             clients,
             ledger,
+            announcer,
             config,
             metrics: Arc::new(StdoutSink),
         }
@@ -156,6 +168,7 @@ impl Coordinator {
         let report = StuckJobs {
             older_than_seconds: older_than.as_secs(),
             job_ids: stuck.into_iter().map(|(id, _)| id).collect(),
+            events_sent: self.send_owed_events().await?,
         };
         if !report.job_ids.is_empty() {
             tracing::warn!(stuck = report.job_ids.len(), oldest = %report.job_ids[0], "jobs stuck RUNNING");
@@ -166,6 +179,29 @@ impl Coordinator {
             report.older_than_seconds,
         ));
         Ok(report)
+    }
+
+    /// Sends the completion events still owed by jobs that finished over a minute ago (a
+    /// crash came between their final transition and the event; younger ones may still be
+    /// in their winner's hands).
+    async fn send_owed_events(&self) -> Result<Vec<String>, CoordinatorError> {
+        let settled = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let mut sent = Vec::new();
+        for job_id in self.ledger.jobs_owing_an_event().await? {
+            let Some(job) = self.ledger.get(&job_id).await? else {
+                continue;
+            };
+            let finished = job
+                .finished_at
+                .as_deref()
+                .map(chrono::DateTime::parse_from_rfc3339);
+            if matches!(finished, Some(Ok(at)) if at < settled) {
+                self.announcer.announce(&job).await?;
+                tracing::warn!(%job_id, "completion event was owed after a crash; sent now");
+                sent.push(job_id);
+            }
+        }
+        Ok(sent)
     }
 
     pub async fn start_job(&self, request: JobRequest) -> Result<JobStarted, CoordinatorError> {
@@ -196,9 +232,13 @@ impl Coordinator {
                 let reason = crate::report(&error);
                 tracing::error!(%job_id, %reason, "listing or enqueueing failed");
                 match self.ledger.fail(&job_id, &reason).await {
-                    Ok(Some(job)) => self
-                        .metrics
-                        .emit(metrics::job_finished("coordinator", &job)),
+                    Ok(Some(job)) => {
+                        self.metrics
+                            .emit(metrics::job_finished("coordinator", &job));
+                        if let Err(e) = self.announcer.announce(&job).await {
+                            tracing::error!(%job_id, error = %crate::report(&e), "could not send the completion event; the stuck-job check retries it");
+                        }
+                    }
                     Ok(None) => {}
                     Err(fail_error) => {
                         tracing::error!(%job_id, error = %crate::report(&fail_error), "could not mark job FAILED")
@@ -213,6 +253,7 @@ impl Coordinator {
             .await?;
         if let Some(job) = &finished {
             self.metrics.emit(metrics::job_finished("coordinator", job));
+            self.announcer.announce(job).await?;
         }
         tracing::info!(%job_id, batches = enqueued.batches, files = enqueued.listed - enqueued.skipped, skipped = enqueued.skipped, "job sealed");
         Ok(JobStarted {

@@ -145,6 +145,10 @@ pub struct Job {
     pub duration_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set by the final transition, cleared once the completion event is sent (an outbox:
+    /// see [`crate::completion`]).
+    #[serde(default)]
+    pub event_pending: bool,
 }
 
 impl Job {
@@ -171,6 +175,7 @@ impl Job {
             finished_at: None,
             duration_seconds: None,
             error: None,
+            event_pending: false,
         }
     }
 
@@ -337,42 +342,60 @@ impl JobLedger {
             .await
     }
 
-    /// Ids and start times (ms since the epoch) of every RUNNING job: a filtered Scan, for
-    /// the scheduled stuck-job check (the table holds one small item per job).
+    /// Ids and start times (ms) of every RUNNING job (a scan: the stuck-job check runs
+    /// rarely and the ledger is small).
     pub async fn running_jobs(&self) -> Result<Vec<(String, u64)>, JobError> {
-        let mut running = Vec::new();
+        let running = AttributeValue::S(JobStatus::Running.as_str().into());
+        let items = self.scan_where("status", running).await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let id = item.get("job_id")?.as_s().ok()?.clone();
+                let started = item.get("started_ms")?.as_n().ok()?.parse().ok()?;
+                Some((id, started))
+            })
+            .collect())
+    }
+
+    /// Ids of finished jobs whose completion event is still owed (a crash came between the
+    /// final transition and the event).
+    pub async fn jobs_owing_an_event(&self) -> Result<Vec<String>, JobError> {
+        let items = self
+            .scan_where("event_pending", AttributeValue::Bool(true))
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| item.get("job_id")?.as_s().ok().cloned())
+            .collect())
+    }
+
+    /// Job id and start time of every job whose `attribute` equals `value`.
+    async fn scan_where(
+        &self,
+        attribute: &str,
+        value: AttributeValue,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, JobError> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
             let page = self
                 .ddb
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("#status = :running")
+                .filter_expression("#attribute = :value")
                 .projection_expression("#id, #started")
-                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#attribute", attribute)
                 .expression_attribute_names("#id", "job_id")
                 .expression_attribute_names("#started", "started_ms")
-                .expression_attribute_values(
-                    ":running",
-                    AttributeValue::S(JobStatus::Running.as_str().into()),
-                )
+                .expression_attribute_values(":value", value.clone())
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| dynamo_error("Scan(running)", "*", e))?;
-            for item in page.items.unwrap_or_default() {
-                let id = item.get("job_id").and_then(|v| v.as_s().ok()).cloned();
-                let started = item
-                    .get("started_ms")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok());
-                if let (Some(id), Some(started)) = (id, started) {
-                    running.push((id, started));
-                }
-            }
+                .map_err(|e| dynamo_error("Scan", "*", e))?;
+            items.extend(page.items.unwrap_or_default());
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(running),
+                _ => return Ok(items),
             }
         }
     }
@@ -498,8 +521,10 @@ impl JobLedger {
         ending: Ending<'_>,
         seconds: f64,
     ) -> Result<Option<Job>, JobError> {
+        // The completion event is owed from the same write that makes the job final.
         let mut update =
-            "SET #status = :final, #finished_at = :now, #duration = :duration".to_owned();
+            "SET #status = :final, #finished_at = :now, #duration = :duration, #pending = :pending"
+                .to_owned();
         let mut condition = "#status = :running".to_owned();
         let mut request = self
             .ddb
@@ -509,6 +534,8 @@ impl JobLedger {
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#finished_at", "finished_at")
             .expression_attribute_names("#duration", "duration_seconds")
+            .expression_attribute_names("#pending", "event_pending")
+            .expression_attribute_values(":pending", AttributeValue::Bool(true))
             .expression_attribute_values(
                 ":running",
                 AttributeValue::S(JobStatus::Running.as_str().into()),
@@ -550,6 +577,24 @@ impl JobLedger {
             Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(dynamo_error("UpdateItem(finish)", job_id, e)),
         }
+    }
+}
+
+impl JobLedger {
+    /// Marks a job's completion event as sent.
+    pub async fn clear_event_pending(&self, job_id: &str) -> Result<(), JobError> {
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .update_expression("SET #pending = :false")
+            .condition_expression("attribute_exists(job_id)")
+            .expression_attribute_names("#pending", "event_pending")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await
+            .map_err(|e| dynamo_error("UpdateItem(event sent)", job_id, e))?;
+        Ok(())
     }
 }
 

@@ -22,10 +22,12 @@
 //! - [`rejects`]: the rejects report and the job's reject tolerance.
 //! - [`metrics`]: CloudWatch Embedded Metric Format records and where they go.
 //! - [`jobs`]: the job ledger: exactly-once batch counting and the final transition.
+//! - [`completion`]: the completion event, owed by the final transition (an outbox).
 //! - [`retry`]: the one backoff policy everything retries with.
 
 pub mod aws;
 pub mod batching;
+pub mod completion;
 pub mod compression;
 pub mod config;
 pub mod coordinator;

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::aws::Clients;
+use crate::completion::{Announcer, CompletionError};
 use crate::config::WorkerConfig;
 use crate::dynamo_writer::{BatchWriteApi, ChunkWriter};
 use crate::jobs::{BatchStats, JobError, JobLedger, Recorded};
@@ -48,6 +49,8 @@ pub enum WorkerError {
     Report(#[from] ReportError),
     #[error(transparent)]
     Job(#[from] JobError),
+    #[error(transparent)]
+    Completion(#[from] CompletionError),
     #[error("processing panicked: {0}")]
     Panicked(String),
 }
@@ -67,6 +70,7 @@ pub struct Worker<W = aws_sdk_dynamodb::Client> {
     clients: Clients,
     writes: W,
     ledger: JobLedger,
+    announcer: Announcer,
     config: WorkerConfig,
     fetch_limit: AimdLimiter,
     write_limit: AimdLimiter,
@@ -83,8 +87,14 @@ impl Worker {
 impl<W: BatchWriteApi> Worker<W> {
     /// A worker whose record writes go through `writes` (e.g. a fault-injecting wrapper).
     pub fn with_writes(clients: Clients, config: WorkerConfig, writes: W) -> Self {
+        let ledger = JobLedger::new(clients.dynamodb.clone(), &config.tables.jobs);
         Self {
-            ledger: JobLedger::new(clients.dynamodb.clone(), &config.tables.jobs),
+            announcer: Announcer::new(
+                clients.sqs.clone(),
+                config.completion_queue_url.clone(),
+                ledger.clone(),
+            ),
+            ledger,
             fetch_limit: AimdLimiter::new(
                 config.fetch_concurrency,
                 4.min(config.fetch_concurrency),
@@ -184,8 +194,9 @@ impl<W: BatchWriteApi> Worker<W> {
                 .await?;
             if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
                 self.metrics.emit(metrics::job_finished("worker", &job));
+                self.announcer.announce(&job).await?;
             }
-            Ok::<_, JobError>(())
+            Ok::<_, WorkerError>(())
         }
         .await;
         match result {
@@ -230,10 +241,15 @@ impl<W: BatchWriteApi> Worker<W> {
             duration_ms,
             counted,
         ));
-        // Also after AlreadyCounted: a crash between counting and finishing is healed here.
-        if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
-            self.metrics.emit(metrics::job_finished("worker", &job));
+        // Also after AlreadyCounted: a crash between counting and finishing is healed here,
+        // and so is one between finishing and sending the completion event.
+        let finished = self.ledger.try_finish(recorded.job()).await?;
+        if let Some(job) = &finished {
+            self.metrics.emit(metrics::job_finished("worker", job));
         }
+        self.announcer
+            .announce(finished.as_ref().unwrap_or(recorded.job()))
+            .await?;
         Ok(recorded)
     }
 
