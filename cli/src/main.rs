@@ -52,6 +52,8 @@ enum Command {
     Serve(TargetArgs),
     /// Show a job from the ledger (needs AWS_ENDPOINT_URL* or real AWS, e.g. inside `serve`).
     Status(StatusArgs),
+    /// List the most recent jobs from the ledger.
+    Jobs(JobsArgs),
     /// Benchmark the worker's read path against the first seed's loop; prints a table.
     Bench(bench::BenchArgs),
     /// One measured bench run (started by `bench`).
@@ -99,6 +101,21 @@ struct StatusArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// Print the job item as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Follow a running job with a progress bar (batches, rows/s, ETA) until it ends.
+    #[arg(long)]
+    watch: bool,
+}
+
+#[derive(Args)]
+struct JobsArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// How many jobs, newest first.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Print the job items as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -149,6 +166,7 @@ fn main() -> Result<()> {
             Command::Gen(args) => gen_command(args).await,
             Command::Serve(args) => serve(args).await,
             Command::Status(args) => status(args).await,
+            Command::Jobs(args) => jobs(args).await,
             Command::Bench(args) => bench::bench(args).await,
             Command::BenchChild(args) => bench::child(args).await,
         }
@@ -347,26 +365,100 @@ async fn serve(args: TargetArgs) -> Result<()> {
     Ok(())
 }
 
-async fn status(args: StatusArgs) -> Result<()> {
+/// The ledger the environment points at (`AWS_ENDPOINT_URL*`, or real AWS).
+async fn ledger_of(target: &TargetArgs) -> (shared::jobs::JobLedger, String) {
     if Endpoints::from_env() == Endpoints::default() {
         eprintln!("no AWS_ENDPOINT_URL* set: reading the ledger in real AWS");
     }
     let clients = Clients::from_env().await;
-    let table = Resources::named(&args.target.stem).tables.jobs;
-    let ledger = shared::jobs::JobLedger::new(clients.dynamodb.clone(), &table);
-    let Some(job) = ledger
-        .get(&args.job_id)
-        .await
-        .context("reading the job ledger")?
-    else {
-        bail!("no job {} in table {table}", args.job_id);
+    let table = Resources::named(&target.stem).tables.jobs;
+    (
+        shared::jobs::JobLedger::new(clients.dynamodb.clone(), &table),
+        table,
+    )
+}
+
+async fn status(args: StatusArgs) -> Result<()> {
+    let (ledger, table) = ledger_of(&args.target).await;
+    let read = || async {
+        match ledger
+            .get(&args.job_id)
+            .await
+            .context("reading the job ledger")?
+        {
+            Some(job) => Ok(job),
+            None => bail!("no job {} in table {table}", args.job_id),
+        }
     };
+    let mut job = read().await?;
+    if args.watch && !job.status.is_final() {
+        let bar = ProgressBar::new(job.total_batches).with_style(
+            ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {pos}/{len} batches  {msg}  ETA {eta}",
+            )
+            .context("progress template")?
+            .progress_chars("=> "),
+        );
+        while !job.status.is_final() {
+            // Before sealing the total is still growing: the bar's length follows it.
+            bar.set_length(job.total_batches.max(job.batches_done));
+            bar.set_position(job.batches_done);
+            let seconds = running_seconds(&job).max(1e-3);
+            bar.set_message(format!(
+                "{} rows, {:.0} rows/s{}",
+                job.totals.rows_written,
+                job.totals.rows_written as f64 / seconds,
+                if job.sealed { "" } else { ", still listing" }
+            ));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            job = read().await?;
+        }
+        bar.finish_and_clear();
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&job)?);
     } else {
         print_summary(&job, Duration::ZERO);
     }
     Ok(())
+}
+
+async fn jobs(args: JobsArgs) -> Result<()> {
+    let (ledger, _) = ledger_of(&args.target).await;
+    let jobs = ledger
+        .recent_jobs(args.limit)
+        .await
+        .context("reading the job ledger")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&jobs)?);
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<21}  {:>13}  {:>12}  {:>9}  {:<25}  {:>9}",
+        "job", "status", "batches", "rows", "rejected", "started", "seconds"
+    );
+    for job in &jobs {
+        let seconds = job.duration_seconds.unwrap_or_else(|| running_seconds(job));
+        println!(
+            "{:<36}  {:<21}  {:>13}  {:>12}  {:>9}  {:<25}  {:>9.1}",
+            job.job_id,
+            job.status.as_str(),
+            format!("{}/{}", job.batches_done, job.total_batches),
+            job.totals.rows_written,
+            job.totals.rows_rejected,
+            job.started_at,
+            seconds
+        );
+    }
+    Ok(())
+}
+
+/// Seconds since the job started, by this machine's clock.
+fn running_seconds(job: &Job) -> f64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    now_ms.saturating_sub(job.started_ms) as f64 / 1000.0
 }
 
 /// What the EMF batch records say about the batches (the same records CloudWatch would get).
@@ -392,15 +484,9 @@ fn print_batch_metrics(records: &[shared::metrics::MetricRecord]) {
 
 fn print_summary(job: &Job, wall: Duration) {
     let t = &job.totals;
-    let running_for = || {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        now_ms.saturating_sub(job.started_ms) as f64 / 1000.0
-    };
     let seconds = job.duration_seconds.unwrap_or_else(|| {
         if wall.is_zero() {
-            running_for()
+            running_seconds(job)
         } else {
             wall.as_secs_f64()
         }

@@ -2,12 +2,14 @@
 //! (`COMPLETION_QUEUE_URL`), next to the `job finished` log line.
 //!
 //! Exactly one, by an outbox in the job item: the single conditional write that makes a job
-//! final also sets `event_pending`. Whoever holds the final job (the transition's winner, or
-//! later a redelivered batch that finds the job final and the event still pending) sends the
-//! event, then clears the flag. A crash after the transition leaves the flag set, so the
-//! event is sent on the next delivery instead of being lost. Only a crash between sending and
-//! clearing can send it twice; the event carries `job_id` for consumers to deduplicate, and a
-//! FIFO destination queue deduplicates by it on its own.
+//! final also sets `event_pending` and claims the sending for its winner, who sends the event
+//! and then clears the flag. Anyone else who finds the job final with its event pending (a
+//! redelivered batch, the scheduled check) must first claim it with a conditional write,
+//! which fails while a fresh claim stands: concurrent duplicates send nothing. A failed send
+//! releases the claim, so the next delivery sends at once; a crash leaves the claim to expire
+//! after [`CLAIM_LEASE`]. Only a crash between sending and clearing can send it twice; the
+//! event carries `job_id` for consumers to deduplicate, and a FIFO destination queue
+//! deduplicates by it on its own.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -54,6 +56,16 @@ pub struct CompletionEvent {
 
 pub const EVENT_NAME: &str = "s3fanout.job.finished";
 
+/// How long a claim to send an event stands before someone else may take it over.
+pub const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether the caller already holds the right to send (it made the final transition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Held,
+    Needed,
+}
+
 impl CompletionEvent {
     pub fn of(job: &Job) -> Self {
         Self {
@@ -93,11 +105,27 @@ impl Announcer {
         }
     }
 
-    /// Sends the event of a final job whose event is pending; otherwise does nothing.
-    pub async fn announce(&self, job: &Job) -> Result<(), CompletionError> {
+    /// Sends the event of a final job whose event is pending, if this caller holds or wins
+    /// the claim; otherwise does nothing.
+    pub async fn announce(&self, job: &Job, claim: Claim) -> Result<(), CompletionError> {
         if !job.status.is_final() || !job.event_pending {
             return Ok(());
         }
+        if claim == Claim::Needed && !self.ledger.claim_event(&job.job_id, CLAIM_LEASE).await? {
+            return Ok(()); // someone else is sending it, or has
+        }
+        if let Err(error) = self.send(job).await {
+            // Best effort: an unreleased claim only delays the retry by the lease.
+            if let Err(release) = self.ledger.release_event_claim(&job.job_id).await {
+                tracing::warn!(job_id = %job.job_id, error = %crate::report(&release), "could not release the event claim");
+            }
+            return Err(error);
+        }
+        self.ledger.clear_event_pending(&job.job_id).await?;
+        Ok(())
+    }
+
+    async fn send(&self, job: &Job) -> Result<(), CompletionError> {
         if let Some(queue_url) = &self.queue_url {
             let body = serde_json::to_string(&CompletionEvent::of(job))
                 .expect("an event of strings and numbers serializes");
@@ -118,7 +146,6 @@ impl Announcer {
             })?;
             tracing::info!(job_id = %job.job_id, status = job.status.as_str(), %queue_url, "completion event sent");
         }
-        self.ledger.clear_event_pending(&job.job_id).await?;
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use crate::aws::Clients;
 use crate::batching::{KeyBatcher, is_csv_key};
-use crate::completion::{Announcer, CompletionError};
+use crate::completion::{Announcer, Claim, CompletionError};
 use crate::config::CoordinatorConfig;
 use crate::jobs::{Job, JobError, JobLedger};
 use crate::large_object::{ObjectPlan, PlanError, plan_object};
@@ -181,23 +181,22 @@ impl Coordinator {
         Ok(report)
     }
 
-    /// Sends the completion events still owed by jobs that finished over a minute ago (a
-    /// crash came between their final transition and the event; younger ones may still be
-    /// in their winner's hands).
+    /// Sends the completion events still owed after a crash (a job's own finisher holds a
+    /// claim for a minute, so this does not race it).
     async fn send_owed_events(&self) -> Result<Vec<String>, CoordinatorError> {
-        let settled = chrono::Utc::now() - chrono::Duration::minutes(1);
         let mut sent = Vec::new();
         for job_id in self.ledger.jobs_owing_an_event().await? {
             let Some(job) = self.ledger.get(&job_id).await? else {
                 continue;
             };
-            let finished = job
-                .finished_at
-                .as_deref()
-                .map(chrono::DateTime::parse_from_rfc3339);
-            if matches!(finished, Some(Ok(at)) if at < settled) {
-                self.announcer.announce(&job).await?;
-                tracing::warn!(%job_id, "completion event was owed after a crash; sent now");
+            self.announcer.announce(&job, Claim::Needed).await?;
+            let still_owed = self
+                .ledger
+                .get(&job_id)
+                .await?
+                .is_some_and(|j| j.event_pending);
+            if !still_owed {
+                tracing::warn!(%job_id, "a completion event owed after a crash was sent");
                 sent.push(job_id);
             }
         }
@@ -235,7 +234,7 @@ impl Coordinator {
                     Ok(Some(job)) => {
                         self.metrics
                             .emit(metrics::job_finished("coordinator", &job));
-                        if let Err(e) = self.announcer.announce(&job).await {
+                        if let Err(e) = self.announcer.announce(&job, Claim::Held).await {
                             tracing::error!(%job_id, error = %crate::report(&e), "could not send the completion event; the stuck-job check retries it");
                         }
                     }
@@ -253,7 +252,7 @@ impl Coordinator {
             .await?;
         if let Some(job) = &finished {
             self.metrics.emit(metrics::job_finished("coordinator", job));
-            self.announcer.announce(job).await?;
+            self.announcer.announce(job, Claim::Held).await?;
         }
         tracing::info!(%job_id, batches = enqueued.batches, files = enqueued.listed - enqueued.skipped, skipped = enqueued.skipped, "job sealed");
         Ok(JobStarted {

@@ -11,7 +11,7 @@
 //! the 400 KB item limit (at 100 keys a batch: 4 million objects).
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -369,26 +369,58 @@ impl JobLedger {
             .collect())
     }
 
+    /// The `limit` most recently started jobs, newest first (a scan: one small item per job).
+    pub async fn recent_jobs(&self, limit: usize) -> Result<Vec<Job>, JobError> {
+        let mut jobs = self
+            .scan(None)
+            .await?
+            .into_iter()
+            .map(|item| {
+                let id = item
+                    .get("job_id")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                parse_job(&id, item)
+            })
+            .collect::<Result<Vec<Job>, JobError>>()?;
+        jobs.sort_by_key(|job| std::cmp::Reverse(job.started_ms));
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
     /// Job id and start time of every job whose `attribute` equals `value`.
     async fn scan_where(
         &self,
         attribute: &str,
         value: AttributeValue,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, JobError> {
+        self.scan(Some((attribute, value))).await
+    }
+
+    /// Every job item (or, filtered, the id and start time of the matching ones).
+    async fn scan(
+        &self,
+        filter: Option<(&str, AttributeValue)>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, JobError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let page = self
+            let mut request = self
                 .ddb
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("#attribute = :value")
-                .projection_expression("#id, #started")
-                .expression_attribute_names("#attribute", attribute)
-                .expression_attribute_names("#id", "job_id")
-                .expression_attribute_names("#started", "started_ms")
-                .expression_attribute_values(":value", value.clone())
-                .set_exclusive_start_key(start.take())
+                .set_exclusive_start_key(start.take());
+            if let Some((attribute, value)) = &filter {
+                request = request
+                    .filter_expression("#attribute = :value")
+                    .projection_expression("#id, #started")
+                    .expression_attribute_names("#attribute", *attribute)
+                    .expression_attribute_names("#id", "job_id")
+                    .expression_attribute_names("#started", "started_ms")
+                    .expression_attribute_values(":value", value.clone());
+            }
+            let page = request
                 .send()
                 .await
                 .map_err(|e| dynamo_error("Scan", "*", e))?;
@@ -523,7 +555,8 @@ impl JobLedger {
     ) -> Result<Option<Job>, JobError> {
         // The completion event is owed from the same write that makes the job final.
         let mut update =
-            "SET #status = :final, #finished_at = :now, #duration = :duration, #pending = :pending"
+            "SET #status = :final, #finished_at = :now, #duration = :duration, #pending = :pending, \
+             #claimed = :claimed"
                 .to_owned();
         let mut condition = "#status = :running".to_owned();
         let mut request = self
@@ -536,6 +569,9 @@ impl JobLedger {
             .expression_attribute_names("#duration", "duration_seconds")
             .expression_attribute_names("#pending", "event_pending")
             .expression_attribute_values(":pending", AttributeValue::Bool(true))
+            // The winner holds the right to send the event (see `claim_event`).
+            .expression_attribute_names("#claimed", "event_claimed_ms")
+            .expression_attribute_values(":claimed", number(millis(SystemTime::now())))
             .expression_attribute_values(
                 ":running",
                 AttributeValue::S(JobStatus::Running.as_str().into()),
@@ -581,19 +617,74 @@ impl JobLedger {
 }
 
 impl JobLedger {
-    /// Marks a job's completion event as sent.
-    pub async fn clear_event_pending(&self, job_id: &str) -> Result<(), JobError> {
-        self.ddb
+    /// Takes the right to send a job's owed completion event: only if the event is pending
+    /// and nobody claimed it within `lease` (the final transition's winner holds the first
+    /// claim). A claimant that crashed before sending loses its claim when the lease ends.
+    pub async fn claim_event(&self, job_id: &str, lease: Duration) -> Result<bool, JobError> {
+        let now = millis(SystemTime::now());
+        let stale = now.saturating_sub(lease.as_millis() as u64);
+        let result = self
+            .ddb
             .update_item()
             .table_name(&self.table)
             .key("job_id", AttributeValue::S(job_id.to_owned()))
-            .update_expression("SET #pending = :false")
-            .condition_expression("attribute_exists(job_id)")
+            .update_expression("SET #claimed = :now")
+            .condition_expression(
+                "#pending = :true AND (attribute_not_exists(#claimed) OR #claimed < :stale)",
+            )
             .expression_attribute_names("#pending", "event_pending")
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_names("#claimed", "event_claimed_ms")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", number(now))
+            .expression_attribute_values(":stale", number(stale))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(dynamo_error("UpdateItem(claim event)", job_id, e)),
+        }
+    }
+
+    /// Gives up a claim after a failed send, so the next delivery can send at once.
+    pub async fn release_event_claim(&self, job_id: &str) -> Result<(), JobError> {
+        self.set_event_state(job_id, "REMOVE #claimed", "release event claim")
+            .await
+    }
+
+    /// Marks a job's completion event as sent.
+    pub async fn clear_event_pending(&self, job_id: &str) -> Result<(), JobError> {
+        self.set_event_state(
+            job_id,
+            "SET #pending = :false REMOVE #claimed",
+            "event sent",
+        )
+        .await
+    }
+
+    async fn set_event_state(
+        &self,
+        job_id: &str,
+        update: &str,
+        what: &'static str,
+    ) -> Result<(), JobError> {
+        let mut request = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .update_expression(update)
+            .condition_expression("attribute_exists(job_id)")
+            .expression_attribute_names("#claimed", "event_claimed_ms");
+        if update.contains("#pending") {
+            request = request
+                .expression_attribute_names("#pending", "event_pending")
+                .expression_attribute_values(":false", AttributeValue::Bool(false));
+        }
+        request
             .send()
             .await
-            .map_err(|e| dynamo_error("UpdateItem(event sent)", job_id, e))?;
+            .map_err(|e| dynamo_error(what, job_id, e))?;
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::aws::Clients;
-use crate::completion::{Announcer, CompletionError};
+use crate::completion::{Announcer, Claim, CompletionError};
 use crate::config::WorkerConfig;
 use crate::dynamo_writer::{BatchWriteApi, ChunkWriter};
 use crate::jobs::{BatchStats, JobError, JobLedger, Recorded};
@@ -194,7 +194,7 @@ impl<W: BatchWriteApi> Worker<W> {
                 .await?;
             if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
                 self.metrics.emit(metrics::job_finished("worker", &job));
-                self.announcer.announce(&job).await?;
+                self.announcer.announce(&job, Claim::Held).await?;
             }
             Ok::<_, WorkerError>(())
         }
@@ -247,9 +247,14 @@ impl<W: BatchWriteApi> Worker<W> {
         if let Some(job) = &finished {
             self.metrics.emit(metrics::job_finished("worker", job));
         }
-        self.announcer
-            .announce(finished.as_ref().unwrap_or(recorded.job()))
-            .await?;
+        match &finished {
+            Some(job) => self.announcer.announce(job, Claim::Held).await?,
+            None => {
+                self.announcer
+                    .announce(recorded.job(), Claim::Needed)
+                    .await?
+            }
+        }
         Ok(recorded)
     }
 

@@ -176,3 +176,19 @@ async fn the_stuck_job_check_reports_only_jobs_running_past_the_threshold() {
         "0 is reported too"
     );
 }
+
+/// `s3-fanout jobs` lists the newest jobs first, as many as asked for.
+#[tokio::test]
+async fn recent_jobs_are_listed_newest_first() {
+    let env = TestEnv::new(default_servers(), "jobs-list").await;
+    let ledger = env.ledger();
+    for (id, started_ms) in [("job-old", 1_000), ("job-new", 3_000), ("job-mid", 2_000)] {
+        let mut job = Job::new(id, &env.resources.bucket, "p/");
+        job.started_ms = started_ms;
+        ledger.create(&job).await.unwrap();
+    }
+    let recent = ledger.recent_jobs(2).await.unwrap();
+    let ids: Vec<&str> = recent.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(ids, vec!["job-new", "job-mid"]);
+    assert!(recent.iter().all(|j| j.status == JobStatus::Running));
+}
