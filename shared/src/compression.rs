@@ -40,8 +40,47 @@ impl Encoding {
 /// Any body, as one reader type.
 pub type BoxedRead = Pin<Box<dyn AsyncBufRead + Send>>;
 
-/// The decoded bytes of `body`, capped at `max_decoded` for compressed encodings. Corrupt
-/// data and the cap both surface as `InvalidData` read errors: permanent, not retryable.
+/// A failure of the download itself (retryable), as opposed to data that does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the object body failed: {0}")]
+pub struct BodyError(#[source] std::io::Error);
+
+/// Whether a read error came from the download rather than from decoding.
+pub fn is_body_error(error: &std::io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<BodyError>())
+}
+
+/// Tags the body's own errors, so that a decoder's errors (corrupt data, the size cap:
+/// permanent) can be told apart from the download's (retryable), whatever their kind.
+struct TagBodyErrors(BoxedRead);
+
+fn tag(error: std::io::Error) -> std::io::Error {
+    std::io::Error::new(error.kind(), BodyError(error))
+}
+
+impl AsyncRead for TagBodyErrors {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.0.as_mut().poll_read(cx, buf).map_err(tag)
+    }
+}
+
+impl AsyncBufRead for TagBodyErrors {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<&[u8]>> {
+        self.get_mut().0.as_mut().poll_fill_buf(cx).map_err(tag)
+    }
+
+    fn consume(mut self: Pin<&mut Self>, amt: usize) {
+        self.0.as_mut().consume(amt)
+    }
+}
+
+/// The decoded bytes of `body`, capped at `max_decoded` for compressed encodings. Errors of
+/// `body` itself come out tagged ([`is_body_error`]); any other read error of a compressed
+/// object (corrupt data, the cap) is permanent.
 pub fn decoded<R: AsyncBufRead + Send + 'static>(
     body: R,
     encoding: Encoding,
@@ -54,6 +93,7 @@ pub fn decoded<R: AsyncBufRead + Send + 'static>(
             cap: max_decoded,
         }))
     };
+    let body = TagBodyErrors(Box::pin(body));
     match encoding {
         Encoding::Plain => Box::pin(body),
         Encoding::Gzip => {
@@ -173,12 +213,44 @@ mod tests {
         ))
         .await
         .unwrap_err();
-        assert!(
-            matches!(
-                err.kind(),
-                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
-            ),
-            "{err:?}"
-        );
+        assert!(!is_body_error(&err), "{err:?}");
+        // A flipped bit inside gzip data (its CRC catches any), and a cut zstd stream.
+        let text = b"timestamp,temp\n".repeat(500);
+        let mut flipped = gzip(&text).await;
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x55;
+        let mut cut = zstd(&text).await;
+        cut.truncate(cut.len() - 3);
+        for (bytes, encoding) in [(flipped, Encoding::Gzip), (cut, Encoding::Zstd)] {
+            let err = read_all(decoded(std::io::Cursor::new(bytes), encoding, u64::MAX))
+                .await
+                .unwrap_err();
+            assert!(!is_body_error(&err), "{encoding:?}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_of_the_download_are_tagged_as_such() {
+        let failing = tokio_test_reader();
+        let err = read_all(decoded(failing, Encoding::Gzip, u64::MAX))
+            .await
+            .unwrap_err();
+        assert!(is_body_error(&err), "{err:?}");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    }
+
+    /// A body that fails like a dropped connection.
+    fn tokio_test_reader() -> impl AsyncBufRead + Send + 'static {
+        struct Failing;
+        impl AsyncRead for Failing {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                _: &mut ReadBuf<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
+            }
+        }
+        BufReader::new(Failing)
     }
 }

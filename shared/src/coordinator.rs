@@ -168,7 +168,7 @@ impl Coordinator {
         let report = StuckJobs {
             older_than_seconds: older_than.as_secs(),
             job_ids: stuck.into_iter().map(|(id, _)| id).collect(),
-            events_sent: self.send_owed_events().await?,
+            events_sent: self.send_owed_events().await,
         };
         if !report.job_ids.is_empty() {
             tracing::warn!(stuck = report.job_ids.len(), oldest = %report.job_ids[0], "jobs stuck RUNNING");
@@ -182,25 +182,38 @@ impl Coordinator {
     }
 
     /// Sends the completion events still owed after a crash (a job's own finisher holds a
-    /// claim for a minute, so this does not race it).
-    async fn send_owed_events(&self) -> Result<Vec<String>, CoordinatorError> {
+    /// claim for a minute, so this does not race it). Failures are logged, not returned:
+    /// they must not keep the stuck-job metric from being emitted.
+    async fn send_owed_events(&self) -> Vec<String> {
+        let owed = match self.ledger.jobs_owing_an_event().await {
+            Ok(owed) => owed,
+            Err(error) => {
+                tracing::error!(error = %crate::report(&error), "could not look for owed completion events");
+                return Vec::new();
+            }
+        };
         let mut sent = Vec::new();
-        for job_id in self.ledger.jobs_owing_an_event().await? {
-            let Some(job) = self.ledger.get(&job_id).await? else {
-                continue;
+        for job_id in owed {
+            let result = async {
+                let Some(job) = self.ledger.get(&job_id).await? else {
+                    return Ok(false);
+                };
+                self.announcer.announce(&job, Claim::Needed).await?;
+                let job = self.ledger.get(&job_id).await?;
+                Ok::<_, CoordinatorError>(job.is_some_and(|j| !j.event_pending))
             };
-            self.announcer.announce(&job, Claim::Needed).await?;
-            let still_owed = self
-                .ledger
-                .get(&job_id)
-                .await?
-                .is_some_and(|j| j.event_pending);
-            if !still_owed {
-                tracing::warn!(%job_id, "a completion event owed after a crash was sent");
-                sent.push(job_id);
+            match result.await {
+                Ok(true) => {
+                    tracing::warn!(%job_id, "a completion event owed after a crash was sent");
+                    sent.push(job_id);
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%job_id, error = %crate::report(&error), "could not send an owed completion event")
+                }
             }
         }
-        Ok(sent)
+        sent
     }
 
     pub async fn start_job(&self, request: JobRequest) -> Result<JobStarted, CoordinatorError> {

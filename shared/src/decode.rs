@@ -28,7 +28,8 @@ pub enum DecodeError {
 /// One rejected row: where it is, why, and what it said (capped).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowReject {
-    /// 1-based line; in a ranged read, counted from the first line the range read.
+    /// 1-based line; in a ranged read, counted from the first line the range read (from the
+    /// object's start when the range had to parse from byte 0).
     pub line: u64,
     /// Byte offset of the row in the object: exact in ranged reads (where a line number
     /// would need every byte before the range).

@@ -96,7 +96,7 @@ pub async fn plan_object(
         .iter()
         .map(|name| String::from_utf8_lossy(name).into_owned())
         .collect();
-    let ranges = plan_ranges(header.end(), size, chunk)
+    let ranges: Vec<RangeTask> = plan_ranges(header.end(), size, chunk)
         .into_iter()
         .map(|(start, end)| RangeTask {
             key: key.to_owned(),
@@ -106,5 +106,8 @@ pub async fn plan_object(
             header: names.clone(),
         })
         .collect();
+    if ranges.is_empty() {
+        return Ok(ObjectPlan::Whole); // a header and nothing after it
+    }
     Ok(ObjectPlan::Ranges(ranges))
 }

@@ -200,35 +200,38 @@ impl Loader<'_> {
         rejects: &Mutex<BatchRejects>,
     ) -> Result<ObjectOutcome, LoadError> {
         let key = work.key();
-        let reject_object = |reason: String| {
-            let reason = match work {
-                Work::Object(_) => reason,
-                Work::Range(task) => format!("bytes {}..{}: {reason}", task.start, task.end),
-            };
-            lock(rejects).object(key, reason);
-            Ok(ObjectOutcome {
-                loaded: false,
-                rejected_rows: 0,
-                bytes: 0,
-            })
-        };
+        // Rows rejected so far: they stay counted if the object is rejected partway.
+        let mut rejected_rows = 0;
         let permit = self.fetch_limit.acquire().await;
         let throttles_before = self.throttles.get();
         let decoded = match work {
             Work::Object(key) => {
                 let opened = self.open_object(bucket, key).await;
-                self.decode(opened, bucket, key, rows, rejects).await
+                self.decode(opened, bucket, key, rows, rejects, &mut rejected_rows)
+                    .await
             }
             Work::Range(task) => {
                 let opened = self.open_range(bucket, task).await;
-                self.decode(opened, bucket, key, rows, rejects).await
+                self.decode(opened, bucket, key, rows, rejects, &mut rejected_rows)
+                    .await
             }
         };
         // The GET permit is held until the body is read: it bounds bodies in flight.
         self.verdict(permit, throttles_before);
-        let (rejected_rows, bytes) = match decoded {
-            Ok(decoded) => decoded,
-            Err(OpenFailure::Reject(reason)) => return reject_object(reason),
+        let bytes = match decoded {
+            Ok(bytes) => bytes,
+            Err(OpenFailure::Reject(reason)) => {
+                let reason = match work {
+                    Work::Object(_) => reason,
+                    Work::Range(task) => format!("bytes {}..{}: {reason}", task.start, task.end),
+                };
+                lock(rejects).object(key, reason);
+                return Ok(ObjectOutcome {
+                    loaded: false,
+                    rejected_rows,
+                    bytes: 0,
+                });
+            }
             Err(OpenFailure::Retry(error)) => return Err(error),
         };
         // The line that lets an operator follow one object (its key is on the span).
@@ -240,7 +243,7 @@ impl Loader<'_> {
         })
     }
 
-    /// Decodes an opened object; returns rows rejected and bytes read.
+    /// Decodes an opened object; returns the bytes read.
     async fn decode<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
         opened: Result<(ObjectDecoder<R>, u64), OpenFailure>,
@@ -248,13 +251,13 @@ impl Loader<'_> {
         key: &str,
         rows: mpsc::Sender<Vec<TypedRow>>,
         rejects: &Mutex<BatchRejects>,
-    ) -> Result<(u64, u64), OpenFailure> {
+        rejected_rows: &mut u64,
+    ) -> Result<u64, OpenFailure> {
         let (decoder, bytes) = opened?;
-        let rejected_rows = self
-            .pump(decoder, key, rows, rejects)
+        self.pump(decoder, key, rows, rejects, rejected_rows)
             .await
             .map_err(|error| self.classify_read(bucket, key, error))?;
-        Ok((rejected_rows, bytes))
+        Ok(bytes)
     }
 
     /// A whole object, decompressed if its key says so.
@@ -299,17 +302,27 @@ impl Loader<'_> {
         }
     }
 
-    /// Decodes every row into chunks for the writer; returns how many rows were rejected.
+    /// Decodes every row into chunks for the writer, counting rejected rows. Rows decoded
+    /// before a failed read are still handed over (a corrupt tail rejects only the rest).
     async fn pump<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
         mut decoder: ObjectDecoder<R>,
         key: &str,
         mut rows: mpsc::Sender<Vec<TypedRow>>,
         rejects: &Mutex<BatchRejects>,
-    ) -> Result<u64, PumpError> {
-        let mut rejected_rows = 0;
+        rejected_rows: &mut u64,
+    ) -> Result<(), PumpError> {
         let mut chunk = Vec::with_capacity(MAX_BATCH_ITEMS);
-        while let Some(decoded) = decoder.next().await.map_err(PumpError::Read)? {
+        let mut failed = None;
+        loop {
+            let decoded = match decoder.next().await {
+                Ok(Some(decoded)) => decoded,
+                Ok(None) => break,
+                Err(error) => {
+                    failed = Some(PumpError::Read(error));
+                    break;
+                }
+            };
             match decoded {
                 Decoded::Row(row) => {
                     chunk.push(row);
@@ -322,7 +335,7 @@ impl Loader<'_> {
                     }
                 }
                 Decoded::Reject(reject) => {
-                    rejected_rows += 1;
+                    *rejected_rows += 1;
                     lock(rejects).row(key, reject);
                 }
             }
@@ -332,7 +345,7 @@ impl Loader<'_> {
                 .await
                 .map_err(|_| PumpError::WriterStopped)?;
         }
-        Ok(rejected_rows)
+        failed.map_or(Ok(()), Err)
     }
 
     /// A failed body read: corrupt compressed data or the size cap are for good; anything
@@ -341,11 +354,7 @@ impl Loader<'_> {
         match error.into() {
             PumpError::WriterStopped => OpenFailure::Retry(LoadError::WriterStopped),
             PumpError::Read(error)
-                if Encoding::of_key(key).is_compressed()
-                    && matches!(
-                        error.kind(),
-                        std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
-                    ) =>
+                if Encoding::of_key(key).is_compressed() && !compression::is_body_error(&error) =>
             {
                 OpenFailure::Reject(format!("decompressing failed: {error}"))
             }
