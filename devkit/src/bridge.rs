@@ -45,6 +45,20 @@ impl<W: shared::dynamo_writer::BatchWriteApi> Invoke for shared::worker::Worker<
     }
 }
 
+/// The coordinator handling its control queue (paused listings), in this process. Each
+/// invocation gets `budget` before its deadline (none: no deadline, listings never pause).
+pub struct ControlInvoker<'a> {
+    pub coordinator: &'a shared::coordinator::Coordinator,
+    pub budget: Option<Duration>,
+}
+
+impl Invoke for ControlInvoker<'_> {
+    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, BridgeError> {
+        let deadline = self.budget.map(|b| tokio::time::Instant::now() + b);
+        Ok(self.coordinator.handle_control_event(event, deadline).await)
+    }
+}
+
 /// The worker's timeout in `template.yaml`.
 pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(120);
 

@@ -15,7 +15,7 @@ use shared::metrics::MemorySink;
 use shared::worker::Worker;
 use thiserror::Error;
 
-use crate::bridge::SqsBridge;
+use crate::bridge::{ControlInvoker, SqsBridge};
 use crate::provision::{Provisioned, Resources};
 
 #[derive(Debug, Error)]
@@ -39,6 +39,10 @@ pub struct LocalPipeline {
     pub coordinator: CoordinatorConfig,
     pub worker: WorkerConfig,
     pub queue_arn: String,
+    pub control_queue_arn: String,
+    /// How long each coordinator invocation may run before its deadline (none: no deadline,
+    /// so a listing never pauses). Short budgets make a listing continue over invocations.
+    pub coordinator_budget: Option<Duration>,
     /// Concurrent worker invocations.
     pub pollers: usize,
     pub timeout: Duration,
@@ -59,14 +63,21 @@ impl LocalPipeline {
                 rejects_prefix: CoordinatorConfig::DEFAULT_REJECTS_PREFIX.to_owned(),
                 trigger: Default::default(),
                 range_chunk_bytes: shared::ranges::DEFAULT_CHUNK_BYTES,
-                completion_queue_url: None,
+                completion_queue_url: Some(provisioned.completion_queue_url.clone()),
+                control_queue_url: Some(provisioned.control_queue_url.clone()),
+                checkpoint_margin: Duration::from_secs(
+                    CoordinatorConfig::DEFAULT_CHECKPOINT_MARGIN_SECONDS,
+                ),
             },
             worker: WorkerConfig {
                 tables: resources.tables.clone(),
                 max_receive_count: provisioned.max_receive_count,
+                completion_queue_url: Some(provisioned.completion_queue_url.clone()),
                 ..WorkerConfig::default()
             },
             queue_arn: provisioned.queue_arn.clone(),
+            control_queue_arn: provisioned.control_queue_arn.clone(),
+            coordinator_budget: None,
             pollers: 2,
             timeout: Duration::from_secs(600),
             metrics: Arc::new(MemorySink::default()),
@@ -107,8 +118,29 @@ impl LocalPipeline {
         bridge.pollers = self.pollers;
         let ledger = JobLedger::new(self.clients.dynamodb.clone(), &self.coordinator.tables.jobs);
 
+        let control = ControlInvoker {
+            coordinator: &coordinator,
+            budget: self.coordinator_budget,
+        };
+        let mut control_bridge = SqsBridge::new(
+            &self.clients.sqs,
+            self.coordinator
+                .control_queue_url
+                .as_deref()
+                .unwrap_or_default(),
+            &self.control_queue_arn,
+            &control,
+        );
+        control_bridge.pollers = 1;
         let coordinate = async {
-            coordinator.start_job(request).await?;
+            let deadline = self
+                .coordinator_budget
+                .map(|budget| tokio::time::Instant::now() + budget);
+            let started = coordinator.start_job(request, deadline).await?;
+            if started.continues {
+                // The listing goes on in invocations woken through the control queue.
+                control_bridge.run().await;
+            }
             std::future::pending::<Result<Job, PipelineError>>().await
         };
         let mut last: Option<Job> = None;

@@ -32,6 +32,10 @@ pub struct Resources {
     pub bucket: String,
     pub queue: String,
     pub dead_letter_queue: String,
+    /// The coordinator's own queue: wake-ups of paused listings.
+    pub control_queue: String,
+    /// Completion events.
+    pub completion_queue: String,
     pub tables: Tables,
 }
 
@@ -42,6 +46,8 @@ impl Resources {
             bucket: stem.to_owned(),
             queue: format!("{stem}-batches"),
             dead_letter_queue: format!("{stem}-batches-dlq"),
+            control_queue: format!("{stem}-control"),
+            completion_queue: format!("{stem}-completed"),
             tables: Tables {
                 records: format!("{stem}-records"),
                 jobs: format!("{stem}-jobs"),
@@ -74,6 +80,9 @@ pub struct Provisioned {
     pub queue_url: String,
     pub queue_arn: String,
     pub dead_letter_queue_url: String,
+    pub control_queue_url: String,
+    pub control_queue_arn: String,
+    pub completion_queue_url: String,
     /// Deliveries before the dead-letter queue (the worker needs it too).
     pub max_receive_count: u32,
 }
@@ -110,10 +119,17 @@ pub async fn ensure(
         ],
     )
     .await?;
+    let (control_queue_url, control_queue_arn) =
+        ensure_queue(&clients.sqs, &resources.control_queue, vec![]).await?;
+    let (completion_queue_url, _) =
+        ensure_queue(&clients.sqs, &resources.completion_queue, vec![]).await?;
     Ok(Provisioned {
         queue_url,
         queue_arn,
         dead_letter_queue_url,
+        control_queue_url,
+        control_queue_arn,
+        completion_queue_url,
         max_receive_count: queue.max_receive_count,
     })
 }

@@ -20,11 +20,16 @@ pub struct KeyBatcher {
 
 impl KeyBatcher {
     pub fn new(size: usize) -> Self {
+        Self::starting_at(size, 0)
+    }
+
+    /// A batcher whose first batch is number `first` (a listing resumed mid-way).
+    pub fn starting_at(size: usize, first: u64) -> Self {
         let size = size.max(1);
         Self {
             size,
             current: Vec::with_capacity(size),
-            emitted: 0,
+            emitted: first,
         }
     }
 
@@ -79,6 +84,19 @@ mod tests {
                 assert!(!batch.is_empty() && batch.len() <= size);
             }
         }
+    }
+
+    #[test]
+    fn a_resumed_batcher_numbers_on_from_where_it_stopped() {
+        let mut batcher = KeyBatcher::starting_at(2, 7);
+        assert_eq!(batcher.push("a".into()), None);
+        assert_eq!(
+            batcher.push("b".into()),
+            Some((7, vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(batcher.push("c".into()), None);
+        assert_eq!(batcher.finish(), Some((8, vec!["c".into()])));
+        assert_eq!(batcher.emitted(), 9);
     }
 
     #[test]

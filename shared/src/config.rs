@@ -1,6 +1,7 @@
 //! Typed settings, parsed once at cold start. Every error names the variable at fault.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -47,6 +48,12 @@ pub struct CoordinatorConfig {
     pub range_chunk_bytes: u64,
     /// Where each finished job's completion event goes (none: the log line only).
     pub completion_queue_url: Option<String>,
+    /// The coordinator's own control queue: a listing that would outrun the invocation's
+    /// deadline checkpoints and continues in a new invocation woken through it. Unset: one
+    /// invocation lists everything.
+    pub control_queue_url: Option<String>,
+    /// Time kept free before the deadline: the listing pauses when less than this is left.
+    pub checkpoint_margin: Duration,
 }
 
 /// Worker settings: the two limits of the seed's loop, plus write parallelism.
@@ -89,6 +96,7 @@ impl CoordinatorConfig {
     pub const DEFAULT_BATCH_SIZE: usize = 100;
     pub const DEFAULT_LIST_PAGE_SIZE: i32 = 1000;
     pub const DEFAULT_REJECTS_PREFIX: &str = "_rejects/";
+    pub const DEFAULT_CHECKPOINT_MARGIN_SECONDS: u64 = 60;
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -125,6 +133,12 @@ impl CoordinatorConfig {
                 crate::ranges::DEFAULT_CHUNK_BYTES,
             )?,
             completion_queue_url: optional(&var, "COMPLETION_QUEUE_URL"),
+            control_queue_url: optional(&var, "CONTROL_QUEUE_URL"),
+            checkpoint_margin: Duration::from_secs(positive(
+                &var,
+                "CHECKPOINT_MARGIN_SECONDS",
+                Self::DEFAULT_CHECKPOINT_MARGIN_SECONDS,
+            )?),
         })
     }
 }
@@ -230,6 +244,8 @@ mod tests {
         assert_eq!(config.trigger, TriggerConfig::default());
         assert_eq!(config.range_chunk_bytes, 32 << 20);
         assert_eq!(config.completion_queue_url, None);
+        assert_eq!(config.control_queue_url, None);
+        assert_eq!(config.checkpoint_margin, Duration::from_secs(60));
         let mut pairs = BASE.to_vec();
         pairs.push(("COMPLETION_QUEUE_URL", "http://q/done"));
         let worker = WorkerConfig::from_lookup(lookup(&pairs)).unwrap();

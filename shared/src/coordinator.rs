@@ -7,16 +7,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use tokio::time::Instant;
+
 use thiserror::Error;
 
 use crate::aws::Clients;
 use crate::batching::{KeyBatcher, is_csv_key};
 use crate::completion::{Announcer, Claim, CompletionError};
 use crate::config::CoordinatorConfig;
-use crate::jobs::{Job, JobError, JobLedger};
+use crate::jobs::{Job, JobError, JobLedger, ListingCheckpoint};
 use crate::large_object::{ObjectPlan, PlanError, plan_object};
 use crate::listing::{ListError, PrefixLister};
-use crate::message::{BatchMessage, JobRequest};
+use crate::message::{BatchMessage, ContinueListing, JobRequest};
 use crate::metrics::{self, MetricsSink, StdoutSink};
 use crate::queue::{Entry, QueueError, QueueWriter, SqsSender};
 use crate::ranges::RangeTask;
@@ -40,15 +43,24 @@ pub enum CoordinatorError {
     Job(#[from] JobError),
     #[error(transparent)]
     Completion(#[from] CompletionError),
+    #[error("waking the next invocation of job {job_id}'s listing failed")]
+    Wake {
+        job_id: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// What the coordinator did; returned to the invoker.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct JobStarted {
     pub job_id: String,
+    /// The total once sealed; while the listing continues, the batches enqueued so far.
     pub total_batches: u64,
     pub files_listed: u64,
     pub files_skipped: u64,
+    /// The listing paused before the deadline and continues in another invocation.
+    pub continues: bool,
     /// Set when the job was already finished at sealing (e.g. an empty prefix, or workers
     /// that outran the listing).
     pub finished: Option<Job>,
@@ -81,11 +93,19 @@ pub struct Coordinator {
     metrics: Arc<dyn MetricsSink>,
 }
 
-/// Counts from one listing pass.
+/// Counts from a listing (over every invocation so far).
 struct Enqueued {
     batches: u64,
     listed: u64,
     skipped: u64,
+}
+
+/// How an invocation's share of the listing ended.
+enum Listed {
+    /// The listing is complete: the job can be sealed.
+    Done(Enqueued),
+    /// Checkpointed before the deadline; another invocation continues.
+    Paused(Enqueued),
 }
 
 impl Coordinator {
@@ -118,6 +138,7 @@ impl Coordinator {
     pub async fn handle_s3_event(
         &self,
         event: &aws_lambda_events::event::s3::S3Event,
+        deadline: Option<Instant>,
     ) -> Result<Vec<TriggerOutcome>, CoordinatorError> {
         let mut outcomes = Vec::new();
         let mut first_error = None;
@@ -127,7 +148,7 @@ impl Coordinator {
                     tracing::info!(%key, %reason, "S3 notification ignored");
                     TriggerOutcome::Ignored { key, reason }
                 }
-                Triggered::Start(request) => match self.start_job(request).await {
+                Triggered::Start(request) => match self.start_job(request, deadline).await {
                     Ok(started) => TriggerOutcome::Started(Box::new(started)),
                     Err(CoordinatorError::Job(JobError::AlreadyExists(job_id))) => {
                         tracing::info!(%job_id, "duplicate S3 notification: job already started");
@@ -216,16 +237,19 @@ impl Coordinator {
         sent
     }
 
-    pub async fn start_job(&self, request: JobRequest) -> Result<JobStarted, CoordinatorError> {
+    /// Starts a job. With a `deadline` (the invocation's, from `Context`) and a control
+    /// queue, a listing that would outrun it checkpoints and continues in new invocations.
+    pub async fn start_job(
+        &self,
+        request: JobRequest,
+        deadline: Option<Instant>,
+    ) -> Result<JobStarted, CoordinatorError> {
         validate(&request)?;
         let job_id = request
             .job_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let report = ReportLocation {
-            bucket: (self.config.rejects_bucket.clone()).unwrap_or_else(|| request.bucket.clone()),
-            prefix: self.config.rejects_prefix.clone(),
-        };
+        let report = self.report_location(&request);
         let mut job = Job::new(&job_id, &request.bucket, &request.prefix);
         job.schema = request.schema.clone();
         job.tolerated_rejects = request.tolerated_rejects;
@@ -234,11 +258,17 @@ impl Coordinator {
         tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
 
         let planned = match &request.key {
-            Some(key) => self.enqueue_object(&job_id, &request, key, &report).await,
-            None => self.enqueue_prefix(&job_id, &request, &report).await,
+            Some(key) => self
+                .enqueue_object(&job_id, &request, key, &report)
+                .await
+                .map(Listed::Done),
+            None => {
+                self.enqueue_prefix(&job_id, &request, &report, None, deadline)
+                    .await
+            }
         };
-        let enqueued = match planned {
-            Ok(enqueued) => enqueued,
+        let listed = match planned {
+            Ok(listed) => listed,
             Err(error) => {
                 // A job that can never be sealed must not sit RUNNING forever.
                 let reason = crate::report(&error);
@@ -259,22 +289,150 @@ impl Coordinator {
                 return Err(error);
             }
         };
-        let finished = self
-            .ledger
-            .seal(&job_id, enqueued.batches, enqueued.listed, enqueued.skipped)
+        self.conclude(&job_id, listed).await
+    }
+
+    /// One control-queue message: resumes a paused listing from the job's checkpoint.
+    /// Failures are returned, not recorded: SQS redelivers the message, and resuming from
+    /// the same checkpoint again enqueues the same batches under the same numbers, which
+    /// workers count once.
+    pub async fn continue_listing(
+        &self,
+        message: &ContinueListing,
+        deadline: Option<Instant>,
+    ) -> Result<Option<JobStarted>, CoordinatorError> {
+        let job_id = &message.job_id;
+        let Some(job) = self.ledger.get(job_id).await? else {
+            return Err(JobError::NotFound(job_id.clone()).into());
+        };
+        let Some(checkpoint) = job
+            .checkpoint()
+            .filter(|_| !job.sealed && !job.status.is_final())
+        else {
+            tracing::info!(%job_id, "nothing to continue: the listing has ended");
+            return Ok(None);
+        };
+        if checkpoint.invocation != message.invocation {
+            // A later invocation is checkpointed, but a crash may have come between that
+            // and its wake-up: wake it again (a duplicate wake-up is harmless).
+            if checkpoint.invocation > message.invocation {
+                self.wake(job_id, checkpoint.invocation).await?;
+            }
+            return Ok(None);
+        }
+        tracing::info!(%job_id, invocation = checkpoint.invocation, batches = checkpoint.next_batch, "listing continues");
+        let request = JobRequest {
+            job_id: Some(job_id.clone()),
+            schema: job.schema.clone(),
+            tolerated_rejects: job.tolerated_rejects,
+            ..JobRequest::new(&job.bucket, &job.prefix)
+        };
+        let report = self.report_location(&request);
+        let listed = self
+            .enqueue_prefix(job_id, &request, &report, Some(checkpoint), deadline)
             .await?;
-        if let Some(job) = &finished {
+        match self.conclude(job_id, listed).await {
+            Ok(started) => Ok(Some(started)),
+            // A duplicate continuation sealed the same listing first.
+            Err(CoordinatorError::Job(JobError::AlreadySealed(_))) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The control queue's SQS event: each message continues one listing; failed ones are
+    /// reported for redelivery.
+    pub async fn handle_control_event(
+        &self,
+        event: SqsEvent,
+        deadline: Option<Instant>,
+    ) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for message in event.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            let body = message.body.as_deref().unwrap_or_default();
+            let result = match serde_json::from_str::<ContinueListing>(body) {
+                Ok(continuation) => self
+                    .continue_listing(&continuation, deadline)
+                    .await
+                    .map_err(|e| crate::report(&e)),
+                Err(e) => Err(format!("not a ContinueListing message: {e}")),
+            };
+            if let Err(reason) = result {
+                tracing::error!(message_id = %id, %reason, "continuing a listing failed; left for redelivery");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    /// Seals a finished listing (which may finish the job), or reports a paused one.
+    async fn conclude(&self, job_id: &str, listed: Listed) -> Result<JobStarted, CoordinatorError> {
+        let (enqueued, continues) = match listed {
+            Listed::Paused(enqueued) => (enqueued, true),
+            Listed::Done(enqueued) => (enqueued, false),
+        };
+        let mut started = JobStarted {
+            job_id: job_id.to_owned(),
+            total_batches: enqueued.batches,
+            files_listed: enqueued.listed,
+            files_skipped: enqueued.skipped,
+            continues,
+            finished: None,
+        };
+        if continues {
+            return Ok(started);
+        }
+        started.finished = self
+            .ledger
+            .seal(job_id, enqueued.batches, enqueued.listed, enqueued.skipped)
+            .await?;
+        if let Some(job) = &started.finished {
             self.metrics.emit(metrics::job_finished("coordinator", job));
             self.announcer.announce(job, Claim::Held).await?;
         }
         tracing::info!(%job_id, batches = enqueued.batches, files = enqueued.listed - enqueued.skipped, skipped = enqueued.skipped, "job sealed");
-        Ok(JobStarted {
-            job_id,
-            total_batches: enqueued.batches,
-            files_listed: enqueued.listed,
-            files_skipped: enqueued.skipped,
-            finished,
+        Ok(started)
+    }
+
+    fn report_location(&self, request: &JobRequest) -> ReportLocation {
+        ReportLocation {
+            bucket: (self.config.rejects_bucket.clone()).unwrap_or_else(|| request.bucket.clone()),
+            prefix: self.config.rejects_prefix.clone(),
+        }
+    }
+
+    /// Whether the listing must pause now to checkpoint before the deadline.
+    fn must_pause(&self, deadline: Option<Instant>) -> bool {
+        self.config.control_queue_url.is_some()
+            && deadline.is_some_and(|deadline| {
+                deadline.saturating_duration_since(Instant::now()) < self.config.checkpoint_margin
+            })
+    }
+
+    /// Wakes invocation `invocation` of a paused listing through the control queue.
+    async fn wake(&self, job_id: &str, invocation: u32) -> Result<(), CoordinatorError> {
+        let Some(queue_url) = &self.config.control_queue_url else {
+            return Ok(());
+        };
+        let body = serde_json::to_string(&ContinueListing {
+            job_id: job_id.to_owned(),
+            invocation,
         })
+        .expect("a string and a number serialize");
+        self.clients
+            .sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| CoordinatorError::Wake {
+                job_id: job_id.to_owned(),
+                source: e.into(),
+            })?;
+        Ok(())
     }
 
     fn queue(&self) -> QueueWriter<SqsSender> {
@@ -284,12 +442,18 @@ impl Coordinator {
         })
     }
 
+    /// Lists from the start or from a checkpoint, enqueueing batches as they fill, until
+    /// the listing ends or the deadline nears (then it checkpoints and wakes the next
+    /// invocation). A paused listing's last batch is cut short, so each invocation's batches
+    /// depend only on where it resumed.
     async fn enqueue_prefix(
         &self,
         job_id: &str,
         request: &JobRequest,
         report: &ReportLocation,
-    ) -> Result<Enqueued, CoordinatorError> {
+        resume: Option<ListingCheckpoint>,
+        deadline: Option<Instant>,
+    ) -> Result<Listed, CoordinatorError> {
         let mut lister = PrefixLister::new(
             self.clients.s3.clone(),
             &request.bucket,
@@ -297,6 +461,16 @@ impl Coordinator {
             self.config.list_page_size,
         );
         let mut batcher = KeyBatcher::new(self.config.batch_size);
+        let (mut listed, mut skipped, mut invocation) = (0, 0, 0);
+        if let Some(checkpoint) = resume {
+            lister = lister.resume(checkpoint.cursor);
+            batcher = KeyBatcher::starting_at(self.config.batch_size, checkpoint.next_batch);
+            (listed, skipped, invocation) = (
+                checkpoint.files_listed,
+                checkpoint.files_skipped,
+                checkpoint.invocation,
+            );
+        }
         let mut queue = self.queue();
         let message = |(batch, keys): (u64, Vec<String>)| {
             // Listing is in key order, so first..last says which batch holds any key.
@@ -310,7 +484,6 @@ impl Coordinator {
             );
             batch_entry(job_id, request, report, batch, keys, None)
         };
-        let (mut listed, mut skipped) = (0, 0);
         while let Some(page) = lister.next_page().await? {
             for object in page {
                 listed += 1;
@@ -322,16 +495,50 @@ impl Coordinator {
                     queue.push(message(full)).await?;
                 }
             }
+            if let Some(cursor) = lister.cursor()
+                && self.must_pause(deadline)
+            {
+                if let Some(last) = batcher.finish() {
+                    queue.push(message(last)).await?;
+                }
+                queue.flush().await?;
+                let checkpoint = ListingCheckpoint {
+                    invocation: invocation + 1,
+                    cursor: cursor.to_owned(),
+                    next_batch: batcher.emitted(),
+                    files_listed: listed,
+                    files_skipped: skipped,
+                };
+                if self.ledger.checkpoint(job_id, &checkpoint).await? {
+                    self.wake(job_id, checkpoint.invocation).await?;
+                    tracing::info!(
+                        job_id,
+                        next_invocation = checkpoint.invocation,
+                        batches = checkpoint.next_batch,
+                        "listing paused before the deadline"
+                    );
+                } else {
+                    tracing::info!(
+                        job_id,
+                        "a duplicate invocation checkpointed this listing first; stopping"
+                    );
+                }
+                return Ok(Listed::Paused(Enqueued {
+                    batches: batcher.emitted(),
+                    listed,
+                    skipped,
+                }));
+            }
         }
         if let Some(last) = batcher.finish() {
             queue.push(message(last)).await?;
         }
         queue.flush().await?;
-        Ok(Enqueued {
+        Ok(Listed::Done(Enqueued {
             batches: batcher.emitted(),
             listed,
             skipped,
-        })
+        }))
     }
 
     /// One object: one batch, or one batch per range when it is large.

@@ -149,6 +149,27 @@ pub struct Job {
     /// see [`crate::completion`]).
     #[serde(default)]
     pub event_pending: bool,
+    /// A listing too long for one coordinator invocation continues in the next: its number
+    /// (0 for the first), where it resumes, and the batches enqueued so far.
+    #[serde(default)]
+    pub listing_invocation: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_cursor: Option<String>,
+    #[serde(default)]
+    pub batches_enqueued: u64,
+}
+
+/// Where a paused listing resumes, as checkpointed in the job item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingCheckpoint {
+    /// The invocation that will resume it.
+    pub invocation: u32,
+    /// ListObjectsV2 continuation token.
+    pub cursor: String,
+    /// The next batch's number (batches enqueued so far).
+    pub next_batch: u64,
+    pub files_listed: u64,
+    pub files_skipped: u64,
 }
 
 impl Job {
@@ -176,7 +197,22 @@ impl Job {
             duration_seconds: None,
             error: None,
             event_pending: false,
+            listing_invocation: 0,
+            listing_cursor: None,
+            batches_enqueued: 0,
         }
+    }
+
+    /// Where a paused listing resumes, if it is paused.
+    pub fn checkpoint(&self) -> Option<ListingCheckpoint> {
+        let cursor = self.listing_cursor.clone()?;
+        Some(ListingCheckpoint {
+            invocation: self.listing_invocation,
+            cursor,
+            next_batch: self.batches_enqueued,
+            files_listed: self.files_listed,
+            files_skipped: self.files_skipped,
+        })
     }
 
     /// Whether every batch of a sealed, running job has been counted.
@@ -300,6 +336,58 @@ impl JobLedger {
             Err(e) => return Err(dynamo_error("UpdateItem(seal)", job_id, e)),
         };
         self.try_finish(&job).await
+    }
+
+    /// Pauses a listing: records where invocation `checkpoint.invocation` resumes, only if
+    /// the job is running, unsealed, and still at the invocation before it. `false` means
+    /// another invocation (a duplicate) got there first, and this one must stop.
+    pub async fn checkpoint(
+        &self,
+        job_id: &str,
+        checkpoint: &ListingCheckpoint,
+    ) -> Result<bool, JobError> {
+        let previous = checkpoint.invocation.saturating_sub(1);
+        let at_previous = match previous {
+            0 => "(attribute_not_exists(#inv) OR #inv = :previous)",
+            _ => "#inv = :previous",
+        };
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .update_expression(
+                "SET #inv = :inv, #cursor = :cursor, #enqueued = :enqueued, \
+                 #listed = :listed, #skipped = :skipped",
+            )
+            .condition_expression(format!(
+                "#status = :running AND #sealed = :false AND {at_previous}"
+            ))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#sealed", "sealed")
+            .expression_attribute_names("#inv", "listing_invocation")
+            .expression_attribute_names("#cursor", "listing_cursor")
+            .expression_attribute_names("#enqueued", "batches_enqueued")
+            .expression_attribute_names("#listed", "files_listed")
+            .expression_attribute_names("#skipped", "files_skipped")
+            .expression_attribute_values(
+                ":running",
+                AttributeValue::S(JobStatus::Running.as_str().into()),
+            )
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":previous", number(u64::from(previous)))
+            .expression_attribute_values(":inv", number(u64::from(checkpoint.invocation)))
+            .expression_attribute_values(":cursor", AttributeValue::S(checkpoint.cursor.clone()))
+            .expression_attribute_values(":enqueued", number(checkpoint.next_batch))
+            .expression_attribute_values(":listed", number(checkpoint.files_listed))
+            .expression_attribute_values(":skipped", number(checkpoint.files_skipped))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(dynamo_error("UpdateItem(checkpoint)", job_id, e)),
+        }
     }
 
     /// Counts a batch exactly once: the batch id joins the job's set of done batches and the

@@ -42,6 +42,19 @@ impl PrefixLister {
         }
     }
 
+    /// A listing that resumes after `cursor` (a continuation token from [`Self::cursor`]).
+    pub fn resume(self, cursor: String) -> Self {
+        Self {
+            next_token: Some(cursor),
+            ..self
+        }
+    }
+
+    /// Where the listing would resume: `None` before the first page and at the end.
+    pub fn cursor(&self) -> Option<&str> {
+        self.next_token.as_deref()
+    }
+
     /// The next page, or `None` once the listing is exhausted.
     pub async fn next_page(&mut self) -> Result<Option<Vec<ListedObject>>, ListError> {
         if self.done {

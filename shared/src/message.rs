@@ -40,14 +40,45 @@ impl JobRequest {
     }
 }
 
-/// What the coordinator is invoked with: a job to start, an S3 notification, or the
-/// scheduled stuck-job check (`{"check_stuck_jobs": {"older_than_seconds": 3600}}`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+/// What the coordinator is invoked with: a job to start, an S3 notification, the scheduled
+/// stuck-job check (`{"check_stuck_jobs": {"older_than_seconds": 3600}}`), or an SQS event
+/// from its control queue carrying [`ContinueListing`] messages (a long listing continuing).
+#[derive(Debug, Clone, PartialEq)]
 pub enum CoordinatorRequest {
     CheckStuckJobs { check_stuck_jobs: StuckJobCheck },
     Job(JobRequest),
     S3(aws_lambda_events::event::s3::S3Event),
+    Control(aws_lambda_events::event::sqs::SqsEvent),
+}
+
+impl<'de> Deserialize<'de> for CoordinatorRequest {
+    /// S3 and SQS events both hold `Records`; each record's `eventSource` tells them apart.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let source = value
+            .pointer("/Records/0/eventSource")
+            .and_then(|s| s.as_str());
+        let parsed = if source == Some("aws:sqs") {
+            serde_json::from_value(value).map(CoordinatorRequest::Control)
+        } else if value.get("Records").is_some() {
+            serde_json::from_value(value).map(CoordinatorRequest::S3)
+        } else if let Some(check) = value.get("check_stuck_jobs") {
+            serde_json::from_value(check.clone())
+                .map(|check_stuck_jobs| CoordinatorRequest::CheckStuckJobs { check_stuck_jobs })
+        } else {
+            serde_json::from_value(value).map(CoordinatorRequest::Job)
+        };
+        parsed.map_err(D::Error::custom)
+    }
+}
+
+/// A control-queue message: invocation `invocation` of a paused listing should resume it
+/// from the checkpoint in the job item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContinueListing {
+    pub job_id: String,
+    pub invocation: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +211,14 @@ mod tests {
             serde_json::from_str::<CoordinatorRequest>(r#"{"prefix": "x/"}"#).is_err(),
             "no bucket"
         );
+        let control: CoordinatorRequest =
+            serde_json::from_str(include_str!("../../events/sqs-continue-listing.json")).unwrap();
+        let CoordinatorRequest::Control(event) = control else {
+            panic!("an SQS event is a control event: {control:?}");
+        };
+        let body = event.records[0].body.as_deref().unwrap();
+        let continuation: ContinueListing = serde_json::from_str(body).unwrap();
+        assert_eq!(continuation.invocation, 3);
     }
 
     #[test]

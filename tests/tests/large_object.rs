@@ -161,7 +161,7 @@ async fn an_object_replaced_mid_job_fails_its_ranges_instead_of_mixing_versions(
     let mut config = env.pipeline().coordinator;
     config.range_chunk_bytes = 2048;
     let started = Coordinator::new(env.clients.clone(), config)
-        .start_job(one_object(&env, &spec.key(0)))
+        .start_job(one_object(&env, &spec.key(0)), None)
         .await
         .unwrap();
     assert!(started.total_batches >= 4, "{started:?}");

@@ -42,9 +42,9 @@ async fn a_marker_starts_one_job_for_its_folder_even_when_notified_twice() {
     let coordinator = Coordinator::new(env.clients.clone(), env.pipeline().coordinator);
     let event = notification(&env, "day/_SUCCESS");
 
-    let first = coordinator.handle_s3_event(&event).await.unwrap();
+    let first = coordinator.handle_s3_event(&event, None).await.unwrap();
     let job_id = started(&first[0]);
-    let again = coordinator.handle_s3_event(&event).await.unwrap();
+    let again = coordinator.handle_s3_event(&event, None).await.unwrap();
     assert_eq!(
         again,
         vec![TriggerOutcome::AlreadyStarted {
@@ -75,7 +75,7 @@ async fn in_object_mode_a_csv_upload_loads_that_object_alone() {
     let coordinator = Coordinator::new(env.clients.clone(), config);
 
     let outcomes = coordinator
-        .handle_s3_event(&notification(&env, "in/two+words.csv"))
+        .handle_s3_event(&notification(&env, "in/two+words.csv"), None)
         .await
         .unwrap();
     let job = drive_to_the_end(&env, &started(&outcomes[0])).await;
@@ -101,7 +101,7 @@ async fn in_marker_mode_a_csv_upload_starts_nothing() {
     let env = TestEnv::new(default_servers(), "marker-mode").await;
     let coordinator = Coordinator::new(env.clients.clone(), env.pipeline().coordinator);
     let outcomes = coordinator
-        .handle_s3_event(&notification(&env, "in/a.csv"))
+        .handle_s3_event(&notification(&env, "in/a.csv"), None)
         .await
         .unwrap();
     assert!(matches!(&outcomes[0], TriggerOutcome::Ignored { key, .. } if key == "in/a.csv"));

@@ -1,6 +1,6 @@
 //! Coordinator Lambda: a manual `{"bucket", "prefix"}` (or `{"bucket", "key"}`) event or an
-//! S3 notification starts a job; the scheduled `{"check_stuck_jobs": {...}}` event counts
-//! jobs stuck RUNNING.
+//! S3 notification starts a job; an SQS event from the control queue continues a long
+//! listing; the scheduled `{"check_stuck_jobs": {...}}` event counts jobs stuck RUNNING.
 //! Wiring only; the logic is `shared::coordinator`.
 
 use std::time::Duration;
@@ -10,6 +10,7 @@ use shared::aws::Clients;
 use shared::config::CoordinatorConfig;
 use shared::coordinator::Coordinator;
 use shared::message::CoordinatorRequest;
+use shared::worker::deadline_from_epoch_ms;
 
 /// glibc's malloc and free were a third of the worker loop's instructions (callgrind).
 #[global_allocator]
@@ -29,12 +30,17 @@ async fn main() -> Result<(), Error> {
     let coordinator = &coordinator;
     run(service_fn(
         move |event: LambdaEvent<CoordinatorRequest>| async move {
+            // A long listing checkpoints before this and continues in a new invocation.
+            let deadline = Some(deadline_from_epoch_ms(event.context.deadline));
             let response = match event.payload {
                 CoordinatorRequest::Job(request) => {
-                    serde_json::to_value(coordinator.start_job(request).await?)?
+                    serde_json::to_value(coordinator.start_job(request, deadline).await?)?
                 }
                 CoordinatorRequest::S3(event) => {
-                    serde_json::to_value(coordinator.handle_s3_event(&event).await?)?
+                    serde_json::to_value(coordinator.handle_s3_event(&event, deadline).await?)?
+                }
+                CoordinatorRequest::Control(event) => {
+                    serde_json::to_value(coordinator.handle_control_event(event, deadline).await)?
                 }
                 CoordinatorRequest::CheckStuckJobs { check_stuck_jobs } => {
                     let older_than = Duration::from_secs(check_stuck_jobs.older_than_seconds);

@@ -1,0 +1,180 @@
+//! A listing too long for one coordinator invocation checkpoints before the deadline and
+//! continues in new invocations woken through the control queue. Duplicate wake-ups, a crash
+//! between checkpointing and waking, and a crash mid-enqueue all end with every object
+//! loaded once and the total sealed once.
+
+use std::time::Duration;
+
+use devkit::sample::SampleSpec;
+use integration_tests::{TestEnv, default_servers};
+use shared::config::CoordinatorConfig;
+use shared::coordinator::Coordinator;
+use shared::jobs::JobStatus;
+use shared::message::{ContinueListing, JobRequest};
+use shared::worker::Worker;
+use tokio::time::Instant;
+
+/// 9 CSV files and one other object: 5 pages of 2 keys.
+async fn ten_objects(env: &TestEnv) -> SampleSpec {
+    let spec = SampleSpec::new("long/", 9, 10);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 9, || {})
+        .await
+        .unwrap();
+    env.put("long/zz-readme.txt", "not csv").await;
+    spec
+}
+
+/// Every invocation pauses after its first page: the deadline is already at hand.
+fn paged(mut config: CoordinatorConfig) -> CoordinatorConfig {
+    config.list_page_size = 2;
+    config.batch_size = 2;
+    config
+}
+
+#[tokio::test]
+async fn a_long_listing_continues_over_five_invocations_and_loads_every_object_once() {
+    let env = TestEnv::new(default_servers(), "continue").await;
+    let spec = ten_objects(&env).await;
+    let mut pipeline = env.pipeline();
+    pipeline.coordinator = paged(pipeline.coordinator);
+    pipeline.coordinator_budget = Some(Duration::ZERO);
+
+    let job = pipeline
+        .run(JobRequest::new(&env.resources.bucket, "long/"), |_| {})
+        .await
+        .unwrap();
+
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(
+        job.listing_invocation, 4,
+        "invocations 0..=4, one page each"
+    );
+    assert_eq!(job.total_batches, 5);
+    assert_eq!((job.files_listed, job.files_skipped), (10, 1));
+    assert_eq!(job.totals.files, 9);
+    assert_eq!(job.totals.rows_written, spec.total_rows());
+    assert_eq!(env.record_count().await, spec.total_rows());
+}
+
+/// The wake-ups waiting in the control queue (drained).
+async fn wake_ups(env: &TestEnv, queue_url: &str) -> Vec<ContinueListing> {
+    let mut found = Vec::new();
+    loop {
+        let received = env
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return found;
+        }
+        for message in messages {
+            found.push(serde_json::from_str(message.body().unwrap()).unwrap());
+            env.clients
+                .sqs
+                .delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
+    let env = TestEnv::new(default_servers(), "continue-crash").await;
+    let spec = ten_objects(&env).await;
+    let config = paged(env.pipeline().coordinator);
+    let control = config.control_queue_url.clone().unwrap();
+    let coordinator = Coordinator::new(env.clients.clone(), config.clone());
+    let now = || Some(Instant::now());
+    let ledger = env.ledger();
+
+    let started = coordinator
+        .start_job(JobRequest::new(&env.resources.bucket, "long/"), now())
+        .await
+        .unwrap();
+    assert!(started.continues);
+    let job_id = started.job_id.clone();
+    let wake = |invocation| ContinueListing {
+        job_id: job_id.clone(),
+        invocation,
+    };
+    assert_eq!(wake_ups(&env, &control).await, vec![wake(1)]);
+
+    // Invocation 1 delivered twice: the duplicate only repeats the wake-up of invocation 2.
+    coordinator.continue_listing(&wake(1), now()).await.unwrap();
+    coordinator.continue_listing(&wake(1), now()).await.unwrap();
+    assert_eq!(wake_ups(&env, &control).await, vec![wake(2), wake(2)]);
+
+    // Invocation 2 crashes mid-enqueue (the work queue is unreachable): nothing recorded.
+    let mut broken = config.clone();
+    broken.queue_url = format!("{}-missing", config.queue_url);
+    let crashed = Coordinator::new(env.clients.clone(), broken)
+        .continue_listing(&wake(2), now())
+        .await;
+    assert!(crashed.is_err());
+    assert_eq!(
+        ledger
+            .get(&job_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .listing_invocation,
+        2
+    );
+
+    // Redelivered, invocation 2 checkpoints, then crashes before waking invocation 3.
+    let mut broken = config.clone();
+    broken.control_queue_url = Some(format!("{control}-missing"));
+    let crashed = Coordinator::new(env.clients.clone(), broken)
+        .continue_listing(&wake(2), now())
+        .await;
+    assert!(crashed.is_err());
+    assert_eq!(
+        ledger
+            .get(&job_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .listing_invocation,
+        3
+    );
+    assert!(
+        wake_ups(&env, &control).await.is_empty(),
+        "the wake-up was lost"
+    );
+
+    // Redelivered again, invocation 2 finds the listing ahead and wakes invocation 3 again;
+    // from there the listing runs to its end.
+    coordinator.continue_listing(&wake(2), now()).await.unwrap();
+    let mut invocations = 0;
+    loop {
+        let pending = wake_ups(&env, &control).await;
+        if pending.is_empty() {
+            break;
+        }
+        for message in pending {
+            coordinator.continue_listing(&message, now()).await.unwrap();
+            invocations += 1;
+        }
+    }
+    assert_eq!(invocations, 2, "invocations 3 and 4");
+    let sealed = ledger.get(&job_id).await.unwrap().unwrap();
+    assert!(sealed.sealed);
+    assert_eq!((sealed.total_batches, sealed.files_listed), (5, 10));
+
+    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let job = env.deliver_until_final(&worker, &job_id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, spec.total_rows());
+    assert_eq!(env.record_count().await, spec.total_rows());
+}
