@@ -54,6 +54,8 @@ enum Command {
     Status(StatusArgs),
     /// List the most recent jobs from the ledger.
     Jobs(JobsArgs),
+    /// Move the batches in the dead-letter queue back to the work queue (after a fix).
+    Redrive(RedriveArgs),
     /// Benchmark the worker's read path against the first seed's loop; prints a table.
     Bench(bench::BenchArgs),
     /// One measured bench run (started by `bench`).
@@ -106,6 +108,21 @@ struct StatusArgs {
     /// Follow a running job with a progress bar (batches, rows/s, ETA) until it ends.
     #[arg(long)]
     watch: bool,
+}
+
+#[derive(Args)]
+struct RedriveArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Dead-letter queue URL (default: the stem's, looked up by name).
+    #[arg(long)]
+    from: Option<String>,
+    /// Work queue URL (default: the stem's, looked up by name).
+    #[arg(long)]
+    to: Option<String>,
+    /// Most messages to move.
+    #[arg(long, default_value_t = u64::MAX)]
+    max: u64,
 }
 
 #[derive(Args)]
@@ -167,6 +184,7 @@ fn main() -> Result<()> {
             Command::Serve(args) => serve(args).await,
             Command::Status(args) => status(args).await,
             Command::Jobs(args) => jobs(args).await,
+            Command::Redrive(args) => redrive(args).await,
             Command::Bench(args) => bench::bench(args).await,
             Command::BenchChild(args) => bench::child(args).await,
         }
@@ -420,6 +438,36 @@ async fn status(args: StatusArgs) -> Result<()> {
     } else {
         print_summary(&job, Duration::ZERO);
     }
+    Ok(())
+}
+
+async fn redrive(args: RedriveArgs) -> Result<()> {
+    if Endpoints::from_env() == Endpoints::default() {
+        eprintln!("no AWS_ENDPOINT_URL* set: redriving in real AWS");
+    }
+    let clients = Clients::from_env().await;
+    let resources = Resources::named(&args.target.stem);
+    let url_of = |given: Option<String>, name: String| {
+        let sqs = clients.sqs.clone();
+        async move {
+            match given {
+                Some(url) => Ok(url),
+                None => sqs
+                    .get_queue_url()
+                    .queue_name(&name)
+                    .send()
+                    .await
+                    .with_context(|| format!("looking up queue {name}"))
+                    .map(|out| out.queue_url.unwrap_or_default()),
+            }
+        }
+    };
+    let from = url_of(args.from, resources.dead_letter_queue).await?;
+    let to = url_of(args.to, resources.queue).await?;
+    let moved = shared::redrive::redrive(&clients.sqs, &from, &to, args.max)
+        .await
+        .context("redriving")?;
+    println!("moved {moved} messages from {from} to {to}");
     Ok(())
 }
 

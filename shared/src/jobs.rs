@@ -118,6 +118,9 @@ pub struct Job {
     /// Batches that failed their last delivery and went to the dead-letter queue.
     #[serde(default)]
     pub batches_failed: u64,
+    /// Failed batches that succeeded after a redrive (no longer in `batches_failed`).
+    #[serde(default)]
+    pub batches_recovered: u64,
     /// Why the last failed batch failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_batch_error: Option<String>,
@@ -184,6 +187,7 @@ impl Job {
             total_batches: 0,
             batches_done: 0,
             batches_failed: 0,
+            batches_recovered: 0,
             last_batch_error: None,
             files_listed: 0,
             files_skipped: 0,
@@ -228,17 +232,21 @@ impl Job {
     }
 }
 
-/// Whether `record_batch` moved the counters or found the batch already counted.
+/// Whether `record_batch` moved the counters, found the batch already counted, or counted
+/// a batch that had failed before (a redrive) after all.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
     Counted(Job),
     AlreadyCounted(Job),
+    Recovered(Job),
 }
 
 impl Recorded {
     pub fn job(&self) -> &Job {
         match self {
-            Recorded::Counted(job) | Recorded::AlreadyCounted(job) => job,
+            Recorded::Counted(job) | Recorded::AlreadyCounted(job) | Recorded::Recovered(job) => {
+                job
+            }
         }
     }
 }
@@ -392,42 +400,62 @@ impl JobLedger {
 
     /// Counts a batch exactly once: the batch id joins the job's set of done batches and the
     /// counters move in the same conditional write, which fails if the id is already there.
-    /// Redelivered or concurrent duplicates therefore see `AlreadyCounted`.
+    /// Redelivered or concurrent duplicates therefore see `AlreadyCounted`. A batch counted
+    /// as failed (dead-lettered) that succeeds after a redrive is `Recovered` instead.
     pub async fn record_batch(
         &self,
         job_id: &str,
         batch: u64,
         stats: &BatchStats,
     ) -> Result<Recorded, JobError> {
-        let result = self
-            .count_once(
+        let counted = self.count_once(job_id, batch, &format!(", {STATS_ADDS}"), "");
+        let result = with_stats(counted, stats).send().await;
+        match self
+            .recorded(job_id, "UpdateItem(record_batch)", result)
+            .await?
+        {
+            Recorded::AlreadyCounted(_) => self.recover_batch(job_id, batch, stats).await,
+            counted => Ok(counted),
+        }
+    }
+
+    /// A redriven batch that failed before: its counts join the job and it leaves the failed
+    /// set, once (the write is conditional on the batch being in that set). The status of a
+    /// job that already ended stays: a job has exactly one final transition.
+    async fn recover_batch(
+        &self,
+        job_id: &str,
+        batch: u64,
+        stats: &BatchStats,
+    ) -> Result<Recorded, JobError> {
+        let update = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .update_expression(format!(
+                "ADD {STATS_ADDS}, #failed :minus_one, #recovered :one DELETE #failed_set :batch_set"
+            ))
+            .condition_expression("contains(#failed_set, :batch)")
+            .expression_attribute_names("#failed", "batches_failed")
+            .expression_attribute_names("#recovered", "batches_recovered")
+            .expression_attribute_names("#failed_set", "failed_batches")
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":minus_one", AttributeValue::N("-1".into()))
+            .expression_attribute_values(":batch", number(batch))
+            .expression_attribute_values(":batch_set", AttributeValue::Ns(vec![batch.to_string()]))
+            .return_values(ReturnValue::AllNew);
+        match with_stats(update, stats).send().await {
+            Ok(output) => Ok(Recorded::Recovered(parse_job(
                 job_id,
-                batch,
-                ", #files :files, #files_failed :files_failed, #written :written, \
-                 #rejected :rejected, #duplicate :duplicate, #bytes :bytes, \
-                 #write_retries :write_retries, #s3_throttles :s3_throttles",
-                "",
-            )
-            .expression_attribute_names("#files", "files")
-            .expression_attribute_names("#files_failed", "files_failed")
-            .expression_attribute_names("#written", "rows_written")
-            .expression_attribute_names("#rejected", "rows_rejected")
-            .expression_attribute_names("#duplicate", "rows_duplicate")
-            .expression_attribute_names("#bytes", "bytes")
-            .expression_attribute_names("#write_retries", "write_retries")
-            .expression_attribute_names("#s3_throttles", "s3_throttles")
-            .expression_attribute_values(":files", number(stats.files))
-            .expression_attribute_values(":files_failed", number(stats.files_failed))
-            .expression_attribute_values(":written", number(stats.rows_written))
-            .expression_attribute_values(":rejected", number(stats.rows_rejected))
-            .expression_attribute_values(":duplicate", number(stats.rows_duplicate))
-            .expression_attribute_values(":bytes", number(stats.bytes))
-            .expression_attribute_values(":write_retries", number(stats.write_retries))
-            .expression_attribute_values(":s3_throttles", number(stats.s3_throttles))
-            .send()
-            .await;
-        self.recorded(job_id, "UpdateItem(record_batch)", result)
-            .await
+                output.attributes.unwrap_or_default(),
+            )?)),
+            Err(e) if is_condition_failure(&e) => match self.get(job_id).await? {
+                Some(job) => Ok(Recorded::AlreadyCounted(job)),
+                None => Err(JobError::NotFound(job_id.to_owned())),
+            },
+            Err(e) => Err(dynamo_error("UpdateItem(recover_batch)", job_id, e)),
+        }
     }
 
     /// Ids and start times (ms) of every RUNNING job (a scan: the stuck-job check runs
@@ -530,8 +558,14 @@ impl JobLedger {
         reason: &str,
     ) -> Result<Recorded, JobError> {
         let result = self
-            .count_once(job_id, batch, ", #failed :one", "#last = :reason")
+            .count_once(
+                job_id,
+                batch,
+                ", #failed :one, #failed_set :batch_set",
+                "#last = :reason",
+            )
             .expression_attribute_names("#failed", "batches_failed")
+            .expression_attribute_names("#failed_set", "failed_batches")
             .expression_attribute_names("#last", "last_batch_error")
             .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
             .send()
@@ -775,6 +809,32 @@ impl JobLedger {
             .map_err(|e| dynamo_error(what, job_id, e))?;
         Ok(())
     }
+}
+
+/// The batch counters a counted batch adds to its job.
+const STATS_ADDS: &str = "#files :files, #files_failed :files_failed, #written :written, \
+    #rejected :rejected, #duplicate :duplicate, #bytes :bytes, \
+    #write_retries :write_retries, #s3_throttles :s3_throttles";
+
+/// Names and values for [`STATS_ADDS`].
+fn with_stats(update: UpdateItemFluentBuilder, stats: &BatchStats) -> UpdateItemFluentBuilder {
+    update
+        .expression_attribute_names("#files", "files")
+        .expression_attribute_names("#files_failed", "files_failed")
+        .expression_attribute_names("#written", "rows_written")
+        .expression_attribute_names("#rejected", "rows_rejected")
+        .expression_attribute_names("#duplicate", "rows_duplicate")
+        .expression_attribute_names("#bytes", "bytes")
+        .expression_attribute_names("#write_retries", "write_retries")
+        .expression_attribute_names("#s3_throttles", "s3_throttles")
+        .expression_attribute_values(":files", number(stats.files))
+        .expression_attribute_values(":files_failed", number(stats.files_failed))
+        .expression_attribute_values(":written", number(stats.rows_written))
+        .expression_attribute_values(":rejected", number(stats.rows_rejected))
+        .expression_attribute_values(":duplicate", number(stats.rows_duplicate))
+        .expression_attribute_values(":bytes", number(stats.bytes))
+        .expression_attribute_values(":write_retries", number(stats.write_retries))
+        .expression_attribute_values(":s3_throttles", number(stats.s3_throttles))
 }
 
 /// How a job ends.

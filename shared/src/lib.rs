@@ -9,6 +9,7 @@
 //! - [`batching`]: pure fan-out planning (keys to batches).
 //! - [`listing`]: ListObjectsV2, streamed page by page.
 //! - [`queue`]: SendMessageBatch with every failed entry retried.
+//! - [`redrive`]: dead-letter queue back to the work queue, nothing lost on the way.
 //! - [`schema`]: the data contract: columns, types, key; the sensor schema is the default.
 //! - [`typing`]: one CSV record to one typed, keyed DynamoDB item.
 //! - [`csv_stream`]: incremental CSV records from an async byte source.
@@ -43,6 +44,7 @@ pub mod message;
 pub mod metrics;
 pub mod queue;
 pub mod ranges;
+pub mod redrive;
 pub mod rejects;
 pub mod retry;
 pub mod schema;

@@ -230,8 +230,11 @@ impl<W: BatchWriteApi> Worker<W> {
             Recorded::AlreadyCounted(_) => {
                 tracing::info!(job_id = %batch.job_id, batch = batch.batch, "batch was already counted (redelivery); counters unchanged")
             }
+            Recorded::Recovered(_) => {
+                tracing::warn!(job_id = %batch.job_id, batch = batch.batch, ?stats, "a batch counted as failed succeeded after a redrive; counted and no longer failed")
+            }
         }
-        let counted = matches!(recorded, Recorded::Counted(_));
+        let counted = matches!(recorded, Recorded::Counted(_) | Recorded::Recovered(_));
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.metrics.emit(metrics::batch(
             &batch.job_id,

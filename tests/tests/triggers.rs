@@ -106,3 +106,24 @@ async fn in_marker_mode_a_csv_upload_starts_nothing() {
         .unwrap();
     assert!(matches!(&outcomes[0], TriggerOutcome::Ignored { key, .. } if key == "in/a.csv"));
 }
+
+#[tokio::test]
+async fn in_object_mode_a_large_csv_upload_starts_a_ranged_job() {
+    let env = TestEnv::new(default_servers(), "object-large").await;
+    let spec = SampleSpec::new("in/", 1, 2_000);
+    env.put("in/big.csv", &spec.body(0)).await;
+    let mut config = env.pipeline().coordinator;
+    config.trigger.mode = TriggerMode::Object;
+    config.range_chunk_bytes = 16 * 1024;
+    let coordinator = Coordinator::new(env.clients.clone(), config);
+
+    let outcomes = coordinator
+        .handle_s3_event(&notification(&env, "in/big.csv"), None)
+        .await
+        .unwrap();
+    let job = drive_to_the_end(&env, &started(&outcomes[0])).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    assert!(job.total_batches >= 5, "{} ranges", job.total_batches);
+    assert_eq!(job.totals.rows_written, 2_000);
+    assert_eq!(env.record_count().await, 2_000);
+}

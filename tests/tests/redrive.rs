@@ -1,0 +1,115 @@
+//! `redrive`: batches in the dead-letter queue go back to the work queue, and a batch that
+//! was counted as failed is counted after all when it succeeds, once.
+
+use devkit::sample::SampleSpec;
+use integration_tests::{TestEnv, default_servers};
+use shared::jobs::{JobStatus, Recorded};
+use shared::redrive::redrive;
+use shared::worker::Worker;
+
+/// A job of `batches` one-file batches whose batch 0 failed its last delivery: counted as
+/// failed in the ledger, its message in the dead-letter queue.
+async fn job_with_a_dead_lettered_batch(env: &TestEnv, batches: u64) -> (String, SampleSpec) {
+    let spec = SampleSpec::new("r/", batches as usize, 10);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 4, || {})
+        .await
+        .unwrap();
+    let job = env.sealed_job("job-redrive", batches, batches).await;
+    let ledger = env.ledger();
+    ledger
+        .record_failed_batch(&job.job_id, 0, "the records table was missing")
+        .await
+        .unwrap();
+    env.clients
+        .sqs
+        .send_message()
+        .queue_url(&env.provisioned.dead_letter_queue_url)
+        .message_body(env.batch(&job.job_id, 0, vec![spec.key(0)]).to_json())
+        .send()
+        .await
+        .unwrap();
+    (job.job_id, spec)
+}
+
+#[tokio::test]
+async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed() {
+    let env = TestEnv::new(default_servers(), "redrive-ended").await;
+    let (job_id, spec) = job_with_a_dead_lettered_batch(&env, 2).await;
+    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    worker
+        .process_batch(&env.batch(&job_id, 1, vec![spec.key(1)]), None)
+        .await
+        .unwrap();
+    let ended = env.ledger().get(&job_id).await.unwrap().unwrap();
+    assert_eq!(ended.status, JobStatus::CompletedWithErrors);
+    assert_eq!((ended.batches_failed, ended.totals.rows_written), (1, 10));
+
+    let moved = redrive(
+        &env.clients.sqs,
+        &env.provisioned.dead_letter_queue_url,
+        &env.provisioned.queue_url,
+        u64::MAX,
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved, 1);
+    // The job has ended, so deliver through the bridge until the batch is recovered.
+    let bridge = devkit::bridge::SqsBridge::new(
+        &env.clients.sqs,
+        &env.provisioned.queue_url,
+        &env.provisioned.queue_arn,
+        &worker,
+    );
+    let mut recovered = None;
+    for _ in 0..10 {
+        bridge.poll_once().await.unwrap();
+        let job = env.ledger().get(&job_id).await.unwrap().unwrap();
+        if job.batches_recovered == 1 {
+            recovered = Some(job);
+            break;
+        }
+    }
+    let recovered = recovered.expect("the redriven batch was delivered and recovered");
+    assert_eq!(
+        recovered.status,
+        JobStatus::CompletedWithErrors,
+        "one final transition"
+    );
+    assert_eq!(recovered.batches_failed, 0);
+    assert_eq!(recovered.totals.rows_written, 20);
+    assert_eq!(env.record_count().await, 20);
+    // Delivered again, the batch changes nothing.
+    let again = worker
+        .process_batch(&env.batch(&job_id, 0, vec![spec.key(0)]), None)
+        .await
+        .unwrap();
+    assert!(matches!(again, Recorded::AlreadyCounted(ref j) if j.totals.rows_written == 20));
+    let empty = redrive(
+        &env.clients.sqs,
+        &env.provisioned.dead_letter_queue_url,
+        &env.provisioned.queue_url,
+        u64::MAX,
+    )
+    .await
+    .unwrap();
+    assert_eq!(empty, 0);
+}
+
+#[tokio::test]
+async fn a_batch_recovered_before_the_job_ends_lets_it_complete() {
+    let env = TestEnv::new(default_servers(), "redrive-running").await;
+    let (job_id, spec) = job_with_a_dead_lettered_batch(&env, 2).await;
+    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let recovered = worker
+        .process_batch(&env.batch(&job_id, 0, vec![spec.key(0)]), None)
+        .await
+        .unwrap();
+    assert!(matches!(recovered, Recorded::Recovered(ref j) if j.batches_failed == 0));
+    worker
+        .process_batch(&env.batch(&job_id, 1, vec![spec.key(1)]), None)
+        .await
+        .unwrap();
+    let job = env.ledger().get(&job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!((job.batches_recovered, job.totals.rows_written), (1, 20));
+}
