@@ -81,9 +81,16 @@ pub struct StuckJobs {
     pub older_than_seconds: u64,
     /// Oldest first.
     pub job_ids: Vec<String>,
+    /// Listings whose invocation died (no progress for longer than an invocation lives),
+    /// woken again by this check.
+    pub listings_resumed: Vec<String>,
     /// Finished jobs whose completion event a crash had left unsent, sent by this check.
     pub events_sent: Vec<String>,
 }
+
+/// No invocation lives longer than Lambda's 15 minutes: a listing without a start or a
+/// checkpoint for longer than this has lost its invocation.
+pub const LISTING_STALLED_AFTER: Duration = Duration::from_secs(16 * 60);
 
 pub struct Coordinator {
     clients: Clients,
@@ -178,17 +185,16 @@ impl Coordinator {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let mut stuck: Vec<(String, u64)> = self
-            .ledger
-            .running_jobs()
-            .await?
-            .into_iter()
-            .filter(|(_, started)| now_ms.saturating_sub(*started) > older_than.as_millis() as u64)
+        let running = self.ledger.running_jobs().await?;
+        let mut stuck: Vec<&Job> = running
+            .iter()
+            .filter(|job| now_ms.saturating_sub(job.started_ms) > older_than.as_millis() as u64)
             .collect();
-        stuck.sort_by_key(|(_, started)| *started);
+        stuck.sort_by_key(|job| job.started_ms);
         let report = StuckJobs {
             older_than_seconds: older_than.as_secs(),
-            job_ids: stuck.into_iter().map(|(id, _)| id).collect(),
+            job_ids: stuck.iter().map(|job| job.job_id.clone()).collect(),
+            listings_resumed: self.resume_stalled_listings(&running, now_ms).await,
             events_sent: self.send_owed_events().await,
         };
         if !report.job_ids.is_empty() {
@@ -200,6 +206,30 @@ impl Coordinator {
             report.older_than_seconds,
         ));
         Ok(report)
+    }
+
+    /// Wakes the listings whose invocation died: unsealed, with no start or checkpoint for
+    /// longer than any invocation lives. The woken invocation resumes from the checkpoint (or
+    /// the start); should the old one still run, the ledger lets only one go on.
+    async fn resume_stalled_listings(&self, running: &[Job], now_ms: u64) -> Vec<String> {
+        if self.config.control_queue_url.is_none() {
+            return Vec::new();
+        }
+        let mut resumed = Vec::new();
+        for job in running.iter().filter(|job| {
+            !job.sealed && job.listing_idle_ms(now_ms) > LISTING_STALLED_AFTER.as_millis() as u64
+        }) {
+            match self.wake(&job.job_id, job.listing_invocation).await {
+                Ok(()) => {
+                    tracing::warn!(job_id = %job.job_id, invocation = job.listing_invocation, "a listing's invocation died; woken again");
+                    resumed.push(job.job_id.clone());
+                }
+                Err(error) => {
+                    tracing::error!(job_id = %job.job_id, error = %crate::report(&error), "could not wake a stalled listing")
+                }
+            }
+        }
+        resumed
     }
 
     /// Sends the completion events still owed after a crash (a job's own finisher holds a
@@ -251,6 +281,7 @@ impl Coordinator {
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let report = self.report_location(&request);
         let mut job = Job::new(&job_id, &request.bucket, &request.prefix);
+        job.key = request.key.clone();
         job.schema = request.schema.clone();
         job.tolerated_rejects = request.tolerated_rejects;
         job.rejects_report = Some(report.job_uri(&job_id));
@@ -305,13 +336,11 @@ impl Coordinator {
         let Some(job) = self.ledger.get(job_id).await? else {
             return Err(JobError::NotFound(job_id.clone()).into());
         };
-        let Some(checkpoint) = job
-            .checkpoint()
-            .filter(|_| !job.sealed && !job.status.is_final())
-        else {
+        if job.sealed || job.status.is_final() {
             tracing::info!(%job_id, "nothing to continue: the listing has ended");
             return Ok(None);
-        };
+        }
+        let checkpoint = job.listing_position();
         if checkpoint.invocation != message.invocation {
             // A later invocation is checkpointed, but a crash may have come between that
             // and its wake-up: wake it again (a duplicate wake-up is harmless).
@@ -323,14 +352,23 @@ impl Coordinator {
         tracing::info!(%job_id, invocation = checkpoint.invocation, batches = checkpoint.next_batch, "listing continues");
         let request = JobRequest {
             job_id: Some(job_id.clone()),
+            key: job.key.clone(),
             schema: job.schema.clone(),
             tolerated_rejects: job.tolerated_rejects,
             ..JobRequest::new(&job.bucket, &job.prefix)
         };
         let report = self.report_location(&request);
-        let listed = self
-            .enqueue_prefix(job_id, &request, &report, Some(checkpoint), deadline)
-            .await?;
+        let listed = match &request.key {
+            // A single-object job whose first invocation died: plan it again (same batches).
+            Some(key) => self
+                .enqueue_object(job_id, &request, key, &report)
+                .await
+                .map(Listed::Done)?,
+            None => {
+                self.enqueue_prefix(job_id, &request, &report, Some(checkpoint), deadline)
+                    .await?
+            }
+        };
         match self.conclude(job_id, listed).await {
             Ok(started) => Ok(Some(started)),
             // A duplicate continuation sealed the same listing first.
@@ -463,7 +501,9 @@ impl Coordinator {
         let mut batcher = KeyBatcher::new(self.config.batch_size);
         let (mut listed, mut skipped, mut invocation) = (0, 0, 0);
         if let Some(checkpoint) = resume {
-            lister = lister.resume(checkpoint.cursor);
+            if let Some(cursor) = checkpoint.cursor {
+                lister = lister.resume(cursor);
+            }
             batcher = KeyBatcher::starting_at(self.config.batch_size, checkpoint.next_batch);
             (listed, skipped, invocation) = (
                 checkpoint.files_listed,
@@ -504,7 +544,7 @@ impl Coordinator {
                 queue.flush().await?;
                 let checkpoint = ListingCheckpoint {
                     invocation: invocation + 1,
-                    cursor: cursor.to_owned(),
+                    cursor: Some(cursor.to_owned()),
                     next_batch: batcher.emitted(),
                     files_listed: listed,
                     files_skipped: skipped,

@@ -107,6 +107,9 @@ pub struct Job {
     pub bucket: String,
     #[serde(default)]
     pub prefix: String,
+    /// The one object of a single-object job (no listing then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Set once listing has ended: only then is `total_batches` final.
     #[serde(default)]
     pub sealed: bool,
@@ -160,6 +163,9 @@ pub struct Job {
     pub listing_cursor: Option<String>,
     #[serde(default)]
     pub batches_enqueued: u64,
+    /// When the listing last checkpointed (ms since the epoch; 0: never).
+    #[serde(default)]
+    pub listing_updated_ms: u64,
 }
 
 /// Where a paused listing resumes, as checkpointed in the job item.
@@ -167,8 +173,8 @@ pub struct Job {
 pub struct ListingCheckpoint {
     /// The invocation that will resume it.
     pub invocation: u32,
-    /// ListObjectsV2 continuation token.
-    pub cursor: String,
+    /// ListObjectsV2 continuation token; `None`: from the start.
+    pub cursor: Option<String>,
     /// The next batch's number (batches enqueued so far).
     pub next_batch: u64,
     pub files_listed: u64,
@@ -183,6 +189,7 @@ impl Job {
             status: JobStatus::Running,
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
+            key: None,
             sealed: false,
             total_batches: 0,
             batches_done: 0,
@@ -204,19 +211,25 @@ impl Job {
             listing_invocation: 0,
             listing_cursor: None,
             batches_enqueued: 0,
+            listing_updated_ms: 0,
         }
     }
 
-    /// Where a paused listing resumes, if it is paused.
-    pub fn checkpoint(&self) -> Option<ListingCheckpoint> {
-        let cursor = self.listing_cursor.clone()?;
-        Some(ListingCheckpoint {
+    /// Where the listing stands: the invocation that owns it and where it resumes (from the
+    /// start if it never checkpointed).
+    pub fn listing_position(&self) -> ListingCheckpoint {
+        ListingCheckpoint {
             invocation: self.listing_invocation,
-            cursor,
+            cursor: self.listing_cursor.clone(),
             next_batch: self.batches_enqueued,
             files_listed: self.files_listed,
             files_skipped: self.files_skipped,
-        })
+        }
+    }
+
+    /// Milliseconds since the listing last showed progress (its start or last checkpoint).
+    pub fn listing_idle_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.started_ms.max(self.listing_updated_ms))
     }
 
     /// Whether every batch of a sealed, running job has been counted.
@@ -366,7 +379,7 @@ impl JobLedger {
             .key("job_id", AttributeValue::S(job_id.to_owned()))
             .update_expression(
                 "SET #inv = :inv, #cursor = :cursor, #enqueued = :enqueued, \
-                 #listed = :listed, #skipped = :skipped",
+                 #listed = :listed, #skipped = :skipped, #updated = :now",
             )
             .condition_expression(format!(
                 "#status = :running AND #sealed = :false AND {at_previous}"
@@ -378,6 +391,8 @@ impl JobLedger {
             .expression_attribute_names("#enqueued", "batches_enqueued")
             .expression_attribute_names("#listed", "files_listed")
             .expression_attribute_names("#skipped", "files_skipped")
+            .expression_attribute_names("#updated", "listing_updated_ms")
+            .expression_attribute_values(":now", number(millis(SystemTime::now())))
             .expression_attribute_values(
                 ":running",
                 AttributeValue::S(JobStatus::Running.as_str().into()),
@@ -385,7 +400,10 @@ impl JobLedger {
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":previous", number(u64::from(previous)))
             .expression_attribute_values(":inv", number(u64::from(checkpoint.invocation)))
-            .expression_attribute_values(":cursor", AttributeValue::S(checkpoint.cursor.clone()))
+            .expression_attribute_values(
+                ":cursor",
+                AttributeValue::S(checkpoint.cursor.clone().unwrap_or_default()),
+            )
             .expression_attribute_values(":enqueued", number(checkpoint.next_batch))
             .expression_attribute_values(":listed", number(checkpoint.files_listed))
             .expression_attribute_values(":skipped", number(checkpoint.files_skipped))
@@ -458,68 +476,36 @@ impl JobLedger {
         }
     }
 
-    /// Ids and start times (ms) of every RUNNING job (a scan: the stuck-job check runs
-    /// rarely and the ledger is small).
-    pub async fn running_jobs(&self) -> Result<Vec<(String, u64)>, JobError> {
+    /// Every RUNNING job (a scan: the stuck-job check runs rarely and the ledger holds one
+    /// small item per job).
+    pub async fn running_jobs(&self) -> Result<Vec<Job>, JobError> {
         let running = AttributeValue::S(JobStatus::Running.as_str().into());
-        let items = self.scan_where("status", running).await?;
-        Ok(items
-            .iter()
-            .filter_map(|item| {
-                let id = item.get("job_id")?.as_s().ok()?.clone();
-                let started = item.get("started_ms")?.as_n().ok()?.parse().ok()?;
-                Some((id, started))
-            })
-            .collect())
+        self.scan_jobs(Some(("status", running))).await
     }
 
     /// Ids of finished jobs whose completion event is still owed (a crash came between the
     /// final transition and the event).
     pub async fn jobs_owing_an_event(&self) -> Result<Vec<String>, JobError> {
-        let items = self
-            .scan_where("event_pending", AttributeValue::Bool(true))
+        let owed = self
+            .scan_jobs(Some(("event_pending", AttributeValue::Bool(true))))
             .await?;
-        Ok(items
-            .iter()
-            .filter_map(|item| item.get("job_id")?.as_s().ok().cloned())
-            .collect())
+        Ok(owed.into_iter().map(|job| job.job_id).collect())
     }
 
     /// The `limit` most recently started jobs, newest first (a scan: one small item per job).
     pub async fn recent_jobs(&self, limit: usize) -> Result<Vec<Job>, JobError> {
-        let mut jobs = self
-            .scan(None)
-            .await?
-            .into_iter()
-            .map(|item| {
-                let id = item
-                    .get("job_id")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                parse_job(&id, item)
-            })
-            .collect::<Result<Vec<Job>, JobError>>()?;
+        let mut jobs = self.scan_jobs(None).await?;
         jobs.sort_by_key(|job| std::cmp::Reverse(job.started_ms));
         jobs.truncate(limit);
         Ok(jobs)
     }
 
-    /// Job id and start time of every job whose `attribute` equals `value`.
-    async fn scan_where(
-        &self,
-        attribute: &str,
-        value: AttributeValue,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, JobError> {
-        self.scan(Some((attribute, value))).await
-    }
-
-    /// Every job item (or, filtered, the id and start time of the matching ones).
-    async fn scan(
+    /// Every job, or those whose `attribute` equals a value.
+    async fn scan_jobs(
         &self,
         filter: Option<(&str, AttributeValue)>,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, JobError> {
-        let mut items = Vec::new();
+    ) -> Result<Vec<Job>, JobError> {
+        let mut jobs = Vec::new();
         let mut start = None;
         loop {
             let mut request = self
@@ -530,20 +516,24 @@ impl JobLedger {
             if let Some((attribute, value)) = &filter {
                 request = request
                     .filter_expression("#attribute = :value")
-                    .projection_expression("#id, #started")
                     .expression_attribute_names("#attribute", *attribute)
-                    .expression_attribute_names("#id", "job_id")
-                    .expression_attribute_names("#started", "started_ms")
                     .expression_attribute_values(":value", value.clone());
             }
             let page = request
                 .send()
                 .await
                 .map_err(|e| dynamo_error("Scan", "*", e))?;
-            items.extend(page.items.unwrap_or_default());
+            for item in page.items.unwrap_or_default() {
+                let id = item
+                    .get("job_id")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                jobs.push(parse_job(&id, item)?);
+            }
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
+                _ => return Ok(jobs),
             }
         }
     }

@@ -178,3 +178,47 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     assert_eq!(job.totals.rows_written, spec.total_rows());
     assert_eq!(env.record_count().await, spec.total_rows());
 }
+
+#[tokio::test]
+async fn a_listing_whose_invocation_died_is_woken_by_the_stuck_job_check() {
+    let env = TestEnv::new(default_servers(), "continue-stalled").await;
+    let spec = ten_objects(&env).await;
+    let config = paged(env.pipeline().coordinator);
+    let control = config.control_queue_url.clone().unwrap();
+    let coordinator = Coordinator::new(env.clients.clone(), config);
+    let ledger = env.ledger();
+    // A job whose first invocation died before any checkpoint, 20 minutes ago, and one that
+    // has just started (its invocation may well be alive).
+    let mut dead = shared::jobs::Job::new("job-dead-listing", &env.resources.bucket, "long/");
+    dead.started_ms -= 20 * 60 * 1000;
+    ledger.create(&dead).await.unwrap();
+    let fresh = shared::jobs::Job::new("job-fresh-listing", &env.resources.bucket, "long/");
+    ledger.create(&fresh).await.unwrap();
+
+    let report = coordinator
+        .check_stuck_jobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.listings_resumed, vec!["job-dead-listing".to_owned()]);
+    let woken = wake_ups(&env, &control).await;
+    assert_eq!(
+        woken,
+        vec![ContinueListing {
+            job_id: "job-dead-listing".into(),
+            invocation: 0
+        }]
+    );
+    // The woken invocation lists from the start, to the end (no deadline).
+    let started = coordinator
+        .continue_listing(&woken[0], None)
+        .await
+        .unwrap()
+        .expect("the listing ran");
+    assert!(!started.continues);
+    assert_eq!(started.total_batches, 5);
+
+    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let job = env.deliver_until_final(&worker, "job-dead-listing").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, spec.total_rows());
+}
