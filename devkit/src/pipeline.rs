@@ -68,6 +68,7 @@ impl LocalPipeline {
                 checkpoint_margin: Duration::from_secs(
                     CoordinatorConfig::DEFAULT_CHECKPOINT_MARGIN_SECONDS,
                 ),
+                control_max_receive_count: 5,
             },
             worker: WorkerConfig {
                 tables: resources.tables.clone(),

@@ -111,12 +111,20 @@ impl Announcer {
         if !job.status.is_final() || !job.event_pending {
             return Ok(());
         }
-        if claim == Claim::Needed && !self.ledger.claim_event(&job.job_id, CLAIM_LEASE).await? {
-            return Ok(()); // someone else is sending it, or has
-        }
+        let claimed_ms = match claim {
+            Claim::Held => job.event_claimed_ms.unwrap_or_default(),
+            Claim::Needed => match self.ledger.claim_event(&job.job_id, CLAIM_LEASE).await? {
+                Some(claimed_ms) => claimed_ms,
+                None => return Ok(()), // someone else is sending it, or has
+            },
+        };
         if let Err(error) = self.send(job).await {
             // Best effort: an unreleased claim only delays the retry by the lease.
-            if let Err(release) = self.ledger.release_event_claim(&job.job_id).await {
+            if let Err(release) = self
+                .ledger
+                .release_event_claim(&job.job_id, claimed_ms)
+                .await
+            {
                 tracing::warn!(job_id = %job.job_id, error = %crate::report(&release), "could not release the event claim");
             }
             return Err(error);

@@ -54,6 +54,9 @@ pub struct CoordinatorConfig {
     pub control_queue_url: Option<String>,
     /// Time kept free before the deadline: the listing pauses when less than this is left.
     pub checkpoint_margin: Duration,
+    /// The control queue's maxReceiveCount: a continuation failing on this delivery fails
+    /// its job instead of going on to the dead-letter queue and being woken again forever.
+    pub control_max_receive_count: u32,
 }
 
 /// Worker settings: the two limits of the seed's loop, plus write parallelism.
@@ -139,6 +142,7 @@ impl CoordinatorConfig {
                 "CHECKPOINT_MARGIN_SECONDS",
                 Self::DEFAULT_CHECKPOINT_MARGIN_SECONDS,
             )?),
+            control_max_receive_count: positive(&var, "CONTROL_MAX_RECEIVE_COUNT", 5)?,
         })
     }
 }

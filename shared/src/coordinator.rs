@@ -280,7 +280,11 @@ impl Coordinator {
             .clone()
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let report = self.report_location(&request);
+        // This run owns the listing until it seals it or hands it over at a checkpoint.
+        let run = uuid::Uuid::now_v7().to_string();
         let mut job = Job::new(&job_id, &request.bucket, &request.prefix);
+        job.listing_owner = Some(run.clone());
+        job.listing_updated_ms = job.started_ms;
         job.key = request.key.clone();
         job.schema = request.schema.clone();
         job.tolerated_rejects = request.tolerated_rejects;
@@ -294,33 +298,25 @@ impl Coordinator {
                 .await
                 .map(Listed::Done),
             None => {
-                self.enqueue_prefix(&job_id, &request, &report, None, deadline)
+                self.enqueue_prefix(&job_id, &request, &report, None, &run, deadline)
                     .await
             }
         };
         let listed = match planned {
             Ok(listed) => listed,
+            Err(error @ CoordinatorError::Wake { .. }) => {
+                // Checkpointed, but the next invocation was not woken: the stuck-job check
+                // wakes it once the listing has been idle for longer than an invocation.
+                tracing::error!(%job_id, error = %crate::report(&error), "listing paused but not woken; the stuck-job check resumes it");
+                return Err(error);
+            }
             Err(error) => {
                 // A job that can never be sealed must not sit RUNNING forever.
-                let reason = crate::report(&error);
-                tracing::error!(%job_id, %reason, "listing or enqueueing failed");
-                match self.ledger.fail(&job_id, &reason).await {
-                    Ok(Some(job)) => {
-                        self.metrics
-                            .emit(metrics::job_finished("coordinator", &job));
-                        if let Err(e) = self.announcer.announce(&job, Claim::Held).await {
-                            tracing::error!(%job_id, error = %crate::report(&e), "could not send the completion event; the stuck-job check retries it");
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(fail_error) => {
-                        tracing::error!(%job_id, error = %crate::report(&fail_error), "could not mark job FAILED")
-                    }
-                }
+                self.fail_job(&job_id, &crate::report(&error)).await;
                 return Err(error);
             }
         };
-        self.conclude(&job_id, listed).await
+        self.conclude(&job_id, listed, &run).await
     }
 
     /// One control-queue message: resumes a paused listing from the job's checkpoint.
@@ -349,7 +345,37 @@ impl Coordinator {
             }
             return Ok(None);
         }
+        // Only one run of a step may enqueue: a duplicate wake-up finds the step taken.
+        let run = uuid::Uuid::now_v7().to_string();
+        if !self
+            .ledger
+            .claim_listing(job_id, message.invocation, &run, LISTING_STALLED_AFTER)
+            .await?
+        {
+            tracing::info!(%job_id, invocation = message.invocation, "another run owns this listing step");
+            return Ok(None);
+        }
         tracing::info!(%job_id, invocation = checkpoint.invocation, batches = checkpoint.next_batch, "listing continues");
+        let result = self
+            .continue_claimed(&job, checkpoint, &run, deadline)
+            .await;
+        if result.is_err()
+            && let Err(release) = self.ledger.release_listing(job_id, &run).await
+        {
+            tracing::warn!(%job_id, error = %crate::report(&release), "could not release the listing step; it frees itself when stale");
+        }
+        result
+    }
+
+    /// The claimed step of a continuing listing: plan the object again, or list on.
+    async fn continue_claimed(
+        &self,
+        job: &Job,
+        checkpoint: ListingCheckpoint,
+        run: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Option<JobStarted>, CoordinatorError> {
+        let job_id = &job.job_id;
         let request = JobRequest {
             job_id: Some(job_id.clone()),
             key: job.key.clone(),
@@ -365,14 +391,16 @@ impl Coordinator {
                 .await
                 .map(Listed::Done)?,
             None => {
-                self.enqueue_prefix(job_id, &request, &report, Some(checkpoint), deadline)
+                self.enqueue_prefix(job_id, &request, &report, Some(checkpoint), run, deadline)
                     .await?
             }
         };
-        match self.conclude(job_id, listed).await {
+        match self.conclude(job_id, listed, run).await {
             Ok(started) => Ok(Some(started)),
-            // A duplicate continuation sealed the same listing first.
-            Err(CoordinatorError::Job(JobError::AlreadySealed(_))) => Ok(None),
+            // This run's claim went stale and another run took the step over.
+            Err(CoordinatorError::Job(JobError::AlreadySealed(_) | JobError::NotOwner(_))) => {
+                Ok(None)
+            }
             Err(error) => Err(error),
         }
     }
@@ -388,13 +416,32 @@ impl Coordinator {
         for message in event.records {
             let id = message.message_id.clone().unwrap_or_default();
             let body = message.body.as_deref().unwrap_or_default();
-            let result = match serde_json::from_str::<ContinueListing>(body) {
-                Ok(continuation) => self
-                    .continue_listing(&continuation, deadline)
-                    .await
-                    .map_err(|e| crate::report(&e)),
-                Err(e) => Err(format!("not a ContinueListing message: {e}")),
+            let continuation = match serde_json::from_str::<ContinueListing>(body) {
+                Ok(continuation) => continuation,
+                Err(e) => {
+                    tracing::error!(message_id = %id, error = %e, "not a ContinueListing message; left for the dead-letter queue");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                    continue;
+                }
             };
+            let result = self
+                .continue_listing(&continuation, deadline)
+                .await
+                .map_err(|e| crate::report(&e));
+            let receives: u32 = message
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            if let Err(reason) = &result
+                && receives >= self.config.control_max_receive_count
+            {
+                // The listing fails for good: end the job instead of waking it forever.
+                self.fail_job(&continuation.job_id, reason).await;
+                continue;
+            }
             if let Err(reason) = result {
                 tracing::error!(message_id = %id, %reason, "continuing a listing failed; left for redelivery");
                 let mut failure = BatchItemFailure::default();
@@ -406,7 +453,12 @@ impl Coordinator {
     }
 
     /// Seals a finished listing (which may finish the job), or reports a paused one.
-    async fn conclude(&self, job_id: &str, listed: Listed) -> Result<JobStarted, CoordinatorError> {
+    async fn conclude(
+        &self,
+        job_id: &str,
+        listed: Listed,
+        owner: &str,
+    ) -> Result<JobStarted, CoordinatorError> {
         let (enqueued, continues) = match listed {
             Listed::Paused(enqueued) => (enqueued, true),
             Listed::Done(enqueued) => (enqueued, false),
@@ -424,7 +476,13 @@ impl Coordinator {
         }
         started.finished = self
             .ledger
-            .seal(job_id, enqueued.batches, enqueued.listed, enqueued.skipped)
+            .seal(
+                job_id,
+                enqueued.batches,
+                enqueued.listed,
+                enqueued.skipped,
+                Some(owner),
+            )
             .await?;
         if let Some(job) = &started.finished {
             self.metrics.emit(metrics::job_finished("coordinator", job));
@@ -432,6 +490,24 @@ impl Coordinator {
         }
         tracing::info!(%job_id, batches = enqueued.batches, files = enqueued.listed - enqueued.skipped, skipped = enqueued.skipped, "job sealed");
         Ok(started)
+    }
+
+    /// Marks a job FAILED for a reason that no retry can fix; failures to do so are logged.
+    async fn fail_job(&self, job_id: &str, reason: &str) {
+        tracing::error!(%job_id, %reason, "listing failed for good; job FAILED");
+        match self.ledger.fail(job_id, reason).await {
+            Ok(Some(job)) => {
+                self.metrics
+                    .emit(metrics::job_finished("coordinator", &job));
+                if let Err(e) = self.announcer.announce(&job, Claim::Held).await {
+                    tracing::error!(%job_id, error = %crate::report(&e), "could not send the completion event; the stuck-job check retries it");
+                }
+            }
+            Ok(None) => {}
+            Err(fail_error) => {
+                tracing::error!(%job_id, error = %crate::report(&fail_error), "could not mark job FAILED")
+            }
+        }
     }
 
     fn report_location(&self, request: &JobRequest) -> ReportLocation {
@@ -490,6 +566,7 @@ impl Coordinator {
         request: &JobRequest,
         report: &ReportLocation,
         resume: Option<ListingCheckpoint>,
+        owner: &str,
         deadline: Option<Instant>,
     ) -> Result<Listed, CoordinatorError> {
         let mut lister = PrefixLister::new(
@@ -549,7 +626,7 @@ impl Coordinator {
                     files_listed: listed,
                     files_skipped: skipped,
                 };
-                if self.ledger.checkpoint(job_id, &checkpoint).await? {
+                if self.ledger.checkpoint(job_id, &checkpoint, owner).await? {
                     self.wake(job_id, checkpoint.invocation).await?;
                     tracing::info!(
                         job_id,
@@ -558,10 +635,7 @@ impl Coordinator {
                         "listing paused before the deadline"
                     );
                 } else {
-                    tracing::info!(
-                        job_id,
-                        "a duplicate invocation checkpointed this listing first; stopping"
-                    );
+                    tracing::info!(job_id, "this run no longer owns the listing; stopping");
                 }
                 return Ok(Listed::Paused(Enqueued {
                     batches: batcher.emitted(),

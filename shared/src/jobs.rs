@@ -41,6 +41,8 @@ pub enum JobError {
     NotFound(String),
     #[error("job {0} is already sealed")]
     AlreadySealed(String),
+    #[error("another run owns the listing of job {0}")]
+    NotOwner(String),
     #[error("job item {job_id} is malformed")]
     Malformed {
         job_id: String,
@@ -163,9 +165,16 @@ pub struct Job {
     pub listing_cursor: Option<String>,
     #[serde(default)]
     pub batches_enqueued: u64,
-    /// When the listing last checkpointed (ms since the epoch; 0: never).
+    /// When the listing last changed hands (ms since the epoch; 0: never).
     #[serde(default)]
     pub listing_updated_ms: u64,
+    /// The run that owns the current listing step: only it may enqueue, checkpoint or seal.
+    /// Absent between a checkpoint and the next run's claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_owner: Option<String>,
+    /// When the completion event's sending was claimed (see [`crate::completion`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_claimed_ms: Option<u64>,
 }
 
 /// Where a paused listing resumes, as checkpointed in the job item.
@@ -212,6 +221,8 @@ impl Job {
             listing_cursor: None,
             batches_enqueued: 0,
             listing_updated_ms: 0,
+            listing_owner: None,
+            event_claimed_ms: None,
         }
     }
 
@@ -316,23 +327,31 @@ impl JobLedger {
     }
 
     /// Ends the listing: fixes the total. If every batch was already counted, this call
-    /// finishes the job (returns it); otherwise the last batch to be counted will.
+    /// finishes the job (returns it); otherwise the last batch to be counted will. With an
+    /// `owner`, only that run may seal (a duplicate run of the same step gets `NotOwner`).
     pub async fn seal(
         &self,
         job_id: &str,
         total_batches: u64,
         files_listed: u64,
         files_skipped: u64,
+        owner: Option<&str>,
     ) -> Result<Option<Job>, JobError> {
-        let result = self
-            .ddb
-            .update_item()
+        let mut condition = "attribute_exists(#id) AND #sealed = :false".to_owned();
+        let mut request = self.ddb.update_item();
+        if let Some(owner) = owner {
+            condition.push_str(" AND #owner = :owner");
+            request = request
+                .expression_attribute_names("#owner", "listing_owner")
+                .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()));
+        }
+        let result = request
             .table_name(&self.table)
             .key("job_id", AttributeValue::S(job_id.to_owned()))
             .update_expression(
                 "SET #sealed = :true, #total = :total, #listed = :listed, #skipped = :skipped",
             )
-            .condition_expression("attribute_exists(#id) AND #sealed = :false")
+            .condition_expression(condition)
             .expression_attribute_names("#id", "job_id")
             .expression_attribute_names("#sealed", "sealed")
             .expression_attribute_names("#total", "total_batches")
@@ -350,7 +369,8 @@ impl JobLedger {
             Ok(output) => parse_job(job_id, output.attributes.unwrap_or_default())?,
             Err(e) if is_condition_failure(&e) => {
                 return Err(match self.get(job_id).await? {
-                    Some(_) => JobError::AlreadySealed(job_id.to_owned()),
+                    Some(job) if job.sealed => JobError::AlreadySealed(job_id.to_owned()),
+                    Some(_) => JobError::NotOwner(job_id.to_owned()),
                     None => JobError::NotFound(job_id.to_owned()),
                 });
             }
@@ -359,13 +379,87 @@ impl JobLedger {
         self.try_finish(&job).await
     }
 
-    /// Pauses a listing: records where invocation `checkpoint.invocation` resumes, only if
-    /// the job is running, unsealed, and still at the invocation before it. `false` means
-    /// another invocation (a duplicate) got there first, and this one must stop.
+    /// Takes the listing step `invocation` for the run `owner`: only if the job is running,
+    /// unsealed, at that step, and nobody owns it (or its owner went silent for longer than
+    /// `stale_after`, longer than any invocation lives). Only the owner enqueues, so two runs
+    /// of one step (a duplicate wake-up) never send different batches under one number.
+    pub async fn claim_listing(
+        &self,
+        job_id: &str,
+        invocation: u32,
+        owner: &str,
+        stale_after: Duration,
+    ) -> Result<bool, JobError> {
+        let now = millis(SystemTime::now());
+        let at_step = match invocation {
+            0 => "(attribute_not_exists(#inv) OR #inv = :inv)",
+            _ => "#inv = :inv",
+        };
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .update_expression("SET #owner = :owner, #updated = :now")
+            .condition_expression(format!(
+                "#status = :running AND #sealed = :false AND {at_step} \
+                 AND (attribute_not_exists(#owner) OR #updated < :stale)"
+            ))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#sealed", "sealed")
+            .expression_attribute_names("#inv", "listing_invocation")
+            .expression_attribute_names("#owner", "listing_owner")
+            .expression_attribute_names("#updated", "listing_updated_ms")
+            .expression_attribute_values(
+                ":running",
+                AttributeValue::S(JobStatus::Running.as_str().into()),
+            )
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":inv", number(u64::from(invocation)))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":now", number(now))
+            .expression_attribute_values(
+                ":stale",
+                number(now.saturating_sub(stale_after.as_millis() as u64)),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(dynamo_error("UpdateItem(claim listing)", job_id, e)),
+        }
+    }
+
+    /// Gives up `owner`'s claim on the current listing step after an error, so a retry can
+    /// claim it at once instead of waiting for the claim to go stale.
+    pub async fn release_listing(&self, job_id: &str, owner: &str) -> Result<(), JobError> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .update_expression("REMOVE #owner")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "listing_owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(dynamo_error("UpdateItem(release listing)", job_id, e)),
+        }
+    }
+
+    /// Pauses a listing: records where invocation `checkpoint.invocation` resumes and hands
+    /// the listing over (no owner until the next run claims it), only if `owner` still owns
+    /// the step before it. `false` means it does not, and this run must stop.
     pub async fn checkpoint(
         &self,
         job_id: &str,
         checkpoint: &ListingCheckpoint,
+        owner: &str,
     ) -> Result<bool, JobError> {
         let previous = checkpoint.invocation.saturating_sub(1);
         let at_previous = match previous {
@@ -379,11 +473,13 @@ impl JobLedger {
             .key("job_id", AttributeValue::S(job_id.to_owned()))
             .update_expression(
                 "SET #inv = :inv, #cursor = :cursor, #enqueued = :enqueued, \
-                 #listed = :listed, #skipped = :skipped, #updated = :now",
+                 #listed = :listed, #skipped = :skipped, #updated = :now REMOVE #owner",
             )
             .condition_expression(format!(
-                "#status = :running AND #sealed = :false AND {at_previous}"
+                "#status = :running AND #sealed = :false AND {at_previous} AND #owner = :owner"
             ))
+            .expression_attribute_names("#owner", "listing_owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#sealed", "sealed")
             .expression_attribute_names("#inv", "listing_invocation")
@@ -732,7 +828,12 @@ impl JobLedger {
     /// Takes the right to send a job's owed completion event: only if the event is pending
     /// and nobody claimed it within `lease` (the final transition's winner holds the first
     /// claim). A claimant that crashed before sending loses its claim when the lease ends.
-    pub async fn claim_event(&self, job_id: &str, lease: Duration) -> Result<bool, JobError> {
+    /// Returns the claim's time stamp, the token to release it with.
+    pub async fn claim_event(
+        &self,
+        job_id: &str,
+        lease: Duration,
+    ) -> Result<Option<u64>, JobError> {
         let now = millis(SystemTime::now());
         let stale = now.saturating_sub(lease.as_millis() as u64);
         let result = self
@@ -752,51 +853,47 @@ impl JobLedger {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
+            Ok(_) => Ok(Some(now)),
+            Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(dynamo_error("UpdateItem(claim event)", job_id, e)),
         }
     }
 
-    /// Gives up a claim after a failed send, so the next delivery can send at once.
-    pub async fn release_event_claim(&self, job_id: &str) -> Result<(), JobError> {
-        self.set_event_state(job_id, "REMOVE #claimed", "release event claim")
-            .await
-    }
-
-    /// Marks a job's completion event as sent.
-    pub async fn clear_event_pending(&self, job_id: &str) -> Result<(), JobError> {
-        self.set_event_state(
-            job_id,
-            "SET #pending = :false REMOVE #claimed",
-            "event sent",
-        )
-        .await
-    }
-
-    async fn set_event_state(
-        &self,
-        job_id: &str,
-        update: &str,
-        what: &'static str,
-    ) -> Result<(), JobError> {
-        let mut request = self
+    /// Gives up the claim stamped `claimed_ms` after a failed send, so the next delivery can
+    /// send at once; a claim someone else has taken over since is left alone.
+    pub async fn release_event_claim(&self, job_id: &str, claimed_ms: u64) -> Result<(), JobError> {
+        let result = self
             .ddb
             .update_item()
             .table_name(&self.table)
             .key("job_id", AttributeValue::S(job_id.to_owned()))
-            .update_expression(update)
-            .condition_expression("attribute_exists(job_id)")
-            .expression_attribute_names("#claimed", "event_claimed_ms");
-        if update.contains("#pending") {
-            request = request
-                .expression_attribute_names("#pending", "event_pending")
-                .expression_attribute_values(":false", AttributeValue::Bool(false));
+            .update_expression("REMOVE #claimed")
+            .condition_expression("#claimed = :mine")
+            .expression_attribute_names("#claimed", "event_claimed_ms")
+            .expression_attribute_values(":mine", number(claimed_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(dynamo_error("UpdateItem(release event claim)", job_id, e)),
         }
-        request
+    }
+
+    /// Marks a job's completion event as sent.
+    pub async fn clear_event_pending(&self, job_id: &str) -> Result<(), JobError> {
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_owned()))
+            .update_expression("SET #pending = :false REMOVE #claimed")
+            .condition_expression("attribute_exists(job_id)")
+            .expression_attribute_names("#pending", "event_pending")
+            .expression_attribute_names("#claimed", "event_claimed_ms")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
             .send()
             .await
-            .map_err(|e| dynamo_error(what, job_id, e))?;
+            .map_err(|e| dynamo_error("UpdateItem(event sent)", job_id, e))?;
         Ok(())
     }
 }

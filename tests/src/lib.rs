@@ -149,7 +149,7 @@ impl TestEnv {
         let job = Job::new(job_id, &self.resources.bucket, "");
         ledger.create(&job).await.expect("creating the job");
         let finished = ledger
-            .seal(job_id, batches, files, 0)
+            .seal(job_id, batches, files, 0, None)
             .await
             .expect("sealing the job");
         assert!(finished.is_none(), "{batches} batches are still to do");

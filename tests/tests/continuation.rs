@@ -110,10 +110,26 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     };
     assert_eq!(wake_ups(&env, &control).await, vec![wake(1)]);
 
-    // Invocation 1 delivered twice: the duplicate only repeats the wake-up of invocation 2.
+    // Invocation 1 delivered twice at once: one run claims the step, the other stops (or,
+    // coming late, repeats the wake-up of invocation 2).
+    let (one, other) = (wake(1), wake(1));
+    let (first, second) = futures::join!(
+        coordinator.continue_listing(&one, now()),
+        coordinator.continue_listing(&other, now())
+    );
+    let ran = [first.unwrap(), second.unwrap()]
+        .iter()
+        .filter(|started| started.is_some())
+        .count();
+    assert_eq!(ran, 1, "exactly one run of invocation 1");
+    let woken = wake_ups(&env, &control).await;
+    assert!(
+        !woken.is_empty() && woken.iter().all(|w| *w == wake(2)),
+        "{woken:?}"
+    );
+    // And once more, late: it only repeats the wake-up of invocation 2.
     coordinator.continue_listing(&wake(1), now()).await.unwrap();
-    coordinator.continue_listing(&wake(1), now()).await.unwrap();
-    assert_eq!(wake_ups(&env, &control).await, vec![wake(2), wake(2)]);
+    assert_eq!(wake_ups(&env, &control).await, vec![wake(2)]);
 
     // Invocation 2 crashes mid-enqueue (the work queue is unreachable): nothing recorded.
     let mut broken = config.clone();
@@ -221,4 +237,48 @@ async fn a_listing_whose_invocation_died_is_woken_by_the_stuck_job_check() {
     let job = env.deliver_until_final(&worker, "job-dead-listing").await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(job.totals.rows_written, spec.total_rows());
+}
+
+#[tokio::test]
+async fn a_continuation_failing_on_its_last_delivery_fails_its_job() {
+    let env = TestEnv::new(default_servers(), "continue-fails").await;
+    ten_objects(&env).await;
+    let config = paged(env.pipeline().coordinator);
+    let control = config.control_queue_url.clone().unwrap();
+    let started = Coordinator::new(env.clients.clone(), config.clone())
+        .start_job(
+            JobRequest::new(&env.resources.bucket, "long/"),
+            Some(Instant::now()),
+        )
+        .await
+        .unwrap();
+    let mut event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_str(include_str!("../../events/sqs-continue-listing.json")).unwrap();
+    let body = serde_json::to_string(&wake_ups(&env, &control).await[0]).unwrap();
+    event.records[0].body = Some(body);
+    // The work queue is gone: every delivery fails.
+    let mut broken = config;
+    broken.queue_url = format!("{}-missing", broken.queue_url);
+    let coordinator = Coordinator::new(env.clients.clone(), broken);
+
+    let early = coordinator.handle_control_event(event.clone(), None).await;
+    assert_eq!(early.batch_item_failures.len(), 1, "left for redelivery");
+    let ledger = env.ledger();
+    let job = ledger.get(&started.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+
+    event.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "5".into());
+    let last = coordinator.handle_control_event(event, None).await;
+    assert!(
+        last.batch_item_failures.is_empty(),
+        "consumed: the job ended"
+    );
+    let job = ledger.get(&started.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(
+        job.error.as_deref().unwrap_or_default().contains("missing"),
+        "{job:?}"
+    );
 }
