@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The read-path benchmark: ours against the first seed's loop, side by side, one thread,
-# 10,000 seed-shaped files on local s3s-fs; prints a markdown table. Extra arguments go to
-# `s3-fanout bench` (e.g. --files 2000 --runs 5).
+# The benchmarks of docs/performance.md, side by side in one run on the local servers: the
+# read path (ceiling, ours, the first seed's loop) over 10,000 seed-shaped files, latency
+# injection, one 1 GiB object in ranges, end to end against the DynamoDB server's ceiling and
+# the plan model. Prints markdown tables. Extra arguments go to `s3-fanout bench` (e.g.
+# --files 2000 --runs 5 --large-mib 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

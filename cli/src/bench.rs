@@ -38,6 +38,12 @@ pub struct BenchArgs {
     /// Range size in the range-mode table, in MiB.
     #[arg(long, default_value_t = 32)]
     pub chunk_mib: u64,
+    /// Skip the end-to-end table (local jobs against the DynamoDB ceiling and the plan).
+    #[arg(long)]
+    pub no_e2e: bool,
+    /// Time to first byte the latency table injects, in ms (0 skips the table).
+    #[arg(long, default_value_t = 20)]
+    pub latency_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -46,6 +52,8 @@ pub enum Mode {
     Ours,
     /// The first seed: Semaphore(750) + buffer_unordered(1000), String per body and field, all collected.
     Seed,
+    /// The server's ceiling: signed GETs over a bare HTTP client, 256 in flight, bodies dropped.
+    Ceiling,
     /// One large object as byte ranges (large-object mode), ranges decoded 4 at a time.
     Ranges,
     /// The same object in one GET, decoded as one stream.
@@ -74,6 +82,9 @@ pub struct ChildArgs {
     /// Range size for `ranges`, in bytes.
     #[arg(long, default_value_t = 32 << 20)]
     pub chunk_bytes: u64,
+    /// GETs in flight for `ours` (the semaphore and the buffer_unordered width).
+    #[arg(long)]
+    pub in_flight: Option<usize>,
 }
 
 pub async fn bench(args: BenchArgs) -> Result<()> {
@@ -100,9 +111,16 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
         args.s3
     );
 
-    let mut results: Vec<(Mode, Vec<Measured>)> = vec![(Mode::Ours, vec![]), (Mode::Seed, vec![])];
+    let mut results: Vec<(Mode, Vec<Measured>)> = vec![
+        (Mode::Ceiling, vec![]),
+        (Mode::Ours, vec![]),
+        (Mode::Seed, vec![]),
+    ];
+    let modes = results.len();
     for run in 0..args.runs {
-        for (mode, measured) in &mut results {
+        // The order rotates per run, so no loop always meets a cold server.
+        for slot in 0..modes {
+            let (mode, measured) = &mut results[(slot + run) % modes];
             let m = run_child(*mode, &servers, bucket, &spec.prefix)?;
             eprintln!(
                 "run {} {:?}: {:.0} files/s, {:.2} CPU s, {:.0} MB",
@@ -112,13 +130,17 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
                 m.cpu_seconds,
                 m.peak_rss_mb
             );
-            if m.files != args.files as u64 || m.rows != spec.total_rows() {
+            let rows = match mode {
+                Mode::Ceiling => 0, // bodies are not decoded
+                _ => spec.total_rows(),
+            };
+            if m.files != args.files as u64 || m.rows != rows {
                 bail!(
                     "{mode:?} read {} files / {} rows, expected {} / {}",
                     m.files,
                     m.rows,
                     args.files,
-                    spec.total_rows()
+                    rows
                 );
             }
             measured.push(m);
@@ -129,8 +151,69 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
         .map(|(mode, runs)| (*mode, median(runs)))
         .collect();
     print_table(&medians, args.files, args.runs, args.s3);
+    if args.latency_ms > 0 {
+        latency_bench(&args, &servers, bucket).await?;
+    }
     if args.large_mib > 0 {
         large_object_bench(&args, &servers, bucket).await?;
+    }
+    if !args.no_e2e {
+        let ours = medians[1].1;
+        let files_per_second = ours.files as f64 / ours.wall_seconds;
+        crate::e2e_bench::e2e_bench(&servers, files_per_second, args.runs).await?;
+    }
+    Ok(())
+}
+
+/// Files/s of the worker's read path against in-flight limits, with a delaying proxy in
+/// front of the server, next to the C / L bound.
+async fn latency_bench(
+    args: &BenchArgs,
+    servers: &devkit::servers::LocalAws,
+    bucket: &str,
+) -> Result<()> {
+    let files = 2_000;
+    let spec = devkit::sample::SampleSpec::new("bench-latency/", files, 100);
+    spec.upload(&servers.clients().s3, bucket, 64, || {})
+        .await?;
+    let upstream = servers
+        .endpoints
+        .s3
+        .clone()
+        .context("the bench's S3 server has an endpoint")?;
+    let latency = std::time::Duration::from_millis(args.latency_ms);
+    let proxy = crate::latency::start(&upstream, latency)?;
+    println!(
+        "\nWorker read path through a proxy adding {} ms to every response's first byte, {files} files, one thread, median of {} runs:\n",
+        args.latency_ms, args.runs
+    );
+    println!("| GETs in flight | files/s | C / L bound | of the bound | CPU s |");
+    println!("|---|---|---|---|---|");
+    for in_flight in [16usize, 64, 256, 1024] {
+        let mut runs = Vec::new();
+        for _ in 0..args.runs {
+            let mut command = child_command(Mode::Ours, servers, bucket, &spec.prefix, 32 << 20)?;
+            command
+                .env("AWS_ENDPOINT_URL_S3", &proxy)
+                .args(["--in-flight", &in_flight.to_string()]);
+            let m = run_command(Mode::Ours, command)?;
+            if m.rows != spec.total_rows() {
+                bail!(
+                    "the latency run read {} rows, expected {}",
+                    m.rows,
+                    spec.total_rows()
+                );
+            }
+            runs.push(m);
+        }
+        let m = median(&runs);
+        let bound = in_flight as f64 / latency.as_secs_f64();
+        let rate = m.files as f64 / m.wall_seconds;
+        println!(
+            "| {in_flight} | {rate:.0} | {bound:.0} | {:.0}% | {:.2} |",
+            100.0 * rate / bound,
+            m.cpu_seconds
+        );
     }
     Ok(())
 }
@@ -231,7 +314,22 @@ fn run_child_with(
     prefix: &str,
     chunk_bytes: u64,
 ) -> Result<Measured> {
-    let output = Command::new(std::env::current_exe()?)
+    run_command(
+        mode,
+        child_command(mode, servers, bucket, prefix, chunk_bytes)?,
+    )
+}
+
+/// A `bench-child` run of `mode` against the servers.
+fn child_command(
+    mode: Mode,
+    servers: &devkit::servers::LocalAws,
+    bucket: &str,
+    prefix: &str,
+    chunk_bytes: u64,
+) -> Result<Command> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .args([
             "bench-child",
             "--mode",
@@ -243,9 +341,12 @@ fn run_child_with(
             "--chunk-bytes",
             &chunk_bytes.to_string(),
         ])
-        .envs(servers.env())
-        .output()
-        .context("running a bench child")?;
+        .envs(servers.env());
+    Ok(command)
+}
+
+fn run_command(mode: Mode, mut command: Command) -> Result<Measured> {
+    let output = command.output().context("running a bench child")?;
     if !output.status.success() {
         bail!(
             "bench child {mode:?} failed: {}",
@@ -259,6 +360,7 @@ fn mode_name(mode: Mode) -> &'static str {
     match mode {
         Mode::Ours => "ours",
         Mode::Seed => "seed",
+        Mode::Ceiling => "ceiling",
         Mode::Ranges => "ranges",
         Mode::WholeObject => "whole-object",
     }
@@ -270,8 +372,13 @@ pub async fn child(args: ChildArgs) -> Result<()> {
     let before = usage();
     let started = Instant::now();
     let (files, rows) = match args.mode {
-        Mode::Ours => ours(&clients, &args.bucket, &args.prefix).await?,
+        Mode::Ours => ours(&clients, &args.bucket, &args.prefix, args.in_flight).await?,
         Mode::Seed => seed(&clients.s3, &args.bucket, &args.prefix).await?,
+        Mode::Ceiling => {
+            let keys = list_keys(&clients, &args.bucket, &args.prefix).await?;
+            let (files, _) = crate::ceiling::lean_gets(&args.bucket, &keys).await?;
+            (files, 0)
+        }
         Mode::Ranges | Mode::WholeObject => {
             large(
                 &clients,
@@ -297,15 +404,33 @@ pub async fn child(args: ChildArgs) -> Result<()> {
 }
 
 /// The worker's read path: list, then the loader with a sink that counts rows.
-async fn ours(clients: &Clients, bucket: &str, prefix: &str) -> Result<(u64, u64)> {
+/// `in_flight` sets both limits (GET permits and `buffer_unordered` width); the worker's
+/// defaults (256 and 512) otherwise.
+async fn ours(
+    clients: &Clients,
+    bucket: &str,
+    prefix: &str,
+    in_flight: Option<usize>,
+) -> Result<(u64, u64)> {
+    let keys = list_keys(clients, bucket, prefix).await?;
+    let work: Vec<Work> = keys.iter().map(|key| Work::Object(key)).collect();
+    let defaults = shared::config::WorkerConfig::default();
+    let (fetches, tasks) = match in_flight {
+        Some(n) => (n, n),
+        None => (defaults.fetch_concurrency, defaults.task_concurrency),
+    };
+    let stats = load_counting(clients, bucket, &work, fetches, tasks).await?;
+    Ok((stats.files, stats.written.written))
+}
+
+/// Every key under `prefix`, listed page by page.
+async fn list_keys(clients: &Clients, bucket: &str, prefix: &str) -> Result<Vec<String>> {
     let mut lister = PrefixLister::new(clients.s3.clone(), bucket, prefix, 1000);
     let mut keys = Vec::new();
     while let Some(page) = lister.next_page().await? {
         keys.extend(page.into_iter().map(|o| o.key));
     }
-    let work: Vec<Work> = keys.iter().map(|key| Work::Object(key)).collect();
-    let stats = load_counting(clients, bucket, &work, 512).await?;
-    Ok((stats.files, stats.written.written))
+    Ok(keys)
 }
 
 /// One large object, as ranges (planned as the coordinator plans them) or in one GET.
@@ -325,7 +450,7 @@ async fn large(
         ObjectPlan::Ranges(ranges) => ranges.iter().map(Work::Range).collect(),
         ObjectPlan::Whole => vec![Work::Object(key)],
     };
-    let stats = load_counting(clients, bucket, &work, 4).await?;
+    let stats = load_counting(clients, bucket, &work, 4, 4).await?;
     Ok((stats.files, stats.written.written))
 }
 
@@ -334,10 +459,11 @@ async fn load_counting(
     clients: &Clients,
     bucket: &str,
     work: &[Work<'_>],
+    fetch_concurrency: usize,
     task_concurrency: usize,
 ) -> Result<shared::loader::LoadStats> {
     let config = shared::config::WorkerConfig::default();
-    let limiter = AimdLimiter::new(config.fetch_concurrency, 4);
+    let limiter = AimdLimiter::new(fetch_concurrency, 4.min(fetch_concurrency));
     let schema = Schema::sensor();
     let loader = Loader {
         s3: &clients.s3,
@@ -470,6 +596,8 @@ fn print_table(
         println!(
             "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} |",
             match mode {
+                Mode::Ceiling =>
+                    "ceiling (list + signed GETs on a bare HTTP client, 256 in flight, bodies dropped)",
                 Mode::Ours => "ours (list + GET + streaming decode + typing)",
                 _ => "seed (Semaphore 750 + buffer_unordered 1000, Strings, collect)",
             },
@@ -480,12 +608,19 @@ fn print_table(
             m.peak_rss_mb
         );
     }
-    if let [(_, ours), (_, seed)] = medians {
+    if let [(_, ceiling), (_, ours), (_, seed)] = medians {
+        let files_per_second = |m: &Measured| m.files as f64 / m.wall_seconds;
+        let files_per_cpu = |m: &Measured| m.files as f64 / m.cpu_seconds;
         println!(
             "\nours / seed: {:.2}x files/s, {:.2}x files per CPU-second, {:.2}x peak RSS",
-            (ours.files as f64 / ours.wall_seconds) / (seed.files as f64 / seed.wall_seconds),
-            (ours.files as f64 / ours.cpu_seconds) / (seed.files as f64 / seed.cpu_seconds),
+            files_per_second(ours) / files_per_second(seed),
+            files_per_cpu(ours) / files_per_cpu(seed),
             ours.peak_rss_mb / seed.peak_rss_mb
+        );
+        println!(
+            "ours / ceiling: {:.2}x files/s, {:.2}x files per CPU-second",
+            files_per_second(ours) / files_per_second(ceiling),
+            files_per_cpu(ours) / files_per_cpu(ceiling),
         );
     }
 }

@@ -3,6 +3,10 @@
 //! workers until the job is final, and print the summary.
 
 mod bench;
+mod ceiling;
+mod e2e_bench;
+mod latency;
+mod plan;
 
 /// glibc's malloc and free were a third of the worker loop's instructions (callgrind).
 #[global_allocator]
@@ -56,6 +60,8 @@ enum Command {
     Jobs(JobsArgs),
     /// Move the batches in the dead-letter queue back to the work queue (after a fix).
     Redrive(RedriveArgs),
+    /// Predict a job's wall time, requests and cost on AWS (no servers needed).
+    Plan(plan::PlanArgs),
     /// Benchmark the worker's read path against the first seed's loop; prints a table.
     Bench(bench::BenchArgs),
     /// One measured bench run (started by `bench`).
@@ -185,6 +191,15 @@ fn main() -> Result<()> {
             Command::Status(args) => status(args).await,
             Command::Jobs(args) => jobs(args).await,
             Command::Redrive(args) => redrive(args).await,
+            Command::Plan(args) => {
+                let predicted = plan::plan(&args);
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&predicted)?);
+                } else {
+                    plan::print(&predicted, &args);
+                }
+                Ok(())
+            }
             Command::Bench(args) => bench::bench(args).await,
             Command::BenchChild(args) => bench::child(args).await,
         }
