@@ -7,6 +7,8 @@
 #   dynalite     (npm)       DynamoDB, 3x faster than moto for BatchWriteItem
 #   s3s-fs       (crates.io) S3, 10-20x faster than moto for GET/PUT
 #   cfn-lint, checkov (PyPI) template lint and security scan, in the test command
+#   aws-sam-cli, cargo-lambda (PyPI) `sam validate --lint`, and `cargo lambda watch/invoke`
+#                            for the local Lambda loop test (cargo-lambda's wheel ships the binary)
 set -euo pipefail
 
 CACHE="${S3FANOUT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/s3-fanout}"
@@ -15,6 +17,8 @@ DYNALITE_VERSION=4.0.0
 S3S_FS_VERSION=0.14.1 # 0.15+ needs rustc 1.96
 CFN_LINT_VERSION=1.58.0
 CHECKOV_VERSION=3.3.30
+SAM_CLI_VERSION=1.170.0
+CARGO_LAMBDA_VERSION=1.9.2
 
 log() { echo "setup: $*" >&2; }
 mkdir -p "$CACHE"
@@ -47,4 +51,12 @@ if [ ! -x "$CACHE/lint-venv/bin/checkov" ]; then
   log "installing checkov==$CHECKOV_VERSION into $CACHE/lint-venv (about a minute, once)"
   python3 -m venv "$CACHE/lint-venv"
   "$CACHE/lint-venv/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+fi
+
+# SAM CLI and cargo-lambda share a virtualenv: `sam build` finds cargo-lambda and its zig there.
+if [ ! -x "$CACHE/lambda-venv/bin/sam" ] || [ ! -x "$CACHE/lambda-venv/bin/cargo-lambda" ]; then
+  log "installing aws-sam-cli==$SAM_CLI_VERSION and cargo-lambda==$CARGO_LAMBDA_VERSION into $CACHE/lambda-venv (about a minute, once)"
+  python3 -m venv "$CACHE/lambda-venv"
+  "$CACHE/lambda-venv/bin/pip" install --quiet --disable-pip-version-check \
+    "aws-sam-cli==$SAM_CLI_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
 fi

@@ -114,6 +114,9 @@ struct StatusArgs {
     /// Follow a running job with a progress bar (batches, rows/s, ETA) until it ends.
     #[arg(long)]
     watch: bool,
+    /// The jobs table (the stack's `JobsTableName` output on AWS); STEM-jobs otherwise.
+    #[arg(long, env = "JOBS_TABLE")]
+    jobs_table: Option<String>,
 }
 
 #[derive(Args)]
@@ -141,6 +144,9 @@ struct JobsArgs {
     /// Print the job items as JSON.
     #[arg(long)]
     json: bool,
+    /// The jobs table (the stack's `JobsTableName` output on AWS); STEM-jobs otherwise.
+    #[arg(long, env = "JOBS_TABLE")]
+    jobs_table: Option<String>,
 }
 
 #[derive(Args)]
@@ -399,12 +405,17 @@ async fn serve(args: TargetArgs) -> Result<()> {
 }
 
 /// The ledger the environment points at (`AWS_ENDPOINT_URL*`, or real AWS).
-async fn ledger_of(target: &TargetArgs) -> (shared::jobs::JobLedger, String) {
+async fn ledger_of(
+    target: &TargetArgs,
+    jobs_table: Option<&str>,
+) -> (shared::jobs::JobLedger, String) {
     if Endpoints::from_env() == Endpoints::default() {
         eprintln!("no AWS_ENDPOINT_URL* set: reading the ledger in real AWS");
     }
     let clients = Clients::from_env().await;
-    let table = Resources::named(&target.stem).tables.jobs;
+    let table = jobs_table
+        .map(str::to_owned)
+        .unwrap_or_else(|| Resources::named(&target.stem).tables.jobs);
     (
         shared::jobs::JobLedger::new(clients.dynamodb.clone(), &table),
         table,
@@ -412,7 +423,7 @@ async fn ledger_of(target: &TargetArgs) -> (shared::jobs::JobLedger, String) {
 }
 
 async fn status(args: StatusArgs) -> Result<()> {
-    let (ledger, table) = ledger_of(&args.target).await;
+    let (ledger, table) = ledger_of(&args.target, args.jobs_table.as_deref()).await;
     let read = || async {
         match ledger
             .get(&args.job_id)
@@ -487,7 +498,7 @@ async fn redrive(args: RedriveArgs) -> Result<()> {
 }
 
 async fn jobs(args: JobsArgs) -> Result<()> {
-    let (ledger, _) = ledger_of(&args.target).await;
+    let (ledger, _) = ledger_of(&args.target, args.jobs_table.as_deref()).await;
     let jobs = ledger
         .recent_jobs(args.limit)
         .await

@@ -6,11 +6,13 @@
 //! - [`provision`]: bucket, queue + DLQ, tables; idempotent.
 //! - [`sample`]: deterministic seed-shaped CSV files, and the typed rows they must become.
 //! - [`bridge`]: SQS to worker, as the event source mapping does it.
+//! - [`lambda_api`]: the functions as `cargo lambda watch` serves them, for the bridge.
 //! - [`faults`]: throttled writes and S3 SlowDown, injected around the real servers.
 //! - [`pipeline`]: coordinator + bridge + worker until the job is final.
 
 pub mod bridge;
 pub mod faults;
+pub mod lambda_api;
 pub mod pipeline;
 pub mod provision;
 pub mod sample;

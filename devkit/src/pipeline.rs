@@ -69,6 +69,7 @@ impl LocalPipeline {
                     CoordinatorConfig::DEFAULT_CHECKPOINT_MARGIN_SECONDS,
                 ),
                 control_max_receive_count: 5,
+                allowed_buckets: vec![],
             },
             worker: WorkerConfig {
                 tables: resources.tables.clone(),

@@ -57,6 +57,8 @@ pub struct CoordinatorConfig {
     /// The control queue's maxReceiveCount: a continuation failing on this delivery fails
     /// its job instead of going on to the dead-letter queue and being woken again forever.
     pub control_max_receive_count: u32,
+    /// Buckets a job may read (empty: any the function's role can).
+    pub allowed_buckets: Vec<String>,
 }
 
 /// Worker settings: the two limits of the seed's loop, plus write parallelism.
@@ -143,6 +145,15 @@ impl CoordinatorConfig {
                 Self::DEFAULT_CHECKPOINT_MARGIN_SECONDS,
             )?),
             control_max_receive_count: positive(&var, "CONTROL_MAX_RECEIVE_COUNT", 5)?,
+            allowed_buckets: optional(&var, "ALLOWED_BUCKETS")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|b| !b.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -250,6 +261,11 @@ mod tests {
         assert_eq!(config.completion_queue_url, None);
         assert_eq!(config.control_queue_url, None);
         assert_eq!(config.checkpoint_margin, Duration::from_secs(60));
+        assert!(config.allowed_buckets.is_empty());
+        let mut pairs = BASE.to_vec();
+        pairs.push(("ALLOWED_BUCKETS", " a-bucket, b-bucket ,"));
+        let config = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.allowed_buckets, vec!["a-bucket", "b-bucket"]);
         let mut pairs = BASE.to_vec();
         pairs.push(("COMPLETION_QUEUE_URL", "http://q/done"));
         let worker = WorkerConfig::from_lookup(lookup(&pairs)).unwrap();

@@ -274,7 +274,7 @@ impl Coordinator {
         request: JobRequest,
         deadline: Option<Instant>,
     ) -> Result<JobStarted, CoordinatorError> {
-        validate(&request)?;
+        validate(&request, &self.config.allowed_buckets)?;
         let job_id = request
             .job_id
             .clone()
@@ -730,10 +730,17 @@ fn batch_entry(
     }
 }
 
-/// Everything checkable before any work starts.
-fn validate(request: &JobRequest) -> Result<(), CoordinatorError> {
+/// Everything checkable before any work starts. `allowed_buckets` (empty: any) keeps a
+/// manual invoke from pointing the coordinator at a bucket it should not read.
+fn validate(request: &JobRequest, allowed_buckets: &[String]) -> Result<(), CoordinatorError> {
     if request.bucket.trim().is_empty() {
         return Err(CoordinatorError::InvalidRequest("bucket is empty".into()));
+    }
+    if !allowed_buckets.is_empty() && !allowed_buckets.contains(&request.bucket) {
+        return Err(CoordinatorError::InvalidRequest(format!(
+            "bucket {:?} is not in ALLOWED_BUCKETS",
+            request.bucket
+        )));
     }
     if let Some(schema) = &request.schema {
         schema.validate()?;
@@ -756,11 +763,11 @@ mod tests {
     #[test]
     fn requests_are_checked_before_any_work() {
         let ok = JobRequest::new("b", "p/");
-        assert!(validate(&ok).is_ok());
+        assert!(validate(&ok, &[]).is_ok());
         let mut empty = ok.clone();
         empty.bucket = " ".into();
         assert!(matches!(
-            validate(&empty),
+            validate(&empty, &[]),
             Err(CoordinatorError::InvalidRequest(_))
         ));
         let mut bad_schema = ok.clone();
@@ -768,15 +775,22 @@ mod tests {
             partition_key: vec![],
             ..Schema::sensor()
         });
-        let err = validate(&bad_schema).unwrap_err();
+        let err = validate(&bad_schema, &[]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "the request's schema is invalid: schema has no partition key columns"
         );
+        let allowed = ["in-bucket".to_owned()];
+        assert!(validate(&JobRequest::new("in-bucket", ""), &allowed).is_ok());
+        let elsewhere = validate(&ok, &allowed).unwrap_err();
+        assert!(
+            elsewhere.to_string().contains("not in ALLOWED_BUCKETS"),
+            "{elsewhere}"
+        );
         let mut bad_percent = ok;
         bad_percent.tolerated_rejects = Some(RejectTolerance::Percent(120.0));
         assert!(
-            validate(&bad_percent)
+            validate(&bad_percent, &[])
                 .unwrap_err()
                 .to_string()
                 .contains("120")

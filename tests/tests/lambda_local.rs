@@ -1,0 +1,138 @@
+//! The real function binaries as Lambda runs them: `cargo lambda watch` serves both on
+//! loopback, `cargo lambda invoke` starts a job on the coordinator with the sample event from
+//! `events/`, and the SQS bridge delivers the batches to the served worker over the Lambda
+//! Invoke API, all against the local servers.
+
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use devkit::bridge::SqsBridge;
+use devkit::lambda_api::LambdaInvokeApi;
+use devkit::sample::SampleSpec;
+use devkit::servers::tools_dir;
+use integration_tests::{TestEnv, default_servers};
+use shared::jobs::JobStatus;
+
+/// `cargo lambda watch` and the function processes it starts, killed together on drop.
+struct Watch(Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // The watcher leads its own process group, which its functions join.
+        let group = self.0.id() as i32;
+        // SAFETY: kill(2) on a process group this test created; no memory is touched.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+fn cargo_lambda() -> PathBuf {
+    let binary = tools_dir().join("lambda-venv/bin/cargo-lambda");
+    assert!(
+        binary.exists(),
+        "{} is missing: run scripts/setup.sh",
+        binary.display()
+    );
+    binary
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test]
+async fn cargo_lambda_watch_serves_both_functions_against_the_local_servers() {
+    let servers = default_servers();
+    let env = TestEnv::new(servers, "lambda-watch").await;
+    let spec = SampleSpec::new("data/", 4, 20);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 4, || {})
+        .await
+        .unwrap();
+
+    let port = free_port();
+    let log = std::fs::File::create(std::env::temp_dir().join("s3fanout-cargo-lambda-watch.log"))
+        .unwrap();
+    let watch = Watch(
+        Command::new(cargo_lambda())
+            .args(["lambda", "watch", "--ignore-changes", "-A", "127.0.0.1"])
+            .args(["-P", &port.to_string()])
+            .current_dir(workspace_root())
+            .envs(servers.env())
+            .env("RECORDS_TABLE", &env.resources.tables.records)
+            .env("JOBS_TABLE", &env.resources.tables.jobs)
+            .env("QUEUE_URL", &env.provisioned.queue_url)
+            .env("BATCH_SIZE", "2")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("starting cargo lambda watch"),
+    );
+    let up = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            up.elapsed() < Duration::from_secs(60),
+            "cargo lambda watch did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The coordinator, through `cargo lambda invoke` and the sample event (first invoke
+    // compiles the function).
+    let event = include_str!("../../events/prefix-job.json")
+        .replace("s3fanout-local", &env.resources.bucket);
+    let event_file = std::env::temp_dir().join(format!("{}-job.json", env.resources.bucket));
+    std::fs::write(&event_file, event).unwrap();
+    let invoked = Command::new(cargo_lambda())
+        .args(["lambda", "invoke", "coordinator", "-A", "127.0.0.1"])
+        .args(["-P", &port.to_string(), "--data-file"])
+        .arg(&event_file)
+        .current_dir(workspace_root())
+        .output()
+        .expect("running cargo lambda invoke");
+    assert!(
+        invoked.status.success(),
+        "cargo lambda invoke failed: {}",
+        String::from_utf8_lossy(&invoked.stderr)
+    );
+    let started: serde_json::Value = serde_json::from_slice(&invoked.stdout).unwrap();
+    assert_eq!(started["total_batches"], 2, "{started}");
+    let job_id = started["job_id"].as_str().unwrap().to_owned();
+
+    // The worker, served by the same watcher: the bridge delivers over the Invoke API.
+    let worker = LambdaInvokeApi::new(&format!("http://127.0.0.1:{port}"), "worker");
+    let bridge = SqsBridge::new(
+        &env.clients.sqs,
+        &env.provisioned.queue_url,
+        &env.provisioned.queue_arn,
+        &worker,
+    );
+    let ledger = env.ledger();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let job = loop {
+        let job = ledger.get(&job_id).await.unwrap().unwrap();
+        if job.status.is_final() {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "job not final: {job:?}");
+        bridge.poll_once().await.unwrap();
+    };
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, spec.total_rows());
+    assert_eq!(env.record_count().await, spec.total_rows());
+    drop(watch);
+}
