@@ -23,7 +23,7 @@ PATH="$CACHE/lambda-venv/bin:$PATH" cargo-lambda lambda build --release --arm64 
 for function in coordinator worker; do
   # An arm64 ELF: e_machine (bytes 18-19) is 0xB7.
   python3 -c "import sys; b = open(sys.argv[1], 'rb').read(20); sys.exit(b[:4] != b'\x7fELF' or b[18] != 0xB7)" \
-    "target/lambda/$function/bootstrap" || { echo "no arm64 bootstrap for $function" >&2; exit 1; }
+    "${CARGO_TARGET_DIR:-target}/lambda/$function/bootstrap" || { echo "no arm64 bootstrap for $function" >&2; exit 1; }
 done
 echo "== cargo test (unit + integration against local servers)"
 log=$(mktemp)
