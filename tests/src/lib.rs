@@ -172,6 +172,40 @@ impl TestEnv {
         }
     }
 
+    /// Every message waiting in `queue_url`, parsed as JSON and deleted (until a receive
+    /// comes back empty).
+    pub async fn drain<T: serde::de::DeserializeOwned>(&self, queue_url: &str) -> Vec<T> {
+        let mut found = Vec::new();
+        loop {
+            let received = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receiving from a test queue");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return found;
+            }
+            for message in messages {
+                let body = message.body().unwrap_or_default();
+                found.push(serde_json::from_str(body).expect("a JSON message"));
+                self.clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("deleting a received message");
+            }
+        }
+    }
+
     /// Sends one message to this test's work queue.
     pub async fn send(&self, body: String) {
         self.clients

@@ -56,38 +56,6 @@ async fn a_long_listing_continues_over_five_invocations_and_loads_every_object_o
     assert_eq!(env.record_count().await, spec.total_rows());
 }
 
-/// The wake-ups waiting in the control queue (drained).
-async fn wake_ups(env: &TestEnv, queue_url: &str) -> Vec<ContinueListing> {
-    let mut found = Vec::new();
-    loop {
-        let received = env
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        let messages = received.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return found;
-        }
-        for message in messages {
-            found.push(serde_json::from_str(message.body().unwrap()).unwrap());
-            env.clients
-                .sqs
-                .delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     let env = TestEnv::new(default_servers(), "continue-crash").await;
@@ -108,7 +76,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
         job_id: job_id.clone(),
         invocation,
     };
-    assert_eq!(wake_ups(&env, &control).await, vec![wake(1)]);
+    assert_eq!(env.drain::<ContinueListing>(&control).await, vec![wake(1)]);
 
     // Invocation 1 delivered twice at once: one run claims the step, the other stops (or,
     // coming late, repeats the wake-up of invocation 2).
@@ -122,14 +90,14 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
         .filter(|started| started.is_some())
         .count();
     assert_eq!(ran, 1, "exactly one run of invocation 1");
-    let woken = wake_ups(&env, &control).await;
+    let woken = env.drain::<ContinueListing>(&control).await;
     assert!(
         !woken.is_empty() && woken.iter().all(|w| *w == wake(2)),
         "{woken:?}"
     );
     // And once more, late: it only repeats the wake-up of invocation 2.
     coordinator.continue_listing(&wake(1), now()).await.unwrap();
-    assert_eq!(wake_ups(&env, &control).await, vec![wake(2)]);
+    assert_eq!(env.drain::<ContinueListing>(&control).await, vec![wake(2)]);
 
     // Invocation 2 crashes mid-enqueue (the work queue is unreachable): nothing recorded.
     let mut broken = config.clone();
@@ -165,7 +133,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
         3
     );
     assert!(
-        wake_ups(&env, &control).await.is_empty(),
+        env.drain::<ContinueListing>(&control).await.is_empty(),
         "the wake-up was lost"
     );
 
@@ -174,7 +142,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     coordinator.continue_listing(&wake(2), now()).await.unwrap();
     let mut invocations = 0;
     loop {
-        let pending = wake_ups(&env, &control).await;
+        let pending = env.drain::<ContinueListing>(&control).await;
         if pending.is_empty() {
             break;
         }
@@ -216,7 +184,7 @@ async fn a_listing_whose_invocation_died_is_woken_by_the_stuck_job_check() {
         .await
         .unwrap();
     assert_eq!(report.listings_resumed, vec!["job-dead-listing".to_owned()]);
-    let woken = wake_ups(&env, &control).await;
+    let woken = env.drain::<ContinueListing>(&control).await;
     assert_eq!(
         woken,
         vec![ContinueListing {
@@ -254,7 +222,7 @@ async fn a_continuation_failing_on_its_last_delivery_fails_its_job() {
         .unwrap();
     let mut event: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_str(include_str!("../../events/sqs-continue-listing.json")).unwrap();
-    let body = serde_json::to_string(&wake_ups(&env, &control).await[0]).unwrap();
+    let body = serde_json::to_string(&env.drain::<ContinueListing>(&control).await[0]).unwrap();
     event.records[0].body = Some(body);
     // The work queue is gone: every delivery fails.
     let mut broken = config;

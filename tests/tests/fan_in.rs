@@ -23,38 +23,6 @@ async fn completion_queue(env: &TestEnv) -> String {
         .unwrap()
 }
 
-/// Every event waiting in `queue_url` (drained).
-async fn events(env: &TestEnv, queue_url: &str) -> Vec<CompletionEvent> {
-    let mut events = Vec::new();
-    loop {
-        let received = env
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        let messages = received.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return events;
-        }
-        for message in messages {
-            events.push(serde_json::from_str(message.body().unwrap()).unwrap());
-            env.clients
-                .sqs
-                .delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn many_workers_finishing_together_send_exactly_one_completion_event() {
     let env = TestEnv::new(default_servers(), "one-event").await;
@@ -87,7 +55,7 @@ async fn many_workers_finishing_together_send_exactly_one_completion_event() {
         .count();
     assert_eq!(counted, 6, "{results:?}");
 
-    let events = events(&env, &queue_url).await;
+    let events = env.drain::<CompletionEvent>(&queue_url).await;
     assert_eq!(events.len(), 1, "{events:?}");
     let event = &events[0];
     assert_eq!(event.event, EVENT_NAME);
@@ -167,7 +135,7 @@ async fn a_crash_between_finishing_and_the_event_sends_it_on_redelivery() {
         let redelivered = worker.process_batch(&batch, None).await.unwrap();
         assert!(matches!(redelivered, Recorded::AlreadyCounted(_)));
     }
-    let events = events(&env, &queue_url).await;
+    let events = env.drain::<CompletionEvent>(&queue_url).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].totals.rows_written, 10);
 }
