@@ -19,15 +19,28 @@ CFN_LINT_VERSION=1.58.0
 CHECKOV_VERSION=3.3.30
 SAM_CLI_VERSION=1.170.0
 CARGO_LAMBDA_VERSION=1.9.2
+ZIGLANG_VERSION=0.17.1 # cargo-lambda's linker for arm64; its own requirement has no upper bound
 
 log() { echo "setup: $*" >&2; }
 mkdir -p "$CACHE"
 
-if [ ! -x "$CACHE/venv/bin/moto_server" ] || ! "$CACHE/venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-  log "installing moto[server]==$MOTO_VERSION into $CACHE/venv"
-  python3 -m venv "$CACHE/venv"
-  "$CACHE/venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-fi
+# Installs pinned PyPI packages into a virtualenv of the cache, unless its stamp records
+# exactly these pins: a changed pin is installed, and an install that failed half-way (no
+# stamp) is redone.
+ensure_venv() { # ensure_venv NAME PACKAGE==VERSION...
+  local venv="$CACHE/$1"
+  shift
+  if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$*" ]; then
+    log "installing $* into $venv (a minute or two, once)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+    echo "$*" >"$venv/.pins"
+  fi
+}
+
+# moto serves SQS; cfn-lint validates template.yaml in the test command (moto[server] would
+# pull the newest cfn-lint, so it is pinned here too).
+ensure_venv venv "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
 
 if [ ! -x "$CACHE/node/node_modules/.bin/dynalite" ]; then
   log "installing dynalite@$DYNALITE_VERSION into $CACHE/node"
@@ -40,23 +53,9 @@ if [ ! -x "$CACHE/cargo/bin/s3s-fs" ]; then
   cargo install --quiet --locked "s3s-fs@$S3S_FS_VERSION" --features binary --root "$CACHE/cargo"
 fi
 
-# cfn-lint validates template.yaml in the test command.
-if [ ! -x "$CACHE/venv/bin/cfn-lint" ]; then
-  log "installing cfn-lint==$CFN_LINT_VERSION into $CACHE/venv"
-  "$CACHE/venv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
-fi
-
 # checkov has its own virtualenv: its pins and moto's need not agree.
-if [ ! -x "$CACHE/lint-venv/bin/checkov" ]; then
-  log "installing checkov==$CHECKOV_VERSION into $CACHE/lint-venv (about a minute, once)"
-  python3 -m venv "$CACHE/lint-venv"
-  "$CACHE/lint-venv/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
-fi
+ensure_venv lint-venv "checkov==$CHECKOV_VERSION"
 
 # SAM CLI and cargo-lambda share a virtualenv: `sam build` finds cargo-lambda and its zig there.
-if [ ! -x "$CACHE/lambda-venv/bin/sam" ] || [ ! -x "$CACHE/lambda-venv/bin/cargo-lambda" ]; then
-  log "installing aws-sam-cli==$SAM_CLI_VERSION and cargo-lambda==$CARGO_LAMBDA_VERSION into $CACHE/lambda-venv (about a minute, once)"
-  python3 -m venv "$CACHE/lambda-venv"
-  "$CACHE/lambda-venv/bin/pip" install --quiet --disable-pip-version-check \
-    "aws-sam-cli==$SAM_CLI_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
-fi
+ensure_venv lambda-venv "aws-sam-cli==$SAM_CLI_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" \
+  "ziglang==$ZIGLANG_VERSION"

@@ -18,13 +18,16 @@ SAM_CLI_TELEMETRY=0 "$CACHE/lambda-venv/bin/sam" validate --lint --template temp
 echo "== checkov template.yaml (deliberate skips are justified in the template)"
 "$CACHE/lint-venv/bin/checkov" -f template.yaml --framework cloudformation --compact --quiet --skip-download
 echo "== cargo lambda build --release --arm64 (both bootstraps, cross-compiled with zig)"
-if [ -d "$(rustc --print sysroot)/lib/rustlib/aarch64-unknown-linux-gnu" ]; then
+sysroot=$(rustc --print sysroot)
+target_dir=$(cargo metadata --no-deps --format-version 1 --locked |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+if [ -d "$sysroot/lib/rustlib/aarch64-unknown-linux-gnu" ]; then
   PATH="$CACHE/lambda-venv/bin:$PATH" cargo-lambda lambda build --release --arm64 --locked \
     --bin coordinator --bin worker
   for function in coordinator worker; do
     # An arm64 ELF: e_machine (bytes 18-19) is 0xB7.
     python3 -c "import sys; b = open(sys.argv[1], 'rb').read(20); sys.exit(b[:4] != b'\x7fELF' or b[18] != 0xB7)" \
-      "${CARGO_TARGET_DIR:-target}/lambda/$function/bootstrap" || { echo "no arm64 bootstrap for $function" >&2; exit 1; }
+      "$target_dir/lambda/$function/bootstrap" || { echo "no arm64 bootstrap for $function" >&2; exit 1; }
   done
 else
   # Only the toolchain's own targets exist here and none can be fetched.

@@ -278,15 +278,20 @@ pub fn local_sdk_config() -> SdkConfig {
 }
 
 /// Where `scripts/setup.sh` installs the servers.
+/// Empty or relative values are ignored, as the scripts' `${VAR:-default}` ignores empty ones
+/// (and tests run from their crate's folder, not the repository's).
 pub fn tools_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("S3FANOUT_CACHE") {
-        return PathBuf::from(dir);
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|dir| dir.is_absolute())
+    };
+    if let Some(dir) = absolute("S3FANOUT_CACHE") {
+        return dir;
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-        });
+    let cache = absolute("XDG_CACHE_HOME").unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+    });
     cache.join("s3-fanout")
 }
 

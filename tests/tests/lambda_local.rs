@@ -46,6 +46,21 @@ fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// The child's output once it exits, or `None` (and the child killed) after `limit`. Its
+/// output is a few lines of JSON, well within a pipe's buffer.
+fn finish_within(mut child: Child, limit: Duration) -> Option<std::process::Output> {
+    let started = Instant::now();
+    while child.try_wait().ok()?.is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.wait_with_output().ok()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -63,8 +78,11 @@ async fn cargo_lambda_watch_serves_both_functions_against_the_local_servers() {
         .unwrap();
 
     let port = free_port();
-    let log = std::fs::File::create(std::env::temp_dir().join("s3fanout-cargo-lambda-watch.log"))
-        .unwrap();
+    // The watcher's output (its builds included), named in every failure below.
+    let log_path =
+        std::env::temp_dir().join(format!("{}-cargo-lambda-watch.log", env.resources.bucket));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let log_path = log_path.display().to_string();
     let watch = Watch(
         Command::new(cargo_lambda())
             .args(["lambda", "watch", "--ignore-changes", "-A", "127.0.0.1"])
@@ -86,7 +104,7 @@ async fn cargo_lambda_watch_serves_both_functions_against_the_local_servers() {
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             up.elapsed() < Duration::from_secs(60),
-            "cargo lambda watch did not start"
+            "cargo lambda watch did not start: see {log_path}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -97,16 +115,20 @@ async fn cargo_lambda_watch_serves_both_functions_against_the_local_servers() {
         .replace("s3fanout-local", &env.resources.bucket);
     let event_file = std::env::temp_dir().join(format!("{}-job.json", env.resources.bucket));
     std::fs::write(&event_file, event).unwrap();
-    let invoked = Command::new(cargo_lambda())
+    let invoke = Command::new(cargo_lambda())
         .args(["lambda", "invoke", "coordinator", "-A", "127.0.0.1"])
         .args(["-P", &port.to_string(), "--data-file"])
         .arg(&event_file)
         .current_dir(workspace_root())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("running cargo lambda invoke");
+    let invoked = finish_within(invoke, Duration::from_secs(600))
+        .unwrap_or_else(|| panic!("cargo lambda invoke took over 10 minutes: see {log_path}"));
     assert!(
         invoked.status.success(),
-        "cargo lambda invoke failed: {}",
+        "cargo lambda invoke failed: {} (watcher: {log_path})",
         String::from_utf8_lossy(&invoked.stderr)
     );
     let started: serde_json::Value = serde_json::from_slice(&invoked.stdout).unwrap();
@@ -128,8 +150,15 @@ async fn cargo_lambda_watch_serves_both_functions_against_the_local_servers() {
         if job.status.is_final() {
             break job;
         }
-        assert!(Instant::now() < deadline, "job not final: {job:?}");
-        bridge.poll_once().await.unwrap();
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "job not final: {job:?} (watcher: {log_path})"
+        );
+        tokio::time::timeout(left, bridge.poll_once())
+            .await
+            .unwrap_or_else(|_| panic!("a delivery to the worker hung: see {log_path}"))
+            .unwrap();
     };
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(job.totals.rows_written, spec.total_rows());
