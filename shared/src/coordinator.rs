@@ -292,16 +292,9 @@ impl Coordinator {
         self.ledger.create(&job).await?;
         tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
 
-        let planned = match &request.key {
-            Some(key) => self
-                .enqueue_object(&job_id, &request, key, &report)
-                .await
-                .map(Listed::Done),
-            None => {
-                self.enqueue_prefix(&job_id, &request, &report, None, &run, deadline)
-                    .await
-            }
-        };
+        let planned = self
+            .enqueue(&job_id, &request, &report, None, &run, deadline)
+            .await;
         let listed = match planned {
             Ok(listed) => listed,
             Err(error @ CoordinatorError::Wake { .. }) => {
@@ -384,17 +377,10 @@ impl Coordinator {
             ..JobRequest::new(&job.bucket, &job.prefix)
         };
         let report = self.report_location(&request);
-        let listed = match &request.key {
-            // A single-object job whose first invocation died: plan it again (same batches).
-            Some(key) => self
-                .enqueue_object(job_id, &request, key, &report)
-                .await
-                .map(Listed::Done)?,
-            None => {
-                self.enqueue_prefix(job_id, &request, &report, Some(checkpoint), run, deadline)
-                    .await?
-            }
-        };
+        // A single-object job whose first invocation died is planned again (same batches).
+        let listed = self
+            .enqueue(job_id, &request, &report, Some(checkpoint), run, deadline)
+            .await?;
         match self.conclude(job_id, listed, run).await {
             Ok(started) => Ok(Some(started)),
             // This run's claim went stale and another run took the step over.
@@ -554,6 +540,28 @@ impl Coordinator {
             client: self.clients.sqs.clone(),
             queue_url: self.config.queue_url.clone(),
         })
+    }
+
+    /// Enqueues a job's batches: one object's, or a prefix listing's (from `resume`).
+    async fn enqueue(
+        &self,
+        job_id: &str,
+        request: &JobRequest,
+        report: &ReportLocation,
+        resume: Option<ListingCheckpoint>,
+        owner: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Listed, CoordinatorError> {
+        match &request.key {
+            Some(key) => self
+                .enqueue_object(job_id, request, key, report)
+                .await
+                .map(Listed::Done),
+            None => {
+                self.enqueue_prefix(job_id, request, report, resume, owner, deadline)
+                    .await
+            }
+        }
     }
 
     /// Lists from the start or from a checkpoint, enqueueing batches as they fill, until

@@ -56,6 +56,16 @@ async fn a_long_listing_continues_over_five_invocations_and_loads_every_object_o
     assert_eq!(env.record_count().await, spec.total_rows());
 }
 
+/// The listing step a job's ledger item stands at.
+async fn invocation(ledger: &shared::jobs::JobLedger, job_id: &str) -> u32 {
+    ledger
+        .get(job_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .listing_invocation
+}
+
 #[tokio::test]
 async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     let env = TestEnv::new(default_servers(), "continue-crash").await;
@@ -106,15 +116,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
         .continue_listing(&wake(2), now())
         .await;
     assert!(crashed.is_err());
-    assert_eq!(
-        ledger
-            .get(&job_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .listing_invocation,
-        2
-    );
+    assert_eq!(invocation(&ledger, &job_id).await, 2);
 
     // Redelivered, invocation 2 checkpoints, then crashes before waking invocation 3.
     let mut broken = config.clone();
@@ -123,15 +125,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
         .continue_listing(&wake(2), now())
         .await;
     assert!(crashed.is_err());
-    assert_eq!(
-        ledger
-            .get(&job_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .listing_invocation,
-        3
-    );
+    assert_eq!(invocation(&ledger, &job_id).await, 3);
     assert!(
         env.drain::<ContinueListing>(&control).await.is_empty(),
         "the wake-up was lost"

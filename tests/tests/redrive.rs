@@ -31,6 +31,18 @@ async fn job_with_a_dead_lettered_batch(env: &TestEnv, batches: u64) -> (String,
     (job.job_id, spec)
 }
 
+/// Moves every message of the dead-letter queue back to the work queue.
+async fn redrive_all(env: &TestEnv) -> u64 {
+    redrive(
+        &env.clients.sqs,
+        &env.provisioned.dead_letter_queue_url,
+        &env.provisioned.queue_url,
+        u64::MAX,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed() {
     let env = TestEnv::new(default_servers(), "redrive-ended").await;
@@ -44,14 +56,7 @@ async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed()
     assert_eq!(ended.status, JobStatus::CompletedWithErrors);
     assert_eq!((ended.batches_failed, ended.totals.rows_written), (1, 10));
 
-    let moved = redrive(
-        &env.clients.sqs,
-        &env.provisioned.dead_letter_queue_url,
-        &env.provisioned.queue_url,
-        u64::MAX,
-    )
-    .await
-    .unwrap();
+    let moved = redrive_all(&env).await;
     assert_eq!(moved, 1);
     // The job has ended, so deliver through the bridge until the batch is recovered.
     let bridge = devkit::bridge::SqsBridge::new(
@@ -84,14 +89,7 @@ async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed()
         .await
         .unwrap();
     assert!(matches!(again, Recorded::AlreadyCounted(ref j) if j.totals.rows_written == 20));
-    let empty = redrive(
-        &env.clients.sqs,
-        &env.provisioned.dead_letter_queue_url,
-        &env.provisioned.queue_url,
-        u64::MAX,
-    )
-    .await
-    .unwrap();
+    let empty = redrive_all(&env).await;
     assert_eq!(empty, 0);
 }
 
