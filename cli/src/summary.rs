@@ -1,0 +1,56 @@
+//! Job summaries shared by `run` and `status` (and the clock `jobs` uses).
+
+use std::time::Duration;
+
+use shared::jobs::Job;
+
+/// Seconds since the job started, by this machine's clock.
+pub fn running_seconds(job: &Job) -> f64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    now_ms.saturating_sub(job.started_ms) as f64 / 1000.0
+}
+
+pub fn print_summary(job: &Job, wall: Duration) {
+    let t = &job.totals;
+    let seconds = job.duration_seconds.unwrap_or_else(|| {
+        if wall.is_zero() {
+            running_seconds(job)
+        } else {
+            wall.as_secs_f64()
+        }
+    });
+    println!("job {}  {}", job.job_id, job.status.as_str());
+    println!("  source          s3://{}/{}", job.bucket, job.prefix);
+    println!(
+        "  batches         {}/{}",
+        job.batches_done, job.total_batches
+    );
+    println!(
+        "  files           {} loaded, {} rejected, {} skipped (not .csv)",
+        t.files, t.files_failed, job.files_skipped
+    );
+    println!("  rows written    {}", t.rows_written);
+    println!("  rows rejected   {}", t.rows_rejected);
+    println!("  rows duplicate  {}", t.rows_duplicate);
+    println!("  bytes read      {:.1} MB", t.bytes as f64 / 1e6);
+    println!(
+        "  retries         {} write (UnprocessedItems), {} S3 throttled",
+        t.write_retries, t.s3_throttles
+    );
+    if t.rows_rejected + t.files_failed > 0 {
+        println!(
+            "  rejects report  {}",
+            job.rejects_report.as_deref().unwrap_or("-")
+        );
+    }
+    println!("  seconds         {seconds:.2}");
+    println!(
+        "  rows/s          {:.0}",
+        t.rows_written as f64 / seconds.max(1e-9)
+    );
+    if let Some(error) = &job.error {
+        println!("  error           {error}");
+    }
+}
