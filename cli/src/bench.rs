@@ -11,13 +11,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
-use shared::aws::Clients;
-use shared::dynamo_writer::WriteOutcome;
+use shared::app::coordinator::PrefixLister;
+use shared::app::worker::WriteOutcome;
+use shared::aws::{Clients, S3Objects};
+use shared::contract::schema::Schema;
+use shared::ingest::rejects::BatchRejects;
 use shared::limiter::AimdLimiter;
-use shared::listing::PrefixLister;
-use shared::loader::{Loader, Work};
-use shared::rejects::BatchRejects;
-use shared::schema::Schema;
+use shared::{app::worker::Loader, contract::messages::Work};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -414,7 +414,7 @@ async fn ours(
 ) -> Result<(u64, u64)> {
     let keys = list_keys(clients, bucket, prefix).await?;
     let work: Vec<Work> = keys.iter().map(|key| Work::Object(key)).collect();
-    let defaults = shared::config::WorkerConfig::default();
+    let defaults = shared::app::config::WorkerConfig::default();
     let (fetches, tasks) = match in_flight {
         Some(n) => (n, n),
         None => (defaults.fetch_concurrency, defaults.task_concurrency),
@@ -425,7 +425,8 @@ async fn ours(
 
 /// Every key under `prefix`, listed page by page.
 async fn list_keys(clients: &Clients, bucket: &str, prefix: &str) -> Result<Vec<String>> {
-    let mut lister = PrefixLister::new(clients.s3.clone(), bucket, prefix, 1000);
+    let objects = S3Objects::new(clients.s3.clone());
+    let mut lister = PrefixLister::new(&objects, bucket, prefix, 1000);
     let mut keys = Vec::new();
     while let Some(page) = lister.next_page().await? {
         keys.extend(page.into_iter().map(|o| o.key));
@@ -441,9 +442,12 @@ async fn large(
     mode: Mode,
     chunk: u64,
 ) -> Result<(u64, u64)> {
-    use shared::large_object::{ObjectPlan, plan_object};
+    use shared::app::coordinator::{ObjectPlan, plan_object};
     let plan = match mode {
-        Mode::Ranges => plan_object(&clients.s3, bucket, key, &Schema::sensor(), chunk).await?,
+        Mode::Ranges => {
+            let objects = S3Objects::new(clients.s3.clone());
+            plan_object(&objects, bucket, key, &Schema::sensor(), chunk).await?
+        }
         _ => ObjectPlan::Whole,
     };
     let work: Vec<Work> = match &plan {
@@ -461,12 +465,13 @@ async fn load_counting(
     work: &[Work<'_>],
     fetch_concurrency: usize,
     task_concurrency: usize,
-) -> Result<shared::loader::LoadStats> {
-    let config = shared::config::WorkerConfig::default();
+) -> Result<shared::app::worker::LoadStats> {
+    let config = shared::app::config::WorkerConfig::default();
     let limiter = AimdLimiter::new(fetch_concurrency, 4.min(fetch_concurrency));
     let schema = Schema::sensor();
+    let objects = S3Objects::new(clients.s3.clone());
     let loader = Loader {
-        s3: &clients.s3,
+        objects: &objects,
         throttles: &clients.s3_throttles,
         fetch_limit: &limiter,
         task_concurrency,

@@ -12,8 +12,8 @@ use devkit::provision::{self, QueueSettings, Resources};
 use devkit::sample::SampleSpec;
 use devkit::servers::LocalAws;
 use futures::{StreamExt, TryStreamExt, stream};
-use shared::jobs::JobStatus;
-use shared::message::JobRequest;
+use shared::contract::messages::JobRequest;
+use shared::job::model::JobStatus;
 
 use crate::plan::{self, PlanArgs};
 
@@ -75,7 +75,8 @@ async fn write_ceiling(ddb: &aws_sdk_dynamodb::Client, table: &str, rows: usize)
 /// Seconds per ListObjectsV2 page of 1,000 keys under `prefix`.
 async fn list_page_seconds(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<f64> {
     let started = Instant::now();
-    let mut lister = shared::listing::PrefixLister::new(s3.clone(), bucket, prefix, 1000);
+    let objects = shared::aws::S3Objects::new(s3.clone());
+    let mut lister = shared::app::coordinator::PrefixLister::new(&objects, bucket, prefix, 1000);
     let mut pages = 0;
     while lister.next_page().await?.is_some() {
         pages += 1;

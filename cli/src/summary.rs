@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shared::jobs::Job;
+use shared::job::model::Job;
 
 /// Seconds since the job started, by this machine's clock.
 pub fn running_seconds(job: &Job) -> f64 {

@@ -66,7 +66,7 @@ pub async fn connect(args: &TargetArgs) -> Result<Target> {
 pub async fn ledger_of(
     target: &TargetArgs,
     jobs_table: Option<&str>,
-) -> (shared::jobs::JobLedger, String) {
+) -> (shared::aws::DynamoLedger, String) {
     if Endpoints::from_env() == Endpoints::default() {
         eprintln!("no AWS_ENDPOINT_URL* set: reading the ledger in real AWS");
     }
@@ -75,7 +75,7 @@ pub async fn ledger_of(
         .map(str::to_owned)
         .unwrap_or_else(|| Resources::named(&target.stem).tables.jobs);
     (
-        shared::jobs::JobLedger::new(clients.dynamodb.clone(), &table),
+        shared::aws::DynamoLedger::new(clients.dynamodb.clone(), &table),
         table,
     )
 }

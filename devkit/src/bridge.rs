@@ -36,11 +36,11 @@ pub trait Invoke {
 }
 
 /// The worker handler, called in this process, with Lambda's default 120 s budget.
-impl<W: shared::dynamo_writer::BatchWriteApi> Invoke for shared::worker::Worker<W> {
+impl Invoke for shared::app::worker::Worker {
     async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, BridgeError> {
         let deadline = tokio::time::Instant::now() + INVOCATION_TIMEOUT;
         Ok(self
-            .handle(event, Some(deadline - shared::worker::DEADLINE_MARGIN))
+            .handle(event, Some(deadline - shared::app::lambda::DEADLINE_MARGIN))
             .await)
     }
 }
@@ -48,7 +48,7 @@ impl<W: shared::dynamo_writer::BatchWriteApi> Invoke for shared::worker::Worker<
 /// The coordinator handling its control queue (paused listings), in this process. Each
 /// invocation gets `budget` before its deadline (none: no deadline, listings never pause).
 pub struct ControlInvoker<'a> {
-    pub coordinator: &'a shared::coordinator::Coordinator,
+    pub coordinator: &'a shared::app::coordinator::Coordinator,
     pub budget: Option<Duration>,
 }
 

@@ -12,8 +12,8 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
-use shared::dynamo_writer::{BatchWriteApi, WriteError};
-use shared::typing::Item;
+use shared::ingest::typing::Item;
+use shared::port::table::{RecordTable, WriteError};
 
 /// Every `every`-th BatchWriteItem call writes only the first half of its items and hands the
 /// rest back as unprocessed.
@@ -36,20 +36,17 @@ impl<A> FlakyWrites<A> {
     }
 }
 
-impl<A: BatchWriteApi> BatchWriteApi for FlakyWrites<A> {
-    async fn batch_write(
-        &self,
-        table: &str,
-        mut items: Vec<Item>,
-    ) -> Result<Vec<Item>, WriteError> {
+#[async_trait::async_trait]
+impl<A: RecordTable> RecordTable for FlakyWrites<A> {
+    async fn batch_put(&self, table: &str, mut items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
         let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
         if !call.is_multiple_of(self.every) || items.len() < 2 {
-            return self.inner.batch_write(table, items).await;
+            return self.inner.batch_put(table, items).await;
         }
         let held_back = items.split_off(items.len() / 2);
         self.unprocessed
             .fetch_add(held_back.len() as u64, Ordering::Relaxed);
-        let mut unprocessed = self.inner.batch_write(table, items).await?;
+        let mut unprocessed = self.inner.batch_put(table, items).await?;
         unprocessed.extend(held_back);
         Ok(unprocessed)
     }

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::aws::Clients;
-use shared::config::{CoordinatorConfig, WorkerConfig};
-use shared::coordinator::{Coordinator, CoordinatorError};
-use shared::dynamo_writer::BatchWriteApi;
-use shared::jobs::{Job, JobError, JobLedger};
-use shared::message::JobRequest;
-use shared::metrics::MemorySink;
-use shared::worker::Worker;
+use shared::app::config::{CoordinatorConfig, WorkerConfig};
+use shared::app::coordinator::{Coordinator, CoordinatorError};
+use shared::app::metrics::MemorySink;
+use shared::app::worker::Worker;
+use shared::aws::{Adapters, Clients, DynamoTable};
+use shared::contract::messages::JobRequest;
+use shared::job::model::Job;
+use shared::port::ledger::JobError;
+use shared::port::table::RecordTable;
 use thiserror::Error;
 
 use crate::bridge::{ControlInvoker, SqsBridge};
@@ -62,7 +63,7 @@ impl LocalPipeline {
                 rejects_bucket: None,
                 rejects_prefix: CoordinatorConfig::DEFAULT_REJECTS_PREFIX.to_owned(),
                 trigger: Default::default(),
-                range_chunk_bytes: shared::ranges::DEFAULT_CHUNK_BYTES,
+                range_chunk_bytes: shared::plan::ranges::DEFAULT_CHUNK_BYTES,
                 completion_queue_url: Some(provisioned.completion_queue_url.clone()),
                 control_queue_url: Some(provisioned.control_queue_url.clone()),
                 checkpoint_margin: Duration::from_secs(
@@ -92,12 +93,12 @@ impl LocalPipeline {
         request: JobRequest,
         progress: impl FnMut(&Job),
     ) -> Result<Job, PipelineError> {
-        self.run_with_writes(request, self.clients.dynamodb.clone(), progress)
-            .await
+        let records = DynamoTable::new(self.clients.dynamodb.clone());
+        self.run_with_writes(request, records, progress).await
     }
 
     /// As [`run`](Self::run), with the worker's record writes going through `writes`.
-    pub async fn run_with_writes<W: BatchWriteApi>(
+    pub async fn run_with_writes<W: RecordTable + 'static>(
         &self,
         mut request: JobRequest,
         writes: W,
@@ -107,10 +108,16 @@ impl LocalPipeline {
             .job_id
             .get_or_insert_with(|| uuid::Uuid::now_v7().to_string())
             .clone();
-        let coordinator = Coordinator::new(self.clients.clone(), self.coordinator.clone())
+        let adapters = Adapters::aws(&self.clients, &self.coordinator.tables.jobs);
+        let ledger = adapters.ledger.clone();
+        let coordinator = Coordinator::new(adapters.clone(), self.coordinator.clone())
             .with_metrics(self.metrics.clone());
-        let worker = Worker::with_writes(self.clients.clone(), self.worker.clone(), writes)
-            .with_metrics(self.metrics.clone());
+        let worker_adapters = Adapters {
+            records: Arc::new(writes),
+            ..adapters
+        };
+        let worker =
+            Worker::new(worker_adapters, self.worker.clone()).with_metrics(self.metrics.clone());
         let mut bridge = SqsBridge::new(
             &self.clients.sqs,
             &self.coordinator.queue_url,
@@ -118,7 +125,6 @@ impl LocalPipeline {
             &worker,
         );
         bridge.pollers = self.pollers;
-        let ledger = JobLedger::new(self.clients.dynamodb.clone(), &self.coordinator.tables.jobs);
 
         let control = ControlInvoker {
             coordinator: &coordinator,

@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use shared::app::config::Tables;
 use shared::aws::Clients;
-use shared::config::Tables;
 use thiserror::Error;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

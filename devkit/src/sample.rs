@@ -155,8 +155,8 @@ fn tenths(value: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::decode::decode_all;
-    use shared::schema::Schema;
+    use shared::contract::schema::Schema;
+    use shared::ingest::decode::decode_all;
 
     #[test]
     fn files_are_deterministic_and_differ_from_each_other() {
@@ -179,10 +179,26 @@ mod tests {
             let readings: Vec<SensorReading> = decoded
                 .rows
                 .into_iter()
-                .map(|row| serde_dynamo::from_item(row.item).unwrap())
+                .map(|row| serde_dynamo::from_item(dynamo_item(row.item)).unwrap())
                 .collect();
             assert_eq!(readings, spec.expected(file));
         }
+    }
+
+    fn dynamo_item(item: shared::ingest::item::Item) -> serde_dynamo::Item {
+        use shared::ingest::item::Value;
+        let attributes: std::collections::HashMap<String, serde_dynamo::AttributeValue> = item
+            .into_iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    Value::S(s) => serde_dynamo::AttributeValue::S(s),
+                    Value::N(n) => serde_dynamo::AttributeValue::N(n),
+                    Value::Bool(b) => serde_dynamo::AttributeValue::Bool(b),
+                };
+                (name, value)
+            })
+            .collect();
+        attributes.into()
     }
 
     #[test]

@@ -1,56 +1,36 @@
 //! Everything the coordinator and worker Lambdas share. The handlers in `functions/` only
-//! translate Lambda events into calls to [`coordinator`] and [`worker`].
+//! translate Lambda events into calls to [`app::coordinator`] and [`app::worker`].
 //!
-//! Layout, one job per module:
-//! - [`config`]: typed settings read once at cold start.
-//! - [`aws`]: SDK clients, endpoints from the standard `AWS_ENDPOINT_URL*` variables.
-//! - [`message`]: the job request and the batch message that travels through SQS.
-//! - [`trigger`]: S3 notifications to job requests, with idempotent job ids.
-//! - [`batching`]: pure fan-out planning (keys to batches).
-//! - [`listing`]: ListObjectsV2, streamed page by page.
-//! - [`queue`]: SendMessageBatch with every failed entry retried.
-//! - [`redrive`]: dead-letter queue back to the work queue, nothing lost on the way.
-//! - [`schema`]: the data contract: columns, types, key; the sensor schema is the default.
-//! - [`typing`]: one CSV record to one typed, keyed DynamoDB item.
-//! - [`csv_stream`]: incremental CSV records from an async byte source.
-//! - [`decode`]: streaming CSV decode of an object body, with per-row rejects.
-//! - [`ranges`]: large-object mode: byte ranges, each row read by exactly one range.
-//! - [`large_object`]: whether a single-object job is split, and into which ranges.
-//! - [`compression`]: `.csv.gz` / `.csv.zst` bodies decoded as a stream, with a size cap.
-//! - [`loader`]: the seed's GET loop, streaming rows into 25-item writes.
-//! - [`limiter`]: the adaptive (AIMD) in-flight limit behind GETs and writes.
-//! - [`dynamo_writer`]: BatchWriteItem with UnprocessedItems retried to a deadline.
-//! - [`rejects`]: the rejects report and the job's reject tolerance.
-//! - [`metrics`]: CloudWatch Embedded Metric Format records and where they go.
-//! - [`jobs`]: the job ledger: exactly-once batch counting and the final transition.
-//! - [`completion`]: the completion event, owed by the final transition (an outbox).
-//! - [`retry`]: the one backoff policy everything retries with.
+//! Layers, each depending only on those above it:
+//! - [`contract`]: the wire types: job requests, batch messages, the completion event, the
+//!   data contract (schema) and the rejects records.
+//! - [`plan`]: pure fan-out planning: keys to batches, byte ranges, S3 notifications to jobs.
+//! - [`ingest`]: IO-free CSV decoding and typing over any `AsyncBufRead`, compression,
+//!   ranged reads, rejects.
+//! - [`job`]: the job ledger's model and its pure rules (when a job ends, and how).
+//! - [`port`]: the narrow IO traits the use cases need (ledger, objects, queues, record
+//!   table), each with an in-memory double held to the same contract as its AWS adapter.
+//! - [`aws`]: the one place that names the AWS SDK: clients, the error classifier, and the
+//!   adapters behind every port.
+//! - [`app`]: the use cases (coordinator, worker, completion outbox, redrive), their
+//!   configuration, metrics and the Lambda/SQS glue.
+//!
+//! Cross-cutting helpers: [`retry`] (the one backoff policy), [`limiter`] (adaptive in-flight
+//! limits), [`clock`] and [`report`].
 
+pub mod app;
 pub mod aws;
-pub mod batching;
-pub mod completion;
-pub mod compression;
-pub mod config;
-pub mod coordinator;
-pub mod csv_stream;
-pub mod decode;
-pub mod dynamo_writer;
-pub mod jobs;
-pub mod large_object;
+pub mod clock;
+pub mod contract;
+pub mod ingest;
+pub mod job;
 pub mod limiter;
-pub mod listing;
-pub mod loader;
-pub mod message;
-pub mod metrics;
-pub mod queue;
-pub mod ranges;
-pub mod redrive;
-pub mod rejects;
+pub mod plan;
+pub mod port;
 pub mod retry;
-pub mod schema;
-pub mod trigger;
-pub mod typing;
-pub mod worker;
+
+/// A boxed error with its source chain, for errors that only travel to a log or a report.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Renders an error with its whole source chain on one line (`a: b: c`), for logs and
 /// reports. SDK errors keep their detail (code, message) in the chain, not the top level.

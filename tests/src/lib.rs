@@ -10,12 +10,13 @@ use devkit::pipeline::LocalPipeline;
 use devkit::provision::{self, Provisioned, QueueSettings, Resources};
 use devkit::sample::SensorReading;
 use devkit::servers::{LocalAws, Server, ServerChoice};
+use shared::app::worker::Worker;
 use shared::aws::Clients;
-use shared::dynamo_writer::BatchWriteApi;
-use shared::jobs::{Job, JobLedger};
-use shared::message::BatchMessage;
-use shared::rejects::ReportLocation;
-use shared::worker::Worker;
+use shared::aws::DynamoLedger;
+use shared::contract::messages::BatchMessage;
+use shared::contract::rejects::ReportLocation;
+use shared::job::model::Job;
+use shared::port::ledger::{Ledger, Seal};
 
 /// The default servers: s3s-fs, moto (SQS), dynalite.
 pub fn default_servers() -> &'static LocalAws {
@@ -139,8 +140,8 @@ impl TestEnv {
     }
 
     /// The job ledger of this test's jobs table.
-    pub fn ledger(&self) -> JobLedger {
-        JobLedger::new(self.clients.dynamodb.clone(), &self.resources.tables.jobs)
+    pub fn ledger(&self) -> DynamoLedger {
+        DynamoLedger::new(self.clients.dynamodb.clone(), &self.resources.tables.jobs)
     }
 
     /// A job over this test's bucket, created and sealed with `batches` batches still to do.
@@ -149,7 +150,15 @@ impl TestEnv {
         let job = Job::new(job_id, &self.resources.bucket, "");
         ledger.create(&job).await.expect("creating the job");
         let finished = ledger
-            .seal(job_id, batches, files, 0, None)
+            .seal(
+                job_id,
+                Seal {
+                    total_batches: batches,
+                    files_listed: files,
+                    files_skipped: 0,
+                },
+                None,
+            )
             .await
             .expect("sealing the job");
         assert!(finished.is_none(), "{batches} batches are still to do");
@@ -220,11 +229,7 @@ impl TestEnv {
 
     /// Delivers queued batches to `worker` through the SQS bridge until the job is final
     /// (panics after 40 s).
-    pub async fn deliver_until_final<W: BatchWriteApi>(
-        &self,
-        worker: &Worker<W>,
-        job_id: &str,
-    ) -> Job {
+    pub async fn deliver_until_final(&self, worker: &Worker, job_id: &str) -> Job {
         let bridge = SqsBridge::new(
             &self.clients.sqs,
             &self.provisioned.queue_url,

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
-use shared::config::CoordinatorConfig;
-use shared::coordinator::Coordinator;
-use shared::jobs::JobStatus;
-use shared::message::{ContinueListing, JobRequest};
-use shared::worker::Worker;
+use shared::app::config::CoordinatorConfig;
+use shared::app::coordinator::Coordinator;
+use shared::app::worker::Worker;
+use shared::contract::messages::{ContinueListing, JobRequest};
+use shared::job::model::JobStatus;
+use shared::port::ledger::Ledger as _;
 use tokio::time::Instant;
 
 /// 9 CSV files and one other object: 5 pages of 2 keys.
@@ -57,7 +58,7 @@ async fn a_long_listing_continues_over_five_invocations_and_loads_every_object_o
 }
 
 /// The listing step a job's ledger item stands at.
-async fn invocation(ledger: &shared::jobs::JobLedger, job_id: &str) -> u32 {
+async fn invocation(ledger: &shared::aws::DynamoLedger, job_id: &str) -> u32 {
     ledger
         .get(job_id)
         .await
@@ -72,7 +73,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     let spec = ten_objects(&env).await;
     let config = paged(env.pipeline().coordinator);
     let control = config.control_queue_url.clone().unwrap();
-    let coordinator = Coordinator::new(env.clients.clone(), config.clone());
+    let coordinator = Coordinator::on_aws(&env.clients, config.clone());
     let now = || Some(Instant::now());
     let ledger = env.ledger();
 
@@ -112,7 +113,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     // Invocation 2 crashes mid-enqueue (the work queue is unreachable): nothing recorded.
     let mut broken = config.clone();
     broken.queue_url = format!("{}-missing", config.queue_url);
-    let crashed = Coordinator::new(env.clients.clone(), broken)
+    let crashed = Coordinator::on_aws(&env.clients, broken)
         .continue_listing(&wake(2), now())
         .await;
     assert!(crashed.is_err());
@@ -121,7 +122,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     // Redelivered, invocation 2 checkpoints, then crashes before waking invocation 3.
     let mut broken = config.clone();
     broken.control_queue_url = Some(format!("{control}-missing"));
-    let crashed = Coordinator::new(env.clients.clone(), broken)
+    let crashed = Coordinator::on_aws(&env.clients, broken)
         .continue_listing(&wake(2), now())
         .await;
     assert!(crashed.is_err());
@@ -150,7 +151,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     assert!(sealed.sealed);
     assert_eq!((sealed.total_batches, sealed.files_listed), (5, 10));
 
-    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     let job = env.deliver_until_final(&worker, &job_id).await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(job.totals.rows_written, spec.total_rows());
@@ -163,14 +164,14 @@ async fn a_listing_whose_invocation_died_is_woken_by_the_stuck_job_check() {
     let spec = ten_objects(&env).await;
     let config = paged(env.pipeline().coordinator);
     let control = config.control_queue_url.clone().unwrap();
-    let coordinator = Coordinator::new(env.clients.clone(), config);
+    let coordinator = Coordinator::on_aws(&env.clients, config);
     let ledger = env.ledger();
     // A job whose first invocation died before any checkpoint, 20 minutes ago, and one that
     // has just started (its invocation may well be alive).
-    let mut dead = shared::jobs::Job::new("job-dead-listing", &env.resources.bucket, "long/");
+    let mut dead = shared::job::model::Job::new("job-dead-listing", &env.resources.bucket, "long/");
     dead.started_ms -= 20 * 60 * 1000;
     ledger.create(&dead).await.unwrap();
-    let fresh = shared::jobs::Job::new("job-fresh-listing", &env.resources.bucket, "long/");
+    let fresh = shared::job::model::Job::new("job-fresh-listing", &env.resources.bucket, "long/");
     ledger.create(&fresh).await.unwrap();
 
     let report = coordinator
@@ -195,7 +196,7 @@ async fn a_listing_whose_invocation_died_is_woken_by_the_stuck_job_check() {
     assert!(!started.continues);
     assert_eq!(started.total_batches, 5);
 
-    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     let job = env.deliver_until_final(&worker, "job-dead-listing").await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(job.totals.rows_written, spec.total_rows());
@@ -207,7 +208,7 @@ async fn a_continuation_failing_on_its_last_delivery_fails_its_job() {
     ten_objects(&env).await;
     let config = paged(env.pipeline().coordinator);
     let control = config.control_queue_url.clone().unwrap();
-    let started = Coordinator::new(env.clients.clone(), config.clone())
+    let started = Coordinator::on_aws(&env.clients, config.clone())
         .start_job(
             JobRequest::new(&env.resources.bucket, "long/"),
             Some(Instant::now()),
@@ -221,7 +222,7 @@ async fn a_continuation_failing_on_its_last_delivery_fails_its_job() {
     // The work queue is gone: every delivery fails.
     let mut broken = config;
     broken.queue_url = format!("{}-missing", broken.queue_url);
-    let coordinator = Coordinator::new(env.clients.clone(), broken);
+    let coordinator = Coordinator::on_aws(&env.clients, broken);
 
     let early = coordinator.handle_control_event(event.clone(), None).await;
     assert_eq!(early.batch_item_failures.len(), 1, "left for redelivery");

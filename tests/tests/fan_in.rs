@@ -6,9 +6,10 @@
 use devkit::sample::SampleSpec;
 use futures::future::join_all;
 use integration_tests::{TestEnv, default_servers};
-use shared::completion::{CompletionEvent, EVENT_NAME};
-use shared::jobs::{JobStatus, Recorded};
-use shared::worker::{Worker, WorkerError};
+use shared::app::worker::{Worker, WorkerError};
+use shared::contract::completion::{CompletionEvent, EVENT_NAME};
+use shared::job::model::{JobStatus, Recorded};
+use shared::port::ledger::Ledger as _;
 
 /// A fresh destination queue for completion events.
 async fn completion_queue(env: &TestEnv) -> String {
@@ -36,7 +37,7 @@ async fn many_workers_finishing_together_send_exactly_one_completion_event() {
     config.completion_queue_url = Some(queue_url.clone());
     // Six workers, each batch delivered twice, all at once.
     let workers: Vec<Worker> = (0..6)
-        .map(|_| Worker::new(env.clients.clone(), config.clone()))
+        .map(|_| Worker::on_aws(&env.clients, config.clone()))
         .collect();
     let batches: Vec<_> = (0..6)
         .map(|b| env.batch(&job.job_id, b, vec![spec.key(b as usize)]))
@@ -80,7 +81,7 @@ async fn a_crash_between_writing_and_counting_counts_once_on_redelivery() {
     // The rows are written, then the count fails: the ledger is unreachable.
     let mut broken = env.pipeline().worker;
     broken.tables.jobs = "no-such-jobs-table".into();
-    let crashed = Worker::new(env.clients.clone(), broken)
+    let crashed = Worker::on_aws(&env.clients, broken)
         .process_batch(&batch, None)
         .await;
     assert!(matches!(crashed, Err(WorkerError::Job(_))), "{crashed:?}");
@@ -92,7 +93,7 @@ async fn a_crash_between_writing_and_counting_counts_once_on_redelivery() {
     );
 
     // Redelivery rewrites the same items and counts once; a later one changes nothing.
-    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     let first = worker.process_batch(&batch, None).await.unwrap();
     assert!(matches!(first, Recorded::Counted(_)));
     let again = worker.process_batch(&batch, None).await.unwrap();
@@ -117,7 +118,7 @@ async fn a_crash_between_finishing_and_the_event_sends_it_on_redelivery() {
     // The job finishes, then sending its event fails (the destination is missing).
     let mut broken = env.pipeline().worker;
     broken.completion_queue_url = Some(format!("{queue_url}-missing"));
-    let crashed = Worker::new(env.clients.clone(), broken)
+    let crashed = Worker::on_aws(&env.clients, broken)
         .process_batch(&batch, None)
         .await;
     assert!(
@@ -130,7 +131,7 @@ async fn a_crash_between_finishing_and_the_event_sends_it_on_redelivery() {
 
     let mut config = env.pipeline().worker;
     config.completion_queue_url = Some(queue_url.clone());
-    let worker = Worker::new(env.clients.clone(), config);
+    let worker = Worker::on_aws(&env.clients, config);
     for _ in 0..2 {
         let redelivered = worker.process_batch(&batch, None).await.unwrap();
         assert!(matches!(redelivered, Recorded::AlreadyCounted(_)));

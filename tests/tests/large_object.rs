@@ -8,11 +8,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use devkit::provision::ensure_table;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers, moto_servers};
-use shared::coordinator::Coordinator;
-use shared::jobs::JobStatus;
-use shared::message::JobRequest;
-use shared::schema::Schema;
-use shared::worker::Worker;
+use shared::app::coordinator::Coordinator;
+use shared::app::worker::Worker;
+use shared::contract::messages::JobRequest;
+use shared::contract::schema::Schema;
+use shared::job::model::JobStatus;
 use tokio::io::AsyncWriteExt;
 
 const MIB: u64 = 1 << 20;
@@ -160,7 +160,7 @@ async fn an_object_replaced_mid_job_fails_its_ranges_instead_of_mixing_versions(
     env.put(&spec.key(0), &spec.body(0)).await;
     let mut config = env.pipeline().coordinator;
     config.range_chunk_bytes = 2048;
-    let started = Coordinator::new(env.clients.clone(), config)
+    let started = Coordinator::on_aws(&env.clients, config)
         .start_job(one_object(&env, &spec.key(0)), None)
         .await
         .unwrap();
@@ -172,7 +172,7 @@ async fn an_object_replaced_mid_job_fails_its_ranges_instead_of_mixing_versions(
         ..spec.clone()
     };
     env.put(&spec.key(0), &replacement.body(0)).await;
-    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     let job = env.deliver_until_final(&worker, &started.job_id).await;
 
     assert_eq!(

@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use serde_json::Value;
-use shared::coordinator::Coordinator;
-use shared::jobs::{Job, JobStatus};
-use shared::message::JobRequest;
-use shared::metrics::MemorySink;
+use shared::app::coordinator::Coordinator;
+use shared::app::metrics::MemorySink;
+use shared::contract::messages::JobRequest;
+use shared::job::model::{Job, JobStatus};
+use shared::port::ledger::Ledger as _;
 
 /// Collects formatted log lines in memory.
 #[derive(Clone, Default)]
@@ -151,8 +152,8 @@ async fn the_stuck_job_check_reports_only_jobs_running_past_the_threshold() {
     }
 
     let sink = Arc::new(MemorySink::default());
-    let coordinator = Coordinator::new(env.clients.clone(), env.pipeline().coordinator)
-        .with_metrics(sink.clone());
+    let coordinator =
+        Coordinator::on_aws(&env.clients, env.pipeline().coordinator).with_metrics(sink.clone());
     let stuck = coordinator
         .check_stuck_jobs(Duration::from_secs(3600))
         .await

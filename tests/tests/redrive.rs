@@ -3,9 +3,10 @@
 
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
-use shared::jobs::{JobStatus, Recorded};
-use shared::redrive::redrive;
-use shared::worker::Worker;
+use shared::app::redrive::redrive;
+use shared::app::worker::Worker;
+use shared::job::model::{JobStatus, Recorded};
+use shared::port::ledger::Ledger as _;
 
 /// A job of `batches` one-file batches whose batch 0 failed its last delivery: counted as
 /// failed in the ledger, its message in the dead-letter queue.
@@ -34,7 +35,7 @@ async fn job_with_a_dead_lettered_batch(env: &TestEnv, batches: u64) -> (String,
 /// Moves every message of the dead-letter queue back to the work queue.
 async fn redrive_all(env: &TestEnv) -> u64 {
     redrive(
-        &env.clients.sqs,
+        &shared::aws::SqsQueues::new(env.clients.sqs.clone()),
         &env.provisioned.dead_letter_queue_url,
         &env.provisioned.queue_url,
         u64::MAX,
@@ -47,7 +48,7 @@ async fn redrive_all(env: &TestEnv) -> u64 {
 async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed() {
     let env = TestEnv::new(default_servers(), "redrive-ended").await;
     let (job_id, spec) = job_with_a_dead_lettered_batch(&env, 2).await;
-    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     worker
         .process_batch(&env.batch(&job_id, 1, vec![spec.key(1)]), None)
         .await
@@ -97,7 +98,7 @@ async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed()
 async fn a_batch_recovered_before_the_job_ends_lets_it_complete() {
     let env = TestEnv::new(default_servers(), "redrive-running").await;
     let (job_id, spec) = job_with_a_dead_lettered_batch(&env, 2).await;
-    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     let recovered = worker
         .process_batch(&env.batch(&job_id, 0, vec![spec.key(0)]), None)
         .await

@@ -4,10 +4,10 @@
 use aws_lambda_events::event::s3::S3Event;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
-use shared::coordinator::{Coordinator, TriggerOutcome};
-use shared::jobs::{Job, JobStatus};
-use shared::trigger::TriggerMode;
-use shared::worker::Worker;
+use shared::app::coordinator::{Coordinator, TriggerOutcome};
+use shared::app::worker::Worker;
+use shared::job::model::{Job, JobStatus};
+use shared::plan::trigger::TriggerMode;
 
 /// The sample notification, pointed at this test's bucket and `key` (URL-encoded as S3 does).
 fn notification(env: &TestEnv, encoded_key: &str) -> S3Event {
@@ -20,7 +20,7 @@ fn notification(env: &TestEnv, encoded_key: &str) -> S3Event {
 
 /// Runs the job's queued batches through a worker until it is final.
 async fn drive_to_the_end(env: &TestEnv, job_id: &str) -> Job {
-    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     env.deliver_until_final(&worker, job_id).await
 }
 
@@ -39,7 +39,7 @@ async fn a_marker_starts_one_job_for_its_folder_even_when_notified_twice() {
         .await
         .unwrap();
     env.put("day/_SUCCESS", "").await;
-    let coordinator = Coordinator::new(env.clients.clone(), env.pipeline().coordinator);
+    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
     let event = notification(&env, "day/_SUCCESS");
 
     let first = coordinator.handle_s3_event(&event, None).await.unwrap();
@@ -72,7 +72,7 @@ async fn in_object_mode_a_csv_upload_loads_that_object_alone() {
     env.put("in/other.csv", &spec.body(1)).await;
     let mut config = env.pipeline().coordinator;
     config.trigger.mode = TriggerMode::Object;
-    let coordinator = Coordinator::new(env.clients.clone(), config);
+    let coordinator = Coordinator::on_aws(&env.clients, config);
 
     let outcomes = coordinator
         .handle_s3_event(&notification(&env, "in/two+words.csv"), None)
@@ -99,7 +99,7 @@ async fn in_object_mode_a_csv_upload_loads_that_object_alone() {
 #[tokio::test]
 async fn in_marker_mode_a_csv_upload_starts_nothing() {
     let env = TestEnv::new(default_servers(), "marker-mode").await;
-    let coordinator = Coordinator::new(env.clients.clone(), env.pipeline().coordinator);
+    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
     let outcomes = coordinator
         .handle_s3_event(&notification(&env, "in/a.csv"), None)
         .await
@@ -115,7 +115,7 @@ async fn in_object_mode_a_large_csv_upload_starts_a_ranged_job() {
     let mut config = env.pipeline().coordinator;
     config.trigger.mode = TriggerMode::Object;
     config.range_chunk_bytes = 16 * 1024;
-    let coordinator = Coordinator::new(env.clients.clone(), config);
+    let coordinator = Coordinator::on_aws(&env.clients, config);
 
     let outcomes = coordinator
         .handle_s3_event(&notification(&env, "in/big.csv"), None)

@@ -3,6 +3,7 @@
 //! UnprocessedItems injected around the real servers still land every row.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -10,11 +11,13 @@ use devkit::faults::{FlakyWrites, with_slowdowns};
 use devkit::provision::ensure_table;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
-use shared::jobs::{Job, JobStatus, Recorded};
-use shared::message::JobRequest;
-use shared::rejects::{RejectRecord, RejectTolerance};
-use shared::schema::Schema;
-use shared::worker::Worker;
+use shared::app::worker::Worker;
+use shared::aws::{Adapters, DynamoTable};
+use shared::contract::messages::JobRequest;
+use shared::contract::rejects::{RejectRecord, RejectTolerance};
+use shared::contract::schema::Schema;
+use shared::job::model::{Job, JobStatus, Recorded};
+use shared::port::ledger::Ledger as _;
 
 const HEADER: &str = "timestamp,temp,humidity,measure_point";
 
@@ -312,8 +315,16 @@ async fn throttled_writes_and_s3_slowdowns_still_land_every_row() {
     let mut clients = env.clients.clone();
     let (s3, injected) = with_slowdowns(&clients.s3, 4);
     clients.s3 = s3;
-    let flaky = FlakyWrites::new(env.clients.dynamodb.clone(), 2);
-    let worker = Worker::with_writes(clients, env.pipeline().worker, flaky);
+    let flaky = Arc::new(FlakyWrites::new(
+        DynamoTable::new(env.clients.dynamodb.clone()),
+        2,
+    ));
+    let config = env.pipeline().worker;
+    let adapters = Adapters {
+        records: flaky.clone(),
+        ..Adapters::aws(&clients, &config.tables.jobs)
+    };
+    let worker = Worker::new(adapters, config);
     for batch in 0..2 {
         let keys = (batch * 20..batch * 20 + 20).map(|i| spec.key(i)).collect();
         let recorded = worker
@@ -363,7 +374,7 @@ async fn a_vanished_object_is_reported_and_the_batch_completes() {
         .unwrap();
     let ledger = env.ledger();
     let job = env.sealed_job("job-vanished", 1, 2).await;
-    let worker = Worker::new(env.clients.clone(), env.pipeline().worker);
+    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     let batch = env.batch(&job.job_id, 0, vec![spec.key(0), "v/gone.csv".into()]);
     worker.process_batch(&batch, None).await.unwrap();
 

@@ -45,9 +45,14 @@ pub async fn redrive(args: RedriveArgs) -> Result<()> {
     };
     let from = url_of(args.from, resources.dead_letter_queue).await?;
     let to = url_of(args.to, resources.queue).await?;
-    let moved = shared::redrive::redrive(&clients.sqs, &from, &to, args.max)
-        .await
-        .context("redriving")?;
+    let moved = shared::app::redrive::redrive(
+        &shared::aws::SqsQueues::new(clients.sqs.clone()),
+        &from,
+        &to,
+        args.max,
+    )
+    .await
+    .context("redriving")?;
     println!("moved {moved} messages from {from} to {to}");
     Ok(())
 }

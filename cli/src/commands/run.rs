@@ -10,8 +10,8 @@ use devkit::pipeline::LocalPipeline;
 use devkit::provision::{self, QueueSettings};
 use devkit::sample::SampleSpec;
 use indicatif::{ProgressBar, ProgressStyle};
-use shared::jobs::JobStatus;
-use shared::message::JobRequest;
+use shared::contract::messages::JobRequest;
+use shared::job::model::JobStatus;
 
 use super::r#gen::{SampleArgs, upload};
 use crate::summary::print_summary;
@@ -127,7 +127,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
 }
 
 /// What the EMF batch records say about the batches (the same records CloudWatch would get).
-fn print_batch_metrics(records: &[shared::metrics::MetricRecord]) {
+fn print_batch_metrics(records: &[shared::app::metrics::MetricRecord]) {
     let mut durations: Vec<f64> = records
         .iter()
         .filter(|r| r.event == "batch")

@@ -1,16 +1,16 @@
 //! Coordinator Lambda: a manual `{"bucket", "prefix"}` (or `{"bucket", "key"}`) event or an
 //! S3 notification starts a job; an SQS event from the control queue continues a long
 //! listing; the scheduled `{"check_stuck_jobs": {...}}` event counts jobs stuck RUNNING.
-//! Wiring only; the logic is `shared::coordinator`.
+//! Wiring only; the logic is `shared::app::coordinator`.
 
 use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::app::config::CoordinatorConfig;
+use shared::app::coordinator::Coordinator;
+use shared::app::lambda::deadline_from_epoch_ms;
 use shared::aws::Clients;
-use shared::config::CoordinatorConfig;
-use shared::coordinator::Coordinator;
-use shared::message::CoordinatorRequest;
-use shared::worker::deadline_from_epoch_ms;
+use shared::contract::messages::CoordinatorRequest;
 
 /// glibc's malloc and free were a third of the worker loop's instructions (callgrind).
 #[global_allocator]
@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
         .without_time() // CloudWatch stamps every line
         .init();
     let config = CoordinatorConfig::from_env()?;
-    let coordinator = Coordinator::new(Clients::from_env().await, config);
+    let coordinator = Coordinator::on_aws(&Clients::from_env().await, config);
     let coordinator = &coordinator;
     run(service_fn(
         move |event: LambdaEvent<CoordinatorRequest>| async move {

@@ -1,12 +1,12 @@
 //! Worker Lambda: an SQS event of batch messages in, a partial-batch response out (the event
 //! source mapping needs `FunctionResponseTypes: [ReportBatchItemFailures]`).
-//! Wiring only; the logic is `shared::worker`.
+//! Wiring only; the logic is `shared::app::worker`.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::app::config::WorkerConfig;
+use shared::app::{lambda::deadline_from_epoch_ms, worker::Worker};
 use shared::aws::Clients;
-use shared::config::WorkerConfig;
-use shared::worker::{Worker, deadline_from_epoch_ms};
 
 /// glibc's malloc and free were a third of the worker loop's instructions (callgrind).
 #[global_allocator]
@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
         .with_span_list(true)
         .without_time() // CloudWatch stamps every line
         .init();
-    let worker = Worker::new(Clients::from_env().await, WorkerConfig::from_env()?);
+    let worker = Worker::on_aws(&Clients::from_env().await, WorkerConfig::from_env()?);
     let worker = &worker;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = deadline_from_epoch_ms(event.context.deadline);

@@ -1,0 +1,319 @@
+//! Typed settings, parsed once at cold start. Every error names the variable at fault.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::plan::trigger::{TriggerConfig, TriggerMode};
+
+#[derive(Debug, Error, PartialEq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Names of the two DynamoDB tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    /// Typed rows, keyed by (measure_point, timestamp).
+    pub records: String,
+    /// The job ledger, keyed by job_id.
+    pub jobs: String,
+}
+
+/// Coordinator settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    pub tables: Tables,
+    pub queue_url: String,
+    /// Object keys per SQS message (one worker batch).
+    pub batch_size: usize,
+    /// ListObjectsV2 page size (S3 caps it at 1,000).
+    pub list_page_size: i32,
+    /// Bucket for rejects reports; the job's source bucket when unset.
+    pub rejects_bucket: Option<String>,
+    /// Key prefix of rejects reports: `{prefix}{job_id}/batch-NNNNNN.jsonl`.
+    pub rejects_prefix: String,
+    /// Which S3 uploads start jobs.
+    pub trigger: TriggerConfig,
+    /// A single-object job on a plain CSV bigger than this is split into byte ranges of
+    /// this size, one worker batch each.
+    pub range_chunk_bytes: u64,
+    /// Where each finished job's completion event goes (none: the log line only).
+    pub completion_queue_url: Option<String>,
+    /// The coordinator's own control queue: a listing that would outrun the invocation's
+    /// deadline checkpoints and continues in a new invocation woken through it. Unset: one
+    /// invocation lists everything.
+    pub control_queue_url: Option<String>,
+    /// Time kept free before the deadline: the listing pauses when less than this is left.
+    pub checkpoint_margin: Duration,
+    /// The control queue's maxReceiveCount: a continuation failing on this delivery fails
+    /// its job instead of going on to the dead-letter queue and being woken again forever.
+    pub control_max_receive_count: u32,
+    /// Buckets a job may read (empty: any the function's role can).
+    pub allowed_buckets: Vec<String>,
+}
+
+/// Worker settings: the two limits of the seed's loop, plus write parallelism.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    pub tables: Tables,
+    /// Semaphore permits: S3 GETs in flight at once.
+    pub fetch_concurrency: usize,
+    /// `buffer_unordered` width: objects being fetched or decoded at once.
+    pub task_concurrency: usize,
+    /// BatchWriteItem calls in flight at once.
+    pub write_concurrency: usize,
+    /// The queue's maxReceiveCount: a batch failing on this delivery goes to the dead-letter
+    /// queue next, so the worker counts it as failed in the ledger.
+    pub max_receive_count: u32,
+    /// Cap on the decoded bytes of one compressed object (a guard against inflation bombs).
+    pub max_decoded_bytes: u64,
+    /// Where each finished job's completion event goes (none: the log line only).
+    pub completion_queue_url: Option<String>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            tables: Tables {
+                records: "s3fanout-records".into(),
+                jobs: "s3fanout-jobs".into(),
+            },
+            fetch_concurrency: 256,
+            task_concurrency: 512,
+            write_concurrency: 16,
+            max_receive_count: 5,
+            max_decoded_bytes: crate::ingest::compression::DEFAULT_MAX_DECODED_BYTES,
+            completion_queue_url: None,
+        }
+    }
+}
+
+impl CoordinatorConfig {
+    pub const DEFAULT_BATCH_SIZE: usize = 100;
+    pub const DEFAULT_LIST_PAGE_SIZE: i32 = 1000;
+    pub const DEFAULT_REJECTS_PREFIX: &str = "_rejects/";
+    pub const DEFAULT_CHECKPOINT_MARGIN_SECONDS: u64 = 60;
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            tables: Tables::from_lookup(&var)?,
+            queue_url: required(&var, "QUEUE_URL")?,
+            batch_size: positive(&var, "BATCH_SIZE", Self::DEFAULT_BATCH_SIZE)?,
+            list_page_size: positive(&var, "LIST_PAGE_SIZE", Self::DEFAULT_LIST_PAGE_SIZE)?
+                .min(1000),
+            rejects_bucket: optional(&var, "REJECTS_BUCKET"),
+            rejects_prefix: var("REJECTS_PREFIX")
+                .unwrap_or_else(|| Self::DEFAULT_REJECTS_PREFIX.to_owned()),
+            trigger: TriggerConfig {
+                marker_name: var("MARKER_NAME")
+                    .unwrap_or_else(|| TriggerConfig::default().marker_name),
+                mode: match var("TRIGGER_MODE").as_deref() {
+                    None | Some("marker") => TriggerMode::Marker,
+                    Some("object") => TriggerMode::Object,
+                    Some(other) => {
+                        return Err(ConfigError::Invalid {
+                            name: "TRIGGER_MODE",
+                            value: other.to_owned(),
+                            reason: "expected marker or object".into(),
+                        });
+                    }
+                },
+            },
+            range_chunk_bytes: positive(
+                &var,
+                "RANGE_CHUNK_BYTES",
+                crate::plan::ranges::DEFAULT_CHUNK_BYTES,
+            )?,
+            completion_queue_url: optional(&var, "COMPLETION_QUEUE_URL"),
+            control_queue_url: optional(&var, "CONTROL_QUEUE_URL"),
+            checkpoint_margin: Duration::from_secs(positive(
+                &var,
+                "CHECKPOINT_MARGIN_SECONDS",
+                Self::DEFAULT_CHECKPOINT_MARGIN_SECONDS,
+            )?),
+            control_max_receive_count: positive(&var, "CONTROL_MAX_RECEIVE_COUNT", 5)?,
+            allowed_buckets: optional(&var, "ALLOWED_BUCKETS")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|b| !b.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+impl WorkerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            tables: Tables::from_lookup(&var)?,
+            fetch_concurrency: positive(&var, "FETCH_CONCURRENCY", defaults.fetch_concurrency)?,
+            task_concurrency: positive(&var, "TASK_CONCURRENCY", defaults.task_concurrency)?,
+            write_concurrency: positive(&var, "WRITE_CONCURRENCY", defaults.write_concurrency)?,
+            max_receive_count: positive(&var, "MAX_RECEIVE_COUNT", defaults.max_receive_count)?,
+            max_decoded_bytes: positive(&var, "MAX_DECODED_BYTES", defaults.max_decoded_bytes)?,
+            completion_queue_url: optional(&var, "COMPLETION_QUEUE_URL"),
+        })
+    }
+}
+
+impl Tables {
+    fn from_lookup(var: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            records: required(var, "RECORDS_TABLE")?,
+            jobs: required(var, "JOBS_TABLE")?,
+        })
+    }
+}
+
+fn required(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    match var(name) {
+        Some(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// An optional setting: unset and blank are the same.
+fn optional(var: &impl Fn(&str) -> Option<String>, name: &'static str) -> Option<String> {
+    var(name).filter(|value| !value.trim().is_empty())
+}
+
+/// An optional positive integer with a default.
+fn positive<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Default,
+    T::Err: std::fmt::Display,
+{
+    let Some(value) = var(name) else {
+        return Ok(default);
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        name,
+        value: value.clone(),
+        reason,
+    };
+    let parsed: T = value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| invalid(e.to_string()))?;
+    if parsed <= T::default() {
+        return Err(invalid("must be greater than zero".into()));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("RECORDS_TABLE", "records"),
+        ("JOBS_TABLE", "jobs"),
+        ("QUEUE_URL", "http://q"),
+    ];
+
+    #[test]
+    fn coordinator_defaults_apply() {
+        let config = CoordinatorConfig::from_lookup(lookup(&BASE)).unwrap();
+        assert_eq!(config.batch_size, 100);
+        assert_eq!(config.list_page_size, 1000);
+        assert_eq!(config.tables.records, "records");
+        assert_eq!(config.rejects_bucket, None);
+        assert_eq!(config.rejects_prefix, "_rejects/");
+        assert_eq!(config.trigger, TriggerConfig::default());
+        assert_eq!(config.range_chunk_bytes, 32 << 20);
+        assert_eq!(config.completion_queue_url, None);
+        assert_eq!(config.control_queue_url, None);
+        assert_eq!(config.checkpoint_margin, Duration::from_secs(60));
+        assert!(config.allowed_buckets.is_empty());
+        let mut pairs = BASE.to_vec();
+        pairs.push(("ALLOWED_BUCKETS", " a-bucket, b-bucket ,"));
+        let config = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.allowed_buckets, vec!["a-bucket", "b-bucket"]);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("COMPLETION_QUEUE_URL", "http://q/done"));
+        let worker = WorkerConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(
+            worker.completion_queue_url.as_deref(),
+            Some("http://q/done")
+        );
+    }
+
+    #[test]
+    fn trigger_mode_is_checked() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TRIGGER_MODE", "object"));
+        let config = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.trigger.mode, TriggerMode::Object);
+        pairs.pop();
+        pairs.push(("TRIGGER_MODE", "sometimes"));
+        let err = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(
+            err.to_string().contains("TRIGGER_MODE=\"sometimes\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let err = CoordinatorConfig::from_lookup(lookup(&BASE[..2])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("QUEUE_URL"));
+        assert!(err.to_string().contains("QUEUE_URL"));
+    }
+
+    #[test]
+    fn invalid_number_is_named_with_value() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BATCH_SIZE", "lots"));
+        let err = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("BATCH_SIZE=\"lots\""), "{err}");
+        pairs.pop();
+        pairs.push(("FETCH_CONCURRENCY", "0"));
+        let err = WorkerConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("greater than zero"), "{err}");
+    }
+
+    #[test]
+    fn page_size_is_capped_at_the_s3_maximum() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("LIST_PAGE_SIZE", "5000"));
+        let config = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.list_page_size, 1000);
+    }
+}

@@ -1,0 +1,152 @@
+//! Long listings continue across invocations: the control queue wakes the next one, which
+//! claims its step in the ledger and resumes from the checkpoint.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use tokio::time::Instant;
+
+use super::{Coordinator, CoordinatorError, JobStarted, LISTING_STALLED_AFTER};
+use crate::app::lambda;
+use crate::contract::messages::{ContinueListing, JobRequest};
+use crate::job::model::{Job, ListingCheckpoint};
+use crate::port::ledger::JobError;
+
+impl Coordinator {
+    /// One control-queue message: resumes a paused listing from the job's checkpoint.
+    /// Failures are returned, not recorded: SQS redelivers the message, and resuming from
+    /// the same checkpoint again enqueues the same batches under the same numbers, which
+    /// workers count once.
+    pub async fn continue_listing(
+        &self,
+        message: &ContinueListing,
+        deadline: Option<Instant>,
+    ) -> Result<Option<JobStarted>, CoordinatorError> {
+        let job_id = &message.job_id;
+        let Some(job) = self.ledger.get(job_id).await? else {
+            return Err(JobError::NotFound(job_id.clone()).into());
+        };
+        if job.sealed || job.status.is_final() {
+            tracing::info!(%job_id, "nothing to continue: the listing has ended");
+            return Ok(None);
+        }
+        let checkpoint = job.listing_position();
+        if checkpoint.invocation != message.invocation {
+            // A later invocation is checkpointed, but a crash may have come between that
+            // and its wake-up: wake it again (a duplicate wake-up is harmless).
+            if checkpoint.invocation > message.invocation {
+                self.wake(job_id, checkpoint.invocation).await?;
+            }
+            return Ok(None);
+        }
+        // Only one run of a step may enqueue: a duplicate wake-up finds the step taken.
+        let run = uuid::Uuid::now_v7().to_string();
+        if !self
+            .ledger
+            .claim_listing(job_id, message.invocation, &run, LISTING_STALLED_AFTER)
+            .await?
+        {
+            tracing::info!(%job_id, invocation = message.invocation, "another run owns this listing step");
+            return Ok(None);
+        }
+        tracing::info!(%job_id, invocation = checkpoint.invocation, batches = checkpoint.next_batch, "listing continues");
+        let result = self
+            .continue_claimed(&job, checkpoint, &run, deadline)
+            .await;
+        if result.is_err()
+            && let Err(release) = self.ledger.release_listing(job_id, &run).await
+        {
+            tracing::warn!(%job_id, error = %crate::report(&release), "could not release the listing step; it frees itself when stale");
+        }
+        result
+    }
+
+    /// The claimed step of a continuing listing: plan the object again, or list on.
+    async fn continue_claimed(
+        &self,
+        job: &Job,
+        checkpoint: ListingCheckpoint,
+        run: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Option<JobStarted>, CoordinatorError> {
+        let job_id = &job.job_id;
+        let request = JobRequest {
+            job_id: Some(job_id.clone()),
+            key: job.key.clone(),
+            schema: job.schema.clone(),
+            tolerated_rejects: job.tolerated_rejects,
+            ..JobRequest::new(&job.bucket, &job.prefix)
+        };
+        let report = self.report_location(&request);
+        // A single-object job whose first invocation died is planned again (same batches).
+        let listed = self
+            .enqueue(job_id, &request, &report, Some(checkpoint), run, deadline)
+            .await?;
+        match self.conclude(job_id, listed, run).await {
+            Ok(started) => Ok(Some(started)),
+            // This run's claim went stale and another run took the step over.
+            Err(CoordinatorError::Job(JobError::AlreadySealed(_) | JobError::NotOwner(_))) => {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The control queue's SQS event: each message continues one listing; failed ones are
+    /// reported for redelivery.
+    pub async fn handle_control_event(
+        &self,
+        event: SqsEvent,
+        deadline: Option<Instant>,
+    ) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for message in event.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            let body = message.body.as_deref().unwrap_or_default();
+            let continuation = match serde_json::from_str::<ContinueListing>(body) {
+                Ok(continuation) => continuation,
+                Err(e) => {
+                    tracing::error!(message_id = %id, error = %e, "not a ContinueListing message; left for the dead-letter queue");
+                    response.batch_item_failures.push(lambda::failure(id));
+                    continue;
+                }
+            };
+            let result = self
+                .continue_listing(&continuation, deadline)
+                .await
+                .map_err(|e| crate::report(&e));
+            if let Err(reason) = &result
+                && lambda::receive_count(&message) >= self.config.control_max_receive_count
+            {
+                // The listing fails for good: end the job instead of waking it forever.
+                self.fail_job(&continuation.job_id, reason).await;
+                continue;
+            }
+            if let Err(reason) = result {
+                tracing::error!(message_id = %id, %reason, "continuing a listing failed; left for redelivery");
+                response.batch_item_failures.push(lambda::failure(id));
+            }
+        }
+        response
+    }
+
+    /// Wakes invocation `invocation` of a paused listing through the control queue.
+    pub(super) async fn wake(&self, job_id: &str, invocation: u32) -> Result<(), CoordinatorError> {
+        let Some(queue_url) = &self.config.control_queue_url else {
+            return Ok(());
+        };
+        let body = serde_json::to_string(&ContinueListing {
+            job_id: job_id.to_owned(),
+            invocation,
+        })
+        .expect("a string and a number serialize");
+        // On a FIFO control queue, one wake-up per step.
+        let dedup = format!("{job_id}-{invocation}");
+        self.queues
+            .send(queue_url, &body, &dedup)
+            .await
+            .map_err(|e| CoordinatorError::Wake {
+                job_id: job_id.to_owned(),
+                source: e.into(),
+            })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! Enqueueing a job's batches: a prefix listed page by page, or one object planned whole or
+//! in byte ranges. Batches go out as they fill; a listing nearing the deadline checkpoints.
+
+use tokio::time::Instant;
+
+use super::listing::PrefixLister;
+use super::object_plan::{ObjectPlan, plan_object};
+use super::{Coordinator, CoordinatorError, Enqueued, Listed};
+use crate::app::queue_writer::QueueWriter;
+use crate::contract::messages::{BatchMessage, JobRequest, RangeTask};
+use crate::contract::rejects::ReportLocation;
+use crate::job::model::ListingCheckpoint;
+use crate::plan::batching::{KeyBatcher, is_csv_key};
+use crate::port::queue::Entry;
+
+impl Coordinator {
+    fn queue(&self) -> QueueWriter<'_> {
+        QueueWriter::new(&*self.queues, &self.config.queue_url)
+    }
+
+    /// Enqueues a job's batches: one object's, or a prefix listing's (from `resume`).
+    pub(super) async fn enqueue(
+        &self,
+        job_id: &str,
+        request: &JobRequest,
+        report: &ReportLocation,
+        resume: Option<ListingCheckpoint>,
+        owner: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Listed, CoordinatorError> {
+        match &request.key {
+            Some(key) => self
+                .enqueue_object(job_id, request, key, report)
+                .await
+                .map(Listed::Done),
+            None => {
+                self.enqueue_prefix(job_id, request, report, resume, owner, deadline)
+                    .await
+            }
+        }
+    }
+
+    /// Lists from the start or from a checkpoint, enqueueing batches as they fill, until
+    /// the listing ends or the deadline nears (then it checkpoints and wakes the next
+    /// invocation). A paused listing's last batch is cut short, so each invocation's batches
+    /// depend only on where it resumed.
+    async fn enqueue_prefix(
+        &self,
+        job_id: &str,
+        request: &JobRequest,
+        report: &ReportLocation,
+        resume: Option<ListingCheckpoint>,
+        owner: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Listed, CoordinatorError> {
+        let mut lister = PrefixLister::new(
+            &*self.objects,
+            &request.bucket,
+            &request.prefix,
+            self.config.list_page_size,
+        );
+        let mut batcher = KeyBatcher::new(self.config.batch_size);
+        let (mut listed, mut skipped, mut invocation) = (0, 0, 0);
+        if let Some(checkpoint) = resume {
+            if let Some(cursor) = checkpoint.cursor {
+                lister = lister.resume(cursor);
+            }
+            batcher = KeyBatcher::starting_at(self.config.batch_size, checkpoint.next_batch);
+            (listed, skipped, invocation) = (
+                checkpoint.files_listed,
+                checkpoint.files_skipped,
+                checkpoint.invocation,
+            );
+        }
+        let mut queue = self.queue();
+        let message = |(batch, keys): (u64, Vec<String>)| {
+            // Listing is in key order, so first..last says which batch holds any key.
+            tracing::info!(
+                job_id,
+                batch,
+                keys = keys.len(),
+                first_key = keys.first().map(String::as_str).unwrap_or_default(),
+                last_key = keys.last().map(String::as_str).unwrap_or_default(),
+                "batch enqueued"
+            );
+            batch_entry(job_id, request, report, batch, keys, None)
+        };
+        while let Some(page) = lister.next_page().await.map_err(CoordinatorError::List)? {
+            for object in page {
+                listed += 1;
+                if !is_csv_key(&object.key) {
+                    skipped += 1;
+                    continue;
+                }
+                if let Some(full) = batcher.push(object.key) {
+                    queue.push(message(full)).await?;
+                }
+            }
+            if let Some(cursor) = lister.cursor()
+                && self.must_pause(deadline)
+            {
+                if let Some(last) = batcher.finish() {
+                    queue.push(message(last)).await?;
+                }
+                queue.flush().await?;
+                let checkpoint = ListingCheckpoint {
+                    invocation: invocation + 1,
+                    cursor: Some(cursor.to_owned()),
+                    next_batch: batcher.emitted(),
+                    files_listed: listed,
+                    files_skipped: skipped,
+                };
+                if self.ledger.checkpoint(job_id, &checkpoint, owner).await? {
+                    self.wake(job_id, checkpoint.invocation).await?;
+                    tracing::info!(
+                        job_id,
+                        next_invocation = checkpoint.invocation,
+                        batches = checkpoint.next_batch,
+                        "listing paused before the deadline"
+                    );
+                } else {
+                    tracing::info!(job_id, "this run no longer owns the listing; stopping");
+                }
+                return Ok(Listed::Paused(Enqueued {
+                    batches: batcher.emitted(),
+                    listed,
+                    skipped,
+                }));
+            }
+        }
+        if let Some(last) = batcher.finish() {
+            queue.push(message(last)).await?;
+        }
+        queue.flush().await?;
+        Ok(Listed::Done(Enqueued {
+            batches: batcher.emitted(),
+            listed,
+            skipped,
+        }))
+    }
+
+    /// One object: one batch, or one batch per range when it is large.
+    async fn enqueue_object(
+        &self,
+        job_id: &str,
+        request: &JobRequest,
+        key: &str,
+        report: &ReportLocation,
+    ) -> Result<Enqueued, CoordinatorError> {
+        if !is_csv_key(key) {
+            return Ok(Enqueued {
+                batches: 0,
+                listed: 1,
+                skipped: 1,
+            });
+        }
+        let schema = request.schema.clone().unwrap_or_default();
+        let chunk = self.config.range_chunk_bytes;
+        let plan = plan_object(&*self.objects, &request.bucket, key, &schema, chunk).await?;
+        let mut queue = self.queue();
+        let batches = match plan {
+            ObjectPlan::Whole => {
+                tracing::info!(job_id, batch = 0, key, "batch enqueued");
+                let entry = batch_entry(job_id, request, report, 0, vec![key.to_owned()], None);
+                queue.push(entry).await?;
+                1
+            }
+            ObjectPlan::Ranges(ranges) => {
+                let count = ranges.len() as u64;
+                tracing::info!(
+                    job_id,
+                    key,
+                    ranges = count,
+                    chunk_bytes = chunk,
+                    "large object split into ranges"
+                );
+                for (batch, range) in (0..).zip(ranges) {
+                    let entry = batch_entry(job_id, request, report, batch, vec![], Some(range));
+                    queue.push(entry).await?;
+                }
+                count
+            }
+        };
+        queue.flush().await?;
+        Ok(Enqueued {
+            batches,
+            listed: 1,
+            skipped: 0,
+        })
+    }
+}
+
+/// The SQS entry of one batch.
+fn batch_entry(
+    job_id: &str,
+    request: &JobRequest,
+    report: &ReportLocation,
+    batch: u64,
+    keys: Vec<String>,
+    range: Option<RangeTask>,
+) -> Entry {
+    Entry {
+        id: batch.to_string(),
+        body: BatchMessage {
+            job_id: job_id.to_owned(),
+            batch,
+            bucket: request.bucket.clone(),
+            keys,
+            range,
+            schema: request.schema.clone(),
+            report: report.clone(),
+        }
+        .to_json(),
+    }
+}

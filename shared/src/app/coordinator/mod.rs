@@ -1,0 +1,382 @@
+//! Starting jobs. Prefix mode: list a prefix page by page, batch the CSV keys, enqueue each
+//! batch as soon as it fills. Single-object mode: a plain CSV above the chunk size becomes
+//! one batch per byte range, anything else one batch. Then the job's total is sealed. The job
+//! item exists (RUNNING, unsealed) before the first message is sent, and completion can only
+//! fire once the total is sealed, so no worker can finish a job that is still being planned.
+
+mod control;
+mod enqueue;
+mod listing;
+mod object_plan;
+mod stuck;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::time::Instant;
+
+pub use listing::PrefixLister;
+pub use object_plan::{ObjectPlan, PlanError, plan_object};
+
+use crate::app::completion::{Announcer, Claim, CompletionError};
+use crate::app::config::CoordinatorConfig;
+use crate::app::metrics::{self, MetricsSink, StdoutSink};
+use crate::aws::{Adapters, Clients};
+use crate::contract::messages::JobRequest;
+use crate::contract::rejects::{RejectTolerance, ReportLocation};
+use crate::contract::schema::SchemaError;
+use crate::job::model::Job;
+use crate::plan::trigger::{Triggered, jobs_from_event};
+use crate::port::ledger::{JobError, Ledger, Seal};
+use crate::port::objects::{ObjectError, ObjectStore};
+use crate::port::queue::{QueueError, Queues};
+
+#[derive(Debug, Error)]
+pub enum CoordinatorError {
+    #[error("the request is invalid: {0}")]
+    InvalidRequest(String),
+    #[error("the request's schema is invalid: {0}")]
+    InvalidSchema(#[from] SchemaError),
+    #[error("listing the prefix failed")]
+    List(#[source] ObjectError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Completion(#[from] CompletionError),
+    #[error("waking the next invocation of job {job_id}'s listing failed")]
+    Wake {
+        job_id: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// What the coordinator did; returned to the invoker.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobStarted {
+    pub job_id: String,
+    /// The total once sealed; while the listing continues, the batches enqueued so far.
+    pub total_batches: u64,
+    pub files_listed: u64,
+    pub files_skipped: u64,
+    /// The listing paused before the deadline and continues in another invocation.
+    pub continues: bool,
+    /// Set when the job was already finished at sealing (e.g. an empty prefix, or workers
+    /// that outran the listing).
+    pub finished: Option<Job>,
+}
+
+/// What one S3 notification record led to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TriggerOutcome {
+    Started(Box<JobStarted>),
+    AlreadyStarted { job_id: String },
+    Ignored { key: String, reason: String },
+}
+
+/// What the stuck-job check found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StuckJobs {
+    pub older_than_seconds: u64,
+    /// Oldest first.
+    pub job_ids: Vec<String>,
+    /// Listings whose invocation died (no progress for longer than an invocation lives),
+    /// woken again by this check.
+    pub listings_resumed: Vec<String>,
+    /// Finished jobs whose completion event a crash had left unsent, sent by this check.
+    pub events_sent: Vec<String>,
+}
+
+/// No invocation lives longer than Lambda's 15 minutes: a listing without a start or a
+/// checkpoint for longer than this has lost its invocation.
+pub const LISTING_STALLED_AFTER: Duration = Duration::from_secs(16 * 60);
+
+pub struct Coordinator {
+    ledger: Arc<dyn Ledger>,
+    objects: Arc<dyn ObjectStore>,
+    queues: Arc<dyn Queues>,
+    announcer: Announcer,
+    config: CoordinatorConfig,
+    metrics: Arc<dyn MetricsSink>,
+}
+
+/// Counts from a listing (over every invocation so far).
+struct Enqueued {
+    batches: u64,
+    listed: u64,
+    skipped: u64,
+}
+
+/// How an invocation's share of the listing ended.
+enum Listed {
+    /// The listing is complete: the job can be sealed.
+    Done(Enqueued),
+    /// Checkpointed before the deadline; another invocation continues.
+    Paused(Enqueued),
+}
+
+impl Coordinator {
+    /// A coordinator whose IO goes through `adapters`.
+    pub fn new(adapters: Adapters, config: CoordinatorConfig) -> Self {
+        let announcer = Announcer::new(
+            adapters.queues.clone(),
+            config.completion_queue_url.clone(),
+            adapters.ledger.clone(),
+        );
+        Self {
+            ledger: adapters.ledger,
+            objects: adapters.objects,
+            queues: adapters.queues,
+            announcer,
+            config,
+            metrics: Arc::new(StdoutSink),
+        }
+    }
+
+    /// A coordinator on AWS: every port by its AWS adapter, the ledger on the configured
+    /// table.
+    pub fn on_aws(clients: &Clients, config: CoordinatorConfig) -> Self {
+        Self::new(Adapters::aws(clients, &config.tables.jobs), config)
+    }
+
+    /// Sends metric records to `sink` instead of stdout.
+    pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = sink;
+        self
+    }
+
+    /// An S3 notification: each record that names a marker (or, in object mode, a `.csv`)
+    /// starts its job. A redelivered notification finds its job already created and starts
+    /// nothing. Fails after trying every record if any failed, so S3's retry of the whole
+    /// event redoes only what did not happen.
+    pub async fn handle_s3_event(
+        &self,
+        event: &aws_lambda_events::event::s3::S3Event,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<TriggerOutcome>, CoordinatorError> {
+        let mut outcomes = Vec::new();
+        let mut first_error = None;
+        for triggered in jobs_from_event(event, &self.config.trigger) {
+            let outcome = match triggered {
+                Triggered::Ignore { key, reason } => {
+                    tracing::info!(%key, %reason, "S3 notification ignored");
+                    TriggerOutcome::Ignored { key, reason }
+                }
+                Triggered::Start(request) => match self.start_job(request, deadline).await {
+                    Ok(started) => TriggerOutcome::Started(Box::new(started)),
+                    Err(CoordinatorError::Job(JobError::AlreadyExists(job_id))) => {
+                        tracing::info!(%job_id, "duplicate S3 notification: job already started");
+                        TriggerOutcome::AlreadyStarted { job_id }
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %crate::report(&error), "starting a job from S3 failed");
+                        first_error.get_or_insert(error);
+                        continue;
+                    }
+                },
+            };
+            outcomes.push(outcome);
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(outcomes),
+        }
+    }
+
+    /// Starts a job. With a `deadline` (the invocation's, from `Context`) and a control
+    /// queue, a listing that would outrun it checkpoints and continues in new invocations.
+    pub async fn start_job(
+        &self,
+        request: JobRequest,
+        deadline: Option<Instant>,
+    ) -> Result<JobStarted, CoordinatorError> {
+        validate(&request, &self.config.allowed_buckets)?;
+        let job_id = request
+            .job_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let report = self.report_location(&request);
+        // This run owns the listing until it seals it or hands it over at a checkpoint.
+        let run = uuid::Uuid::now_v7().to_string();
+        let mut job = Job::new(&job_id, &request.bucket, &request.prefix);
+        job.listing_owner = Some(run.clone());
+        job.listing_updated_ms = job.started_ms;
+        job.key = request.key.clone();
+        job.schema = request.schema.clone();
+        job.tolerated_rejects = request.tolerated_rejects;
+        job.rejects_report = Some(report.job_uri(&job_id));
+        self.ledger.create(&job).await?;
+        tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
+
+        let planned = self
+            .enqueue(&job_id, &request, &report, None, &run, deadline)
+            .await;
+        let listed = match planned {
+            Ok(listed) => listed,
+            Err(error @ CoordinatorError::Wake { .. }) => {
+                // Checkpointed, but the next invocation was not woken: the stuck-job check
+                // wakes it once the listing has been idle for longer than an invocation.
+                tracing::error!(%job_id, error = %crate::report(&error), "listing paused but not woken; the stuck-job check resumes it");
+                return Err(error);
+            }
+            Err(error) => {
+                // A job that can never be sealed must not sit RUNNING forever.
+                self.fail_job(&job_id, &crate::report(&error)).await;
+                return Err(error);
+            }
+        };
+        self.conclude(&job_id, listed, &run).await
+    }
+
+    /// Seals a finished listing (which may finish the job), or reports a paused one.
+    async fn conclude(
+        &self,
+        job_id: &str,
+        listed: Listed,
+        owner: &str,
+    ) -> Result<JobStarted, CoordinatorError> {
+        let (enqueued, continues) = match listed {
+            Listed::Paused(enqueued) => (enqueued, true),
+            Listed::Done(enqueued) => (enqueued, false),
+        };
+        let mut started = JobStarted {
+            job_id: job_id.to_owned(),
+            total_batches: enqueued.batches,
+            files_listed: enqueued.listed,
+            files_skipped: enqueued.skipped,
+            continues,
+            finished: None,
+        };
+        if continues {
+            return Ok(started);
+        }
+        started.finished = self
+            .ledger
+            .seal(
+                job_id,
+                Seal {
+                    total_batches: enqueued.batches,
+                    files_listed: enqueued.listed,
+                    files_skipped: enqueued.skipped,
+                },
+                Some(owner),
+            )
+            .await?;
+        if let Some(job) = &started.finished {
+            self.metrics.emit(metrics::job_finished("coordinator", job));
+            self.announcer.announce(job, Claim::Held).await?;
+        }
+        tracing::info!(%job_id, batches = enqueued.batches, files = enqueued.listed - enqueued.skipped, skipped = enqueued.skipped, "job sealed");
+        Ok(started)
+    }
+
+    /// Marks a job FAILED for a reason that no retry can fix; failures to do so are logged.
+    async fn fail_job(&self, job_id: &str, reason: &str) {
+        tracing::error!(%job_id, %reason, "listing failed for good; job FAILED");
+        match self.ledger.fail(job_id, reason).await {
+            Ok(Some(job)) => {
+                self.metrics
+                    .emit(metrics::job_finished("coordinator", &job));
+                if let Err(e) = self.announcer.announce(&job, Claim::Held).await {
+                    tracing::error!(%job_id, error = %crate::report(&e), "could not send the completion event; the stuck-job check retries it");
+                }
+            }
+            Ok(None) => {}
+            Err(fail_error) => {
+                tracing::error!(%job_id, error = %crate::report(&fail_error), "could not mark job FAILED")
+            }
+        }
+    }
+
+    fn report_location(&self, request: &JobRequest) -> ReportLocation {
+        ReportLocation {
+            bucket: (self.config.rejects_bucket.clone()).unwrap_or_else(|| request.bucket.clone()),
+            prefix: self.config.rejects_prefix.clone(),
+        }
+    }
+
+    /// Whether the listing must pause now to checkpoint before the deadline.
+    fn must_pause(&self, deadline: Option<Instant>) -> bool {
+        self.config.control_queue_url.is_some()
+            && deadline.is_some_and(|deadline| {
+                deadline.saturating_duration_since(Instant::now()) < self.config.checkpoint_margin
+            })
+    }
+}
+
+/// Everything checkable before any work starts. `allowed_buckets` (empty: any) keeps a
+/// manual invoke from pointing the coordinator at a bucket it should not read.
+fn validate(request: &JobRequest, allowed_buckets: &[String]) -> Result<(), CoordinatorError> {
+    if request.bucket.trim().is_empty() {
+        return Err(CoordinatorError::InvalidRequest("bucket is empty".into()));
+    }
+    if !allowed_buckets.is_empty() && !allowed_buckets.contains(&request.bucket) {
+        return Err(CoordinatorError::InvalidRequest(format!(
+            "bucket {:?} is not in ALLOWED_BUCKETS",
+            request.bucket
+        )));
+    }
+    if let Some(schema) = &request.schema {
+        schema.validate()?;
+    }
+    match request.tolerated_rejects {
+        Some(RejectTolerance::Percent(p)) if !(0.0..=100.0).contains(&p) => {
+            Err(CoordinatorError::InvalidRequest(format!(
+                "tolerated_rejects percent {p} is not within 0..=100"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::schema::Schema;
+
+    #[test]
+    fn requests_are_checked_before_any_work() {
+        let ok = JobRequest::new("b", "p/");
+        assert!(validate(&ok, &[]).is_ok());
+        let mut empty = ok.clone();
+        empty.bucket = " ".into();
+        assert!(matches!(
+            validate(&empty, &[]),
+            Err(CoordinatorError::InvalidRequest(_))
+        ));
+        let mut bad_schema = ok.clone();
+        bad_schema.schema = Some(Schema {
+            partition_key: vec![],
+            ..Schema::sensor()
+        });
+        let err = validate(&bad_schema, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the request's schema is invalid: schema has no partition key columns"
+        );
+        let allowed = ["in-bucket".to_owned()];
+        assert!(validate(&JobRequest::new("in-bucket", ""), &allowed).is_ok());
+        let elsewhere = validate(&ok, &allowed).unwrap_err();
+        assert!(
+            elsewhere.to_string().contains("not in ALLOWED_BUCKETS"),
+            "{elsewhere}"
+        );
+        let mut bad_percent = ok;
+        bad_percent.tolerated_rejects = Some(RejectTolerance::Percent(120.0));
+        assert!(
+            validate(&bad_percent, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("120")
+        );
+    }
+}
+
+#[cfg(test)]
+mod on_doubles;

@@ -1,0 +1,294 @@
+//! The coordinator's listing, continuation, claims, stuck-job check and completion outbox on
+//! the in-memory doubles: fast, and the same code paths as on AWS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::app::config::Tables;
+use crate::contract::completion::CompletionEvent;
+use crate::contract::messages::{BatchMessage, ContinueListing};
+use crate::job::model::JobStatus;
+use crate::port::memory::{MemoryLedger, MemoryObjects, MemoryQueues};
+
+const WORK: &str = "work-queue";
+const CONTROL: &str = "control-queue";
+const DONE: &str = "completion-queue";
+
+struct Doubles {
+    ledger: Arc<MemoryLedger>,
+    objects: Arc<MemoryObjects>,
+    queues: Arc<MemoryQueues>,
+}
+
+impl Doubles {
+    fn new() -> Self {
+        Self {
+            ledger: Arc::new(MemoryLedger::new()),
+            objects: Arc::new(MemoryObjects::new()),
+            queues: Arc::new(MemoryQueues::new()),
+        }
+    }
+
+    /// A coordinator with batches of 10 keys and listing pages of 10; with `pausing`, every
+    /// listing step pauses after its first page (the deadline is always near).
+    fn coordinator(&self, pausing: bool) -> Coordinator {
+        let adapters = Adapters {
+            ledger: self.ledger.clone(),
+            objects: self.objects.clone(),
+            queues: self.queues.clone(),
+            ..Adapters::memory()
+        };
+        let config = CoordinatorConfig {
+            tables: Tables {
+                records: "records".into(),
+                jobs: "jobs".into(),
+            },
+            queue_url: WORK.into(),
+            batch_size: 10,
+            list_page_size: 10,
+            rejects_bucket: None,
+            rejects_prefix: "_rejects/".into(),
+            trigger: Default::default(),
+            range_chunk_bytes: 1 << 20,
+            completion_queue_url: Some(DONE.into()),
+            control_queue_url: Some(CONTROL.into()),
+            checkpoint_margin: Duration::from_secs(if pausing { 3600 } else { 0 }),
+            control_max_receive_count: 5,
+            allowed_buckets: vec![],
+        };
+        Coordinator::new(adapters, config).with_metrics(Arc::new(metrics::MemorySink::default()))
+    }
+
+    fn upload(&self, csv: usize, other: usize) {
+        for i in 0..csv {
+            self.objects.insert("b", &format!("in/{i:03}.csv"), "h\n");
+        }
+        for i in 0..other {
+            self.objects.insert("b", &format!("in/{i:03}.txt"), "x");
+        }
+    }
+
+    fn batches(&self) -> Vec<BatchMessage> {
+        let mut batches: Vec<BatchMessage> = self
+            .queues
+            .drain(WORK)
+            .iter()
+            .map(|body| serde_json::from_str(body).unwrap())
+            .collect();
+        batches.sort_by_key(|b| b.batch);
+        batches
+    }
+}
+
+fn request(job_id: &str) -> JobRequest {
+    JobRequest {
+        job_id: Some(job_id.into()),
+        ..JobRequest::new("b", "in/")
+    }
+}
+
+fn soon() -> Option<Instant> {
+    Some(Instant::now() + Duration::from_secs(1))
+}
+
+#[tokio::test]
+async fn a_prefix_becomes_batches_of_csv_keys_and_a_sealed_job() {
+    let doubles = Doubles::new();
+    doubles.upload(25, 2);
+    let started = doubles
+        .coordinator(false)
+        .start_job(request("j"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            started.total_batches,
+            started.files_listed,
+            started.files_skipped
+        ),
+        (3, 27, 2)
+    );
+    assert!(!started.continues);
+    let batches = doubles.batches();
+    let keys: Vec<String> = batches.iter().flat_map(|b| b.keys.clone()).collect();
+    let expected: Vec<String> = (0..25).map(|i| format!("in/{i:03}.csv")).collect();
+    assert_eq!(keys, expected, "every CSV key once, in order");
+    assert_eq!(
+        batches.iter().map(|b| b.keys.len()).collect::<Vec<_>>(),
+        [10, 10, 5]
+    );
+    let job = doubles.ledger.get("j").await.unwrap().unwrap();
+    assert!(job.sealed);
+    assert_eq!(job.total_batches, 3);
+    assert_eq!(job.status, JobStatus::Running);
+}
+
+#[tokio::test]
+async fn an_empty_prefix_completes_at_once_and_sends_one_completion_event() {
+    let doubles = Doubles::new();
+    doubles.upload(0, 3);
+    let started = doubles
+        .coordinator(false)
+        .start_job(request("empty"), None)
+        .await
+        .unwrap();
+    let finished = started.finished.expect("nothing to wait for");
+    assert_eq!(finished.status, JobStatus::Complete);
+    let events: Vec<CompletionEvent> = doubles
+        .queues
+        .drain(DONE)
+        .iter()
+        .map(|body| serde_json::from_str(body).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].job_id.as_str(), events[0].files_skipped),
+        ("empty", 3)
+    );
+    let job = doubles.ledger.get("empty").await.unwrap().unwrap();
+    assert!(!job.event_pending, "the outbox is cleared once sent");
+}
+
+#[tokio::test]
+async fn a_listing_continues_step_by_step_and_duplicate_wake_ups_send_nothing() {
+    let doubles = Doubles::new();
+    doubles.upload(35, 0);
+    let coordinator = doubles.coordinator(true);
+    let started = coordinator
+        .start_job(request("long"), soon())
+        .await
+        .unwrap();
+    assert!(started.continues);
+    let mut steps = 1;
+    loop {
+        // A duplicate of the previous step wakes this one again: harmless, as shown below.
+        let wakes: Vec<ContinueListing> = doubles
+            .queues
+            .drain(CONTROL)
+            .iter()
+            .map(|body| serde_json::from_str(body).unwrap())
+            .collect();
+        assert!(!wakes.is_empty() && wakes.iter().all(|w| w.invocation == steps));
+        let wake = &wakes[0];
+        let resumed = coordinator.continue_listing(wake, soon()).await.unwrap();
+        // The same wake-up again (a redelivery) finds the step done or taken.
+        assert_eq!(
+            coordinator.continue_listing(wake, soon()).await.unwrap(),
+            None
+        );
+        steps += 1;
+        if !resumed.expect("the step ran").continues {
+            break;
+        }
+    }
+    assert_eq!(steps, 4, "pages of 10 keys: 35 keys take four steps");
+    let batches = doubles.batches();
+    let numbers: Vec<u64> = batches.iter().map(|b| b.batch).collect();
+    assert_eq!(
+        numbers,
+        [0, 1, 2, 3],
+        "numbered on across steps, none twice"
+    );
+    let keys: Vec<String> = batches.iter().flat_map(|b| b.keys.clone()).collect();
+    assert_eq!(keys.len(), 35);
+    let job = doubles.ledger.get("long").await.unwrap().unwrap();
+    assert!(job.sealed);
+    assert_eq!((job.total_batches, job.files_listed), (4, 35));
+}
+
+#[tokio::test]
+async fn the_stuck_check_wakes_a_dead_listing_and_sends_an_owed_event() {
+    let doubles = Doubles::new();
+    doubles.upload(15, 0);
+    let coordinator = doubles.coordinator(true);
+    let started = coordinator
+        .start_job(request("dead"), soon())
+        .await
+        .unwrap();
+    assert!(started.continues);
+    doubles.queues.drain(CONTROL); // the wake-up was lost with its invocation
+    let long_ago = crate::clock::now_ms() - 2 * LISTING_STALLED_AFTER.as_millis() as u64;
+    doubles.ledger.edit("dead", |job| {
+        job.started_ms = long_ago;
+        job.listing_updated_ms = long_ago;
+    });
+    let owed = Job::new("owed", "b", "");
+    doubles.ledger.create(&owed).await.unwrap();
+    doubles.ledger.fail("owed", "listing failed").await.unwrap();
+    // Its finisher crashed before sending; the claim has long expired.
+    doubles
+        .ledger
+        .edit("owed", |job| job.event_claimed_ms = Some(0));
+
+    let report = coordinator
+        .check_stuck_jobs(Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(report.job_ids, ["dead"]);
+    assert_eq!(report.listings_resumed, ["dead"]);
+    assert_eq!(report.events_sent, ["owed"]);
+    let wake: ContinueListing = serde_json::from_str(&doubles.queues.drain(CONTROL)[0]).unwrap();
+    assert_eq!((wake.job_id.as_str(), wake.invocation), ("dead", 1));
+    assert_eq!(doubles.queues.drain(DONE).len(), 1);
+    let again = coordinator
+        .check_stuck_jobs(Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(again.events_sent.is_empty(), "an event is sent once");
+}
+
+#[tokio::test]
+async fn a_failed_send_releases_the_claim_so_the_next_delivery_sends() {
+    /// Fails every send to the completion queue.
+    struct Unreachable;
+    #[async_trait::async_trait]
+    impl Queues for Unreachable {
+        async fn send_batch(
+            &self,
+            _: &str,
+            _: &[crate::port::queue::Entry],
+        ) -> Result<Vec<crate::port::queue::FailedEntry>, QueueError> {
+            unreachable!()
+        }
+        async fn send(&self, queue_url: &str, _: &str, _: &str) -> Result<(), QueueError> {
+            Err(QueueError::Call {
+                operation: "SendMessage",
+                queue_url: queue_url.into(),
+                source: "connection refused".into(),
+            })
+        }
+        async fn receive(
+            &self,
+            _: &str,
+            _: usize,
+            _: Duration,
+        ) -> Result<Vec<crate::port::queue::Received>, QueueError> {
+            unreachable!()
+        }
+        async fn delete(&self, _: &str, _: &[String]) -> Result<(), QueueError> {
+            unreachable!()
+        }
+    }
+    let ledger = Arc::new(MemoryLedger::new());
+    ledger.create(&Job::new("j", "b", "")).await.unwrap();
+    let seal = Seal {
+        total_batches: 0,
+        files_listed: 0,
+        files_skipped: 0,
+    };
+    let job = ledger.seal("j", seal, None).await.unwrap().unwrap();
+    let failing = Announcer::new(Arc::new(Unreachable), Some(DONE.into()), ledger.clone());
+    assert!(failing.announce(&job, Claim::Held).await.is_err());
+    let pending = ledger.get("j").await.unwrap().unwrap();
+    assert!(pending.event_pending);
+    assert_eq!(pending.event_claimed_ms, None, "the claim was released");
+    let queues = Arc::new(MemoryQueues::new());
+    let working = Announcer::new(queues.clone(), Some(DONE.into()), ledger.clone());
+    working.announce(&pending, Claim::Needed).await.unwrap();
+    working.announce(&pending, Claim::Needed).await.unwrap();
+    assert_eq!(queues.drain(DONE).len(), 1, "sent once");
+    assert!(!ledger.get("j").await.unwrap().unwrap().event_pending);
+}

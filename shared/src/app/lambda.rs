@@ -1,0 +1,63 @@
+//! The Lambda/SQS glue both functions share: delivery counts and partial-batch failures.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsMessage};
+use tokio::time::Instant;
+
+/// Time kept free before the Lambda deadline: retries stop in time to report a failure
+/// instead of being killed mid-batch.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// The Lambda deadline (ms since the epoch, from `Context`) as an `Instant`, less the margin.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+    let left = Duration::from_millis(deadline_ms.saturating_sub(crate::clock::now_ms()));
+    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
+}
+
+/// How many times SQS has delivered this message (1 on the first delivery).
+pub fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The partial-batch response entry that leaves `message_id` for redelivery.
+pub fn failure(message_id: String) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = message_id;
+    failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_keeps_a_margin() {
+        let deadline = deadline_from_epoch_ms(crate::clock::now_ms() + 60_000);
+        let left = deadline - Instant::now();
+        assert!(
+            left <= Duration::from_secs(50) && left > Duration::from_secs(45),
+            "{left:?}"
+        );
+        // A deadline already past leaves no time rather than underflowing.
+        assert!(deadline_from_epoch_ms(0) <= Instant::now());
+    }
+
+    #[test]
+    fn a_missing_or_odd_receive_count_reads_as_the_first_delivery() {
+        let mut message = SqsMessage::default();
+        assert_eq!(receive_count(&message), 1);
+        message
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "5".into());
+        assert_eq!(receive_count(&message), 5);
+        message
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "x".into());
+        assert_eq!(receive_count(&message), 1);
+    }
+}

@@ -1,0 +1,12 @@
+//! The use cases: the coordinator (starting, continuing and checking jobs), the worker
+//! (loading one batch and counting it), the completion outbox and redrive; their settings,
+//! metrics, and the Lambda/SQS glue they share. They reach IO only through the ports.
+
+pub mod completion;
+pub mod config;
+pub mod coordinator;
+pub mod lambda;
+pub mod metrics;
+pub mod queue_writer;
+pub mod redrive;
+pub mod worker;

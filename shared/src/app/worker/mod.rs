@@ -1,0 +1,328 @@
+//! The worker: one SQS event in, one partial-batch response out. Each message is one batch of
+//! objects, loaded by [`Loader`] (the seed's loop, streaming and adaptive), written by
+//! [`ChunkWriter`], then counted once in the job ledger. Rows are written before the count,
+//! with keys from the data, so a crash before counting means redelivery rewrites the same
+//! items and counts once.
+//!
+//! Failures are classified. Permanent ones that concern one object (unusable header, object
+//! gone) are rejects: reported, counted, and the batch still completes. Retryable ones (a GET
+//! or write that failed after the SDK's retries, a ledger call) fail only that message, which
+//! SQS redelivers; a panic in one message fails that message alone. A batch failing on its
+//! last delivery (`MAX_RECEIVE_COUNT`) is counted as failed in the ledger before it goes to
+//! the dead-letter queue, so its job still ends.
+
+mod chunk_writer;
+mod loader;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::{FutureExt, StreamExt, stream};
+use thiserror::Error;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+pub use chunk_writer::{ChunkWriter, MAX_BATCH_ITEMS, WriteOutcome};
+pub use loader::{LoadError, LoadStats, Loader};
+
+use crate::app::completion::{Announcer, Claim, CompletionError};
+use crate::app::config::WorkerConfig;
+use crate::app::lambda;
+use crate::app::metrics::{self, MetricsSink, StdoutSink};
+use crate::aws::{Adapters, Clients};
+use crate::contract::messages::BatchMessage;
+use crate::contract::schema::{Schema, SchemaError};
+use crate::ingest::rejects::BatchRejects;
+use crate::job::model::{BatchStats, Recorded};
+use crate::limiter::{AimdLimiter, ThrottleCounter};
+use crate::port::ledger::{JobError, Ledger};
+use crate::port::objects::{ObjectError, ObjectStore};
+use crate::port::table::RecordTable;
+
+#[derive(Debug, Error)]
+pub enum WorkerError {
+    #[error("message body is not a batch message")]
+    BadMessage(#[source] serde_json::Error),
+    #[error("the batch's schema is invalid")]
+    BadSchema(#[source] SchemaError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("writing the rejects report failed")]
+    Report(#[source] ObjectError),
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Completion(#[from] CompletionError),
+    #[error("processing panicked: {0}")]
+    Panicked(String),
+}
+
+/// Ports, limits and settings, kept across invocations of a warm Lambda, so what the limits
+/// learned about throttling carries over.
+pub struct Worker {
+    objects: Arc<dyn ObjectStore>,
+    records: Arc<dyn RecordTable>,
+    ledger: Arc<dyn Ledger>,
+    s3_throttles: Arc<ThrottleCounter>,
+    announcer: Announcer,
+    config: WorkerConfig,
+    fetch_limit: AimdLimiter,
+    write_limit: AimdLimiter,
+    metrics: Arc<dyn MetricsSink>,
+}
+
+impl Worker {
+    /// A worker whose IO goes through `adapters`.
+    pub fn new(adapters: Adapters, config: WorkerConfig) -> Self {
+        Self {
+            announcer: Announcer::new(
+                adapters.queues.clone(),
+                config.completion_queue_url.clone(),
+                adapters.ledger.clone(),
+            ),
+            objects: adapters.objects,
+            records: adapters.records,
+            ledger: adapters.ledger,
+            s3_throttles: adapters.s3_throttles,
+            fetch_limit: AimdLimiter::new(
+                config.fetch_concurrency,
+                4.min(config.fetch_concurrency),
+            ),
+            write_limit: AimdLimiter::new(config.write_concurrency, 1),
+            config,
+            metrics: Arc::new(StdoutSink),
+        }
+    }
+
+    /// A worker on AWS: every port by its AWS adapter, the ledger on the configured table.
+    pub fn on_aws(clients: &Clients, config: WorkerConfig) -> Self {
+        Self::new(Adapters::aws(clients, &config.tables.jobs), config)
+    }
+
+    /// Sends metric records to `sink` instead of stdout.
+    pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = sink;
+        self
+    }
+
+    /// The GET limit as it stands (for reports and tests).
+    pub fn fetch_limit(&self) -> &AimdLimiter {
+        &self.fetch_limit
+    }
+
+    /// Processes every message; the failed ones are listed for redelivery, the rest are
+    /// acknowledged. A message without an id yields an empty identifier, which Lambda treats
+    /// as a failure of the whole event: safe, since every step is idempotent.
+    pub async fn handle(&self, event: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
+        let width = event.records.len().max(1);
+        let failures: Vec<BatchItemFailure> = stream::iter(event.records)
+            .map(|message| self.handle_message(message, deadline))
+            .buffer_unordered(width)
+            .filter_map(|failure| async move { failure })
+            .collect()
+            .await;
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures;
+        response
+    }
+
+    async fn handle_message(
+        &self,
+        message: SqsMessage,
+        deadline: Option<Instant>,
+    ) -> Option<BatchItemFailure> {
+        let message_id = message.message_id.clone().unwrap_or_default();
+        let body = message.body.clone().unwrap_or_default();
+        // Every log line of this message carries its ids (JSON logs list the open spans).
+        let span = tracing::info_span!(
+            "message",
+            message_id = %message_id,
+            job_id = tracing::field::Empty,
+            batch = tracing::field::Empty
+        );
+        let result = isolated(
+            async {
+                let batch: BatchMessage =
+                    serde_json::from_str(&body).map_err(WorkerError::BadMessage)?;
+                tracing::Span::current()
+                    .record("job_id", batch.job_id.as_str())
+                    .record("batch", batch.batch);
+                self.process_batch(&batch, deadline).await
+            }
+            .instrument(span.clone()),
+        )
+        .await;
+        let _in_message = span.enter();
+        let error = result.err()?;
+        if lambda::receive_count(&message) >= self.config.max_receive_count {
+            self.count_as_failed(&body, &error).await;
+        }
+        tracing::error!(%message_id, error = %crate::report(&error), "batch failed; left for redelivery");
+        Some(lambda::failure(message_id))
+    }
+
+    /// A batch failing its last delivery goes to the dead-letter queue next: count it as
+    /// failed, so its job ends (COMPLETED_WITH_ERRORS) instead of waiting on it forever. A
+    /// body that names no job has nothing to count; the dead-letter alarm covers it.
+    async fn count_as_failed(&self, body: &str, error: &WorkerError) {
+        let Ok(batch) = serde_json::from_str::<BatchMessage>(body) else {
+            tracing::error!(
+                "an unreadable message failed its last delivery; it goes to the dead-letter queue"
+            );
+            return;
+        };
+        let reason = crate::report(error);
+        let result = async {
+            let recorded = self
+                .ledger
+                .record_failed_batch(&batch.job_id, batch.batch, &reason)
+                .await?;
+            if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
+                self.metrics.emit(metrics::job_finished("worker", &job));
+                self.announcer.announce(&job, Claim::Held).await?;
+            }
+            Ok::<_, WorkerError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::error!(job_id = %batch.job_id, batch = batch.batch, %reason, "batch failed its last delivery; counted as failed, goes to the dead-letter queue")
+            }
+            Err(e) => {
+                tracing::error!(job_id = %batch.job_id, batch = batch.batch, error = %crate::report(&e), "could not count a dead-lettered batch")
+            }
+        }
+    }
+
+    /// Loads one batch, writes its rejects report, and counts it. Returns the ledger's view.
+    pub async fn process_batch(
+        &self,
+        batch: &BatchMessage,
+        deadline: Option<Instant>,
+    ) -> Result<Recorded, WorkerError> {
+        let started = Instant::now();
+        let schema = batch.schema.clone().unwrap_or_default();
+        schema.validate().map_err(WorkerError::BadSchema)?;
+        let stats = self.load(batch, &schema, deadline).await?;
+        let recorded = self
+            .ledger
+            .record_batch(&batch.job_id, batch.batch, &stats)
+            .await?;
+        match &recorded {
+            Recorded::Counted(_) => {
+                tracing::info!(job_id = %batch.job_id, batch = batch.batch, ?stats, "batch counted")
+            }
+            Recorded::AlreadyCounted(_) => {
+                tracing::info!(job_id = %batch.job_id, batch = batch.batch, "batch was already counted (redelivery); counters unchanged")
+            }
+            Recorded::Recovered(_) => {
+                tracing::warn!(job_id = %batch.job_id, batch = batch.batch, ?stats, "a batch counted as failed succeeded after a redrive; counted and no longer failed")
+            }
+        }
+        let counted = matches!(recorded, Recorded::Counted(_) | Recorded::Recovered(_));
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.metrics.emit(metrics::batch(
+            &batch.job_id,
+            batch.batch,
+            &batch.bucket,
+            &stats,
+            duration_ms,
+            counted,
+        ));
+        // Also after AlreadyCounted: a crash between counting and finishing is healed here,
+        // and so is one between finishing and sending the completion event.
+        let finished = self.ledger.try_finish(recorded.job()).await?;
+        if let Some(job) = &finished {
+            self.metrics.emit(metrics::job_finished("worker", job));
+        }
+        match &finished {
+            Some(job) => self.announcer.announce(job, Claim::Held).await?,
+            None => {
+                self.announcer
+                    .announce(recorded.job(), Claim::Needed)
+                    .await?
+            }
+        }
+        Ok(recorded)
+    }
+
+    async fn load(
+        &self,
+        batch: &BatchMessage,
+        schema: &Schema,
+        deadline: Option<Instant>,
+    ) -> Result<BatchStats, WorkerError> {
+        let loader = Loader {
+            objects: &*self.objects,
+            throttles: &self.s3_throttles,
+            fetch_limit: &self.fetch_limit,
+            task_concurrency: self.config.task_concurrency,
+            write_concurrency: self.config.write_concurrency,
+            schema,
+            max_decoded_bytes: self.config.max_decoded_bytes,
+        };
+        let writer = ChunkWriter {
+            table: &*self.records,
+            table_name: &self.config.tables.records,
+            limiter: &self.write_limit,
+            deadline,
+        };
+        let rejects = Mutex::new(BatchRejects::default());
+        let loaded = loader
+            .load(&batch.bucket, &batch.work(), &rejects, |chunk| {
+                writer.write(chunk)
+            })
+            .await?;
+        let rejects = rejects.into_inner().unwrap_or_else(|p| p.into_inner());
+        if !rejects.is_empty() {
+            // The key is a function of (job, batch): a redelivery overwrites its own report.
+            let key = batch.report.batch_key(&batch.job_id, batch.batch);
+            let body = rejects.to_jsonl().into_bytes();
+            self.objects
+                .put(&batch.report.bucket, &key, body, "application/x-ndjson")
+                .await
+                .map_err(WorkerError::Report)?;
+            let uri = format!("s3://{}/{key}", batch.report.bucket);
+            tracing::warn!(job_id = %batch.job_id, batch = batch.batch, rejects = loaded.rows_rejected, files_failed = loaded.files_failed, report = %uri, "rejects reported");
+        }
+        Ok(loaded.batch_stats())
+    }
+}
+
+/// Runs one message's work so that a panic fails that message alone.
+async fn isolated<T>(work: impl Future<Output = Result<T, WorkerError>>) -> Result<T, WorkerError> {
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(WorkerError::Panicked(panic_text(&panic))))
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_becomes_that_message_s_error() {
+        let panicked = isolated(async {
+            if true {
+                panic!("boom in batch 7");
+            }
+            Ok(())
+        })
+        .await;
+        assert!(
+            matches!(panicked, Err(WorkerError::Panicked(ref text)) if text == "boom in batch 7")
+        );
+        let fine = isolated(async { Ok::<_, WorkerError>(5) }).await;
+        assert_eq!(fine.unwrap(), 5);
+    }
+}

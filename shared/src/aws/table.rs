@@ -1,0 +1,55 @@
+//! The record table on DynamoDB: BatchWriteItem of puts, unprocessed items handed back.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+
+use super::item::{from_sdk, to_sdk};
+use crate::ingest::item::Item;
+use crate::port::table::{RecordTable, WriteError};
+
+#[derive(Debug, Clone)]
+pub struct DynamoTable {
+    ddb: Client,
+}
+
+impl DynamoTable {
+    pub fn new(ddb: Client) -> Self {
+        Self { ddb }
+    }
+}
+
+#[async_trait]
+impl RecordTable for DynamoTable {
+    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+        let call_failed = |source: crate::BoxError| WriteError::Call {
+            table: table.to_owned(),
+            source,
+        };
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(to_sdk(item)))
+                    .build()
+                    .map_err(|e| call_failed(e.into()))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, WriteError>>()?;
+        let output = self
+            .ddb
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await
+            .map_err(|e| call_failed(e.into()))?;
+        Ok(output
+            .unprocessed_items
+            .unwrap_or_default()
+            .remove(table)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|request| request.put_request.map(|put| from_sdk(put.item)))
+            .collect())
+    }
+}

@@ -1,0 +1,260 @@
+//! What crosses the wire: the request that starts a job and the batch message a worker gets.
+
+use serde::{Deserialize, Serialize};
+
+use crate::contract::rejects::{RejectTolerance, ReportLocation};
+use crate::contract::schema::Schema;
+
+/// A job to start: every CSV object under `prefix` (`{"bucket": "...", "prefix": "data/"}`),
+/// or one object (`{"bucket": "...", "key": "data/big.csv"}`); optionally with a job id, a
+/// schema (the sensor schema otherwise) and a reject tolerance (unlimited otherwise).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRequest {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    /// One object instead of a prefix listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Optional caller-chosen id; a fresh time-ordered id otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerated_rejects: Option<RejectTolerance>,
+}
+
+impl JobRequest {
+    pub fn new(bucket: &str, prefix: &str) -> Self {
+        Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            key: None,
+            job_id: None,
+            schema: None,
+            tolerated_rejects: None,
+        }
+    }
+}
+
+/// What the coordinator is invoked with: a job to start, an S3 notification, the scheduled
+/// stuck-job check (`{"check_stuck_jobs": {"older_than_seconds": 3600}}`), or an SQS event
+/// from its control queue carrying [`ContinueListing`] messages (a long listing continuing).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoordinatorRequest {
+    CheckStuckJobs { check_stuck_jobs: StuckJobCheck },
+    Job(JobRequest),
+    S3(aws_lambda_events::event::s3::S3Event),
+    Control(aws_lambda_events::event::sqs::SqsEvent),
+}
+
+impl<'de> Deserialize<'de> for CoordinatorRequest {
+    /// S3 and SQS events both hold `Records`; each record's `eventSource` tells them apart.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let source = value
+            .pointer("/Records/0/eventSource")
+            .and_then(|s| s.as_str());
+        let parsed = if source == Some("aws:sqs") {
+            serde_json::from_value(value).map(CoordinatorRequest::Control)
+        } else if value.get("Records").is_some() {
+            serde_json::from_value(value).map(CoordinatorRequest::S3)
+        } else if let Some(check) = value.get("check_stuck_jobs") {
+            serde_json::from_value(check.clone())
+                .map(|check_stuck_jobs| CoordinatorRequest::CheckStuckJobs { check_stuck_jobs })
+        } else {
+            serde_json::from_value(value).map(CoordinatorRequest::Job)
+        };
+        parsed.map_err(D::Error::custom)
+    }
+}
+
+/// A control-queue message: invocation `invocation` of a paused listing should resume it
+/// from the checkpoint in the job item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContinueListing {
+    pub job_id: String,
+    pub invocation: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StuckJobCheck {
+    /// A job RUNNING for longer than this is stuck.
+    pub older_than_seconds: u64,
+}
+
+/// One SQS message: one worker batch of one job: whole objects, or one range of a large one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchMessage {
+    pub job_id: String,
+    /// 0-based, unique within the job: the unit of exactly-once counting.
+    pub batch: u64,
+    pub bucket: String,
+    /// Whole objects to load (empty for a range batch).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// One byte range of one large object (large-object mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<RangeTask>,
+    /// The job's schema; absent means the default sensor schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+    /// Where this batch's rejects report goes.
+    pub report: ReportLocation,
+}
+
+/// One range of one large object: a worker batch in large-object mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeTask {
+    pub key: String,
+    /// The ETag the coordinator saw: every ranged GET is pinned to it (If-Match), so an
+    /// object replaced mid-job fails loudly instead of mixing two versions.
+    pub etag: String,
+    /// First byte of the range (rows starting here or later).
+    pub start: u64,
+    /// One past the last byte: rows starting here belong to the next range.
+    pub end: u64,
+    /// The object's header, read once by the coordinator.
+    pub header: Vec<String>,
+}
+
+/// One unit of a batch's work: a whole object, or one range of a large one.
+#[derive(Debug, Clone, Copy)]
+pub enum Work<'a> {
+    Object(&'a str),
+    Range(&'a RangeTask),
+}
+
+impl Work<'_> {
+    pub fn key(&self) -> &str {
+        match self {
+            Work::Object(key) => key,
+            Work::Range(task) => &task.key,
+        }
+    }
+}
+
+impl BatchMessage {
+    /// What the worker loads: the range, or every key.
+    pub fn work(&self) -> Vec<Work<'_>> {
+        match &self.range {
+            Some(range) => vec![Work::Range(range)],
+            None => self.keys.iter().map(|key| Work::Object(key)).collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // A struct of strings, integers and plain enums always serializes.
+        serde_json::to_string(self).expect("BatchMessage serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_message_round_trips() {
+        let message = BatchMessage {
+            job_id: "j".into(),
+            batch: 3,
+            bucket: "b".into(),
+            keys: vec!["data/a.csv".into(), "data/\"odd\".csv".into()],
+            range: None,
+            schema: Some(Schema::sensor()),
+            report: ReportLocation {
+                bucket: "b".into(),
+                prefix: "_rejects/".into(),
+            },
+        };
+        let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
+        assert_eq!(parsed, message);
+        let ranged = BatchMessage {
+            keys: vec![],
+            range: Some(RangeTask {
+                key: "data/big.csv".into(),
+                etag: "\"abc\"".into(),
+                start: 1 << 20,
+                end: 2 << 20,
+                header: vec!["a".into(), "b".into()],
+            }),
+            ..message
+        };
+        let parsed: BatchMessage = serde_json::from_str(&ranged.to_json()).unwrap();
+        assert_eq!(parsed, ranged);
+        assert_eq!(parsed.work().len(), 1);
+    }
+
+    /// The sample events in `events/` are the ones `cargo lambda invoke --data-file` sends.
+    #[test]
+    fn sample_events_parse() {
+        let request: JobRequest =
+            serde_json::from_str(include_str!("../../../events/prefix-job.json")).unwrap();
+        assert_eq!(request.prefix, "data/");
+        let event: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_str(include_str!("../../../events/sqs-batch.json")).unwrap();
+        let body = event.records[0].body.as_deref().unwrap();
+        let batch: BatchMessage = serde_json::from_str(body).unwrap();
+        assert_eq!(batch.keys.len(), 2);
+        assert_eq!(batch.schema, None);
+        let poison: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_str(include_str!("../../../events/sqs-poison.json")).unwrap();
+        let body = poison.records[0].body.as_deref().unwrap();
+        assert!(serde_json::from_str::<BatchMessage>(body).is_err());
+        let large: JobRequest =
+            serde_json::from_str(include_str!("../../../events/large-object-job.json")).unwrap();
+        assert_eq!(large.key.as_deref(), Some("data/large/sensor-000000.csv"));
+        let custom: JobRequest = serde_json::from_str(include_str!(
+            "../../../events/prefix-job-custom-schema.json"
+        ))
+        .unwrap();
+        custom.schema.unwrap().validate().unwrap();
+        assert!(custom.tolerated_rejects.is_some());
+    }
+
+    #[test]
+    fn coordinator_requests_are_told_apart_by_shape() {
+        let check: CoordinatorRequest =
+            serde_json::from_str(include_str!("../../../events/check-stuck-jobs.json")).unwrap();
+        assert_eq!(
+            check,
+            CoordinatorRequest::CheckStuckJobs {
+                check_stuck_jobs: StuckJobCheck {
+                    older_than_seconds: 3600
+                }
+            }
+        );
+        let job: CoordinatorRequest =
+            serde_json::from_str(include_str!("../../../events/prefix-job.json")).unwrap();
+        assert!(matches!(job, CoordinatorRequest::Job(ref r) if r.prefix == "data/"));
+        let s3: CoordinatorRequest =
+            serde_json::from_str(include_str!("../../../events/s3-put-marker.json")).unwrap();
+        assert!(matches!(s3, CoordinatorRequest::S3(ref e) if e.records.len() == 1));
+        let one: CoordinatorRequest =
+            serde_json::from_str(r#"{"bucket": "b", "key": "data/big.csv"}"#).unwrap();
+        assert!(
+            matches!(one, CoordinatorRequest::Job(ref r) if r.key.as_deref() == Some("data/big.csv"))
+        );
+        assert!(
+            serde_json::from_str::<CoordinatorRequest>(r#"{"prefix": "x/"}"#).is_err(),
+            "no bucket"
+        );
+        let control: CoordinatorRequest =
+            serde_json::from_str(include_str!("../../../events/sqs-continue-listing.json"))
+                .unwrap();
+        let CoordinatorRequest::Control(event) = control else {
+            panic!("an SQS event is a control event: {control:?}");
+        };
+        let body = event.records[0].body.as_deref().unwrap();
+        let continuation: ContinueListing = serde_json::from_str(body).unwrap();
+        assert_eq!(continuation.invocation, 3);
+    }
+
+    #[test]
+    fn prefix_defaults_to_the_whole_bucket() {
+        let request: JobRequest = serde_json::from_str(r#"{"bucket":"b"}"#).unwrap();
+        assert_eq!(request, JobRequest::new("b", ""));
+    }
+}

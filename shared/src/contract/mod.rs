@@ -1,0 +1,8 @@
+//! What crosses a wire: the request that starts a job, the messages between coordinator and
+//! workers, the completion event, the data contract (schema) and the rejects records. Serde
+//! types only, no IO.
+
+pub mod completion;
+pub mod messages;
+pub mod rejects;
+pub mod schema;

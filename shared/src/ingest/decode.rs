@@ -1,0 +1,317 @@
+//! Streaming CSV decode: bytes arrive from the HTTP body, rows leave typed, one at a time.
+//! Nothing holds a whole object: memory per object is one record plus the reader's buffer.
+//!
+//! RFC 4180 quoting (commas, doubled quotes, newlines inside quotes), CRLF, a UTF-8 BOM and
+//! blank lines are handled; an empty object has no header and no rows.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::io::AsyncBufRead;
+
+use crate::contract::schema::Schema;
+use crate::ingest::csv_stream::{Record, RecordReader};
+use crate::ingest::typing::{HeaderError, RowTyper, TypedRow};
+
+/// Bytes after a range's first row start searched for a `"` before trusting the skip to it.
+/// Rows longer than this cannot be stored anyway (DynamoDB items are capped at 400 KB).
+pub const QUOTE_WINDOW: usize = 1 << 20;
+
+/// Raw text kept per rejected row in the report.
+pub const MAX_RAW_BYTES: usize = 1024;
+
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    /// The object is unusable as a whole (permanent).
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// Reading the body failed (e.g. the connection dropped): retryable.
+    #[error("reading the object failed")]
+    Read(#[source] std::io::Error),
+}
+
+/// One rejected row: where it is, why, and what it said (capped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowReject {
+    /// 1-based line; in a ranged read, counted from the first line the range read (from the
+    /// object's start when the range had to parse from byte 0).
+    pub line: u64,
+    /// Byte offset of the row in the object: exact in ranged reads (where a line number
+    /// would need every byte before the range).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byte_offset: Option<u64>,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// In a ranged read, the rows the range owns: those whose first byte is in `from..to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowWindow {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// What the decoder yields for each record.
+#[derive(Debug, PartialEq)]
+pub enum Decoded {
+    Row(TypedRow),
+    Reject(RowReject),
+}
+
+pub struct ObjectDecoder<R> {
+    reader: RecordReader<R>,
+    /// `None` once there are no more rows (or never were: no header).
+    typer: Option<RowTyper>,
+    record: Record,
+    window: Option<RowWindow>,
+}
+
+impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
+    /// Reads the header and applies the schema to it.
+    pub async fn open(read: R, schema: &Schema) -> Result<Self, DecodeError> {
+        let mut reader = RecordReader::new(read);
+        let mut record = Record::default();
+        // No header at all: an empty object, which has no rows either.
+        let typer = match reader.read(&mut record).await.map_err(DecodeError::Read)? {
+            true => Some(RowTyper::new(schema, &record)?),
+            false => None,
+        };
+        Ok(Self {
+            reader,
+            typer,
+            record,
+            window: None,
+        })
+    }
+
+    /// A ranged read: the header came from elsewhere, and only rows in `window` are yielded.
+    pub fn with_typer(reader: RecordReader<R>, typer: RowTyper, window: RowWindow) -> Self {
+        Self {
+            reader,
+            typer: Some(typer),
+            record: Record::default(),
+            window: Some(window),
+        }
+    }
+
+    /// A decoder with no rows.
+    pub fn empty(read: R) -> Self {
+        Self {
+            reader: RecordReader::new(read),
+            typer: None,
+            record: Record::default(),
+            window: None,
+        }
+    }
+
+    /// The next row or reject; `None` at the end of the object. An error is a failed read
+    /// of the body (retryable), never bad data.
+    pub async fn next(&mut self) -> Result<Option<Decoded>, std::io::Error> {
+        loop {
+            let Some(typer) = &self.typer else {
+                return Ok(None);
+            };
+            if !self.reader.read(&mut self.record).await? {
+                self.typer = None;
+                return Ok(None);
+            }
+            let record = &self.record;
+            let reject = |reason| {
+                Decoded::Reject(RowReject {
+                    line: record.line(),
+                    byte_offset: self.window.map(|_| record.start()),
+                    reason,
+                    raw: raw_text(record),
+                })
+            };
+            if let Some(window) = self.window {
+                if record.start() < window.from {
+                    continue; // before the range (a read from the object's start)
+                }
+                if record.start() >= window.to {
+                    self.typer = None; // the next range's first row: this range is done
+                    return Ok(None);
+                }
+                if misleads_next_range(record, window) {
+                    return Ok(Some(reject(format!(
+                        "a row of {} bytes with a newline inside quotes crosses the range end at \
+                         byte {}: the next range may have split inside it; load this object \
+                         without splitting (a chunk size above its size)",
+                        record.end() - record.start(),
+                        window.to
+                    ))));
+                }
+            }
+            return Ok(Some(match typer.type_row(record) {
+                Ok(row) => Decoded::Row(row),
+                Err(reason) => reject(reason),
+            }));
+        }
+    }
+}
+
+/// Whether this row could have fooled the next range's check for quotes after its start
+/// (see [`crate::ingest::ranges`]): it crosses the range end, holds a quoted newline, and runs on for
+/// more than the window the next range looks at.
+fn misleads_next_range(record: &Record, window: RowWindow) -> bool {
+    record.end() > window.to
+        && record.end() - window.to > QUOTE_WINDOW as u64
+        && record.has_quoted_newline()
+}
+
+/// The record as CSV text again, capped at [`MAX_RAW_BYTES`] (on a char boundary).
+fn raw_text(record: &Record) -> String {
+    let fields: Vec<String> = record
+        .iter()
+        .map(|f| {
+            let f = String::from_utf8_lossy(f);
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.into_owned()
+            }
+        })
+        .collect();
+    let mut text = fields.join(",");
+    if text.len() > MAX_RAW_BYTES {
+        let mut cut = MAX_RAW_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// Rows and rejects of a whole in-memory object (tests and benchmarks).
+#[derive(Debug, Default, PartialEq)]
+pub struct DecodedObject {
+    pub rows: Vec<TypedRow>,
+    pub rejects: Vec<RowReject>,
+}
+
+pub async fn decode_all(bytes: &[u8], schema: &Schema) -> Result<DecodedObject, DecodeError> {
+    let mut decoder = ObjectDecoder::open(bytes, schema).await?;
+    let mut out = DecodedObject::default();
+    while let Some(decoded) = decoder.next().await.map_err(DecodeError::Read)? {
+        match decoded {
+            Decoded::Row(row) => out.rows.push(row),
+            Decoded::Reject(reject) => out.rejects.push(reject),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::item::Value as AttributeValue;
+
+    async fn decode(text: &str) -> DecodedObject {
+        decode_all(text.as_bytes(), &Schema::sensor())
+            .await
+            .unwrap()
+    }
+
+    fn s(row: &TypedRow, name: &str) -> String {
+        match &row.item[name] {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_rows_are_rejected_with_line_reason_and_raw_text_and_the_rest_continue() {
+        let decoded = decode(
+            "timestamp,temp,humidity,measure_point\n\
+             2025-11-26 02:56:13 UTC,hot,59.1,Kyiv_18\n\
+             2025-11-26 02:56:20 UTC,22.4,58.2\n\
+             yesterday,22.4,58.2,Kyiv_18\n\
+             2025-11-26 02:56:34 UTC,23.1,NaN,Kyiv_18\n\
+             2025-11-26 02:56:41 UTC,20.3,62.9,\n\
+             \n\
+             2025-11-26 02:56:48 UTC,23.3,63.2,Kyiv_18\n",
+        )
+        .await;
+        assert_eq!(decoded.rows.len(), 1);
+        assert_eq!(s(&decoded.rows[0], "temp"), "23.3");
+        let lines: Vec<u64> = decoded.rejects.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![2, 3, 4, 5, 6]);
+        assert_eq!(
+            decoded.rejects[0].raw,
+            "2025-11-26 02:56:13 UTC,hot,59.1,Kyiv_18"
+        );
+        assert!(
+            decoded.rejects[1]
+                .reason
+                .contains("expected 4 fields, found 3")
+        );
+    }
+
+    #[tokio::test]
+    async fn quoting_crlf_bom_and_quoted_newlines() {
+        let decoded = decode(
+            "\u{feff}timestamp,temp,humidity,\"measure_point\"\r\n\
+             2025-11-26 02:56:13 UTC,1.5,2,\"Kyiv, \"\"centre\"\"\"\r\n\
+             2025-11-26 02:56:14 UTC,1.5,2,\"two\nlines\"\r\n\
+             2025-11-26 02:56:15 UTC,x,2,after\r\n",
+        )
+        .await;
+        assert_eq!(s(&decoded.rows[0], "measure_point"), "Kyiv, \"centre\"");
+        assert_eq!(s(&decoded.rows[1], "measure_point"), "two\nlines");
+        // Line numbers count the quoted newline and are not thrown off by CRLF.
+        assert_eq!(decoded.rejects[0].line, 5);
+        assert_eq!(decoded.rejects[0].raw, "2025-11-26 02:56:15 UTC,x,2,after");
+    }
+
+    #[tokio::test]
+    async fn crlf_files_keep_exact_line_numbers_and_skip_blank_lines() {
+        let decoded = decode(
+            "timestamp,temp,humidity,measure_point,note\r\n\r\n\
+             2025-11-26 02:56:13 UTC,1,2,K,\"quoted\"\r\n\
+             \r\n\
+             2025-11-26 02:56:14 UTC,bad,2,K,x\r\n",
+        )
+        .await;
+        assert_eq!(decoded.rows.len(), 1);
+        assert_eq!(s(&decoded.rows[0], "note"), "quoted");
+        assert_eq!(s(&decoded.rows[0], "measure_point"), "K");
+        assert_eq!(decoded.rejects.len(), 1);
+        assert_eq!(decoded.rejects[0].line, 5);
+    }
+
+    #[tokio::test]
+    async fn empty_and_header_only_objects_have_no_rows() {
+        assert_eq!(decode("").await, DecodedObject::default());
+        assert_eq!(
+            decode("timestamp,temp,humidity,measure_point\n").await,
+            DecodedObject::default()
+        );
+        assert_eq!(
+            decode("timestamp,temp,humidity,measure_point").await,
+            DecodedObject::default()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_header_without_a_required_column_rejects_the_object() {
+        let err = decode_all(b"timestamp,temp,measure_point\n1,2,3\n", &Schema::sensor())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            DecodeError::Header(HeaderError::MissingColumns { .. })
+        ));
+        assert!(err.to_string().contains("humidity"), "{err}");
+    }
+
+    #[test]
+    fn raw_text_is_capped_on_a_char_boundary() {
+        let long = "é".repeat(MAX_RAW_BYTES);
+        let raw = raw_text(&Record::from_fields(&[long.as_str(), "x"]));
+        assert!(raw.len() <= MAX_RAW_BYTES && raw.len() >= MAX_RAW_BYTES - 1);
+        assert_eq!(
+            raw_text(&Record::from_fields(&["a,b", "c\"d"])),
+            "\"a,b\",\"c\"\"d\""
+        );
+    }
+}

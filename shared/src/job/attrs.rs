@@ -1,0 +1,100 @@
+//! The jobs table's attribute names, one constant each, so a ledger write cannot misspell a
+//! field of [`Job`](super::model::Job): a test checks every constant against the model's
+//! serde names. The two batch-id sets are the ledger's own bookkeeping, not part of the model.
+
+pub const JOB_ID: &str = "job_id";
+pub const STATUS: &str = "status";
+pub const SEALED: &str = "sealed";
+pub const TOTAL_BATCHES: &str = "total_batches";
+pub const BATCHES_DONE: &str = "batches_done";
+pub const BATCHES_FAILED: &str = "batches_failed";
+pub const BATCHES_RECOVERED: &str = "batches_recovered";
+pub const LAST_BATCH_ERROR: &str = "last_batch_error";
+pub const FILES_LISTED: &str = "files_listed";
+pub const FILES_SKIPPED: &str = "files_skipped";
+pub const FINISHED_AT: &str = "finished_at";
+pub const DURATION_SECONDS: &str = "duration_seconds";
+pub const ERROR: &str = "error";
+pub const EVENT_PENDING: &str = "event_pending";
+pub const EVENT_CLAIMED_MS: &str = "event_claimed_ms";
+pub const LISTING_INVOCATION: &str = "listing_invocation";
+pub const LISTING_CURSOR: &str = "listing_cursor";
+pub const BATCHES_ENQUEUED: &str = "batches_enqueued";
+pub const LISTING_UPDATED_MS: &str = "listing_updated_ms";
+pub const LISTING_OWNER: &str = "listing_owner";
+
+/// The batch counters ([`BatchStats`](super::model::BatchStats)), flattened into the item.
+pub const FILES: &str = "files";
+pub const FILES_FAILED: &str = "files_failed";
+pub const ROWS_WRITTEN: &str = "rows_written";
+pub const ROWS_REJECTED: &str = "rows_rejected";
+pub const ROWS_DUPLICATE: &str = "rows_duplicate";
+pub const BYTES: &str = "bytes";
+pub const WRITE_RETRIES: &str = "write_retries";
+pub const S3_THROTTLES: &str = "s3_throttles";
+
+/// Ids of the counted batches (a number set): the exactly-once condition.
+pub const DONE_BATCHES: &str = "done_batches";
+/// Ids of the batches counted as failed (dead-lettered), until a redrive recovers them.
+pub const FAILED_BATCHES: &str = "failed_batches";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::model::Job;
+
+    #[test]
+    fn every_model_attribute_name_is_a_field_of_the_job_item() {
+        let mut job = Job::new("j", "b", "p/");
+        job.last_batch_error = Some("e".into());
+        job.finished_at = Some("t".into());
+        job.duration_seconds = Some(1.0);
+        job.error = Some("e".into());
+        job.listing_cursor = Some("c".into());
+        job.listing_owner = Some("o".into());
+        job.event_claimed_ms = Some(1);
+        let item = serde_json::to_value(&job).unwrap();
+        let fields = item.as_object().unwrap();
+        for name in [
+            JOB_ID,
+            STATUS,
+            SEALED,
+            TOTAL_BATCHES,
+            BATCHES_DONE,
+            BATCHES_FAILED,
+            BATCHES_RECOVERED,
+            LAST_BATCH_ERROR,
+            FILES_LISTED,
+            FILES_SKIPPED,
+            FINISHED_AT,
+            DURATION_SECONDS,
+            ERROR,
+            EVENT_PENDING,
+            EVENT_CLAIMED_MS,
+            LISTING_INVOCATION,
+            LISTING_CURSOR,
+            BATCHES_ENQUEUED,
+            LISTING_UPDATED_MS,
+            LISTING_OWNER,
+            FILES,
+            FILES_FAILED,
+            ROWS_WRITTEN,
+            ROWS_REJECTED,
+            ROWS_DUPLICATE,
+            BYTES,
+            WRITE_RETRIES,
+            S3_THROTTLES,
+        ] {
+            assert!(
+                fields.contains_key(name),
+                "{name} is not a field of the job item"
+            );
+        }
+        for own in [DONE_BATCHES, FAILED_BATCHES] {
+            assert!(
+                !fields.contains_key(own),
+                "{own} must stay the ledger's own"
+            );
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The job item: one per job in the jobs table, the fan-in's state. Counters that are missing
+//! read as zero, so old items and new fields live together.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::contract::completion::CompletionEvent;
+pub use crate::contract::completion::{BatchStats, JobStatus};
+use crate::contract::rejects::RejectTolerance;
+use crate::contract::schema::Schema;
+
+/// The job item as stored. Missing counters read as zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub job_id: String,
+    pub status: JobStatus,
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    /// The one object of a single-object job (no listing then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Set once listing has ended: only then is `total_batches` final.
+    #[serde(default)]
+    pub sealed: bool,
+    #[serde(default)]
+    pub total_batches: u64,
+    /// Counted batches, failed ones included: the job is done when this reaches the total.
+    #[serde(default)]
+    pub batches_done: u64,
+    /// Batches that failed their last delivery and went to the dead-letter queue.
+    #[serde(default)]
+    pub batches_failed: u64,
+    /// Failed batches that succeeded after a redrive (no longer in `batches_failed`).
+    #[serde(default)]
+    pub batches_recovered: u64,
+    /// Why the last failed batch failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_batch_error: Option<String>,
+    #[serde(default)]
+    pub files_listed: u64,
+    /// Listed keys that are not CSV objects.
+    #[serde(default)]
+    pub files_skipped: u64,
+    #[serde(flatten)]
+    pub totals: BatchStats,
+    /// The job's schema, when it declared one (the sensor schema otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+    /// Rejected rows beyond this end the job FAILED; unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerated_rejects: Option<RejectTolerance>,
+    /// Where the job's rejects reports are written (`s3://bucket/prefix/job_id/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects_report: Option<String>,
+    pub started_at: String,
+    pub started_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Set by the final transition, cleared once the completion event is sent (an outbox:
+    /// see [`crate::app::completion`]).
+    #[serde(default)]
+    pub event_pending: bool,
+    /// A listing too long for one coordinator invocation continues in the next: its number
+    /// (0 for the first), where it resumes, and the batches enqueued so far.
+    #[serde(default)]
+    pub listing_invocation: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_cursor: Option<String>,
+    #[serde(default)]
+    pub batches_enqueued: u64,
+    /// When the listing last changed hands (ms since the epoch; 0: never).
+    #[serde(default)]
+    pub listing_updated_ms: u64,
+    /// The run that owns the current listing step: only it may enqueue, checkpoint or seal.
+    /// Absent between a checkpoint and the next run's claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_owner: Option<String>,
+    /// When the completion event's sending was claimed (see [`crate::app::completion`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_claimed_ms: Option<u64>,
+}
+
+/// Where a paused listing resumes, as checkpointed in the job item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingCheckpoint {
+    /// The invocation that will resume it.
+    pub invocation: u32,
+    /// ListObjectsV2 continuation token; `None`: from the start.
+    pub cursor: Option<String>,
+    /// The next batch's number (batches enqueued so far).
+    pub next_batch: u64,
+    pub files_listed: u64,
+    pub files_skipped: u64,
+}
+
+impl Job {
+    pub fn new(job_id: &str, bucket: &str, prefix: &str) -> Self {
+        let now = std::time::SystemTime::now();
+        Self {
+            job_id: job_id.to_owned(),
+            status: JobStatus::Running,
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            key: None,
+            sealed: false,
+            total_batches: 0,
+            batches_done: 0,
+            batches_failed: 0,
+            batches_recovered: 0,
+            last_batch_error: None,
+            files_listed: 0,
+            files_skipped: 0,
+            totals: BatchStats::default(),
+            schema: None,
+            tolerated_rejects: None,
+            rejects_report: None,
+            started_at: chrono::DateTime::<chrono::Utc>::from(now).to_rfc3339(),
+            started_ms: clock::millis(now),
+            finished_at: None,
+            duration_seconds: None,
+            error: None,
+            event_pending: false,
+            listing_invocation: 0,
+            listing_cursor: None,
+            batches_enqueued: 0,
+            listing_updated_ms: 0,
+            listing_owner: None,
+            event_claimed_ms: None,
+        }
+    }
+
+    /// Where the listing stands: the invocation that owns it and where it resumes (from the
+    /// start if it never checkpointed).
+    pub fn listing_position(&self) -> ListingCheckpoint {
+        ListingCheckpoint {
+            invocation: self.listing_invocation,
+            cursor: self.listing_cursor.clone(),
+            next_batch: self.batches_enqueued,
+            files_listed: self.files_listed,
+            files_skipped: self.files_skipped,
+        }
+    }
+
+    /// Milliseconds since the listing last showed progress (its start or last checkpoint).
+    pub fn listing_idle_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.started_ms.max(self.listing_updated_ms))
+    }
+
+    /// Whether every batch of a sealed, running job has been counted.
+    pub fn is_ready_to_finish(&self) -> bool {
+        self.status == JobStatus::Running && self.sealed && self.batches_done == self.total_batches
+    }
+
+    /// Rows per second over the job's wall time, once finished.
+    pub fn rows_per_second(&self) -> Option<f64> {
+        self.duration_seconds
+            .filter(|s| *s > 0.0)
+            .map(|s| self.totals.rows_written as f64 / s)
+    }
+}
+
+/// Whether `record_batch` moved the counters, found the batch already counted, or counted
+/// a batch that had failed before (a redrive) after all.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    Counted(Job),
+    AlreadyCounted(Job),
+    Recovered(Job),
+}
+
+impl Recorded {
+    pub fn job(&self) -> &Job {
+        match self {
+            Recorded::Counted(job) | Recorded::AlreadyCounted(job) | Recorded::Recovered(job) => {
+                job
+            }
+        }
+    }
+}
+
+impl Job {
+    /// The completion event that announces this (final) job.
+    pub fn completion_event(&self) -> CompletionEvent {
+        let job = self;
+        CompletionEvent {
+            event: crate::contract::completion::EVENT_NAME.to_owned(),
+            job_id: job.job_id.clone(),
+            status: job.status,
+            bucket: job.bucket.clone(),
+            prefix: job.prefix.clone(),
+            total_batches: job.total_batches,
+            batches_failed: job.batches_failed,
+            files_skipped: job.files_skipped,
+            totals: job.totals,
+            error: job.error.clone(),
+            rejects_report: job.rejects_report.clone(),
+            started_at: job.started_at.clone(),
+            finished_at: job.finished_at.clone(),
+            duration_seconds: job.duration_seconds,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sealed_running_job_with_every_batch_done_is_ready() {
+        let mut job = Job::new("j", "b", "");
+        job.total_batches = 2;
+        job.batches_done = 2;
+        assert!(!job.is_ready_to_finish(), "unsealed");
+        job.sealed = true;
+        assert!(job.is_ready_to_finish());
+        job.batches_done = 1;
+        assert!(!job.is_ready_to_finish(), "a batch is missing");
+        job.batches_done = 2;
+        job.status = JobStatus::Complete;
+        assert!(!job.is_ready_to_finish(), "already final");
+    }
+
+    #[test]
+    fn an_empty_sealed_job_is_ready_at_once() {
+        let mut job = Job::new("j", "b", "");
+        job.sealed = true;
+        assert!(job.is_ready_to_finish());
+    }
+}

@@ -1,0 +1,112 @@
+//! The ledger's pure rules: when a job may end and with which status. The adapters only
+//! carry out what these decide, so every backend ends jobs the same way.
+
+use super::model::{Job, JobStatus};
+
+/// How a job ends: the one final transition's content.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// Every batch is counted: COMPLETE, or COMPLETED_WITH_ERRORS / FAILED for a reason.
+    /// The transition is conditional on the job still being sealed with every batch counted.
+    AllBatchesCounted {
+        status: JobStatus,
+        reason: Option<String>,
+    },
+    /// It can never be sealed (listing or enqueueing failed): FAILED for this reason.
+    Abandoned(String),
+}
+
+impl Ending {
+    pub fn status(&self) -> JobStatus {
+        match self {
+            Ending::AllBatchesCounted { status, .. } => *status,
+            Ending::Abandoned(_) => JobStatus::Failed,
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Ending::AllBatchesCounted { reason, .. } => reason.as_deref(),
+            Ending::Abandoned(reason) => Some(reason),
+        }
+    }
+}
+
+/// The ending of a job whose every batch is counted, or `None` while it must wait. Rejects
+/// beyond the tolerance fail it; dead-lettered batches complete it with errors.
+pub fn ending(job: &Job) -> Option<Ending> {
+    if !job.is_ready_to_finish() {
+        return None;
+    }
+    let too_many_rejects = job
+        .tolerated_rejects
+        .and_then(|tolerance| tolerance.exceeded(job.totals.rows_rejected, job.totals.rows_read()));
+    let failed_batches = (job.batches_failed > 0).then(|| {
+        format!(
+            "{} of {} batches failed their last delivery and are in the dead-letter queue (last error: {})",
+            job.batches_failed,
+            job.total_batches,
+            job.last_batch_error.as_deref().unwrap_or("unknown")
+        )
+    });
+    let (status, reason) = match (too_many_rejects, failed_batches) {
+        (Some(reason), _) => (JobStatus::Failed, Some(reason)),
+        (None, Some(reason)) => (JobStatus::CompletedWithErrors, Some(reason)),
+        (None, None) => (JobStatus::Complete, None),
+    };
+    Some(Ending::AllBatchesCounted { status, reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::rejects::RejectTolerance;
+
+    fn ready() -> Job {
+        let mut job = Job::new("j", "b", "");
+        job.sealed = true;
+        job.total_batches = 4;
+        job.batches_done = 4;
+        job.totals.rows_written = 90;
+        job.totals.rows_rejected = 10;
+        job
+    }
+
+    #[test]
+    fn a_job_still_counting_has_no_ending() {
+        let mut job = ready();
+        job.batches_done = 3;
+        assert_eq!(ending(&job), None);
+    }
+
+    #[test]
+    fn a_clean_job_completes() {
+        let ended = ending(&ready()).unwrap();
+        assert_eq!(ended.status(), JobStatus::Complete);
+        assert_eq!(ended.reason(), None);
+    }
+
+    #[test]
+    fn dead_lettered_batches_complete_with_errors_naming_the_last_error() {
+        let mut job = ready();
+        job.batches_failed = 1;
+        job.last_batch_error = Some("GET timed out".into());
+        let ended = ending(&job).unwrap();
+        assert_eq!(ended.status(), JobStatus::CompletedWithErrors);
+        assert!(ended.reason().unwrap().contains("1 of 4 batches"));
+        assert!(ended.reason().unwrap().contains("GET timed out"));
+    }
+
+    #[test]
+    fn rejects_beyond_the_tolerance_fail_the_job_even_with_failed_batches() {
+        let mut job = ready();
+        job.batches_failed = 1;
+        job.tolerated_rejects = Some(RejectTolerance::Count(9));
+        assert_eq!(ending(&job).unwrap().status(), JobStatus::Failed);
+        job.tolerated_rejects = Some(RejectTolerance::Count(10));
+        assert_eq!(
+            ending(&job).unwrap().status(),
+            JobStatus::CompletedWithErrors
+        );
+    }
+}

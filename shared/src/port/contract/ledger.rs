@@ -1,0 +1,292 @@
+//! What every ledger does: exactly-once counting, recovery of a failed batch, owned listing
+//! steps, one final transition, and the completion event's claim.
+
+use std::time::Duration;
+
+use crate::job::model::{BatchStats, Job, JobStatus, ListingCheckpoint, Recorded};
+use crate::port::ledger::{JobError, JobFilter, Ledger, Seal};
+
+fn stats(rows: u64) -> BatchStats {
+    BatchStats {
+        files: 1,
+        rows_written: rows,
+        ..BatchStats::default()
+    }
+}
+
+fn seal(total_batches: u64) -> Seal {
+    Seal {
+        total_batches,
+        files_listed: total_batches,
+        files_skipped: 0,
+    }
+}
+
+/// Runs every check, with job ids starting with `namespace`.
+pub async fn run(ledger: &dyn Ledger, namespace: &str) {
+    counts_each_batch_once_and_finishes_once(ledger, &format!("{namespace}-count")).await;
+    a_failed_batch_ends_the_job_and_a_redrive_recovers_it(ledger, &format!("{namespace}-fail"))
+        .await;
+    only_the_owner_moves_the_listing(ledger, &format!("{namespace}-list")).await;
+    the_completion_event_is_claimed_once(ledger, &format!("{namespace}-event")).await;
+    abandoned_jobs_fail_once(ledger, &format!("{namespace}-abandon")).await;
+}
+
+async fn counts_each_batch_once_and_finishes_once(ledger: &dyn Ledger, job_id: &str) {
+    let job = Job::new(job_id, "bucket", "p/");
+    ledger.create(&job).await.unwrap();
+    assert!(matches!(
+        ledger.create(&job).await,
+        Err(JobError::AlreadyExists(_))
+    ));
+    let counted = ledger.record_batch(job_id, 0, &stats(10)).await.unwrap();
+    assert!(matches!(counted, Recorded::Counted(ref j) if j.batches_done == 1));
+    let again = ledger.record_batch(job_id, 0, &stats(10)).await.unwrap();
+    assert!(matches!(again, Recorded::AlreadyCounted(ref j) if j.totals.rows_written == 10));
+    assert_eq!(
+        ledger.try_finish(again.job()).await.unwrap(),
+        None,
+        "unsealed"
+    );
+    assert_eq!(ledger.seal(job_id, seal(2), None).await.unwrap(), None);
+    assert!(matches!(
+        ledger.seal(job_id, seal(2), None).await,
+        Err(JobError::AlreadySealed(_))
+    ));
+    let last = ledger.record_batch(job_id, 1, &stats(5)).await.unwrap();
+    let finished = ledger
+        .try_finish(last.job())
+        .await
+        .unwrap()
+        .expect("the last batch ends it");
+    assert_eq!(finished.status, JobStatus::Complete);
+    assert_eq!(finished.totals.rows_written, 15);
+    assert!(finished.event_pending);
+    assert!(finished.finished_at.is_some());
+    assert_eq!(
+        ledger.try_finish(last.job()).await.unwrap(),
+        None,
+        "one final transition"
+    );
+    let running = ledger.jobs(JobFilter::Running).await.unwrap();
+    assert!(running.iter().all(|j| j.job_id != job_id));
+    assert!(matches!(
+        ledger
+            .record_batch(&format!("{job_id}-missing"), 0, &stats(1))
+            .await,
+        Err(JobError::NotFound(_))
+    ));
+}
+
+async fn a_failed_batch_ends_the_job_and_a_redrive_recovers_it(ledger: &dyn Ledger, job_id: &str) {
+    ledger
+        .create(&Job::new(job_id, "bucket", ""))
+        .await
+        .unwrap();
+    ledger.seal(job_id, seal(1), None).await.unwrap();
+    let failed = ledger
+        .record_failed_batch(job_id, 0, "the table was gone")
+        .await
+        .unwrap();
+    assert!(matches!(failed, Recorded::Counted(ref j) if j.batches_failed == 1));
+    let twice = ledger
+        .record_failed_batch(job_id, 0, "again")
+        .await
+        .unwrap();
+    assert!(matches!(twice, Recorded::AlreadyCounted(ref j) if j.batches_failed == 1));
+    let ended = ledger.try_finish(failed.job()).await.unwrap().unwrap();
+    assert_eq!(ended.status, JobStatus::CompletedWithErrors);
+    assert!(ended.error.unwrap().contains("the table was gone"));
+    let recovered = ledger.record_batch(job_id, 0, &stats(7)).await.unwrap();
+    let job = match recovered {
+        Recorded::Recovered(job) => job,
+        other => panic!("expected a recovery, got {other:?}"),
+    };
+    assert_eq!((job.batches_failed, job.batches_recovered), (0, 1));
+    assert_eq!(job.totals.rows_written, 7);
+    assert_eq!(
+        job.status,
+        JobStatus::CompletedWithErrors,
+        "the final status stays"
+    );
+    let after = ledger.record_batch(job_id, 0, &stats(7)).await.unwrap();
+    assert!(matches!(after, Recorded::AlreadyCounted(ref j) if j.totals.rows_written == 7));
+}
+
+async fn only_the_owner_moves_the_listing(ledger: &dyn Ledger, job_id: &str) {
+    let stale = Duration::from_secs(3600);
+    let mut job = Job::new(job_id, "bucket", "p/");
+    job.listing_owner = Some("first".into());
+    job.listing_updated_ms = job.started_ms;
+    ledger.create(&job).await.unwrap();
+    assert!(
+        !ledger
+            .claim_listing(job_id, 0, "other", stale)
+            .await
+            .unwrap(),
+        "owned"
+    );
+    let checkpoint = ListingCheckpoint {
+        invocation: 1,
+        cursor: Some("after-key-9".into()),
+        next_batch: 3,
+        files_listed: 30,
+        files_skipped: 1,
+    };
+    assert!(
+        !ledger
+            .checkpoint(job_id, &checkpoint, "other")
+            .await
+            .unwrap()
+    );
+    assert!(
+        ledger
+            .checkpoint(job_id, &checkpoint, "first")
+            .await
+            .unwrap()
+    );
+    let paused = ledger.get(job_id).await.unwrap().unwrap();
+    assert_eq!(paused.listing_position(), checkpoint);
+    assert_eq!(paused.listing_owner, None);
+    assert!(
+        !ledger
+            .claim_listing(job_id, 0, "late", stale)
+            .await
+            .unwrap(),
+        "old step"
+    );
+    assert!(
+        ledger
+            .claim_listing(job_id, 1, "second", stale)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !ledger
+            .claim_listing(job_id, 1, "duplicate", stale)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        ledger.seal(job_id, seal(3), Some("duplicate")).await,
+        Err(JobError::NotOwner(_))
+    ));
+    ledger.release_listing(job_id, "duplicate").await.unwrap();
+    assert!(
+        !ledger
+            .claim_listing(job_id, 1, "third", stale)
+            .await
+            .unwrap(),
+        "not released"
+    );
+    ledger.release_listing(job_id, "second").await.unwrap();
+    assert!(
+        ledger
+            .claim_listing(job_id, 1, "third", stale)
+            .await
+            .unwrap()
+    );
+    // A claim older than the stale limit can be taken over.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        ledger
+            .claim_listing(job_id, 1, "fourth", Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    let sealed = ledger
+        .seal_total(job_id, seal(3), Some("fourth"))
+        .await
+        .unwrap();
+    assert!(sealed.sealed);
+    assert_eq!(sealed.total_batches, 3);
+    assert!(
+        !ledger
+            .claim_listing(job_id, 1, "fifth", Duration::ZERO)
+            .await
+            .unwrap(),
+        "sealed"
+    );
+}
+
+async fn the_completion_event_is_claimed_once(ledger: &dyn Ledger, job_id: &str) {
+    let lease = Duration::from_secs(60);
+    ledger
+        .create(&Job::new(job_id, "bucket", ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.claim_event(job_id, lease).await.unwrap(),
+        None,
+        "nothing owed yet"
+    );
+    let finished = ledger.seal(job_id, seal(0), None).await.unwrap().unwrap();
+    let held = finished
+        .event_claimed_ms
+        .expect("the winner holds the claim");
+    assert_eq!(
+        ledger.claim_event(job_id, lease).await.unwrap(),
+        None,
+        "claim held"
+    );
+    ledger.release_event_claim(job_id, held + 1).await.unwrap();
+    assert_eq!(
+        ledger.claim_event(job_id, lease).await.unwrap(),
+        None,
+        "not its claim"
+    );
+    ledger.release_event_claim(job_id, held).await.unwrap();
+    let claimed = ledger.claim_event(job_id, lease).await.unwrap();
+    assert!(claimed.is_some(), "released: claimable at once");
+    assert_eq!(ledger.claim_event(job_id, lease).await.unwrap(), None);
+    let owed = ledger.jobs(JobFilter::EventPending).await.unwrap();
+    assert!(owed.iter().any(|j| j.job_id == job_id));
+    ledger.clear_event_pending(job_id).await.unwrap();
+    assert_eq!(
+        ledger.claim_event(job_id, Duration::ZERO).await.unwrap(),
+        None,
+        "sent"
+    );
+    let owed = ledger.jobs(JobFilter::EventPending).await.unwrap();
+    assert!(owed.iter().all(|j| j.job_id != job_id));
+    assert!(
+        ledger
+            .clear_event_pending(&format!("{job_id}-missing"))
+            .await
+            .is_err()
+    );
+}
+
+async fn abandoned_jobs_fail_once(ledger: &dyn Ledger, job_id: &str) {
+    ledger
+        .create(&Job::new(job_id, "bucket", ""))
+        .await
+        .unwrap();
+    let failed = ledger
+        .fail(job_id, "listing failed")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("listing failed"));
+    assert_eq!(ledger.fail(job_id, "again").await.unwrap(), None);
+    assert!(matches!(
+        ledger.fail(&format!("{job_id}-missing"), "x").await,
+        Err(JobError::NotFound(_))
+    ));
+    let recent = ledger.recent_jobs(1000).await.unwrap();
+    assert!(recent.iter().any(|j| j.job_id == job_id));
+    assert!(
+        recent
+            .windows(2)
+            .all(|w| w[0].started_ms >= w[1].started_ms)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_memory_ledger_keeps_the_contract() {
+        super::run(&crate::port::memory::MemoryLedger::new(), "mem").await;
+    }
+}
