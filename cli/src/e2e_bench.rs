@@ -84,9 +84,7 @@ async fn list_page_seconds(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) 
     Ok(started.elapsed().as_secs_f64() / f64::from(pages.max(1)))
 }
 
-/// One local job of `files` x 100 rows on fresh resources (a queue shared between runs could
-/// hold a message a stopped poller had received, hidden for its visibility timeout); its
-/// ledger seconds.
+/// One local job of `files` x 100 rows on fresh resources; its ledger seconds.
 async fn local_job(
     servers: &LocalAws,
     files: usize,

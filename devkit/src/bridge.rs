@@ -9,7 +9,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName,
+};
 use thiserror::Error;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -114,23 +117,57 @@ impl<'a, I: Invoke> SqsBridge<'a, I> {
         }
     }
 
-    /// Polls until the future is dropped. Errors are logged and retried after a pause, as
-    /// the event source mapping does.
-    pub async fn run(&self) {
-        let poller = || async {
-            loop {
-                if let Err(error) = self.poll_once().await {
-                    tracing::warn!(error = %shared::report(&error), "bridge poll failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+    /// Polls until `stop` completes, then returns once every poller has stopped. Errors are
+    /// logged and retried after a pause, as the event source mapping does.
+    ///
+    /// A poller stops only between receives, never by dropping one: a long poll its client
+    /// abandons stays pending at the server (moto's does), takes the next message sent to the
+    /// queue and hides it for the visibility timeout, so the next job on the queue would
+    /// wait that long. So a receive in flight when `stop` completes is let finish (within
+    /// `wait`) and whatever it got is given back at once (visibility 0), not invoked; an
+    /// invocation in flight is let finish and its messages deleted as usual. Stopping thus
+    /// takes up to `wait` (plus any invocation in flight), and leaves no message hidden.
+    pub async fn run_until(&self, stop: impl Future<Output = ()>) {
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            stop.await;
+            stopping.send_replace(true);
+        };
+        let pollers = (0..self.pollers.max(1)).map(|_| self.poll_until(stopped.clone()));
+        tokio::join!(signal, futures::future::join_all(pollers));
+    }
+
+    async fn poll_until(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        while !*stopped.borrow() {
+            let result = match self.receive().await {
+                Ok(messages) if messages.is_empty() => Ok(()),
+                Ok(messages) if *stopped.borrow() => self.give_back(&messages).await,
+                Ok(messages) => self.deliver(messages).await.map(|_| ()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = result {
+                tracing::warn!(error = %shared::report(&error), "bridge poll failed; retrying");
+                // Nothing is pending at the server during the pause, so stopping may cut it.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stopped.wait_for(|&stop| stop) => {}
                 }
             }
-        };
-        futures::future::join_all((0..self.pollers.max(1)).map(|_| poller())).await;
+        }
     }
 
     /// One receive, invoke and delete cycle.
     pub async fn poll_once(&self) -> Result<Delivery, BridgeError> {
-        let messages = self
+        let messages = self.receive().await?;
+        if messages.is_empty() {
+            return Ok(Delivery::default());
+        }
+        self.deliver(messages).await
+    }
+
+    /// One ReceiveMessage of up to 10 messages, long-polling for `wait`.
+    async fn receive(&self) -> Result<Vec<Message>, BridgeError> {
+        Ok(self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
@@ -141,10 +178,11 @@ impl<'a, I: Invoke> SqsBridge<'a, I> {
             .await
             .map_err(|e| self.sqs_error("ReceiveMessage", e.into()))?
             .messages
-            .unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(Delivery::default());
-        }
+            .unwrap_or_default())
+    }
+
+    /// Invokes with received messages and deletes those the response did not fail.
+    async fn deliver(&self, messages: Vec<Message>) -> Result<Delivery, BridgeError> {
         let ids: Vec<String> = messages
             .iter()
             .map(|m| m.message_id.clone().unwrap_or_default())
@@ -166,6 +204,34 @@ impl<'a, I: Invoke> SqsBridge<'a, I> {
             received: ids.len(),
             deleted,
         })
+    }
+
+    /// Makes received messages visible again at once, for whoever polls next.
+    async fn give_back(&self, messages: &[Message]) -> Result<(), BridgeError> {
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
+                    .visibility_timeout(0)
+                    .build()
+                    .expect("id and handle are set")
+            })
+            .collect();
+        let output = self
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.sqs_error("ChangeMessageVisibilityBatch", e.into()))?;
+        for failure in &output.failed {
+            tracing::warn!(id = %failure.id, code = %failure.code, "giving a message back failed; it reappears after the visibility timeout");
+        }
+        Ok(())
     }
 
     fn event(&self, messages: Vec<Message>) -> SqsEvent {

@@ -87,7 +87,8 @@ impl LocalPipeline {
         }
     }
 
-    /// Runs a prefix job until it is final; `progress` sees the job item as it moves.
+    /// Runs a prefix job until it is final; `progress` sees the job item as it moves. Returns
+    /// once the bridges have stopped, with no receive left pending and no message hidden.
     pub async fn run(
         &self,
         request: JobRequest,
@@ -140,6 +141,16 @@ impl LocalPipeline {
             &control,
         );
         control_bridge.pollers = 1;
+        // Every poller stops once the job is final (or the run failed or timed out), and the
+        // run returns only when they have: see `SqsBridge::run_until`.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|&stop| stop).await;
+            }
+        };
+        let (paused, listing_paused) = tokio::sync::oneshot::channel::<()>();
         let coordinate = async {
             let deadline = self
                 .coordinator_budget
@@ -147,9 +158,15 @@ impl LocalPipeline {
             let started = coordinator.start_job(request, deadline).await?;
             if started.continues {
                 // The listing goes on in invocations woken through the control queue.
-                control_bridge.run().await;
+                let _ = paused.send(());
             }
             std::future::pending::<Result<Job, PipelineError>>().await
+        };
+        let control = async {
+            tokio::select! {
+                Ok(()) = listing_paused => control_bridge.run_until(until_stopped()).await,
+                () = until_stopped() => {}
+            }
         };
         let mut last: Option<Job> = None;
         let watch = async {
@@ -165,16 +182,20 @@ impl LocalPipeline {
                 }
             }
         };
-        let result = tokio::select! {
-            result = coordinate => result,
-            result = watch => result,
-            () = bridge.run() => unreachable!("the bridge polls until dropped"),
-            () = tokio::time::sleep(self.timeout) => Err(PipelineError::Timeout {
-                job_id: job_id.clone(),
-                waited: self.timeout,
-                last: None,
-            }),
+        let outcome = async {
+            let result = tokio::select! {
+                result = coordinate => result,
+                result = watch => result,
+                () = tokio::time::sleep(self.timeout) => Err(PipelineError::Timeout {
+                    job_id: job_id.clone(),
+                    waited: self.timeout,
+                    last: None,
+                }),
+            };
+            stop.send_replace(true);
+            result
         };
+        let (result, (), ()) = tokio::join!(outcome, bridge.run_until(until_stopped()), control);
         result.map_err(|error| match error {
             PipelineError::Timeout { job_id, waited, .. } => PipelineError::Timeout {
                 job_id,

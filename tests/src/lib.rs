@@ -49,13 +49,18 @@ impl TestEnv {
     /// Fresh resources named after the test. Queue messages reappear after 2 s and move to
     /// the dead-letter queue on their third receive, so redelivery tests run quickly.
     pub async fn new(servers: &LocalAws, test: &str) -> Self {
-        let stem = format!("t-{}-{:08x}", test.replace('_', "-"), fastrand_u32());
-        let clients = servers.clients();
-        let resources = Resources::named(&stem);
         let settings = QueueSettings {
             visibility_timeout: Duration::from_secs(2),
             max_receive_count: 3,
         };
+        Self::with_queues(servers, test, settings).await
+    }
+
+    /// Fresh resources named after the test, with the given queue settings.
+    pub async fn with_queues(servers: &LocalAws, test: &str, settings: QueueSettings) -> Self {
+        let stem = format!("t-{}-{:08x}", test.replace('_', "-"), fastrand_u32());
+        let clients = servers.clients();
+        let resources = Resources::named(&stem);
         let provisioned = provision::ensure(&clients, &resources, settings)
             .await
             .expect("provisioning test resources");

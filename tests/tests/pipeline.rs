@@ -1,10 +1,14 @@
 //! The whole pipeline against real local servers: coordinator, SQS, bridge, worker, DynamoDB.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
-use devkit::bridge::SqsBridge;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use devkit::bridge::{BridgeError, Invoke, SqsBridge};
+use devkit::provision::QueueSettings;
 use devkit::sample::SampleSpec;
 use futures::future::join_all;
 use integration_tests::{TestEnv, default_servers, moto_servers};
@@ -366,4 +370,124 @@ async fn a_batch_bound_for_the_dead_letter_queue_ends_its_job_with_errors() {
         "{error}"
     );
     assert!(done.last_batch_error.unwrap().contains("missing"));
+}
+
+/// The messages of `queue_url` that are waiting or in flight (received, not yet deleted).
+async fn messages_in(env: &TestEnv, queue_url: &str) -> (u64, u64) {
+    let attributes = env
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    let count = |name| attributes.get(&name).map_or(0, |n| n.parse().unwrap());
+    (
+        count(QueueAttributeName::ApproximateNumberOfMessages),
+        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+/// Two jobs back to back through the pipeline `s3-fanout run` drives, on one set of queues
+/// with the 30 s visibility timeout `serve` provisions: the first job's pollers must stop
+/// without a receive still pending at the server, or that receive takes the second job's
+/// message and hides it for 30 s.
+#[tokio::test]
+async fn a_second_job_on_the_same_queues_runs_at_full_speed() {
+    let env =
+        TestEnv::with_queues(default_servers(), "back-to-back", QueueSettings::default()).await;
+    let spec = SampleSpec::new("hold/", 4, 10);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 4, || {})
+        .await
+        .unwrap();
+    let pipeline = env.pipeline();
+    for run in ["first", "second"] {
+        let started = Instant::now();
+        let job = pipeline.run(request(&env, "hold/"), |_| {}).await.unwrap();
+        let took = started.elapsed();
+        eprintln!("the {run} job took {took:?}");
+        assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+        assert_eq!((job.total_batches, job.totals.rows_written), (1, 40));
+        assert!(
+            took < Duration::from_secs(10),
+            "the {run} job took {took:?}: a message was hidden for the visibility timeout"
+        );
+        assert_eq!(
+            messages_in(&env, &env.provisioned.queue_url).await,
+            (0, 0),
+            "after the {run} job, no message is left waiting or hidden"
+        );
+    }
+}
+
+/// Counts its invocations; nothing fails.
+#[derive(Default)]
+struct CountingInvoker(AtomicUsize);
+
+impl Invoke for CountingInvoker {
+    async fn invoke(&self, _: SqsEvent) -> Result<SqsBatchResponse, BridgeError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(SqsBatchResponse::default())
+    }
+}
+
+/// A receive in flight when the bridge is told to stop is let finish, and the message it got
+/// is given back at once: not invoked, not hidden for the visibility timeout.
+#[tokio::test]
+async fn a_stopping_bridge_gives_back_what_its_last_receive_got() {
+    let env = TestEnv::with_queues(default_servers(), "give-back", QueueSettings::default()).await;
+    let invoker = CountingInvoker::default();
+    let mut bridge = SqsBridge::new(
+        &env.clients.sqs,
+        &env.provisioned.queue_url,
+        &env.provisioned.queue_arn,
+        &invoker,
+    );
+    bridge.pollers = 1;
+    bridge.wait = Duration::from_secs(3);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stop_then_send = async {
+        // The poller's first long poll is pending on the empty queue by now.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.send(()).unwrap();
+        env.send("for whoever polls next".to_owned()).await;
+    };
+    let started = Instant::now();
+    tokio::join!(
+        bridge.run_until(async {
+            stopped.await.unwrap();
+        }),
+        stop_then_send
+    );
+    let took = started.elapsed();
+    assert_eq!(invoker.0.load(Ordering::SeqCst), 0, "nothing was invoked");
+
+    let received = env
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&env.provisioned.queue_url)
+        .wait_time_seconds(0)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 1, "the message is visible at once");
+    assert_eq!(received[0].body(), Some("for whoever polls next"));
+    let receives = received[0]
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .map(String::as_str);
+    assert_eq!(
+        receives,
+        Some("2"),
+        "the stopping poller had received it (stopped after {took:?})"
+    );
 }
