@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh
+bash scripts/setup.sh servers
 cargo run --release --locked -p s3fanout-cli -- bench "$@"

@@ -3,6 +3,9 @@
 # (so a fresh clone reuses them and a fresh machine still gets them). Idempotent and quiet when
 # everything is already there. Prints nothing but progress on stderr.
 #
+#   bash scripts/setup.sh           everything (the test command)
+#   bash scripts/setup.sh servers   only what a job needs: moto, dynalite, s3s-fs (demo, bench)
+#
 #   moto server  (PyPI)      SQS (and a faithful fallback for S3/DynamoDB)
 #   dynalite     (npm)       DynamoDB, 3x faster than moto for BatchWriteItem
 #   s3s-fs       (crates.io) S3, 10-20x faster than moto for GET/PUT
@@ -52,6 +55,9 @@ if [ ! -x "$CACHE/cargo/bin/s3s-fs" ]; then
   log "building s3s-fs@$S3S_FS_VERSION into $CACHE/cargo (about 3 minutes, once)"
   cargo install --quiet --locked "s3s-fs@$S3S_FS_VERSION" --features binary --root "$CACHE/cargo"
 fi
+
+# Everything below serves only the test command.
+if [ "${1:-all}" = servers ]; then exit 0; fi
 
 # checkov has its own virtualenv: its pins and moto's need not agree.
 ensure_venv lint-venv "checkov==$CHECKOV_VERSION"

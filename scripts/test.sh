@@ -10,7 +10,7 @@ CACHE="${S3FANOUT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/s3-fanout}"
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "== cfn-lint template.yaml"
 "$CACHE/venv/bin/cfn-lint" template.yaml
 echo "== sam validate --lint"
@@ -36,6 +36,11 @@ fi
 echo "== cargo test (unit + integration against local servers)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
+# --all-features turns on the emulator tier (integration-tests/emulators); here it must run.
+cargo test --workspace --all-targets --all-features --locked 2>&1 | tee "$log"
+if grep -q "emulator tier skipped" "$log"; then
+  echo "the emulator tier was skipped; the test command must run it" >&2
+  exit 1
+fi
 # One closing line for the whole run: the sum over every test binary.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
