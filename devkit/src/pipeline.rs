@@ -11,7 +11,7 @@ use shared::app::metrics::MemorySink;
 use shared::app::worker::Worker;
 use shared::aws::{Adapters, Clients, DynamoTable};
 use shared::contract::messages::JobRequest;
-use shared::job::model::Job;
+use shared::job::model::{Job, JobId};
 use shared::port::ledger::JobError;
 use shared::port::table::RecordTable;
 use thiserror::Error;
@@ -27,7 +27,7 @@ pub enum PipelineError {
     Job(#[from] JobError),
     #[error("job {job_id} was not final after {waited:?} (last seen: {last:?})")]
     Timeout {
-        job_id: String,
+        job_id: JobId,
         waited: Duration,
         last: Option<Box<Job>>,
     },
@@ -105,10 +105,7 @@ impl LocalPipeline {
         writes: W,
         mut progress: impl FnMut(&Job),
     ) -> Result<Job, PipelineError> {
-        let job_id = request
-            .job_id
-            .get_or_insert_with(|| uuid::Uuid::now_v7().to_string())
-            .clone();
+        let job_id = request.job_id.get_or_insert_with(JobId::fresh).clone();
         let adapters = Adapters::aws(&self.clients, &self.coordinator.tables.jobs);
         let ledger = adapters.ledger.clone();
         let coordinator = Coordinator::new(adapters.clone(), self.coordinator.clone())

@@ -15,7 +15,7 @@ use shared::aws::Clients;
 use shared::aws::DynamoLedger;
 use shared::contract::messages::BatchMessage;
 use shared::contract::rejects::ReportLocation;
-use shared::job::model::Job;
+use shared::job::model::{BatchNo, Job, JobId};
 use shared::port::ledger::{Ledger, Seal};
 
 /// The default servers: s3s-fs, moto (SQS), dynalite.
@@ -150,13 +150,18 @@ impl TestEnv {
     }
 
     /// A job over this test's bucket, created and sealed with `batches` batches still to do.
-    pub async fn sealed_job(&self, job_id: &str, batches: u64, files: u64) -> Job {
+    pub async fn sealed_job(
+        &self,
+        job_id: &(impl AsRef<str> + ?Sized),
+        batches: u64,
+        files: u64,
+    ) -> Job {
         let ledger = self.ledger();
-        let job = Job::new(job_id, &self.resources.bucket, "");
+        let job = Job::new(job_id.as_ref(), &self.resources.bucket, "");
         ledger.create(&job).await.expect("creating the job");
         let finished = ledger
             .seal(
-                job_id,
+                &JobId::new(job_id.as_ref()),
                 Seal {
                     total_batches: batches,
                     files_listed: files,
@@ -171,10 +176,15 @@ impl TestEnv {
     }
 
     /// A batch message of this test's bucket, default schema, rejects under `_rejects/`.
-    pub fn batch(&self, job_id: &str, batch: u64, keys: Vec<String>) -> BatchMessage {
+    pub fn batch(
+        &self,
+        job_id: &(impl AsRef<str> + ?Sized),
+        batch: u64,
+        keys: Vec<String>,
+    ) -> BatchMessage {
         BatchMessage {
-            job_id: job_id.to_owned(),
-            batch,
+            job_id: JobId::new(job_id.as_ref()),
+            batch: BatchNo(batch),
             bucket: self.resources.bucket.clone(),
             keys,
             range: None,
@@ -234,7 +244,11 @@ impl TestEnv {
 
     /// Delivers queued batches to `worker` through the SQS bridge until the job is final
     /// (panics after 40 s).
-    pub async fn deliver_until_final(&self, worker: &Worker, job_id: &str) -> Job {
+    pub async fn deliver_until_final(
+        &self,
+        worker: &Worker,
+        job_id: &(impl AsRef<str> + ?Sized),
+    ) -> Job {
         let bridge = SqsBridge::new(
             &self.clients.sqs,
             &self.provisioned.queue_url,
@@ -245,7 +259,7 @@ impl TestEnv {
         let deadline = std::time::Instant::now() + Duration::from_secs(40);
         while std::time::Instant::now() < deadline {
             let job = ledger
-                .get(job_id)
+                .get(&JobId::new(job_id.as_ref()))
                 .await
                 .expect("reading the job")
                 .expect("the job exists");
@@ -254,7 +268,7 @@ impl TestEnv {
             }
             bridge.poll_once().await.expect("polling the queue");
         }
-        panic!("job {job_id} was not final after 40 s");
+        panic!("job {} was not final after 40 s", job_id.as_ref());
     }
 
     /// The text of an object of this test's bucket.

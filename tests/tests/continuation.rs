@@ -11,7 +11,7 @@ use shared::app::config::CoordinatorConfig;
 use shared::app::coordinator::Coordinator;
 use shared::app::worker::Worker;
 use shared::contract::messages::{ContinueListing, JobRequest};
-use shared::job::model::JobStatus;
+use shared::job::model::{JobId, JobStatus};
 use shared::port::ledger::Ledger as _;
 use tokio::time::Instant;
 
@@ -58,7 +58,7 @@ async fn a_long_listing_continues_over_five_invocations_and_loads_every_object_o
 }
 
 /// The listing step a job's ledger item stands at.
-async fn invocation(ledger: &shared::aws::DynamoLedger, job_id: &str) -> u32 {
+async fn invocation(ledger: &shared::aws::DynamoLedger, job_id: &JobId) -> u32 {
     ledger
         .get(job_id)
         .await
@@ -178,7 +178,10 @@ async fn a_listing_whose_invocation_died_is_woken_by_the_stuck_job_check() {
         .check_stuck_jobs(Duration::from_secs(3600))
         .await
         .unwrap();
-    assert_eq!(report.listings_resumed, vec!["job-dead-listing".to_owned()]);
+    assert_eq!(
+        report.listings_resumed,
+        vec![JobId::new("job-dead-listing")]
+    );
     let woken = env.drain::<ContinueListing>(&control).await;
     assert_eq!(
         woken,

@@ -147,7 +147,7 @@ async fn cargo_lambda_watch_serves_both_functions_against_the_local_servers() {
     let ledger = env.ledger();
     let deadline = Instant::now() + Duration::from_secs(300);
     let job = loop {
-        let job = ledger.get(&job_id).await.unwrap().unwrap();
+        let job = ledger.get(&job_id.as_str().into()).await.unwrap().unwrap();
         if job.status.is_final() {
             break job;
         }

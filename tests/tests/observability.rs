@@ -11,7 +11,7 @@ use serde_json::Value;
 use shared::app::coordinator::Coordinator;
 use shared::app::metrics::MemorySink;
 use shared::contract::messages::JobRequest;
-use shared::job::model::{Job, JobStatus};
+use shared::job::model::{Job, JobId, JobStatus};
 use shared::port::ledger::Ledger as _;
 
 /// Collects formatted log lines in memory.
@@ -160,7 +160,7 @@ async fn the_stuck_job_check_reports_only_jobs_running_past_the_threshold() {
         .unwrap();
     assert_eq!(
         stuck.job_ids,
-        vec!["job-older".to_string(), "job-old".to_string()]
+        vec![JobId::new("job-older"), JobId::new("job-old")]
     );
     let record = &sink.records()[0];
     assert_eq!(record.value("StuckJobs"), Some(2.0));

@@ -1,5 +1,6 @@
 //! The whole pipeline against real local servers: coordinator, SQS, bridge, worker, DynamoDB.
 
+use shared::job::model::BatchNo;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -52,7 +53,7 @@ async fn every_row_lands_typed_the_job_completes_once_and_a_rerun_duplicates_not
         .dynamodb
         .get_item()
         .table_name(&env.resources.tables.jobs)
-        .key("job_id", AttributeValue::S(job.job_id.clone()))
+        .key("job_id", AttributeValue::S(job.job_id.to_string()))
         .send()
         .await
         .unwrap()
@@ -209,14 +210,17 @@ async fn exactly_one_finisher(env: &TestEnv, concurrent: bool) {
     for batch in 0..2 {
         assert!(matches!(
             ledger
-                .record_batch(&job.job_id, batch, &stats)
+                .record_batch(&job.job_id, BatchNo(batch), &stats)
                 .await
                 .unwrap(),
             Recorded::Counted(_)
         ));
     }
     let deliver = || async {
-        let recorded = ledger.record_batch(&job.job_id, 2, &stats).await.unwrap();
+        let recorded = ledger
+            .record_batch(&job.job_id, BatchNo(2), &stats)
+            .await
+            .unwrap();
         let finished = ledger.try_finish(recorded.job()).await.unwrap();
         (matches!(recorded, Recorded::Counted(_)), finished)
     };
@@ -244,7 +248,10 @@ async fn exactly_one_finisher(env: &TestEnv, concurrent: bool) {
     stale.status = JobStatus::Running;
     assert!(ledger.try_finish(&stale).await.unwrap().is_none());
     // Nor can a late duplicate count again.
-    let late = ledger.record_batch(&job.job_id, 0, &stats).await.unwrap();
+    let late = ledger
+        .record_batch(&job.job_id, BatchNo(0), &stats)
+        .await
+        .unwrap();
     assert!(matches!(late, Recorded::AlreadyCounted(ref j) if j.batches_done == 3));
 }
 
@@ -329,7 +336,7 @@ async fn a_listing_failure_marks_the_job_failed_with_the_reason() {
         shared::report(&error)
     );
     let ledger = env.ledger();
-    let job = ledger.get("job-list-fail").await.unwrap().unwrap();
+    let job = ledger.get(&"job-list-fail".into()).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     assert!(
         job.error

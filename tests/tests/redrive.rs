@@ -5,12 +5,13 @@ use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::app::redrive::redrive;
 use shared::app::worker::Worker;
+use shared::job::model::{BatchNo, JobId};
 use shared::job::model::{JobStatus, Recorded};
 use shared::port::ledger::Ledger as _;
 
 /// A job of `batches` one-file batches whose batch 0 failed its last delivery: counted as
 /// failed in the ledger, its message in the dead-letter queue.
-async fn job_with_a_dead_lettered_batch(env: &TestEnv, batches: u64) -> (String, SampleSpec) {
+async fn job_with_a_dead_lettered_batch(env: &TestEnv, batches: u64) -> (JobId, SampleSpec) {
     let spec = SampleSpec::new("r/", batches as usize, 10);
     spec.upload(&env.clients.s3, &env.resources.bucket, 4, || {})
         .await
@@ -18,7 +19,7 @@ async fn job_with_a_dead_lettered_batch(env: &TestEnv, batches: u64) -> (String,
     let job = env.sealed_job("job-redrive", batches, batches).await;
     let ledger = env.ledger();
     ledger
-        .record_failed_batch(&job.job_id, 0, "the records table was missing")
+        .record_failed_batch(&job.job_id, BatchNo(0), "the records table was missing")
         .await
         .unwrap();
     env.clients

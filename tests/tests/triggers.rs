@@ -6,7 +6,7 @@ use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::app::coordinator::{Coordinator, TriggerOutcome};
 use shared::app::worker::Worker;
-use shared::job::model::{Job, JobStatus};
+use shared::job::model::{Job, JobId, JobStatus};
 use shared::plan::trigger::TriggerMode;
 
 /// The sample notification, pointed at this test's bucket and `key` (URL-encoded as S3 does).
@@ -19,12 +19,12 @@ fn notification(env: &TestEnv, encoded_key: &str) -> S3Event {
 }
 
 /// Runs the job's queued batches through a worker until it is final.
-async fn drive_to_the_end(env: &TestEnv, job_id: &str) -> Job {
+async fn drive_to_the_end(env: &TestEnv, job_id: &JobId) -> Job {
     let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     env.deliver_until_final(&worker, job_id).await
 }
 
-fn started(outcome: &TriggerOutcome) -> String {
+fn started(outcome: &TriggerOutcome) -> JobId {
     match outcome {
         TriggerOutcome::Started(started) => started.job_id.clone(),
         other => panic!("expected a started job, got {other:?}"),

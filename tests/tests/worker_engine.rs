@@ -295,7 +295,11 @@ async fn an_invalid_schema_is_refused_before_any_work() {
     );
     let ledger = env.ledger();
     assert!(
-        ledger.get("job-bad-schema").await.unwrap().is_none(),
+        ledger
+            .get(&"job-bad-schema".into())
+            .await
+            .unwrap()
+            .is_none(),
         "no job was created"
     );
 }

@@ -92,7 +92,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let job = pipeline
         .run(request, |job| {
-            bar.set_prefix(short_id(&job.job_id));
+            bar.set_prefix(short_id(job.job_id.as_str()));
             if job.sealed {
                 bar.set_length(job.total_batches);
             }

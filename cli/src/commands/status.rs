@@ -30,7 +30,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
     let (ledger, table) = ledger_of(&args.target, args.jobs_table.as_deref()).await;
     let read = || async {
         match ledger
-            .get(&args.job_id)
+            .get(&args.job_id.as_str().into())
             .await
             .context("reading the job ledger")?
         {

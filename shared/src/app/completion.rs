@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use crate::contract::ids::JobId;
 use crate::job::model::Job;
 use crate::port::ledger::{JobError, Ledger};
 use crate::port::queue::{QueueError, Queues};
@@ -23,7 +24,7 @@ use crate::port::queue::{QueueError, Queues};
 pub enum CompletionError {
     #[error("sending the completion event of job {job_id} failed")]
     Send {
-        job_id: String,
+        job_id: JobId,
         #[source]
         source: QueueError,
     },
@@ -97,7 +98,7 @@ impl Announcer {
                 .expect("an event of strings and numbers serializes");
             // On a FIFO queue the job id deduplicates a resend after a crash.
             self.queues
-                .send(queue_url, &body, &job.job_id)
+                .send(queue_url, &body, job.job_id.as_str())
                 .await
                 .map_err(|source| CompletionError::Send {
                     job_id: job.job_id.clone(),

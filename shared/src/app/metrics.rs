@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
+use crate::contract::ids::{BatchNo, JobId};
 use crate::job::model::{BatchStats, Job, JobStatus};
 
 pub const NAMESPACE: &str = "S3Fanout";
@@ -109,16 +110,16 @@ impl MetricRecord {
 
 /// Per batch, by the worker that loaded it.
 pub fn batch(
-    job_id: &str,
-    batch: u64,
+    job_id: &JobId,
+    batch: BatchNo,
     bucket: &str,
     stats: &BatchStats,
     duration_ms: f64,
     counted: bool,
 ) -> MetricRecord {
     MetricRecord::new("batch", "worker")
-        .property("JobId", job_id)
-        .property("Batch", batch)
+        .property("JobId", job_id.as_str())
+        .property("Batch", batch.get())
         .property("Bucket", bucket)
         .metric("Batches", 1.0, Unit::Count)
         .metric(
@@ -233,7 +234,7 @@ mod tests {
             write_retries: 4,
             s3_throttles: 5,
         };
-        let mut record = batch("job-1", 7, "in", &stats, 812.5, true);
+        let mut record = batch(&"job-1".into(), BatchNo(7), "in", &stats, 812.5, true);
         record.timestamp_ms = 1_764_123_373_000;
         let emf = record.to_emf();
         assert_eq!(

@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::errors::is_condition_failure;
 use super::update::{Update, Updated, number, string};
 use crate::clock;
+use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::job::attrs;
 use crate::job::model::{BatchStats, Job, JobStatus, ListingCheckpoint, Recorded};
 use crate::job::rules::Ending;
@@ -39,7 +40,7 @@ impl DynamoLedger {
     async fn update(
         &self,
         operation: &'static str,
-        job_id: &str,
+        job_id: &JobId,
         update: Update,
         returning: bool,
     ) -> Result<Updated, JobError> {
@@ -50,25 +51,25 @@ impl DynamoLedger {
     }
 
     /// An applied update's item as a job.
-    fn applied(job_id: &str, item: HashMap<String, AttributeValue>) -> Result<Job, JobError> {
+    fn applied(job_id: &JobId, item: HashMap<String, AttributeValue>) -> Result<Job, JobError> {
         parse_job(job_id, item)
     }
 
     /// Counted, or (a lost condition) already counted, or the job is gone.
-    async fn recorded(&self, job_id: &str, updated: Updated) -> Result<Recorded, JobError> {
+    async fn recorded(&self, job_id: &JobId, updated: Updated) -> Result<Recorded, JobError> {
         match updated {
             Updated::Applied(item) => Ok(Recorded::Counted(Self::applied(job_id, item)?)),
             Updated::ConditionFailed => match self.get(job_id).await? {
                 Some(job) => Ok(Recorded::AlreadyCounted(job)),
-                None => Err(JobError::NotFound(job_id.to_owned())),
+                None => Err(JobError::NotFound(job_id.clone())),
             },
         }
     }
 
     /// The exactly-once core of both ways of counting a batch: the batch id joins the done
     /// set and `batches_done` moves, only if the id is not in the set yet.
-    fn count_once(job_id: &str, batch: u64) -> Update {
-        Update::of(attrs::JOB_ID, job_id)
+    fn count_once(job_id: &JobId, batch: BatchNo) -> Update {
+        Update::of(attrs::JOB_ID, job_id.as_str())
             .add(attrs::BATCHES_DONE, number(1))
             .add(attrs::DONE_BATCHES, batch_set(batch))
             .when_exists(attrs::JOB_ID)
@@ -76,7 +77,7 @@ impl DynamoLedger {
                 format!(
                     "NOT contains({}, {})",
                     u.name(attrs::DONE_BATCHES),
-                    u.value(number(batch))
+                    u.value(number(batch.get()))
                 )
             })
     }
@@ -85,11 +86,11 @@ impl DynamoLedger {
     /// set, once. The status of a job that already ended stays.
     async fn recover_batch(
         &self,
-        job_id: &str,
-        batch: u64,
+        job_id: &JobId,
+        batch: BatchNo,
         stats: &BatchStats,
     ) -> Result<Recorded, JobError> {
-        let update = with_stats(Update::of(attrs::JOB_ID, job_id), stats)
+        let update = with_stats(Update::of(attrs::JOB_ID, job_id.as_str()), stats)
             .add(attrs::BATCHES_FAILED, AttributeValue::N("-1".into()))
             .add(attrs::BATCHES_RECOVERED, number(1))
             .delete(attrs::FAILED_BATCHES, batch_set(batch))
@@ -97,7 +98,7 @@ impl DynamoLedger {
                 format!(
                     "contains({}, {})",
                     u.name(attrs::FAILED_BATCHES),
-                    u.value(number(batch))
+                    u.value(number(batch.get()))
                 )
             });
         match self
@@ -107,7 +108,7 @@ impl DynamoLedger {
             Updated::Applied(item) => Ok(Recorded::Recovered(Self::applied(job_id, item)?)),
             Updated::ConditionFailed => match self.get(job_id).await? {
                 Some(job) => Ok(Recorded::AlreadyCounted(job)),
-                None => Err(JobError::NotFound(job_id.to_owned())),
+                None => Err(JobError::NotFound(job_id.clone())),
             },
         }
     }
@@ -133,12 +134,12 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn get(&self, job_id: &str) -> Result<Option<Job>, JobError> {
+    async fn get(&self, job_id: &JobId) -> Result<Option<Job>, JobError> {
         let output = self
             .ddb
             .get_item()
             .table_name(&self.table)
-            .key(attrs::JOB_ID, string(job_id))
+            .key(attrs::JOB_ID, string(job_id.as_str()))
             .consistent_read(true)
             .send()
             .await
@@ -148,11 +149,11 @@ impl Ledger for DynamoLedger {
 
     async fn seal_total(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         seal: Seal,
-        owner: Option<&str>,
+        owner: Option<&RunId>,
     ) -> Result<Job, JobError> {
-        let mut update = Update::of(attrs::JOB_ID, job_id)
+        let mut update = Update::of(attrs::JOB_ID, job_id.as_str())
             .set(attrs::SEALED, AttributeValue::Bool(true))
             .set(attrs::TOTAL_BATCHES, number(seal.total_batches))
             .set(attrs::FILES_LISTED, number(seal.files_listed))
@@ -160,7 +161,7 @@ impl Ledger for DynamoLedger {
             .when_exists(attrs::JOB_ID)
             .when_equals(attrs::SEALED, AttributeValue::Bool(false));
         if let Some(owner) = owner {
-            update = update.when_equals(attrs::LISTING_OWNER, string(owner));
+            update = update.when_equals(attrs::LISTING_OWNER, string(owner.as_str()));
         }
         match self
             .update("UpdateItem(seal)", job_id, update, true)
@@ -168,24 +169,24 @@ impl Ledger for DynamoLedger {
         {
             Updated::Applied(item) => Self::applied(job_id, item),
             Updated::ConditionFailed => Err(match self.get(job_id).await? {
-                Some(job) if job.sealed => JobError::AlreadySealed(job_id.to_owned()),
-                Some(_) => JobError::NotOwner(job_id.to_owned()),
-                None => JobError::NotFound(job_id.to_owned()),
+                Some(job) if job.sealed => JobError::AlreadySealed(job_id.clone()),
+                Some(_) => JobError::NotOwner(job_id.clone()),
+                None => JobError::NotFound(job_id.clone()),
             }),
         }
     }
 
     async fn claim_listing(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         invocation: u32,
-        owner: &str,
+        owner: &RunId,
         stale_after: Duration,
     ) -> Result<bool, JobError> {
         let now = clock::now_ms();
         let stale = now.saturating_sub(stale_after.as_millis() as u64);
-        let update = Update::of(attrs::JOB_ID, job_id)
-            .set(attrs::LISTING_OWNER, string(owner))
+        let update = Update::of(attrs::JOB_ID, job_id.as_str())
+            .set(attrs::LISTING_OWNER, string(owner.as_str()))
             .set(attrs::LISTING_UPDATED_MS, number(now))
             .when_equals(attrs::STATUS, string(JobStatus::Running.as_str()))
             .when_equals(attrs::SEALED, AttributeValue::Bool(false))
@@ -200,10 +201,10 @@ impl Ledger for DynamoLedger {
         Ok(matches!(updated.await?, Updated::Applied(_)))
     }
 
-    async fn release_listing(&self, job_id: &str, owner: &str) -> Result<(), JobError> {
-        let update = Update::of(attrs::JOB_ID, job_id)
+    async fn release_listing(&self, job_id: &JobId, owner: &RunId) -> Result<(), JobError> {
+        let update = Update::of(attrs::JOB_ID, job_id.as_str())
             .remove(attrs::LISTING_OWNER)
-            .when_equals(attrs::LISTING_OWNER, string(owner));
+            .when_equals(attrs::LISTING_OWNER, string(owner.as_str()));
         self.update("UpdateItem(release listing)", job_id, update, false)
             .await?;
         Ok(())
@@ -211,13 +212,13 @@ impl Ledger for DynamoLedger {
 
     async fn checkpoint(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         checkpoint: &ListingCheckpoint,
-        owner: &str,
+        owner: &RunId,
     ) -> Result<bool, JobError> {
         let previous = checkpoint.invocation.saturating_sub(1);
         let cursor = checkpoint.cursor.clone().unwrap_or_default();
-        let update = Update::of(attrs::JOB_ID, job_id)
+        let update = Update::of(attrs::JOB_ID, job_id.as_str())
             .set(
                 attrs::LISTING_INVOCATION,
                 number(u64::from(checkpoint.invocation)),
@@ -231,15 +232,15 @@ impl Ledger for DynamoLedger {
             .when_equals(attrs::STATUS, string(JobStatus::Running.as_str()))
             .when_equals(attrs::SEALED, AttributeValue::Bool(false))
             .when(|u| at_step(u, previous))
-            .when_equals(attrs::LISTING_OWNER, string(owner));
+            .when_equals(attrs::LISTING_OWNER, string(owner.as_str()));
         let updated = self.update("UpdateItem(checkpoint)", job_id, update, false);
         Ok(matches!(updated.await?, Updated::Applied(_)))
     }
 
     async fn record_batch(
         &self,
-        job_id: &str,
-        batch: u64,
+        job_id: &JobId,
+        batch: BatchNo,
         stats: &BatchStats,
     ) -> Result<Recorded, JobError> {
         let update = with_stats(Self::count_once(job_id, batch), stats);
@@ -252,8 +253,8 @@ impl Ledger for DynamoLedger {
 
     async fn record_failed_batch(
         &self,
-        job_id: &str,
-        batch: u64,
+        job_id: &JobId,
+        batch: BatchNo,
         reason: &str,
     ) -> Result<Recorded, JobError> {
         let update = Self::count_once(job_id, batch)
@@ -264,9 +265,9 @@ impl Ledger for DynamoLedger {
         self.recorded(job_id, updated.await?).await
     }
 
-    async fn finish(&self, job_id: &str, finish: &Finish) -> Result<Option<Job>, JobError> {
+    async fn finish(&self, job_id: &JobId, finish: &Finish) -> Result<Option<Job>, JobError> {
         let ending = &finish.ending;
-        let mut update = Update::of(attrs::JOB_ID, job_id)
+        let mut update = Update::of(attrs::JOB_ID, job_id.as_str())
             .set(attrs::STATUS, string(ending.status().as_str()))
             .set(attrs::FINISHED_AT, string(&finish.finished_at))
             .set(
@@ -301,10 +302,10 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn claim_event(&self, job_id: &str, lease: Duration) -> Result<Option<u64>, JobError> {
+    async fn claim_event(&self, job_id: &JobId, lease: Duration) -> Result<Option<u64>, JobError> {
         let now = clock::now_ms();
         let stale = now.saturating_sub(lease.as_millis() as u64);
-        let update = Update::of(attrs::JOB_ID, job_id)
+        let update = Update::of(attrs::JOB_ID, job_id.as_str())
             .set(attrs::EVENT_CLAIMED_MS, number(now))
             .when_equals(attrs::EVENT_PENDING, AttributeValue::Bool(true))
             .when(|u| {
@@ -316,8 +317,8 @@ impl Ledger for DynamoLedger {
         Ok(matches!(updated.await?, Updated::Applied(_)).then_some(now))
     }
 
-    async fn release_event_claim(&self, job_id: &str, claimed_ms: u64) -> Result<(), JobError> {
-        let update = Update::of(attrs::JOB_ID, job_id)
+    async fn release_event_claim(&self, job_id: &JobId, claimed_ms: u64) -> Result<(), JobError> {
+        let update = Update::of(attrs::JOB_ID, job_id.as_str())
             .remove(attrs::EVENT_CLAIMED_MS)
             .when_equals(attrs::EVENT_CLAIMED_MS, number(claimed_ms));
         self.update("UpdateItem(release event claim)", job_id, update, false)
@@ -325,8 +326,8 @@ impl Ledger for DynamoLedger {
         Ok(())
     }
 
-    async fn clear_event_pending(&self, job_id: &str) -> Result<(), JobError> {
-        let update = Update::of(attrs::JOB_ID, job_id)
+    async fn clear_event_pending(&self, job_id: &JobId) -> Result<(), JobError> {
+        let update = Update::of(attrs::JOB_ID, job_id.as_str())
             .set(attrs::EVENT_PENDING, AttributeValue::Bool(false))
             .remove(attrs::EVENT_CLAIMED_MS)
             .when_exists(attrs::JOB_ID);
@@ -335,7 +336,7 @@ impl Ledger for DynamoLedger {
             .await?
         {
             Updated::Applied(_) => Ok(()),
-            Updated::ConditionFailed => Err(JobError::NotFound(job_id.to_owned())),
+            Updated::ConditionFailed => Err(JobError::NotFound(job_id.clone())),
         }
     }
 
@@ -359,14 +360,17 @@ impl Ledger for DynamoLedger {
                     .expression_attribute_names("#attribute", *attribute)
                     .expression_attribute_values(":value", value.clone());
             }
-            let page = request.send().await.map_err(|e| backend("Scan", "*", e))?;
+            let page = request
+                .send()
+                .await
+                .map_err(|e| backend("Scan", &JobId::new("*"), e))?;
             for item in page.items.unwrap_or_default() {
                 let id = item
                     .get(attrs::JOB_ID)
                     .and_then(|v| v.as_s().ok())
                     .cloned()
                     .unwrap_or_default();
-                jobs.push(parse_job(&id, item)?);
+                jobs.push(parse_job(&JobId::new(id), item)?);
             }
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
@@ -399,29 +403,29 @@ fn with_stats(update: Update, stats: &BatchStats) -> Update {
         .add(attrs::S3_THROTTLES, number(stats.s3_throttles))
 }
 
-fn batch_set(batch: u64) -> AttributeValue {
+fn batch_set(batch: BatchNo) -> AttributeValue {
     AttributeValue::Ns(vec![batch.to_string()])
 }
 
-fn parse_job(job_id: &str, item: HashMap<String, AttributeValue>) -> Result<Job, JobError> {
+fn parse_job(job_id: &JobId, item: HashMap<String, AttributeValue>) -> Result<Job, JobError> {
     serde_dynamo::from_item(item).map_err(|e| malformed(job_id, e))
 }
 
-fn malformed(job_id: &str, source: serde_dynamo::Error) -> JobError {
+fn malformed(job_id: &JobId, source: serde_dynamo::Error) -> JobError {
     JobError::Malformed {
-        job_id: job_id.to_owned(),
+        job_id: job_id.clone(),
         source: Box::new(source),
     }
 }
 
 fn backend(
     operation: &'static str,
-    job_id: &str,
+    job_id: &JobId,
     source: impl std::error::Error + Send + Sync + 'static,
 ) -> JobError {
     JobError::Backend {
         operation,
-        job_id: job_id.to_owned(),
+        job_id: job_id.clone(),
         source: Box::new(source),
     }
 }
@@ -437,7 +441,7 @@ mod tests {
         let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&job).unwrap();
         assert_eq!(item["status"], AttributeValue::S("RUNNING".into()));
         assert_eq!(item["rows_written"], AttributeValue::N("7".into()));
-        item.insert(attrs::DONE_BATCHES.into(), batch_set(0));
-        assert_eq!(parse_job("j1", item).unwrap(), job);
+        item.insert(attrs::DONE_BATCHES.into(), batch_set(BatchNo(0)));
+        assert_eq!(parse_job(&"j1".into(), item).unwrap(), job);
     }
 }

@@ -3,12 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::ids::JobId;
+
 /// The event's body: a stable summary of the finished job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompletionEvent {
     /// Always `s3fanout.job.finished`.
     pub event: String,
-    pub job_id: String,
+    pub job_id: JobId,
     pub status: JobStatus,
     pub bucket: String,
     pub prefix: String,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::Schema;
 
@@ -18,7 +19,7 @@ pub struct JobRequest {
     pub key: Option<String>,
     /// Optional caller-chosen id; a fresh time-ordered id otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<String>,
+    pub job_id: Option<JobId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,7 +76,7 @@ impl<'de> Deserialize<'de> for CoordinatorRequest {
 /// from the checkpoint in the job item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContinueListing {
-    pub job_id: String,
+    pub job_id: JobId,
     pub invocation: u32,
 }
 
@@ -88,9 +89,8 @@ pub struct StuckJobCheck {
 /// One SQS message: one worker batch of one job: whole objects, or one range of a large one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchMessage {
-    pub job_id: String,
-    /// 0-based, unique within the job: the unit of exactly-once counting.
-    pub batch: u64,
+    pub job_id: JobId,
+    pub batch: BatchNo,
     pub bucket: String,
     /// Whole objects to load (empty for a range batch).
     #[serde(default)]
@@ -159,7 +159,7 @@ mod tests {
     fn batch_message_round_trips() {
         let message = BatchMessage {
             job_id: "j".into(),
-            batch: 3,
+            batch: BatchNo(3),
             bucket: "b".into(),
             keys: vec!["data/a.csv".into(), "data/\"odd\".csv".into()],
             range: None,

@@ -3,6 +3,7 @@
 //! types only, no IO.
 
 pub mod completion;
+pub mod ids;
 pub mod messages;
 pub mod rejects;
 pub mod schema;

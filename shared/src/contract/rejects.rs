@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::ids::{BatchNo, JobId};
+
 /// Where a job's reports go: `s3://{bucket}/{prefix}{job_id}/batch-NNNNNN.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportLocation {
@@ -11,11 +13,11 @@ pub struct ReportLocation {
 }
 
 impl ReportLocation {
-    pub fn batch_key(&self, job_id: &str, batch: u64) -> String {
-        format!("{}{job_id}/batch-{batch:06}.jsonl", self.prefix)
+    pub fn batch_key(&self, job_id: &JobId, batch: BatchNo) -> String {
+        format!("{}{job_id}/batch-{:06}.jsonl", self.prefix, batch.get())
     }
 
-    pub fn job_uri(&self, job_id: &str) -> String {
+    pub fn job_uri(&self, job_id: &JobId) -> String {
         format!("s3://{}/{}{job_id}/", self.bucket, self.prefix)
     }
 }
@@ -73,10 +75,10 @@ mod tests {
             prefix: "_rejects/".into(),
         };
         assert_eq!(
-            location.batch_key("j1", 12),
+            location.batch_key(&"j1".into(), BatchNo(12)),
             "_rejects/j1/batch-000012.jsonl"
         );
-        assert_eq!(location.job_uri("j1"), "s3://b/_rejects/j1/");
+        assert_eq!(location.job_uri(&"j1".into()), "s3://b/_rejects/j1/");
     }
 
     #[test]

@@ -6,13 +6,14 @@ use serde::{Deserialize, Serialize};
 use crate::clock;
 use crate::contract::completion::CompletionEvent;
 pub use crate::contract::completion::{BatchStats, JobStatus};
+pub use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::rejects::RejectTolerance;
 use crate::contract::schema::Schema;
 
 /// The job item as stored. Missing counters read as zero.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
-    pub job_id: String,
+    pub job_id: JobId,
     pub status: JobStatus,
     pub bucket: String,
     #[serde(default)]
@@ -79,7 +80,7 @@ pub struct Job {
     /// The run that owns the current listing step: only it may enqueue, checkpoint or seal.
     /// Absent between a checkpoint and the next run's claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listing_owner: Option<String>,
+    pub listing_owner: Option<RunId>,
     /// When the completion event's sending was claimed (see [`crate::app::completion`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_claimed_ms: Option<u64>,
@@ -99,10 +100,10 @@ pub struct ListingCheckpoint {
 }
 
 impl Job {
-    pub fn new(job_id: &str, bucket: &str, prefix: &str) -> Self {
+    pub fn new(job_id: impl Into<JobId>, bucket: &str, prefix: &str) -> Self {
         let now = std::time::SystemTime::now();
         Self {
-            job_id: job_id.to_owned(),
+            job_id: job_id.into(),
             status: JobStatus::Running,
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),

@@ -7,6 +7,7 @@
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use serde::Serialize;
 
+use crate::contract::ids::JobId;
 use crate::contract::messages::JobRequest;
 use crate::plan::batching::is_csv_key;
 
@@ -102,9 +103,9 @@ fn decode_key(raw: &str) -> String {
 }
 
 /// A stable id for one notification: a name-based (v5) UUID of what identifies the upload.
-pub fn event_job_id(bucket: &str, key: &str, version: &str, sequencer: &str) -> String {
+pub fn event_job_id(bucket: &str, key: &str, version: &str, sequencer: &str) -> JobId {
     let name = format!("s3-fanout\n{bucket}\n{key}\n{version}\n{sequencer}");
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
+    JobId::new(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string())
 }
 
 #[cfg(test)]

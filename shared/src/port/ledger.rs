@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use crate::BoxError;
 use crate::clock;
+use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::job::model::{BatchStats, Job, ListingCheckpoint, Recorded};
 use crate::job::rules::{self, Ending};
 
@@ -18,21 +19,21 @@ pub enum JobError {
     #[error("{operation} on job {job_id} failed")]
     Backend {
         operation: &'static str,
-        job_id: String,
+        job_id: JobId,
         #[source]
         source: BoxError,
     },
     #[error("job {0} already exists")]
-    AlreadyExists(String),
+    AlreadyExists(JobId),
     #[error("job {0} does not exist")]
-    NotFound(String),
+    NotFound(JobId),
     #[error("job {0} is already sealed")]
-    AlreadySealed(String),
+    AlreadySealed(JobId),
     #[error("another run owns the listing of job {0}")]
-    NotOwner(String),
+    NotOwner(JobId),
     #[error("job item {job_id} is malformed")]
     Malformed {
-        job_id: String,
+        job_id: JobId,
         #[source]
         source: BoxError,
     },
@@ -85,15 +86,15 @@ pub trait Ledger: Send + Sync {
     async fn create(&self, job: &Job) -> Result<(), JobError>;
 
     /// A consistent read of a job.
-    async fn get(&self, job_id: &str) -> Result<Option<Job>, JobError>;
+    async fn get(&self, job_id: &JobId) -> Result<Option<Job>, JobError>;
 
     /// Ends the listing: fixes the total, only if the job is not sealed yet and, with an
     /// `owner`, only for that run (`NotOwner` otherwise). Returns the sealed job.
     async fn seal_total(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         seal: Seal,
-        owner: Option<&str>,
+        owner: Option<&RunId>,
     ) -> Result<Job, JobError>;
 
     /// Takes listing step `invocation` for `owner`: only if the job is running, unsealed, at
@@ -101,56 +102,56 @@ pub trait Ledger: Send + Sync {
     /// `stale_after`).
     async fn claim_listing(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         invocation: u32,
-        owner: &str,
+        owner: &RunId,
         stale_after: Duration,
     ) -> Result<bool, JobError>;
 
     /// Gives up `owner`'s claim on the current listing step (a claim someone else holds is
     /// left alone).
-    async fn release_listing(&self, job_id: &str, owner: &str) -> Result<(), JobError>;
+    async fn release_listing(&self, job_id: &JobId, owner: &RunId) -> Result<(), JobError>;
 
     /// Records where invocation `checkpoint.invocation` resumes and hands the listing over,
     /// only if `owner` still owns the step before it. `false`: it does not; stop.
     async fn checkpoint(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         checkpoint: &ListingCheckpoint,
-        owner: &str,
+        owner: &RunId,
     ) -> Result<bool, JobError>;
 
     /// Counts a batch exactly once with its stats; a batch counted as failed before (a
     /// redrive) is `Recovered` instead; a duplicate is `AlreadyCounted`.
     async fn record_batch(
         &self,
-        job_id: &str,
-        batch: u64,
+        job_id: &JobId,
+        batch: BatchNo,
         stats: &BatchStats,
     ) -> Result<Recorded, JobError>;
 
     /// Counts a batch that failed its last delivery exactly once, as done but failed.
     async fn record_failed_batch(
         &self,
-        job_id: &str,
-        batch: u64,
+        job_id: &JobId,
+        batch: BatchNo,
         reason: &str,
     ) -> Result<Recorded, JobError>;
 
     /// The one write that ends a job, conditional on it still RUNNING (and, for
     /// [`Ending::AllBatchesCounted`], sealed with every batch counted). It also makes the
     /// completion event owed, claimed by the winner. `None`: someone else ended it.
-    async fn finish(&self, job_id: &str, finish: &Finish) -> Result<Option<Job>, JobError>;
+    async fn finish(&self, job_id: &JobId, finish: &Finish) -> Result<Option<Job>, JobError>;
 
     /// Takes the right to send an owed completion event, unless someone claimed it within
     /// `lease`. Returns the claim's stamp, the token to release it with.
-    async fn claim_event(&self, job_id: &str, lease: Duration) -> Result<Option<u64>, JobError>;
+    async fn claim_event(&self, job_id: &JobId, lease: Duration) -> Result<Option<u64>, JobError>;
 
     /// Gives up the claim stamped `claimed_ms`; a claim taken over since is left alone.
-    async fn release_event_claim(&self, job_id: &str, claimed_ms: u64) -> Result<(), JobError>;
+    async fn release_event_claim(&self, job_id: &JobId, claimed_ms: u64) -> Result<(), JobError>;
 
     /// Marks a job's completion event as sent.
-    async fn clear_event_pending(&self, job_id: &str) -> Result<(), JobError>;
+    async fn clear_event_pending(&self, job_id: &JobId) -> Result<(), JobError>;
 
     /// The jobs that match (a scan: one small record per job, run rarely).
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobError>;
@@ -158,9 +159,9 @@ pub trait Ledger: Send + Sync {
     /// Seals, and finishes the job if every batch was already counted.
     async fn seal(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         seal: Seal,
-        owner: Option<&str>,
+        owner: Option<&RunId>,
     ) -> Result<Option<Job>, JobError> {
         let job = self.seal_total(job_id, seal, owner).await?;
         self.try_finish(&job).await
@@ -181,9 +182,9 @@ pub trait Ledger: Send + Sync {
 
     /// Marks a running job FAILED for a reason (it can never be sealed). Returns the job if
     /// this call made the transition.
-    async fn fail(&self, job_id: &str, reason: &str) -> Result<Option<Job>, JobError> {
+    async fn fail(&self, job_id: &JobId, reason: &str) -> Result<Option<Job>, JobError> {
         let Some(job) = self.get(job_id).await? else {
-            return Err(JobError::NotFound(job_id.to_owned()));
+            return Err(JobError::NotFound(job_id.clone()));
         };
         let finish = Finish::now(Ending::Abandoned(reason.to_owned()), job.started_ms);
         let finished = self.finish(job_id, &finish).await?;

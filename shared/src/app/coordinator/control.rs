@@ -6,6 +6,7 @@ use tokio::time::Instant;
 
 use super::{Coordinator, CoordinatorError, JobStarted, LISTING_STALLED_AFTER};
 use crate::app::lambda;
+use crate::contract::ids::{JobId, RunId};
 use crate::contract::messages::{ContinueListing, JobRequest};
 use crate::job::model::{Job, ListingCheckpoint};
 use crate::port::ledger::JobError;
@@ -38,7 +39,7 @@ impl Coordinator {
             return Ok(None);
         }
         // Only one run of a step may enqueue: a duplicate wake-up finds the step taken.
-        let run = uuid::Uuid::now_v7().to_string();
+        let run = RunId::fresh();
         if !self
             .ledger
             .claim_listing(job_id, message.invocation, &run, LISTING_STALLED_AFTER)
@@ -64,7 +65,7 @@ impl Coordinator {
         &self,
         job: &Job,
         checkpoint: ListingCheckpoint,
-        run: &str,
+        run: &RunId,
         deadline: Option<Instant>,
     ) -> Result<Option<JobStarted>, CoordinatorError> {
         let job_id = &job.job_id;
@@ -129,12 +130,16 @@ impl Coordinator {
     }
 
     /// Wakes invocation `invocation` of a paused listing through the control queue.
-    pub(super) async fn wake(&self, job_id: &str, invocation: u32) -> Result<(), CoordinatorError> {
+    pub(super) async fn wake(
+        &self,
+        job_id: &JobId,
+        invocation: u32,
+    ) -> Result<(), CoordinatorError> {
         let Some(queue_url) = &self.config.control_queue_url else {
             return Ok(());
         };
         let body = serde_json::to_string(&ContinueListing {
-            job_id: job_id.to_owned(),
+            job_id: job_id.clone(),
             invocation,
         })
         .expect("a string and a number serialize");
@@ -144,7 +149,7 @@ impl Coordinator {
             .send(queue_url, &body, &dedup)
             .await
             .map_err(|e| CoordinatorError::Wake {
-                job_id: job_id.to_owned(),
+                job_id: job_id.clone(),
                 source: e.into(),
             })?;
         Ok(())

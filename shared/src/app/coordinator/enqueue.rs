@@ -7,6 +7,7 @@ use super::listing::PrefixLister;
 use super::object_plan::{ObjectPlan, plan_object};
 use super::{Coordinator, CoordinatorError, Enqueued, Listed};
 use crate::app::queue_writer::QueueWriter;
+use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::messages::{BatchMessage, JobRequest, RangeTask};
 use crate::contract::rejects::ReportLocation;
 use crate::job::model::ListingCheckpoint;
@@ -21,11 +22,11 @@ impl Coordinator {
     /// Enqueues a job's batches: one object's, or a prefix listing's (from `resume`).
     pub(super) async fn enqueue(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         request: &JobRequest,
         report: &ReportLocation,
         resume: Option<ListingCheckpoint>,
-        owner: &str,
+        owner: &RunId,
         deadline: Option<Instant>,
     ) -> Result<Listed, CoordinatorError> {
         match &request.key {
@@ -46,11 +47,11 @@ impl Coordinator {
     /// depend only on where it resumed.
     async fn enqueue_prefix(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         request: &JobRequest,
         report: &ReportLocation,
         resume: Option<ListingCheckpoint>,
-        owner: &str,
+        owner: &RunId,
         deadline: Option<Instant>,
     ) -> Result<Listed, CoordinatorError> {
         let mut lister = PrefixLister::new(
@@ -76,14 +77,14 @@ impl Coordinator {
         let message = |(batch, keys): (u64, Vec<String>)| {
             // Listing is in key order, so first..last says which batch holds any key.
             tracing::info!(
-                job_id,
+                %job_id,
                 batch,
                 keys = keys.len(),
                 first_key = keys.first().map(String::as_str).unwrap_or_default(),
                 last_key = keys.last().map(String::as_str).unwrap_or_default(),
                 "batch enqueued"
             );
-            batch_entry(job_id, request, report, batch, keys, None)
+            batch_entry(job_id, request, report, BatchNo(batch), keys, None)
         };
         while let Some(page) = lister.next_page().await.map_err(CoordinatorError::List)? {
             for object in page {
@@ -113,13 +114,13 @@ impl Coordinator {
                 if self.ledger.checkpoint(job_id, &checkpoint, owner).await? {
                     self.wake(job_id, checkpoint.invocation).await?;
                     tracing::info!(
-                        job_id,
+                        %job_id,
                         next_invocation = checkpoint.invocation,
                         batches = checkpoint.next_batch,
                         "listing paused before the deadline"
                     );
                 } else {
-                    tracing::info!(job_id, "this run no longer owns the listing; stopping");
+                    tracing::info!(%job_id, "this run no longer owns the listing; stopping");
                 }
                 return Ok(Listed::Paused(Enqueued {
                     batches: batcher.emitted(),
@@ -142,7 +143,7 @@ impl Coordinator {
     /// One object: one batch, or one batch per range when it is large.
     async fn enqueue_object(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         request: &JobRequest,
         key: &str,
         report: &ReportLocation,
@@ -160,22 +161,30 @@ impl Coordinator {
         let mut queue = self.queue();
         let batches = match plan {
             ObjectPlan::Whole => {
-                tracing::info!(job_id, batch = 0, key, "batch enqueued");
-                let entry = batch_entry(job_id, request, report, 0, vec![key.to_owned()], None);
+                tracing::info!(%job_id, batch = 0, key, "batch enqueued");
+                let entry = batch_entry(
+                    job_id,
+                    request,
+                    report,
+                    BatchNo(0),
+                    vec![key.to_owned()],
+                    None,
+                );
                 queue.push(entry).await?;
                 1
             }
             ObjectPlan::Ranges(ranges) => {
                 let count = ranges.len() as u64;
                 tracing::info!(
-                    job_id,
+                    %job_id,
                     key,
                     ranges = count,
                     chunk_bytes = chunk,
                     "large object split into ranges"
                 );
                 for (batch, range) in (0..).zip(ranges) {
-                    let entry = batch_entry(job_id, request, report, batch, vec![], Some(range));
+                    let entry =
+                        batch_entry(job_id, request, report, BatchNo(batch), vec![], Some(range));
                     queue.push(entry).await?;
                 }
                 count
@@ -192,17 +201,17 @@ impl Coordinator {
 
 /// The SQS entry of one batch.
 fn batch_entry(
-    job_id: &str,
+    job_id: &JobId,
     request: &JobRequest,
     report: &ReportLocation,
-    batch: u64,
+    batch: BatchNo,
     keys: Vec<String>,
     range: Option<RangeTask>,
 ) -> Entry {
     Entry {
         id: batch.to_string(),
         body: BatchMessage {
-            job_id: job_id.to_owned(),
+            job_id: job_id.clone(),
             batch,
             bucket: request.bucket.clone(),
             keys,

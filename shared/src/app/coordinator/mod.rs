@@ -23,6 +23,7 @@ use crate::app::completion::{Announcer, Claim, CompletionError};
 use crate::app::config::CoordinatorConfig;
 use crate::app::metrics::{self, MetricsSink, StdoutSink};
 use crate::aws::{Adapters, Clients};
+use crate::contract::ids::{JobId, RunId};
 use crate::contract::messages::JobRequest;
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::SchemaError;
@@ -50,7 +51,7 @@ pub enum CoordinatorError {
     Completion(#[from] CompletionError),
     #[error("waking the next invocation of job {job_id}'s listing failed")]
     Wake {
-        job_id: String,
+        job_id: JobId,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -59,7 +60,7 @@ pub enum CoordinatorError {
 /// What the coordinator did; returned to the invoker.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct JobStarted {
-    pub job_id: String,
+    pub job_id: JobId,
     /// The total once sealed; while the listing continues, the batches enqueued so far.
     pub total_batches: u64,
     pub files_listed: u64,
@@ -76,7 +77,7 @@ pub struct JobStarted {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum TriggerOutcome {
     Started(Box<JobStarted>),
-    AlreadyStarted { job_id: String },
+    AlreadyStarted { job_id: JobId },
     Ignored { key: String, reason: String },
 }
 
@@ -85,12 +86,12 @@ pub enum TriggerOutcome {
 pub struct StuckJobs {
     pub older_than_seconds: u64,
     /// Oldest first.
-    pub job_ids: Vec<String>,
+    pub job_ids: Vec<JobId>,
     /// Listings whose invocation died (no progress for longer than an invocation lives),
     /// woken again by this check.
-    pub listings_resumed: Vec<String>,
+    pub listings_resumed: Vec<JobId>,
     /// Finished jobs whose completion event a crash had left unsent, sent by this check.
-    pub events_sent: Vec<String>,
+    pub events_sent: Vec<JobId>,
 }
 
 /// No invocation lives longer than Lambda's 15 minutes: a listing without a start or a
@@ -197,13 +198,10 @@ impl Coordinator {
         deadline: Option<Instant>,
     ) -> Result<JobStarted, CoordinatorError> {
         validate(&request, &self.config.allowed_buckets)?;
-        let job_id = request
-            .job_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let job_id = request.job_id.clone().unwrap_or_else(JobId::fresh);
         let report = self.report_location(&request);
         // This run owns the listing until it seals it or hands it over at a checkpoint.
-        let run = uuid::Uuid::now_v7().to_string();
+        let run = RunId::fresh();
         let mut job = Job::new(&job_id, &request.bucket, &request.prefix);
         job.listing_owner = Some(run.clone());
         job.listing_updated_ms = job.started_ms;
@@ -237,16 +235,16 @@ impl Coordinator {
     /// Seals a finished listing (which may finish the job), or reports a paused one.
     async fn conclude(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         listed: Listed,
-        owner: &str,
+        owner: &RunId,
     ) -> Result<JobStarted, CoordinatorError> {
         let (enqueued, continues) = match listed {
             Listed::Paused(enqueued) => (enqueued, true),
             Listed::Done(enqueued) => (enqueued, false),
         };
         let mut started = JobStarted {
-            job_id: job_id.to_owned(),
+            job_id: job_id.clone(),
             total_batches: enqueued.batches,
             files_listed: enqueued.listed,
             files_skipped: enqueued.skipped,
@@ -277,7 +275,7 @@ impl Coordinator {
     }
 
     /// Marks a job FAILED for a reason that no retry can fix; failures to do so are logged.
-    async fn fail_job(&self, job_id: &str, reason: &str) {
+    async fn fail_job(&self, job_id: &JobId, reason: &str) {
         tracing::error!(%job_id, %reason, "listing failed for good; job FAILED");
         match self.ledger.fail(job_id, reason).await {
             Ok(Some(job)) => {

@@ -120,7 +120,7 @@ async fn a_prefix_becomes_batches_of_csv_keys_and_a_sealed_job() {
         batches.iter().map(|b| b.keys.len()).collect::<Vec<_>>(),
         [10, 10, 5]
     );
-    let job = doubles.ledger.get("j").await.unwrap().unwrap();
+    let job = doubles.ledger.get(&"j".into()).await.unwrap().unwrap();
     assert!(job.sealed);
     assert_eq!(job.total_batches, 3);
     assert_eq!(job.status, JobStatus::Running);
@@ -148,7 +148,7 @@ async fn an_empty_prefix_completes_at_once_and_sends_one_completion_event() {
         (events[0].job_id.as_str(), events[0].files_skipped),
         ("empty", 3)
     );
-    let job = doubles.ledger.get("empty").await.unwrap().unwrap();
+    let job = doubles.ledger.get(&"empty".into()).await.unwrap().unwrap();
     assert!(!job.event_pending, "the outbox is cleared once sent");
 }
 
@@ -186,7 +186,7 @@ async fn a_listing_continues_step_by_step_and_duplicate_wake_ups_send_nothing() 
     }
     assert_eq!(steps, 4, "pages of 10 keys: 35 keys take four steps");
     let batches = doubles.batches();
-    let numbers: Vec<u64> = batches.iter().map(|b| b.batch).collect();
+    let numbers: Vec<u64> = batches.iter().map(|b| b.batch.get()).collect();
     assert_eq!(
         numbers,
         [0, 1, 2, 3],
@@ -194,7 +194,7 @@ async fn a_listing_continues_step_by_step_and_duplicate_wake_ups_send_nothing() 
     );
     let keys: Vec<String> = batches.iter().flat_map(|b| b.keys.clone()).collect();
     assert_eq!(keys.len(), 35);
-    let job = doubles.ledger.get("long").await.unwrap().unwrap();
+    let job = doubles.ledger.get(&"long".into()).await.unwrap().unwrap();
     assert!(job.sealed);
     assert_eq!((job.total_batches, job.files_listed), (4, 35));
 }
@@ -211,17 +211,21 @@ async fn the_stuck_check_wakes_a_dead_listing_and_sends_an_owed_event() {
     assert!(started.continues);
     doubles.queues.drain(CONTROL); // the wake-up was lost with its invocation
     let long_ago = crate::clock::now_ms() - 2 * LISTING_STALLED_AFTER.as_millis() as u64;
-    doubles.ledger.edit("dead", |job| {
+    doubles.ledger.edit(&"dead".into(), |job| {
         job.started_ms = long_ago;
         job.listing_updated_ms = long_ago;
     });
     let owed = Job::new("owed", "b", "");
     doubles.ledger.create(&owed).await.unwrap();
-    doubles.ledger.fail("owed", "listing failed").await.unwrap();
+    doubles
+        .ledger
+        .fail(&"owed".into(), "listing failed")
+        .await
+        .unwrap();
     // Its finisher crashed before sending; the claim has long expired.
     doubles
         .ledger
-        .edit("owed", |job| job.event_claimed_ms = Some(0));
+        .edit(&"owed".into(), |job| job.event_claimed_ms = Some(0));
 
     let report = coordinator
         .check_stuck_jobs(Duration::from_secs(60))
@@ -279,10 +283,10 @@ async fn a_failed_send_releases_the_claim_so_the_next_delivery_sends() {
         files_listed: 0,
         files_skipped: 0,
     };
-    let job = ledger.seal("j", seal, None).await.unwrap().unwrap();
+    let job = ledger.seal(&"j".into(), seal, None).await.unwrap().unwrap();
     let failing = Announcer::new(Arc::new(Unreachable), Some(DONE.into()), ledger.clone());
     assert!(failing.announce(&job, Claim::Held).await.is_err());
-    let pending = ledger.get("j").await.unwrap().unwrap();
+    let pending = ledger.get(&"j".into()).await.unwrap().unwrap();
     assert!(pending.event_pending);
     assert_eq!(pending.event_claimed_ms, None, "the claim was released");
     let queues = Arc::new(MemoryQueues::new());
@@ -290,5 +294,12 @@ async fn a_failed_send_releases_the_claim_so_the_next_delivery_sends() {
     working.announce(&pending, Claim::Needed).await.unwrap();
     working.announce(&pending, Claim::Needed).await.unwrap();
     assert_eq!(queues.drain(DONE).len(), 1, "sent once");
-    assert!(!ledger.get("j").await.unwrap().unwrap().event_pending);
+    assert!(
+        !ledger
+            .get(&"j".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .event_pending
+    );
 }

@@ -7,6 +7,7 @@ use super::{Coordinator, CoordinatorError, LISTING_STALLED_AFTER, StuckJobs};
 use crate::app::completion::Claim;
 use crate::app::metrics;
 use crate::clock;
+use crate::contract::ids::JobId;
 use crate::job::model::Job;
 use crate::port::ledger::JobFilter;
 
@@ -35,7 +36,7 @@ impl Coordinator {
         }
         self.metrics.emit(metrics::stuck_jobs(
             report.job_ids.len(),
-            report.job_ids.first().map(String::as_str),
+            report.job_ids.first().map(JobId::as_str),
             report.older_than_seconds,
         ));
         Ok(report)
@@ -44,7 +45,7 @@ impl Coordinator {
     /// Wakes the listings whose invocation died: unsealed, with no start or checkpoint for
     /// longer than any invocation lives. The woken invocation resumes from the checkpoint (or
     /// the start); should the old one still run, the ledger lets only one go on.
-    async fn resume_stalled_listings(&self, running: &[Job], now_ms: u64) -> Vec<String> {
+    async fn resume_stalled_listings(&self, running: &[Job], now_ms: u64) -> Vec<JobId> {
         if self.config.control_queue_url.is_none() {
             return Vec::new();
         }
@@ -68,7 +69,7 @@ impl Coordinator {
     /// Sends the completion events still owed after a crash (a job's own finisher holds a
     /// claim for a minute, so this does not race it). Failures are logged, not returned:
     /// they must not keep the stuck-job metric from being emitted.
-    async fn send_owed_events(&self) -> Vec<String> {
+    async fn send_owed_events(&self) -> Vec<JobId> {
         let owed = match self.ledger.jobs(JobFilter::EventPending).await {
             Ok(owed) => owed.into_iter().map(|job| job.job_id),
             Err(error) => {

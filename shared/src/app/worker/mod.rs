@@ -147,7 +147,7 @@ impl Worker {
                     serde_json::from_str(&body).map_err(WorkerError::BadMessage)?;
                 tracing::Span::current()
                     .record("job_id", batch.job_id.as_str())
-                    .record("batch", batch.batch);
+                    .record("batch", batch.batch.get());
                 self.process_batch(&batch, deadline).await
             }
             .instrument(span.clone()),
@@ -187,10 +187,10 @@ impl Worker {
         .await;
         match result {
             Ok(()) => {
-                tracing::error!(job_id = %batch.job_id, batch = batch.batch, %reason, "batch failed its last delivery; counted as failed, goes to the dead-letter queue")
+                tracing::error!(job_id = %batch.job_id, batch = batch.batch.get(), %reason, "batch failed its last delivery; counted as failed, goes to the dead-letter queue")
             }
             Err(e) => {
-                tracing::error!(job_id = %batch.job_id, batch = batch.batch, error = %crate::report(&e), "could not count a dead-lettered batch")
+                tracing::error!(job_id = %batch.job_id, batch = batch.batch.get(), error = %crate::report(&e), "could not count a dead-lettered batch")
             }
         }
     }
@@ -211,13 +211,13 @@ impl Worker {
             .await?;
         match &recorded {
             Recorded::Counted(_) => {
-                tracing::info!(job_id = %batch.job_id, batch = batch.batch, ?stats, "batch counted")
+                tracing::info!(job_id = %batch.job_id, batch = batch.batch.get(), ?stats, "batch counted")
             }
             Recorded::AlreadyCounted(_) => {
-                tracing::info!(job_id = %batch.job_id, batch = batch.batch, "batch was already counted (redelivery); counters unchanged")
+                tracing::info!(job_id = %batch.job_id, batch = batch.batch.get(), "batch was already counted (redelivery); counters unchanged")
             }
             Recorded::Recovered(_) => {
-                tracing::warn!(job_id = %batch.job_id, batch = batch.batch, ?stats, "a batch counted as failed succeeded after a redrive; counted and no longer failed")
+                tracing::warn!(job_id = %batch.job_id, batch = batch.batch.get(), ?stats, "a batch counted as failed succeeded after a redrive; counted and no longer failed")
             }
         }
         let counted = matches!(recorded, Recorded::Counted(_) | Recorded::Recovered(_));
@@ -284,7 +284,7 @@ impl Worker {
                 .await
                 .map_err(WorkerError::Report)?;
             let uri = format!("s3://{}/{key}", batch.report.bucket);
-            tracing::warn!(job_id = %batch.job_id, batch = batch.batch, rejects = loaded.rows_rejected, files_failed = loaded.files_failed, report = %uri, "rejects reported");
+            tracing::warn!(job_id = %batch.job_id, batch = batch.batch.get(), rejects = loaded.rows_rejected, files_failed = loaded.files_failed, report = %uri, "rejects reported");
         }
         Ok(loaded.batch_stats())
     }

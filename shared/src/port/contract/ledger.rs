@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::job::model::{BatchStats, Job, JobStatus, ListingCheckpoint, Recorded};
+use crate::job::model::{BatchNo, BatchStats, Job, JobId, JobStatus, ListingCheckpoint, Recorded};
 use crate::port::ledger::{JobError, JobFilter, Ledger, Seal};
 
 fn stats(rows: u64) -> BatchStats {
@@ -24,24 +24,34 @@ fn seal(total_batches: u64) -> Seal {
 
 /// Runs every check, with job ids starting with `namespace`.
 pub async fn run(ledger: &dyn Ledger, namespace: &str) {
-    counts_each_batch_once_and_finishes_once(ledger, &format!("{namespace}-count")).await;
-    a_failed_batch_ends_the_job_and_a_redrive_recovers_it(ledger, &format!("{namespace}-fail"))
+    counts_each_batch_once_and_finishes_once(ledger, &JobId::new(format!("{namespace}-count")))
         .await;
-    only_the_owner_moves_the_listing(ledger, &format!("{namespace}-list")).await;
-    the_completion_event_is_claimed_once(ledger, &format!("{namespace}-event")).await;
-    abandoned_jobs_fail_once(ledger, &format!("{namespace}-abandon")).await;
+    a_failed_batch_ends_the_job_and_a_redrive_recovers_it(
+        ledger,
+        &JobId::new(format!("{namespace}-fail")),
+    )
+    .await;
+    only_the_owner_moves_the_listing(ledger, &JobId::new(format!("{namespace}-list"))).await;
+    the_completion_event_is_claimed_once(ledger, &JobId::new(format!("{namespace}-event"))).await;
+    abandoned_jobs_fail_once(ledger, &JobId::new(format!("{namespace}-abandon"))).await;
 }
 
-async fn counts_each_batch_once_and_finishes_once(ledger: &dyn Ledger, job_id: &str) {
+async fn counts_each_batch_once_and_finishes_once(ledger: &dyn Ledger, job_id: &JobId) {
     let job = Job::new(job_id, "bucket", "p/");
     ledger.create(&job).await.unwrap();
     assert!(matches!(
         ledger.create(&job).await,
         Err(JobError::AlreadyExists(_))
     ));
-    let counted = ledger.record_batch(job_id, 0, &stats(10)).await.unwrap();
+    let counted = ledger
+        .record_batch(job_id, BatchNo(0), &stats(10))
+        .await
+        .unwrap();
     assert!(matches!(counted, Recorded::Counted(ref j) if j.batches_done == 1));
-    let again = ledger.record_batch(job_id, 0, &stats(10)).await.unwrap();
+    let again = ledger
+        .record_batch(job_id, BatchNo(0), &stats(10))
+        .await
+        .unwrap();
     assert!(matches!(again, Recorded::AlreadyCounted(ref j) if j.totals.rows_written == 10));
     assert_eq!(
         ledger.try_finish(again.job()).await.unwrap(),
@@ -53,7 +63,10 @@ async fn counts_each_batch_once_and_finishes_once(ledger: &dyn Ledger, job_id: &
         ledger.seal(job_id, seal(2), None).await,
         Err(JobError::AlreadySealed(_))
     ));
-    let last = ledger.record_batch(job_id, 1, &stats(5)).await.unwrap();
+    let last = ledger
+        .record_batch(job_id, BatchNo(1), &stats(5))
+        .await
+        .unwrap();
     let finished = ledger
         .try_finish(last.job())
         .await
@@ -69,35 +82,45 @@ async fn counts_each_batch_once_and_finishes_once(ledger: &dyn Ledger, job_id: &
         "one final transition"
     );
     let running = ledger.jobs(JobFilter::Running).await.unwrap();
-    assert!(running.iter().all(|j| j.job_id != job_id));
+    assert!(running.iter().all(|j| j.job_id != *job_id));
     assert!(matches!(
         ledger
-            .record_batch(&format!("{job_id}-missing"), 0, &stats(1))
+            .record_batch(
+                &JobId::new(format!("{job_id}-missing")),
+                BatchNo(0),
+                &stats(1)
+            )
             .await,
         Err(JobError::NotFound(_))
     ));
 }
 
-async fn a_failed_batch_ends_the_job_and_a_redrive_recovers_it(ledger: &dyn Ledger, job_id: &str) {
+async fn a_failed_batch_ends_the_job_and_a_redrive_recovers_it(
+    ledger: &dyn Ledger,
+    job_id: &JobId,
+) {
     ledger
         .create(&Job::new(job_id, "bucket", ""))
         .await
         .unwrap();
     ledger.seal(job_id, seal(1), None).await.unwrap();
     let failed = ledger
-        .record_failed_batch(job_id, 0, "the table was gone")
+        .record_failed_batch(job_id, BatchNo(0), "the table was gone")
         .await
         .unwrap();
     assert!(matches!(failed, Recorded::Counted(ref j) if j.batches_failed == 1));
     let twice = ledger
-        .record_failed_batch(job_id, 0, "again")
+        .record_failed_batch(job_id, BatchNo(0), "again")
         .await
         .unwrap();
     assert!(matches!(twice, Recorded::AlreadyCounted(ref j) if j.batches_failed == 1));
     let ended = ledger.try_finish(failed.job()).await.unwrap().unwrap();
     assert_eq!(ended.status, JobStatus::CompletedWithErrors);
     assert!(ended.error.unwrap().contains("the table was gone"));
-    let recovered = ledger.record_batch(job_id, 0, &stats(7)).await.unwrap();
+    let recovered = ledger
+        .record_batch(job_id, BatchNo(0), &stats(7))
+        .await
+        .unwrap();
     let job = match recovered {
         Recorded::Recovered(job) => job,
         other => panic!("expected a recovery, got {other:?}"),
@@ -109,11 +132,14 @@ async fn a_failed_batch_ends_the_job_and_a_redrive_recovers_it(ledger: &dyn Ledg
         JobStatus::CompletedWithErrors,
         "the final status stays"
     );
-    let after = ledger.record_batch(job_id, 0, &stats(7)).await.unwrap();
+    let after = ledger
+        .record_batch(job_id, BatchNo(0), &stats(7))
+        .await
+        .unwrap();
     assert!(matches!(after, Recorded::AlreadyCounted(ref j) if j.totals.rows_written == 7));
 }
 
-async fn only_the_owner_moves_the_listing(ledger: &dyn Ledger, job_id: &str) {
+async fn only_the_owner_moves_the_listing(ledger: &dyn Ledger, job_id: &JobId) {
     let stale = Duration::from_secs(3600);
     let mut job = Job::new(job_id, "bucket", "p/");
     job.listing_owner = Some("first".into());
@@ -121,7 +147,7 @@ async fn only_the_owner_moves_the_listing(ledger: &dyn Ledger, job_id: &str) {
     ledger.create(&job).await.unwrap();
     assert!(
         !ledger
-            .claim_listing(job_id, 0, "other", stale)
+            .claim_listing(job_id, 0, &"other".into(), stale)
             .await
             .unwrap(),
         "owned"
@@ -135,13 +161,13 @@ async fn only_the_owner_moves_the_listing(ledger: &dyn Ledger, job_id: &str) {
     };
     assert!(
         !ledger
-            .checkpoint(job_id, &checkpoint, "other")
+            .checkpoint(job_id, &checkpoint, &"other".into())
             .await
             .unwrap()
     );
     assert!(
         ledger
-            .checkpoint(job_id, &checkpoint, "first")
+            .checkpoint(job_id, &checkpoint, &"first".into())
             .await
             .unwrap()
     );
@@ -150,39 +176,47 @@ async fn only_the_owner_moves_the_listing(ledger: &dyn Ledger, job_id: &str) {
     assert_eq!(paused.listing_owner, None);
     assert!(
         !ledger
-            .claim_listing(job_id, 0, "late", stale)
+            .claim_listing(job_id, 0, &"late".into(), stale)
             .await
             .unwrap(),
         "old step"
     );
     assert!(
         ledger
-            .claim_listing(job_id, 1, "second", stale)
+            .claim_listing(job_id, 1, &"second".into(), stale)
             .await
             .unwrap()
     );
     assert!(
         !ledger
-            .claim_listing(job_id, 1, "duplicate", stale)
+            .claim_listing(job_id, 1, &"duplicate".into(), stale)
             .await
             .unwrap()
     );
     assert!(matches!(
-        ledger.seal(job_id, seal(3), Some("duplicate")).await,
+        ledger
+            .seal(job_id, seal(3), Some(&"duplicate".into()))
+            .await,
         Err(JobError::NotOwner(_))
     ));
-    ledger.release_listing(job_id, "duplicate").await.unwrap();
+    ledger
+        .release_listing(job_id, &"duplicate".into())
+        .await
+        .unwrap();
     assert!(
         !ledger
-            .claim_listing(job_id, 1, "third", stale)
+            .claim_listing(job_id, 1, &"third".into(), stale)
             .await
             .unwrap(),
         "not released"
     );
-    ledger.release_listing(job_id, "second").await.unwrap();
+    ledger
+        .release_listing(job_id, &"second".into())
+        .await
+        .unwrap();
     assert!(
         ledger
-            .claim_listing(job_id, 1, "third", stale)
+            .claim_listing(job_id, 1, &"third".into(), stale)
             .await
             .unwrap()
     );
@@ -190,26 +224,26 @@ async fn only_the_owner_moves_the_listing(ledger: &dyn Ledger, job_id: &str) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert!(
         ledger
-            .claim_listing(job_id, 1, "fourth", Duration::ZERO)
+            .claim_listing(job_id, 1, &"fourth".into(), Duration::ZERO)
             .await
             .unwrap()
     );
     let sealed = ledger
-        .seal_total(job_id, seal(3), Some("fourth"))
+        .seal_total(job_id, seal(3), Some(&"fourth".into()))
         .await
         .unwrap();
     assert!(sealed.sealed);
     assert_eq!(sealed.total_batches, 3);
     assert!(
         !ledger
-            .claim_listing(job_id, 1, "fifth", Duration::ZERO)
+            .claim_listing(job_id, 1, &"fifth".into(), Duration::ZERO)
             .await
             .unwrap(),
         "sealed"
     );
 }
 
-async fn the_completion_event_is_claimed_once(ledger: &dyn Ledger, job_id: &str) {
+async fn the_completion_event_is_claimed_once(ledger: &dyn Ledger, job_id: &JobId) {
     let lease = Duration::from_secs(60);
     ledger
         .create(&Job::new(job_id, "bucket", ""))
@@ -240,7 +274,7 @@ async fn the_completion_event_is_claimed_once(ledger: &dyn Ledger, job_id: &str)
     assert!(claimed.is_some(), "released: claimable at once");
     assert_eq!(ledger.claim_event(job_id, lease).await.unwrap(), None);
     let owed = ledger.jobs(JobFilter::EventPending).await.unwrap();
-    assert!(owed.iter().any(|j| j.job_id == job_id));
+    assert!(owed.iter().any(|j| j.job_id == *job_id));
     ledger.clear_event_pending(job_id).await.unwrap();
     assert_eq!(
         ledger.claim_event(job_id, Duration::ZERO).await.unwrap(),
@@ -248,16 +282,16 @@ async fn the_completion_event_is_claimed_once(ledger: &dyn Ledger, job_id: &str)
         "sent"
     );
     let owed = ledger.jobs(JobFilter::EventPending).await.unwrap();
-    assert!(owed.iter().all(|j| j.job_id != job_id));
+    assert!(owed.iter().all(|j| j.job_id != *job_id));
     assert!(
         ledger
-            .clear_event_pending(&format!("{job_id}-missing"))
+            .clear_event_pending(&JobId::new(format!("{job_id}-missing")))
             .await
             .is_err()
     );
 }
 
-async fn abandoned_jobs_fail_once(ledger: &dyn Ledger, job_id: &str) {
+async fn abandoned_jobs_fail_once(ledger: &dyn Ledger, job_id: &JobId) {
     ledger
         .create(&Job::new(job_id, "bucket", ""))
         .await
@@ -271,11 +305,13 @@ async fn abandoned_jobs_fail_once(ledger: &dyn Ledger, job_id: &str) {
     assert_eq!(failed.error.as_deref(), Some("listing failed"));
     assert_eq!(ledger.fail(job_id, "again").await.unwrap(), None);
     assert!(matches!(
-        ledger.fail(&format!("{job_id}-missing"), "x").await,
+        ledger
+            .fail(&JobId::new(format!("{job_id}-missing")), "x")
+            .await,
         Err(JobError::NotFound(_))
     ));
     let recent = ledger.recent_jobs(1000).await.unwrap();
-    assert!(recent.iter().any(|j| j.job_id == job_id));
+    assert!(recent.iter().any(|j| j.job_id == *job_id));
     assert!(
         recent
             .windows(2)

@@ -8,21 +8,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::clock;
+use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::job::model::{BatchStats, Job, JobStatus, ListingCheckpoint, Recorded};
 use crate::job::rules::Ending;
 use crate::port::ledger::{Finish, JobError, JobFilter, Ledger, Seal};
 
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
-    jobs: Mutex<BTreeMap<String, Record>>,
+    jobs: Mutex<BTreeMap<JobId, Record>>,
 }
 
 /// A job and the ledger's own bookkeeping of it.
 #[derive(Debug, Clone)]
 struct Record {
     job: Job,
-    done: BTreeSet<u64>,
-    failed: BTreeSet<u64>,
+    done: BTreeSet<BatchNo>,
+    failed: BTreeSet<BatchNo>,
 }
 
 impl MemoryLedger {
@@ -30,14 +31,14 @@ impl MemoryLedger {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Record>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<JobId, Record>> {
         self.jobs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Changes a stored job directly, as a test's setup (e.g. to age a claim).
-    pub fn edit(&self, job_id: &str, change: impl FnOnce(&mut Job)) {
+    pub fn edit(&self, job_id: &JobId, change: impl FnOnce(&mut Job)) {
         if let Some(record) = self.lock().get_mut(job_id) {
             change(&mut record.job);
         }
@@ -55,8 +56,8 @@ fn add_stats(totals: &mut BatchStats, stats: &BatchStats) {
     totals.s3_throttles += stats.s3_throttles;
 }
 
-fn not_found(job_id: &str) -> JobError {
-    JobError::NotFound(job_id.to_owned())
+fn not_found(job_id: &JobId) -> JobError {
+    JobError::NotFound(job_id.clone())
 }
 
 #[async_trait]
@@ -75,23 +76,23 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
-    async fn get(&self, job_id: &str) -> Result<Option<Job>, JobError> {
+    async fn get(&self, job_id: &JobId) -> Result<Option<Job>, JobError> {
         Ok(self.lock().get(job_id).map(|record| record.job.clone()))
     }
 
     async fn seal_total(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         seal: Seal,
-        owner: Option<&str>,
+        owner: Option<&RunId>,
     ) -> Result<Job, JobError> {
         let mut jobs = self.lock();
         let job = &mut jobs.get_mut(job_id).ok_or_else(|| not_found(job_id))?.job;
         if job.sealed {
-            return Err(JobError::AlreadySealed(job_id.to_owned()));
+            return Err(JobError::AlreadySealed(job_id.clone()));
         }
-        if owner.is_some_and(|owner| job.listing_owner.as_deref() != Some(owner)) {
-            return Err(JobError::NotOwner(job_id.to_owned()));
+        if owner.is_some_and(|owner| job.listing_owner.as_ref() != Some(owner)) {
+            return Err(JobError::NotOwner(job_id.clone()));
         }
         job.sealed = true;
         job.total_batches = seal.total_batches;
@@ -102,9 +103,9 @@ impl Ledger for MemoryLedger {
 
     async fn claim_listing(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         invocation: u32,
-        owner: &str,
+        owner: &RunId,
         stale_after: Duration,
     ) -> Result<bool, JobError> {
         let now = clock::now_ms();
@@ -126,9 +127,9 @@ impl Ledger for MemoryLedger {
         Ok(true)
     }
 
-    async fn release_listing(&self, job_id: &str, owner: &str) -> Result<(), JobError> {
+    async fn release_listing(&self, job_id: &JobId, owner: &RunId) -> Result<(), JobError> {
         if let Some(Record { job, .. }) = self.lock().get_mut(job_id)
-            && job.listing_owner.as_deref() == Some(owner)
+            && job.listing_owner.as_ref() == Some(owner)
         {
             job.listing_owner = None;
         }
@@ -137,9 +138,9 @@ impl Ledger for MemoryLedger {
 
     async fn checkpoint(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         checkpoint: &ListingCheckpoint,
-        owner: &str,
+        owner: &RunId,
     ) -> Result<bool, JobError> {
         let mut jobs = self.lock();
         let Some(Record { job, .. }) = jobs.get_mut(job_id) else {
@@ -148,7 +149,7 @@ impl Ledger for MemoryLedger {
         if job.status != JobStatus::Running
             || job.sealed
             || job.listing_invocation != checkpoint.invocation.saturating_sub(1)
-            || job.listing_owner.as_deref() != Some(owner)
+            || job.listing_owner.as_ref() != Some(owner)
         {
             return Ok(false);
         }
@@ -164,8 +165,8 @@ impl Ledger for MemoryLedger {
 
     async fn record_batch(
         &self,
-        job_id: &str,
-        batch: u64,
+        job_id: &JobId,
+        batch: BatchNo,
         stats: &BatchStats,
     ) -> Result<Recorded, JobError> {
         let mut jobs = self.lock();
@@ -186,8 +187,8 @@ impl Ledger for MemoryLedger {
 
     async fn record_failed_batch(
         &self,
-        job_id: &str,
-        batch: u64,
+        job_id: &JobId,
+        batch: BatchNo,
         reason: &str,
     ) -> Result<Recorded, JobError> {
         let mut jobs = self.lock();
@@ -202,7 +203,7 @@ impl Ledger for MemoryLedger {
         Ok(Recorded::Counted(record.job.clone()))
     }
 
-    async fn finish(&self, job_id: &str, finish: &Finish) -> Result<Option<Job>, JobError> {
+    async fn finish(&self, job_id: &JobId, finish: &Finish) -> Result<Option<Job>, JobError> {
         let mut jobs = self.lock();
         let Some(Record { job, .. }) = jobs.get_mut(job_id) else {
             return Ok(None);
@@ -228,7 +229,7 @@ impl Ledger for MemoryLedger {
         Ok(Some(job.clone()))
     }
 
-    async fn claim_event(&self, job_id: &str, lease: Duration) -> Result<Option<u64>, JobError> {
+    async fn claim_event(&self, job_id: &JobId, lease: Duration) -> Result<Option<u64>, JobError> {
         let now = clock::now_ms();
         let stale = now.saturating_sub(lease.as_millis() as u64);
         let mut jobs = self.lock();
@@ -242,7 +243,7 @@ impl Ledger for MemoryLedger {
         Ok(Some(now))
     }
 
-    async fn release_event_claim(&self, job_id: &str, claimed_ms: u64) -> Result<(), JobError> {
+    async fn release_event_claim(&self, job_id: &JobId, claimed_ms: u64) -> Result<(), JobError> {
         if let Some(Record { job, .. }) = self.lock().get_mut(job_id)
             && job.event_claimed_ms == Some(claimed_ms)
         {
@@ -251,7 +252,7 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
-    async fn clear_event_pending(&self, job_id: &str) -> Result<(), JobError> {
+    async fn clear_event_pending(&self, job_id: &JobId) -> Result<(), JobError> {
         let mut jobs = self.lock();
         let job = &mut jobs.get_mut(job_id).ok_or_else(|| not_found(job_id))?.job;
         job.event_pending = false;
