@@ -1,5 +1,5 @@
-//! An adaptive in-flight limit (AIMD): the seed's fixed semaphore, made to back off when the
-//! service pushes back. A throttling signal halves the limit, at most once per generation of
+//! An adaptive in-flight limit (AIMD): a semaphore that backs off when the service pushes
+//! back. A throttling signal halves the limit, at most once per generation of
 //! permits (so a burst of throttled replies to requests sent under the old limit cuts once);
 //! every `limit` clean completions raise it by one, up to the configured maximum.
 

@@ -61,7 +61,7 @@ pub struct CoordinatorConfig {
     pub allowed_buckets: Vec<String>,
 }
 
-/// Worker settings: the two limits of the seed's loop, plus write parallelism.
+/// Worker settings: GETs in flight, objects in flight, write parallelism.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
     pub tables: Tables,

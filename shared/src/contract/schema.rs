@@ -1,5 +1,5 @@
 //! The data contract: which columns a job expects, their types, and which columns make the
-//! DynamoDB key. A job may declare its own schema; the seed's sensor schema is the default.
+//! DynamoDB key. A job may declare its own schema; the sensor schema is the default.
 //! A schema is validated before any work starts, and every error names the column at fault.
 
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,7 @@ pub enum SchemaError {
 }
 
 impl Schema {
-    /// The seed's rows: `timestamp,temp,humidity,measure_point`, keyed by
+    /// Sensor rows: `timestamp,temp,humidity,measure_point`, keyed by
     /// (`measure_point`, `timestamp`) so a redelivered row overwrites itself.
     pub fn sensor() -> Self {
         let column = |name: &str, kind| Column {

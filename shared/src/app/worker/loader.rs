@@ -1,5 +1,5 @@
-//! The seed's loop, streaming and adaptive. Objects are scheduled by `buffer_unordered`; each
-//! GET holds a permit of an AIMD limiter (the seed's semaphore, halved when S3 throttles) for
+//! A batch's objects, loaded concurrently and streamed. Objects are scheduled by
+//! `buffer_unordered`; each GET holds a permit of an AIMD limiter (halved when S3 throttles) for
 //! as long as its body is in flight; rows leave the decoder one by one through a bounded
 //! channel into 25-row chunks written `write_concurrency` at a time. Everything runs on the
 //! current thread, and memory is bounded by the limits, not by object or batch size.

@@ -1,5 +1,5 @@
 //! The worker: one SQS event in, one partial-batch response out. Each message is one batch of
-//! objects, loaded by [`Loader`] (the seed's loop, streaming and adaptive), written by
+//! objects, loaded by [`Loader`] (bounded concurrent GETs, streaming decode), written by
 //! [`ChunkWriter`], then counted once in the job ledger. Rows are written before the count,
 //! with keys from the data, so a crash before counting means redelivery rewrites the same
 //! items and counts once.
