@@ -71,13 +71,17 @@ impl Doubles {
         }
     }
 
-    fn batches(&self) -> Vec<BatchMessage> {
-        let mut batches: Vec<BatchMessage> = self
-            .queues
-            .drain(WORK)
+    /// Every message sent to `queue` so far, parsed (and taken off the queue).
+    fn sent<T: serde::de::DeserializeOwned>(&self, queue: &str) -> Vec<T> {
+        let bodies = self.queues.drain(queue);
+        bodies
             .iter()
             .map(|body| serde_json::from_str(body).unwrap())
-            .collect();
+            .collect()
+    }
+
+    fn batches(&self) -> Vec<BatchMessage> {
+        let mut batches: Vec<BatchMessage> = self.sent(WORK);
         batches.sort_by_key(|b| b.batch);
         batches
     }
@@ -137,12 +141,7 @@ async fn an_empty_prefix_completes_at_once_and_sends_one_completion_event() {
         .unwrap();
     let finished = started.finished.expect("nothing to wait for");
     assert_eq!(finished.status, JobStatus::Complete);
-    let events: Vec<CompletionEvent> = doubles
-        .queues
-        .drain(DONE)
-        .iter()
-        .map(|body| serde_json::from_str(body).unwrap())
-        .collect();
+    let events: Vec<CompletionEvent> = doubles.sent(DONE);
     assert_eq!(events.len(), 1);
     assert_eq!(
         (events[0].job_id.as_str(), events[0].files_skipped),
@@ -165,12 +164,7 @@ async fn a_listing_continues_step_by_step_and_duplicate_wake_ups_send_nothing() 
     let mut steps = 1;
     loop {
         // A duplicate of the previous step wakes this one again: harmless, as shown below.
-        let wakes: Vec<ContinueListing> = doubles
-            .queues
-            .drain(CONTROL)
-            .iter()
-            .map(|body| serde_json::from_str(body).unwrap())
-            .collect();
+        let wakes: Vec<ContinueListing> = doubles.sent(CONTROL);
         assert!(!wakes.is_empty() && wakes.iter().all(|w| w.invocation == steps));
         let wake = &wakes[0];
         let resumed = coordinator.continue_listing(wake, soon()).await.unwrap();
