@@ -1,9 +1,12 @@
-//! The record table on DynamoDB: BatchWriteItem of puts, unprocessed items handed back.
+//! The record table on DynamoDB: BatchWriteItem of puts, unprocessed items handed back, a
+//! ValidationException told apart from other failures (the request can be split to find the
+//! offending item; anything else is retried with the batch).
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
+use super::errors::validation_message;
 use super::item::{from_sdk, to_sdk};
 use crate::ingest::item::Item;
 use crate::port::table::{RecordTable, WriteError};
@@ -42,7 +45,13 @@ impl RecordTable for DynamoTable {
             .request_items(table, requests)
             .send()
             .await
-            .map_err(|e| call_failed(e.into()))?;
+            .map_err(|e| match validation_message(&e) {
+                Some(message) => WriteError::Refused {
+                    table: table.to_owned(),
+                    message,
+                },
+                None => call_failed(e.into()),
+            })?;
         Ok(output
             .unprocessed_items
             .unwrap_or_default()

@@ -1,5 +1,7 @@
 //! The record table port: one BatchWriteItem of puts. Throttled puts come back as
-//! unprocessed items on a successful call; the caller retries them.
+//! unprocessed items on a successful call; the caller retries them. A request the table
+//! refuses as invalid (DynamoDB's ValidationException) writes none of its items and comes
+//! back as [`WriteError::Refused`]; the caller can split it to find the offending item.
 
 use async_trait::async_trait;
 use thiserror::Error;
@@ -15,6 +17,10 @@ pub enum WriteError {
         #[source]
         source: BoxError,
     },
+    /// The table refused the request as invalid (nothing of it was written): `message` is
+    /// the table's own reason.
+    #[error("table {table} refused the write: {message}")]
+    Refused { table: String, message: String },
     #[error(
         "{left} item(s) still unprocessed by table {table} after {retries} retries (throttled)"
     )]
@@ -27,6 +33,7 @@ pub enum WriteError {
 
 #[async_trait]
 pub trait RecordTable: Send + Sync {
-    /// Puts up to 25 items with distinct keys; returns the ones left unprocessed.
+    /// Puts up to 25 items with distinct keys; returns the ones left unprocessed, as they
+    /// were sent. All or nothing when refused ([`WriteError::Refused`]).
     async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError>;
 }
