@@ -396,3 +396,24 @@ fn rows_remember_where_they_were_but_compare_by_what_they_write() {
     moved.offset = 1234;
     assert_eq!(row, moved);
 }
+
+#[test]
+fn reasons_never_hold_the_field_value_so_logs_cannot_either() {
+    let typer = RowTyper::new(
+        &meter_schema(),
+        &record(&["site", "day", "seq", "ok", "reading"]),
+    )
+    .unwrap();
+    let secret = "SECRET-4711";
+    let rows = [
+        [secret, T, "1", "", "SECRET-4711"],
+        [secret, "SECRET-4711", "1", "", ""],
+        [secret, T, "SECRET-4711", "", ""],
+        [secret, T, "1", "SECRET-4711", ""],
+        [secret, T, "1", "", "1e4711"],
+    ];
+    for fields in rows {
+        let reason = typer.type_row(&record(&fields)).unwrap_err().to_string();
+        assert!(!reason.contains("4711"), "{reason}");
+    }
+}
