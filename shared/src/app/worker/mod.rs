@@ -275,7 +275,6 @@ impl Worker {
                 writer.write(chunk)
             })
             .await?;
-        drop(writer);
         let rejects = rejects.into_inner().unwrap_or_else(|p| p.into_inner());
         if !rejects.is_empty() {
             // The key is a function of (job, batch): a redelivery overwrites its own report.
