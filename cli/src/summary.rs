@@ -33,6 +33,11 @@ pub fn print_summary(job: &Job, wall: Duration) {
     );
     println!("  rows written    {}", t.rows_written);
     println!("  rows rejected   {}", t.rows_rejected);
+    println!(
+        "  tolerated       {}",
+        job.tolerated_rejects
+            .map_or_else(|| "any number of rejects".to_owned(), |t| t.describe())
+    );
     println!("  rows duplicate  {}", t.rows_duplicate);
     println!("  bytes read      {:.1} MB", t.bytes as f64 / 1e6);
     println!(

@@ -147,10 +147,9 @@ async fn good_and_bad_files_give_exact_counts_and_a_report_naming_each_bad_row()
             .clone()
     };
     assert!(reason("in/big.csv", 2).contains("400 KB"));
-    assert_eq!(
-        reason("in/mixed.csv", 3),
-        "column temp: invalid number \"warm\""
-    );
+    // Reasons name the column, never the value (the report's raw text has that).
+    assert!(reason("in/mixed.csv", 3).starts_with("column temp: invalid number"));
+    assert!(!reason("in/mixed.csv", 3).contains("warm"));
     assert_eq!(reason("in/mixed.csv", 4), "expected 4 fields, found 3");
     assert!(reason("in/mixed.csv", 5).starts_with("column timestamp: invalid timestamp"));
     assert_eq!(

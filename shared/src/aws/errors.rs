@@ -24,6 +24,20 @@ pub fn object_failure<E: ProvideErrorMetadata>(error: &SdkError<E, Response>) ->
     }
 }
 
+/// DynamoDB's message when it refused a request as invalid (ValidationException): the
+/// request wrote nothing, and retrying it unchanged cannot succeed.
+pub fn validation_message<E: ProvideErrorMetadata>(
+    error: &SdkError<E, Response>,
+) -> Option<String> {
+    (code(error) == Some("ValidationException")).then(|| {
+        error
+            .as_service_error()
+            .and_then(|e| e.message())
+            .unwrap_or("ValidationException")
+            .to_owned()
+    })
+}
+
 fn code<E: ProvideErrorMetadata>(error: &SdkError<E, Response>) -> Option<&str> {
     error.as_service_error().and_then(|e| e.code())
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::contract::ids::JobId;
+use crate::contract::rejects::RejectTolerance;
 
 /// The event's body: a stable summary of the finished job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,8 +18,12 @@ pub struct CompletionEvent {
     pub total_batches: u64,
     pub batches_failed: u64,
     pub files_skipped: u64,
+    /// Rejected rows (`rows_rejected`) and rejected objects (`files_failed`) are among these.
     #[serde(flatten)]
     pub totals: BatchStats,
+    /// What the job tolerated (absent: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerated_rejects: Option<RejectTolerance>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,5 @@
 //! The rejects' wire types: where a job's reports go, one report line, and how many
-//! rejected rows a job tolerates.
+//! rejected rows and rejected objects a job tolerates.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,30 +36,52 @@ pub struct RejectRecord {
     pub raw: String,
 }
 
-/// How many rejected rows a job tolerates before it ends FAILED (all valid rows still land).
+/// How many rejects a job tolerates before it ends FAILED (all valid rows still land). It
+/// applies to rejected rows and, separately, to rejected objects (a bad header, gone,
+/// forbidden, corrupt): either beyond it fails the job.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RejectTolerance {
-    /// At most this many rejected rows.
+    /// At most this many rejected rows, and at most this many rejected objects.
     Count(u64),
-    /// At most this percentage of all rows read.
+    /// At most this percentage of all rows read, and of all objects read.
     Percent(f64),
 }
 
 impl RejectTolerance {
-    /// Why the job must fail, if the rejects exceed the tolerance.
+    /// Why the job must fail, if its rejected rows exceed the tolerance.
     pub fn exceeded(&self, rows_rejected: u64, rows_read: u64) -> Option<String> {
+        self.check("rows", rows_rejected, rows_read)
+    }
+
+    /// Why the job must fail, if its rejected objects exceed the tolerance (`objects` counts
+    /// every object read, rejected ones included).
+    pub fn exceeded_objects(&self, objects_rejected: u64, objects: u64) -> Option<String> {
+        self.check("objects", objects_rejected, objects)
+    }
+
+    fn check(&self, what: &str, rejected: u64, total: u64) -> Option<String> {
         match *self {
-            RejectTolerance::Count(max) if rows_rejected > max => Some(format!(
-                "{rows_rejected} rows rejected, more than the {max} tolerated"
+            RejectTolerance::Count(max) if rejected > max => Some(format!(
+                "{rejected} {what} rejected, more than the {max} tolerated"
             )),
-            RejectTolerance::Percent(max) if rows_read > 0 => {
-                let percent = rows_rejected as f64 * 100.0 / rows_read as f64;
+            RejectTolerance::Percent(max) if total > 0 => {
+                let percent = rejected as f64 * 100.0 / total as f64;
                 (percent > max).then(|| {
-                    format!("{percent:.2}% of rows rejected ({rows_rejected} of {rows_read}), more than the {max}% tolerated")
+                    format!("{percent:.2}% of {what} rejected ({rejected} of {total}), more than the {max}% tolerated")
                 })
             }
             _ => None,
+        }
+    }
+
+    /// As the summary shows it.
+    pub fn describe(&self) -> String {
+        match self {
+            RejectTolerance::Count(max) => format!("at most {max} rows and {max} objects rejected"),
+            RejectTolerance::Percent(max) => {
+                format!("at most {max}% of rows and {max}% of objects rejected")
+            }
         }
     }
 }
@@ -102,5 +124,21 @@ mod tests {
         assert_eq!(parsed, RejectTolerance::Percent(1.5));
         let parsed: RejectTolerance = serde_json::from_str(r#"{"count": 0}"#).unwrap();
         assert_eq!(parsed, RejectTolerance::Count(0));
+    }
+
+    #[test]
+    fn rejected_objects_are_held_to_the_same_tolerance() {
+        assert_eq!(RejectTolerance::Count(0).exceeded_objects(0, 20), None);
+        assert_eq!(
+            RejectTolerance::Count(0).exceeded_objects(1, 20).as_deref(),
+            Some("1 objects rejected, more than the 0 tolerated")
+        );
+        assert_eq!(RejectTolerance::Percent(10.0).exceeded_objects(2, 20), None);
+        assert!(
+            RejectTolerance::Percent(10.0)
+                .exceeded_objects(3, 20)
+                .unwrap()
+                .contains("15.00% of objects rejected (3 of 20)")
+        );
     }
 }

@@ -59,6 +59,14 @@ pub enum SchemaError {
     BoolKey(String),
     #[error("column {0:?} is in both the partition and the sort key")]
     KeyInBoth(String),
+    #[error(
+        "key column {0:?} of a composite key has `#` in its name: the key attribute's name would be ambiguous"
+    )]
+    SeparatorInKeyName(String),
+    #[error("key attribute {0:?} is a declared column's name: the key would overwrite that column")]
+    KeyAttributeIsAColumn(String),
+    #[error("key attribute name {0:?} is over DynamoDB's 255-byte limit for key attributes")]
+    KeyNameTooLong(String),
 }
 
 impl Schema {
@@ -114,6 +122,22 @@ impl Schema {
             .find(|n| self.sort_key.contains(n))
         {
             return Err(SchemaError::KeyInBoth(both.clone()));
+        }
+        for key in [&self.partition_key, &self.sort_key] {
+            if key.len() < 2 {
+                continue;
+            }
+            if let Some(name) = key.iter().find(|n| n.contains('#')) {
+                return Err(SchemaError::SeparatorInKeyName(name.clone()));
+            }
+            let attribute = key.join("#");
+            if self.column(&attribute).is_some() {
+                return Err(SchemaError::KeyAttributeIsAColumn(attribute));
+            }
+        }
+        let attributes = [Some(self.partition_attribute()), self.sort_attribute()];
+        if let Some(long) = attributes.into_iter().flatten().find(|a| a.len() > 255) {
+            return Err(SchemaError::KeyNameTooLong(long));
         }
         Ok(())
     }
@@ -222,6 +246,34 @@ mod tests {
         assert_eq!(
             schema(&s(vec![col(" ", "string", false)], r#"" ""#, "")),
             Err(SchemaError::EmptyName)
+        );
+        let ab = vec![col("a", "string", false), col("b#c", "string", false)];
+        assert_eq!(
+            schema(&s(ab.clone(), r#""a","b#c""#, "")),
+            Err(SchemaError::SeparatorInKeyName("b#c".into()))
+        );
+        // A single-column key may have `#` in its name: nothing is joined.
+        assert_eq!(schema(&s(ab, r#""b#c""#, "")), Ok(()));
+        assert_eq!(
+            schema(&s(
+                vec![
+                    col("a", "string", false),
+                    col("b", "string", false),
+                    col("a#b", "string", true)
+                ],
+                r#""a","b""#,
+                ""
+            )),
+            Err(SchemaError::KeyAttributeIsAColumn("a#b".into()))
+        );
+        let long = "k".repeat(256);
+        assert_eq!(
+            schema(&s(
+                vec![col(&long, "string", false)],
+                &format!("\"{long}\""),
+                ""
+            )),
+            Err(SchemaError::KeyNameTooLong(long))
         );
         // An unknown type is a parse error that names the variants.
         let err = serde_json::from_str::<Schema>(&s(vec![col("a", "float", false)], r#""a""#, ""))

@@ -143,7 +143,7 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             }
             return Ok(Some(match typer.type_row(record) {
                 Ok(row) => Decoded::Row(row),
-                Err(reason) => reject(reason),
+                Err(reason) => reject(reason.to_string()),
             }));
         }
     }

@@ -1,11 +1,16 @@
 //! A batch's rejects, collected while it loads, rendered as the JSON Lines report: one record
 //! per rejected row (object key, line, reason, raw text capped) or rejected object (line 0).
+//! Each is also logged at warn with its object, line and reason (which names the column),
+//! never with the row's contents: the report's `raw` is the one place those go.
 
 use crate::contract::rejects::RejectRecord;
 use crate::ingest::decode::RowReject;
+use crate::ingest::typing::error::cap;
 
 /// Records kept per batch report; beyond it the rest are counted, not listed.
 pub const MAX_RECORDS_PER_BATCH: usize = 10_000;
+/// Reasons are cut to this many bytes (one a server sent, or one quoting a long error).
+pub const MAX_REASON_BYTES: usize = 512;
 
 /// A batch's rejects, collected while it loads.
 #[derive(Debug, Default)]
@@ -16,17 +21,19 @@ pub struct BatchRejects {
 
 impl BatchRejects {
     pub fn row(&mut self, key: &str, reject: RowReject) {
-        tracing::warn!(key, line = reject.line, byte_offset = reject.byte_offset, reason = %reject.reason, "row rejected");
+        let reason = cap(&reject.reason, MAX_REASON_BYTES);
+        tracing::warn!(key, line = reject.line, byte_offset = reject.byte_offset, reason = %reason, "row rejected");
         self.push(RejectRecord {
             key: key.to_owned(),
             line: reject.line,
             byte_offset: reject.byte_offset,
-            reason: reject.reason,
+            reason,
             raw: reject.raw,
         });
     }
 
     pub fn object(&mut self, key: &str, reason: String) {
+        let reason = cap(&reason, MAX_REASON_BYTES);
         tracing::warn!(key, %reason, "object rejected");
         self.push(RejectRecord {
             key: key.to_owned(),
@@ -98,6 +105,23 @@ mod tests {
         assert_eq!((lines[0].line, lines[0].raw.as_str()), (7, "t,x,1,K"));
         assert_eq!(lines[1].line, 0);
         assert!(lines[1].reason.contains("humidity"));
+    }
+
+    #[test]
+    fn reasons_are_capped() {
+        let mut rejects = BatchRejects::default();
+        rejects.object("k", "x".repeat(10 * MAX_REASON_BYTES));
+        let reject = RowReject {
+            byte_offset: None,
+            line: 1,
+            reason: "é".repeat(MAX_REASON_BYTES),
+            raw: String::new(),
+        };
+        rejects.row("k", reject);
+        for record in rejects.records() {
+            assert!(record.reason.len() <= MAX_REASON_BYTES + '…'.len_utf8());
+            assert!(record.reason.ends_with('…'));
+        }
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl Job {
             batches_failed: job.batches_failed,
             files_skipped: job.files_skipped,
             totals: job.totals,
+            tolerated_rejects: job.tolerated_rejects,
             error: job.error.clone(),
             rejects_report: job.rejects_report.clone(),
             started_at: job.started_at.clone(),

@@ -32,15 +32,22 @@ impl Ending {
     }
 }
 
-/// The ending of a job whose every batch is counted, or `None` while it must wait. Rejects
-/// beyond the tolerance fail it; dead-lettered batches complete it with errors.
+/// The ending of a job whose every batch is counted, or `None` while it must wait. Rejected
+/// rows or rejected objects beyond the tolerance fail it; dead-lettered batches complete it
+/// with errors.
 pub fn ending(job: &Job) -> Option<Ending> {
     if !job.is_ready_to_finish() {
         return None;
     }
-    let too_many_rejects = job
-        .tolerated_rejects
-        .and_then(|tolerance| tolerance.exceeded(job.totals.rows_rejected, job.totals.rows_read()));
+    let too_many_rejects = job.tolerated_rejects.and_then(|tolerance| {
+        let t = &job.totals;
+        let rows = tolerance.exceeded(t.rows_rejected, t.rows_read());
+        let objects = tolerance.exceeded_objects(t.files_failed, t.files + t.files_failed);
+        match (rows, objects) {
+            (Some(rows), Some(objects)) => Some(format!("{rows}; {objects}")),
+            (rows, objects) => rows.or(objects),
+        }
+    });
     let failed_batches = (job.batches_failed > 0).then(|| {
         format!(
             "{} of {} batches failed their last delivery and are in the dead-letter queue (last error: {})",
@@ -108,5 +115,35 @@ mod tests {
             ending(&job).unwrap().status(),
             JobStatus::CompletedWithErrors
         );
+    }
+
+    #[test]
+    fn rejected_objects_beyond_the_tolerance_fail_the_job() {
+        let mut job = ready();
+        job.totals.rows_rejected = 0;
+        job.totals.files = 19;
+        job.totals.files_failed = 1;
+        assert_eq!(
+            ending(&job).unwrap().status(),
+            JobStatus::Complete,
+            "unlimited by default"
+        );
+        job.tolerated_rejects = Some(RejectTolerance::Count(0));
+        let ended = ending(&job).unwrap();
+        assert_eq!(ended.status(), JobStatus::Failed);
+        assert_eq!(
+            ended.reason(),
+            Some("1 objects rejected, more than the 0 tolerated")
+        );
+        job.totals.rows_rejected = 3;
+        let both = ending(&job).unwrap();
+        assert_eq!(
+            both.reason(),
+            Some(
+                "3 rows rejected, more than the 0 tolerated; 1 objects rejected, more than the 0 tolerated"
+            )
+        );
+        job.tolerated_rejects = Some(RejectTolerance::Count(5));
+        assert_eq!(ending(&job).unwrap().status(), JobStatus::Complete);
     }
 }

@@ -5,14 +5,14 @@
 //! current thread, and memory is bounded by the limits, not by object or batch size.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt, TryStreamExt, stream};
 use thiserror::Error;
 use tracing::Instrument;
 
-use super::chunk_writer::{MAX_BATCH_ITEMS, WriteOutcome};
+use super::chunk_writer::{MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
 use crate::BoxError;
 use crate::contract::messages::{RangeTask, Work};
 use crate::contract::schema::Schema;
@@ -20,7 +20,6 @@ use crate::ingest::compression::{self, BoxedRead, Encoding};
 use crate::ingest::decode::{DecodeError, Decoded, ObjectDecoder};
 use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
 use crate::ingest::rejects::BatchRejects;
-use crate::ingest::typing::TypedRow;
 use crate::job::model::BatchStats;
 use crate::limiter::{AimdLimiter, AimdPermit, ThrottleCounter};
 use crate::port::objects::{Failure, ObjectError, ObjectStore, Read};
@@ -62,6 +61,7 @@ pub struct LoadStats {
     pub files: u64,
     /// Objects rejected whole: unusable header, or a GET that can never succeed.
     pub files_failed: u64,
+    /// Rows rejected while typing (rows the table refused are in `written.rejected`).
     pub rows_rejected: u64,
     pub bytes: u64,
     /// S3 throttling replies seen while loading (the SDK retried them).
@@ -76,7 +76,7 @@ impl LoadStats {
             files: self.files,
             files_failed: self.files_failed,
             rows_written: self.written.written,
-            rows_rejected: self.rows_rejected,
+            rows_rejected: self.rows_rejected + self.written.rejected,
             rows_duplicate: self.written.duplicates,
             bytes: self.bytes,
             write_retries: self.written.retries,
@@ -141,11 +141,11 @@ impl Loader<'_> {
         write: F,
     ) -> Result<LoadStats, LoadError>
     where
-        F: Fn(Vec<TypedRow>) -> Fut,
+        F: Fn(Vec<SourcedRow>) -> Fut,
         Fut: Future<Output = Result<WriteOutcome, WriteError>>,
     {
         let throttles_before = self.throttles.get();
-        let (tx, rx) = mpsc::channel::<Vec<TypedRow>>(CHUNK_BUFFER);
+        let (tx, rx) = mpsc::channel::<Vec<SourcedRow>>(CHUNK_BUFFER);
         let mut stats = LoadStats::default();
         let stats_ref = &mut stats;
         let produce = async move {
@@ -192,10 +192,14 @@ impl Loader<'_> {
         &self,
         bucket: &str,
         work: Work<'_>,
-        rows: mpsc::Sender<Vec<TypedRow>>,
+        rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,
     ) -> Result<ObjectOutcome, LoadError> {
         let key = work.key();
+        let source = RowSource {
+            object: Arc::from(key),
+            ranged: matches!(work, Work::Range(_)),
+        };
         // Rows rejected so far: they stay counted if the object is rejected partway.
         let mut rejected_rows = 0;
         let permit = self.fetch_limit.acquire().await;
@@ -203,12 +207,12 @@ impl Loader<'_> {
         let decoded = match work {
             Work::Object(key) => {
                 let opened = self.open_object(bucket, key).await;
-                self.decode(opened, bucket, key, rows, rejects, &mut rejected_rows)
+                self.decode(opened, bucket, &source, rows, rejects, &mut rejected_rows)
                     .await
             }
             Work::Range(task) => {
                 let opened = self.open_range(bucket, task).await;
-                self.decode(opened, bucket, key, rows, rejects, &mut rejected_rows)
+                self.decode(opened, bucket, &source, rows, rejects, &mut rejected_rows)
                     .await
             }
         };
@@ -244,15 +248,15 @@ impl Loader<'_> {
         &self,
         opened: Result<(ObjectDecoder<R>, u64), OpenFailure>,
         bucket: &str,
-        key: &str,
-        rows: mpsc::Sender<Vec<TypedRow>>,
+        source: &RowSource,
+        rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,
         rejected_rows: &mut u64,
     ) -> Result<u64, OpenFailure> {
         let (decoder, bytes) = opened?;
-        self.pump(decoder, key, rows, rejects, rejected_rows)
+        self.pump(decoder, source, rows, rejects, rejected_rows)
             .await
-            .map_err(|error| self.classify_read(bucket, key, error))?;
+            .map_err(|error| self.classify_read(bucket, &source.object, error))?;
         Ok(bytes)
     }
 
@@ -300,8 +304,8 @@ impl Loader<'_> {
     async fn pump<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
         mut decoder: ObjectDecoder<R>,
-        key: &str,
-        mut rows: mpsc::Sender<Vec<TypedRow>>,
+        source: &RowSource,
+        mut rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,
         rejected_rows: &mut u64,
     ) -> Result<(), PumpError> {
@@ -318,7 +322,11 @@ impl Loader<'_> {
             };
             match decoded {
                 Decoded::Row(row) => {
-                    chunk.push(row);
+                    chunk.push(SourcedRow {
+                        object: source.object.clone(),
+                        ranged: source.ranged,
+                        row,
+                    });
                     if chunk.len() == MAX_BATCH_ITEMS {
                         let full =
                             std::mem::replace(&mut chunk, Vec::with_capacity(MAX_BATCH_ITEMS));
@@ -329,7 +337,7 @@ impl Loader<'_> {
                 }
                 Decoded::Reject(reject) => {
                     *rejected_rows += 1;
-                    lock(rejects).row(key, reject);
+                    lock(rejects).row(&source.object, reject);
                 }
             }
         }
@@ -367,6 +375,12 @@ impl Loader<'_> {
             permit.succeeded();
         }
     }
+}
+
+/// Which object rows come from, carried with each row to the writer.
+struct RowSource {
+    object: Arc<str>,
+    ranged: bool,
 }
 
 /// What stops decoding an opened object.

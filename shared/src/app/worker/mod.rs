@@ -23,7 +23,7 @@ use thiserror::Error;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use chunk_writer::{ChunkWriter, MAX_BATCH_ITEMS, WriteOutcome};
+pub use chunk_writer::{ChunkWriter, MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
 pub use loader::{LoadError, LoadStats, Loader};
 
 use crate::app::completion::{Announcer, Claim, CompletionError};
@@ -262,13 +262,14 @@ impl Worker {
             schema,
             max_decoded_bytes: self.config.max_decoded_bytes,
         };
+        let rejects = Mutex::new(BatchRejects::default());
         let writer = ChunkWriter {
             table: &*self.records,
             table_name: &self.config.tables.records,
             limiter: &self.write_limit,
             deadline,
+            rejects: &rejects,
         };
-        let rejects = Mutex::new(BatchRejects::default());
         let loaded = loader
             .load(&batch.bucket, &batch.work(), &rejects, |chunk| {
                 writer.write(chunk)
@@ -284,7 +285,7 @@ impl Worker {
                 .await
                 .map_err(WorkerError::Report)?;
             let uri = format!("s3://{}/{key}", batch.report.bucket);
-            tracing::warn!(job_id = %batch.job_id, batch = batch.batch.get(), rejects = loaded.rows_rejected, files_failed = loaded.files_failed, report = %uri, "rejects reported");
+            tracing::warn!(job_id = %batch.job_id, batch = batch.batch.get(), rejects = loaded.batch_stats().rows_rejected, files_failed = loaded.files_failed, report = %uri, "rejects reported");
         }
         Ok(loaded.batch_stats())
     }

@@ -1,5 +1,7 @@
 //! The record table in a map, keyed like the real table by its partition (and sort) key
-//! attributes.
+//! attributes. Like DynamoDB, it refuses a whole request holding an item the service would
+//! refuse (a number out of range, a key too long, an item over 400 KB: see
+//! [`refusal`]), writing none of it.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -7,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::ingest::item::Item;
+use crate::ingest::typing::refusal::refusal;
 use crate::port::table::{RecordTable, WriteError};
 
 #[derive(Debug)]
@@ -52,6 +55,15 @@ impl MemoryTable {
 #[async_trait]
 impl RecordTable for MemoryTable {
     async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+        if let Some(message) = items
+            .iter()
+            .find_map(|item| refusal(item, &self.partition, self.sort.as_deref()))
+        {
+            return Err(WriteError::Refused {
+                table: table.to_owned(),
+                message,
+            });
+        }
         let mut stored = self.lock();
         for item in items {
             let key = (
@@ -62,5 +74,36 @@ impl RecordTable for MemoryTable {
             stored.insert(key, item);
         }
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::item::Value;
+
+    fn item(point: &str, temp: &str) -> Item {
+        Item::from([
+            ("measure_point".to_owned(), Value::S(point.into())),
+            ("timestamp".to_owned(), Value::S("t".into())),
+            ("temp".to_owned(), Value::N(temp.into())),
+        ])
+    }
+
+    #[tokio::test]
+    async fn a_request_holding_a_value_the_server_refuses_writes_nothing() {
+        let table = MemoryTable::new("measure_point", Some("timestamp"));
+        let err = table
+            .batch_put("t", vec![item("a", "1"), item("b", "1e200")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Refused { message, .. } if message.starts_with("Number overflow")),
+            "{err}"
+        );
+        assert!(table.items("t").is_empty());
+        let left = table.batch_put("t", vec![item("a", "1")]).await.unwrap();
+        assert!(left.is_empty());
+        assert_eq!(table.items("t").len(), 1);
     }
 }

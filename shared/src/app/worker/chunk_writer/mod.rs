@@ -1,0 +1,227 @@
+//! BatchWriteItem with UnprocessedItems retried. DynamoDB returns throttled puts in
+//! `UnprocessedItems` on a *successful* response, which the SDK's retries never see; dropping
+//! them silently loses rows, so every one is retried with backoff until the deadline, or the
+//! call fails. Each call holds a permit of the write limiter, and unprocessed items count as
+//! throttling there, so a throttled table gets fewer calls in flight, not more.
+//!
+//! Defence in depth: typing checks DynamoDB's limits, but should a request still be refused
+//! as invalid (a ValidationException writes none of it), the request is split in halves and
+//! each half retried, down to single rows; only the rows refused alone are rejected, with the
+//! table's message as the reason, and every other row lands. One bad row in 25 costs about
+//! 2·log2(25) ≈ 10 extra calls; a clean chunk costs nothing extra.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::ingest::decode::{MAX_RAW_BYTES, RowReject};
+use crate::ingest::item::{Item, Value};
+use crate::ingest::rejects::BatchRejects;
+use crate::ingest::typing::TypedRow;
+use crate::ingest::typing::error::cap;
+use crate::limiter::AimdLimiter;
+use crate::port::table::{RecordTable, WriteError};
+use crate::retry::partial_failure_backoff;
+
+/// DynamoDB's cap on requests per BatchWriteItem.
+pub const MAX_BATCH_ITEMS: usize = 25;
+
+/// A typed row and the object it came from, so a row the table refuses is reported like any
+/// other rejected row.
+#[derive(Debug, Clone)]
+pub struct SourcedRow {
+    pub object: Arc<str>,
+    /// Read from a range of its object: its reject then carries the byte offset.
+    pub ranged: bool,
+    pub row: TypedRow,
+}
+
+/// What writes did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub written: u64,
+    /// Rows dropped because a later row in the same chunk had the same key (DynamoDB rejects
+    /// a BatchWriteItem that names one key twice; the later row wins, as a sequential load
+    /// would have it).
+    pub duplicates: u64,
+    /// Rows the table refused as invalid, each alone (reported as rejects).
+    pub rejected: u64,
+    /// Retry rounds for UnprocessedItems.
+    pub retries: u64,
+}
+
+impl std::ops::AddAssign for WriteOutcome {
+    fn add_assign(&mut self, other: Self) {
+        self.written += other.written;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+        self.retries += other.retries;
+    }
+}
+
+/// Where and how chunks are written.
+pub struct ChunkWriter<'a> {
+    pub table: &'a dyn RecordTable,
+    pub table_name: &'a str,
+    pub limiter: &'a AimdLimiter,
+    /// Retries stop before this instant (the Lambda deadline less a margin); without one,
+    /// after the backoff schedule's ten retries.
+    pub deadline: Option<Instant>,
+    /// Where rows the table refuses are reported.
+    pub rejects: &'a Mutex<BatchRejects>,
+}
+
+/// Why a put of some rows stopped, and the rows it had not written.
+struct Stopped {
+    rows: Vec<SourcedRow>,
+    error: WriteError,
+}
+
+impl ChunkWriter<'_> {
+    /// Writes up to 25 rows in one BatchWriteItem, retrying unprocessed items with backoff
+    /// and isolating rows the table refuses.
+    pub async fn write(&self, chunk: Vec<SourcedRow>) -> Result<WriteOutcome, WriteError> {
+        debug_assert!(chunk.len() <= MAX_BATCH_ITEMS);
+        let total = chunk.len();
+        let rows = last_wins_by_key(chunk);
+        let mut outcome = WriteOutcome {
+            written: rows.len() as u64,
+            duplicates: (total - rows.len()) as u64,
+            ..WriteOutcome::default()
+        };
+        let mut delays = partial_failure_backoff(self.deadline.is_some());
+        let mut groups = vec![rows];
+        while let Some(group) = groups.pop() {
+            let Err(stopped) = self.put_all(group, &mut delays, &mut outcome.retries).await else {
+                continue;
+            };
+            let Stopped { mut rows, error } = stopped;
+            match error {
+                WriteError::Refused { message, .. } if rows.len() == 1 => {
+                    outcome.written -= 1;
+                    outcome.rejected += 1;
+                    self.reject(rows.remove(0), &message);
+                }
+                WriteError::Refused { .. } => {
+                    tracing::debug!(rows = rows.len(), "write refused as invalid; splitting it");
+                    let half = rows.split_off(rows.len() / 2);
+                    groups.push(half);
+                    groups.push(rows);
+                }
+                error => return Err(error),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Puts `pending` until no item is left unprocessed.
+    async fn put_all(
+        &self,
+        mut pending: Vec<SourcedRow>,
+        delays: &mut impl Iterator<Item = Duration>,
+        retries: &mut u64,
+    ) -> Result<(), Stopped> {
+        loop {
+            // Sent as copies: a refused request must be split and sent again.
+            let items = pending.iter().map(|r| r.row.item.clone()).collect();
+            let permit = self.limiter.acquire().await;
+            let unprocessed = match self.table.batch_put(self.table_name, items).await {
+                Ok(unprocessed) => unprocessed,
+                Err(error) => {
+                    return Err(Stopped {
+                        rows: pending,
+                        error,
+                    });
+                }
+            };
+            if unprocessed.is_empty() {
+                permit.succeeded();
+                return Ok(());
+            }
+            permit.throttled();
+            pending = still_pending(pending, &unprocessed);
+            let delay = delays.next().filter(|delay| {
+                self.deadline
+                    .is_none_or(|deadline| Instant::now() + *delay < deadline)
+            });
+            let Some(delay) = delay else {
+                let error = WriteError::RetriesExhausted {
+                    table: self.table_name.to_owned(),
+                    left: pending.len(),
+                    retries: *retries,
+                };
+                return Err(Stopped {
+                    rows: pending,
+                    error,
+                });
+            };
+            *retries += 1;
+            tracing::debug!(
+                unprocessed = pending.len(),
+                ?delay,
+                "retrying UnprocessedItems"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Reports a row the table refused alone; its raw text is the item, as JSON (capped).
+    fn reject(&self, sourced: SourcedRow, message: &str) {
+        let raw: serde_json::Map<String, serde_json::Value> = sourced
+            .row
+            .item
+            .iter()
+            .map(|(name, value)| {
+                let json = match value {
+                    Value::S(s) | Value::N(s) => serde_json::Value::from(s.as_str()),
+                    Value::Bool(b) => serde_json::Value::from(*b),
+                };
+                (name.clone(), json)
+            })
+            .collect();
+        let reject = RowReject {
+            line: sourced.row.line,
+            byte_offset: sourced.ranged.then_some(sourced.row.offset),
+            reason: format!("DynamoDB refused the item: {message}"),
+            raw: cap(&serde_json::Value::Object(raw).to_string(), MAX_RAW_BYTES),
+        };
+        self.rejects
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .row(&sourced.object, reject);
+    }
+}
+
+/// The rows whose items came back unprocessed (at most 25 each way, so pairwise is fine).
+fn still_pending(pending: Vec<SourcedRow>, unprocessed: &[Item]) -> Vec<SourcedRow> {
+    let mut left: Vec<&Item> = unprocessed.iter().collect();
+    pending
+        .into_iter()
+        .filter(
+            |row| match left.iter().position(|item| **item == row.row.item) {
+                Some(i) => {
+                    left.swap_remove(i);
+                    true
+                }
+                None => false,
+            },
+        )
+        .collect()
+}
+
+/// Keeps the last row for each key, in first-seen order (a chunk is at most 25 rows, so a
+/// scan is cheaper than hashing).
+fn last_wins_by_key(chunk: Vec<SourcedRow>) -> Vec<SourcedRow> {
+    let mut unique: Vec<SourcedRow> = Vec::with_capacity(chunk.len());
+    for row in chunk {
+        match unique.iter().position(|u| u.row.key == row.row.key) {
+            Some(i) => unique[i] = row,
+            None => unique.push(row),
+        }
+    }
+    unique
+}
+
+#[cfg(test)]
+mod tests;

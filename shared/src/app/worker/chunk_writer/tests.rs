@@ -1,0 +1,271 @@
+//! The chunk writer against throttling and refusing tables.
+
+use super::*;
+use crate::port::memory::MemoryTable;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Leaves the last `throttle` items unprocessed on each of the first `rounds` calls.
+struct ThrottlingTable {
+    calls: Mutex<Vec<usize>>,
+    stored: Mutex<Vec<Item>>,
+    throttle: usize,
+    rounds: usize,
+}
+
+impl ThrottlingTable {
+    fn new(throttle: usize, rounds: usize) -> Self {
+        Self {
+            calls: Mutex::new(vec![]),
+            stored: Mutex::new(vec![]),
+            throttle,
+            rounds,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RecordTable for ThrottlingTable {
+    async fn batch_put(&self, _: &str, mut items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+        let round = self.calls.lock().unwrap().len();
+        self.calls.lock().unwrap().push(items.len());
+        let keep = if round < self.rounds {
+            items.len().saturating_sub(self.throttle)
+        } else {
+            items.len()
+        };
+        let unprocessed = items.split_off(keep);
+        self.stored.lock().unwrap().extend(items);
+        Ok(unprocessed)
+    }
+}
+
+/// Refuses like the server; the first request it accepts is half left unprocessed.
+struct StrictAndThrottled {
+    throttled: Mutex<bool>,
+    inner: MemoryTable,
+}
+
+#[async_trait::async_trait]
+impl RecordTable for StrictAndThrottled {
+    async fn batch_put(&self, table: &str, mut items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+        let refused = items.iter().find_map(|item| {
+            crate::ingest::typing::refusal::refusal(item, "measure_point", Some("timestamp"))
+        });
+        if let Some(message) = refused {
+            let table = table.to_owned();
+            return Err(WriteError::Refused { table, message });
+        }
+        if !std::mem::replace(&mut *self.throttled.lock().unwrap(), true) {
+            let held = items.split_off(items.len() / 2);
+            self.inner.batch_put(table, items).await?;
+            return Ok(held);
+        }
+        self.inner.batch_put(table, items).await
+    }
+}
+
+fn row(point: &str, second: u32, temp: &str) -> SourcedRow {
+    let timestamp = format!("2025-11-26T00:00:{second:02}Z");
+    SourcedRow {
+        object: Arc::from("data/a.csv"),
+        ranged: false,
+        row: TypedRow {
+            key: (point.into(), timestamp.clone()),
+            item: Item::from([
+                ("measure_point".into(), Value::S(point.into())),
+                ("timestamp".into(), Value::S(timestamp)),
+                ("temp".into(), Value::N(temp.into())),
+            ]),
+            line: u64::from(second) + 2,
+            offset: 0,
+        },
+    }
+}
+
+fn writer<'a>(
+    table: &'a dyn RecordTable,
+    limiter: &'a AimdLimiter,
+    deadline: Option<Instant>,
+    rejects: &'a Mutex<BatchRejects>,
+) -> ChunkWriter<'a> {
+    ChunkWriter {
+        table,
+        table_name: "t",
+        limiter,
+        deadline,
+        rejects,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn unprocessed_items_are_retried_until_stored_and_cut_the_limit() {
+    let table = ThrottlingTable::new(10, 2);
+    let limiter = AimdLimiter::new(8, 1);
+    let rejects = Mutex::default();
+    let chunk: Vec<_> = (0..25).map(|i| row("p", i, "1")).collect();
+    let outcome = writer(&table, &limiter, None, &rejects)
+        .write(chunk)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        WriteOutcome {
+            written: 25,
+            duplicates: 0,
+            rejected: 0,
+            retries: 2
+        }
+    );
+    assert_eq!(*table.calls.lock().unwrap(), vec![25, 10, 10]);
+    assert_eq!(table.stored.lock().unwrap().len(), 25);
+    assert_eq!(limiter.report().cuts, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn endless_throttling_fails_loudly_after_the_schedule() {
+    let table = ThrottlingTable::new(1, usize::MAX);
+    let limiter = AimdLimiter::new(8, 1);
+    let rejects = Mutex::default();
+    let err = writer(&table, &limiter, None, &rejects)
+        .write(vec![row("p", 1, "1"), row("p", 2, "1")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WriteError::RetriesExhausted {
+                left: 1,
+                retries: 10,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_stop_before_the_deadline() {
+    let table = ThrottlingTable::new(1, usize::MAX);
+    let limiter = AimdLimiter::new(8, 1);
+    let rejects = Mutex::default();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let started = Instant::now();
+    let err = writer(&table, &limiter, Some(deadline), &rejects)
+        .write(vec![row("p", 1, "1")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::RetriesExhausted { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_keys_in_a_chunk_keep_the_last_row() {
+    let table = ThrottlingTable::new(0, 0);
+    let limiter = AimdLimiter::new(8, 1);
+    let rejects = Mutex::default();
+    let chunk = vec![row("p", 1, "1"), row("q", 1, "2"), row("p", 1, "3")];
+    let outcome = writer(&table, &limiter, None, &rejects)
+        .write(chunk)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        WriteOutcome {
+            written: 2,
+            duplicates: 1,
+            rejected: 0,
+            retries: 0
+        }
+    );
+    let stored = table.stored.lock().unwrap();
+    assert_eq!(stored[0]["temp"], Value::N("3".into()));
+    assert_eq!(stored[1]["measure_point"], Value::S("q".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_write_is_split_until_only_the_bad_row_is_rejected() {
+    let table = MemoryTable::new("measure_point", Some("timestamp"));
+    let limiter = AimdLimiter::new(8, 1);
+    let rejects = Mutex::new(BatchRejects::default());
+    let mut chunk: Vec<_> = (0..25).map(|i| row("p", i, "1")).collect();
+    chunk[17] = row("p", 17, "1e200");
+    let outcome = writer(&table, &limiter, None, &rejects)
+        .write(chunk)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        WriteOutcome {
+            written: 24,
+            duplicates: 0,
+            rejected: 1,
+            retries: 0
+        }
+    );
+    assert_eq!(table.items("t").len(), 24);
+    let rejects = rejects.into_inner().unwrap();
+    let [record] = rejects.records() else {
+        panic!("one reject expected: {:?}", rejects.records())
+    };
+    assert_eq!((record.key.as_str(), record.line), ("data/a.csv", 19));
+    assert_eq!(
+        record.reason,
+        "DynamoDB refused the item: Number overflow. Attempting to store a number with \
+         magnitude larger than supported range"
+    );
+    assert!(record.raw.contains("\"temp\":\"1e200\""), "{}", record.raw);
+}
+
+#[tokio::test(start_paused = true)]
+async fn several_refused_rows_and_throttling_together_lose_nothing() {
+    let table = StrictAndThrottled {
+        throttled: Mutex::new(false),
+        inner: MemoryTable::new("measure_point", Some("timestamp")),
+    };
+    let limiter = AimdLimiter::new(8, 1);
+    let rejects = Mutex::new(BatchRejects::default());
+    let mut chunk: Vec<_> = (0..25).map(|i| row("p", i, "1")).collect();
+    for bad in [0, 12, 24] {
+        chunk[bad] = row("p", bad as u32, "1e200");
+    }
+    let outcome = writer(&table, &limiter, None, &rejects)
+        .write(chunk)
+        .await
+        .unwrap();
+    assert_eq!((outcome.written, outcome.rejected), (22, 3));
+    assert_eq!(outcome.retries, 1);
+    assert_eq!(table.inner.items("t").len(), 22);
+    let lines: Vec<u64> = rejects
+        .into_inner()
+        .unwrap()
+        .records()
+        .iter()
+        .map(|r| r.line)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(lines, vec![2, 14, 26]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_failures_still_fail_the_chunk() {
+    struct Down;
+    #[async_trait::async_trait]
+    impl RecordTable for Down {
+        async fn batch_put(&self, table: &str, _: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+            Err(WriteError::Call {
+                table: table.into(),
+                source: "connection refused".into(),
+            })
+        }
+    }
+    let limiter = AimdLimiter::new(8, 1);
+    let rejects = Mutex::new(BatchRejects::default());
+    let err = writer(&Down, &limiter, None, &rejects)
+        .write(vec![row("p", 1, "1")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::Call { .. }), "{err}");
+    assert!(rejects.into_inner().unwrap().is_empty());
+}

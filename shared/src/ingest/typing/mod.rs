@@ -1,0 +1,264 @@
+//! Types one CSV row into one DynamoDB item, by the job's schema. Columns are matched by header
+//! name in any order; every column lands as an attribute under its header name (declared ones
+//! typed, extra ones as strings); the key attributes hold the key columns' texts (composite
+//! ones joined as [`keys`] documents). Every value is checked against DynamoDB's own limits
+//! here, so a row the service would refuse is rejected alone, with a [`RowError`] naming the
+//! column and the limit, instead of failing the write that holds it.
+//!
+//! Strings land byte for byte (padding, whitespace-only and newline-only values included);
+//! only numbers, integers, bools and timestamps are trimmed before parsing.
+
+pub mod error;
+pub mod header;
+pub mod keys;
+pub mod numbers;
+pub mod refusal;
+pub mod size;
+pub mod timestamps;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use crate::contract::schema::{ColumnType, Schema};
+use crate::ingest::csv_stream::Record;
+pub use crate::ingest::item::Item;
+use crate::ingest::item::Value;
+pub use error::{RowError, ValueError};
+pub use header::HeaderError;
+use keys::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, join_parts};
+pub use numbers::{Decimal, NumberError, parse_decimal};
+pub use size::MAX_ITEM_BYTES;
+use size::{number_size, value_size};
+pub use timestamps::normalise_timestamp;
+
+/// One row, typed and keyed, and where it was in its object.
+#[derive(Debug, Clone)]
+pub struct TypedRow {
+    /// (partition key, sort key or empty): identifies the item, for de-duplication.
+    pub key: (String, String),
+    pub item: Item,
+    /// The 1-based line the row starts on (as in a reject of this row).
+    pub line: u64,
+    /// The offset of the row's first byte in its object.
+    pub offset: u64,
+}
+
+/// Rows are equal when they write the same item: where they were read is not compared (a
+/// ranged read counts lines from its own start, a whole read from the object's).
+impl PartialEq for TypedRow {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.item == other.item
+    }
+}
+
+/// How one header position is typed.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// Empty for a column with no name in the header (a trailing comma).
+    name: String,
+    kind: ColumnType,
+    nullable: bool,
+    key: bool,
+}
+
+/// A schema applied to one object's header.
+#[derive(Debug, Clone)]
+pub struct RowTyper {
+    slots: Vec<Slot>,
+    partition: Vec<usize>,
+    sort: Vec<usize>,
+    partition_attribute: String,
+    sort_attribute: Option<String>,
+}
+
+impl RowTyper {
+    /// Checks the header against the schema; linear in the header's width.
+    pub fn new(schema: &Schema, header: &Record) -> Result<Self, HeaderError> {
+        let found = header::names_of(header);
+        let index = header::index(&found)?;
+        let missing: Vec<String> = schema
+            .columns
+            .iter()
+            .filter(|c| !c.nullable && !index.contains_key(c.name.as_str()))
+            .map(|c| c.name.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(HeaderError::MissingColumns { missing, found });
+        }
+        let partition_attribute = schema.partition_attribute();
+        let sort_attribute = schema.sort_attribute();
+        // A composite key's attribute is not a column: a header column of that name would be
+        // overwritten by the key in every row.
+        let composites = [
+            (schema.partition_key.len() > 1).then_some(&partition_attribute),
+            sort_attribute
+                .as_ref()
+                .filter(|_| schema.sort_key.len() > 1),
+        ];
+        if let Some(clash) = composites
+            .into_iter()
+            .flatten()
+            .find(|a| index.contains_key(a.as_str()))
+        {
+            return Err(HeaderError::KeyAttributeClash(clash.clone()));
+        }
+        let declared: HashMap<&str, _> = schema
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        let is_key = |name: &str| {
+            schema.partition_key.iter().any(|k| k == name)
+                || schema.sort_key.iter().any(|k| k == name)
+        };
+        let slots = found
+            .iter()
+            .map(|name| match declared.get(name.as_str()) {
+                Some(column) => Slot {
+                    name: name.clone(),
+                    kind: column.kind,
+                    nullable: column.nullable,
+                    key: is_key(name),
+                },
+                None => Slot {
+                    name: name.clone(),
+                    kind: ColumnType::String,
+                    nullable: true,
+                    key: false,
+                },
+            })
+            .collect();
+        // Key columns are non-nullable, so validated schemas have them in the header.
+        let positions = |names: &[String]| -> Vec<usize> {
+            names
+                .iter()
+                .filter_map(|n| index.get(n.as_str()).copied())
+                .collect()
+        };
+        Ok(Self {
+            slots,
+            partition: positions(&schema.partition_key),
+            sort: positions(&schema.sort_key),
+            partition_attribute,
+            sort_attribute,
+        })
+    }
+
+    /// Number of fields every row must have.
+    pub fn width(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn type_row(&self, row: &Record) -> Result<TypedRow, RowError> {
+        if row.len() != self.slots.len() {
+            return Err(RowError::FieldCount {
+                expected: self.slots.len(),
+                found: row.len(),
+            });
+        }
+        let mut item = Item::with_capacity(self.slots.len() + 2);
+        let mut size = 0;
+        for (i, (slot, raw)) in self.slots.iter().zip(row.iter()).enumerate() {
+            let fail = |problem| RowError::column(&slot.name, i, problem);
+            let text = std::str::from_utf8(raw).map_err(|_| fail(ValueError::InvalidUtf8))?;
+            // Strings are kept byte for byte; the other types are parsed, so padding goes.
+            let text = match slot.kind {
+                ColumnType::String => text,
+                _ => text.trim(),
+            };
+            if text.is_empty() {
+                if slot.key {
+                    return Err(fail(ValueError::EmptyKey));
+                }
+                if slot.nullable {
+                    continue;
+                }
+                return Err(fail(ValueError::EmptyValue));
+            }
+            if slot.name.is_empty() {
+                return Err(fail(ValueError::Unnamed));
+            }
+            let (value, bytes) = typed(slot.kind, text).map_err(fail)?;
+            size += slot.name.len() + bytes;
+            item.insert(slot.name.clone(), value);
+        }
+        let partition = self.key_text(&item, &self.partition);
+        if partition.len() > MAX_PARTITION_KEY_BYTES {
+            return Err(RowError::PartitionKeyTooLong {
+                bytes: partition.len(),
+            });
+        }
+        let sort = self.key_text(&item, &self.sort);
+        if sort.len() > MAX_SORT_KEY_BYTES {
+            return Err(RowError::SortKeyTooLong { bytes: sort.len() });
+        }
+        size = insert_key(&mut item, &self.partition_attribute, &partition, size);
+        if let Some(attribute) = &self.sort_attribute {
+            size = insert_key(&mut item, attribute, &sort, size);
+        }
+        if size > MAX_ITEM_BYTES {
+            return Err(RowError::ItemTooLarge { bytes: size });
+        }
+        Ok(TypedRow {
+            key: (partition, sort),
+            item,
+            line: row.line(),
+            offset: row.start(),
+        })
+    }
+
+    /// The key columns' canonical texts, joined for a composite key (key columns are never
+    /// null, and hold strings or numbers).
+    fn key_text(&self, item: &Item, positions: &[usize]) -> String {
+        join_parts(positions.iter().map(|&i| {
+            item.get(&self.slots[i].name)
+                .and_then(Value::as_text)
+                .unwrap_or_default()
+        }))
+    }
+}
+
+/// A field's attribute value and the bytes it adds to the item. Numbers are stored in their
+/// canonical text, so a key built from one is the same for `7` and `007`.
+fn typed(kind: ColumnType, text: &str) -> Result<(Value, usize), ValueError> {
+    Ok(match kind {
+        ColumnType::String => (Value::S(text.to_owned()), text.len()),
+        ColumnType::Number => {
+            let number = parse_decimal(text)?;
+            (Value::N(number.text), number_size(number.significant))
+        }
+        ColumnType::Integer => {
+            let number = numbers::parse_integer(text)?;
+            (Value::N(number.text), number_size(number.significant))
+        }
+        ColumnType::Bool => {
+            let value = match text.to_ascii_lowercase().as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(ValueError::Bool),
+            };
+            (Value::Bool(value), 1)
+        }
+        ColumnType::Timestamp => {
+            let text = normalise_timestamp(text)?;
+            let bytes = text.len();
+            (Value::S(text), bytes)
+        }
+    })
+}
+
+/// Sets a key attribute unless the column of the same name already holds that very string
+/// (the common single-column key); returns the item's new size (a number key column's own
+/// attribute becomes the key's string, replacing its number).
+fn insert_key(item: &mut Item, attribute: &str, text: &str, size: usize) -> usize {
+    if matches!(item.get(attribute), Some(Value::S(existing)) if existing == text) {
+        return size;
+    }
+    let added = attribute.len() + text.len();
+    match item.insert(attribute.to_owned(), Value::S(text.to_owned())) {
+        Some(old) => size + added - (attribute.len() + value_size(&old)),
+        None => size + added,
+    }
+}
