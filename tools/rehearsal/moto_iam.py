@@ -1,4 +1,4 @@
-"""moto server for the deploy rehearsal: moto 5.2.5 with five gaps closed, so that a stack
+"""moto server for the deploy rehearsal: moto 5.2.5 with seven gaps closed and denials logged, so that a stack
 deployed through its CloudFormation runs under the IAM policies the template grants.
 
 Run with the moto virtualenv's python, with moto_server's own arguments (-H HOST -p PORT).
@@ -12,10 +12,12 @@ applying (a renamed attribute raises here, at start).
 import json
 import os
 import threading
+import time
 import urllib.request
 
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.dynamodb.responses import DynamoHandler
+from moto.iam import access_control
 from moto.iam import models as iam_models
 from moto.s3 import models as s3_models
 from moto.s3 import notifications
@@ -27,10 +29,12 @@ from moto.utilities.utils import get_partition
 #    a table ARN matches (so every scoped grant would be denied). Authorize each table the
 #    request names, as AWS does (BatchWriteItem / BatchGetItem: every table in RequestItems).
 def _dynamodb_authorize(self, resource="*"):
-    try:
-        body = json.loads(self.body or "{}")
-    except ValueError:
-        body = {}
+    body = self.body  # already parsed by moto's DynamoDB handler, or still text
+    if not isinstance(body, dict):
+        try:
+            body = json.loads(body or "{}")
+        except ValueError:
+            body = {}
     tables = [body["TableName"]] if "TableName" in body else list(body.get("RequestItems", {}))
     if not tables:
         return ActionAuthenticatorMixin._authenticate_and_authorize_normal_action(self, resource)
@@ -133,6 +137,52 @@ def _invoke_over_http(account_id, event_body, fn_arn, region_name):
 
 
 notifications._invoke_awslambda = _invoke_over_http
+
+
+# 6. moto's S3 event records lack fields every AWS record has (userIdentity, requestParameters,
+#    responseElements, the bucket's ownerIdentity, the object's versionId and sequencer);
+#    typed consumers such as aws_lambda_events reject a record without them. Add them, with
+#    the values AWS documents (docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html).
+_get_s3_event = notifications._get_s3_event
+
+
+def _complete_s3_event(event_name, bucket, key, notification_id):
+    event = _get_s3_event(event_name, bucket, key, notification_id)
+    for record in event["Records"]:
+        record.setdefault("userIdentity", {"principalId": "AWS:REHEARSAL"})
+        record.setdefault("requestParameters", {"sourceIPAddress": "127.0.0.1"})
+        record.setdefault("responseElements", {"x-amz-request-id": "rehearsal", "x-amz-id-2": "rehearsal"})
+        record["s3"]["bucket"].setdefault("ownerIdentity", {"principalId": "REHEARSAL"})
+        obj = record["s3"]["object"]
+        if getattr(key, "version_id", None) and key.version_id != "null":
+            obj.setdefault("versionId", key.version_id)
+        obj.setdefault("sequencer", f"{int(time.time() * 1e6):016X}")
+    return event
+
+
+notifications._get_s3_event = _complete_s3_event
+
+# 7. Every denial (and 8., below), logged with who was denied what on which resource: the SDKs report a 403
+#    in many shapes (a JSON-protocol client cannot even parse moto's XML error body), so the
+#    rehearsal reads denials here, the one place that knows them all.
+_check_action_permitted = access_control.IAMRequestBase.check_action_permitted
+
+
+def _check_and_log(self, resource):
+    # 8. SQS authorizes its batch actions by the single action (sqs:DeleteMessage allows
+    #    DeleteMessageBatch; there is no sqs:DeleteMessageBatch permission); moto checks the
+    #    batch action's own name.
+    if self._action.startswith("sqs:") and self._action.endswith("Batch"):
+        self._action = self._action[: -len("Batch")]
+    try:
+        _check_action_permitted(self, resource)
+    except Exception as error:
+        if "AccessDenied" in type(error).__name__:
+            print(f"rehearsal: denied {self._access_key.arn} {self._action} on {resource}", flush=True)
+        raise
+
+
+access_control.IAMRequestBase.check_action_permitted = _check_and_log
 
 if __name__ == "__main__":
     main()
