@@ -81,7 +81,7 @@ impl InvokeApi {
         let name = path
             .strip_prefix("/2015-03-31/functions/")
             .and_then(|rest| rest.strip_suffix("/invocations"))
-            .map(|name| percent_decode(name));
+            .map(percent_decode);
         let Some(host) = name.as_deref().and_then(|name| self.function(name)) else {
             return respond(StatusCode::NOT_FOUND, "ResourceNotFoundException");
         };
