@@ -33,6 +33,8 @@ else
   # Only the toolchain's own targets exist here and none can be fetched.
   echo "skipped: the Rust toolchain has no aarch64-unknown-linux-gnu standard library" >&2
 fi
+echo "== deploy rehearsal (template deployed to moto with IAM enforced, functions under their roles)"
+bash scripts/rehearse.sh
 echo "== cargo test (unit + integration against local servers)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

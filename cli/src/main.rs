@@ -17,7 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use commands::{r#gen, jobs, redrive, run, serve, status};
+use commands::{r#gen, jobs, redrive, rehearse, run, serve, status};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +54,9 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Move the batches in the dead-letter queue back to the work queue (after a fix).
     Redrive(redrive::RedriveArgs),
+    /// Rehearse `sam deploy` offline: deploy the template to moto with IAM enforced and run
+    /// the built functions under their deployed roles (docs/deploy.md).
+    Rehearse(rehearse::RehearseArgs),
     /// Predict a job's wall time, requests and cost on AWS (no servers needed).
     Plan(plan::PlanArgs),
     /// Benchmark the worker's read path against the first seed's loop; prints a table.
@@ -78,6 +81,7 @@ fn main() -> Result<()> {
             Command::Status(args) => status::status(args).await,
             Command::Jobs(args) => jobs::jobs(args).await,
             Command::Redrive(args) => redrive::redrive(args).await,
+            Command::Rehearse(args) => rehearse::rehearse(args).await,
             Command::Plan(args) => {
                 let predicted = plan::plan(&args);
                 if args.json {

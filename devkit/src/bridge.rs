@@ -98,6 +98,13 @@ pub struct SqsBridge<'a, I> {
     pub pollers: usize,
     /// Long-poll wait per ReceiveMessage.
     pub wait: Duration,
+    /// Most messages per invocation (the mapping's `BatchSize`).
+    pub batch_size: usize,
+    /// How long to gather messages for a fuller batch (`MaximumBatchingWindowInSeconds`).
+    pub batching_window: Duration,
+    /// The mapping's `FunctionResponseTypes` has `ReportBatchItemFailures`; without it a
+    /// successful invocation deletes every message, whatever its response lists.
+    pub report_batch_item_failures: bool,
 }
 
 impl<'a, I: Invoke> SqsBridge<'a, I> {
@@ -114,6 +121,9 @@ impl<'a, I: Invoke> SqsBridge<'a, I> {
             invoker,
             pollers: 2,
             wait: Duration::from_secs(1),
+            batch_size: 10,
+            batching_window: Duration::ZERO,
+            report_batch_item_failures: true,
         }
     }
 
@@ -165,14 +175,36 @@ impl<'a, I: Invoke> SqsBridge<'a, I> {
         self.deliver(messages).await
     }
 
-    /// One ReceiveMessage of up to 10 messages, long-polling for `wait`.
+    /// Up to `batch_size` messages: one ReceiveMessage long-polling for `wait`, then, if
+    /// it got any, more until the batch is full or the batching window has passed.
     async fn receive(&self) -> Result<Vec<Message>, BridgeError> {
+        let batch_size = self.batch_size.max(1);
+        let mut messages = self.receive_up_to(batch_size, self.wait).await?;
+        let window_ends = tokio::time::Instant::now() + self.batching_window;
+        while !messages.is_empty() && messages.len() < batch_size {
+            let left = window_ends.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let more = self
+                .receive_up_to(batch_size - messages.len(), left.min(self.wait))
+                .await?;
+            if more.is_empty() && left <= self.wait {
+                break;
+            }
+            messages.extend(more);
+        }
+        Ok(messages)
+    }
+
+    /// One ReceiveMessage of up to `max` (at most 10) messages, long-polling for `wait`.
+    async fn receive_up_to(&self, max: usize, wait: Duration) -> Result<Vec<Message>, BridgeError> {
         Ok(self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(self.wait.as_secs() as i32)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(wait.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
@@ -193,7 +225,8 @@ impl<'a, I: Invoke> SqsBridge<'a, I> {
             .collect();
         let event = self.event(messages);
         let to_delete = match self.invoker.invoke(event).await {
-            Ok(response) => messages_to_delete(&ids, &response),
+            Ok(response) if self.report_batch_item_failures => messages_to_delete(&ids, &response),
+            Ok(_) => (0..ids.len()).collect(),
             Err(error) => {
                 tracing::warn!(error = %shared::report(&error), "invocation failed; the whole batch will be redelivered");
                 Vec::new()

@@ -9,11 +9,14 @@
 //! - [`lambda_api`]: the functions as `cargo lambda watch` serves them, for the bridge.
 //! - [`faults`]: throttled writes and S3 SlowDown, injected around the real servers.
 //! - [`pipeline`]: coordinator + bridge + worker until the job is final.
+//! - [`rehearsal`]: `sam deploy` rehearsed on moto with IAM enforced, the real binaries run
+//!   under their deployed roles (docs/deploy.md).
 
 pub mod bridge;
 pub mod faults;
 pub mod lambda_api;
 pub mod pipeline;
 pub mod provision;
+pub mod rehearsal;
 pub mod sample;
 pub mod servers;

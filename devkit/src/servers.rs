@@ -144,6 +144,40 @@ impl LocalAws {
         Ok(local)
     }
 
+    /// One moto server for every service, started by the deploy rehearsal's launcher
+    /// (`tools/rehearsal/moto_iam.py`: moto with the gaps closed that IAM enforcement on a
+    /// CloudFormation stack needs) with AWS managed policies loaded. IAM is off until the
+    /// rehearsal turns it on; S3 notifications to Lambda go to `invoke_url`.
+    pub fn start_rehearsal_moto(launcher: &Path, invoke_url: &str) -> Result<Self, ServerError> {
+        let dir = fresh_run_dir()?;
+        let mut local = Self {
+            endpoints: Endpoints::default(),
+            choice: ServerChoice {
+                s3: Server::Moto,
+                dynamodb: Server::Moto,
+            },
+            processes: Vec::new(),
+            dir,
+        };
+        let port = free_port().map_err(|e| ServerError::Io(local.dir.clone(), e))?;
+        let mut command = Command::new(tools_dir().join("venv/bin/python"));
+        command
+            .arg(launcher)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .env("S3FANOUT_REHEARSAL_INVOKE_URL", invoke_url);
+        let url = local.spawn_logged(Server::Moto, command, port)?;
+        local.endpoints.s3 = Some(url.clone());
+        local.endpoints.sqs = Some(url.clone());
+        local.endpoints.dynamodb = Some(url);
+        Ok(local)
+    }
+
+    /// The directory holding the servers' logs (removed on drop).
+    pub fn run_dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// SDK clients for these servers (static local credentials, fixed region).
     pub fn clients(&self) -> Clients {
         Clients::new(&local_sdk_config(), &self.endpoints)
@@ -172,7 +206,6 @@ impl LocalAws {
     fn launch(&mut self, server: Server) -> Result<String, ServerError> {
         let port = free_port().map_err(|e| ServerError::Io(self.dir.clone(), e))?;
         let tools = tools_dir();
-        let log_path = self.dir.join(format!("{server}.log"));
         let (program, args): (PathBuf, Vec<String>) = match server {
             Server::Moto => (
                 tools.join("venv/bin/moto_server"),
@@ -224,17 +257,26 @@ impl LocalAws {
                 path: program,
             });
         }
+        let mut command = Command::new(&program);
+        command.args(&args);
+        self.spawn_logged(server, command, port)
+    }
+
+    /// Starts `command` with its output in this run's `{server}.log` and waits until it
+    /// listens on `port`.
+    fn spawn_logged(
+        &mut self,
+        server: Server,
+        mut command: Command,
+        port: u16,
+    ) -> Result<String, ServerError> {
+        let log_path = self.dir.join(format!("{server}.log"));
         let log =
             std::fs::File::create(&log_path).map_err(|e| ServerError::Io(log_path.clone(), e))?;
         let log_err = log
             .try_clone()
             .map_err(|e| ServerError::Io(log_path.clone(), e))?;
-        let mut command = Command::new(&program);
-        command
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
+        command.stdin(Stdio::null()).stdout(log).stderr(log_err);
         let child = spawn_tied_to_this_process(command)
             .map_err(|source| ServerError::Spawn { server, source })?;
         self.processes.push((server, child));
@@ -297,7 +339,7 @@ pub fn tools_dir() -> PathBuf {
 
 /// Children get SIGKILL when the thread that forked them ends, so they are forked from one
 /// thread that lives as long as the process: test threads and runtime workers come and go.
-fn spawn_tied_to_this_process(command: Command) -> io::Result<Child> {
+pub(crate) fn spawn_tied_to_this_process(command: Command) -> io::Result<Child> {
     type Request = (Command, mpsc::Sender<io::Result<Child>>);
     static SPAWNER: OnceLock<mpsc::Sender<Request>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {

@@ -3,6 +3,7 @@
 pub mod r#gen;
 pub mod jobs;
 pub mod redrive;
+pub mod rehearse;
 pub mod run;
 pub mod serve;
 pub mod status;

@@ -1,0 +1,246 @@
+//! Checks of the deployed configuration itself, before anything runs: the README's IAM table
+//! against the roles' policies, each role's trust, and the settings the design rests on
+//! (visibility timeouts, partial batch responses, the dead-letter count the worker knows).
+
+use std::collections::BTreeSet;
+
+use super::manifest::{DeployedFunction, Manifest};
+
+/// Every finding, as a sentence; empty when the configuration is as documented.
+pub fn configuration(manifest: &Manifest, readme: &str) -> Vec<String> {
+    let mut findings = Vec::new();
+    for f in manifest.functions.values() {
+        findings.extend(trust(f));
+        findings.extend(mappings(manifest, f));
+    }
+    if let (Some(worker), Some(queue)) = (
+        manifest.function_by_binary("worker"),
+        manifest.queues.get("BatchQueue"),
+    ) {
+        let known = worker.environment.get("MAX_RECEIVE_COUNT");
+        let redrive = queue
+            .redrive
+            .as_ref()
+            .map(|r| r.max_receive_count.to_string());
+        if known != redrive.as_ref() {
+            findings.push(format!(
+                "the worker's MAX_RECEIVE_COUNT ({known:?}) differs from the batch queue's maxReceiveCount ({redrive:?})"
+            ));
+        }
+    }
+    findings.extend(iam_table(manifest, readme));
+    findings
+}
+
+fn trust(f: &DeployedFunction) -> Option<String> {
+    let statements = as_list(&f.trust_policy["Statement"]);
+    let trusted = statements.iter().any(|s| {
+        s["Effect"] == "Allow"
+            && strings(&s["Action"]).contains("sts:AssumeRole")
+            && strings(&s["Principal"]["Service"]).contains("lambda.amazonaws.com")
+    });
+    (!trusted).then(|| {
+        format!(
+            "{}'s role does not trust lambda.amazonaws.com",
+            f.logical_id
+        )
+    })
+}
+
+fn mappings(manifest: &Manifest, f: &DeployedFunction) -> Vec<String> {
+    let mut findings = Vec::new();
+    for m in &f.event_source_mappings {
+        let Some((queue_id, queue)) = manifest.queue_by_arn(&m.event_source_arn) else {
+            findings.push(format!(
+                "{}: mapping from an unknown source {}",
+                f.logical_id, m.event_source_arn
+            ));
+            continue;
+        };
+        if !m.enabled {
+            findings.push(format!(
+                "{}: the mapping from {queue_id} is disabled",
+                f.logical_id
+            ));
+        }
+        if queue.visibility_timeout_seconds < 6 * f.timeout_seconds {
+            findings.push(format!(
+                "{queue_id}'s visibility timeout ({} s) is under 6x {}'s timeout ({} s)",
+                queue.visibility_timeout_seconds, f.logical_id, f.timeout_seconds
+            ));
+        }
+        if !m
+            .function_response_types
+            .iter()
+            .any(|t| t == "ReportBatchItemFailures")
+        {
+            findings.push(format!(
+                "{}: the mapping from {queue_id} lacks ReportBatchItemFailures, so a partial batch response would be ignored",
+                f.logical_id
+            ));
+        }
+        if queue.redrive.is_none() {
+            findings.push(format!("{queue_id} has no dead-letter queue"));
+        }
+    }
+    findings
+}
+
+/// The README's "function | may | on" rows against the deployed inline policies (as sets of
+/// action and resource ARN pairs) and attached managed policies (by name).
+fn iam_table(manifest: &Manifest, readme: &str) -> Vec<String> {
+    let rows = readme_rows(readme);
+    if rows.is_empty() {
+        return vec!["README.md has no IAM table (| function | may | on |)".into()];
+    }
+    let mut findings = Vec::new();
+    for f in manifest.functions.values() {
+        let mut documented = BTreeSet::new();
+        let mut managed = BTreeSet::new();
+        for row in rows
+            .iter()
+            .filter(|r| r.function == f.binary || r.function == "both")
+        {
+            let names = ticked(&row.may);
+            if row.may.starts_with("managed") {
+                managed.extend(names.into_iter().filter(|n| !n.contains(':')));
+                continue;
+            }
+            for resource in ticked(&row.on) {
+                match resolve(manifest, &resource) {
+                    Some(arn) => documented.extend(
+                        names
+                            .iter()
+                            .filter(|n| n.contains(':'))
+                            .map(|a| (a.clone(), arn.clone())),
+                    ),
+                    None => {
+                        findings.push(format!("README IAM table: unknown resource `{resource}`"))
+                    }
+                }
+            }
+        }
+        let granted = granted(f);
+        for (action, arn) in granted.difference(&documented) {
+            findings.push(format!(
+                "{} may {action} on {arn}, which the README's IAM table does not say",
+                f.binary
+            ));
+        }
+        for (action, arn) in documented.difference(&granted) {
+            findings.push(format!("the README's IAM table says {} may {action} on {arn}, which its role does not grant", f.binary));
+        }
+        let attached: BTreeSet<String> = f.policies.managed.keys().cloned().collect();
+        if attached != managed {
+            findings.push(format!(
+                "{}'s managed policies are {attached:?}; the README's IAM table names {managed:?}",
+                f.binary
+            ));
+        }
+    }
+    findings
+}
+
+struct Row {
+    function: String,
+    may: String,
+    on: String,
+}
+
+fn readme_rows(readme: &str) -> Vec<Row> {
+    readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| function | may | on |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            match cells.as_slice() {
+                [function, may, on] => Some(Row {
+                    function: function.to_string(),
+                    may: may.to_string(),
+                    on: on.to_string(),
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The `code` spans of a cell.
+fn ticked(cell: &str) -> Vec<String> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A resource of the README table (`JobsTable`, `InputBucket/{RejectsPrefix}*`) as its ARN.
+fn resolve(manifest: &Manifest, resource: &str) -> Option<String> {
+    let (id, path) = match resource.split_once('/') {
+        Some((id, path)) => (id, Some(path)),
+        None => (resource, None),
+    };
+    let mut arn = if id == "InputBucket" {
+        format!("arn:aws:s3:::{}", manifest.input_bucket)
+    } else if let Some(queue) = manifest.queues.get(id) {
+        queue.arn.clone()
+    } else if let Some(table) = manifest.outputs.get(&format!("{id}Name")) {
+        let account = manifest
+            .queues
+            .values()
+            .next()?
+            .arn
+            .split(':')
+            .nth(4)?
+            .to_owned();
+        format!(
+            "arn:aws:dynamodb:{}:{account}:table/{table}",
+            manifest.region
+        )
+    } else {
+        return None;
+    };
+    if let Some(path) = path {
+        let mut path = path.to_owned();
+        for (name, value) in &manifest.parameters {
+            path = path.replace(&format!("{{{name}}}"), value);
+        }
+        arn = format!("{arn}/{path}");
+    }
+    Some(arn)
+}
+
+/// Every (action, resource) an inline policy of the function's role allows.
+fn granted(f: &DeployedFunction) -> BTreeSet<(String, String)> {
+    let mut pairs = BTreeSet::new();
+    for document in f.policies.inline.values() {
+        for statement in as_list(&document["Statement"]) {
+            if statement["Effect"] != "Allow" {
+                continue;
+            }
+            for action in strings(&statement["Action"]) {
+                for resource in strings(&statement["Resource"]) {
+                    pairs.insert((action.clone(), resource));
+                }
+            }
+        }
+    }
+    pairs
+}
+
+fn as_list(value: &serde_json::Value) -> Vec<serde_json::Value> {
+    match value {
+        serde_json::Value::Array(items) => items.clone(),
+        serde_json::Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+fn strings(value: &serde_json::Value) -> BTreeSet<String> {
+    as_list(value)
+        .into_iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}

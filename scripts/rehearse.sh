@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `sam deploy` rehearsed offline (docs/deploy.md): builds both functions, deploys
+# template.yaml to moto's CloudFormation with IAM enforced, checks the deployed configuration
+# (README IAM table included) and runs a marker job, a manual invoke and the scheduled
+# stuck-job check with the real binaries under their own roles. Extra arguments go to
+# `s3-fanout rehearse` (e.g. --template COPY.yaml, --parameter KEY=VALUE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+target_dir=$(cargo metadata --no-deps --format-version 1 --locked |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+cargo build --locked --bin coordinator --bin worker --bin s3-fanout
+"$target_dir/debug/s3-fanout" rehearse --code-dir "$target_dir/debug" "$@"
