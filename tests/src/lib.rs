@@ -183,6 +183,7 @@ impl TestEnv {
                 bucket: self.resources.bucket.clone(),
                 prefix: "_rejects/".into(),
             },
+            scan: None,
         }
     }
 
