@@ -258,6 +258,50 @@ impl TestEnv {
         panic!("job {job_id} was not final after 40 s");
     }
 
+    /// As [`Self::deliver_until_final`], with `coordinator` handling the control queue too
+    /// (a split object's scans are composed there).
+    pub async fn deliver_with_control_until_final(
+        &self,
+        worker: &Worker,
+        coordinator: &shared::app::coordinator::Coordinator,
+        job_id: &str,
+    ) -> Job {
+        let bridge = SqsBridge::new(
+            &self.clients.sqs,
+            &self.provisioned.queue_url,
+            &self.provisioned.queue_arn,
+            worker,
+        );
+        let control = devkit::bridge::ControlInvoker {
+            coordinator,
+            budget: None,
+        };
+        let control_bridge = SqsBridge::new(
+            &self.clients.sqs,
+            &self.provisioned.control_queue_url,
+            &self.provisioned.control_queue_arn,
+            &control,
+        );
+        let ledger = self.ledger();
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while std::time::Instant::now() < deadline {
+            let job = ledger
+                .get(job_id)
+                .await
+                .expect("reading the job")
+                .expect("the job exists");
+            if job.status.is_final() {
+                return job;
+            }
+            bridge.poll_once().await.expect("polling the queue");
+            control_bridge
+                .poll_once()
+                .await
+                .expect("polling the control queue");
+        }
+        panic!("job {job_id} was not final after 40 s");
+    }
+
     /// The text of an object of this test's bucket.
     pub async fn get(&self, key: &str) -> String {
         let body = self

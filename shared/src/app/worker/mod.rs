@@ -229,7 +229,12 @@ impl Worker {
         let schema = batch.schema.clone().unwrap_or_default();
         schema.validate().map_err(WorkerError::BadSchema)?;
         let stats = match &batch.scan {
-            Some(scan) => self.scan(batch, scan).await?,
+            Some(scan) => match self.scan(batch, scan).await? {
+                scan::Scanned::Stored(stats) => stats,
+                scan::Scanned::Impossible(reason) => {
+                    return self.scan_impossible(batch, scan, &reason).await;
+                }
+            },
             None => self.load(batch, &schema, deadline).await?,
         };
         let recorded = self

@@ -8,9 +8,16 @@
 use super::{Worker, WorkerError};
 use crate::contract::messages::{BatchMessage, ComposeRanges, ScanTask};
 use crate::ingest::ranges::scan_range;
-use crate::job::model::{BatchStats, Job};
+use crate::job::model::{BatchStats, Job, Recorded};
 use crate::plan::ranges::scan_key;
-use crate::port::objects::Read;
+use crate::port::objects::{Failure, Read};
+
+/// What a scan batch did.
+pub(super) enum Scanned {
+    Stored(BatchStats),
+    /// The object cannot be read as planned (changed, gone, forbidden): no retry helps.
+    Impossible(String),
+}
 
 impl Worker {
     /// Scans one range and stores the result; returns the batch's counters (bytes read).
@@ -18,7 +25,7 @@ impl Worker {
         &self,
         batch: &BatchMessage,
         task: &ScanTask,
-    ) -> Result<BatchStats, WorkerError> {
+    ) -> Result<Scanned, WorkerError> {
         let object = &task.object;
         let ranges = object.ranges();
         let &(start, end) = usize::try_from(task.index)
@@ -41,11 +48,22 @@ impl Worker {
             if_match: Some(&object.etag),
         };
         let permit = self.fetch_limit.acquire().await;
-        let body = self
-            .objects
-            .get(&batch.bucket, &object.key, read)
-            .await
-            .map_err(|e| failed(e.into()))?;
+        let body = match self.objects.get(&batch.bucket, &object.key, read).await {
+            Ok(body) => body,
+            Err(error) if error.is_permanent() => {
+                let why = match error.failure {
+                    Failure::Changed => {
+                        "the object changed after the job was planned (its ETag no longer matches)"
+                    }
+                    _ => "the object cannot be read",
+                };
+                return Ok(Scanned::Impossible(format!(
+                    "{why}: {}",
+                    crate::report(&error)
+                )));
+            }
+            Err(error) => return Err(failed(error.into())),
+        };
         let scan = scan_range(body.reader, start, end)
             .await
             .map_err(|e| failed(e.into()))?;
@@ -57,10 +75,28 @@ impl Worker {
             .await
             .map_err(WorkerError::StoreScan)?;
         tracing::info!(job_id = %batch.job_id, index = task.index, start, end, "range scanned");
-        Ok(BatchStats {
+        Ok(Scanned::Stored(BatchStats {
             bytes_read: end - start,
             ..BatchStats::default()
-        })
+        }))
+    }
+
+    /// A scan no retry can do is counted as failed at once; the compose step then fails
+    /// the job with its reason.
+    pub(super) async fn scan_impossible(
+        &self,
+        batch: &BatchMessage,
+        task: &ScanTask,
+        reason: &str,
+    ) -> Result<Recorded, WorkerError> {
+        tracing::error!(job_id = %batch.job_id, index = task.index, %reason, "a range cannot be scanned");
+        let recorded = self
+            .ledger
+            .record_failed_batch(&batch.job_id, batch.batch, reason)
+            .await?;
+        self.wake_compose_when_scanned(batch, task, recorded.job())
+            .await?;
+        Ok(recorded)
     }
 
     /// Once every scan batch is counted (failed ones included), wakes the compose step.
