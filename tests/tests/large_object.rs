@@ -174,7 +174,10 @@ fn quoted_notes(seed: usize, target: usize) -> (String, Vec<(String, String)>) {
         let note = match (i + seed) % 4 {
             0 => format!("{i}: first, \"quoted\"\nsecond line\r\nthird"),
             1 => format!("plain {i}"),
-            2 => format!("{}end {i}", "long line, with a comma\n".repeat(i * 97 % 3000)),
+            2 => format!(
+                "{}end {i}",
+                "long line, with a comma\n".repeat(i * 97 % 3000)
+            ),
             _ => format!("\"\"{i}\"\""),
         };
         let field = if note.contains([',', '"', '\n']) {
