@@ -57,9 +57,9 @@ fn body(shape: Shape, target: u64) -> (Vec<u8>, u64) {
                         i % 997,
                         i % 9
                     ),
-                    _ => write!(
+                    _ => writeln!(
                         body,
-                        "2025-11-26 {h:02}:{m:02}:{s:02} UTC,{temp}.{},{humidity}.{},Kyiv_{}\n",
+                        "2025-11-26 {h:02}:{m:02}:{s:02} UTC,{temp}.{},{humidity}.{},Kyiv_{}",
                         i % 10,
                         i % 7,
                         i % 997
