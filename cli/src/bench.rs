@@ -32,7 +32,8 @@ pub struct BenchArgs {
     /// Local S3 server.
     #[arg(long, default_value = "s3s-fs")]
     pub s3: devkit::servers::Server,
-    /// Size of the one large object for the range-mode table, in MiB (0 skips it).
+    /// Size of each large object of the range-mode table (a plain, a quoted and a
+    /// no-newline CSV), in MiB (0 skips it).
     #[arg(long, default_value_t = 1024)]
     pub large_mib: u64,
     /// Range size in the range-mode table, in MiB.
@@ -68,6 +69,9 @@ pub struct Measured {
     pub wall_seconds: f64,
     pub cpu_seconds: f64,
     pub peak_rss_mb: f64,
+    /// Bytes read from S3 (large-object modes).
+    #[serde(default)]
+    pub bytes_read: u64,
 }
 
 #[derive(Args)]
@@ -155,7 +159,7 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
         latency_bench(&args, &servers, bucket).await?;
     }
     if args.large_mib > 0 {
-        large_object_bench(&args, &servers, bucket).await?;
+        crate::bench_large::large_object_bench(&args, &servers, bucket).await?;
     }
     if !args.no_e2e {
         let ours = medians[1].1;
@@ -218,86 +222,6 @@ async fn latency_bench(
     Ok(())
 }
 
-/// Range mode against one GET of the same object: MB/s per CPU-second and peak RSS.
-async fn large_object_bench(
-    args: &BenchArgs,
-    servers: &devkit::servers::LocalAws,
-    bucket: &str,
-) -> Result<()> {
-    // ~41 bytes per seed-shaped row.
-    let rows = (args.large_mib << 20) / 41;
-    let spec = devkit::sample::SampleSpec::new("bench-large/", 1, rows as usize);
-    let started = Instant::now();
-    let body = spec.body(0).into_bytes();
-    let bytes = body.len() as u64;
-    servers
-        .clients()
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(spec.key(0))
-        .body(body.into())
-        .send()
-        .await
-        .context("uploading the large object")?;
-    eprintln!(
-        "uploaded one {:.0} MiB object ({rows} rows) in {:.1}s",
-        bytes as f64 / (1 << 20) as f64,
-        started.elapsed().as_secs_f64()
-    );
-    let chunk = args.chunk_mib << 20;
-    let mut results: Vec<(Mode, Vec<Measured>)> =
-        vec![(Mode::Ranges, vec![]), (Mode::WholeObject, vec![])];
-    for run in 0..args.runs {
-        for (mode, measured) in &mut results {
-            let m = run_child_with(*mode, servers, bucket, &spec.key(0), chunk)?;
-            eprintln!(
-                "run {} {:?}: {:.0} MB/s, {:.2} CPU s, {:.0} MB RSS",
-                run + 1,
-                mode,
-                bytes as f64 / 1e6 / m.wall_seconds,
-                m.cpu_seconds,
-                m.peak_rss_mb
-            );
-            if m.rows != spec.total_rows() {
-                bail!(
-                    "{mode:?} read {} rows, expected {}",
-                    m.rows,
-                    spec.total_rows()
-                );
-            }
-            measured.push(m);
-        }
-    }
-    println!(
-        "\nOne {:.0} MiB seed-shaped CSV ({rows} rows), local {}, one thread, median of {} runs:\n",
-        bytes as f64 / (1 << 20) as f64,
-        args.s3,
-        args.runs
-    );
-    println!("| read | MB/s | MB per CPU-s (one core) | rows/s | CPU s | peak RSS MB |");
-    println!("|---|---|---|---|---|---|");
-    for (mode, runs) in &results {
-        let m = median(runs);
-        println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
-            match mode {
-                Mode::Ranges => format!(
-                    "{} MiB ranges, 4 at a time (If-Match pinned)",
-                    args.chunk_mib
-                ),
-                _ => "whole object, one GET".to_owned(),
-            },
-            bytes as f64 / 1e6 / m.wall_seconds,
-            bytes as f64 / 1e6 / m.cpu_seconds,
-            m.rows as f64 / m.wall_seconds,
-            m.cpu_seconds,
-            m.peak_rss_mb
-        );
-    }
-    Ok(())
-}
-
 fn run_child(
     mode: Mode,
     servers: &devkit::servers::LocalAws,
@@ -307,7 +231,7 @@ fn run_child(
     run_child_with(mode, servers, bucket, prefix, 32 << 20)
 }
 
-fn run_child_with(
+pub(crate) fn run_child_with(
     mode: Mode,
     servers: &devkit::servers::LocalAws,
     bucket: &str,
@@ -371,6 +295,7 @@ pub async fn child(args: ChildArgs) -> Result<()> {
     let clients = Clients::from_env().await;
     let before = usage();
     let started = Instant::now();
+    let mut bytes_read = 0;
     let (files, rows) = match args.mode {
         Mode::Ours => ours(&clients, &args.bucket, &args.prefix, args.in_flight).await?,
         Mode::Seed => seed(&clients.s3, &args.bucket, &args.prefix).await?,
@@ -380,14 +305,16 @@ pub async fn child(args: ChildArgs) -> Result<()> {
             (files, 0)
         }
         Mode::Ranges | Mode::WholeObject => {
-            large(
+            let (files, rows, read) = crate::bench_large::large(
                 &clients,
                 &args.bucket,
                 &args.prefix,
                 args.mode,
                 args.chunk_bytes,
             )
-            .await?
+            .await?;
+            bytes_read = read;
+            (files, rows)
         }
     };
     let wall_seconds = started.elapsed().as_secs_f64();
@@ -398,6 +325,7 @@ pub async fn child(args: ChildArgs) -> Result<()> {
         wall_seconds,
         cpu_seconds: after.0 - before.0,
         peak_rss_mb: after.1,
+        bytes_read,
     };
     println!("{}", serde_json::to_string(&measured)?);
     Ok(())
@@ -434,32 +362,8 @@ async fn list_keys(clients: &Clients, bucket: &str, prefix: &str) -> Result<Vec<
     Ok(keys)
 }
 
-/// One large object, as ranges (planned as the coordinator plans them) or in one GET.
-async fn large(
-    clients: &Clients,
-    bucket: &str,
-    key: &str,
-    mode: Mode,
-    chunk: u64,
-) -> Result<(u64, u64)> {
-    use shared::app::coordinator::{ObjectPlan, plan_object};
-    let plan = match mode {
-        Mode::Ranges => {
-            let objects = S3Objects::new(clients.s3.clone());
-            plan_object(&objects, bucket, key, &Schema::sensor(), chunk).await?
-        }
-        _ => ObjectPlan::Whole,
-    };
-    let work: Vec<Work> = match &plan {
-        ObjectPlan::Ranges(ranges) => ranges.iter().map(Work::Range).collect(),
-        ObjectPlan::Whole => vec![Work::Object(key)],
-    };
-    let stats = load_counting(clients, bucket, &work, 4, 4).await?;
-    Ok((stats.files, stats.written.written))
-}
-
 /// The worker's loader with a sink that counts rows instead of writing them.
-async fn load_counting(
+pub(crate) async fn load_counting(
     clients: &Clients,
     bucket: &str,
     work: &[Work<'_>],
@@ -478,6 +382,7 @@ async fn load_counting(
         write_concurrency: config.write_concurrency,
         schema: &schema,
         max_decoded_bytes: config.max_decoded_bytes,
+        max_record_bytes: config.max_record_bytes,
     };
     let rejects = Mutex::new(BatchRejects::default());
     let stats = loader
@@ -571,7 +476,7 @@ fn peak_rss_kib() -> Option<f64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn median(runs: &[Measured]) -> Measured {
+pub(crate) fn median(runs: &[Measured]) -> Measured {
     let pick = |f: fn(&Measured) -> f64| {
         let mut values: Vec<f64> = runs.iter().map(f).collect();
         values.sort_by(f64::total_cmp);
@@ -583,6 +488,7 @@ fn median(runs: &[Measured]) -> Measured {
         wall_seconds: pick(|m| m.wall_seconds),
         cpu_seconds: pick(|m| m.cpu_seconds),
         peak_rss_mb: pick(|m| m.peak_rss_mb),
+        bytes_read: runs[0].bytes_read,
     }
 }
 

@@ -39,7 +39,12 @@ pub fn print_summary(job: &Job, wall: Duration) {
             .map_or_else(|| "any number of rejects".to_owned(), |t| t.describe())
     );
     println!("  rows duplicate  {}", t.rows_duplicate);
-    println!("  bytes read      {:.1} MB", t.bytes as f64 / 1e6);
+    println!("  input bytes     {:.1} MB", t.bytes as f64 / 1e6);
+    println!(
+        "  bytes read      {:.1} MB ({:.2}x the input)",
+        t.bytes_read as f64 / 1e6,
+        t.bytes_read as f64 / t.bytes.max(1) as f64
+    );
     println!(
         "  retries         {} write (UnprocessedItems), {} S3 throttled",
         t.write_retries, t.s3_throttles

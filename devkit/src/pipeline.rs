@@ -76,6 +76,7 @@ impl LocalPipeline {
                 tables: resources.tables.clone(),
                 max_receive_count: provisioned.max_receive_count,
                 completion_queue_url: Some(provisioned.completion_queue_url.clone()),
+                control_queue_url: Some(provisioned.control_queue_url.clone()),
                 ..WorkerConfig::default()
             },
             queue_arn: provisioned.queue_arn.clone(),
@@ -147,24 +148,16 @@ impl LocalPipeline {
                 let _ = stopped.wait_for(|&stop| stop).await;
             }
         };
-        let (paused, listing_paused) = tokio::sync::oneshot::channel::<()>();
         let coordinate = async {
             let deadline = self
                 .coordinator_budget
                 .map(|budget| tokio::time::Instant::now() + budget);
-            let started = coordinator.start_job(request, deadline).await?;
-            if started.continues {
-                // The listing goes on in invocations woken through the control queue.
-                let _ = paused.send(());
-            }
+            coordinator.start_job(request, deadline).await?;
             std::future::pending::<Result<Job, PipelineError>>().await
         };
-        let control = async {
-            tokio::select! {
-                Ok(()) = listing_paused => control_bridge.run_until(until_stopped()).await,
-                () = until_stopped() => {}
-            }
-        };
+        // Paused listings go on, and split objects' scans are composed, in invocations
+        // woken through the control queue.
+        let control = control_bridge.run_until(until_stopped());
         let mut last: Option<Job> = None;
         let watch = async {
             loop {

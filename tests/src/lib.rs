@@ -193,6 +193,7 @@ impl TestEnv {
                 bucket: self.resources.bucket.clone(),
                 prefix: "_rejects/".into(),
             },
+            scan: None,
         }
     }
 
@@ -267,6 +268,50 @@ impl TestEnv {
                 return job;
             }
             bridge.poll_once().await.expect("polling the queue");
+        }
+        panic!("job {} was not final after 40 s", job_id.as_ref());
+    }
+
+    /// As [`Self::deliver_until_final`], with `coordinator` handling the control queue too
+    /// (a split object's scans are composed there).
+    pub async fn deliver_with_control_until_final(
+        &self,
+        worker: &Worker,
+        coordinator: &shared::app::coordinator::Coordinator,
+        job_id: &(impl AsRef<str> + ?Sized),
+    ) -> Job {
+        let bridge = SqsBridge::new(
+            &self.clients.sqs,
+            &self.provisioned.queue_url,
+            &self.provisioned.queue_arn,
+            worker,
+        );
+        let control = devkit::bridge::ControlInvoker {
+            coordinator,
+            budget: None,
+        };
+        let control_bridge = SqsBridge::new(
+            &self.clients.sqs,
+            &self.provisioned.control_queue_url,
+            &self.provisioned.control_queue_arn,
+            &control,
+        );
+        let ledger = self.ledger();
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while std::time::Instant::now() < deadline {
+            let job = ledger
+                .get(&JobId::new(job_id.as_ref()))
+                .await
+                .expect("reading the job")
+                .expect("the job exists");
+            if job.status.is_final() {
+                return job;
+            }
+            bridge.poll_once().await.expect("polling the queue");
+            control_bridge
+                .poll_once()
+                .await
+                .expect("polling the control queue");
         }
         panic!("job {} was not final after 40 s", job_id.as_ref());
     }

@@ -1,7 +1,8 @@
 //! Large-object mode against real local servers: one big CSV split into byte ranges lands
-//! every row exactly once; quoted newlines across range ends still read exactly; ranged GETs
-//! are pinned to the planned ETag (on moto, which honours If-Match); compressed objects are
-//! decoded as a stream.
+//! every row exactly once (a scan batch per range, composed by the coordinator through the
+//! control queue, then a parse batch per range); quoted newlines across range ends read
+//! exactly with at most twice the object's bytes read; ranged GETs are pinned to the planned
+//! ETag (on moto, which honours If-Match); compressed objects are decoded as a stream.
 
 use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -47,8 +48,13 @@ async fn a_50_mb_object_in_1_mib_ranges_lands_every_row_exactly_once() {
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(
         job.total_batches,
-        size.div_ceil(MIB),
-        "one batch per 1 MiB range"
+        2 * size.div_ceil(MIB),
+        "a scan and a parse batch per 1 MiB range"
+    );
+    assert!(
+        job.totals.bytes_read <= 2 * size && job.totals.bytes_read >= size,
+        "{} bytes read of {size}",
+        job.totals.bytes_read
     );
     assert_eq!(job.totals.rows_written, spec.total_rows());
     assert_eq!(job.totals.rows_rejected, 0);
@@ -117,6 +123,12 @@ async fn quoted_newlines_across_range_ends_still_land_every_row_once() {
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert!(job.total_batches > 10, "{} ranges", job.total_batches);
     assert_eq!(job.totals.rows_written, 2_000);
+    assert!(
+        job.totals.bytes_read <= 2 * body.len() as u64,
+        "{} bytes read of {}",
+        job.totals.bytes_read,
+        body.len()
+    );
     assert_eq!(job.totals.rows_rejected, 0);
     assert_eq!(job.totals.rows_duplicate, 0);
     assert_eq!(env.count_items(&table).await, 2_000);
@@ -152,6 +164,106 @@ async fn quoted_newlines_across_range_ends_still_land_every_row_once() {
     );
 }
 
+/// A few MiB of CSV whose every other row holds a quoted field with commas, doubled quotes
+/// and newlines (some rows longer than a range), and the (id, note) of every row.
+fn quoted_notes(seed: usize, target: usize) -> (String, Vec<(String, String)>) {
+    let mut body = String::from("id,note\r\n");
+    let mut rows = Vec::new();
+    let mut i = 0;
+    while body.len() < target {
+        let note = match (i + seed) % 4 {
+            0 => format!("{i}: first, \"quoted\"\nsecond line\r\nthird"),
+            1 => format!("plain {i}"),
+            2 => format!(
+                "{}end {i}",
+                "long line, with a comma\n".repeat(i * 97 % 3000)
+            ),
+            _ => format!("\"\"{i}\"\""),
+        };
+        let field = if note.contains([',', '"', '\n']) {
+            format!("\"{}\"", note.replace('"', "\"\""))
+        } else {
+            note.clone()
+        };
+        let id = format!("f{seed}-{i:06}");
+        body.push_str(&format!("{id},{field}\r\n"));
+        rows.push((id, note));
+        i += 1;
+    }
+    (body, rows)
+}
+
+#[tokio::test]
+async fn two_quoted_csvs_in_64_kib_ranges_load_every_row_once_reading_at_most_2_1x() {
+    let env = TestEnv::new(default_servers(), "large-two-quoted").await;
+    let table = format!("{}-notes", env.resources.bucket);
+    ensure_table(&env.clients.dynamodb, &table, "id", None)
+        .await
+        .unwrap();
+    let schema: Schema = serde_json::from_value(serde_json::json!({
+        "partition_key": ["id"],
+        "columns": [
+            {"name": "id", "type": "string"},
+            {"name": "note", "type": "string", "nullable": true},
+        ],
+    }))
+    .unwrap();
+    let mut pipeline = env.pipeline();
+    pipeline.coordinator.range_chunk_bytes = 64 << 10;
+    pipeline.worker.tables.records = table.clone();
+    pipeline.pollers = 4;
+    let mut all_rows = 0;
+    for seed in 0..2 {
+        let (body, rows) = quoted_notes(seed, 3 << 20);
+        let key = format!("big/quoted-{seed}.csv");
+        env.put(&key, &body).await;
+        let request = JobRequest {
+            schema: Some(schema.clone()),
+            ..one_object(&env, &key)
+        };
+        let job = pipeline.run(request, |_| {}).await.unwrap();
+        let size = body.len() as u64;
+        let ranges = (size - "id,note\r\n".len() as u64).div_ceil(64 << 10);
+        assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+        assert_eq!(
+            job.total_batches,
+            2 * ranges,
+            "a scan and a parse per range"
+        );
+        assert_eq!(job.totals.rows_written, rows.len() as u64);
+        assert_eq!(job.totals.rows_rejected, 0);
+        assert_eq!(job.totals.rows_duplicate, 0, "no row read by two ranges");
+        let ratio = job.totals.bytes_read as f64 / size as f64;
+        assert!(ratio <= 2.1, "{ratio:.3}x the input read");
+        assert!(
+            job.totals.bytes_read >= size - 16,
+            "every byte read at least once"
+        );
+        all_rows += rows.len() as u64;
+        // Spot checks across the object, quoted newlines included.
+        for (id, note) in rows.iter().step_by(rows.len() / 9).chain(rows.last()) {
+            let item = env
+                .clients
+                .dynamodb
+                .get_item()
+                .table_name(&table)
+                .key("id", AttributeValue::S(id.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap_or_else(|| panic!("no row {id}"));
+            assert_eq!(
+                item.get("note"),
+                Some(&AttributeValue::S(note.clone())),
+                "{id}"
+            );
+        }
+    }
+    assert_eq!(env.count_items(&table).await, all_rows, "every row once");
+}
+
 #[tokio::test]
 async fn an_object_replaced_mid_job_fails_its_ranges_instead_of_mixing_versions() {
     // moto answers a stale If-Match with 412; s3s-fs 0.14.1 ignores If-Match.
@@ -160,11 +272,12 @@ async fn an_object_replaced_mid_job_fails_its_ranges_instead_of_mixing_versions(
     env.put(&spec.key(0), &spec.body(0)).await;
     let mut config = env.pipeline().coordinator;
     config.range_chunk_bytes = 2048;
-    let started = Coordinator::on_aws(&env.clients, config)
+    let coordinator = Coordinator::on_aws(&env.clients, config);
+    let started = coordinator
         .start_job(one_object(&env, &spec.key(0)), None)
         .await
         .unwrap();
-    assert!(started.total_batches >= 4, "{started:?}");
+    assert!(started.total_batches >= 8, "{started:?}");
 
     // Replaced after planning, before any range is read.
     let replacement = SampleSpec {
@@ -173,21 +286,22 @@ async fn an_object_replaced_mid_job_fails_its_ranges_instead_of_mixing_versions(
     };
     env.put(&spec.key(0), &replacement.body(0)).await;
     let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
-    let job = env.deliver_until_final(&worker, &started.job_id).await;
+    let job = env
+        .deliver_with_control_until_final(&worker, &coordinator, &started.job_id)
+        .await;
 
+    // The scans find the change: the job fails with the reason, before any parse runs.
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     assert_eq!(
         job.totals.rows_written, 0,
         "no row of either version was loaded"
     );
-    assert_eq!(job.totals.files_failed, started.total_batches);
     assert_eq!(env.record_count().await, 0);
-    let report = env
-        .get(&format!("_rejects/{}/batch-000000.jsonl", job.job_id))
-        .await;
+    let error = job.error.clone().unwrap_or_default();
     assert!(
-        report.contains("the object changed after the job was planned")
-            && report.contains("PreconditionFailed"),
-        "{report}"
+        error.contains("the object changed after the job was planned")
+            && error.contains("PreconditionFailed"),
+        "{error}"
     );
 }
 

@@ -78,6 +78,11 @@ pub struct WorkerConfig {
     pub max_decoded_bytes: u64,
     /// Where each finished job's completion event goes (none: the log line only).
     pub completion_queue_url: Option<String>,
+    /// The coordinator's control queue: the last scan of a split object wakes the compose
+    /// step there (split objects need it).
+    pub control_queue_url: Option<String>,
+    /// Records longer than this are rejected with their offset instead of buffered.
+    pub max_record_bytes: usize,
 }
 
 impl Default for WorkerConfig {
@@ -93,6 +98,8 @@ impl Default for WorkerConfig {
             max_receive_count: 5,
             max_decoded_bytes: crate::ingest::compression::DEFAULT_MAX_DECODED_BYTES,
             completion_queue_url: None,
+            control_queue_url: None,
+            max_record_bytes: crate::ingest::csv_stream::DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
@@ -173,6 +180,8 @@ impl WorkerConfig {
             max_receive_count: positive(&var, "MAX_RECEIVE_COUNT", defaults.max_receive_count)?,
             max_decoded_bytes: positive(&var, "MAX_DECODED_BYTES", defaults.max_decoded_bytes)?,
             completion_queue_url: optional(&var, "COMPLETION_QUEUE_URL"),
+            control_queue_url: optional(&var, "CONTROL_QUEUE_URL"),
+            max_record_bytes: positive(&var, "MAX_RECORD_BYTES", defaults.max_record_bytes)?,
         })
     }
 }

@@ -132,7 +132,7 @@ pub fn batch(
         .metric("RowsWritten", stats.rows_written as f64, Unit::Count)
         .metric("RowsRejected", stats.rows_rejected as f64, Unit::Count)
         .metric("RowsDuplicate", stats.rows_duplicate as f64, Unit::Count)
-        .metric("BytesRead", stats.bytes as f64, Unit::Bytes)
+        .metric("BytesRead", stats.bytes_read as f64, Unit::Bytes)
         .metric("WriteRetries", stats.write_retries as f64, Unit::Count)
         .metric("S3Throttles", stats.s3_throttles as f64, Unit::Count)
         .metric("BatchDuration", duration_ms, Unit::Milliseconds)
@@ -231,6 +231,7 @@ mod tests {
             rows_rejected: 2,
             rows_duplicate: 1,
             bytes: 4096,
+            bytes_read: 4096,
             write_retries: 4,
             s3_throttles: 5,
         };

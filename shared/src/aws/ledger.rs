@@ -399,6 +399,7 @@ fn with_stats(update: Update, stats: &BatchStats) -> Update {
         .add(attrs::ROWS_REJECTED, number(stats.rows_rejected))
         .add(attrs::ROWS_DUPLICATE, number(stats.rows_duplicate))
         .add(attrs::BYTES, number(stats.bytes))
+        .add(attrs::BYTES_READ, number(stats.bytes_read))
         .add(attrs::WRITE_RETRIES, number(stats.write_retries))
         .add(attrs::S3_THROTTLES, number(stats.s3_throttles))
 }

@@ -88,8 +88,12 @@ impl ObjectStore for S3Objects {
     }
 
     async fn get(&self, bucket: &str, key: &str, read: Read<'_>) -> Result<Body, ObjectError> {
-        let range =
-            (read.from > 0 || read.if_match.is_some()).then(|| format!("bytes={}-", read.from));
+        let range = match read.to {
+            Some(to) => Some(format!("bytes={}-{}", read.from, to.saturating_sub(1))),
+            None => {
+                (read.from > 0 || read.if_match.is_some()).then(|| format!("bytes={}-", read.from))
+            }
+        };
         let response = self
             .s3
             .get_object()

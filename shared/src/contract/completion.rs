@@ -74,6 +74,10 @@ pub struct BatchStats {
     /// Rows superseded by a later row with the same key in the same write batch.
     pub rows_duplicate: u64,
     pub bytes: u64,
+    /// Bytes read from S3: the input once for whole objects; for split objects, the scans
+    /// plus the parses' row spans (at most about twice the object).
+    #[serde(default)]
+    pub bytes_read: u64,
     /// BatchWriteItem retry rounds for UnprocessedItems (DynamoDB throttling).
     pub write_retries: u64,
     /// S3 throttling replies (503 SlowDown) the SDK retried.

@@ -80,6 +80,22 @@ pub struct ContinueListing {
     pub invocation: u32,
 }
 
+/// A control-queue message of phase two of a split object: every scan of `object` is
+/// counted, so the coordinator composes them and enqueues the parse batches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComposeRanges {
+    pub job_id: JobId,
+    pub compose: SplitObject,
+}
+
+/// Any control-queue message (told apart by their fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ControlMessage {
+    Compose(ComposeRanges),
+    Continue(ContinueListing),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StuckJobCheck {
     /// A job RUNNING for longer than this is stuck.
@@ -103,6 +119,9 @@ pub struct BatchMessage {
     pub schema: Option<Schema>,
     /// Where this batch's rejects report goes.
     pub report: ReportLocation,
+    /// Phase one of a split object: scan one range (no rows are loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanTask>,
 }
 
 /// One range of one large object: a worker batch in large-object mode.
@@ -118,6 +137,38 @@ pub struct RangeTask {
     pub end: u64,
     /// The object's header, read once by the coordinator.
     pub header: Vec<String>,
+    /// The rows this range owns, exactly, from the scan phase. A range without it (planned
+    /// by an older coordinator) is rejected rather than guessed at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<RowSpan>,
+}
+
+/// The rows a range owns: every record starting in `first..stop`, where `first` is the first
+/// record start in the range and `stop` the first one after it (or the object's end). Both
+/// are record boundaries of a sequential parse, so a fresh parser reads exactly these rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowSpan {
+    pub first: u64,
+    pub stop: u64,
+}
+
+/// A plain CSV split into ranges: everything each phase needs to rebuild the same ranges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitObject {
+    pub key: String,
+    pub etag: String,
+    pub header: Vec<String>,
+    /// Just past the header: the parser is between records here.
+    pub data_start: u64,
+    pub size: u64,
+    pub chunk: u64,
+}
+
+/// Phase one of a split object: scan range `index` (batch `index`) and store the result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanTask {
+    pub object: SplitObject,
+    pub index: u64,
 }
 
 /// One unit of a batch's work: a whole object, or one range of a large one.
@@ -168,6 +219,7 @@ mod tests {
                 bucket: "b".into(),
                 prefix: "_rejects/".into(),
             },
+            scan: None,
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);
@@ -179,12 +231,60 @@ mod tests {
                 start: 1 << 20,
                 end: 2 << 20,
                 header: vec!["a".into(), "b".into()],
+                rows: Some(RowSpan {
+                    first: (1 << 20) + 7,
+                    stop: (2 << 20) + 3,
+                }),
             }),
-            ..message
+            ..message.clone()
         };
         let parsed: BatchMessage = serde_json::from_str(&ranged.to_json()).unwrap();
         assert_eq!(parsed, ranged);
         assert_eq!(parsed.work().len(), 1);
+        let scan = BatchMessage {
+            keys: vec![],
+            scan: Some(ScanTask {
+                object: SplitObject {
+                    key: "data/big.csv".into(),
+                    etag: "\"abc\"".into(),
+                    header: vec!["a".into()],
+                    data_start: 2,
+                    size: 100,
+                    chunk: 10,
+                },
+                index: 3,
+            }),
+            ..message
+        };
+        let parsed: BatchMessage = serde_json::from_str(&scan.to_json()).unwrap();
+        assert_eq!(parsed, scan);
+    }
+
+    #[test]
+    fn older_range_messages_still_parse_and_control_messages_are_told_apart() {
+        let old = r#"{"job_id":"j","batch":1,"bucket":"b","range":{"key":"k","etag":"e","start":5,"end":9,"header":["a"]},"report":{"bucket":"b","prefix":"p/"}}"#;
+        let parsed: BatchMessage = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed.range.unwrap().rows, None);
+        assert_eq!(parsed.scan, None);
+        let continuation: ControlMessage =
+            serde_json::from_str(r#"{"job_id":"j","invocation":2}"#).unwrap();
+        assert!(matches!(continuation, ControlMessage::Continue(ref c) if c.invocation == 2));
+        let compose = ControlMessage::Compose(ComposeRanges {
+            job_id: "j".into(),
+            compose: SplitObject {
+                key: "k".into(),
+                etag: "e".into(),
+                header: vec![],
+                data_start: 1,
+                size: 2,
+                chunk: 1,
+            },
+        });
+        let json = serde_json::to_string(&compose).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ControlMessage>(&json).unwrap(),
+            compose
+        );
     }
 
     /// The sample events in `events/` are the ones `cargo lambda invoke --data-file` sends.

@@ -6,6 +6,12 @@
 //! copy the whole DFA, so cloning a template is not an option). Records end at `\n` only, so
 //! line numbers count every physical line (the default CRLF terminator lags by one after each
 //! `\r\n`); the `\r` a CRLF leaves on the last field is stripped, and blank lines are skipped.
+//!
+//! A record is never buffered past [`DEFAULT_MAX_RECORD_BYTES`] (or the reader's own cap): past
+//! it, the parser goes on over the record's bytes into a scratch buffer, so it stays in step
+//! and the next record starts exactly where a full parse would start it, and the record comes
+//! back marked [`Record::is_oversized`] with its offsets only. Memory stays flat whatever the
+//! input (a multi-GB object with no newline included).
 
 use std::sync::Mutex;
 
@@ -15,6 +21,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 /// Built parsers not in use; at most as many as objects were ever read at once (capped).
 static POOL: Mutex<Vec<csv_core::Reader>> = Mutex::new(Vec::new());
 const MAX_POOLED: usize = 1024;
+
+/// Records longer than this (bytes, terminator included) are skipped, not buffered: above
+/// DynamoDB's 400 KB item cap, so no storable row is lost.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 fn pooled_parser() -> csv_core::Reader {
     let reused = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -37,6 +47,8 @@ pub struct Record {
     line: u64,
     start: u64,
     end: u64,
+    /// Longer than the reader's cap: its fields were not kept.
+    oversized: bool,
 }
 
 impl Record {
@@ -73,6 +85,17 @@ impl Record {
         self.end
     }
 
+    /// Whether the record was longer than the reader's cap (no fields kept; offsets exact,
+    /// except that a record cut short at a known row start ends there).
+    pub fn is_oversized(&self) -> bool {
+        self.oversized
+    }
+
+    /// Bytes the record's buffers hold (tests of the cap).
+    pub fn buffered_capacity(&self) -> usize {
+        self.data.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()
+    }
+
     /// Whether a field holds a newline, which only a quoted field can.
     pub fn has_quoted_newline(&self) -> bool {
         memchr::memchr(b'\n', &self.data).is_some()
@@ -100,7 +123,7 @@ impl Record {
     }
 
     fn is_blank(&self) -> bool {
-        self.ends.len() == 1 && self.ends[0] == 0
+        !self.oversized && self.ends.len() == 1 && self.ends[0] == 0
     }
 }
 
@@ -113,6 +136,12 @@ pub struct RecordReader<R> {
     position: u64,
     /// Blank lines skipped here rather than by the parser (its line count misses them).
     skipped_lines: u64,
+    /// Lines the parser counted that are not the input's (see [`Self::mid_object`]).
+    line_bias: u64,
+    max_record_bytes: usize,
+    /// In a ranged read: once an oversized record runs past `.0` (the range end), it ends at
+    /// `.1` (the next row start, known from the scan), and nothing after it is read.
+    horizon: Option<(u64, u64)>,
 }
 
 impl<R> Drop for RecordReader<R> {
@@ -138,7 +167,43 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
             done: false,
             position: offset,
             skipped_lines: 0,
+            line_bias: 0,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            horizon: None,
         }
+    }
+
+    /// Records longer than `max` bytes come back oversized instead of buffered.
+    pub fn with_max_record_bytes(mut self, max: usize) -> Self {
+        self.max_record_bytes = max.max(1);
+        self
+    }
+
+    /// The input starts at a record boundary inside the object, not at its start: a UTF-8
+    /// BOM there is data, as it is to a parser that read everything before it. (`csv-core`
+    /// strips a BOM on its first call; one blank line fed first makes that call.)
+    pub fn mid_object(mut self) -> Self {
+        let core = self.core.as_mut().expect("the parser is held until drop");
+        let (_, read, _, _) = core.read_record(b"\n", &mut [0; 4], &mut [0; 4]);
+        debug_assert_eq!(read, 1);
+        self.line_bias = 1;
+        self
+    }
+
+    /// See [`RecordReader::horizon`]: an oversized record reaching `range_end` ends at
+    /// `next_row`.
+    pub fn with_horizon(mut self, range_end: u64, next_row: u64) -> Self {
+        self.horizon = Some((range_end, next_row));
+        self
+    }
+
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_record_bytes
+    }
+
+    /// Offset of the next unread byte.
+    pub fn position(&self) -> u64 {
+        self.position
     }
 
     /// Reads the next non-blank record into `record`; `false` at the end of the input.
@@ -171,6 +236,8 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
             self.skipped_lines += newlines as u64;
         }
         record.start = self.position;
+        record.oversized = false;
+        let max = self.max_record_bytes;
         let core = self.core.as_mut().expect("the parser is held until drop");
         record.data.clear();
         record.ends.clear();
@@ -182,6 +249,8 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
         record.ends.resize(16, 0);
         let (mut out_len, mut ends_len) = (0, 0);
         let mut at_end_of_input = false;
+        // Newlines in an oversized record's bytes, for its line number.
+        let mut newlines = 0;
         loop {
             let input = self.source.fill_buf().await?;
             at_end_of_input |= input.is_empty();
@@ -190,21 +259,74 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
                 &mut record.data[out_len..],
                 &mut record.ends[ends_len..],
             );
+            if record.oversized {
+                newlines += memchr::memchr_iter(b'\n', &input[..read]).count() as u64;
+            }
             self.source.consume(read);
             self.position += read as u64;
             out_len += written;
             ends_len += ended;
+            let grow = matches!(
+                result,
+                ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull
+            );
+            if grow && !record.oversized {
+                let ends_bytes = record.ends.len() * 2 * std::mem::size_of::<usize>();
+                if self.position - record.start > max as u64 || ends_bytes > max {
+                    // Past the cap: from here on the buffers are scratch space.
+                    record.oversized = true;
+                    newlines = record.data[..out_len]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count() as u64;
+                }
+            }
+            if record.oversized {
+                (out_len, ends_len) = (0, 0);
+                if let Some((range_end, next_row)) = self.horizon
+                    && self.position >= range_end
+                    && !matches!(result, ReadRecordResult::Record)
+                {
+                    // The scan says where the next row starts: no need to read up to it.
+                    self.done = true;
+                    record.data.clear();
+                    record.ends.clear();
+                    record.line = (core.line() + self.skipped_lines)
+                        .saturating_sub(newlines + self.line_bias)
+                        .max(1);
+                    record.end = next_row;
+                    return Ok(true);
+                }
+            }
             match result {
                 ReadRecordResult::InputEmpty => continue,
-                ReadRecordResult::OutputFull => {
+                ReadRecordResult::OutputFull if !record.oversized => {
                     let grown = record.data.len() * 2;
                     record.data.resize(grown, 0);
                 }
-                ReadRecordResult::OutputEndsFull => {
+                ReadRecordResult::OutputEndsFull if !record.oversized => {
                     let grown = record.ends.len() * 2;
                     record.ends.resize(grown, 0);
                 }
+                ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => {}
                 ReadRecordResult::Record => {
+                    record.end = self.position;
+                    if !record.oversized && record.end - record.start > max as u64 {
+                        record.oversized = true;
+                        newlines = record.data[..out_len]
+                            .iter()
+                            .filter(|&&b| b == b'\n')
+                            .count() as u64
+                            + u64::from(!at_end_of_input);
+                    }
+                    if record.oversized {
+                        record.data.clear();
+                        record.ends.clear();
+                        record.line = (core.line() + self.skipped_lines)
+                            .saturating_sub(newlines + self.line_bias)
+                            .max(1);
+                        return Ok(true);
+                    }
                     record.data.truncate(out_len);
                     record.ends.truncate(ends_len);
                     // Count back from where the parser is: the record's own newlines (quoted
@@ -213,9 +335,8 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
                     let inside = record.data.iter().filter(|&&b| b == b'\n').count() as u64;
                     let terminator = u64::from(!at_end_of_input);
                     record.line = (core.line() + self.skipped_lines)
-                        .saturating_sub(inside + terminator)
+                        .saturating_sub(inside + terminator + self.line_bias)
                         .max(1);
-                    record.end = self.position;
                     return Ok(true);
                 }
                 ReadRecordResult::End => {
@@ -313,6 +434,66 @@ mod tests {
             spans.push((record.start(), record.end(), record.line()));
         }
         assert_eq!(spans, vec![(100, 104, 1), (106, 115, 4), (115, 118, 6)]);
+    }
+
+    /// A record over the cap is skipped with flat memory, and the parser stays in step.
+    #[tokio::test]
+    async fn an_oversized_record_is_skipped_without_buffering_it() {
+        use tokio::io::AsyncReadExt;
+        const CAP: usize = 64 << 10;
+        let huge = 16u64 << 20;
+        for filler in [b'z', b','] {
+            // 16 MiB without a newline (letters, or commas: one field per byte), then rows.
+            let source = tokio::io::repeat(filler)
+                .take(huge)
+                .chain(&b"\n\"q\nr\",2\nb,3\n"[..]);
+            let mut reader =
+                RecordReader::new(tokio::io::BufReader::new(source)).with_max_record_bytes(CAP);
+            let mut record = Record::default();
+            assert!(reader.read(&mut record).await.unwrap());
+            assert!(record.is_oversized());
+            assert_eq!(
+                (record.start(), record.end(), record.line()),
+                (0, huge + 1, 1)
+            );
+            assert!(record.is_empty());
+            assert!(
+                record.buffered_capacity() <= 3 * CAP,
+                "{} bytes buffered",
+                record.buffered_capacity()
+            );
+            assert!(reader.read(&mut record).await.unwrap());
+            assert!(!record.is_oversized());
+            assert_eq!(record.get(0), Some(&b"q\nr"[..]));
+            assert_eq!((record.start(), record.line()), (huge + 1, 2));
+            assert!(reader.read(&mut record).await.unwrap());
+            assert_eq!((record.get(0), record.line()), (Some(&b"b"[..]), 4));
+            assert!(!reader.read(&mut record).await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_just_over_the_cap_is_oversized_and_one_at_it_is_not() {
+        let text = b"abcdefg\nabcdefgh\nx\n";
+        let mut reader = RecordReader::new(&text[..]).with_max_record_bytes(8);
+        let mut record = Record::default();
+        let mut seen = Vec::new();
+        while reader.read(&mut record).await.unwrap() {
+            seen.push((record.start(), record.is_oversized(), record.line()));
+        }
+        assert_eq!(seen, vec![(0, false, 1), (8, true, 2), (17, false, 3)]);
+    }
+
+    #[tokio::test]
+    async fn mid_object_keeps_a_bom_as_data() {
+        let text = "\u{feff}a,b\n".as_bytes();
+        let fresh = records(text).await;
+        assert_eq!(fresh[0].1[0], "a");
+        let mut reader = RecordReader::at_offset(text, 10).mid_object();
+        let mut record = Record::default();
+        assert!(reader.read(&mut record).await.unwrap());
+        assert_eq!(record.get(0), Some("\u{feff}a".as_bytes()));
+        assert_eq!((record.start(), record.line()), (10, 1));
     }
 
     #[test]

@@ -9,12 +9,8 @@ use thiserror::Error;
 use tokio::io::AsyncBufRead;
 
 use crate::contract::schema::Schema;
-use crate::ingest::csv_stream::{Record, RecordReader};
+use crate::ingest::csv_stream::{DEFAULT_MAX_RECORD_BYTES, Record, RecordReader};
 use crate::ingest::typing::{HeaderError, RowTyper, TypedRow};
-
-/// Bytes after a range's first row start searched for a `"` before trusting the skip to it.
-/// Rows longer than this cannot be stored anyway (DynamoDB items are capped at 400 KB).
-pub const QUOTE_WINDOW: usize = 1 << 20;
 
 /// Raw text kept per rejected row in the report.
 pub const MAX_RAW_BYTES: usize = 1024;
@@ -24,6 +20,9 @@ pub enum DecodeError {
     /// The object is unusable as a whole (permanent).
     #[error(transparent)]
     Header(#[from] HeaderError),
+    /// The header record is longer than the record cap (permanent).
+    #[error("the header is longer than {max} bytes (the record cap)")]
+    HeaderTooLong { max: usize },
     /// Reading the body failed (e.g. the connection dropped): retryable.
     #[error("reading the object failed")]
     Read(#[source] std::io::Error),
@@ -32,11 +31,10 @@ pub enum DecodeError {
 /// One rejected row: where it is, why, and what it said (capped).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowReject {
-    /// 1-based line; in a ranged read, counted from the first line the range read (from the
-    /// object's start when the range had to parse from byte 0).
+    /// 1-based line; in a ranged read, counted from the range's first row.
     pub line: u64,
-    /// Byte offset of the row in the object: exact in ranged reads (where a line number
-    /// would need every byte before the range).
+    /// Byte offset of the row in the object: in ranged reads (where a line number would need
+    /// every byte before the range) and for records over the cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub byte_offset: Option<u64>,
     pub reason: String,
@@ -66,12 +64,27 @@ pub struct ObjectDecoder<R> {
 }
 
 impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
-    /// Reads the header and applies the schema to it.
+    /// Reads the header and applies the schema to it (records capped at the default).
     pub async fn open(read: R, schema: &Schema) -> Result<Self, DecodeError> {
-        let mut reader = RecordReader::new(read);
+        Self::open_capped(read, schema, DEFAULT_MAX_RECORD_BYTES).await
+    }
+
+    /// Reads the header and applies the schema to it; records over `max_record_bytes` are
+    /// rejected, not buffered.
+    pub async fn open_capped(
+        read: R,
+        schema: &Schema,
+        max_record_bytes: usize,
+    ) -> Result<Self, DecodeError> {
+        let mut reader = RecordReader::new(read).with_max_record_bytes(max_record_bytes);
         let mut record = Record::default();
         // No header at all: an empty object, which has no rows either.
         let typer = match reader.read(&mut record).await.map_err(DecodeError::Read)? {
+            true if record.is_oversized() => {
+                return Err(DecodeError::HeaderTooLong {
+                    max: max_record_bytes,
+                });
+            }
             true => Some(RowTyper::new(schema, &record)?),
             false => None,
         };
@@ -91,6 +104,11 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             record: Record::default(),
             window: Some(window),
         }
+    }
+
+    /// Offset of the next byte the reader would read (after the last record, at the end).
+    pub fn position(&self) -> u64 {
+        self.reader.position()
     }
 
     /// A decoder with no rows.
@@ -118,28 +136,28 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             let reject = |reason| {
                 Decoded::Reject(RowReject {
                     line: record.line(),
-                    byte_offset: self.window.map(|_| record.start()),
+                    byte_offset: (self.window.is_some() || record.is_oversized())
+                        .then(|| record.start()),
                     reason,
                     raw: raw_text(record),
                 })
             };
             if let Some(window) = self.window {
                 if record.start() < window.from {
-                    continue; // before the range (a read from the object's start)
+                    continue; // before the range: not this range's row
                 }
                 if record.start() >= window.to {
                     self.typer = None; // the next range's first row: this range is done
                     return Ok(None);
                 }
-                if misleads_next_range(record, window) {
-                    return Ok(Some(reject(format!(
-                        "a row of {} bytes with a newline inside quotes crosses the range end at \
-                         byte {}: the next range may have split inside it; load this object \
-                         without splitting (a chunk size above its size)",
-                        record.end() - record.start(),
-                        window.to
-                    ))));
-                }
+            }
+            if record.is_oversized() {
+                return Ok(Some(reject(format!(
+                    "a record of {} bytes or more is longer than the {}-byte record cap (DynamoDB \
+                     items hold at most 400 KB); skipped to the next record",
+                    record.end() - record.start(),
+                    self.reader.max_record_bytes()
+                ))));
             }
             return Ok(Some(match typer.type_row(record) {
                 Ok(row) => Decoded::Row(row),
@@ -147,15 +165,6 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             }));
         }
     }
-}
-
-/// Whether this row could have fooled the next range's check for quotes after its start
-/// (see [`crate::ingest::ranges`]): it crosses the range end, holds a quoted newline, and runs on for
-/// more than the window the next range looks at.
-fn misleads_next_range(record: &Record, window: RowWindow) -> bool {
-    record.end() > window.to
-        && record.end() - window.to > QUOTE_WINDOW as u64
-        && record.has_quoted_newline()
 }
 
 /// The record as CSV text again, capped at [`MAX_RAW_BYTES`] (on a char boundary).

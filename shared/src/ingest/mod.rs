@@ -8,4 +8,5 @@ pub mod decode;
 pub mod item;
 pub mod ranges;
 pub mod rejects;
+pub mod scan;
 pub mod typing;

@@ -1,135 +1,112 @@
 //! Large-object mode: one big CSV read as byte ranges by parallel ranged GETs, every row once.
 //!
 //! The rule is S3 Select's ScanRange rule: a row belongs to the range that holds its first
-//! byte. The coordinator reads the header once and plans ranges over the bytes after it, so
-//! every range starts at or after a row boundary it can find: a range reads from one byte
-//! before its start, skips to just past the first newline, and takes every row that starts
-//! before its end, reading past the end to finish the last one. The next range starts at the
-//! same newline, so no row is lost or read twice, whether a boundary falls on `\n`, on
-//! `\r\n`, inside a row or at the end of the object.
-//!
-//! Quoted newlines break that skip: a newline inside a quoted field looks like a row end. A
-//! range only trusts its skip when the [`QUOTE_WINDOW`] bytes after it hold no `"` at all
-//! (a quoted field around the skip point would have to close with one within a row's length).
-//! Otherwise it reads the object from the start with the real parser, which knows where
-//! quoted fields begin and end, and takes its rows from there: exact, at the price of
-//! reading the bytes before the range. A row longer than the window that crosses a range
-//! end with a newline inside quotes could still fool the next range's check; the range that
-//! owns that row sees it and rejects it loudly, naming the object and offset.
+//! byte. Where rows start is not visible from inside a range (a `\n` inside quotes is data),
+//! so an object of several ranges is read twice, each time in parallel and each time once:
+//! a scan of every range ([`scan_range`], [`crate::ingest::scan`]) and, once the scans are
+//! composed, a parse of every range from its exact first row to the first row after it
+//! ([`open_range`]). Nothing is read from the object's start, whatever the quoting: bytes
+//! read per object are at most twice its size.
 
 use std::future::Future;
-use std::io::Cursor;
 
 use thiserror::Error;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::contract::messages::RangeTask;
 use crate::contract::schema::Schema;
 use crate::ingest::csv_stream::{Record, RecordReader};
-use crate::ingest::decode::{ObjectDecoder, QUOTE_WINDOW, RowWindow};
+use crate::ingest::decode::{ObjectDecoder, RowWindow};
+use crate::ingest::scan::{RangeScan, Scanner};
 use crate::ingest::typing::{HeaderError, RowTyper};
 
-/// Where a ranged read gets its bytes: the object from `offset` to its end.
+/// Where a ranged read gets its bytes: the object's bytes `from..to`.
 pub trait ByteSource {
     type Reader: AsyncBufRead + Unpin;
     type Error;
-    fn read_from(&self, offset: u64) -> impl Future<Output = Result<Self::Reader, Self::Error>>;
+    fn read(&self, from: u64, to: u64) -> impl Future<Output = Result<Self::Reader, Self::Error>>;
 }
 
 #[derive(Debug, Error)]
 pub enum RangeOpenError<E> {
     #[error("opening the object failed")]
     Source(#[source] E),
-    #[error("reading the object failed")]
-    Read(#[source] std::io::Error),
     #[error(transparent)]
     Header(#[from] HeaderError),
+    /// A range message without the scan's row span (planned by an older coordinator).
+    #[error("the range was planned without exact row boundaries; load the object again")]
+    Unscanned,
+    #[error("the range's row span {first}..{stop} does not fit its bytes {start}..{end}")]
+    BadSpan {
+        first: u64,
+        stop: u64,
+        start: u64,
+        end: u64,
+    },
 }
 
-/// The reader a range decodes from: bytes already looked at, then the rest of the body.
-pub type RangeReader<R> = tokio::io::Chain<Cursor<Vec<u8>>, R>;
-
 /// Opens one range for decoding: its rows are exactly the rows whose first byte lies in
-/// `[task.start, task.end)`.
+/// `[task.start, task.end)`, read from the span the scans found. `None`: no row starts in
+/// the range (nothing is read).
 pub async fn open_range<S: ByteSource>(
     source: &S,
     task: &RangeTask,
     schema: &Schema,
-) -> Result<ObjectDecoder<RangeReader<S::Reader>>, RangeOpenError<S::Error>> {
+    max_record_bytes: usize,
+) -> Result<Option<ObjectDecoder<S::Reader>>, RangeOpenError<S::Error>> {
     let typer = RowTyper::new(schema, &Record::from_fields(&task.header))?;
+    let span = task.rows.ok_or(RangeOpenError::Unscanned)?;
+    if span.first >= span.stop {
+        return Ok(None);
+    }
+    if span.first < task.start || span.first >= task.end || span.stop < task.end {
+        return Err(RangeOpenError::BadSpan {
+            first: span.first,
+            stop: span.stop,
+            start: task.start,
+            end: task.end,
+        });
+    }
+    let body = source
+        .read(span.first, span.stop)
+        .await
+        .map_err(RangeOpenError::Source)?;
+    let reader = RecordReader::at_offset(body, span.first)
+        .mid_object()
+        .with_max_record_bytes(max_record_bytes)
+        .with_horizon(task.end, span.stop);
     let window = RowWindow {
         from: task.start,
         to: task.end,
     };
-    let read_error = RangeOpenError::Read;
-    // The byte before the start tells whether the start is a row start.
-    let before = task.start.saturating_sub(1);
-    let mut body = source
-        .read_from(before)
-        .await
-        .map_err(RangeOpenError::Source)?;
-    let first_row = match skip_past_newline(&mut body, before)
-        .await
-        .map_err(read_error)?
-    {
-        Some(first_row) => first_row,
-        // No newline after the start: no row starts in this range.
-        None => return Ok(ObjectDecoder::empty(Cursor::new(Vec::new()).chain(body))),
-    };
-    let ahead = read_ahead(&mut body, QUOTE_WINDOW)
-        .await
-        .map_err(read_error)?;
-    if memchr::memchr(b'"', &ahead).is_none() {
-        let reader = RecordReader::at_offset(Cursor::new(ahead).chain(body), first_row);
-        return Ok(ObjectDecoder::with_typer(reader, typer, window));
-    }
-    // Quotes near the start: only a parse from the object's start knows where rows begin.
-    drop(body);
-    tracing::debug!(
-        start = task.start,
-        "quotes after the range start; parsing from the object's start"
-    );
-    let whole = source.read_from(0).await.map_err(RangeOpenError::Source)?;
-    let reader = RecordReader::at_offset(Cursor::new(Vec::new()).chain(whole), 0);
-    Ok(ObjectDecoder::with_typer(reader, typer, window))
+    Ok(Some(ObjectDecoder::with_typer(reader, typer, window)))
 }
 
-/// Consumes bytes through the first `\n`; returns the offset just past it, or `None` at the
-/// end of the object.
-async fn skip_past_newline<R: AsyncBufRead + Unpin>(
-    body: &mut R,
-    mut offset: u64,
-) -> std::io::Result<Option<u64>> {
-    loop {
+/// Scans the bytes `start..end` arriving in `body` (see [`crate::ingest::scan`]). Memory is
+/// the reader's buffer; the bytes are looked at once.
+pub async fn scan_range<R: AsyncBufRead + Unpin>(
+    mut body: R,
+    start: u64,
+    end: u64,
+) -> std::io::Result<RangeScan> {
+    let mut scanner = Scanner::new(start);
+    let mut left = end.saturating_sub(start);
+    while left > 0 {
         let buffer = body.fill_buf().await?;
         if buffer.is_empty() {
-            return Ok(None);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the object ended {left} bytes before byte {end}"),
+            ));
         }
-        match memchr::memchr(b'\n', buffer) {
-            Some(at) => {
-                body.consume(at + 1);
-                return Ok(Some(offset + at as u64 + 1));
-            }
-            None => {
-                let len = buffer.len();
-                body.consume(len);
-                offset += len as u64;
-            }
-        }
+        let take = buffer
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        scanner.feed(&buffer[..take]);
+        body.consume(take);
+        left -= take as u64;
     }
-}
-
-/// Reads up to `limit` bytes (fewer at the end of the object).
-async fn read_ahead<R: AsyncBufRead + Unpin>(
-    body: &mut R,
-    limit: usize,
-) -> std::io::Result<Vec<u8>> {
-    let mut ahead = Vec::new();
-    (&mut *body)
-        .take(limit as u64)
-        .read_to_end(&mut ahead)
-        .await?;
-    Ok(ahead)
+    Ok(scanner.finish())
 }
 
 /// An object held in memory (tests and benchmarks).
@@ -139,18 +116,21 @@ impl<'a> ByteSource for InMemory<'a> {
     type Reader = &'a [u8];
     type Error = std::convert::Infallible;
 
-    async fn read_from(&self, offset: u64) -> Result<&'a [u8], Self::Error> {
-        let from = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.0.len());
-        Ok(&self.0[from..])
+    async fn read(&self, from: u64, to: u64) -> Result<&'a [u8], Self::Error> {
+        let len = self.0.len();
+        let to = usize::try_from(to).unwrap_or(usize::MAX).min(len);
+        let from = usize::try_from(from).unwrap_or(usize::MAX).min(to);
+        Ok(&self.0[from..to])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::decode::{Decoded, decode_all};
+    use crate::contract::messages::RowSpan;
+    use crate::ingest::csv_stream::DEFAULT_MAX_RECORD_BYTES;
+    use crate::ingest::decode::{Decoded, RowReject};
+    use crate::ingest::scan::{compose, scan_bytes};
     use crate::ingest::typing::TypedRow;
     use crate::plan::ranges::plan_ranges;
     use proptest::prelude::*;
@@ -160,12 +140,12 @@ mod tests {
         let columns: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
         serde_json::from_value(serde_json::json!({
             "partition_key": [columns[0]],
-            "columns": columns.iter().map(|c| serde_json::json!({"name": c, "type": "string"})).collect::<Vec<_>>(),
+            "columns": columns.iter().map(|c| serde_json::json!({"name": c, "type": "string", "nullable": true})).collect::<Vec<_>>(),
         }))
         .expect("a valid schema")
     }
 
-    /// What the header record is and where the data after it starts.
+    /// The header record and where the data after it starts.
     async fn header_of(bytes: &[u8]) -> (Vec<String>, u64) {
         let mut reader = RecordReader::new(bytes);
         let mut record = Record::default();
@@ -177,19 +157,48 @@ mod tests {
         (names, record.end())
     }
 
-    /// Every row and reject of every range, in order.
-    async fn decode_in_ranges(bytes: &[u8], chunk: u64, schema: &Schema) -> Vec<Decoded> {
-        let (header, data_start) = header_of(bytes).await;
-        let mut out = Vec::new();
-        for (start, end) in plan_ranges(data_start, bytes.len() as u64, chunk) {
-            let task = RangeTask {
+    /// The ranges between `cuts` (sorted offsets inside the data), each with the row span the
+    /// composed scans give it: what the coordinator and the scan batches compute.
+    fn tasks(bytes: &[u8], header: &[String], data_start: u64, cuts: &[u64]) -> Vec<RangeTask> {
+        let size = bytes.len() as u64;
+        let mut bounds = vec![data_start];
+        bounds.extend(cuts.iter().copied().filter(|&c| c > data_start && c < size));
+        bounds.push(size);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let ranges: Vec<(u64, u64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+        let scans: Vec<_> = ranges
+            .iter()
+            .map(|&(start, end)| scan_bytes(start, &bytes[start as usize..end as usize]))
+            .collect();
+        let spans = compose(data_start, size, &scans).unwrap();
+        ranges
+            .into_iter()
+            .zip(spans)
+            .map(|((start, end), span)| RangeTask {
                 key: "big.csv".into(),
                 etag: "e".into(),
                 start,
                 end,
-                header: header.clone(),
-            };
-            let mut decoder = open_range(&InMemory(bytes), &task, schema).await.unwrap();
+                header: header.to_vec(),
+                rows: Some(span),
+            })
+            .collect()
+    }
+
+    /// Every row and reject of every range, in order.
+    async fn decode_ranges(
+        bytes: &[u8],
+        tasks: &[RangeTask],
+        schema: &Schema,
+        cap: usize,
+    ) -> Vec<Decoded> {
+        let mut out = Vec::new();
+        for task in tasks {
+            let opened = open_range(&InMemory(bytes), task, schema, cap)
+                .await
+                .unwrap();
+            let Some(mut decoder) = opened else { continue };
             while let Some(decoded) = decoder.next().await.unwrap() {
                 out.push(decoded);
             }
@@ -197,79 +206,160 @@ mod tests {
         out
     }
 
-    fn rows(decoded: Vec<Decoded>) -> (Vec<TypedRow>, usize) {
+    /// Rows, and rejects as what they say (line numbers are relative in ranges).
+    fn split(decoded: Vec<Decoded>) -> (Vec<TypedRow>, Vec<(String, String)>) {
         let mut rows = Vec::new();
-        let mut rejects = 0;
+        let mut rejects = Vec::new();
         for d in decoded {
             match d {
                 Decoded::Row(row) => rows.push(row),
-                Decoded::Reject(_) => rejects += 1,
+                Decoded::Reject(reject) => rejects.push(reject_key(&reject)),
             }
         }
         (rows, rejects)
     }
 
-    async fn check_every_split(text: &str, columns: usize) {
+    fn reject_key(reject: &RowReject) -> (String, String) {
+        if reject.reason.contains("record cap") {
+            // The length said may run on to the next row in a range cut at the horizon.
+            ("over the cap".into(), format!("{:?}", reject.byte_offset))
+        } else {
+            (reject.reason.clone(), reject.raw.clone())
+        }
+    }
+
+    async fn whole(bytes: &[u8], schema: &Schema, cap: usize) -> Vec<Decoded> {
+        let mut decoder = ObjectDecoder::open_capped(bytes, schema, cap)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        while let Some(decoded) = decoder.next().await.unwrap() {
+            out.push(decoded);
+        }
+        out
+    }
+
+    /// Checks ranged decoding against a whole parse, for the given cut points.
+    async fn check_cuts(bytes: &[u8], columns: usize, cuts: &[u64], cap: usize) {
         let schema = text_schema(columns);
-        let whole = decode_all(text.as_bytes(), &schema).await.unwrap();
+        let (header, data_start) = header_of(bytes).await;
+        let tasks = tasks(bytes, &header, data_start, cuts);
+        let ranged = split(decode_ranges(bytes, &tasks, &schema, cap).await);
+        let sequential = split(whole(bytes, &schema, cap).await);
+        assert_eq!(
+            ranged,
+            sequential,
+            "cuts {cuts:?} of {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    async fn check_every_chunk(text: &str, columns: usize) {
         for chunk in 1..=text.len() as u64 + 1 {
-            let (ranged, rejects) = rows(decode_in_ranges(text.as_bytes(), chunk, &schema).await);
-            assert_eq!(ranged, whole.rows, "chunk {chunk} of {text:?}");
-            assert_eq!(rejects, whole.rejects.len(), "chunk {chunk} of {text:?}");
+            let cuts: Vec<u64> = plan_ranges(0, text.len() as u64, chunk)
+                .iter()
+                .map(|r| r.0)
+                .collect();
+            check_cuts(text.as_bytes(), columns, &cuts, DEFAULT_MAX_RECORD_BYTES).await;
         }
     }
 
     #[tokio::test]
     async fn boundaries_on_newlines_crlf_inside_rows_and_at_the_end() {
-        check_every_split("c0,c1\na,1\nb,2\nc,3\n", 2).await;
-        check_every_split("c0,c1\r\na,1\r\n\r\nb,2\r\nc,3", 2).await;
-        check_every_split("\n\nc0,c1\n\na,1\n\n\nb,2\n", 2).await;
-        check_every_split("c0,c1\na,1\nshort\nb,2,extra\nc,3\n", 2).await;
+        check_every_chunk("c0,c1\na,1\nb,2\nc,3\n", 2).await;
+        check_every_chunk("c0,c1\r\na,1\r\n\r\nb,2\r\nc,3", 2).await;
+        check_every_chunk("\n\nc0,c1\n\na,1\n\n\nb,2\n", 2).await;
+        check_every_chunk("c0,c1\na,1\nshort\nb,2,extra\nc,3\n", 2).await;
     }
 
     #[tokio::test]
-    async fn quoted_newlines_and_quotes_read_exactly() {
-        check_every_split("c0,\"c1\"\na,\"x\ny\nz\"\n\"b\"\"\",2\n\"\n\",3\n", 2).await;
-        check_every_split("c0,c1\na,\"1\r\n2\"\r\nb,\"\"\r\n", 2).await;
+    async fn quoted_newlines_stray_quotes_and_a_bom_inside_read_exactly() {
+        check_every_chunk("c0,\"c1\"\na,\"x\ny\nz\"\n\"b\"\"\",2\n\"\n\",3\n", 2).await;
+        check_every_chunk("c0,c1\na,\"1\r\n2\"\r\nb,\"\"\r\n", 2).await;
+        check_every_chunk("c0,c1\na\"b,\"c\nd\"x,1\n\u{feff}e,\"\"\"\n\"\n", 2).await;
+    }
+
+    #[tokio::test]
+    async fn a_long_quoted_field_full_of_newlines_crosses_many_ranges() {
+        let long = "y\n".repeat(5_000);
+        let text = format!("c0,c1\na,\"x\n{long}\"\nb,2\n");
+        for chunk in [7, 100, 4096] {
+            let cuts: Vec<u64> = plan_ranges(0, text.len() as u64, chunk)
+                .iter()
+                .map(|r| r.0)
+                .collect();
+            check_cuts(text.as_bytes(), 2, &cuts, DEFAULT_MAX_RECORD_BYTES).await;
+        }
     }
 
     #[tokio::test]
     async fn header_only_and_empty_data() {
         let schema = text_schema(2);
-        assert!(decode_in_ranges(b"c0,c1\n", 1, &schema).await.is_empty());
-        assert!(decode_in_ranges(b"c0,c1", 1, &schema).await.is_empty());
+        for text in [&b"c0,c1\n"[..], b"c0,c1"] {
+            let (header, data_start) = header_of(text).await;
+            let tasks = tasks(text, &header, data_start, &[]);
+            assert!(decode_ranges(text, &tasks, &schema, 64).await.is_empty());
+        }
     }
 
     #[tokio::test]
-    async fn a_row_that_could_fool_the_next_range_is_rejected_loudly_by_its_owner() {
-        // A quoted field with a newline and then more than the window without a quote: the
-        // next range's check cannot see the field around its start.
-        let long = "y".repeat(QUOTE_WINDOW + 10);
-        let text = format!("c0,c1\na,\"x\n{long}\"\nb,2\n");
-        let (header, data_start) = header_of(text.as_bytes()).await;
+    async fn a_range_without_a_row_span_is_refused() {
+        let text = b"c0,c1\na,1\n";
         let task = RangeTask {
             key: "big.csv".into(),
             etag: "e".into(),
-            start: data_start,
-            end: data_start + 4,
-            header,
+            start: 6,
+            end: 10,
+            header: vec!["c0".into(), "c1".into()],
+            rows: None,
         };
+        let refused = open_range(&InMemory(text), &task, &text_schema(2), 64).await;
+        assert!(matches!(refused, Err(RangeOpenError::Unscanned)));
+        let bad = RangeTask {
+            rows: Some(RowSpan { first: 2, stop: 10 }),
+            ..task
+        };
+        let refused = open_range(&InMemory(text), &bad, &text_schema(2), 64).await;
+        assert!(matches!(refused, Err(RangeOpenError::BadSpan { .. })));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_row_is_rejected_by_its_range_without_reading_to_its_end() {
+        // A record with no newline for 1 MB, then a good row.
+        let text = format!("c0,c1\na,{}\nb,2\n", "z".repeat(1_000_000));
+        let bytes = text.as_bytes();
+        let (header, data_start) = header_of(bytes).await;
+        let tasks = tasks(bytes, &header, data_start, &[1000, 2000, 500_000]);
         let schema = text_schema(2);
-        let mut owner = open_range(&InMemory(text.as_bytes()), &task, &schema)
+        let mut first = open_range(&InMemory(bytes), &tasks[0], &schema, 100)
             .await
+            .unwrap()
             .unwrap();
-        match owner.next().await.unwrap() {
+        match first.next().await.unwrap() {
             Some(Decoded::Reject(reject)) => {
+                assert_eq!(reject.byte_offset, Some(data_start));
                 assert!(
-                    reject.reason.contains("may have split inside it"),
+                    reject.reason.contains("100-byte record cap"),
                     "{}",
                     reject.reason
                 );
-                assert_eq!(reject.byte_offset, Some(data_start));
+                assert!(reject.raw.is_empty());
             }
             other => panic!("expected a reject, got {other:?}"),
         }
-        assert!(owner.next().await.unwrap().is_none());
+        assert!(first.next().await.unwrap().is_none());
+        // It stopped at the range end, not at the record's end a megabyte later.
+        assert!(first.position() < 1000 + 64 * 1024, "{}", first.position());
+        check_cuts(bytes, 2, &[1000, 2000, 500_000], 100).await;
+    }
+
+    /// Bytes rich in what the parser looks at: quotes, doubled quotes, delimiters, CR, LF,
+    /// CRLF, a BOM, and a few data bytes.
+    fn csv_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop::sample::select(vec![
+            "\"", "\"\"", ",", "\r", "\n", "\r\n", "a", "bc", "\u{feff}", "é",
+        ]);
+        prop::collection::vec(token, 0..120).prop_map(|tokens| tokens.concat().into_bytes())
     }
 
     /// CSV text from fields that may be empty, quoted, and hold commas, quotes and newlines.
@@ -299,22 +389,81 @@ mod tests {
         })
     }
 
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    /// Records (offset, fields) of a reader, to compare below the typing layer.
+    async fn records<R: AsyncBufRead + Unpin>(
+        mut reader: RecordReader<R>,
+    ) -> Vec<(u64, u64, Vec<Vec<u8>>)> {
+        let mut record = Record::default();
+        let mut out = Vec::new();
+        while reader.read(&mut record).await.unwrap() {
+            out.push((
+                record.start(),
+                record.end(),
+                record.iter().map(<[u8]>::to_vec).collect(),
+            ));
+        }
+        out
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-        /// The rows of all ranges together are the rows of one whole-object parse, for any
-        /// chunk size from one byte to more than the object.
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any bytes after a header, cut anywhere: the records the ranges read from their
+        /// spans, concatenated, are the records of one sequential parse, each once, with the
+        /// same offsets and fields.
         #[test]
-        fn ranges_together_equal_a_whole_parse((text, columns) in csv_text(), chunk_seed in 1u64..10_000) {
-            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            runtime.block_on(async {
-                let schema = text_schema(columns);
-                let whole = decode_all(text.as_bytes(), &schema).await.unwrap();
-                let chunk = 1 + chunk_seed % (text.len() as u64 + 2);
-                let (ranged, rejects) = rows(decode_in_ranges(text.as_bytes(), chunk, &schema).await);
-                prop_assert_eq!(&ranged, &whole.rows, "chunk {}", chunk);
-                prop_assert_eq!(rejects, whole.rejects.len(), "chunk {}", chunk);
+        fn ranged_records_equal_a_sequential_parse(data in csv_bytes(), cuts in prop::collection::vec(0u64..400, 0..8)) {
+            let mut bytes = b"h\n".to_vec();
+            bytes.extend_from_slice(&data);
+            let mut cuts: Vec<u64> = cuts.into_iter().map(|c| c % (bytes.len() as u64 + 1)).collect();
+            cuts.sort_unstable();
+            block_on(async {
+                let (header, data_start) = header_of(&bytes).await;
+                let mut sequential = records(RecordReader::new(&bytes[..])).await;
+                sequential.remove(0); // the header
+                let mut ranged = Vec::new();
+                for task in tasks(&bytes, &header, data_start, &cuts) {
+                    let span = task.rows.unwrap();
+                    let part = &bytes[span.first as usize..span.stop as usize];
+                    let reader = RecordReader::at_offset(part, span.first).mid_object();
+                    let got = records(reader).await;
+                    for (start, _, _) in &got {
+                        prop_assert!(task.start <= *start && *start < task.end, "{start} outside {task:?}");
+                    }
+                    ranged.extend(got);
+                }
+                prop_assert_eq!(ranged, sequential, "cuts {:?}", cuts);
                 Ok(())
             })?;
+        }
+
+        /// The same through the decoder the worker runs (typing, rejects, the record cap).
+        #[test]
+        fn ranged_rows_and_rejects_equal_a_whole_parse(
+            data in csv_bytes(),
+            columns in 1usize..4,
+            cuts in prop::collection::vec(0u64..400, 0..8),
+            cap in prop_oneof![Just(DEFAULT_MAX_RECORD_BYTES), 20usize..60],
+        ) {
+            let header: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
+            let mut bytes = format!("{}\n", header.join(",")).into_bytes();
+            bytes.extend_from_slice(&data);
+            block_on(check_cuts(&bytes, columns, &cuts, cap));
+        }
+
+        /// Realistic CSV in ranges of any size, from one byte to more than the object.
+        #[test]
+        fn ranges_together_equal_a_whole_parse((text, columns) in csv_text(), chunk_seed in 1u64..10_000) {
+            let chunk = 1 + chunk_seed % (text.len() as u64 + 2);
+            let cuts: Vec<u64> = plan_ranges(0, text.len() as u64, chunk).iter().map(|r| r.0).collect();
+            block_on(check_cuts(text.as_bytes(), columns, &cuts, DEFAULT_MAX_RECORD_BYTES));
         }
     }
 }

@@ -30,6 +30,7 @@ pub const ROWS_WRITTEN: &str = "rows_written";
 pub const ROWS_REJECTED: &str = "rows_rejected";
 pub const ROWS_DUPLICATE: &str = "rows_duplicate";
 pub const BYTES: &str = "bytes";
+pub const BYTES_READ: &str = "bytes_read";
 pub const WRITE_RETRIES: &str = "write_retries";
 pub const S3_THROTTLES: &str = "s3_throttles";
 
@@ -82,6 +83,7 @@ mod tests {
             ROWS_REJECTED,
             ROWS_DUPLICATE,
             BYTES,
+            BYTES_READ,
             WRITE_RETRIES,
             S3_THROTTLES,
         ] {

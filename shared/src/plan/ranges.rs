@@ -1,7 +1,15 @@
-//! Large-object planning: the bytes after the header split into ranges of `chunk` bytes, one
-//! worker batch each. Which rows a range owns is decided when it is read (see
-//! [`crate::ingest::ranges`]): the rule is S3 Select's ScanRange rule, a row belongs to the
-//! range holding its first byte.
+//! Large-object planning: the bytes after the header split into ranges of `chunk` bytes. Which
+//! rows a range owns is exact (see [`crate::ingest::scan`]): a row belongs to the range
+//! holding its first byte, S3 Select's ScanRange rule.
+//!
+//! An object of one range is parsed at once (its first row is just past the header). An
+//! object of `n > 1` ranges takes `2n` batches: batches `0..n` scan one range each, and once
+//! all are counted the coordinator composes the scans and enqueues batches `n..2n`, which
+//! parse one range each from its exact first row.
+
+use crate::contract::ids::JobId;
+use crate::contract::messages::{RangeTask, RowSpan, SplitObject};
+use crate::contract::rejects::ReportLocation;
 
 /// Default range size: big enough that per-range costs vanish, small enough for one worker.
 pub const DEFAULT_CHUNK_BYTES: u64 = 32 << 20;
@@ -19,6 +27,47 @@ pub fn plan_ranges(data_start: u64, size: u64, chunk: u64) -> Vec<(u64, u64)> {
     ranges
 }
 
+impl SplitObject {
+    /// The ranges, in order.
+    pub fn ranges(&self) -> Vec<(u64, u64)> {
+        plan_ranges(self.data_start, self.size, self.chunk)
+    }
+
+    pub fn range_count(&self) -> u64 {
+        (self.size.saturating_sub(self.data_start)).div_ceil(self.chunk.max(1))
+    }
+
+    /// Range `index` as a task; `rows` once the scans are composed.
+    pub fn task(&self, (start, end): (u64, u64), rows: Option<RowSpan>) -> RangeTask {
+        RangeTask {
+            key: self.key.clone(),
+            etag: self.etag.clone(),
+            start,
+            end,
+            header: self.header.clone(),
+            rows,
+        }
+    }
+
+    /// Batches the object takes: `n` parses, plus `n` scans first when `n > 1`.
+    pub fn total_batches(&self) -> u64 {
+        match self.range_count() {
+            0 | 1 => self.range_count(),
+            n => 2 * n,
+        }
+    }
+}
+
+/// Where the scan of range `index` is stored: next to the job's rejects reports.
+pub fn scan_key(report: &ReportLocation, job_id: &JobId, index: u64) -> String {
+    format!("{}{job_id}/scans/range-{index:06}.json", report.prefix)
+}
+
+/// Written once the parse batches are enqueued: a later compose message has nothing to do.
+pub fn composed_key(report: &ReportLocation, job_id: &JobId) -> String {
+    format!("{}{job_id}/scans/composed.json", report.prefix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,5 +78,23 @@ mod tests {
         assert_eq!(plan_ranges(10, 10, 10), vec![]);
         assert_eq!(plan_ranges(0, 3, 0), vec![(0, 1), (1, 2), (2, 3)]);
         assert_eq!(plan_ranges(4, 5, 100), vec![(4, 5)]);
+    }
+
+    #[test]
+    fn a_split_object_counts_its_ranges_and_batches() {
+        let object = |size, chunk| SplitObject {
+            key: "k".into(),
+            etag: "e".into(),
+            header: vec![],
+            data_start: 10,
+            size,
+            chunk,
+        };
+        for (size, chunk, ranges, batches) in [(35, 10, 3, 6), (20, 10, 1, 1), (10, 10, 0, 0)] {
+            let object = object(size, chunk);
+            assert_eq!(object.ranges().len() as u64, ranges);
+            assert_eq!(object.range_count(), ranges);
+            assert_eq!(object.total_batches(), batches);
+        }
     }
 }

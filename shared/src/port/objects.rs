@@ -1,4 +1,4 @@
-//! The object store port: list a prefix a page at a time, HEAD, GET (whole or from an offset,
+//! The object store port: list a prefix a page at a time, HEAD, GET (whole or a byte range,
 //! optionally pinned to an ETag), PUT. Failures carry a semantic kind, decided once by the
 //! adapter, so the use cases never read service error codes.
 
@@ -32,8 +32,10 @@ pub struct ObjectInfo {
 /// Which bytes a GET reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Read<'a> {
-    /// From this offset to the end (0: the whole object, no Range header).
+    /// From this offset (0 and no `to`: the whole object, no Range header).
     pub from: u64,
+    /// Up to this offset, exclusive (`None`: to the end). Must be above `from`.
+    pub to: Option<u64>,
     /// Only if the object still has this ETag (else [`Failure::Changed`]).
     pub if_match: Option<&'a str>,
 }

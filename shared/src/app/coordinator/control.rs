@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use super::{Coordinator, CoordinatorError, JobStarted, LISTING_STALLED_AFTER};
 use crate::app::lambda;
 use crate::contract::ids::{JobId, RunId};
-use crate::contract::messages::{ContinueListing, JobRequest};
+use crate::contract::messages::{ContinueListing, ControlMessage, JobRequest};
 use crate::job::model::{Job, ListingCheckpoint};
 use crate::port::ledger::JobError;
 
@@ -91,8 +91,8 @@ impl Coordinator {
         }
     }
 
-    /// The control queue's SQS event: each message continues one listing; failed ones are
-    /// reported for redelivery.
+    /// The control queue's SQS event: each message continues one listing or composes a
+    /// split object's scans; failed ones are reported for redelivery.
     pub async fn handle_control_event(
         &self,
         event: SqsEvent,
@@ -102,27 +102,36 @@ impl Coordinator {
         for message in event.records {
             let id = message.message_id.clone().unwrap_or_default();
             let body = message.body.as_deref().unwrap_or_default();
-            let continuation = match serde_json::from_str::<ContinueListing>(body) {
-                Ok(continuation) => continuation,
+            let control = match serde_json::from_str::<ControlMessage>(body) {
+                Ok(control) => control,
                 Err(e) => {
-                    tracing::error!(message_id = %id, error = %e, "not a ContinueListing message; left for the dead-letter queue");
+                    tracing::error!(message_id = %id, error = %e, "not a control message; left for the dead-letter queue");
                     response.batch_item_failures.push(lambda::failure(id));
                     continue;
                 }
             };
-            let result = self
-                .continue_listing(&continuation, deadline)
-                .await
-                .map_err(|e| crate::report(&e));
+            let (job_id, result) = match &control {
+                ControlMessage::Continue(continuation) => (
+                    &continuation.job_id,
+                    self.continue_listing(continuation, deadline)
+                        .await
+                        .map(drop),
+                ),
+                ControlMessage::Compose(compose) => (
+                    &compose.job_id,
+                    self.compose_ranges(compose).await.map(drop),
+                ),
+            };
+            let result = result.map_err(|e| crate::report(&e));
             if let Err(reason) = &result
                 && lambda::receive_count(&message) >= self.config.control_max_receive_count
             {
-                // The listing fails for good: end the job instead of waking it forever.
-                self.fail_job(&continuation.job_id, reason).await;
+                // The step fails for good: end the job instead of waking it forever.
+                self.fail_job(job_id, reason).await;
                 continue;
             }
             if let Err(reason) = result {
-                tracing::error!(message_id = %id, %reason, "continuing a listing failed; left for redelivery");
+                tracing::error!(message_id = %id, %reason, "a control step failed; left for redelivery");
                 response.batch_item_failures.push(lambda::failure(id));
             }
         }

@@ -8,14 +8,16 @@ use super::object_plan::{ObjectPlan, plan_object};
 use super::{Coordinator, CoordinatorError, Enqueued, Listed};
 use crate::app::queue_writer::QueueWriter;
 use crate::contract::ids::{BatchNo, JobId, RunId};
-use crate::contract::messages::{BatchMessage, JobRequest, RangeTask};
+use crate::contract::messages::{
+    BatchMessage, JobRequest, RangeTask, RowSpan, ScanTask, SplitObject,
+};
 use crate::contract::rejects::ReportLocation;
 use crate::job::model::ListingCheckpoint;
 use crate::plan::batching::{KeyBatcher, is_csv_key};
 use crate::port::queue::Entry;
 
 impl Coordinator {
-    fn queue(&self) -> QueueWriter<'_> {
+    pub(super) fn queue(&self) -> QueueWriter<'_> {
         QueueWriter::new(&*self.queues, &self.config.queue_url)
     }
 
@@ -173,21 +175,35 @@ impl Coordinator {
                 queue.push(entry).await?;
                 1
             }
-            ObjectPlan::Ranges(ranges) => {
-                let count = ranges.len() as u64;
+            ObjectPlan::Split(object) => {
+                let ranges = object.ranges();
                 tracing::info!(
                     %job_id,
                     key,
-                    ranges = count,
+                    ranges = ranges.len(),
                     chunk_bytes = chunk,
                     "large object split into ranges"
                 );
-                for (batch, range) in (0..).zip(ranges) {
+                if let [range] = ranges.as_slice() {
+                    // One range starts just past the header: its rows need no scan.
+                    let rows = RowSpan {
+                        first: range.0,
+                        stop: object.size,
+                    };
+                    let task = object.task(*range, Some(rows));
                     let entry =
-                        batch_entry(job_id, request, report, BatchNo(batch), vec![], Some(range));
+                        batch_entry(job_id, request, report, BatchNo(0), vec![], Some(task));
                     queue.push(entry).await?;
+                } else {
+                    // Phase one: a scan per range; the last one counted wakes the compose.
+                    for index in 0..ranges.len() as u64 {
+                        let mut entry =
+                            batch_entry(job_id, request, report, BatchNo(index), vec![], None);
+                        entry.body = scan_message(job_id, request, report, &object, index);
+                        queue.push(entry).await?;
+                    }
                 }
-                count
+                object.total_batches()
             }
         };
         queue.flush().await?;
@@ -199,8 +215,32 @@ impl Coordinator {
     }
 }
 
+/// The body of scan batch `index` of a split object.
+fn scan_message(
+    job_id: &JobId,
+    request: &JobRequest,
+    report: &ReportLocation,
+    object: &SplitObject,
+    index: u64,
+) -> String {
+    BatchMessage {
+        job_id: job_id.clone(),
+        batch: BatchNo(index),
+        bucket: request.bucket.clone(),
+        keys: vec![],
+        range: None,
+        schema: request.schema.clone(),
+        report: report.clone(),
+        scan: Some(ScanTask {
+            object: object.clone(),
+            index,
+        }),
+    }
+    .to_json()
+}
+
 /// The SQS entry of one batch.
-fn batch_entry(
+pub(super) fn batch_entry(
     job_id: &JobId,
     request: &JobRequest,
     report: &ReportLocation,
@@ -218,6 +258,7 @@ fn batch_entry(
             range,
             schema: request.schema.clone(),
             report: report.clone(),
+            scan: None,
         }
         .to_json(),
     }

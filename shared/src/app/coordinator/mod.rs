@@ -4,6 +4,7 @@
 //! item exists (RUNNING, unsealed) before the first message is sent, and completion can only
 //! fire once the total is sealed, so no worker can finish a job that is still being planned.
 
+mod compose;
 mod control;
 mod enqueue;
 mod listing;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
 
+pub use compose::Composed;
 pub use listing::PrefixLister;
 pub use object_plan::{ObjectPlan, PlanError, plan_object};
 
@@ -49,6 +51,16 @@ pub enum CoordinatorError {
     Job(#[from] JobError),
     #[error(transparent)]
     Completion(#[from] CompletionError),
+    #[error("reading the scans of a split object failed")]
+    Scans(#[source] ObjectError),
+    #[error("the stored scan {key} is unreadable")]
+    ScanUnreadable {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the scan of range {index} of job {job_id} is counted but not stored yet")]
+    ScanMissing { job_id: JobId, index: u64 },
     #[error("waking the next invocation of job {job_id}'s listing failed")]
     Wake {
         job_id: JobId,

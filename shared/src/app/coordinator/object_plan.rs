@@ -1,14 +1,14 @@
 //! Planning a single-object job: a plain CSV bigger than the chunk size is split into byte
-//! ranges (see [`crate::ingest::ranges`]); anything else is read whole by one worker.
+//! ranges (see [`crate::ingest::ranges`] and [`crate::plan::ranges`]); anything else is read
+//! whole by one worker.
 
 use thiserror::Error;
 
-use crate::contract::messages::RangeTask;
+use crate::contract::messages::SplitObject;
 use crate::contract::schema::Schema;
 use crate::ingest::compression::Encoding;
-use crate::ingest::csv_stream::{Record, RecordReader};
+use crate::ingest::csv_stream::{DEFAULT_MAX_RECORD_BYTES, Record, RecordReader};
 use crate::ingest::typing::RowTyper;
-use crate::plan::ranges::plan_ranges;
 use crate::port::objects::{ObjectError, ObjectStore, Read};
 
 #[derive(Debug, Error)]
@@ -30,8 +30,8 @@ pub enum ObjectPlan {
     /// One worker reads it whole: small, compressed, or with a header the worker will reject
     /// (so the reject is reported the usual way).
     Whole,
-    /// One worker per range.
-    Ranges(Vec<RangeTask>),
+    /// Split into ranges of `chunk` bytes after the header.
+    Split(SplitObject),
 }
 
 /// HEADs the object and, if it is a plain CSV above `chunk` bytes, reads its header once
@@ -52,11 +52,13 @@ pub async fn plan_object(
     };
     let read = Read {
         from: 0,
+        to: None,
         if_match: Some(&etag),
     };
     let body = objects.get(bucket, key, read).await?.reader;
-    // Only the header record is read; the rest of the body is dropped unread.
-    let mut reader = RecordReader::new(body);
+    // Only the header record is read, and at most the record cap of it; the rest of the
+    // body is dropped unread.
+    let mut reader = RecordReader::new(body).with_max_record_bytes(DEFAULT_MAX_RECORD_BYTES);
     let mut header = Record::default();
     let has_header = reader
         .read(&mut header)
@@ -66,25 +68,23 @@ pub async fn plan_object(
             key: key.to_owned(),
             source,
         })?;
-    if !has_header || RowTyper::new(schema, &header).is_err() {
+    // An oversized header is rejected by the worker that reads the object whole.
+    if !has_header || header.is_oversized() || RowTyper::new(schema, &header).is_err() {
         return Ok(ObjectPlan::Whole);
     }
-    let names: Vec<String> = header
-        .iter()
-        .map(|name| String::from_utf8_lossy(name).into_owned())
-        .collect();
-    let ranges: Vec<RangeTask> = plan_ranges(header.end(), head.size, chunk)
-        .into_iter()
-        .map(|(start, end)| RangeTask {
-            key: key.to_owned(),
-            etag: etag.clone(),
-            start,
-            end,
-            header: names.clone(),
-        })
-        .collect();
-    if ranges.is_empty() {
+    let object = SplitObject {
+        key: key.to_owned(),
+        etag,
+        header: header
+            .iter()
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect(),
+        data_start: header.end(),
+        size: head.size,
+        chunk,
+    };
+    if object.range_count() == 0 {
         return Ok(ObjectPlan::Whole); // a header and nothing after it
     }
-    Ok(ObjectPlan::Ranges(ranges))
+    Ok(ObjectPlan::Split(object))
 }

@@ -63,7 +63,10 @@ pub struct LoadStats {
     pub files_failed: u64,
     /// Rows rejected while typing (rows the table refused are in `written.rejected`).
     pub rows_rejected: u64,
+    /// Input size: whole objects' sizes, ranges' lengths.
     pub bytes: u64,
+    /// Bytes actually read from S3 (a range reads its row span, not its window).
+    pub bytes_read: u64,
     /// S3 throttling replies seen while loading (the SDK retried them).
     pub s3_throttles: u64,
     pub written: WriteOutcome,
@@ -79,6 +82,7 @@ impl LoadStats {
             rows_rejected: self.rows_rejected + self.written.rejected,
             rows_duplicate: self.written.duplicates,
             bytes: self.bytes,
+            bytes_read: self.bytes_read,
             write_retries: self.written.retries,
             s3_throttles: self.s3_throttles,
         }
@@ -95,6 +99,8 @@ pub struct Loader<'a> {
     pub schema: &'a Schema,
     /// Cap on the decoded bytes of one compressed object.
     pub max_decoded_bytes: u64,
+    /// Records longer than this are rejected, not buffered.
+    pub max_record_bytes: usize,
 }
 
 /// One object's contribution.
@@ -102,6 +108,17 @@ struct ObjectOutcome {
     loaded: bool,
     rejected_rows: u64,
     bytes: u64,
+    bytes_read: u64,
+}
+
+/// An object or range ready to decode (`None`: a range where no row starts).
+struct Opened<R> {
+    decoder: Option<ObjectDecoder<R>>,
+    /// Its input size.
+    bytes: u64,
+    /// Where a ranged read starts (its bytes read are then counted by the decoder); `None`:
+    /// a whole object, read whole.
+    read_from: Option<u64>,
 }
 
 /// Why an object could not be opened: for good (a reject) or for now (a retry).
@@ -121,9 +138,10 @@ impl ByteSource for PinnedObject<'_> {
     type Reader = BoxedRead;
     type Error = ObjectError;
 
-    async fn read_from(&self, offset: u64) -> Result<BoxedRead, ObjectError> {
+    async fn read(&self, from: u64, to: u64) -> Result<BoxedRead, ObjectError> {
         let read = Read {
-            from: offset,
+            from,
+            to: Some(to),
             if_match: Some(&self.task.etag),
         };
         let body = self.objects.get(self.bucket, &self.task.key, read).await?;
@@ -167,6 +185,7 @@ impl Loader<'_> {
                     stats_ref.files_failed += u64::from(!object.loaded);
                     stats_ref.rows_rejected += object.rejected_rows;
                     stats_ref.bytes += object.bytes;
+                    stats_ref.bytes_read += object.bytes_read;
                     futures::future::ready(Ok(()))
                 })
                 .await
@@ -218,8 +237,8 @@ impl Loader<'_> {
         };
         // The GET permit is held until the body is read: it bounds bodies in flight.
         self.verdict(permit, throttles_before);
-        let bytes = match decoded {
-            Ok(bytes) => bytes,
+        let (bytes, bytes_read) = match decoded {
+            Ok(measured) => measured,
             Err(OpenFailure::Reject(reason)) => {
                 let reason = match work {
                     Work::Object(_) => reason,
@@ -230,42 +249,47 @@ impl Loader<'_> {
                     loaded: false,
                     rejected_rows,
                     bytes: 0,
+                    bytes_read: 0,
                 });
             }
             Err(OpenFailure::Retry(error)) => return Err(error),
         };
         // The line that lets an operator follow one object (its key is on the span).
-        tracing::info!(bytes, rejected = rejected_rows, "object loaded");
+        tracing::info!(bytes, bytes_read, rejected = rejected_rows, "object loaded");
         Ok(ObjectOutcome {
             loaded: true,
             rejected_rows,
             bytes,
+            bytes_read,
         })
     }
 
-    /// Decodes an opened object; returns the bytes read.
+    /// Decodes an opened object; returns its input size and the bytes read.
     async fn decode<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
-        opened: Result<(ObjectDecoder<R>, u64), OpenFailure>,
+        opened: Result<Opened<R>, OpenFailure>,
         bucket: &str,
         source: &RowSource,
         rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,
         rejected_rows: &mut u64,
-    ) -> Result<u64, OpenFailure> {
-        let (decoder, bytes) = opened?;
-        self.pump(decoder, source, rows, rejects, rejected_rows)
+    ) -> Result<(u64, u64), OpenFailure> {
+        let opened = opened?;
+        let Some(mut decoder) = opened.decoder else {
+            return Ok((opened.bytes, 0));
+        };
+        self.pump(&mut decoder, source, rows, rejects, rejected_rows)
             .await
             .map_err(|error| self.classify_read(bucket, &source.object, error))?;
-        Ok(bytes)
+        let bytes_read = match opened.read_from {
+            Some(from) => decoder.position().saturating_sub(from),
+            None => opened.bytes,
+        };
+        Ok((opened.bytes, bytes_read))
     }
 
     /// A whole object, decompressed if its key says so.
-    async fn open_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<(ObjectDecoder<BoxedRead>, u64), OpenFailure> {
+    async fn open_object(&self, bucket: &str, key: &str) -> Result<Opened<BoxedRead>, OpenFailure> {
         let object = match self.objects.get(bucket, key, Read::default()).await {
             Ok(object) => object,
             Err(error) => return Err(fetch_failure(bucket, key, error)),
@@ -273,8 +297,15 @@ impl Loader<'_> {
         let bytes = object.size;
         let body =
             compression::decoded(object.reader, Encoding::of_key(key), self.max_decoded_bytes);
-        match ObjectDecoder::open(body, self.schema).await {
-            Ok(decoder) => Ok((decoder, bytes)),
+        match ObjectDecoder::open_capped(body, self.schema, self.max_record_bytes).await {
+            Ok(decoder) => Ok(Opened {
+                decoder: Some(decoder),
+                bytes,
+                read_from: None,
+            }),
+            Err(error @ DecodeError::HeaderTooLong { .. }) => {
+                Err(OpenFailure::Reject(error.to_string()))
+            }
             Err(DecodeError::Header(error)) => Err(OpenFailure::Reject(error.to_string())),
             Err(DecodeError::Read(error)) => Err(self.classify_read(bucket, key, error)),
         }
@@ -285,17 +316,20 @@ impl Loader<'_> {
         &self,
         bucket: &str,
         task: &RangeTask,
-    ) -> Result<(ObjectDecoder<ranges::RangeReader<BoxedRead>>, u64), OpenFailure> {
+    ) -> Result<Opened<BoxedRead>, OpenFailure> {
         let source = PinnedObject {
             objects: self.objects,
             bucket,
             task,
         };
-        match ranges::open_range(&source, task, self.schema).await {
-            Ok(decoder) => Ok((decoder, task.end - task.start)),
+        match ranges::open_range(&source, task, self.schema, self.max_record_bytes).await {
+            Ok(decoder) => Ok(Opened {
+                decoder,
+                bytes: task.end - task.start,
+                read_from: task.rows.map(|span| span.first),
+            }),
             Err(RangeOpenError::Source(error)) => Err(fetch_failure(bucket, &task.key, error)),
-            Err(RangeOpenError::Header(error)) => Err(OpenFailure::Reject(error.to_string())),
-            Err(RangeOpenError::Read(error)) => Err(self.classify_read(bucket, &task.key, error)),
+            Err(error) => Err(OpenFailure::Reject(error.to_string())),
         }
     }
 
@@ -303,7 +337,7 @@ impl Loader<'_> {
     /// before a failed read are still handed over (a corrupt tail rejects only the rest).
     async fn pump<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
-        mut decoder: ObjectDecoder<R>,
+        decoder: &mut ObjectDecoder<R>,
         source: &RowSource,
         mut rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,

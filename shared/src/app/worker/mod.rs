@@ -13,6 +13,7 @@
 
 mod chunk_writer;
 mod loader;
+mod scan;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,7 @@ use crate::job::model::{BatchStats, Recorded};
 use crate::limiter::{AimdLimiter, ThrottleCounter};
 use crate::port::ledger::{JobError, Ledger};
 use crate::port::objects::{ObjectError, ObjectStore};
+use crate::port::queue::Queues;
 use crate::port::table::RecordTable;
 
 #[derive(Debug, Error)]
@@ -54,6 +56,21 @@ pub enum WorkerError {
     Job(#[from] JobError),
     #[error(transparent)]
     Completion(#[from] CompletionError),
+    #[error("scanning bytes {start}..{end} of s3://{bucket}/{key} failed")]
+    Scan {
+        bucket: String,
+        key: String,
+        start: u64,
+        end: u64,
+        #[source]
+        source: crate::BoxError,
+    },
+    #[error("a scan batch names range {index}, but its object has {ranges}")]
+    BadScan { index: u64, ranges: u64 },
+    #[error("storing the scan failed")]
+    StoreScan(#[source] ObjectError),
+    #[error("waking the compose step failed (is CONTROL_QUEUE_URL set?)")]
+    Wake(#[source] crate::BoxError),
     #[error("processing panicked: {0}")]
     Panicked(String),
 }
@@ -64,6 +81,7 @@ pub struct Worker {
     objects: Arc<dyn ObjectStore>,
     records: Arc<dyn RecordTable>,
     ledger: Arc<dyn Ledger>,
+    queues: Arc<dyn Queues>,
     s3_throttles: Arc<ThrottleCounter>,
     announcer: Announcer,
     config: WorkerConfig,
@@ -81,6 +99,7 @@ impl Worker {
                 config.completion_queue_url.clone(),
                 adapters.ledger.clone(),
             ),
+            queues: adapters.queues,
             objects: adapters.objects,
             records: adapters.records,
             ledger: adapters.ledger,
@@ -178,6 +197,11 @@ impl Worker {
                 .ledger
                 .record_failed_batch(&batch.job_id, batch.batch, &reason)
                 .await?;
+            if let Some(scan) = &batch.scan {
+                // The compose step fails the job: its rows cannot be split exactly.
+                self.wake_compose_when_scanned(&batch, scan, recorded.job())
+                    .await?;
+            }
             if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
                 self.metrics.emit(metrics::job_finished("worker", &job));
                 self.announcer.announce(&job, Claim::Held).await?;
@@ -204,11 +228,24 @@ impl Worker {
         let started = Instant::now();
         let schema = batch.schema.clone().unwrap_or_default();
         schema.validate().map_err(WorkerError::BadSchema)?;
-        let stats = self.load(batch, &schema, deadline).await?;
+        let stats = match &batch.scan {
+            Some(scan) => match self.scan(batch, scan).await? {
+                scan::Scanned::Stored(stats) => stats,
+                scan::Scanned::Impossible(reason) => {
+                    return self.scan_impossible(batch, scan, &reason).await;
+                }
+            },
+            None => self.load(batch, &schema, deadline).await?,
+        };
         let recorded = self
             .ledger
             .record_batch(&batch.job_id, batch.batch, &stats)
             .await?;
+        if let Some(scan) = &batch.scan {
+            // Also after AlreadyCounted: a crash before the wake-up is healed here.
+            self.wake_compose_when_scanned(batch, scan, recorded.job())
+                .await?;
+        }
         match &recorded {
             Recorded::Counted(_) => {
                 tracing::info!(job_id = %batch.job_id, batch = batch.batch.get(), ?stats, "batch counted")
@@ -261,6 +298,7 @@ impl Worker {
             write_concurrency: self.config.write_concurrency,
             schema,
             max_decoded_bytes: self.config.max_decoded_bytes,
+            max_record_bytes: self.config.max_record_bytes,
         };
         let rejects = Mutex::new(BatchRejects::default());
         let writer = ChunkWriter {

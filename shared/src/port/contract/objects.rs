@@ -52,17 +52,31 @@ pub async fn run(store: &dyn ObjectStore, bucket: &str, prefix: &str, if_match: 
         &key,
         Read {
             from: 20,
+            to: None,
             if_match: Some(&etag),
         },
     )
     .await;
     assert_eq!(tail, b"ject 2\n");
+    let middle = read_all(
+        store,
+        bucket,
+        &key,
+        Read {
+            from: 20,
+            to: Some(24),
+            if_match: Some(&etag),
+        },
+    )
+    .await;
+    assert_eq!(middle, b"ject", "a bounded range holds from..to");
     let body = store
         .get(
             bucket,
             &key,
             Read {
                 from: 20,
+                to: None,
                 if_match: None,
             },
         )
@@ -77,6 +91,7 @@ pub async fn run(store: &dyn ObjectStore, bucket: &str, prefix: &str, if_match: 
                 &key,
                 Read {
                     from: 0,
+                    to: None,
                     if_match: Some("\"not-the-etag\""),
                 },
             )

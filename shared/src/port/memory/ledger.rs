@@ -52,6 +52,7 @@ fn add_stats(totals: &mut BatchStats, stats: &BatchStats) {
     totals.rows_rejected += stats.rows_rejected;
     totals.rows_duplicate += stats.rows_duplicate;
     totals.bytes += stats.bytes;
+    totals.bytes_read += stats.bytes_read;
     totals.write_retries += stats.write_retries;
     totals.s3_throttles += stats.s3_throttles;
 }

@@ -116,10 +116,12 @@ impl ObjectStore for MemoryObjects {
                 source: "PreconditionFailed: the ETag does not match".into(),
             });
         }
-        let from = usize::try_from(read.from)
-            .unwrap_or(usize::MAX)
-            .min(stored.bytes.len());
-        let rest = stored.bytes[from..].to_vec();
+        let len = stored.bytes.len();
+        let to = read
+            .to
+            .map_or(len, |to| usize::try_from(to).unwrap_or(usize::MAX).min(len));
+        let from = usize::try_from(read.from).unwrap_or(usize::MAX).min(to);
+        let rest = stored.bytes[from..to].to_vec();
         Ok(Body {
             size: rest.len() as u64,
             reader: Box::pin(std::io::Cursor::new(rest)),

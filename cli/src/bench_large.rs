@@ -1,0 +1,229 @@
+//! The large-object table of `s3-fanout bench`: one plain seed-shaped CSV, one whose every
+//! row holds a quoted field with a comma, doubled quotes and a newline, and one with no
+//! newline at all, each read as exact ranges (scan phase + parse phase, as the pipeline
+//! does) and in one GET: MB per CPU-second, bytes read / object size, peak RSS.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt, stream};
+use shared::app::coordinator::{ObjectPlan, plan_object};
+use shared::aws::{Clients, S3Objects};
+use shared::contract::messages::{RangeTask, RowSpan, Work};
+use shared::contract::schema::Schema;
+use shared::ingest::ranges::scan_range;
+use shared::ingest::scan::compose;
+use shared::port::objects::{ObjectStore, Read};
+
+use crate::bench::{BenchArgs, Measured, Mode, median, run_child_with};
+
+const HEADER: &str = "timestamp,temp,humidity,measure_point\n";
+
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    Plain,
+    Quoted,
+    NoNewline,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Plain => "plain",
+            Shape::Quoted => "quoted (every row: a quoted field with `,`, `\"\"` and a newline)",
+            Shape::NoNewline => "no newline after the header",
+        }
+    }
+}
+
+/// A body of about `target` bytes and its row count.
+fn body(shape: Shape, target: u64) -> (Vec<u8>, u64) {
+    let mut body = HEADER.as_bytes().to_vec();
+    let mut rows = 0u64;
+    match shape {
+        Shape::NoNewline => body.resize(target as usize, b'z'),
+        _ => {
+            while (body.len() as u64) < target {
+                let i = rows;
+                let (h, m, s) = ((i / 3600) % 24, (i / 60) % 60, i % 60);
+                let (temp, humidity) = (10 + i % 20, 40 + i % 50);
+                let written = match shape {
+                    Shape::Quoted => write!(
+                        body,
+                        "2025-11-26 {h:02}:{m:02}:{s:02} UTC,{temp}.{},{humidity}.{},\"Kyiv, \"\"point {}\"\"\nfloor {}\"\n",
+                        i % 10,
+                        i % 7,
+                        i % 997,
+                        i % 9
+                    ),
+                    _ => writeln!(
+                        body,
+                        "2025-11-26 {h:02}:{m:02}:{s:02} UTC,{temp}.{},{humidity}.{},Kyiv_{}",
+                        i % 10,
+                        i % 7,
+                        i % 997
+                    ),
+                };
+                written.expect("writing to a Vec");
+                rows += 1;
+            }
+        }
+    }
+    (body, rows)
+}
+
+pub async fn large_object_bench(
+    args: &BenchArgs,
+    servers: &devkit::servers::LocalAws,
+    bucket: &str,
+) -> Result<()> {
+    let chunk = args.chunk_mib << 20;
+    let target = args.large_mib << 20;
+    let mut table = Vec::new();
+    for shape in [Shape::Plain, Shape::Quoted, Shape::NoNewline] {
+        let key = format!("bench-large/{shape:?}.csv").to_lowercase();
+        let (body, rows) = body(shape, target);
+        let size = body.len() as u64;
+        let started = Instant::now();
+        servers
+            .clients()
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .body(body.into())
+            .send()
+            .await
+            .context("uploading a large object")?;
+        eprintln!(
+            "uploaded {key}: {:.0} MiB, {rows} rows, in {:.1}s",
+            size as f64 / (1 << 20) as f64,
+            started.elapsed().as_secs_f64()
+        );
+        for mode in [Mode::Ranges, Mode::WholeObject] {
+            let mut runs = Vec::new();
+            for run in 0..args.runs {
+                let m = run_child_with(mode, servers, bucket, &key, chunk)?;
+                eprintln!(
+                    "run {} {shape:?} {mode:?}: {:.0} MB/s, {:.2} CPU s, {:.2}x read, {:.0} MB RSS",
+                    run + 1,
+                    size as f64 / 1e6 / m.wall_seconds,
+                    m.cpu_seconds,
+                    m.bytes_read as f64 / size as f64,
+                    m.peak_rss_mb
+                );
+                if m.rows != rows {
+                    bail!("{shape:?} {mode:?} read {} rows, expected {rows}", m.rows);
+                }
+                runs.push(m);
+            }
+            table.push((shape, mode, size, median(&runs)));
+        }
+    }
+    println!(
+        "\nLarge objects of {} MiB, local {}, one thread, median of {} runs (ranges: {} MiB, scans then parses, 4 at a time, If-Match pinned):\n",
+        args.large_mib, args.s3, args.runs, args.chunk_mib
+    );
+    println!(
+        "| object | read | MB/s | MB per CPU-s (one core) | bytes read / size | rows | CPU s | peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let per_cpu = |size: u64, m: &Measured| size as f64 / 1e6 / m.cpu_seconds;
+    for (shape, mode, size, m) in &table {
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {} | {:.2} | {:.0} |",
+            shape.name(),
+            match mode {
+                Mode::Ranges => "ranges",
+                _ => "one GET",
+            },
+            *size as f64 / 1e6 / m.wall_seconds,
+            per_cpu(*size, m),
+            m.bytes_read as f64 / *size as f64,
+            m.rows,
+            m.cpu_seconds,
+            m.peak_rss_mb
+        );
+    }
+    let ranged = |shape: fn(&Shape) -> bool| {
+        table
+            .iter()
+            .find(|(s, mode, _, _)| shape(s) && *mode == Mode::Ranges)
+            .map(|(_, _, size, m)| per_cpu(*size, m))
+    };
+    if let (Some(plain), Some(quoted)) = (
+        ranged(|s| matches!(s, Shape::Plain)),
+        ranged(|s| matches!(s, Shape::Quoted)),
+    ) {
+        println!(
+            "\nquoted / plain in ranges: {:.0}% of the MB per CPU-second (target: at least 70%)",
+            100.0 * quoted / plain
+        );
+    }
+    Ok(())
+}
+
+/// One large object as the pipeline reads it: in exact ranges (every range scanned, the
+/// scans composed, every range parsed from its first row), or in one GET. Returns files,
+/// rows and bytes read.
+pub async fn large(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    mode: Mode,
+    chunk: u64,
+) -> Result<(u64, u64, u64)> {
+    let objects = S3Objects::new(clients.s3.clone());
+    let plan = match mode {
+        Mode::Ranges => plan_object(&objects, bucket, key, &Schema::sensor(), chunk).await?,
+        _ => ObjectPlan::Whole,
+    };
+    let (tasks, scanned) = match &plan {
+        ObjectPlan::Split(object) => {
+            let ranges = object.ranges();
+            if let [range] = ranges.as_slice() {
+                let rows = RowSpan {
+                    first: range.0,
+                    stop: object.size,
+                };
+                (vec![object.task(*range, Some(rows))], 0)
+            } else {
+                let scans: Vec<_> = stream::iter(ranges.clone())
+                    .map(|(start, end)| {
+                        let objects = &objects;
+                        async move {
+                            let read = Read {
+                                from: start,
+                                to: Some(end),
+                                if_match: Some(&object.etag),
+                            };
+                            let body = objects.get(bucket, key, read).await?;
+                            anyhow::Ok(scan_range(body.reader, start, end).await?)
+                        }
+                    })
+                    .buffered(4)
+                    .try_collect()
+                    .await?;
+                let spans = compose(object.data_start, object.size, &scans)?;
+                let tasks: Vec<RangeTask> = ranges
+                    .into_iter()
+                    .zip(spans)
+                    .map(|(range, span)| object.task(range, Some(span)))
+                    .collect();
+                (tasks, object.size - object.data_start)
+            }
+        }
+        ObjectPlan::Whole => (vec![], 0),
+    };
+    let work: Vec<Work> = match &plan {
+        ObjectPlan::Split(_) => tasks.iter().map(Work::Range).collect(),
+        ObjectPlan::Whole => vec![Work::Object(key)],
+    };
+    let stats = crate::bench::load_counting(clients, bucket, &work, 4, 4).await?;
+    Ok((
+        stats.files,
+        stats.written.written,
+        scanned + stats.bytes_read,
+    ))
+}

@@ -1,0 +1,445 @@
+//! Phase two of a split object: once every scan batch is counted, the worker that counted
+//! the last one wakes this step through the control queue. It reads the scans (small S3
+//! objects next to the job's rejects reports), composes them in order into each range's exact
+//! row span, and enqueues the parse batches `n..2n` (the job was sealed at `2n` when the scans
+//! were enqueued). Idempotent: the same scans give the same batches under the same numbers,
+//! which workers count once, and a marker written last makes a later duplicate a no-op.
+
+use futures::{StreamExt, TryStreamExt, stream};
+
+use super::enqueue::batch_entry;
+use super::{Coordinator, CoordinatorError};
+use crate::contract::ids::{BatchNo, JobId};
+use crate::contract::messages::{ComposeRanges, JobRequest};
+use crate::contract::rejects::ReportLocation;
+use crate::ingest::scan::{RangeScan, compose};
+use crate::plan::ranges::{composed_key, scan_key};
+use crate::port::ledger::JobError;
+use crate::port::objects::{Failure, ObjectError, Read};
+
+/// Scan objects read at once.
+const SCAN_READS: usize = 32;
+
+/// What a compose message led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Composed {
+    /// The parse batches were enqueued.
+    Enqueued { batches: u64 },
+    /// Nothing to do: the job has ended, or the batches were enqueued before.
+    Nothing,
+    /// A scan failed for good: the job was failed with this reason.
+    Failed(String),
+}
+
+impl Coordinator {
+    pub async fn compose_ranges(
+        &self,
+        message: &ComposeRanges,
+    ) -> Result<Composed, CoordinatorError> {
+        let job_id = &message.job_id;
+        let object = &message.compose;
+        let Some(job) = self.ledger.get(job_id).await? else {
+            return Err(JobError::NotFound(job_id.clone()).into());
+        };
+        if job.status.is_final() {
+            return Ok(Composed::Nothing);
+        }
+        let request = JobRequest {
+            job_id: Some(job_id.clone()),
+            key: job.key.clone(),
+            schema: job.schema.clone(),
+            ..JobRequest::new(&job.bucket, &job.prefix)
+        };
+        let report = self.report_location(&request);
+        let marker = composed_key(&report, job_id);
+        if self.objects.head(&report.bucket, &marker).await.is_ok() {
+            tracing::info!(%job_id, "the parse batches were enqueued before");
+            return Ok(Composed::Nothing);
+        }
+        let count = object.range_count();
+        let scans: Vec<Option<RangeScan>> = stream::iter(0..count)
+            .map(|index| self.read_scan(&report, job_id, index))
+            .buffered(SCAN_READS)
+            .try_collect()
+            .await?;
+        if let Some(missing) = scans.iter().position(Option::is_none) {
+            if job.batches_failed == 0 {
+                // Counted scans are stored before they are counted: this one is on its way.
+                return Err(CoordinatorError::ScanMissing {
+                    job_id: job_id.clone(),
+                    index: missing as u64,
+                });
+            }
+            let reason = format!(
+                "the scan of range {missing} of s3://{}/{} failed its last delivery, so row \
+                 boundaries after it are unknown: {}",
+                job.bucket,
+                object.key,
+                job.last_batch_error
+                    .as_deref()
+                    .unwrap_or("no reason recorded")
+            );
+            self.fail_job(job_id, &reason).await;
+            return Ok(Composed::Failed(reason));
+        }
+        let scans: Vec<RangeScan> = scans.into_iter().flatten().collect();
+        let spans = match compose(object.data_start, object.size, &scans) {
+            Ok(spans) => spans,
+            Err(error) => {
+                let reason = format!(
+                    "composing the scans of s3://{}/{} failed: {error}",
+                    job.bucket, object.key
+                );
+                self.fail_job(job_id, &reason).await;
+                return Ok(Composed::Failed(reason));
+            }
+        };
+        let mut queue = self.queue();
+        for ((index, range), span) in (0..).zip(object.ranges()).zip(spans) {
+            let batch = count + index;
+            let task = object.task(range, Some(span));
+            queue
+                .push(batch_entry(
+                    job_id,
+                    &request,
+                    &report,
+                    BatchNo(batch),
+                    vec![],
+                    Some(task),
+                ))
+                .await?;
+        }
+        queue.flush().await?;
+        self.objects
+            .put(&report.bucket, &marker, b"{}".to_vec(), "application/json")
+            .await
+            .map_err(CoordinatorError::Scans)?;
+        tracing::info!(%job_id, ranges = count, "scans composed; parse batches enqueued");
+        Ok(Composed::Enqueued { batches: count })
+    }
+
+    /// One stored scan; `None` if it is not there.
+    async fn read_scan(
+        &self,
+        report: &ReportLocation,
+        job_id: &JobId,
+        index: u64,
+    ) -> Result<Option<RangeScan>, CoordinatorError> {
+        let key = scan_key(report, job_id, index);
+        let body = match self
+            .objects
+            .get(&report.bucket, &key, Read::default())
+            .await
+        {
+            Ok(body) => body,
+            Err(ObjectError {
+                failure: Failure::NotFound,
+                ..
+            }) => return Ok(None),
+            Err(error) => return Err(CoordinatorError::Scans(error)),
+        };
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut { body.reader }, &mut bytes)
+            .await
+            .map_err(|source| CoordinatorError::ScanUnreadable {
+                key: key.clone(),
+                source: source.into(),
+            })?;
+        serde_json::from_slice(&bytes).map(Some).map_err(|source| {
+            CoordinatorError::ScanUnreadable {
+                key,
+                source: source.into(),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::app::config::{CoordinatorConfig, Tables, WorkerConfig};
+    use crate::app::metrics::MemorySink;
+    use crate::app::worker::Worker;
+    use crate::aws::Adapters;
+    use crate::contract::messages::{BatchMessage, ControlMessage};
+    use crate::ingest::item::Value;
+    use crate::job::model::JobStatus;
+    use crate::port::memory::{MemoryLedger, MemoryObjects, MemoryQueues, MemoryTable};
+
+    const WORK: &str = "work";
+    const CONTROL: &str = "control";
+
+    struct Doubles {
+        adapters: Adapters,
+        objects: Arc<MemoryObjects>,
+        queues: Arc<MemoryQueues>,
+        table: Arc<MemoryTable>,
+    }
+
+    impl Doubles {
+        fn new() -> Self {
+            let objects = Arc::new(MemoryObjects::new());
+            let queues = Arc::new(MemoryQueues::new());
+            let table = Arc::new(MemoryTable::new("id", None));
+            let adapters = Adapters {
+                ledger: Arc::new(MemoryLedger::new()),
+                objects: objects.clone(),
+                queues: queues.clone(),
+                records: table.clone(),
+                ..Adapters::memory()
+            };
+            Self {
+                adapters,
+                objects,
+                queues,
+                table,
+            }
+        }
+
+        fn coordinator(&self, chunk: u64) -> Coordinator {
+            let config = CoordinatorConfig {
+                tables: Tables {
+                    records: "records".into(),
+                    jobs: "jobs".into(),
+                },
+                queue_url: WORK.into(),
+                batch_size: 10,
+                list_page_size: 10,
+                rejects_bucket: None,
+                rejects_prefix: "_rejects/".into(),
+                trigger: Default::default(),
+                range_chunk_bytes: chunk,
+                completion_queue_url: None,
+                control_queue_url: Some(CONTROL.into()),
+                checkpoint_margin: Duration::from_secs(0),
+                control_max_receive_count: 5,
+                allowed_buckets: vec![],
+            };
+            Coordinator::new(self.adapters.clone(), config)
+                .with_metrics(Arc::new(MemorySink::default()))
+        }
+
+        fn worker(&self) -> Worker {
+            let config = WorkerConfig {
+                control_queue_url: Some(CONTROL.into()),
+                ..WorkerConfig::default()
+            };
+            Worker::new(self.adapters.clone(), config).with_metrics(Arc::new(MemorySink::default()))
+        }
+
+        fn batches(&self) -> Vec<BatchMessage> {
+            let mut batches: Vec<BatchMessage> = (self.queues.drain(WORK).iter())
+                .map(|body| serde_json::from_str(body).unwrap())
+                .collect();
+            batches.sort_by_key(|b| b.batch);
+            batches
+        }
+
+        fn compose_messages(&self) -> Vec<ComposeRanges> {
+            self.queues
+                .drain(CONTROL)
+                .iter()
+                .map(|body| match serde_json::from_str(body).unwrap() {
+                    ControlMessage::Compose(compose) => compose,
+                    other => panic!("not a compose message: {other:?}"),
+                })
+                .collect()
+        }
+    }
+
+    fn schema() -> crate::contract::schema::Schema {
+        serde_json::from_value(serde_json::json!({
+            "partition_key": ["id"],
+            "columns": [
+                {"name": "id", "type": "string"},
+                {"name": "note", "type": "string", "nullable": true},
+            ],
+        }))
+        .unwrap()
+    }
+
+    /// Rows whose notes hold commas, doubled quotes and newlines, some longer than a range.
+    fn quoted_csv(rows: usize) -> (String, Vec<(String, String)>) {
+        let mut text = String::from("id,note\r\n");
+        let mut expected = Vec::new();
+        for i in 0..rows {
+            let note = match i % 4 {
+                0 => format!("line one of {i}\nline two, \"quoted\"\r\nthree"),
+                1 => format!("{}end", "x\n".repeat(40 + i % 7)),
+                2 => String::new(),
+                _ => format!("plain {i}"),
+            };
+            let field = if note.contains(['\n', '"', ',']) {
+                format!("\"{}\"", note.replace('"', "\"\""))
+            } else {
+                note.clone()
+            };
+            text.push_str(&format!("row-{i:04},{field}\r\n"));
+            expected.push((format!("row-{i:04}"), note));
+        }
+        (text, expected)
+    }
+
+    fn request(key: &str) -> JobRequest {
+        JobRequest {
+            job_id: Some("split".into()),
+            key: Some(key.into()),
+            schema: Some(schema()),
+            ..JobRequest::new("b", "")
+        }
+    }
+
+    #[tokio::test]
+    async fn scans_then_compose_then_parses_load_every_row_once_reading_at_most_twice() {
+        let doubles = Doubles::new();
+        let (text, expected) = quoted_csv(300);
+        let size = text.len() as u64;
+        doubles.objects.insert("b", "big.csv", text);
+        let coordinator = doubles.coordinator(512);
+        let worker = doubles.worker();
+
+        let started = coordinator
+            .start_job(request("big.csv"), None)
+            .await
+            .unwrap();
+        let scans = doubles.batches();
+        let ranges = scans.len() as u64;
+        assert!(ranges > 20, "{ranges} ranges");
+        assert_eq!(
+            started.total_batches,
+            2 * ranges,
+            "scans and parses, sealed"
+        );
+        assert!(scans.iter().all(|b| b.scan.is_some() && b.range.is_none()));
+        for (i, scan) in scans.iter().enumerate() {
+            worker.process_batch(scan, None).await.unwrap();
+            if i == 3 {
+                worker.process_batch(scan, None).await.unwrap(); // a redelivery
+            }
+            let woken = doubles.compose_messages();
+            assert_eq!(woken.len(), usize::from(i + 1 == scans.len()), "scan {i}");
+            if let Some(compose) = woken.first() {
+                assert_eq!(
+                    coordinator.compose_ranges(compose).await.unwrap(),
+                    Composed::Enqueued { batches: ranges }
+                );
+                // A duplicate wake-up (e.g. a redelivered last scan) enqueues nothing.
+                assert_eq!(
+                    coordinator.compose_ranges(compose).await.unwrap(),
+                    Composed::Nothing
+                );
+            }
+        }
+        let parses = doubles.batches();
+        let numbers: Vec<u64> = parses.iter().map(|b| b.batch.get()).collect();
+        assert_eq!(numbers, (ranges..2 * ranges).collect::<Vec<_>>());
+        for parse in &parses {
+            assert!(parse.range.as_ref().unwrap().rows.is_some());
+            worker.process_batch(parse, None).await.unwrap();
+        }
+        worker.process_batch(&parses[5], None).await.unwrap(); // a redelivery
+
+        let job = doubles
+            .adapters
+            .ledger
+            .get(&"split".into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+        assert_eq!(job.totals.rows_written, 300);
+        assert_eq!(job.totals.rows_rejected, 0);
+        assert_eq!(job.totals.rows_duplicate, 0);
+        let data = size - "id,note\r\n".len() as u64;
+        assert_eq!(job.totals.bytes, data, "the input once");
+        assert_eq!(
+            job.totals.bytes_read,
+            2 * data,
+            "scans + row spans: exactly twice"
+        );
+        let items = doubles.table.items(&WorkerConfig::default().tables.records);
+        let got: Vec<(String, String)> = items
+            .iter()
+            .map(|item| {
+                let text = |name: &str| match item.get(name) {
+                    Some(Value::S(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                (text("id"), text("note"))
+            })
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn an_object_of_one_range_is_parsed_without_a_scan() {
+        let doubles = Doubles::new();
+        let (text, _) = quoted_csv(10);
+        doubles.objects.insert("b", "one.csv", text.clone());
+        let coordinator = doubles.coordinator(text.len() as u64 - 5);
+        let started = coordinator
+            .start_job(request("one.csv"), None)
+            .await
+            .unwrap();
+        assert_eq!(started.total_batches, 1);
+        let batches = doubles.batches();
+        assert!(batches[0].scan.is_none());
+        doubles
+            .worker()
+            .process_batch(&batches[0], None)
+            .await
+            .unwrap();
+        let job = doubles
+            .adapters
+            .ledger
+            .get(&"split".into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (job.status, job.totals.rows_written),
+            (JobStatus::Complete, 10)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_scan_that_failed_for_good_fails_the_job_at_compose() {
+        let doubles = Doubles::new();
+        let (text, _) = quoted_csv(40);
+        doubles.objects.insert("b", "big.csv", text);
+        let coordinator = doubles.coordinator(256);
+        coordinator
+            .start_job(request("big.csv"), None)
+            .await
+            .unwrap();
+        let scans = doubles.batches();
+        let worker = doubles.worker();
+        for scan in &scans[1..] {
+            worker.process_batch(scan, None).await.unwrap();
+        }
+        assert!(
+            doubles.compose_messages().is_empty(),
+            "one scan is still owed"
+        );
+        let ledger = &doubles.adapters.ledger;
+        ledger
+            .record_failed_batch(&"split".into(), BatchNo(0), "GET failed five times")
+            .await
+            .unwrap();
+        let compose = ComposeRanges {
+            job_id: "split".into(),
+            compose: scans[0].scan.clone().unwrap().object,
+        };
+        let outcome = coordinator.compose_ranges(&compose).await.unwrap();
+        assert!(
+            matches!(outcome, Composed::Failed(ref reason) if reason.contains("range 0")),
+            "{outcome:?}"
+        );
+        let job = ledger.get(&"split".into()).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert!(doubles.batches().is_empty(), "no parse was enqueued");
+    }
+}

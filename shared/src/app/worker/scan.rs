@@ -1,0 +1,128 @@
+//! Scan batches (phase one of a split object, see [`crate::plan::ranges`]): read one range
+//! once, store what its bytes do to the parser from every start state
+//! ([`crate::ingest::scan`]) as a small S3 object next to the job's rejects reports, and be
+//! counted like any batch. Storing before counting means a counted scan is always readable;
+//! a redelivery stores the same bytes again. Whoever sees every scan counted (the last one,
+//! or a redelivery of any) wakes the compose step.
+
+use super::{Worker, WorkerError};
+use crate::contract::messages::{BatchMessage, ComposeRanges, ScanTask};
+use crate::ingest::ranges::scan_range;
+use crate::job::model::{BatchStats, Job, Recorded};
+use crate::plan::ranges::scan_key;
+use crate::port::objects::{Failure, Read};
+
+/// What a scan batch did.
+pub(super) enum Scanned {
+    Stored(BatchStats),
+    /// The object cannot be read as planned (changed, gone, forbidden): no retry helps.
+    Impossible(String),
+}
+
+impl Worker {
+    /// Scans one range and stores the result; returns the batch's counters (bytes read).
+    pub(super) async fn scan(
+        &self,
+        batch: &BatchMessage,
+        task: &ScanTask,
+    ) -> Result<Scanned, WorkerError> {
+        let object = &task.object;
+        let ranges = object.ranges();
+        let &(start, end) = usize::try_from(task.index)
+            .ok()
+            .and_then(|i| ranges.get(i))
+            .ok_or(WorkerError::BadScan {
+                index: task.index,
+                ranges: ranges.len() as u64,
+            })?;
+        let failed = |source: crate::BoxError| WorkerError::Scan {
+            bucket: batch.bucket.clone(),
+            key: object.key.clone(),
+            start,
+            end,
+            source,
+        };
+        let read = Read {
+            from: start,
+            to: Some(end),
+            if_match: Some(&object.etag),
+        };
+        let permit = self.fetch_limit.acquire().await;
+        let body = match self.objects.get(&batch.bucket, &object.key, read).await {
+            Ok(body) => body,
+            Err(error) if error.is_permanent() => {
+                let why = match error.failure {
+                    Failure::Changed => {
+                        "the object changed after the job was planned (its ETag no longer matches)"
+                    }
+                    _ => "the object cannot be read",
+                };
+                return Ok(Scanned::Impossible(format!(
+                    "{why}: {}",
+                    crate::report(&error)
+                )));
+            }
+            Err(error) => return Err(failed(error.into())),
+        };
+        let scan = scan_range(body.reader, start, end)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        permit.succeeded();
+        let key = scan_key(&batch.report, &batch.job_id, task.index);
+        let json = serde_json::to_vec(&scan).expect("a scan serializes");
+        self.objects
+            .put(&batch.report.bucket, &key, json, "application/json")
+            .await
+            .map_err(WorkerError::StoreScan)?;
+        tracing::info!(job_id = %batch.job_id, index = task.index, start, end, "range scanned");
+        Ok(Scanned::Stored(BatchStats {
+            bytes_read: end - start,
+            ..BatchStats::default()
+        }))
+    }
+
+    /// A scan no retry can do is counted as failed at once; the compose step then fails
+    /// the job with its reason.
+    pub(super) async fn scan_impossible(
+        &self,
+        batch: &BatchMessage,
+        task: &ScanTask,
+        reason: &str,
+    ) -> Result<Recorded, WorkerError> {
+        tracing::error!(job_id = %batch.job_id, index = task.index, %reason, "a range cannot be scanned");
+        let recorded = self
+            .ledger
+            .record_failed_batch(&batch.job_id, batch.batch, reason)
+            .await?;
+        self.wake_compose_when_scanned(batch, task, recorded.job())
+            .await?;
+        Ok(recorded)
+    }
+
+    /// Once every scan batch is counted (failed ones included), wakes the compose step.
+    /// Duplicates are harmless: the step is idempotent.
+    pub(super) async fn wake_compose_when_scanned(
+        &self,
+        batch: &BatchMessage,
+        task: &ScanTask,
+        job: &Job,
+    ) -> Result<(), WorkerError> {
+        if job.batches_done < task.object.range_count() || job.status.is_final() {
+            return Ok(());
+        }
+        let Some(queue_url) = &self.config.control_queue_url else {
+            return Err(WorkerError::Wake("CONTROL_QUEUE_URL is not set".into()));
+        };
+        let body = serde_json::to_string(&ComposeRanges {
+            job_id: batch.job_id.clone(),
+            compose: task.object.clone(),
+        })
+        .expect("a compose message serializes");
+        self.queues
+            .send(queue_url, &body, &format!("{}-compose", batch.job_id))
+            .await
+            .map_err(|e| WorkerError::Wake(e.into()))?;
+        tracing::info!(job_id = %batch.job_id, "every range scanned; compose woken");
+        Ok(())
+    }
+}
