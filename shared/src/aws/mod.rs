@@ -6,6 +6,7 @@ mod clients;
 mod errors;
 mod item;
 mod ledger;
+mod ledger_parts;
 mod s3;
 mod sqs;
 mod table;
