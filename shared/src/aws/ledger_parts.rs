@@ -46,6 +46,20 @@ pub fn parse_shard(job_id: &JobId, item: Item) -> Result<Shard, JobError> {
             Some((batch, deadline))
         })
         .collect();
+    // A shard holding only marks or intents has no counters yet: they read as zero.
+    let mut item = item;
+    for counter in [
+        attrs::FILES,
+        attrs::FILES_FAILED,
+        attrs::ROWS_WRITTEN,
+        attrs::ROWS_REJECTED,
+        attrs::ROWS_DUPLICATE,
+        attrs::BYTES,
+        attrs::WRITE_RETRIES,
+        attrs::S3_THROTTLES,
+    ] {
+        item.entry(counter.to_owned()).or_insert_with(|| number(0));
+    }
     let mut shard: Shard = serde_dynamo::from_item(item).map_err(|e| malformed(job_id, e))?;
     shard.last_attempts.extend(marks);
     Ok(shard)

@@ -226,9 +226,12 @@ async fn concurrent_duplicates_count_once(ledger: &dyn Ledger, job_id: &JobId) {
 /// first shard (the shard boundary); failed counts and a redrive's recovery too.
 async fn a_crash_between_any_two_writes_counts_once(ledger: &dyn Ledger, namespace: &str) {
     let total = u64::from(SHARDS) + 1;
-    for batch in [total - 2, total - 1] {
-        for k1 in 0..4 {
-            for k2 in 0..5 {
+    let cases = (0..4)
+        .flat_map(|k1| (0..5).map(move |k2| (total - 1, k1, k2)))
+        .chain((0..4).map(|k1| (total - 2, k1, 4)));
+    for (batch, k1, k2) in cases {
+        {
+            {
                 let job_id = JobId::new(format!("{namespace}-crash-{batch}-{k1}-{k2}"));
                 ledger
                     .create(&Job::new(&job_id, "bucket", ""))
