@@ -92,6 +92,12 @@ pub struct StuckJobs {
     pub listings_resumed: Vec<JobId>,
     /// Finished jobs whose completion event a crash had left unsent, sent by this check.
     pub events_sent: Vec<JobId>,
+    /// Batches whose last delivery was killed (its deadline passed with the batch
+    /// uncounted), counted as failed by this check.
+    pub batches_failed: Vec<(JobId, u64)>,
+    /// Jobs this check ended: every batch counted but the finish lost, or a listing killed
+    /// on its last delivery.
+    pub jobs_ended: Vec<JobId>,
 }
 
 /// No invocation lives longer than Lambda's 15 minutes: a listing without a start or a
@@ -275,7 +281,7 @@ impl Coordinator {
     }
 
     /// Marks a job FAILED for a reason that no retry can fix; failures to do so are logged.
-    async fn fail_job(&self, job_id: &JobId, reason: &str) {
+    pub(super) async fn fail_job(&self, job_id: &JobId, reason: &str) {
         tracing::error!(%job_id, %reason, "listing failed for good; job FAILED");
         match self.ledger.fail(job_id, reason).await {
             Ok(Some(job)) => {
