@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::errors::is_condition_failure;
-use super::update::{Update, Updated, number, string};
+use super::update::{Update, Updated, WriteMeter, number, string};
 use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::job::attrs;
@@ -31,6 +31,7 @@ use crate::port::ledger::{Finish, JobError, JobFilter, Ledger, Seal};
 pub struct DynamoLedger {
     pub(super) ddb: Client,
     pub(super) table: String,
+    pub(super) meter: std::sync::Arc<WriteMeter>,
 }
 
 impl DynamoLedger {
@@ -38,7 +39,14 @@ impl DynamoLedger {
         Self {
             ddb,
             table: table.to_owned(),
+            meter: Default::default(),
         }
+    }
+
+    /// Write units this ledger's writes consumed so far, as the server reported them, and
+    /// the number of writes (the bench's cost per count).
+    pub fn write_units(&self) -> (f64, u64) {
+        self.meter.total()
     }
 
     pub(super) async fn update(
@@ -49,7 +57,7 @@ impl DynamoLedger {
         returning: bool,
     ) -> Result<Updated, JobError> {
         update
-            .send(&self.ddb, &self.table, returning)
+            .send(&self.ddb, &self.table, returning, &self.meter)
             .await
             .map_err(|e| backend(operation, job_id, e))
     }

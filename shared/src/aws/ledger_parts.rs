@@ -33,6 +33,34 @@ fn signed(n: i64) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }
 
+/// An item's size as DynamoDB bills it, close enough for a bound: attribute names plus
+/// values (strings and binary by length, numbers by about one byte per two digits, sets and
+/// documents by their members plus a few bytes each).
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
 /// A shard item as counters, its last-attempt marks included.
 pub fn parse_shard(job_id: &JobId, item: Item) -> Result<Shard, JobError> {
     let marks: Vec<(u64, u64)> = item
@@ -150,10 +178,15 @@ impl DynamoLedger {
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", attrs::JOB_ID)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(output) => {
+                self.meter
+                    .add(output.consumed_capacity.and_then(|c| c.capacity_units));
+                Ok(true)
+            }
             Err(e) if super::errors::is_condition_failure(&e) => Ok(false),
             Err(e) => Err(backend("PutItem(marker)", job_id, e)),
         }

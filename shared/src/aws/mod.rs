@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 pub use clients::{Clients, Endpoints};
 pub use ledger::DynamoLedger;
+pub use ledger_parts::item_size;
 pub use s3::S3Objects;
 pub use sqs::SqsQueues;
 pub use table::DynamoTable;

@@ -9,6 +9,7 @@ mod enqueue;
 mod listing;
 mod object_plan;
 mod stuck;
+pub use stuck::KILL_GRACE;
 
 use std::sync::Arc;
 use std::time::Duration;
