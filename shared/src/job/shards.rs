@@ -127,6 +127,9 @@ pub enum Outcome {
     Failed,
 }
 
+/// The longest failure reason a marker keeps.
+pub const MAX_REASON_BYTES: usize = 512;
+
 /// A fresh intent token for `batch` (the batch number keeps leftovers of crashes readable).
 pub fn token(batch: BatchNo) -> String {
     format!("{}:{}", batch.get(), uuid::Uuid::now_v7().simple())
@@ -144,13 +147,19 @@ impl Marker {
         }
     }
 
+    /// A failed count; the reason is cut to [`MAX_REASON_BYTES`] so that the marker and the
+    /// shard that keeps the last reason stay small.
     pub fn failed(batch: BatchNo, token: String, reason: &str) -> Self {
+        let mut end = reason.len().min(MAX_REASON_BYTES);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
         Self {
             batch,
             outcome: Outcome::Failed,
             token,
             stats: BatchStats::default(),
-            reason: Some(reason.to_owned()),
+            reason: Some(reason[..end].to_owned()),
             recovery: None,
         }
     }
@@ -326,6 +335,14 @@ mod tests {
         );
         assert_eq!(job.totals.rows_written, 2);
         assert_eq!(job.last_batch_error.as_deref(), Some("bad"));
+    }
+
+    #[test]
+    fn a_failure_reason_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(400);
+        let marker = Marker::failed(BatchNo(1), "t".into(), &long);
+        let kept = marker.reason.unwrap();
+        assert!(kept.len() <= MAX_REASON_BYTES && long.starts_with(&kept));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! namespace (job ids, keys, queue URLs) so it can share a server with other tests.
 
 pub mod crash;
+mod fan_in;
 pub mod ledger;
 pub mod objects;
 pub mod queue;
