@@ -45,6 +45,12 @@ pub struct BenchArgs {
     /// Time to first byte the latency table injects, in ms (0 skips the table).
     #[arg(long, default_value_t = 20)]
     pub latency_ms: u64,
+    /// Synthetic jobs of these many batches for the ledger table (empty: skip it).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    pub ledger_batches: Vec<u64>,
+    /// Only the ledger table (skips every other table).
+    #[arg(long)]
+    pub ledger_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -96,6 +102,15 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
         s3: args.s3,
         dynamodb: devkit::servers::Server::Dynalite,
     })?;
+    let ledger_sizes: Vec<u64> = args
+        .ledger_batches
+        .iter()
+        .copied()
+        .filter(|n| *n > 0)
+        .collect();
+    if args.ledger_only {
+        return crate::ledger_bench::ledger_bench(&servers, &ledger_sizes).await;
+    }
     let clients = servers.clients();
     let bucket = "s3fanout-bench";
     clients
@@ -165,6 +180,9 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
         let ours = medians[1].1;
         let files_per_second = ours.files as f64 / ours.wall_seconds;
         crate::e2e_bench::e2e_bench(&servers, files_per_second, args.runs).await?;
+    }
+    if !ledger_sizes.is_empty() {
+        crate::ledger_bench::ledger_bench(&servers, &ledger_sizes).await?;
     }
     Ok(())
 }

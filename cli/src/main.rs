@@ -7,6 +7,7 @@ mod ceiling;
 mod commands;
 mod e2e_bench;
 mod latency;
+mod ledger_bench;
 mod plan;
 mod summary;
 mod target;

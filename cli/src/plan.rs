@@ -5,6 +5,7 @@
 
 use clap::Args;
 use serde::Serialize;
+use shared::job::shards::SHARDS;
 
 /// What the model needs. Rates default to what this repository measured (README tables);
 /// prices to AWS us-east-1 list prices (arm64 Lambda, SQS standard, DynamoDB on-demand).
@@ -44,6 +45,10 @@ pub struct PlanArgs {
     /// Seconds per ListObjectsV2 page of 1,000 keys (plus enqueueing it).
     #[arg(long, default_value_t = 0.1)]
     pub list_page_seconds: f64,
+    /// The jobs table's write limit in write units per second (on-demand default): the
+    /// ledger's three one-unit writes per count share it.
+    #[arg(long, default_value_t = 40_000.0)]
+    pub ledger_write_units: f64,
     /// Seconds a worker invocation spends beyond its batch (start, ledger writes).
     #[arg(long, default_value_t = 0.05)]
     pub invocation_overhead_seconds: f64,
@@ -70,6 +75,7 @@ pub mod price {
     pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
     pub const SQS_REQUEST: f64 = 0.40 / 1e6;
     pub const DYNAMODB_WRITE_UNIT: f64 = 0.625 / 1e6;
+    pub const DYNAMODB_READ_UNIT: f64 = 0.125 / 1e6;
     pub const S3_GET: f64 = 0.0004 / 1e3;
     pub const S3_LIST: f64 = 0.005 / 1e3;
 }
@@ -82,9 +88,21 @@ pub struct Requests {
     /// SendMessageBatch calls plus the event source's receives and deletes.
     pub sqs: u64,
     pub lambda_invocations: u64,
-    /// Record writes plus two ledger writes per batch (count, maybe finish).
+    /// Record writes plus the ledger's.
     pub dynamodb_write_units: u64,
+    /// The ledger's share: three one-unit writes per count (`docs/ledger.md`) plus a few per
+    /// job (create, seal, finish, event).
+    pub ledger_write_units: u64,
+    /// One header read per count, and every shard read once per shard that completes.
+    pub ledger_read_units: u64,
 }
+
+/// Ledger writes per counted batch: intent, marker, apply (each under 1 KB: one unit).
+pub const LEDGER_WRITES_PER_COUNT: u64 = 3;
+/// Ledger writes per job besides the counts: create, seal, finish, event sent.
+pub const LEDGER_WRITES_PER_JOB: u64 = 4;
+/// Writes per second one item (a counter shard) accepts on DynamoDB.
+pub const ITEM_WRITE_UNITS_PER_SECOND: f64 = 1_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Cost {
@@ -103,6 +121,9 @@ pub struct Plan {
     pub listing_seconds: f64,
     pub reading_seconds: f64,
     pub writing_seconds: f64,
+    /// Counting batches in the ledger: the jobs table's limit, or the shards' per-item limit
+    /// (two writes per count on one shard), whichever is lower.
+    pub counting_seconds: f64,
     /// The stage that sets the pace.
     pub bottleneck: &'static str,
     pub wall_seconds: f64,
@@ -128,10 +149,15 @@ pub fn plan(input: &PlanArgs) -> Plan {
     let write_rows_per_second = (input.rows_written_per_worker_second * workers as f64)
         .min(input.table_write_units / units_per_row as f64);
     let writing_seconds = rows as f64 / write_rows_per_second.max(1e-9);
+    let shards = f64::from(shared::job::shards::SHARDS);
+    let counts_per_second = (input.ledger_write_units / LEDGER_WRITES_PER_COUNT as f64)
+        .min(shards * ITEM_WRITE_UNITS_PER_SECOND / 2.0);
+    let counting_seconds = batches as f64 / counts_per_second.max(1e-9);
     let stages = [
         ("listing", listing_seconds),
         ("reading", reading_seconds),
         ("writing", writing_seconds),
+        ("counting", counting_seconds),
     ];
     let (bottleneck, slowest) = stages.into_iter().fold(("listing", 0.0), |best, stage| {
         if stage.1 > best.1 { stage } else { best }
@@ -145,18 +171,22 @@ pub fn plan(input: &PlanArgs) -> Plan {
     let busy_seconds =
         slowest * workers as f64 + batches as f64 * input.invocation_overhead_seconds;
     let lambda_gb_seconds = busy_seconds * input.worker_memory_mb as f64 / 1024.0;
+    let ledger_write_units = LEDGER_WRITES_PER_COUNT * batches + LEDGER_WRITES_PER_JOB;
     let requests = Requests {
         s3_list: pages,
         s3_get: input.objects,
         sqs: batches.div_ceil(10) + 2 * batches,
         // The coordinator lists for ~14 minutes per invocation, then continues in the next.
         lambda_invocations: batches + ((listing_seconds / 840.0).ceil() as u64).max(1),
-        dynamodb_write_units: rows * units_per_row + 2 * batches,
+        dynamodb_write_units: rows * units_per_row + ledger_write_units,
+        ledger_write_units,
+        ledger_read_units: batches + u64::from(SHARDS) * (u64::from(SHARDS) + 1),
     };
     let lambda = lambda_gb_seconds * price::LAMBDA_ARM_GB_SECOND
         + requests.lambda_invocations as f64 * price::LAMBDA_REQUEST;
     let sqs = requests.sqs as f64 * price::SQS_REQUEST;
-    let dynamodb = requests.dynamodb_write_units as f64 * price::DYNAMODB_WRITE_UNIT;
+    let dynamodb = requests.dynamodb_write_units as f64 * price::DYNAMODB_WRITE_UNIT
+        + requests.ledger_read_units as f64 * price::DYNAMODB_READ_UNIT;
     let s3 = requests.s3_get as f64 * price::S3_GET + requests.s3_list as f64 * price::S3_LIST;
     Plan {
         batches,
@@ -165,6 +195,7 @@ pub fn plan(input: &PlanArgs) -> Plan {
         listing_seconds,
         reading_seconds,
         writing_seconds,
+        counting_seconds,
         bottleneck,
         wall_seconds,
         lambda_gb_seconds,
@@ -199,6 +230,10 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
     println!("| reading + typing | {:.1} |", plan.reading_seconds);
     println!("| writing | {:.1} |", plan.writing_seconds);
     println!(
+        "| counting ({} batches in the ledger) | {:.1} |",
+        plan.batches, plan.counting_seconds
+    );
+    println!(
         "| **wall** (bottleneck: {}) | **{:.1}** |",
         plan.bottleneck, plan.wall_seconds
     );
@@ -214,8 +249,11 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
     );
     println!("| SQS | {} | {:.4} |", plan.requests.sqs, plan.cost.sqs);
     println!(
-        "| DynamoDB write units | {} | {:.4} |",
-        plan.requests.dynamodb_write_units, plan.cost.dynamodb
+        "| DynamoDB write units (ledger: {}) + ledger read units {} | {} | {:.4} |",
+        plan.requests.ledger_write_units,
+        plan.requests.ledger_read_units,
+        plan.requests.dynamodb_write_units,
+        plan.cost.dynamodb
     );
     println!(
         "| S3 GET + LIST | {} + {} | {:.4} |",
@@ -262,10 +300,11 @@ mod tests {
         assert!(close(plan.wall_seconds, 2_500.0 + 100.0 / 2_800.0 + 0.05));
         assert_eq!(plan.requests.s3_list, 1_000);
         assert_eq!(plan.requests.sqs, 1_000 + 20_000);
-        assert_eq!(plan.requests.dynamodb_write_units, 100_000_000 + 20_000);
+        assert_eq!(plan.requests.dynamodb_write_units, 100_000_000 + 30_004);
         assert!(close(
             plan.cost.dynamodb,
-            100_020_000.0 * price::DYNAMODB_WRITE_UNIT
+            100_030_004.0 * price::DYNAMODB_WRITE_UNIT
+                + (10_000.0 + 32.0 * 33.0) * price::DYNAMODB_READ_UNIT
         ));
         assert!(close(
             plan.cost.total,
@@ -306,7 +345,38 @@ mod tests {
             "10",
         ]));
         assert_eq!(plan.workers, 3, "3 batches, 3 workers");
-        assert_eq!(plan.requests.dynamodb_write_units, 3_000 * 3 + 6);
+        assert_eq!(plan.requests.dynamodb_write_units, 3_000 * 3 + 3 * 3 + 4);
         assert_eq!(plan.requests.s3_get, 30);
+    }
+
+    /// 10^6 and 10^7 batches: the ledger costs three write units per batch (linear, never
+    /// quadratic), and counting is never the bottleneck at the table's default limit: 13,333
+    /// counts/s, below the 32 shards' 16,000.
+    #[test]
+    fn the_ledger_costs_three_units_a_batch_at_a_million_batches_and_more() {
+        for batches in [1_000_000u64, 10_000_000] {
+            let objects = batches.to_string();
+            let plan = plan(&input(&["--objects", &objects, "--batch-size", "1"]));
+            assert_eq!(plan.batches, batches);
+            assert_eq!(plan.requests.ledger_write_units, 3 * batches + 4);
+            assert!(close(
+                plan.counting_seconds,
+                batches as f64 / (40_000.0 / 3.0)
+            ));
+            assert_ne!(plan.bottleneck, "counting", "{plan:?}");
+        }
+        // A table capped low makes counting the bottleneck, at a third of its write units.
+        let capped = plan(&input(&[
+            "--objects",
+            "1000000",
+            "--batch-size",
+            "1",
+            "--rows-per-object",
+            "1",
+            "--ledger-write-units",
+            "300",
+        ]));
+        assert_eq!(capped.bottleneck, "counting");
+        assert!(close(capped.counting_seconds, 1e6 / 100.0));
     }
 }

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::app::config::Tables;
@@ -100,7 +101,7 @@ pub async fn ensure(
         Some("timestamp"),
     )
     .await?;
-    ensure_table(&clients.dynamodb, &resources.tables.jobs, "job_id", None).await?;
+    ensure_jobs_table(&clients.dynamodb, &resources.tables.jobs).await?;
     let (dead_letter_queue_url, dlq_arn) =
         ensure_queue(&clients.sqs, &resources.dead_letter_queue, vec![]).await?;
     let redrive = serde_json::json!({
@@ -176,6 +177,60 @@ async fn ensure_queue(
     Ok((url, arn))
 }
 
+/// The job ledger's table, as in the template: key `job_id` (headers, counter shards and
+/// batch markers under derived keys) and the sparse index that lists job headers newest
+/// first (`job_index` = "job", `started_ms`), keys only.
+pub async fn ensure_jobs_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), ProvisionError> {
+    use shared::job::attrs;
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(attrs::BY_START)
+        .key_schema(key(attrs::JOB_INDEX, KeyType::Hash))
+        .key_schema(key(attrs::STARTED_MS, KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .expect("name, keys and projection are set");
+    let request = ddb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(attrs::JOB_ID, ScalarAttributeType::S))
+        .attribute_definitions(attribute(attrs::JOB_INDEX, ScalarAttributeType::S))
+        .attribute_definitions(attribute(attrs::STARTED_MS, ScalarAttributeType::N))
+        .key_schema(key(attrs::JOB_ID, KeyType::Hash))
+        .global_secondary_indexes(index);
+    match request.send().await {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(failed(format!("table {table}"))(e.into())),
+    }
+    wait_active(ddb, table).await
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .expect("name and type are set")
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("name and type are set")
+}
+
 /// A PAY_PER_REQUEST table with string key attributes, ACTIVE when this returns.
 pub async fn ensure_table(
     ddb: &aws_sdk_dynamodb::Client,
@@ -183,29 +238,15 @@ pub async fn ensure_table(
     partition_key: &str,
     sort_key: Option<&str>,
 ) -> Result<(), ProvisionError> {
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("name and type are set")
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("name and type are set")
-    };
     let mut request = ddb
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(partition_key))
+        .attribute_definitions(attribute(partition_key, ScalarAttributeType::S))
         .key_schema(key(partition_key, KeyType::Hash));
     if let Some(sort_key) = sort_key {
         request = request
-            .attribute_definitions(attribute(sort_key))
+            .attribute_definitions(attribute(sort_key, ScalarAttributeType::S))
             .key_schema(key(sort_key, KeyType::Range));
     }
     match request.send().await {
@@ -215,6 +256,10 @@ pub async fn ensure_table(
                 .is_some_and(|s| s.is_resource_in_use_exception()) => {}
         Err(e) => return Err(failed(format!("table {table}"))(e.into())),
     }
+    wait_active(ddb, table).await
+}
+
+async fn wait_active(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), ProvisionError> {
     for _ in 0..100 {
         let status = ddb
             .describe_table()

@@ -11,6 +11,7 @@ async fn the_dynamodb_ledger_keeps_the_ledger_contract() {
     let env = TestEnv::new(default_servers(), "ledger-contract").await;
     let ledger = DynamoLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
     contract::ledger::run(&ledger, "contract").await;
+    contract::ledger::run_concurrent(&ledger, "contract").await;
 }
 
 /// moto's DynamoDB too: the reference server for conditional expressions.

@@ -27,7 +27,8 @@ from moto.utilities.utils import get_partition
 
 # 1. moto authorizes every DynamoDB request against resource "*", which no statement scoped to
 #    a table ARN matches (so every scoped grant would be denied). Authorize each table the
-#    request names, as AWS does (BatchWriteItem / BatchGetItem: every table in RequestItems).
+#    request names, as AWS does (BatchWriteItem / BatchGetItem: every table in RequestItems;
+#    a Query or Scan of an index: the index's ARN).
 def _dynamodb_authorize(self, resource="*"):
     body = self.body  # already parsed by moto's DynamoDB handler, or still text
     if not isinstance(body, dict):
@@ -40,6 +41,8 @@ def _dynamodb_authorize(self, resource="*"):
         return ActionAuthenticatorMixin._authenticate_and_authorize_normal_action(self, resource)
     for table in tables:
         arn = f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}"
+        if "IndexName" in body:
+            arn += f"/index/{body['IndexName']}"
         ActionAuthenticatorMixin._authenticate_and_authorize_normal_action(self, arn)
 
 

@@ -15,6 +15,22 @@ pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
     Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
 
+/// The longest an invocation can live (Lambda's limit): the deadline assumed without one.
+pub const MAX_INVOCATION: Duration = Duration::from_secs(15 * 60);
+
+/// The invocation's real end (ms since the epoch) from a deadline taken with
+/// [`deadline_from_epoch_ms`] (margin added back), or now plus [`MAX_INVOCATION`].
+pub fn deadline_ms(deadline: Option<Instant>) -> u64 {
+    let now = crate::clock::now_ms();
+    match deadline {
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now()) + DEADLINE_MARGIN;
+            now + left.as_millis() as u64
+        }
+        None => now + MAX_INVOCATION.as_millis() as u64,
+    }
+}
+
 /// How many times SQS has delivered this message (1 on the first delivery).
 pub fn receive_count(message: &SqsMessage) -> u32 {
     message

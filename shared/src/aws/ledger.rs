@@ -1,10 +1,13 @@
-//! The ledger on DynamoDB: one item per job. A batch is counted by a single conditional
-//! UpdateItem (its id joins a number set only if absent, and the counters move in the same
-//! write); the final transition is one more conditional write only one caller can win.
+//! The ledger on DynamoDB: a header item per job (this file), counter shards and batch markers
+//! under derived keys in the same table (`ledger_parts.rs`). A batch is counted by three
+//! single-item conditional writes of about one write unit each, whatever the job's size
+//! (`crate::port::counting`); the final transition is one more conditional write only one
+//! caller can win. Jobs are listed through the sparse index `by-start` (headers only), never
+//! by scanning the batches' items.
 //!
 //! Why not TransactWriteItems: it costs twice the writes, and of the local servers dynalite
-//! lacks it and moto copies every table per call. The conditional UpdateItem is atomic on its
-//! own and works on all of them.
+//! lacks it and moto copies every table per call. Single-item conditional writes are atomic
+//! on their own and work on all of them.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,19 +17,21 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::errors::is_condition_failure;
-use super::update::{Update, Updated, number, string};
+use super::update::{Update, Updated, WriteMeter, number, string};
 use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::job::attrs;
-use crate::job::model::{BatchStats, Job, JobStatus, ListingCheckpoint, Recorded};
+use crate::job::model::{Job, JobStatus, ListingCheckpoint};
 use crate::job::rules::Ending;
+use crate::job::shards::{Delta, Marker, Recovery, Shard};
 use crate::port::ledger::{Finish, JobError, JobFilter, Ledger, Seal};
 
 /// The jobs table.
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
-    ddb: Client,
-    table: String,
+    pub(super) ddb: Client,
+    pub(super) table: String,
+    pub(super) meter: std::sync::Arc<WriteMeter>,
 }
 
 impl DynamoLedger {
@@ -34,10 +39,17 @@ impl DynamoLedger {
         Self {
             ddb,
             table: table.to_owned(),
+            meter: Default::default(),
         }
     }
 
-    async fn update(
+    /// Write units this ledger's writes consumed so far, as the server reported them, and
+    /// the number of writes (the bench's cost per count).
+    pub fn write_units(&self) -> (f64, u64) {
+        self.meter.total()
+    }
+
+    pub(super) async fn update(
         &self,
         operation: &'static str,
         job_id: &JobId,
@@ -45,7 +57,7 @@ impl DynamoLedger {
         returning: bool,
     ) -> Result<Updated, JobError> {
         update
-            .send(&self.ddb, &self.table, returning)
+            .send(&self.ddb, &self.table, returning, &self.meter)
             .await
             .map_err(|e| backend(operation, job_id, e))
     }
@@ -54,70 +66,15 @@ impl DynamoLedger {
     fn applied(job_id: &JobId, item: HashMap<String, AttributeValue>) -> Result<Job, JobError> {
         parse_job(job_id, item)
     }
-
-    /// Counted, or (a lost condition) already counted, or the job is gone.
-    async fn recorded(&self, job_id: &JobId, updated: Updated) -> Result<Recorded, JobError> {
-        match updated {
-            Updated::Applied(item) => Ok(Recorded::Counted(Self::applied(job_id, item)?)),
-            Updated::ConditionFailed => match self.get(job_id).await? {
-                Some(job) => Ok(Recorded::AlreadyCounted(job)),
-                None => Err(JobError::NotFound(job_id.clone())),
-            },
-        }
-    }
-
-    /// The exactly-once core of both ways of counting a batch: the batch id joins the done
-    /// set and `batches_done` moves, only if the id is not in the set yet.
-    fn count_once(job_id: &JobId, batch: BatchNo) -> Update {
-        Update::of(attrs::JOB_ID, job_id.as_str())
-            .add(attrs::BATCHES_DONE, number(1))
-            .add(attrs::DONE_BATCHES, batch_set(batch))
-            .when_exists(attrs::JOB_ID)
-            .when(|u| {
-                format!(
-                    "NOT contains({}, {})",
-                    u.name(attrs::DONE_BATCHES),
-                    u.value(number(batch.get()))
-                )
-            })
-    }
-
-    /// A redriven batch that failed before: its counts join the job and it leaves the failed
-    /// set, once. The status of a job that already ended stays.
-    async fn recover_batch(
-        &self,
-        job_id: &JobId,
-        batch: BatchNo,
-        stats: &BatchStats,
-    ) -> Result<Recorded, JobError> {
-        let update = with_stats(Update::of(attrs::JOB_ID, job_id.as_str()), stats)
-            .add(attrs::BATCHES_FAILED, AttributeValue::N("-1".into()))
-            .add(attrs::BATCHES_RECOVERED, number(1))
-            .delete(attrs::FAILED_BATCHES, batch_set(batch))
-            .when(|u| {
-                format!(
-                    "contains({}, {})",
-                    u.name(attrs::FAILED_BATCHES),
-                    u.value(number(batch.get()))
-                )
-            });
-        match self
-            .update("UpdateItem(recover batch)", job_id, update, true)
-            .await?
-        {
-            Updated::Applied(item) => Ok(Recorded::Recovered(Self::applied(job_id, item)?)),
-            Updated::ConditionFailed => match self.get(job_id).await? {
-                Some(job) => Ok(Recorded::AlreadyCounted(job)),
-                None => Err(JobError::NotFound(job_id.clone())),
-            },
-        }
-    }
 }
 
 #[async_trait]
 impl Ledger for DynamoLedger {
     async fn create(&self, job: &Job) -> Result<(), JobError> {
-        let item = serde_dynamo::to_item(job).map_err(|e| malformed(&job.job_id, e))?;
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(job).map_err(|e| malformed(&job.job_id, e))?;
+        // Only headers carry the index key: the index lists jobs, not their batches.
+        item.insert(attrs::JOB_INDEX.into(), string(attrs::JOB_INDEX_VALUE));
         let result = self
             .ddb
             .put_item()
@@ -134,7 +91,7 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn get(&self, job_id: &JobId) -> Result<Option<Job>, JobError> {
+    async fn header(&self, job_id: &JobId) -> Result<Option<Job>, JobError> {
         let output = self
             .ddb
             .get_item()
@@ -229,6 +186,7 @@ impl Ledger for DynamoLedger {
             .set(attrs::FILES_SKIPPED, number(checkpoint.files_skipped))
             .set(attrs::LISTING_UPDATED_MS, number(clock::now_ms()))
             .remove(attrs::LISTING_OWNER)
+            .remove(attrs::LISTING_LAST_ATTEMPT_MS)
             .when_equals(attrs::STATUS, string(JobStatus::Running.as_str()))
             .when_equals(attrs::SEALED, AttributeValue::Bool(false))
             .when(|u| at_step(u, previous))
@@ -237,32 +195,21 @@ impl Ledger for DynamoLedger {
         Ok(matches!(updated.await?, Updated::Applied(_)))
     }
 
-    async fn record_batch(
+    async fn mark_listing_last_attempt(
         &self,
         job_id: &JobId,
-        batch: BatchNo,
-        stats: &BatchStats,
-    ) -> Result<Recorded, JobError> {
-        let update = with_stats(Self::count_once(job_id, batch), stats);
-        let updated = self.update("UpdateItem(record batch)", job_id, update, true);
-        match self.recorded(job_id, updated.await?).await? {
-            Recorded::AlreadyCounted(_) => self.recover_batch(job_id, batch, stats).await,
-            counted => Ok(counted),
+        deadline_ms: u64,
+    ) -> Result<(), JobError> {
+        let update = Update::of(attrs::JOB_ID, job_id.as_str())
+            .set(attrs::LISTING_LAST_ATTEMPT_MS, number(deadline_ms))
+            .when_exists(attrs::JOB_ID);
+        match self
+            .update("UpdateItem(listing last attempt)", job_id, update, false)
+            .await?
+        {
+            Updated::Applied(_) => Ok(()),
+            Updated::ConditionFailed => Err(JobError::NotFound(job_id.clone())),
         }
-    }
-
-    async fn record_failed_batch(
-        &self,
-        job_id: &JobId,
-        batch: BatchNo,
-        reason: &str,
-    ) -> Result<Recorded, JobError> {
-        let update = Self::count_once(job_id, batch)
-            .add(attrs::BATCHES_FAILED, number(1))
-            .add(attrs::FAILED_BATCHES, batch_set(batch))
-            .set(attrs::LAST_BATCH_ERROR, string(reason));
-        let updated = self.update("UpdateItem(record failed batch)", job_id, update, true);
-        self.recorded(job_id, updated.await?).await
     }
 
     async fn finish(&self, job_id: &JobId, finish: &Finish) -> Result<Option<Job>, JobError> {
@@ -283,15 +230,7 @@ impl Ledger for DynamoLedger {
             update = update.set(attrs::ERROR, string(reason));
         }
         if let Ending::AllBatchesCounted { .. } = ending {
-            update = update
-                .when_equals(attrs::SEALED, AttributeValue::Bool(true))
-                .when(|u| {
-                    format!(
-                        "{} = {}",
-                        u.name(attrs::BATCHES_DONE),
-                        u.name(attrs::TOTAL_BATCHES)
-                    )
-                });
+            update = update.when_equals(attrs::SEALED, AttributeValue::Bool(true));
         }
         match self
             .update("UpdateItem(finish)", job_id, update, true)
@@ -340,43 +279,106 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobError> {
-        let filter = match filter {
-            JobFilter::All => None,
-            JobFilter::Running => Some((attrs::STATUS, string(JobStatus::Running.as_str()))),
-            JobFilter::EventPending => Some((attrs::EVENT_PENDING, AttributeValue::Bool(true))),
-        };
+    async fn headers(&self, filter: JobFilter, limit: Option<usize>) -> Result<Vec<Job>, JobError> {
+        let everyone = JobId::new("*");
         let mut jobs = Vec::new();
         let mut start = None;
         loop {
-            let mut request = self
+            let page = self
                 .ddb
-                .scan()
+                .query()
                 .table_name(&self.table)
-                .set_exclusive_start_key(start.take());
-            if let Some((attribute, value)) = &filter {
-                request = request
-                    .filter_expression("#attribute = :value")
-                    .expression_attribute_names("#attribute", *attribute)
-                    .expression_attribute_values(":value", value.clone());
-            }
-            let page = request
+                .index_name(attrs::BY_START)
+                .key_condition_expression("#index = :job")
+                .expression_attribute_names("#index", attrs::JOB_INDEX)
+                .expression_attribute_values(":job", string(attrs::JOB_INDEX_VALUE))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| backend("Scan", &JobId::new("*"), e))?;
-            for item in page.items.unwrap_or_default() {
+                .map_err(|e| backend("Query(by-start)", &everyone, e))?;
+            let keys: Vec<HashMap<String, AttributeValue>> = page
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|item| {
+                    let id = item.get(attrs::JOB_ID)?.clone();
+                    Some(HashMap::from([(attrs::JOB_ID.to_owned(), id)]))
+                })
+                .collect();
+            let mut found = Vec::new();
+            for item in self.batch_get(&everyone, keys).await? {
                 let id = item
                     .get(attrs::JOB_ID)
                     .and_then(|v| v.as_s().ok())
                     .cloned()
                     .unwrap_or_default();
-                jobs.push(parse_job(&JobId::new(id), item)?);
+                found.push(parse_job(&JobId::new(id), item)?);
+            }
+            found.sort_by_key(|job| std::cmp::Reverse(job.started_ms));
+            jobs.extend(found.into_iter().filter(|job| filter.matches(job)));
+            if limit.is_some_and(|limit| jobs.len() >= limit) {
+                jobs.truncate(limit.unwrap_or(usize::MAX));
+                return Ok(jobs);
             }
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => return Ok(jobs),
             }
         }
+    }
+
+    async fn shards(&self, job_id: &JobId) -> Result<Vec<(u32, Shard)>, JobError> {
+        self.shard_items(job_id).await
+    }
+
+    async fn add_intent(&self, job_id: &JobId, shard: u32, token: &str) -> Result<(), JobError> {
+        self.add_intent_item(job_id, shard, token).await
+    }
+
+    async fn drop_intent(&self, job_id: &JobId, shard: u32, token: &str) -> Result<(), JobError> {
+        self.drop_intent_item(job_id, shard, token).await
+    }
+
+    async fn apply(
+        &self,
+        job_id: &JobId,
+        shard: u32,
+        token: &str,
+        delta: &Delta,
+    ) -> Result<Option<Shard>, JobError> {
+        self.apply_item(job_id, shard, token, delta).await
+    }
+
+    async fn put_marker(&self, job_id: &JobId, marker: &Marker) -> Result<bool, JobError> {
+        self.put_marker_item(job_id, marker).await
+    }
+
+    async fn marker(&self, job_id: &JobId, batch: BatchNo) -> Result<Option<Marker>, JobError> {
+        self.marker_item(job_id, batch).await
+    }
+
+    async fn put_recovery(
+        &self,
+        job_id: &JobId,
+        batch: BatchNo,
+        recovery: &Recovery,
+    ) -> Result<bool, JobError> {
+        self.put_recovery_item(job_id, batch, recovery).await
+    }
+
+    async fn mark_last_attempt(
+        &self,
+        job_id: &JobId,
+        batch: BatchNo,
+        deadline_ms: u64,
+    ) -> Result<(), JobError> {
+        self.mark_last_attempt_item(job_id, batch, Some(deadline_ms))
+            .await
+    }
+
+    async fn clear_last_attempt(&self, job_id: &JobId, batch: BatchNo) -> Result<(), JobError> {
+        self.mark_last_attempt_item(job_id, batch, None).await
     }
 }
 
@@ -390,36 +392,21 @@ fn at_step(update: &mut Update, invocation: u32) -> String {
     }
 }
 
-/// The batch counters a counted batch adds to its job.
-fn with_stats(update: Update, stats: &BatchStats) -> Update {
-    update
-        .add(attrs::FILES, number(stats.files))
-        .add(attrs::FILES_FAILED, number(stats.files_failed))
-        .add(attrs::ROWS_WRITTEN, number(stats.rows_written))
-        .add(attrs::ROWS_REJECTED, number(stats.rows_rejected))
-        .add(attrs::ROWS_DUPLICATE, number(stats.rows_duplicate))
-        .add(attrs::BYTES, number(stats.bytes))
-        .add(attrs::BYTES_READ, number(stats.bytes_read))
-        .add(attrs::WRITE_RETRIES, number(stats.write_retries))
-        .add(attrs::S3_THROTTLES, number(stats.s3_throttles))
-}
-
-fn batch_set(batch: BatchNo) -> AttributeValue {
-    AttributeValue::Ns(vec![batch.to_string()])
-}
-
-fn parse_job(job_id: &JobId, item: HashMap<String, AttributeValue>) -> Result<Job, JobError> {
+pub(super) fn parse_job(
+    job_id: &JobId,
+    item: HashMap<String, AttributeValue>,
+) -> Result<Job, JobError> {
     serde_dynamo::from_item(item).map_err(|e| malformed(job_id, e))
 }
 
-fn malformed(job_id: &JobId, source: serde_dynamo::Error) -> JobError {
+pub(super) fn malformed(job_id: &JobId, source: serde_dynamo::Error) -> JobError {
     JobError::Malformed {
         job_id: job_id.clone(),
         source: Box::new(source),
     }
 }
 
-fn backend(
+pub(super) fn backend(
     operation: &'static str,
     job_id: &JobId,
     source: impl std::error::Error + Send + Sync + 'static,
@@ -436,13 +423,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn job_round_trips_through_an_item_and_ignores_the_batch_set() {
+    fn job_round_trips_through_an_item_and_ignores_the_index_key() {
         let mut job = Job::new("j1", "bucket", "data/");
         job.totals.rows_written = 7;
         let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&job).unwrap();
         assert_eq!(item["status"], AttributeValue::S("RUNNING".into()));
         assert_eq!(item["rows_written"], AttributeValue::N("7".into()));
-        item.insert(attrs::DONE_BATCHES.into(), batch_set(BatchNo(0)));
+        item.insert(attrs::JOB_INDEX.into(), string(attrs::JOB_INDEX_VALUE));
         assert_eq!(parse_job(&"j1".into(), item).unwrap(), job);
     }
 }

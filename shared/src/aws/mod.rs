@@ -6,6 +6,7 @@ mod clients;
 mod errors;
 mod item;
 mod ledger;
+mod ledger_parts;
 mod s3;
 mod sqs;
 mod table;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 pub use clients::{Clients, Endpoints};
 pub use ledger::DynamoLedger;
+pub use ledger_parts::item_size;
 pub use s3::S3Objects;
 pub use sqs::SqsQueues;
 pub use table::DynamoTable;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 
@@ -123,12 +123,15 @@ impl Update {
         parts.join(" ")
     }
 
-    /// Sends the update; `returning` asks for the whole item as it now is.
+    /// Sends the update; `returning` asks for the whole item as it now is. The write units
+    /// it consumed (as the server reports them; a lost condition still costs a write) are
+    /// added to `meter`.
     pub async fn send(
         self,
         client: &Client,
         table: &str,
         returning: bool,
+        meter: &WriteMeter,
     ) -> Result<Updated, SdkError<UpdateItemError, Response>> {
         let expression = self.expression();
         let condition = (!self.conditions.is_empty()).then(|| self.conditions.join(" AND "));
@@ -145,13 +148,45 @@ impl Update {
             } else {
                 ReturnValue::None
             })
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(output) => Ok(Updated::Applied(output.attributes.unwrap_or_default())),
+            Ok(output) => {
+                meter.add(output.consumed_capacity.and_then(|c| c.capacity_units));
+                Ok(Updated::Applied(output.attributes.unwrap_or_default()))
+            }
             Err(e) if is_condition_failure(&e) => Ok(Updated::ConditionFailed),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Write units consumed, summed over calls (in thousandths), and the calls that reported
+/// them: the ledger's cost as the server bills it (dynalite reports it as DynamoDB does).
+#[derive(Debug, Default)]
+pub struct WriteMeter {
+    milli_units: std::sync::atomic::AtomicU64,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl WriteMeter {
+    pub fn add(&self, units: Option<f64>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(units) = units {
+            self.milli_units
+                .fetch_add((units * 1000.0).round() as u64, Relaxed);
+            self.calls.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// (write units, calls that reported them) so far.
+    pub fn total(&self) -> (f64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.milli_units.load(Relaxed) as f64 / 1000.0,
+            self.calls.load(Relaxed),
+        )
     }
 }
 

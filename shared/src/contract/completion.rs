@@ -85,8 +85,82 @@ pub struct BatchStats {
 }
 
 impl BatchStats {
+    /// Every counter under its field name: the one list the ledger adds, reads and sums.
+    pub fn counters(&self) -> [(&'static str, u64); 9] {
+        [
+            ("files", self.files),
+            ("files_failed", self.files_failed),
+            ("rows_written", self.rows_written),
+            ("rows_rejected", self.rows_rejected),
+            ("rows_duplicate", self.rows_duplicate),
+            ("bytes", self.bytes),
+            ("bytes_read", self.bytes_read),
+            ("write_retries", self.write_retries),
+            ("s3_throttles", self.s3_throttles),
+        ]
+    }
+
     /// Every row read: written, superseded in its write batch, or rejected.
     pub fn rows_read(&self) -> u64 {
         self.rows_written + self.rows_duplicate + self.rows_rejected
+    }
+}
+
+impl std::ops::AddAssign<&BatchStats> for BatchStats {
+    fn add_assign(&mut self, other: &BatchStats) {
+        let BatchStats {
+            files,
+            files_failed,
+            rows_written,
+            rows_rejected,
+            rows_duplicate,
+            bytes,
+            bytes_read,
+            write_retries,
+            s3_throttles,
+        } = other;
+        self.files += files;
+        self.files_failed += files_failed;
+        self.rows_written += rows_written;
+        self.rows_rejected += rows_rejected;
+        self.rows_duplicate += rows_duplicate;
+        self.bytes += bytes;
+        self.bytes_read += bytes_read;
+        self.write_retries += write_retries;
+        self.s3_throttles += s3_throttles;
+    }
+}
+
+#[cfg(test)]
+mod counter_tests {
+    use super::BatchStats;
+
+    #[test]
+    fn counters_are_every_field_under_its_serde_name_and_add_up() {
+        let stats = BatchStats {
+            files: 1,
+            files_failed: 2,
+            rows_written: 3,
+            rows_rejected: 4,
+            rows_duplicate: 5,
+            bytes: 6,
+            bytes_read: 7,
+            write_retries: 8,
+            s3_throttles: 9,
+        };
+        let json = serde_json::to_value(stats).unwrap();
+        let fields = json.as_object().unwrap();
+        assert_eq!(fields.len(), stats.counters().len());
+        for (name, value) in stats.counters() {
+            assert_eq!(fields[name], value, "{name}");
+        }
+        let mut sum = stats;
+        sum += &stats;
+        assert!(
+            sum.counters()
+                .iter()
+                .zip(stats.counters())
+                .all(|(s, o)| s.1 == 2 * o.1)
+        );
     }
 }

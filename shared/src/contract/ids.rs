@@ -23,6 +23,18 @@ impl JobId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether a requested id can be used: `#` is reserved for the ledger's per-shard and
+    /// per-batch items (`{job}#s{k}`, `{job}#b{n}`), so an id holding it could collide with
+    /// another job's items.
+    pub fn check(&self) -> Result<(), &'static str> {
+        match self.0.as_str() {
+            "" => Err("job_id is empty"),
+            id if id.contains('#') => Err("job_id may not contain '#' (reserved by the ledger)"),
+            id if id.len() > 512 => Err("job_id is longer than 512 bytes"),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A batch's number within its job: 0-based, unique, the unit of exactly-once counting.

@@ -1,12 +1,13 @@
 //! The jobs table's attribute names, one constant each, so a ledger write cannot misspell a
 //! field of [`Job`](super::model::Job): a test checks every constant against the model's
-//! serde names. The two batch-id sets are the ledger's own bookkeeping, not part of the model.
+//! serde names. The shard and marker attributes are the ledger's own bookkeeping.
 
 pub const JOB_ID: &str = "job_id";
 pub const STATUS: &str = "status";
 pub const SEALED: &str = "sealed";
 pub const TOTAL_BATCHES: &str = "total_batches";
 pub const BATCHES_DONE: &str = "batches_done";
+pub const BATCH_SUM: &str = "batch_sum";
 pub const BATCHES_FAILED: &str = "batches_failed";
 pub const BATCHES_RECOVERED: &str = "batches_recovered";
 pub const LAST_BATCH_ERROR: &str = "last_batch_error";
@@ -22,6 +23,8 @@ pub const LISTING_CURSOR: &str = "listing_cursor";
 pub const BATCHES_ENQUEUED: &str = "batches_enqueued";
 pub const LISTING_UPDATED_MS: &str = "listing_updated_ms";
 pub const LISTING_OWNER: &str = "listing_owner";
+pub const LISTING_LAST_ATTEMPT_MS: &str = "listing_last_attempt_ms";
+pub const STARTED_MS: &str = "started_ms";
 
 /// The batch counters ([`BatchStats`](super::model::BatchStats)), flattened into the item.
 pub const FILES: &str = "files";
@@ -34,10 +37,21 @@ pub const BYTES_READ: &str = "bytes_read";
 pub const WRITE_RETRIES: &str = "write_retries";
 pub const S3_THROTTLES: &str = "s3_throttles";
 
-/// Ids of the counted batches (a number set): the exactly-once condition.
-pub const DONE_BATCHES: &str = "done_batches";
-/// Ids of the batches counted as failed (dead-lettered), until a redrive recovers them.
-pub const FAILED_BATCHES: &str = "failed_batches";
+/// Shards and markers live in the jobs table under derived keys (`{job}#s{k}`,
+/// `{job}#b{n}`), each its own partition; only headers carry [`JOB_INDEX`], the partition key
+/// of the sparse index [`BY_START`] (sort key [`STARTED_MS`]) that lists jobs.
+pub const JOB_INDEX: &str = "job_index";
+pub const JOB_INDEX_VALUE: &str = "job";
+pub const BY_START: &str = "by-start";
+/// A shard's intent tokens (a string set).
+pub const INTENTS: &str = "intents";
+/// A shard's last-attempt marks: one attribute per batch, `la_{batch}` = deadline ms.
+pub const LAST_ATTEMPT_PREFIX: &str = "la_";
+/// A marker's fields.
+pub const BATCH: &str = "batch";
+pub const OUTCOME: &str = "outcome";
+pub const TOKEN: &str = "token";
+pub const RECOVERY: &str = "recovery";
 
 #[cfg(test)]
 mod tests {
@@ -53,6 +67,7 @@ mod tests {
         job.error = Some("e".into());
         job.listing_cursor = Some("c".into());
         job.listing_owner = Some("o".into());
+        job.listing_last_attempt_ms = Some(1);
         job.event_claimed_ms = Some(1);
         let item = serde_json::to_value(&job).unwrap();
         let fields = item.as_object().unwrap();
@@ -77,6 +92,9 @@ mod tests {
             BATCHES_ENQUEUED,
             LISTING_UPDATED_MS,
             LISTING_OWNER,
+            LISTING_LAST_ATTEMPT_MS,
+            STARTED_MS,
+            BATCH_SUM,
             FILES,
             FILES_FAILED,
             ROWS_WRITTEN,
@@ -92,7 +110,7 @@ mod tests {
                 "{name} is not a field of the job item"
             );
         }
-        for own in [DONE_BATCHES, FAILED_BATCHES] {
+        for own in [JOB_INDEX, INTENTS] {
             assert!(
                 !fields.contains_key(own),
                 "{own} must stay the ledger's own"

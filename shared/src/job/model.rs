@@ -29,6 +29,10 @@ pub struct Job {
     /// Counted batches, failed ones included: the job is done when this reaches the total.
     #[serde(default)]
     pub batches_done: u64,
+    /// Sum of the counted batches' numbers: with `batches_done` it proves the counted set is
+    /// exactly the sealed one (see [`super::shards::expected`]).
+    #[serde(default)]
+    pub batch_sum: u64,
     /// Batches that failed their last delivery and went to the dead-letter queue.
     #[serde(default)]
     pub batches_failed: u64,
@@ -81,6 +85,10 @@ pub struct Job {
     /// Absent between a checkpoint and the next run's claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing_owner: Option<RunId>,
+    /// The deadline (ms since the epoch) of a listing invocation running its last delivery:
+    /// past it, that invocation was killed and the job is failed instead of woken again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_last_attempt_ms: Option<u64>,
     /// When the completion event's sending was claimed (see [`crate::app::completion`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_claimed_ms: Option<u64>,
@@ -111,6 +119,7 @@ impl Job {
             sealed: false,
             total_batches: 0,
             batches_done: 0,
+            batch_sum: 0,
             batches_failed: 0,
             batches_recovered: 0,
             last_batch_error: None,
@@ -131,6 +140,7 @@ impl Job {
             batches_enqueued: 0,
             listing_updated_ms: 0,
             listing_owner: None,
+            listing_last_attempt_ms: None,
             event_claimed_ms: None,
         }
     }
@@ -152,9 +162,19 @@ impl Job {
         now_ms.saturating_sub(self.started_ms.max(self.listing_updated_ms))
     }
 
-    /// Whether every batch of a sealed, running job has been counted.
+    /// Whether the counted batches of a sealed, running job are exactly the sealed set
+    /// 0..total: as many, with the same sum of numbers (batch numbers are distinct).
     pub fn is_ready_to_finish(&self) -> bool {
-        self.status == JobStatus::Running && self.sealed && self.batches_done == self.total_batches
+        self.status == JobStatus::Running
+            && self.sealed
+            && self.batches_done == self.total_batches
+            && self.batch_sum == super::shards::expected_sum(self.total_batches)
+    }
+
+    /// Whether a sealed, running job counted more batches than it was sealed with: numbers
+    /// outside the sealed set, so it can never complete.
+    pub fn counted_beyond_seal(&self) -> bool {
+        self.status == JobStatus::Running && self.sealed && self.batches_done > self.total_batches
     }
 
     /// Rows per second over the job's wall time, once finished.
@@ -217,12 +237,19 @@ mod tests {
         let mut job = Job::new("j", "b", "");
         job.total_batches = 2;
         job.batches_done = 2;
+        job.batch_sum = 1;
         assert!(!job.is_ready_to_finish(), "unsealed");
         job.sealed = true;
         assert!(job.is_ready_to_finish());
         job.batches_done = 1;
         assert!(!job.is_ready_to_finish(), "a batch is missing");
         job.batches_done = 2;
+        job.batch_sum = 2;
+        assert!(
+            !job.is_ready_to_finish(),
+            "batches 0 and 2 are not the sealed set"
+        );
+        job.batch_sum = 1;
         job.status = JobStatus::Complete;
         assert!(!job.is_ready_to_finish(), "already final");
     }

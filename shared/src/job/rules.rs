@@ -36,6 +36,16 @@ impl Ending {
 /// rows or rejected objects beyond the tolerance fail it; dead-lettered batches complete it
 /// with errors.
 pub fn ending(job: &Job) -> Option<Ending> {
+    if job.counted_beyond_seal() {
+        let reason = format!(
+            "{} batches were counted for a job sealed with {}: batch numbers outside the sealed set",
+            job.batches_done, job.total_batches
+        );
+        return Some(Ending::AllBatchesCounted {
+            status: JobStatus::Failed,
+            reason: Some(reason),
+        });
+    }
     if !job.is_ready_to_finish() {
         return None;
     }
@@ -74,6 +84,7 @@ mod tests {
         job.sealed = true;
         job.total_batches = 4;
         job.batches_done = 4;
+        job.batch_sum = 6;
         job.totals.rows_written = 90;
         job.totals.rows_rejected = 10;
         job
@@ -84,6 +95,17 @@ mod tests {
         let mut job = ready();
         job.batches_done = 3;
         assert_eq!(ending(&job), None);
+    }
+
+    #[test]
+    fn the_counted_set_must_be_the_sealed_set() {
+        let mut job = ready();
+        job.batch_sum = 7; // e.g. 0, 1, 2 and 4 instead of 3
+        assert_eq!(ending(&job), None, "as many batches, not the same ones");
+        job.batches_done = 5;
+        let ended = ending(&job).unwrap();
+        assert_eq!(ended.status(), JobStatus::Failed);
+        assert!(ended.reason().unwrap().contains("outside the sealed set"));
     }
 
     #[test]

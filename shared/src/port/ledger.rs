@@ -1,7 +1,10 @@
-//! The job ledger port: one record per job; every batch counted exactly once by one atomic
-//! conditional write; exactly one final transition. The pure rules of when and how a job
-//! ends are in [`crate::job::rules`]; the provided methods here apply them over the port's
-//! primitive writes, so every backend ends jobs the same way.
+//! The job ledger port: a header item per job, [`shards::SHARDS`] counter shards and one
+//! marker item per batch; every batch counted exactly once by three small writes whatever
+//! the job's size ([`counting`], `docs/ledger.md`); exactly one final transition. The pure
+//! rules of when and how a job ends are in [`crate::job::rules`] and
+//! [`crate::job::shards`]; the provided methods here apply them over the port's primitive
+//! item operations, so every backend counts and ends jobs the same way (and a wrapper can
+//! crash between any two of its writes: `port::contract::crash`).
 
 use std::time::Duration;
 
@@ -13,6 +16,8 @@ use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::job::model::{BatchStats, Job, ListingCheckpoint, Recorded};
 use crate::job::rules::{self, Ending};
+use crate::job::shards::{self, Delta, Marker, Recovery, Shard};
+use crate::port::counting::{self, Count};
 
 #[derive(Debug, Error)]
 pub enum JobError {
@@ -56,6 +61,16 @@ pub enum JobFilter {
     EventPending,
 }
 
+impl JobFilter {
+    pub fn matches(self, job: &Job) -> bool {
+        match self {
+            JobFilter::All => true,
+            JobFilter::Running => job.status == crate::job::model::JobStatus::Running,
+            JobFilter::EventPending => job.event_pending,
+        }
+    }
+}
+
 /// The final transition's stamp.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finish {
@@ -82,14 +97,20 @@ impl Finish {
 
 #[async_trait]
 pub trait Ledger: Send + Sync {
+    // ---- The job's header item: one per job, written a few times per job, never per count.
+
     /// Writes a new job; `AlreadyExists` if the id is taken.
     async fn create(&self, job: &Job) -> Result<(), JobError>;
 
-    /// A consistent read of a job.
-    async fn get(&self, job_id: &JobId) -> Result<Option<Job>, JobError>;
+    /// A consistent read of a job's header item alone (its counters are in the shards).
+    async fn header(&self, job_id: &JobId) -> Result<Option<Job>, JobError>;
+
+    /// The headers that match, newest first, at most `limit` (an index of headers, never a
+    /// scan of the batches).
+    async fn headers(&self, filter: JobFilter, limit: Option<usize>) -> Result<Vec<Job>, JobError>;
 
     /// Ends the listing: fixes the total, only if the job is not sealed yet and, with an
-    /// `owner`, only for that run (`NotOwner` otherwise). Returns the sealed job.
+    /// `owner`, only for that run (`NotOwner` otherwise). Returns the sealed header.
     async fn seal_total(
         &self,
         job_id: &JobId,
@@ -113,7 +134,8 @@ pub trait Ledger: Send + Sync {
     async fn release_listing(&self, job_id: &JobId, owner: &RunId) -> Result<(), JobError>;
 
     /// Records where invocation `checkpoint.invocation` resumes and hands the listing over,
-    /// only if `owner` still owns the step before it. `false`: it does not; stop.
+    /// only if `owner` still owns the step before it (clearing any last-attempt mark).
+    /// `false`: it does not; stop.
     async fn checkpoint(
         &self,
         job_id: &JobId,
@@ -121,26 +143,18 @@ pub trait Ledger: Send + Sync {
         owner: &RunId,
     ) -> Result<bool, JobError>;
 
-    /// Counts a batch exactly once with its stats; a batch counted as failed before (a
-    /// redrive) is `Recovered` instead; a duplicate is `AlreadyCounted`.
-    async fn record_batch(
+    /// Marks that a listing invocation runs its last delivery, until `deadline_ms`.
+    async fn mark_listing_last_attempt(
         &self,
         job_id: &JobId,
-        batch: BatchNo,
-        stats: &BatchStats,
-    ) -> Result<Recorded, JobError>;
-
-    /// Counts a batch that failed its last delivery exactly once, as done but failed.
-    async fn record_failed_batch(
-        &self,
-        job_id: &JobId,
-        batch: BatchNo,
-        reason: &str,
-    ) -> Result<Recorded, JobError>;
+        deadline_ms: u64,
+    ) -> Result<(), JobError>;
 
     /// The one write that ends a job, conditional on it still RUNNING (and, for
-    /// [`Ending::AllBatchesCounted`], sealed with every batch counted). It also makes the
-    /// completion event owed, claimed by the winner. `None`: someone else ended it.
+    /// [`Ending::AllBatchesCounted`], sealed). It also makes the completion event owed,
+    /// claimed by the winner. `None`: someone else ended it. Whether every batch is counted
+    /// is checked by [`Ledger::try_finish`] on a fresh view: a stable fact once true, since
+    /// counts only grow and the total is fixed by the seal.
     async fn finish(&self, job_id: &JobId, finish: &Finish) -> Result<Option<Job>, JobError>;
 
     /// Takes the right to send an owed completion event, unless someone claimed it within
@@ -153,8 +167,113 @@ pub trait Ledger: Send + Sync {
     /// Marks a job's completion event as sent.
     async fn clear_event_pending(&self, job_id: &JobId) -> Result<(), JobError>;
 
-    /// The jobs that match (a scan: one small record per job, run rarely).
-    async fn jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobError>;
+    // ---- Counter shards and batch markers: the fan-in (see `crate::job::shards`).
+
+    /// Every counter shard of a job that exists (a consistent read each).
+    async fn shards(&self, job_id: &JobId) -> Result<Vec<(u32, Shard)>, JobError>;
+
+    /// Adds an intent token to a shard.
+    async fn add_intent(&self, job_id: &JobId, shard: u32, token: &str) -> Result<(), JobError>;
+
+    /// Removes an intent token from a shard (an unused one).
+    async fn drop_intent(&self, job_id: &JobId, shard: u32, token: &str) -> Result<(), JobError>;
+
+    /// Applies `delta` to a shard and removes `token`, only if `token` is there: `Some`
+    /// (the shard as it now is) if this call applied it.
+    async fn apply(
+        &self,
+        job_id: &JobId,
+        shard: u32,
+        token: &str,
+        delta: &Delta,
+    ) -> Result<Option<Shard>, JobError>;
+
+    /// Creates a batch's marker only if it has none: `false` if it had one.
+    async fn put_marker(&self, job_id: &JobId, marker: &Marker) -> Result<bool, JobError>;
+
+    /// A consistent read of a batch's marker.
+    async fn marker(&self, job_id: &JobId, batch: BatchNo) -> Result<Option<Marker>, JobError>;
+
+    /// Records a failed batch's recovery in its marker, only if it failed and has none yet.
+    async fn put_recovery(
+        &self,
+        job_id: &JobId,
+        batch: BatchNo,
+        recovery: &Recovery,
+    ) -> Result<bool, JobError>;
+
+    /// Marks that `batch` runs its last delivery in an invocation ending at `deadline_ms`.
+    async fn mark_last_attempt(
+        &self,
+        job_id: &JobId,
+        batch: BatchNo,
+        deadline_ms: u64,
+    ) -> Result<(), JobError>;
+
+    /// Removes a batch's last-attempt mark.
+    async fn clear_last_attempt(&self, job_id: &JobId, batch: BatchNo) -> Result<(), JobError>;
+
+    // ---- What the use cases call, the same over every backend.
+
+    /// A job as it stands: its header with every shard's counters summed (1 + shards reads).
+    async fn get(&self, job_id: &JobId) -> Result<Option<Job>, JobError> {
+        let Some(header) = self.header(job_id).await? else {
+            return Ok(None);
+        };
+        let shards = self.shards(job_id).await?;
+        Ok(Some(shards::view(header, shards.iter().map(|(_, s)| s))))
+    }
+
+    /// Counts a batch exactly once with its stats; a batch counted as failed before (a
+    /// redrive) is `Recovered` instead; a duplicate is `AlreadyCounted`.
+    async fn record_batch(
+        &self,
+        job_id: &JobId,
+        batch: BatchNo,
+        stats: &BatchStats,
+    ) -> Result<Recorded, JobError> {
+        counting::record(self, job_id, batch, Count::Succeeded(*stats)).await
+    }
+
+    /// Counts a batch that failed its last delivery exactly once, as done but failed.
+    async fn record_failed_batch(
+        &self,
+        job_id: &JobId,
+        batch: BatchNo,
+        reason: &str,
+    ) -> Result<Recorded, JobError> {
+        counting::record(self, job_id, batch, Count::Failed(reason)).await
+    }
+
+    /// The batches on their last delivery, with their invocations' deadlines.
+    async fn last_attempts(&self, job_id: &JobId) -> Result<Vec<(BatchNo, u64)>, JobError> {
+        let shards = self.shards(job_id).await?;
+        Ok(shards
+            .iter()
+            .flat_map(|(_, s)| s.last_attempts.iter())
+            .map(|(batch, deadline)| (BatchNo(*batch), *deadline))
+            .collect())
+    }
+
+    /// The jobs that match, as they stand (header and shards each).
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobError> {
+        let mut jobs = Vec::new();
+        for header in self.headers(filter, None).await? {
+            let shards = self.shards(&header.job_id).await?;
+            jobs.push(shards::view(header, shards.iter().map(|(_, s)| s)));
+        }
+        Ok(jobs)
+    }
+
+    /// The `limit` most recently started jobs, newest first.
+    async fn recent_jobs(&self, limit: usize) -> Result<Vec<Job>, JobError> {
+        let mut jobs = Vec::new();
+        for header in self.headers(JobFilter::All, Some(limit)).await? {
+            let shards = self.shards(&header.job_id).await?;
+            jobs.push(shards::view(header, shards.iter().map(|(_, s)| s)));
+        }
+        Ok(jobs)
+    }
 
     /// Seals, and finishes the job if every batch was already counted.
     async fn seal(
@@ -163,19 +282,33 @@ pub trait Ledger: Send + Sync {
         seal: Seal,
         owner: Option<&RunId>,
     ) -> Result<Option<Job>, JobError> {
-        let job = self.seal_total(job_id, seal, owner).await?;
+        let sealed = self.seal_total(job_id, seal, owner).await?;
+        // Sealing, then reading every shard: a count that lands meanwhile either is seen
+        // here or sees the seal itself (each writes, then reads what the other wrote).
+        let Some(job) = self.get(&sealed.job_id).await? else {
+            return Err(JobError::NotFound(job_id.clone()));
+        };
         self.try_finish(&job).await
     }
 
-    /// Ends a job whose every batch is counted, as [`rules::ending`] decides. At most one
-    /// caller ever wins, and the winner gets the final job back and logs its summary.
+    /// Ends a job whose every batch is counted, as [`rules::ending`] decides. `job` is
+    /// only a hint: the decision is made on a fresh view, so a stale or partial snapshot
+    /// cannot end a job. At most one caller ever wins, and the winner gets the final job
+    /// back and logs its summary.
     async fn try_finish(&self, job: &Job) -> Result<Option<Job>, JobError> {
-        let Some(ending) = rules::ending(job) else {
+        if rules::ending(job).is_none() {
+            return Ok(None);
+        }
+        let Some(fresh) = self.get(&job.job_id).await? else {
+            return Ok(None);
+        };
+        let Some(ending) = rules::ending(&fresh) else {
             return Ok(None);
         };
         let finished = self
-            .finish(&job.job_id, &Finish::now(ending, job.started_ms))
+            .finish(&job.job_id, &Finish::now(ending, fresh.started_ms))
             .await?;
+        let finished = finished.map(|header| shards::view_like(header, &fresh));
         finished.iter().for_each(log_final);
         Ok(finished)
     }
@@ -188,16 +321,9 @@ pub trait Ledger: Send + Sync {
         };
         let finish = Finish::now(Ending::Abandoned(reason.to_owned()), job.started_ms);
         let finished = self.finish(job_id, &finish).await?;
+        let finished = finished.map(|header| shards::view_like(header, &job));
         finished.iter().for_each(log_final);
         Ok(finished)
-    }
-
-    /// The `limit` most recently started jobs, newest first.
-    async fn recent_jobs(&self, limit: usize) -> Result<Vec<Job>, JobError> {
-        let mut jobs = self.jobs(JobFilter::All).await?;
-        jobs.sort_by_key(|job| std::cmp::Reverse(job.started_ms));
-        jobs.truncate(limit);
-        Ok(jobs)
     }
 }
 

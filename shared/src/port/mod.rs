@@ -2,6 +2,7 @@
 //! in-memory double in [`memory`], and both are held to one contract suite per port
 //! ([`contract`]): the double runs it in unit tests, the adapter against the local servers.
 
+pub mod counting;
 pub mod ledger;
 pub mod memory;
 pub mod objects;

@@ -110,13 +110,30 @@ impl Coordinator {
                     continue;
                 }
             };
+            let last_delivery =
+                lambda::receive_count(&message) >= self.config.control_max_receive_count;
             let (job_id, result) = match &control {
-                ControlMessage::Continue(continuation) => (
-                    &continuation.job_id,
-                    self.continue_listing(continuation, deadline)
-                        .await
-                        .map(drop),
-                ),
+                ControlMessage::Continue(continuation) => {
+                    if last_delivery {
+                        // Should this invocation be killed (not return an error), the stuck-job
+                        // check fails the job once the deadline has passed, instead of waking
+                        // it forever.
+                        let deadline_ms = lambda::deadline_ms(deadline);
+                        if let Err(e) = self
+                            .ledger
+                            .mark_listing_last_attempt(&continuation.job_id, deadline_ms)
+                            .await
+                        {
+                            tracing::error!(job_id = %continuation.job_id, error = %crate::report(&e), "could not mark the listing's last attempt");
+                        }
+                    }
+                    (
+                        &continuation.job_id,
+                        self.continue_listing(continuation, deadline)
+                            .await
+                            .map(drop),
+                    )
+                }
                 ControlMessage::Compose(compose) => (
                     &compose.job_id,
                     self.compose_ranges(compose).await.map(drop),
@@ -124,7 +141,7 @@ impl Coordinator {
             };
             let result = result.map_err(|e| crate::report(&e));
             if let Err(reason) = &result
-                && lambda::receive_count(&message) >= self.config.control_max_receive_count
+                && last_delivery
             {
                 // The step fails for good: end the job instead of waking it forever.
                 self.fail_job(job_id, reason).await;

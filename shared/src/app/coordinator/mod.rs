@@ -10,6 +10,7 @@ mod enqueue;
 mod listing;
 mod object_plan;
 mod stuck;
+pub use stuck::KILL_GRACE;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +105,12 @@ pub struct StuckJobs {
     pub listings_resumed: Vec<JobId>,
     /// Finished jobs whose completion event a crash had left unsent, sent by this check.
     pub events_sent: Vec<JobId>,
+    /// Batches whose last delivery was killed (its deadline passed with the batch
+    /// uncounted), counted as failed by this check.
+    pub batches_failed: Vec<(JobId, u64)>,
+    /// Jobs this check ended: every batch counted but the finish lost, or a listing killed
+    /// on its last delivery.
+    pub jobs_ended: Vec<JobId>,
 }
 
 /// No invocation lives longer than Lambda's 15 minutes: a listing without a start or a
@@ -287,7 +294,7 @@ impl Coordinator {
     }
 
     /// Marks a job FAILED for a reason that no retry can fix; failures to do so are logged.
-    async fn fail_job(&self, job_id: &JobId, reason: &str) {
+    pub(super) async fn fail_job(&self, job_id: &JobId, reason: &str) {
         tracing::error!(%job_id, %reason, "listing failed for good; job FAILED");
         match self.ledger.fail(job_id, reason).await {
             Ok(Some(job)) => {
@@ -331,6 +338,11 @@ fn validate(request: &JobRequest, allowed_buckets: &[String]) -> Result<(), Coor
             "bucket {:?} is not in ALLOWED_BUCKETS",
             request.bucket
         )));
+    }
+    if let Some(job_id) = &request.job_id
+        && let Err(reason) = job_id.check()
+    {
+        return Err(CoordinatorError::InvalidRequest(reason.into()));
     }
     if let Some(schema) = &request.schema {
         schema.validate()?;
@@ -376,6 +388,14 @@ mod tests {
         assert!(
             elsewhere.to_string().contains("not in ALLOWED_BUCKETS"),
             "{elsewhere}"
+        );
+        let mut shard_like = ok.clone();
+        shard_like.job_id = Some("other-job#s3".into());
+        assert!(
+            validate(&shard_like, &[])
+                .unwrap_err()
+                .to_string()
+                .contains('#')
         );
         let mut bad_percent = ok;
         bad_percent.tolerated_rejects = Some(RejectTolerance::Percent(120.0));

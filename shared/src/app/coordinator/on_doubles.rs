@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::app::config::Tables;
 use crate::contract::completion::CompletionEvent;
+use crate::contract::ids::BatchNo;
 use crate::contract::messages::{BatchMessage, ContinueListing};
 use crate::job::model::JobStatus;
 use crate::port::memory::{MemoryLedger, MemoryObjects, MemoryQueues};
@@ -296,4 +297,138 @@ async fn a_failed_send_releases_the_claim_so_the_next_delivery_sends() {
             .unwrap()
             .event_pending
     );
+}
+
+/// A batch killed on its last delivery (its mark's deadline long past) is counted as failed
+/// by the stuck check, which then ends the job; a mark whose invocation may still run is left.
+#[tokio::test]
+async fn the_stuck_check_fails_a_batch_killed_on_its_last_delivery_and_ends_the_job() {
+    let doubles = Doubles::new();
+    let coordinator = doubles.coordinator(false);
+    let ledger = &doubles.ledger;
+    let job_id = JobId::new("killed");
+    ledger.create(&Job::new(&job_id, "b", "")).await.unwrap();
+    let seal = Seal {
+        total_batches: 3,
+        files_listed: 3,
+        files_skipped: 0,
+    };
+    ledger.seal(&job_id, seal, None).await.unwrap();
+    ledger
+        .record_batch(&job_id, BatchNo(0), &Default::default())
+        .await
+        .unwrap();
+    let now = crate::clock::now_ms();
+    ledger
+        .mark_last_attempt(&job_id, BatchNo(1), now - 60_000)
+        .await
+        .unwrap();
+    ledger
+        .mark_last_attempt(&job_id, BatchNo(2), now + 60_000)
+        .await
+        .unwrap();
+    let report = coordinator
+        .check_stuck_jobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.batches_failed, vec![(job_id.clone(), 1)]);
+    let job = ledger.get(&job_id).await.unwrap().unwrap();
+    assert_eq!((job.status, job.batches_failed), (JobStatus::Running, 1));
+    assert!(
+        job.last_batch_error
+            .unwrap()
+            .contains("killed on its last delivery")
+    );
+    assert_eq!(
+        ledger.last_attempts(&job_id).await.unwrap(),
+        vec![(BatchNo(2), now + 60_000)]
+    );
+
+    // The other invocation was killed too: once its deadline passes, the job ends.
+    ledger
+        .mark_last_attempt(&job_id, BatchNo(2), now - 1)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let report = coordinator
+        .check_stuck_jobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    // The grace has not passed for batch 2 yet (deadline now - 1 ms): age it.
+    assert!(report.batches_failed.is_empty(), "{report:?}");
+    ledger
+        .mark_last_attempt(&job_id, BatchNo(2), now - 60_000)
+        .await
+        .unwrap();
+    let report = coordinator
+        .check_stuck_jobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.batches_failed, vec![(job_id.clone(), 2)]);
+    assert_eq!(report.jobs_ended, vec![job_id.clone()]);
+    let job = ledger.get(&job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::CompletedWithErrors);
+    let events = doubles.queues.drain(DONE);
+    assert_eq!(events.len(), 1, "{events:?}");
+    // A batch that did get counted before its mark expired stays counted once.
+    let again = coordinator
+        .check_stuck_jobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(again.batches_failed.is_empty() && again.jobs_ended.is_empty());
+}
+
+/// Sealed, every batch counted, the finish lost (the finisher crashed): the check finishes it.
+#[tokio::test]
+async fn the_stuck_check_finishes_a_sealed_job_whose_finish_was_lost() {
+    let doubles = Doubles::new();
+    let coordinator = doubles.coordinator(false);
+    let ledger = &doubles.ledger;
+    let job_id = JobId::new("lost-finish");
+    ledger.create(&Job::new(&job_id, "b", "")).await.unwrap();
+    ledger
+        .record_batch(&job_id, BatchNo(0), &Default::default())
+        .await
+        .unwrap();
+    let seal = Seal {
+        total_batches: 1,
+        files_listed: 1,
+        files_skipped: 0,
+    };
+    // Sealed, then the process died before finishing.
+    ledger.seal_total(&job_id, seal, None).await.unwrap();
+    let report = coordinator
+        .check_stuck_jobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.jobs_ended, vec![job_id.clone()]);
+    let job = ledger.get(&job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Complete);
+    assert_eq!(doubles.queues.drain(DONE).len(), 1);
+}
+
+/// A listing killed on its last delivery ends its job FAILED instead of being woken forever.
+#[tokio::test]
+async fn the_stuck_check_fails_a_listing_killed_on_its_last_delivery() {
+    let doubles = Doubles::new();
+    let coordinator = doubles.coordinator(false);
+    let ledger = &doubles.ledger;
+    let job_id = JobId::new("killed-listing");
+    let mut job = Job::new(&job_id, "b", "in/");
+    job.started_ms -= 20 * 60 * 1000;
+    ledger.create(&job).await.unwrap();
+    ledger
+        .mark_listing_last_attempt(&job_id, crate::clock::now_ms() - 60_000)
+        .await
+        .unwrap();
+    let report = coordinator
+        .check_stuck_jobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.jobs_ended, vec![job_id.clone()]);
+    assert!(report.listings_resumed.is_empty(), "not woken again");
+    assert!(doubles.queues.drain(CONTROL).is_empty());
+    let job = ledger.get(&job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.error.unwrap().contains("killed on its last delivery"));
 }

@@ -1,5 +1,8 @@
 //! The scheduled check behind the stuck-job alarm: counts jobs RUNNING too long, wakes
-//! listings whose invocation died, and sends completion events a crash left owed.
+//! listings whose invocation died, ends what a killed process left open (a batch or a
+//! listing killed on its last delivery, a finish lost after every batch was counted), and
+//! sends completion events a crash left owed. Its reads are per running job: a header and
+//! its counter shards, never the batches' items.
 
 use std::time::Duration;
 
@@ -8,8 +11,12 @@ use crate::app::completion::Claim;
 use crate::app::metrics;
 use crate::clock;
 use crate::contract::ids::JobId;
-use crate::job::model::Job;
+use crate::job::model::{Job, Recorded};
 use crate::port::ledger::JobFilter;
+
+/// Past an invocation's deadline, how long to wait before treating it as killed (clock skew
+/// between the invocation and this check).
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
 impl Coordinator {
     /// The scheduled check behind the stuck-job alarm: counts jobs RUNNING for longer than
@@ -20,6 +27,13 @@ impl Coordinator {
     ) -> Result<StuckJobs, CoordinatorError> {
         let now_ms = clock::now_ms();
         let running = self.ledger.jobs(JobFilter::Running).await?;
+        let batches_failed = self.fail_killed_batches(&running, now_ms).await;
+        let mut jobs_ended = self.fail_killed_listings(&running, now_ms).await;
+        jobs_ended.extend(self.finish_counted_jobs(&running).await);
+        let running: Vec<Job> = running
+            .into_iter()
+            .filter(|job| !jobs_ended.contains(&job.job_id))
+            .collect();
         let mut stuck: Vec<&Job> = running
             .iter()
             .filter(|job| now_ms.saturating_sub(job.started_ms) > older_than.as_millis() as u64)
@@ -30,6 +44,8 @@ impl Coordinator {
             job_ids: stuck.iter().map(|job| job.job_id.clone()).collect(),
             listings_resumed: self.resume_stalled_listings(&running, now_ms).await,
             events_sent: self.send_owed_events().await,
+            batches_failed,
+            jobs_ended,
         };
         if !report.job_ids.is_empty() {
             tracing::warn!(stuck = report.job_ids.len(), oldest = %report.job_ids[0], "jobs stuck RUNNING");
@@ -40,6 +56,97 @@ impl Coordinator {
             report.older_than_seconds,
         ));
         Ok(report)
+    }
+
+    /// Counts as failed the batches whose last delivery was killed: marked, and past the
+    /// deadline of the invocation that ran it (plus [`KILL_GRACE`] for clock skew). A batch
+    /// that was counted after all stays counted (the count is exactly once either way).
+    async fn fail_killed_batches(&self, running: &[Job], now_ms: u64) -> Vec<(JobId, u64)> {
+        let mut failed = Vec::new();
+        for job in running {
+            let result = async {
+                let marks = self.ledger.last_attempts(&job.job_id).await?;
+                let mut counted = Vec::new();
+                for (batch, deadline_ms) in marks {
+                    if now_ms <= deadline_ms + KILL_GRACE.as_millis() as u64 {
+                        continue;
+                    }
+                    let reason = format!(
+                        "batch {batch} was killed on its last delivery (no result by its invocation's deadline)"
+                    );
+                    let recorded = self
+                        .ledger
+                        .record_failed_batch(&job.job_id, batch, &reason)
+                        .await?;
+                    if matches!(recorded, Recorded::Counted(_)) {
+                        tracing::error!(job_id = %job.job_id, batch = batch.get(), "a batch killed on its last delivery is counted as failed");
+                        counted.push((job.job_id.clone(), batch.get()));
+                    }
+                    self.ledger.clear_last_attempt(&job.job_id, batch).await?;
+                }
+                Ok::<_, CoordinatorError>(counted)
+            };
+            match result.await {
+                Ok(counted) => failed.extend(counted),
+                Err(error) => {
+                    tracing::error!(job_id = %job.job_id, error = %crate::report(&error), "could not settle killed last deliveries")
+                }
+            }
+        }
+        failed
+    }
+
+    /// Fails the jobs whose listing was killed on its last delivery (marked, deadline past,
+    /// no checkpoint since): nothing would wake it again but this check, forever.
+    async fn fail_killed_listings(&self, running: &[Job], now_ms: u64) -> Vec<JobId> {
+        let mut ended = Vec::new();
+        for job in running.iter().filter(|job| !job.sealed) {
+            let Some(deadline_ms) = job.listing_last_attempt_ms else {
+                continue;
+            };
+            if now_ms <= deadline_ms + KILL_GRACE.as_millis() as u64 {
+                continue;
+            }
+            let reason = format!(
+                "the listing's invocation {} was killed on its last delivery",
+                job.listing_invocation
+            );
+            self.fail_job(&job.job_id, &reason).await;
+            ended.push(job.job_id.clone());
+        }
+        ended
+    }
+
+    /// Finishes sealed jobs whose every batch is counted but whose final transition was lost
+    /// (a crash after sealing, or after the last count).
+    async fn finish_counted_jobs(&self, running: &[Job]) -> Vec<JobId> {
+        let mut ended = Vec::new();
+        for job in running.iter().filter(|job| job.sealed) {
+            // Fresh: this check may just have counted its killed batches.
+            let fresh = async {
+                match self.ledger.get(&job.job_id).await? {
+                    Some(fresh) => self.ledger.try_finish(&fresh).await,
+                    None => Ok(None),
+                }
+            };
+            let finished = match fresh.await {
+                Ok(finished) => finished,
+                Err(error) => {
+                    tracing::error!(job_id = %job.job_id, error = %crate::report(&error), "could not finish a counted job");
+                    continue;
+                }
+            };
+            if let Some(finished) = finished {
+                tracing::warn!(job_id = %job.job_id, status = finished.status.as_str(), "a counted job whose finish was lost is finished");
+                self.metrics
+                    .emit(metrics::job_finished("coordinator", &finished));
+                if let Err(e) = self.announcer.announce(&finished, Claim::Held).await {
+                    tracing::error!(job_id = %job.job_id, error = %crate::report(&e), "could not send the completion event; the next check retries it");
+                }
+                ended.push(job.job_id.clone());
+            }
+        }
+        ended
     }
 
     /// Wakes the listings whose invocation died: unsealed, with no start or checkpoint for

@@ -160,6 +160,11 @@ impl Worker {
             job_id = tracing::field::Empty,
             batch = tracing::field::Empty
         );
+        let last_delivery = lambda::receive_count(&message) >= self.config.max_receive_count;
+        let marked = match last_delivery {
+            true => self.mark_last_attempt(&body, deadline).await,
+            false => None,
+        };
         let result = isolated(
             async {
                 let batch: BatchMessage =
@@ -173,23 +178,61 @@ impl Worker {
         )
         .await;
         let _in_message = span.enter();
-        let error = result.err()?;
-        if lambda::receive_count(&message) >= self.config.max_receive_count {
-            self.count_as_failed(&body, &error).await;
+        let failed = match &result {
+            Ok(_) => None,
+            Err(error) if last_delivery => {
+                (!self.count_as_failed(&body, error).await).then_some(())
+            }
+            Err(_) => Some(()),
+        };
+        // The batch is accounted for (counted, or counted as failed): the mark has done its
+        // job. Should clearing fail, the stuck check finds the batch counted and clears it.
+        if let (Some(batch), None) = (&marked, failed)
+            && let Err(e) = self
+                .ledger
+                .clear_last_attempt(&batch.job_id, batch.batch)
+                .await
+        {
+            tracing::warn!(error = %crate::report(&e), "could not clear a last-attempt mark");
         }
+        let error = result.err()?;
         tracing::error!(%message_id, error = %crate::report(&error), "batch failed; left for redelivery");
         Some(lambda::failure(message_id))
+    }
+
+    /// Before a batch's last delivery runs, a durable mark with this invocation's deadline:
+    /// should the process be killed (timeout, memory) before it counts the batch either way,
+    /// the stuck-job check counts it as failed once the deadline has passed, so its job ends.
+    async fn mark_last_attempt(
+        &self,
+        body: &str,
+        deadline: Option<Instant>,
+    ) -> Option<BatchMessage> {
+        let batch = serde_json::from_str::<BatchMessage>(body).ok()?;
+        let deadline_ms = lambda::deadline_ms(deadline);
+        match self
+            .ledger
+            .mark_last_attempt(&batch.job_id, batch.batch, deadline_ms)
+            .await
+        {
+            Ok(()) => Some(batch),
+            Err(e) => {
+                tracing::error!(job_id = %batch.job_id, batch = batch.batch.get(), error = %crate::report(&e), "could not mark the last attempt; a kill now would leave its job waiting");
+                None
+            }
+        }
     }
 
     /// A batch failing its last delivery goes to the dead-letter queue next: count it as
     /// failed, so its job ends (COMPLETED_WITH_ERRORS) instead of waiting on it forever. A
     /// body that names no job has nothing to count; the dead-letter alarm covers it.
-    async fn count_as_failed(&self, body: &str, error: &WorkerError) {
+    /// Returns whether the batch is now counted.
+    async fn count_as_failed(&self, body: &str, error: &WorkerError) -> bool {
         let Ok(batch) = serde_json::from_str::<BatchMessage>(body) else {
             tracing::error!(
                 "an unreadable message failed its last delivery; it goes to the dead-letter queue"
             );
-            return;
+            return false;
         };
         let reason = crate::report(error);
         let result = async {
@@ -199,8 +242,7 @@ impl Worker {
                 .await?;
             if let Some(scan) = &batch.scan {
                 // The compose step fails the job: its rows cannot be split exactly.
-                self.wake_compose_when_scanned(&batch, scan, recorded.job())
-                    .await?;
+                self.wake_compose_when_scanned(&batch, scan).await?;
             }
             if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
                 self.metrics.emit(metrics::job_finished("worker", &job));
@@ -211,10 +253,12 @@ impl Worker {
         .await;
         match result {
             Ok(()) => {
-                tracing::error!(job_id = %batch.job_id, batch = batch.batch.get(), %reason, "batch failed its last delivery; counted as failed, goes to the dead-letter queue")
+                tracing::error!(job_id = %batch.job_id, batch = batch.batch.get(), %reason, "batch failed its last delivery; counted as failed, goes to the dead-letter queue");
+                true
             }
             Err(e) => {
-                tracing::error!(job_id = %batch.job_id, batch = batch.batch.get(), error = %crate::report(&e), "could not count a dead-lettered batch")
+                tracing::error!(job_id = %batch.job_id, batch = batch.batch.get(), error = %crate::report(&e), "could not count a dead-lettered batch; the stuck-job check will");
+                false
             }
         }
     }
@@ -243,8 +287,7 @@ impl Worker {
             .await?;
         if let Some(scan) = &batch.scan {
             // Also after AlreadyCounted: a crash before the wake-up is healed here.
-            self.wake_compose_when_scanned(batch, scan, recorded.job())
-                .await?;
+            self.wake_compose_when_scanned(batch, scan).await?;
         }
         match &recorded {
             Recorded::Counted(_) => {

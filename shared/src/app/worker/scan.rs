@@ -8,7 +8,7 @@
 use super::{Worker, WorkerError};
 use crate::contract::messages::{BatchMessage, ComposeRanges, ScanTask};
 use crate::ingest::ranges::scan_range;
-use crate::job::model::{BatchStats, Job, Recorded};
+use crate::job::model::{BatchStats, Recorded};
 use crate::plan::ranges::scan_key;
 use crate::port::objects::{Failure, Read};
 
@@ -94,19 +94,22 @@ impl Worker {
             .ledger
             .record_failed_batch(&batch.job_id, batch.batch, reason)
             .await?;
-        self.wake_compose_when_scanned(batch, task, recorded.job())
-            .await?;
+        self.wake_compose_when_scanned(batch, task).await?;
         Ok(recorded)
     }
 
     /// Once every scan batch is counted (failed ones included), wakes the compose step.
-    /// Duplicates are harmless: the step is idempotent.
+    /// The count's own view may cover one counter shard only, so the whole job is read
+    /// (header and shards: constant per scan). Each scan counts, then reads: the last one
+    /// counted sees them all. Duplicates are harmless: the step is idempotent.
     pub(super) async fn wake_compose_when_scanned(
         &self,
         batch: &BatchMessage,
         task: &ScanTask,
-        job: &Job,
     ) -> Result<(), WorkerError> {
+        let Some(job) = self.ledger.get(&batch.job_id).await? else {
+            return Ok(());
+        };
         if job.batches_done < task.object.range_count() || job.status.is_final() {
             return Ok(());
         }

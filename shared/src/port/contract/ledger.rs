@@ -1,12 +1,15 @@
-//! What every ledger does: exactly-once counting, recovery of a failed batch, owned listing
-//! steps, one final transition, and the completion event's claim.
+//! What every ledger does: exactly-once counting (across every shard, under concurrent
+//! duplicates and a crash between any two writes), recovery of a failed batch, owned listing
+//! steps, last-attempt marks, one final transition only for exactly the sealed set, and the
+//! completion event's claim.
 
 use std::time::Duration;
 
+use super::fan_in::*;
 use crate::job::model::{BatchNo, BatchStats, Job, JobId, JobStatus, ListingCheckpoint, Recorded};
 use crate::port::ledger::{JobError, JobFilter, Ledger, Seal};
 
-fn stats(rows: u64) -> BatchStats {
+pub(super) fn stats(rows: u64) -> BatchStats {
     BatchStats {
         files: 1,
         rows_written: rows,
@@ -14,7 +17,7 @@ fn stats(rows: u64) -> BatchStats {
     }
 }
 
-fn seal(total_batches: u64) -> Seal {
+pub(super) fn seal(total_batches: u64) -> Seal {
     Seal {
         total_batches,
         files_listed: total_batches,
@@ -34,6 +37,16 @@ pub async fn run(ledger: &dyn Ledger, namespace: &str) {
     only_the_owner_moves_the_listing(ledger, &JobId::new(format!("{namespace}-list"))).await;
     the_completion_event_is_claimed_once(ledger, &JobId::new(format!("{namespace}-event"))).await;
     abandoned_jobs_fail_once(ledger, &JobId::new(format!("{namespace}-abandon"))).await;
+    counts_spread_over_every_shard(ledger, &JobId::new(format!("{namespace}-wide"))).await;
+    only_exactly_the_sealed_set_completes(ledger, &JobId::new(format!("{namespace}-exact"))).await;
+    last_attempts_are_marked_and_cleared(ledger, &JobId::new(format!("{namespace}-last"))).await;
+    a_crash_between_any_two_writes_counts_once(ledger, namespace).await;
+}
+
+/// Concurrent duplicates: only for ledgers that apply conditional writes atomically under
+/// concurrent requests (the double, dynalite, DynamoDB; not moto).
+pub async fn run_concurrent(ledger: &dyn Ledger, namespace: &str) {
+    concurrent_duplicates_count_once(ledger, &JobId::new(format!("{namespace}-dup"))).await;
 }
 
 async fn counts_each_batch_once_and_finishes_once(ledger: &dyn Ledger, job_id: &JobId) {
@@ -323,6 +336,8 @@ async fn abandoned_jobs_fail_once(ledger: &dyn Ledger, job_id: &JobId) {
 mod tests {
     #[tokio::test]
     async fn the_memory_ledger_keeps_the_contract() {
-        super::run(&crate::port::memory::MemoryLedger::new(), "mem").await;
+        let ledger = crate::port::memory::MemoryLedger::new();
+        super::run(&ledger, "mem").await;
+        super::run_concurrent(&ledger, "mem").await;
     }
 }

@@ -1,5 +1,6 @@
-//! The ledger in a map, with the same conditions as the DynamoDB adapter, each checked and
-//! applied under one lock (as DynamoDB applies a conditional write atomically per item).
+//! The ledger in maps, with the same conditions as the DynamoDB adapter, each checked and
+//! applied under one lock (as DynamoDB applies a conditional write atomically per item):
+//! headers, counter shards (with their intent tokens) and batch markers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
@@ -9,21 +10,28 @@ use async_trait::async_trait;
 
 use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
-use crate::job::model::{BatchStats, Job, JobStatus, ListingCheckpoint, Recorded};
+use crate::job::model::{Job, JobStatus, ListingCheckpoint};
 use crate::job::rules::Ending;
+use crate::job::shards::{self, Delta, Marker, Outcome, Recovery, Shard};
 use crate::port::ledger::{Finish, JobError, JobFilter, Ledger, Seal};
 
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     jobs: Mutex<BTreeMap<JobId, Record>>,
+    parts: Mutex<Parts>,
 }
 
-/// A job and the ledger's own bookkeeping of it.
+/// A job's header item.
 #[derive(Debug, Clone)]
 struct Record {
     job: Job,
-    done: BTreeSet<BatchNo>,
-    failed: BTreeSet<BatchNo>,
+}
+
+/// The counter shards (each with its intent tokens) and batch markers of every job.
+#[derive(Debug, Default)]
+struct Parts {
+    shards: BTreeMap<(JobId, u32), (Shard, BTreeSet<String>)>,
+    markers: BTreeMap<(JobId, BatchNo), Marker>,
 }
 
 impl MemoryLedger {
@@ -37,24 +45,33 @@ impl MemoryLedger {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn parts(&self) -> MutexGuard<'_, Parts> {
+        self.parts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many items the ledger holds for `job_id` (header, shards, markers), and the
+    /// intent tokens left in its shards.
+    pub fn items(&self, job_id: &JobId) -> (usize, usize) {
+        let parts = self.parts();
+        let shards = parts.shards.keys().filter(|(j, _)| j == job_id).count();
+        let markers = parts.markers.keys().filter(|(j, _)| j == job_id).count();
+        let tokens = parts
+            .shards
+            .iter()
+            .filter(|((j, _), _)| j == job_id)
+            .map(|(_, (_, tokens))| tokens.len())
+            .sum();
+        (1 + shards + markers, tokens)
+    }
+
     /// Changes a stored job directly, as a test's setup (e.g. to age a claim).
     pub fn edit(&self, job_id: &JobId, change: impl FnOnce(&mut Job)) {
         if let Some(record) = self.lock().get_mut(job_id) {
             change(&mut record.job);
         }
     }
-}
-
-fn add_stats(totals: &mut BatchStats, stats: &BatchStats) {
-    totals.files += stats.files;
-    totals.files_failed += stats.files_failed;
-    totals.rows_written += stats.rows_written;
-    totals.rows_rejected += stats.rows_rejected;
-    totals.rows_duplicate += stats.rows_duplicate;
-    totals.bytes += stats.bytes;
-    totals.bytes_read += stats.bytes_read;
-    totals.write_retries += stats.write_retries;
-    totals.s3_throttles += stats.s3_throttles;
 }
 
 fn not_found(job_id: &JobId) -> JobError {
@@ -68,17 +85,25 @@ impl Ledger for MemoryLedger {
         if jobs.contains_key(&job.job_id) {
             return Err(JobError::AlreadyExists(job.job_id.clone()));
         }
-        let record = Record {
-            job: job.clone(),
-            done: BTreeSet::new(),
-            failed: BTreeSet::new(),
-        };
+        let record = Record { job: job.clone() };
         jobs.insert(job.job_id.clone(), record);
         Ok(())
     }
 
-    async fn get(&self, job_id: &JobId) -> Result<Option<Job>, JobError> {
+    async fn header(&self, job_id: &JobId) -> Result<Option<Job>, JobError> {
         Ok(self.lock().get(job_id).map(|record| record.job.clone()))
+    }
+
+    async fn headers(&self, filter: JobFilter, limit: Option<usize>) -> Result<Vec<Job>, JobError> {
+        let mut jobs: Vec<Job> = self
+            .lock()
+            .values()
+            .map(|record| record.job.clone())
+            .filter(|job| filter.matches(job))
+            .collect();
+        jobs.sort_by_key(|job| std::cmp::Reverse(job.started_ms));
+        jobs.truncate(limit.unwrap_or(usize::MAX));
+        Ok(jobs)
     }
 
     async fn seal_total(
@@ -161,47 +186,19 @@ impl Ledger for MemoryLedger {
         job.files_skipped = checkpoint.files_skipped;
         job.listing_updated_ms = clock::now_ms();
         job.listing_owner = None;
+        job.listing_last_attempt_ms = None;
         Ok(true)
     }
 
-    async fn record_batch(
+    async fn mark_listing_last_attempt(
         &self,
         job_id: &JobId,
-        batch: BatchNo,
-        stats: &BatchStats,
-    ) -> Result<Recorded, JobError> {
+        deadline_ms: u64,
+    ) -> Result<(), JobError> {
         let mut jobs = self.lock();
-        let record = jobs.get_mut(job_id).ok_or_else(|| not_found(job_id))?;
-        if record.done.insert(batch) {
-            record.job.batches_done += 1;
-            add_stats(&mut record.job.totals, stats);
-            return Ok(Recorded::Counted(record.job.clone()));
-        }
-        if record.failed.remove(&batch) {
-            record.job.batches_failed -= 1;
-            record.job.batches_recovered += 1;
-            add_stats(&mut record.job.totals, stats);
-            return Ok(Recorded::Recovered(record.job.clone()));
-        }
-        Ok(Recorded::AlreadyCounted(record.job.clone()))
-    }
-
-    async fn record_failed_batch(
-        &self,
-        job_id: &JobId,
-        batch: BatchNo,
-        reason: &str,
-    ) -> Result<Recorded, JobError> {
-        let mut jobs = self.lock();
-        let record = jobs.get_mut(job_id).ok_or_else(|| not_found(job_id))?;
-        if !record.done.insert(batch) {
-            return Ok(Recorded::AlreadyCounted(record.job.clone()));
-        }
-        record.failed.insert(batch);
-        record.job.batches_done += 1;
-        record.job.batches_failed += 1;
-        record.job.last_batch_error = Some(reason.to_owned());
-        Ok(Recorded::Counted(record.job.clone()))
+        let job = &mut jobs.get_mut(job_id).ok_or_else(|| not_found(job_id))?.job;
+        job.listing_last_attempt_ms = Some(deadline_ms);
+        Ok(())
     }
 
     async fn finish(&self, job_id: &JobId, finish: &Finish) -> Result<Option<Job>, JobError> {
@@ -211,9 +208,7 @@ impl Ledger for MemoryLedger {
         };
         let allowed = job.status == JobStatus::Running
             && match finish.ending {
-                Ending::AllBatchesCounted { .. } => {
-                    job.sealed && job.batches_done == job.total_batches
-                }
+                Ending::AllBatchesCounted { .. } => job.sealed,
                 Ending::Abandoned(_) => true,
             };
         if !allowed {
@@ -261,17 +256,102 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
-    async fn jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobError> {
+    async fn shards(&self, job_id: &JobId) -> Result<Vec<(u32, Shard)>, JobError> {
         Ok(self
-            .lock()
-            .values()
-            .map(|record| &record.job)
-            .filter(|job| match filter {
-                JobFilter::All => true,
-                JobFilter::Running => job.status == JobStatus::Running,
-                JobFilter::EventPending => job.event_pending,
-            })
-            .cloned()
+            .parts()
+            .shards
+            .iter()
+            .filter(|((j, _), _)| j == job_id)
+            .map(|((_, k), (shard, _))| (*k, shard.clone()))
             .collect())
+    }
+
+    async fn add_intent(&self, job_id: &JobId, shard: u32, token: &str) -> Result<(), JobError> {
+        let mut parts = self.parts();
+        let entry = parts.shards.entry((job_id.clone(), shard)).or_default();
+        entry.1.insert(token.to_owned());
+        Ok(())
+    }
+
+    async fn drop_intent(&self, job_id: &JobId, shard: u32, token: &str) -> Result<(), JobError> {
+        if let Some((_, tokens)) = self.parts().shards.get_mut(&(job_id.clone(), shard)) {
+            tokens.remove(token);
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        job_id: &JobId,
+        shard: u32,
+        token: &str,
+        delta: &Delta,
+    ) -> Result<Option<Shard>, JobError> {
+        let mut parts = self.parts();
+        let Some((counters, tokens)) = parts.shards.get_mut(&(job_id.clone(), shard)) else {
+            return Ok(None);
+        };
+        if !tokens.remove(token) {
+            return Ok(None);
+        }
+        counters.apply(delta);
+        Ok(Some(counters.clone()))
+    }
+
+    async fn put_marker(&self, job_id: &JobId, marker: &Marker) -> Result<bool, JobError> {
+        let mut parts = self.parts();
+        let key = (job_id.clone(), marker.batch);
+        if parts.markers.contains_key(&key) {
+            return Ok(false);
+        }
+        parts.markers.insert(key, marker.clone());
+        Ok(true)
+    }
+
+    async fn marker(&self, job_id: &JobId, batch: BatchNo) -> Result<Option<Marker>, JobError> {
+        Ok(self.parts().markers.get(&(job_id.clone(), batch)).cloned())
+    }
+
+    async fn put_recovery(
+        &self,
+        job_id: &JobId,
+        batch: BatchNo,
+        recovery: &Recovery,
+    ) -> Result<bool, JobError> {
+        let mut parts = self.parts();
+        let Some(marker) = parts.markers.get_mut(&(job_id.clone(), batch)) else {
+            return Ok(false);
+        };
+        if marker.outcome != Outcome::Failed || marker.recovery.is_some() {
+            return Ok(false);
+        }
+        marker.recovery = Some(recovery.clone());
+        Ok(true)
+    }
+
+    async fn mark_last_attempt(
+        &self,
+        job_id: &JobId,
+        batch: BatchNo,
+        deadline_ms: u64,
+    ) -> Result<(), JobError> {
+        let mut parts = self.parts();
+        let entry = parts
+            .shards
+            .entry((job_id.clone(), shards::shard_of(batch)))
+            .or_default();
+        entry.0.last_attempts.insert(batch.get(), deadline_ms);
+        Ok(())
+    }
+
+    async fn clear_last_attempt(&self, job_id: &JobId, batch: BatchNo) -> Result<(), JobError> {
+        let mut parts = self.parts();
+        if let Some((shard, _)) = parts
+            .shards
+            .get_mut(&(job_id.clone(), shards::shard_of(batch)))
+        {
+            shard.last_attempts.remove(&batch.get());
+        }
+        Ok(())
     }
 }
