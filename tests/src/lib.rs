@@ -14,7 +14,7 @@ use shared::app::worker::Worker;
 use shared::aws::Clients;
 use shared::aws::DynamoLedger;
 use shared::contract::messages::BatchMessage;
-use shared::contract::rejects::ReportLocation;
+use shared::contract::rejects::{RejectRecord, ReportLocation};
 use shared::job::model::{BatchNo, Job, JobId};
 use shared::port::ledger::{Ledger, Seal};
 
@@ -250,26 +250,7 @@ impl TestEnv {
         worker: &Worker,
         job_id: &(impl AsRef<str> + ?Sized),
     ) -> Job {
-        let bridge = SqsBridge::new(
-            &self.clients.sqs,
-            &self.provisioned.queue_url,
-            &self.provisioned.queue_arn,
-            worker,
-        );
-        let ledger = self.ledger();
-        let deadline = std::time::Instant::now() + Duration::from_secs(40);
-        while std::time::Instant::now() < deadline {
-            let job = ledger
-                .get(&JobId::new(job_id.as_ref()))
-                .await
-                .expect("reading the job")
-                .expect("the job exists");
-            if job.status.is_final() {
-                return job;
-            }
-            bridge.poll_once().await.expect("polling the queue");
-        }
-        panic!("job {} was not final after 40 s", job_id.as_ref());
+        self.deliver(worker, None, job_id.as_ref()).await
     }
 
     /// As [`Self::deliver_until_final`], with `coordinator` handling the control queue too
@@ -280,27 +261,39 @@ impl TestEnv {
         coordinator: &shared::app::coordinator::Coordinator,
         job_id: &(impl AsRef<str> + ?Sized),
     ) -> Job {
+        self.deliver(worker, Some(coordinator), job_id.as_ref())
+            .await
+    }
+
+    async fn deliver(
+        &self,
+        worker: &Worker,
+        coordinator: Option<&shared::app::coordinator::Coordinator>,
+        job_id: &str,
+    ) -> Job {
         let bridge = SqsBridge::new(
             &self.clients.sqs,
             &self.provisioned.queue_url,
             &self.provisioned.queue_arn,
             worker,
         );
-        let control = devkit::bridge::ControlInvoker {
+        let control = coordinator.map(|coordinator| devkit::bridge::ControlInvoker {
             coordinator,
             budget: None,
-        };
-        let control_bridge = SqsBridge::new(
-            &self.clients.sqs,
-            &self.provisioned.control_queue_url,
-            &self.provisioned.control_queue_arn,
-            &control,
-        );
+        });
+        let control_bridge = control.as_ref().map(|control| {
+            SqsBridge::new(
+                &self.clients.sqs,
+                &self.provisioned.control_queue_url,
+                &self.provisioned.control_queue_arn,
+                control,
+            )
+        });
         let ledger = self.ledger();
         let deadline = std::time::Instant::now() + Duration::from_secs(40);
         while std::time::Instant::now() < deadline {
             let job = ledger
-                .get(&JobId::new(job_id.as_ref()))
+                .get(&JobId::new(job_id))
                 .await
                 .expect("reading the job")
                 .expect("the job exists");
@@ -308,12 +301,45 @@ impl TestEnv {
                 return job;
             }
             bridge.poll_once().await.expect("polling the queue");
-            control_bridge
-                .poll_once()
-                .await
-                .expect("polling the control queue");
+            if let Some(control_bridge) = &control_bridge {
+                control_bridge
+                    .poll_once()
+                    .await
+                    .expect("polling the control queue");
+            }
         }
-        panic!("job {} was not final after 40 s", job_id.as_ref());
+        panic!("job {job_id} was not final after 40 s");
+    }
+
+    /// Every record of a job's rejects reports (under the source bucket, as by default).
+    pub async fn reject_records(&self, job: &Job) -> Vec<RejectRecord> {
+        let uri = job
+            .rejects_report
+            .clone()
+            .expect("the job names its report location");
+        let prefix = uri
+            .strip_prefix(&format!("s3://{}/", self.resources.bucket))
+            .expect("reports go to the source bucket by default")
+            .to_owned();
+        let listed = self
+            .clients
+            .s3
+            .list_objects_v2()
+            .bucket(&self.resources.bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .expect("listing the rejects reports");
+        let mut records = Vec::new();
+        for object in listed.contents.unwrap_or_default() {
+            let text = self.get(object.key.as_deref().unwrap_or_default()).await;
+            records.extend(
+                text.lines().map(|line| {
+                    serde_json::from_str::<RejectRecord>(line).expect("a reject record")
+                }),
+            );
+        }
+        records
     }
 
     /// The text of an object of this test's bucket.

@@ -10,11 +10,11 @@ use integration_tests::{TestEnv, default_servers};
 use shared::aws::DynamoTable;
 use shared::contract::completion::CompletionEvent;
 use shared::contract::messages::JobRequest;
-use shared::contract::rejects::{RejectRecord, RejectTolerance};
+use shared::contract::rejects::RejectTolerance;
 use shared::contract::schema::Schema;
 use shared::ingest::item::Value;
 use shared::ingest::typing::Item;
-use shared::job::model::{Job, JobStatus};
+use shared::job::model::JobStatus;
 use shared::port::table::{RecordTable, WriteError};
 
 const HEADER: &str = "timestamp,temp,humidity,measure_point";
@@ -40,32 +40,6 @@ async fn upload(env: &TestEnv, files: usize, rows: usize, poison: Option<(usize,
     }
 }
 
-async fn report_records(env: &TestEnv, job: &Job) -> Vec<RejectRecord> {
-    let uri = job.rejects_report.clone().expect("a report location");
-    let prefix = uri
-        .strip_prefix(&format!("s3://{}/", env.resources.bucket))
-        .expect("reports go to the source bucket")
-        .to_owned();
-    let listed = env
-        .clients
-        .s3
-        .list_objects_v2()
-        .bucket(&env.resources.bucket)
-        .prefix(&prefix)
-        .send()
-        .await
-        .unwrap();
-    let mut records = Vec::new();
-    for object in listed.contents.unwrap_or_default() {
-        let text = env.get(object.key.as_deref().unwrap()).await;
-        records.extend(
-            text.lines()
-                .map(|l| serde_json::from_str::<RejectRecord>(l).unwrap()),
-        );
-    }
-    records
-}
-
 #[tokio::test]
 async fn one_1e200_in_a_20_file_prefix_rejects_that_row_alone_and_the_other_999_land() {
     let env = TestEnv::new(default_servers(), "one-1e200").await;
@@ -82,7 +56,7 @@ async fn one_1e200_in_a_20_file_prefix_rejects_that_row_alone_and_the_other_999_
     assert_eq!(job.totals.rows_rejected, 1);
     assert_eq!(job.totals.files, 20);
     assert_eq!(env.record_count().await, 999);
-    let records = report_records(&env, &job).await;
+    let records = env.reject_records(&job).await;
     let [record] = records.as_slice() else {
         panic!("one reject expected: {records:?}")
     };
@@ -152,7 +126,7 @@ async fn a_row_only_the_server_refuses_is_isolated_from_its_write_and_the_rest_l
         (999, 1)
     );
     assert_eq!(env.record_count().await, 999);
-    let records = report_records(&env, &job).await;
+    let records = env.reject_records(&job).await;
     let [record] = records.as_slice() else {
         panic!("one reject expected: {records:?}")
     };

@@ -16,42 +16,12 @@ use shared::aws::{Adapters, DynamoTable};
 use shared::contract::messages::JobRequest;
 use shared::contract::rejects::{RejectRecord, RejectTolerance};
 use shared::contract::schema::Schema;
-use shared::job::model::{Job, JobStatus, Recorded};
+use shared::job::model::{JobStatus, Recorded};
 use shared::port::ledger::Ledger as _;
 
 const HEADER: &str = "timestamp,temp,humidity,measure_point";
 
 /// Every record of every rejects report of a job.
-async fn report_records(env: &TestEnv, job: &Job) -> Vec<RejectRecord> {
-    let uri = job
-        .rejects_report
-        .clone()
-        .expect("the job names its report location");
-    let prefix = uri
-        .strip_prefix(&format!("s3://{}/", env.resources.bucket))
-        .expect("reports go to the source bucket by default")
-        .to_owned();
-    let listed = env
-        .clients
-        .s3
-        .list_objects_v2()
-        .bucket(&env.resources.bucket)
-        .prefix(&prefix)
-        .send()
-        .await
-        .unwrap();
-    let mut records = Vec::new();
-    for object in listed.contents.unwrap_or_default() {
-        let text = env.get(object.key.as_deref().unwrap()).await;
-        records.extend(
-            text.lines()
-                .map(|line| serde_json::from_str::<RejectRecord>(line).unwrap()),
-        );
-    }
-    records.sort_by(|a, b| (&a.key, a.line).cmp(&(&b.key, b.line)));
-    records
-}
-
 #[tokio::test]
 async fn good_and_bad_files_give_exact_counts_and_a_report_naming_each_bad_row() {
     let env = TestEnv::new(default_servers(), "bad-input").await;
@@ -124,7 +94,7 @@ async fn good_and_bad_files_give_exact_counts_and_a_report_naming_each_bad_row()
     // mixed 4 + big 1 + utf8 1
     assert_eq!(job.totals.rows_rejected, 6);
 
-    let records = report_records(&env, &job).await;
+    let records = env.reject_records(&job).await;
     let summary: Vec<(&str, u64)> = records.iter().map(|r| (r.key.as_str(), r.line)).collect();
     assert_eq!(
         summary,
