@@ -110,8 +110,8 @@ async fn a_readme_iam_table_that_differs_from_the_roles_fails_naming_the_grant()
         "readme-differs",
         &[],
         &[(
-            "`dynamodb:GetItem`, `dynamodb:UpdateItem` (count",
-            "`dynamodb:UpdateItem` (count",
+            "`dynamodb:GetItem`, `dynamodb:BatchGetItem`, `dynamodb:UpdateItem` (batch markers",
+            "`dynamodb:BatchGetItem`, `dynamodb:UpdateItem` (batch markers",
         )],
     );
     let error = rehearsal::run(&options)
