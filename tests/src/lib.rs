@@ -311,7 +311,8 @@ impl TestEnv {
         panic!("job {job_id} was not final after 40 s");
     }
 
-    /// Every record of a job's rejects reports (under the source bucket, as by default).
+    /// Every record of a job's rejects reports (under the source bucket, as by default), by
+    /// object key, then line.
     pub async fn reject_records(&self, job: &Job) -> Vec<RejectRecord> {
         let uri = job
             .rejects_report
@@ -339,6 +340,7 @@ impl TestEnv {
                 }),
             );
         }
+        records.sort_by(|a, b| (&a.key, a.line).cmp(&(&b.key, b.line)));
         records
     }
 
