@@ -6,3 +6,4 @@
 pub mod ledger;
 pub mod objects;
 pub mod queue;
+pub mod table;

@@ -176,6 +176,7 @@ impl ChunkWriter<'_> {
                 let json = match value {
                     Value::S(s) | Value::N(s) => serde_json::Value::from(s.as_str()),
                     Value::Bool(b) => serde_json::Value::from(*b),
+                    Value::Null => serde_json::Value::Null,
                 };
                 (name.clone(), json)
             })

@@ -255,6 +255,7 @@ async fn other_failures_still_fail_the_chunk() {
     impl RecordTable for Down {
         async fn batch_put(&self, table: &str, _: Vec<Item>) -> Result<Vec<Item>, WriteError> {
             Err(WriteError::Call {
+                operation: "BatchWriteItem",
                 table: table.into(),
                 source: "connection refused".into(),
             })
