@@ -193,6 +193,7 @@ impl TestEnv {
                 bucket: self.resources.bucket.clone(),
                 prefix: "_rejects/".into(),
             },
+            write: Default::default(),
         }
     }
 

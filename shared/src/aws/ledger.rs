@@ -401,6 +401,8 @@ fn with_stats(update: Update, stats: &BatchStats) -> Update {
         .add(attrs::BYTES, number(stats.bytes))
         .add(attrs::WRITE_RETRIES, number(stats.write_retries))
         .add(attrs::S3_THROTTLES, number(stats.s3_throttles))
+        .add(attrs::ROWS_EXISTING, number(stats.rows_existing))
+        .add(attrs::WRITE_UNITS, number(stats.write_units))
 }
 
 fn batch_set(batch: BatchNo) -> AttributeValue {

@@ -78,11 +78,19 @@ pub struct BatchStats {
     pub write_retries: u64,
     /// S3 throttling replies (503 SlowDown) the SDK retried.
     pub s3_throttles: u64,
+    /// Insert mode: rows whose key already held an item (left alone; not rejects).
+    #[serde(default)]
+    pub rows_existing: u64,
+    /// Write units the rows' writes were paced by: each attempt's items, rounded up to 1 KB
+    /// each, as DynamoDB bills them (see docs/write-control.md for the modes' estimates).
+    #[serde(default)]
+    pub write_units: u64,
 }
 
 impl BatchStats {
-    /// Every row read: written, superseded in its write batch, or rejected.
+    /// Every row read: written, superseded in its write batch, rejected, or (insert mode)
+    /// finding its key taken.
     pub fn rows_read(&self) -> u64 {
-        self.rows_written + self.rows_duplicate + self.rows_rejected
+        self.rows_written + self.rows_duplicate + self.rows_rejected + self.rows_existing
     }
 }

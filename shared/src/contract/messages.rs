@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::Schema;
+use crate::contract::write::WriteOptions;
 
 /// A job to start: every CSV object under `prefix` (`{"bucket": "...", "prefix": "data/"}`),
 /// or one object (`{"bucket": "...", "key": "data/big.csv"}`); optionally with a job id, a
@@ -24,6 +25,9 @@ pub struct JobRequest {
     pub schema: Option<Schema>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerated_rejects: Option<RejectTolerance>,
+    /// Write mode and rate cap (`write_mode`, `max_write_rate`): put, uncapped otherwise.
+    #[serde(flatten)]
+    pub write: WriteOptions,
 }
 
 impl JobRequest {
@@ -35,6 +39,7 @@ impl JobRequest {
             job_id: None,
             schema: None,
             tolerated_rejects: None,
+            write: WriteOptions::default(),
         }
     }
 }
@@ -87,7 +92,7 @@ pub struct StuckJobCheck {
 }
 
 /// One SQS message: one worker batch of one job: whole objects, or one range of a large one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchMessage {
     pub job_id: JobId,
     pub batch: BatchNo,
@@ -103,6 +108,9 @@ pub struct BatchMessage {
     pub schema: Option<Schema>,
     /// Where this batch's rejects report goes.
     pub report: ReportLocation,
+    /// The job's write mode and resolved rate cap.
+    #[serde(flatten)]
+    pub write: WriteOptions,
 }
 
 /// One range of one large object: a worker batch in large-object mode.
@@ -168,6 +176,7 @@ mod tests {
                 bucket: "b".into(),
                 prefix: "_rejects/".into(),
             },
+            write: WriteOptions::default(),
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);

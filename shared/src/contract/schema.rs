@@ -156,6 +156,28 @@ impl Schema {
     pub fn sort_attribute(&self) -> Option<String> {
         (!self.sort_key.is_empty()).then(|| self.sort_key.join("#"))
     }
+
+    /// The schema of a delete job's CSV: the key columns alone (other columns, if present,
+    /// are read as extra strings and ignored).
+    pub fn keys_only(&self) -> Self {
+        let is_key =
+            |name: &String| self.partition_key.contains(name) || self.sort_key.contains(name);
+        Self {
+            columns: self
+                .columns
+                .iter()
+                .filter(|c| is_key(&c.name))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+
+    /// An attribute each load computes anew (a TTL counted from the load), which an insert
+    /// ignores when it tells its own earlier write from another item.
+    pub fn recomputed_attribute(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Default for Schema {

@@ -32,6 +32,8 @@ pub const ROWS_DUPLICATE: &str = "rows_duplicate";
 pub const BYTES: &str = "bytes";
 pub const WRITE_RETRIES: &str = "write_retries";
 pub const S3_THROTTLES: &str = "s3_throttles";
+pub const ROWS_EXISTING: &str = "rows_existing";
+pub const WRITE_UNITS: &str = "write_units";
 
 /// Ids of the counted batches (a number set): the exactly-once condition.
 pub const DONE_BATCHES: &str = "done_batches";

@@ -218,6 +218,7 @@ fn batch_entry(
             range,
             schema: request.schema.clone(),
             report: report.clone(),
+            write: request.write.clone(),
         }
         .to_json(),
     }

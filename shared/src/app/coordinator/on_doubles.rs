@@ -58,6 +58,7 @@ impl Doubles {
             checkpoint_margin: Duration::from_secs(if pausing { 3600 } else { 0 }),
             control_max_receive_count: 5,
             allowed_buckets: vec![],
+            on_demand_write_units: 40_000,
         };
         Coordinator::new(adapters, config).with_metrics(Arc::new(metrics::MemorySink::default()))
     }

@@ -81,6 +81,8 @@ impl LoadStats {
             bytes: self.bytes,
             write_retries: self.written.retries,
             s3_throttles: self.s3_throttles,
+            rows_existing: self.written.existing,
+            write_units: self.written.units,
         }
     }
 }

@@ -54,6 +54,8 @@ fn add_stats(totals: &mut BatchStats, stats: &BatchStats) {
     totals.bytes += stats.bytes;
     totals.write_retries += stats.write_retries;
     totals.s3_throttles += stats.s3_throttles;
+    totals.rows_existing += stats.rows_existing;
+    totals.write_units += stats.write_units;
 }
 
 fn not_found(job_id: &JobId) -> JobError {
