@@ -98,6 +98,8 @@ pub struct SqsBridge<'a, I> {
     pub pollers: usize,
     /// Long-poll wait per ReceiveMessage.
     pub wait: Duration,
+    /// Messages per invocation at most (the event source's BatchSize; SQS allows 10).
+    pub messages_per_invocation: i32,
 }
 
 impl<'a, I: Invoke> SqsBridge<'a, I> {
@@ -114,6 +116,7 @@ impl<'a, I: Invoke> SqsBridge<'a, I> {
             invoker,
             pollers: 2,
             wait: Duration::from_secs(1),
+            messages_per_invocation: 10,
         }
     }
 
@@ -165,13 +168,13 @@ impl<'a, I: Invoke> SqsBridge<'a, I> {
         self.deliver(messages).await
     }
 
-    /// One ReceiveMessage of up to 10 messages, long-polling for `wait`.
+    /// One ReceiveMessage of up to `messages_per_invocation` messages, long-polling for `wait`.
     async fn receive(&self) -> Result<Vec<Message>, BridgeError> {
         Ok(self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
+            .max_number_of_messages(self.messages_per_invocation.clamp(1, 10))
             .wait_time_seconds(self.wait.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
