@@ -41,6 +41,9 @@ pub struct BenchArgs {
     /// Skip the end-to-end table (local jobs against the DynamoDB ceiling and the plan).
     #[arg(long)]
     pub no_e2e: bool,
+    /// Skip the write rate cap table (capped local jobs against their cap).
+    #[arg(long)]
+    pub no_cap: bool,
     /// Time to first byte the latency table injects, in ms (0 skips the table).
     #[arg(long, default_value_t = 20)]
     pub latency_ms: u64,
@@ -161,6 +164,9 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
         let ours = medians[1].1;
         let files_per_second = ours.files as f64 / ours.wall_seconds;
         crate::e2e_bench::e2e_bench(&servers, files_per_second, args.runs).await?;
+    }
+    if !args.no_cap {
+        crate::cap_bench::cap_bench(&servers).await?;
     }
     Ok(())
 }

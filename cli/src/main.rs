@@ -2,6 +2,7 @@
 //! lives in `commands/` (or its own module for `plan` and `bench`).
 
 mod bench;
+mod cap_bench;
 mod ceiling;
 mod commands;
 mod e2e_bench;

@@ -81,7 +81,7 @@ impl Default for PlanArgs {
 }
 
 use shared::plan::model::DEFAULT;
-pub use shared::plan::model::{Plan, PlanInput, price};
+pub use shared::plan::model::{Plan, PlanInput};
 
 impl PlanArgs {
     /// The model's input from the command line.
@@ -165,6 +165,7 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
 mod tests {
     use super::*;
     use clap::Parser;
+    use shared::plan::model::price;
 
     #[derive(Parser)]
     struct Cli {

@@ -164,7 +164,7 @@ mod tests {
                 .is_none()
         );
         for i in 0..REMEMBERED_JOBS {
-            pacers.for_job(&JobId::new(&format!("other-{i}")), &options);
+            pacers.for_job(&JobId::new(format!("other-{i}")), &options);
         }
         // "a" was the least recently used: forgotten, a new pacer next time.
         assert!(!Arc::ptr_eq(

@@ -21,6 +21,8 @@ pub mod timestamps;
 pub mod ttl;
 
 #[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
