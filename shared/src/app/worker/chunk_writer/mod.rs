@@ -186,21 +186,24 @@ impl ChunkWriter<'_> {
                 }
                 _ => self.table.batch_put(self.table_name, items).await,
             };
-            let unprocessed = match sent {
-                Ok(unprocessed) => unprocessed,
+            match sent {
+                Ok(unprocessed) if unprocessed.is_empty() => {
+                    permit.succeeded();
+                    return Ok(());
+                }
+                Ok(unprocessed) => {
+                    permit.throttled();
+                    pending = still_pending(pending, &unprocessed, self.key);
+                }
+                // The whole call throttled past the SDK's retries: every item is still due.
+                Err(WriteError::Throttled { .. }) => permit.throttled(),
                 Err(error) => {
                     return Err(Stopped {
                         rows: pending,
                         error,
                     });
                 }
-            };
-            if unprocessed.is_empty() {
-                permit.succeeded();
-                return Ok(());
             }
-            permit.throttled();
-            pending = still_pending(pending, &unprocessed, self.key);
             let delay = delays.next().filter(|delay| {
                 self.deadline
                     .is_none_or(|deadline| Instant::now() + *delay < deadline)

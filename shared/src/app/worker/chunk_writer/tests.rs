@@ -441,3 +441,49 @@ async fn every_attempt_takes_its_billed_units_from_the_pacer() {
     assert_eq!(started.elapsed(), Duration::from_millis(1300));
     assert_eq!(pacer.spent().0, 14);
 }
+
+/// Throttles the first `left` BatchWriteItem calls whole (the SDK gave up on them).
+struct ThrottledCalls {
+    left: Mutex<usize>,
+    inner: MemoryTable,
+}
+
+#[async_trait::async_trait]
+impl RecordTable for ThrottledCalls {
+    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+        let throttled = {
+            let mut left = self.left.lock().unwrap();
+            let throttled = *left > 0;
+            *left = left.saturating_sub(1);
+            throttled
+        };
+        if throttled {
+            return Err(WriteError::Throttled {
+                operation: "BatchWriteItem",
+                table: table.into(),
+            });
+        }
+        self.inner.batch_put(table, items).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_whole_batch_call_throttled_is_retried_like_unprocessed_items() {
+    let table = ThrottledCalls {
+        left: Mutex::new(2),
+        inner: MemoryTable::new("measure_point", Some("timestamp")),
+    };
+    let limiter = AimdLimiter::new(8, 1);
+    let rejects = Mutex::default();
+    let chunk: Vec<_> = (0..5).map(|i| row("p", i, "1")).collect();
+    let outcome = writer(&table, &limiter, None, &rejects)
+        .write(chunk)
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.written, outcome.retries, outcome.units),
+        (5, 2, 15)
+    );
+    assert_eq!(limiter.report().cuts, 2);
+    assert_eq!(table.inner.items("t").len(), 5);
+}
