@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// Skip the end-to-end table (local jobs against the DynamoDB ceiling and the plan).
     #[arg(long)]
     pub no_e2e: bool,
+    /// Skip the write rate cap table (capped local jobs against their cap).
+    #[arg(long)]
+    pub no_cap: bool,
     /// Time to first byte the latency table injects, in ms (0 skips the table).
     #[arg(long, default_value_t = 20)]
     pub latency_ms: u64,
@@ -183,6 +186,9 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
     }
     if !ledger_sizes.is_empty() {
         crate::ledger_bench::ledger_bench(&servers, &ledger_sizes).await?;
+    }
+    if !args.no_cap {
+        crate::cap_bench::cap_bench(&servers).await?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_large;
+mod cap_bench;
 mod ceiling;
 mod commands;
 mod e2e_bench;

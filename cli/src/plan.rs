@@ -1,57 +1,72 @@
 //! `s3-fanout plan`: predicts a job's wall time, request counts and dollar cost on AWS from
-//! the object count and sizes, the worker settings and the table's write limit. The model
-//! (written up in `docs/plan-model.md`) is a pipeline of three stages that overlap — listing,
-//! reading, writing — so the slowest one sets the pace, plus the last batch's own time.
+//! the object count and sizes, the worker settings, the table's write limit, the write mode
+//! and rate cap. The model itself is `shared::plan::model` (written up in
+//! `docs/plan-model.md`), shared with the tests; this is its command line and its table.
 
 use clap::Args;
-use serde::Serialize;
-use shared::job::shards::SHARDS;
+use shared::contract::write::WriteMode;
+
+fn write_mode(text: &str) -> Result<WriteMode, String> {
+    serde_json::from_value(serde_json::Value::from(text)).map_err(|e| e.to_string())
+}
 
 /// What the model needs. Rates default to what this repository measured (README tables);
 /// prices to AWS us-east-1 list prices (arm64 Lambda, SQS standard, DynamoDB on-demand).
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct PlanArgs {
     /// Objects under the prefix.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = DEFAULT.objects)]
     pub objects: u64,
     /// Mean object size in bytes.
-    #[arg(long, default_value_t = 4_500)]
+    #[arg(long, default_value_t = DEFAULT.object_bytes)]
     pub object_bytes: u64,
     /// Mean rows per object.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = DEFAULT.rows_per_object)]
     pub rows_per_object: u64,
     /// Mean stored item size in bytes (write units are per started KiB).
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = DEFAULT.item_bytes)]
     pub item_bytes: u64,
     /// Object keys per worker batch (BATCH_SIZE).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = DEFAULT.batch_size)]
     pub batch_size: u64,
     /// Worker memory in MB (1769 MB is one full vCPU).
-    #[arg(long, default_value_t = 1769)]
+    #[arg(long, default_value_t = DEFAULT.worker_memory_mb)]
     pub worker_memory_mb: u64,
     /// Workers at once (the event source's MaximumConcurrency).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = DEFAULT.concurrency)]
     pub concurrency: u64,
     /// Objects one worker reads and types per second at one full vCPU (the `bench` table).
-    #[arg(long, default_value_t = 2_800.0)]
+    #[arg(long, default_value_t = DEFAULT.files_per_worker_second)]
     pub files_per_worker_second: f64,
     /// Rows one worker can write per second (WRITE_CONCURRENCY BatchWriteItem calls of 25
     /// in flight at ~10 ms each: 16 x 25 / 0.010).
-    #[arg(long, default_value_t = 40_000.0)]
+    #[arg(long, default_value_t = DEFAULT.rows_written_per_worker_second)]
     pub rows_written_per_worker_second: f64,
+    /// Rows one worker writes per second one item per call (insert and update modes: 16
+    /// PutItem/UpdateItem calls in flight at ~10 ms each).
+    #[arg(long, default_value_t = DEFAULT.single_writes_per_worker_second)]
+    pub single_writes_per_worker_second: f64,
     /// The records table's write limit in write units per second (on-demand default).
-    #[arg(long, default_value_t = 40_000.0)]
+    #[arg(long, default_value_t = DEFAULT.table_write_units)]
     pub table_write_units: f64,
-    /// Seconds per ListObjectsV2 page of 1,000 keys (plus enqueueing it).
-    #[arg(long, default_value_t = 0.1)]
-    pub list_page_seconds: f64,
     /// The jobs table's write limit in write units per second (on-demand default): the
     /// ledger's three one-unit writes per count share it.
-    #[arg(long, default_value_t = 40_000.0)]
+    #[arg(long, default_value_t = DEFAULT.ledger_write_units)]
     pub ledger_write_units: f64,
+    /// Seconds per ListObjectsV2 page of 1,000 keys (plus enqueueing it).
+    #[arg(long, default_value_t = DEFAULT.list_page_seconds)]
+    pub list_page_seconds: f64,
     /// Seconds a worker invocation spends beyond its batch (start, ledger writes).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = DEFAULT.invocation_overhead_seconds)]
     pub invocation_overhead_seconds: f64,
+    /// The job's write mode: put (BatchWriteItem), insert and update (one conditional or
+    /// partial write per row), delete (BatchWriteItem).
+    #[arg(long, default_value = "put", value_parser = write_mode)]
+    pub write_mode: WriteMode,
+    /// The job's max_write_rate in write units per second (each of `--concurrency` workers
+    /// takes its share).
+    #[arg(long)]
+    pub max_write_rate: Option<f64>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -69,145 +84,37 @@ impl Default for PlanArgs {
     }
 }
 
-/// US-East-1 list prices, USD.
-pub mod price {
-    pub const LAMBDA_ARM_GB_SECOND: f64 = 0.000_013_333_4;
-    pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
-    pub const SQS_REQUEST: f64 = 0.40 / 1e6;
-    pub const DYNAMODB_WRITE_UNIT: f64 = 0.625 / 1e6;
-    pub const DYNAMODB_READ_UNIT: f64 = 0.125 / 1e6;
-    pub const S3_GET: f64 = 0.0004 / 1e3;
-    pub const S3_LIST: f64 = 0.005 / 1e3;
-}
+use shared::plan::model::DEFAULT;
+pub use shared::plan::model::{Plan, PlanInput};
 
-/// Requests a job makes.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Requests {
-    pub s3_list: u64,
-    pub s3_get: u64,
-    /// SendMessageBatch calls plus the event source's receives and deletes.
-    pub sqs: u64,
-    pub lambda_invocations: u64,
-    /// Record writes plus the ledger's.
-    pub dynamodb_write_units: u64,
-    /// The ledger's share: three one-unit writes per count (`docs/ledger.md`) plus a few per
-    /// job (create, seal, finish, event).
-    pub ledger_write_units: u64,
-    /// One header read per count, and every shard read once per shard that completes.
-    pub ledger_read_units: u64,
-}
-
-/// Ledger writes per counted batch: intent, marker, apply (each under 1 KB: one unit).
-pub const LEDGER_WRITES_PER_COUNT: u64 = 3;
-/// Ledger writes per job besides the counts: create, seal, finish, event sent.
-pub const LEDGER_WRITES_PER_JOB: u64 = 4;
-/// Writes per second one item (a counter shard) accepts on DynamoDB.
-pub const ITEM_WRITE_UNITS_PER_SECOND: f64 = 1_000.0;
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Cost {
-    pub lambda: f64,
-    pub sqs: f64,
-    pub dynamodb: f64,
-    pub s3: f64,
-    pub total: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Plan {
-    pub batches: u64,
-    pub rows: u64,
-    pub workers: u64,
-    pub listing_seconds: f64,
-    pub reading_seconds: f64,
-    pub writing_seconds: f64,
-    /// Counting batches in the ledger: the jobs table's limit, or the shards' per-item limit
-    /// (two writes per count on one shard), whichever is lower.
-    pub counting_seconds: f64,
-    /// The stage that sets the pace.
-    pub bottleneck: &'static str,
-    pub wall_seconds: f64,
-    pub lambda_gb_seconds: f64,
-    pub requests: Requests,
-    pub cost: Cost,
-}
-
-pub fn plan(input: &PlanArgs) -> Plan {
-    let batch_size = input.batch_size.max(1);
-    let batches = input.objects.div_ceil(batch_size);
-    let rows = input.objects * input.rows_per_object;
-    let workers = input.concurrency.max(1).min(batches.max(1));
-    // A vCPU share below one full vCPU slows reading in proportion.
-    let cpu_share = (input.worker_memory_mb as f64 / 1769.0).min(1.0);
-    let files_per_second = input.files_per_worker_second.max(1e-9) * cpu_share;
-    let units_per_row = input.item_bytes.max(1).div_ceil(1024);
-
-    let pages = input.objects.div_ceil(1000);
-    let listing_seconds = pages as f64 * input.list_page_seconds;
-    let reading_seconds = input.objects as f64 / (files_per_second * workers as f64);
-    // Writes are capped by the workers and by the table, whichever is lower.
-    let write_rows_per_second = (input.rows_written_per_worker_second * workers as f64)
-        .min(input.table_write_units / units_per_row as f64);
-    let writing_seconds = rows as f64 / write_rows_per_second.max(1e-9);
-    let shards = f64::from(shared::job::shards::SHARDS);
-    let counts_per_second = (input.ledger_write_units / LEDGER_WRITES_PER_COUNT as f64)
-        .min(shards * ITEM_WRITE_UNITS_PER_SECOND / 2.0);
-    let counting_seconds = batches as f64 / counts_per_second.max(1e-9);
-    let stages = [
-        ("listing", listing_seconds),
-        ("reading", reading_seconds),
-        ("writing", writing_seconds),
-        ("counting", counting_seconds),
-    ];
-    let (bottleneck, slowest) = stages.into_iter().fold(("listing", 0.0), |best, stage| {
-        if stage.1 > best.1 { stage } else { best }
-    });
-    // The pipeline runs at the slowest stage's pace; the last batch still has to go through.
-    let batch_seconds =
-        batch_size.min(input.objects) as f64 / files_per_second + input.invocation_overhead_seconds;
-    let wall_seconds = slowest + batch_seconds;
-
-    // Each worker is busy for its batch's share of the slowest stage, plus overhead.
-    let busy_seconds =
-        slowest * workers as f64 + batches as f64 * input.invocation_overhead_seconds;
-    let lambda_gb_seconds = busy_seconds * input.worker_memory_mb as f64 / 1024.0;
-    let ledger_write_units = LEDGER_WRITES_PER_COUNT * batches + LEDGER_WRITES_PER_JOB;
-    let requests = Requests {
-        s3_list: pages,
-        s3_get: input.objects,
-        sqs: batches.div_ceil(10) + 2 * batches,
-        // The coordinator lists for ~14 minutes per invocation, then continues in the next.
-        lambda_invocations: batches + ((listing_seconds / 840.0).ceil() as u64).max(1),
-        dynamodb_write_units: rows * units_per_row + ledger_write_units,
-        ledger_write_units,
-        ledger_read_units: batches + u64::from(SHARDS) * (u64::from(SHARDS) + 1),
-    };
-    let lambda = lambda_gb_seconds * price::LAMBDA_ARM_GB_SECOND
-        + requests.lambda_invocations as f64 * price::LAMBDA_REQUEST;
-    let sqs = requests.sqs as f64 * price::SQS_REQUEST;
-    let dynamodb = requests.dynamodb_write_units as f64 * price::DYNAMODB_WRITE_UNIT
-        + requests.ledger_read_units as f64 * price::DYNAMODB_READ_UNIT;
-    let s3 = requests.s3_get as f64 * price::S3_GET + requests.s3_list as f64 * price::S3_LIST;
-    Plan {
-        batches,
-        rows,
-        workers,
-        listing_seconds,
-        reading_seconds,
-        writing_seconds,
-        counting_seconds,
-        bottleneck,
-        wall_seconds,
-        lambda_gb_seconds,
-        requests,
-        cost: Cost {
-            lambda,
-            sqs,
-            dynamodb,
-            s3,
-            total: lambda + sqs + dynamodb + s3,
-        },
+impl PlanArgs {
+    /// The model's input from the command line.
+    pub fn input(&self) -> PlanInput {
+        PlanInput {
+            objects: self.objects,
+            object_bytes: self.object_bytes,
+            rows_per_object: self.rows_per_object,
+            item_bytes: self.item_bytes,
+            batch_size: self.batch_size,
+            worker_memory_mb: self.worker_memory_mb,
+            concurrency: self.concurrency,
+            files_per_worker_second: self.files_per_worker_second,
+            rows_written_per_worker_second: self.rows_written_per_worker_second,
+            single_writes_per_worker_second: self.single_writes_per_worker_second,
+            table_write_units: self.table_write_units,
+            list_page_seconds: self.list_page_seconds,
+            invocation_overhead_seconds: self.invocation_overhead_seconds,
+            write_mode: self.write_mode,
+            max_write_rate: self.max_write_rate,
+            ledger_write_units: self.ledger_write_units,
+            ledger_shards: shared::job::shards::SHARDS,
+        }
     }
+}
+
+/// The model's prediction for the command line's job.
+pub fn plan(args: &PlanArgs) -> Plan {
+    shared::plan::model::plan(&args.input())
 }
 
 pub fn print(plan: &Plan, input: &PlanArgs) {
@@ -228,7 +135,12 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
         plan.requests.s3_list, plan.listing_seconds
     );
     println!("| reading + typing | {:.1} |", plan.reading_seconds);
-    println!("| writing | {:.1} |", plan.writing_seconds);
+    println!(
+        "| writing ({}, {:.0} write units/s) | {:.1} |",
+        input.write_mode.as_str(),
+        plan.write_units_per_second,
+        plan.writing_seconds
+    );
     println!(
         "| counting ({} batches in the ledger) | {:.1} |",
         plan.batches, plan.counting_seconds
@@ -249,7 +161,8 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
     );
     println!("| SQS | {} | {:.4} |", plan.requests.sqs, plan.cost.sqs);
     println!(
-        "| DynamoDB write units (ledger: {}) + ledger read units {} | {} | {:.4} |",
+        "| DynamoDB write units ({} write calls; ledger: {}) + ledger read units {} | {} | {:.4} |",
+        plan.requests.dynamodb_write_calls,
         plan.requests.ledger_write_units,
         plan.requests.ledger_read_units,
         plan.requests.dynamodb_write_units,
@@ -266,6 +179,7 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
 mod tests {
     use super::*;
     use clap::Parser;
+    use shared::plan::model::price;
 
     #[derive(Parser)]
     struct Cli {
@@ -349,9 +263,52 @@ mod tests {
         assert_eq!(plan.requests.s3_get, 30);
     }
 
-    /// 10^6 and 10^7 batches: the ledger costs three write units per batch (linear, never
-    /// quadratic), and counting is never the bottleneck at the table's default limit: 13,333
-    /// counts/s, below the 32 shards' 16,000.
+    #[test]
+    fn a_cap_is_shared_by_the_workers_that_run_and_single_writes_cost_a_call_per_row() {
+        // 20,000 rows, 20 batches, 4 workers of concurrency 4: the whole cap, 20 s.
+        let capped = plan(&input(&[
+            "--objects",
+            "200",
+            "--batch-size",
+            "10",
+            "--concurrency",
+            "4",
+            "--max-write-rate",
+            "1000",
+        ]));
+        assert!(close(capped.write_units_per_second, 1000.0));
+        assert!(
+            close(capped.writing_seconds, 20.0),
+            "{}",
+            capped.writing_seconds
+        );
+        assert_eq!(capped.bottleneck, "writing");
+        // Concurrency 8 but 4 batches: 4 workers take 4/8 of the cap.
+        let few = plan(&input(&[
+            "--objects",
+            "40",
+            "--batch-size",
+            "10",
+            "--concurrency",
+            "8",
+            "--max-write-rate",
+            "1000",
+        ]));
+        assert!(close(few.write_units_per_second, 500.0));
+        // Inserts: a call per row, 1,600 rows/s per worker; puts: one per 25 rows.
+        let insert = plan(&input(&["--objects", "1000", "--write-mode", "insert"]));
+        assert_eq!(insert.requests.dynamodb_write_calls, 100_000);
+        assert!(close(insert.writing_seconds, 100_000.0 / (1_600.0 * 10.0)));
+        let put = plan(&input(&["--objects", "1000"]));
+        assert_eq!(put.requests.dynamodb_write_calls, 4_000);
+        assert_eq!(
+            insert.requests.dynamodb_write_units,
+            put.requests.dynamodb_write_units
+        );
+        let unknown = Cli::try_parse_from(["plan", "--write-mode", "upsert"]);
+        assert!(unknown.is_err_and(|e| e.to_string().contains("upsert")));
+    }
+
     #[test]
     fn the_ledger_costs_three_units_a_batch_at_a_million_batches_and_more() {
         for batches in [1_000_000u64, 10_000_000] {

@@ -39,6 +39,17 @@ pub fn print_summary(job: &Job, wall: Duration) {
             .map_or_else(|| "any number of rejects".to_owned(), |t| t.describe())
     );
     println!("  rows duplicate  {}", t.rows_duplicate);
+    if !job.write.write_mode.is_put() {
+        let mode = job.write.write_mode.as_str();
+        println!(
+            "  write mode      {mode} ({} rows existing)",
+            t.rows_existing
+        );
+    }
+    match job.write.write_units_per_second {
+        Some(cap) => println!("  write units     {} (cap {cap:.0}/s)", t.write_units),
+        None => println!("  write units     {}", t.write_units),
+    }
     println!("  input bytes     {:.1} MB", t.bytes as f64 / 1e6);
     println!(
         "  bytes read      {:.1} MB ({:.2}x the input)",

@@ -13,7 +13,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use shared::ingest::typing::Item;
-use shared::port::table::{RecordTable, WriteError};
+use shared::port::table::{Capacity, Inserted, KeyNames, RecordTable, WriteError};
 
 /// Every `every`-th BatchWriteItem call writes only the first half of its items and hands the
 /// rest back as unprocessed.
@@ -49,6 +49,33 @@ impl<A: RecordTable> RecordTable for FlakyWrites<A> {
         let mut unprocessed = self.inner.batch_put(table, items).await?;
         unprocessed.extend(held_back);
         Ok(unprocessed)
+    }
+
+    // The other writes pass through untouched.
+    async fn batch_delete(
+        &self,
+        table: &str,
+        key: &KeyNames,
+        keys: Vec<Item>,
+    ) -> Result<Vec<Item>, WriteError> {
+        self.inner.batch_delete(table, key, keys).await
+    }
+
+    async fn put_if_absent(
+        &self,
+        table: &str,
+        key: &KeyNames,
+        item: Item,
+    ) -> Result<Inserted, WriteError> {
+        self.inner.put_if_absent(table, key, item).await
+    }
+
+    async fn update(&self, table: &str, key: &KeyNames, item: Item) -> Result<(), WriteError> {
+        self.inner.update(table, key, item).await
+    }
+
+    async fn write_capacity(&self, table: &str) -> Result<Capacity, WriteError> {
+        self.inner.write_capacity(table).await
     }
 }
 

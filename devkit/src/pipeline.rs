@@ -71,6 +71,7 @@ impl LocalPipeline {
                 ),
                 control_max_receive_count: 5,
                 allowed_buckets: vec![],
+                on_demand_write_units: CoordinatorConfig::DEFAULT_ON_DEMAND_WRITE_UNITS,
             },
             worker: WorkerConfig {
                 tables: resources.tables.clone(),

@@ -194,6 +194,7 @@ mod tests {
                     Value::S(s) => serde_dynamo::AttributeValue::S(s),
                     Value::N(n) => serde_dynamo::AttributeValue::N(n),
                     Value::Bool(b) => serde_dynamo::AttributeValue::Bool(b),
+                    Value::Null => serde_dynamo::AttributeValue::Null(true),
                 };
                 (name, value)
             })

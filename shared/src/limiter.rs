@@ -2,11 +2,17 @@
 //! back. A throttling signal halves the limit, at most once per generation of
 //! permits (so a burst of throttled replies to requests sent under the old limit cuts once);
 //! every `limit` clean completions raise it by one, up to the configured maximum.
+//!
+//! And a rate pacer ([`RatePacer`]): a cap on units per second (DynamoDB write units), which
+//! the AIMD limit works under: the pacer keeps a job polite to the table's other traffic, the
+//! limit backs off further when the table throttles anyway.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
 
 /// A counter of throttling replies (S3 503 SlowDown, 429), bumped by the SDK interceptor in
 /// [`crate::aws`] and read by limiters to learn of throttling the SDK retried transparently.
@@ -161,9 +167,100 @@ impl Drop for AimdPermit<'_> {
     }
 }
 
+/// Paces work to `units_per_second`: each [`take`](RatePacer::take) of n units reserves the
+/// next n / rate seconds of the schedule and waits for its slot to begin. Unused time earns
+/// no credit (no burst after a pause), so over any stretch of steady work the rate is the
+/// cap, and a few concurrent takers share it in the order they asked. O(1) per take.
+#[derive(Debug)]
+pub struct RatePacer {
+    units_per_second: f64,
+    /// When the next take's slot begins.
+    next: Mutex<Option<Instant>>,
+    units: AtomicU64,
+    waited_ms: AtomicU64,
+}
+
+impl RatePacer {
+    /// A pacer to `units_per_second` (more than zero; a lower figure is taken as 1 unit per
+    /// hour, so a bad figure slows work down rather than letting it loose).
+    pub fn new(units_per_second: f64) -> Self {
+        Self {
+            units_per_second: if units_per_second.is_finite() && units_per_second > 0.0 {
+                units_per_second
+            } else {
+                1.0 / 3600.0
+            },
+            next: Mutex::new(None),
+            units: AtomicU64::new(0),
+            waited_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn units_per_second(&self) -> f64 {
+        self.units_per_second
+    }
+
+    /// Waits until `units` may be spent, and counts them as spent.
+    pub async fn take(&self, units: u64) {
+        let now = Instant::now();
+        let start = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let start = next.map_or(now, |next| next.max(now));
+            *next = Some(start + Duration::from_secs_f64(units as f64 / self.units_per_second));
+            start
+        };
+        self.units.fetch_add(units, Ordering::Relaxed);
+        if start > now {
+            let waited = start - now;
+            self.waited_ms
+                .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+            tokio::time::sleep_until(start).await;
+        }
+    }
+
+    /// Units taken so far, and milliseconds spent waiting for them.
+    pub fn spent(&self) -> (u64, u64) {
+        (
+            self.units.load(Ordering::Relaxed),
+            self.waited_ms.load(Ordering::Relaxed),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_holds_concurrent_takers_to_the_rate_without_a_burst() {
+        let pacer = RatePacer::new(100.0);
+        let started = Instant::now();
+        // 4 takers of 25 units, 10 times each: 1,000 units at 100/s is 10 s of schedule;
+        // the last take starts 25 units (0.25 s) before the schedule ends.
+        futures::future::join_all((0..4).map(|_| async {
+            for _ in 0..10 {
+                pacer.take(25).await;
+            }
+        }))
+        .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        assert!((elapsed - 9.75).abs() < 0.01, "{elapsed}");
+        assert_eq!(pacer.spent().0, 1000);
+        // A pause earns no credit: the next take after 5 idle seconds starts at once, and
+        // the one after waits its full slot.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let before = Instant::now();
+        pacer.take(50).await;
+        assert_eq!(before.elapsed(), Duration::ZERO);
+        pacer.take(50).await;
+        assert_eq!(before.elapsed(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_pacer_with_a_bad_rate_crawls_instead_of_running_free() {
+        assert!(RatePacer::new(0.0).units_per_second() < 0.001);
+        assert!(RatePacer::new(f64::NAN).units_per_second() < 0.001);
+    }
 
     fn in_flight_capacity(limiter: &AimdLimiter) -> usize {
         limiter.semaphore.available_permits()

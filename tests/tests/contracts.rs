@@ -1,9 +1,13 @@
 //! Each port's contract suite against its AWS adapter on the local servers: the same suites
 //! the in-memory doubles pass in the unit tests (`shared::port::contract`).
 
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
+};
 use integration_tests::{TestEnv, default_servers, moto_servers};
-use shared::aws::{DynamoLedger, S3Objects, SqsQueues};
+use shared::aws::{DynamoLedger, DynamoTable, S3Objects, SqsQueues};
 use shared::port::contract;
+use shared::port::table::{Capacity, KeyNames, RecordTable};
 
 /// dynalite, which locks per key as DynamoDB does.
 #[tokio::test]
@@ -43,4 +47,76 @@ async fn the_sqs_queues_keep_the_queue_contract() {
     let queues = SqsQueues::new(env.clients.sqs.clone());
     // The completion queue: nothing else of this test's sends there.
     contract::queue::run(&queues, &env.provisioned.completion_queue_url).await;
+}
+
+/// dynalite for every write a job's mode can make (moto below: the reference for
+/// conditional and update expressions).
+#[tokio::test]
+async fn the_dynamodb_table_keeps_the_record_table_contract() {
+    let env = TestEnv::new(default_servers(), "table-contract").await;
+    let table = DynamoTable::new(env.clients.dynamodb.clone());
+    let key = KeyNames::new("measure_point", Some("timestamp"));
+    contract::table::run(&table, &env.resources.tables.records, &key, true).await;
+    // The test tables are PAY_PER_REQUEST without a maximum.
+    let capacity = table
+        .write_capacity(&env.resources.tables.records)
+        .await
+        .unwrap();
+    assert_eq!(
+        capacity,
+        Capacity::OnDemand {
+            max_write_units: None
+        }
+    );
+    // A provisioned table reports its write capacity units (what a fraction is of).
+    let provisioned = format!("{}-provisioned", env.resources.tables.records);
+    env.clients
+        .dynamodb
+        .create_table()
+        .table_name(&provisioned)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(5)
+                .write_capacity_units(7)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let capacity = table.write_capacity(&provisioned).await.unwrap();
+    assert_eq!(capacity, Capacity::Provisioned { write_units: 7.0 });
+}
+
+#[tokio::test]
+async fn the_dynamodb_table_keeps_the_record_table_contract_on_moto() {
+    let env = TestEnv::new(moto_servers(), "table-contract-moto").await;
+    let table = DynamoTable::new(env.clients.dynamodb.clone());
+    let key = KeyNames::new("measure_point", Some("timestamp"));
+    // moto stores numbers DynamoDB refuses (1e200): that part runs on dynalite above.
+    contract::table::run(&table, &env.resources.tables.records, &key, false).await;
+    let capacity = table
+        .write_capacity(&env.resources.tables.records)
+        .await
+        .unwrap();
+    assert_eq!(
+        capacity,
+        Capacity::OnDemand {
+            max_write_units: None
+        }
+    );
 }

@@ -59,6 +59,9 @@ pub struct CoordinatorConfig {
     pub control_max_receive_count: u32,
     /// Buckets a job may read (empty: any the function's role can).
     pub allowed_buckets: Vec<String>,
+    /// Write units per second an on-demand records table takes when it sets no maximum: a
+    /// `max_write_rate` fraction is of this (the request can name its own figure).
+    pub on_demand_write_units: u64,
 }
 
 /// Worker settings: GETs in flight, objects in flight, write parallelism.
@@ -83,6 +86,10 @@ pub struct WorkerConfig {
     pub control_queue_url: Option<String>,
     /// Records longer than this are rejected with their offset instead of buffered.
     pub max_record_bytes: usize,
+    /// The most worker instances that run at once (the event source's
+    /// `MaximumConcurrency`): each takes this share of a job's write rate cap. 1 locally,
+    /// where one worker serves every poller.
+    pub max_concurrency: usize,
 }
 
 impl Default for WorkerConfig {
@@ -100,6 +107,7 @@ impl Default for WorkerConfig {
             completion_queue_url: None,
             control_queue_url: None,
             max_record_bytes: crate::ingest::csv_stream::DEFAULT_MAX_RECORD_BYTES,
+            max_concurrency: 1,
         }
     }
 }
@@ -109,6 +117,8 @@ impl CoordinatorConfig {
     pub const DEFAULT_LIST_PAGE_SIZE: i32 = 1000;
     pub const DEFAULT_REJECTS_PREFIX: &str = "_rejects/";
     pub const DEFAULT_CHECKPOINT_MARGIN_SECONDS: u64 = 60;
+    /// DynamoDB's default per-table limit for on-demand tables.
+    pub const DEFAULT_ON_DEMAND_WRITE_UNITS: u64 = 40_000;
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -161,6 +171,11 @@ impl CoordinatorConfig {
                         .collect()
                 })
                 .unwrap_or_default(),
+            on_demand_write_units: positive(
+                &var,
+                "ON_DEMAND_WRITE_UNITS",
+                Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
+            )?,
         })
     }
 }
@@ -182,6 +197,7 @@ impl WorkerConfig {
             completion_queue_url: optional(&var, "COMPLETION_QUEUE_URL"),
             control_queue_url: optional(&var, "CONTROL_QUEUE_URL"),
             max_record_bytes: positive(&var, "MAX_RECORD_BYTES", defaults.max_record_bytes)?,
+            max_concurrency: positive(&var, "WORKER_MAX_CONCURRENCY", defaults.max_concurrency)?,
         })
     }
 }
@@ -271,13 +287,22 @@ mod tests {
         assert_eq!(config.control_queue_url, None);
         assert_eq!(config.checkpoint_margin, Duration::from_secs(60));
         assert!(config.allowed_buckets.is_empty());
+        assert_eq!(config.on_demand_write_units, 40_000);
+        assert_eq!(
+            WorkerConfig::from_lookup(lookup(&BASE))
+                .unwrap()
+                .max_concurrency,
+            1
+        );
         let mut pairs = BASE.to_vec();
         pairs.push(("ALLOWED_BUCKETS", " a-bucket, b-bucket ,"));
         let config = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap();
         assert_eq!(config.allowed_buckets, vec!["a-bucket", "b-bucket"]);
         let mut pairs = BASE.to_vec();
         pairs.push(("COMPLETION_QUEUE_URL", "http://q/done"));
+        pairs.push(("WORKER_MAX_CONCURRENCY", "50"));
         let worker = WorkerConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(worker.max_concurrency, 50);
         assert_eq!(
             worker.completion_queue_url.as_deref(),
             Some("http://q/done")

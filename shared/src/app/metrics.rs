@@ -234,6 +234,7 @@ mod tests {
             bytes_read: 4096,
             write_retries: 4,
             s3_throttles: 5,
+            ..BatchStats::default()
         };
         let mut record = batch(&"job-1".into(), BatchNo(7), "in", &stats, 812.5, true);
         record.timestamp_ms = 1_764_123_373_000;

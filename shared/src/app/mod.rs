@@ -10,3 +10,4 @@ pub mod metrics;
 pub mod queue_writer;
 pub mod redrive;
 pub mod worker;
+pub mod write_cap;

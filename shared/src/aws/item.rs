@@ -12,11 +12,12 @@ pub fn to_sdk(item: Item) -> HashMap<String, AttributeValue> {
         .collect()
 }
 
-fn attribute(value: Value) -> AttributeValue {
+pub fn attribute(value: Value) -> AttributeValue {
     match value {
         Value::S(s) => AttributeValue::S(s),
         Value::N(n) => AttributeValue::N(n),
         Value::Bool(b) => AttributeValue::Bool(b),
+        Value::Null => AttributeValue::Null(true),
     }
 }
 
@@ -28,6 +29,7 @@ pub fn from_sdk(item: HashMap<String, AttributeValue>) -> Item {
                 AttributeValue::S(s) => Value::S(s),
                 AttributeValue::N(n) => Value::N(n),
                 AttributeValue::Bool(b) => Value::Bool(b),
+                AttributeValue::Null(_) => Value::Null,
                 _ => return None,
             };
             Some((name, value))

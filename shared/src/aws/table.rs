@@ -1,15 +1,25 @@
-//! The record table on DynamoDB: BatchWriteItem of puts, unprocessed items handed back, a
-//! ValidationException told apart from other failures (the request can be split to find the
-//! offending item; anything else is retried with the batch).
+//! The record table on DynamoDB: BatchWriteItem of puts or deletes (unprocessed requests
+//! handed back), a conditional PutItem for inserts (the existing item read back with a
+//! strongly consistent GetItem when the condition fails), UpdateItem for merges, and
+//! DescribeTable for the capacity a rate cap can be a fraction of. A ValidationException is
+//! told apart from other failures (the request can be split to find the offending item), and
+//! so is throttling the SDK's retries did not outlast (the caller backs off and retries).
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, BillingMode, DeleteRequest, PutRequest, WriteRequest,
+};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response;
 
-use super::errors::validation_message;
-use super::item::{from_sdk, to_sdk};
+use super::errors::{is_condition_failure, validation_message};
+use super::item::{attribute, from_sdk, to_sdk};
 use crate::ingest::item::Item;
-use crate::port::table::{RecordTable, WriteError};
+use crate::port::table::{Capacity, Inserted, KeyNames, RecordTable, WriteError};
 
 #[derive(Debug, Clone)]
 pub struct DynamoTable {
@@ -20,51 +30,231 @@ impl DynamoTable {
     pub fn new(ddb: Client) -> Self {
         Self { ddb }
     }
-}
 
-#[async_trait]
-impl RecordTable for DynamoTable {
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
-        let call_failed = |source: crate::BoxError| WriteError::Call {
-            table: table.to_owned(),
-            source,
-        };
-        let requests = items
-            .into_iter()
-            .map(|item| {
-                let put = PutRequest::builder()
-                    .set_item(Some(to_sdk(item)))
-                    .build()
-                    .map_err(|e| call_failed(e.into()))?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
-            .collect::<Result<Vec<_>, WriteError>>()?;
+    async fn batch_write(
+        &self,
+        table: &str,
+        requests: Vec<WriteRequest>,
+    ) -> Result<Vec<WriteRequest>, WriteError> {
         let output = self
             .ddb
             .batch_write_item()
             .request_items(table, requests)
             .send()
             .await
-            .map_err(|e| match validation_message(&e) {
-                Some(message) if names_the_key_schema(&message) => WriteError::KeySchema {
-                    table: table.to_owned(),
-                    message,
-                },
-                Some(message) => WriteError::Refused {
-                    table: table.to_owned(),
-                    message,
-                },
-                None => call_failed(e.into()),
-            })?;
+            .map_err(|e| classify(table, "BatchWriteItem", e))?;
         Ok(output
             .unprocessed_items
             .unwrap_or_default()
             .remove(table)
-            .unwrap_or_default()
+            .unwrap_or_default())
+    }
+
+    /// The item at `key`, read strongly consistent (after a lost insert condition).
+    async fn get(
+        &self,
+        table: &str,
+        key: HashMap<String, AttributeValue>,
+    ) -> Result<Option<Item>, WriteError> {
+        let output = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(table, "GetItem", e))?;
+        Ok(output.item.map(from_sdk))
+    }
+}
+
+#[async_trait]
+impl RecordTable for DynamoTable {
+    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(to_sdk(item)))
+                    .build()
+                    .map_err(|e| build_failed(table, "BatchWriteItem", e))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, WriteError>>()?;
+        Ok(self
+            .batch_write(table, requests)
+            .await?
             .into_iter()
             .filter_map(|request| request.put_request.map(|put| from_sdk(put.item)))
             .collect())
     }
+
+    async fn batch_delete(
+        &self,
+        table: &str,
+        key: &KeyNames,
+        keys: Vec<Item>,
+    ) -> Result<Vec<Item>, WriteError> {
+        let requests = keys
+            .iter()
+            .map(|item| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(to_sdk(key.key_of(item))))
+                    .build()
+                    .map_err(|e| build_failed(table, "BatchWriteItem", e))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, WriteError>>()?;
+        Ok(self
+            .batch_write(table, requests)
+            .await?
+            .into_iter()
+            .filter_map(|request| request.delete_request.map(|delete| from_sdk(delete.key)))
+            .collect())
+    }
+
+    async fn put_if_absent(
+        &self,
+        table: &str,
+        key: &KeyNames,
+        item: Item,
+    ) -> Result<Inserted, WriteError> {
+        let key_attributes = to_sdk(key.key_of(&item));
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(to_sdk(item)))
+            // The partition key is in every stored item: absent means no item.
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", &key.partition)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Inserted::Written),
+            Err(e) if is_condition_failure(&e) => {
+                Ok(Inserted::Exists(self.get(table, key_attributes).await?))
+            }
+            Err(e) => Err(classify(table, "PutItem", e)),
+        }
+    }
+
+    async fn update(&self, table: &str, key: &KeyNames, item: Item) -> Result<(), WriteError> {
+        let (keys, rest): (Vec<_>, Vec<_>) =
+            item.into_iter().partition(|(name, _)| key.contains(name));
+        let mut request = self
+            .ddb
+            .update_item()
+            .table_name(table)
+            .set_key(Some(to_sdk(keys.into_iter().collect())));
+        // Placeholders by position: column names need not be valid expression tokens.
+        let mut clauses = Vec::with_capacity(rest.len());
+        for (i, (name, value)) in rest.into_iter().enumerate() {
+            clauses.push(format!("#a{i} = :v{i}"));
+            request = request
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":v{i}"), attribute(value));
+        }
+        if !clauses.is_empty() {
+            request = request.update_expression(format!("SET {}", clauses.join(", ")));
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| classify(table, "UpdateItem", e))?;
+        Ok(())
+    }
+
+    async fn write_capacity(&self, table: &str) -> Result<Capacity, WriteError> {
+        let output = self
+            .ddb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| classify(table, "DescribeTable", e))?;
+        let Some(description) = output.table else {
+            return Err(WriteError::Call {
+                operation: "DescribeTable",
+                table: table.to_owned(),
+                source: "the reply has no table description".into(),
+            });
+        };
+        let on_demand = description
+            .billing_mode_summary
+            .as_ref()
+            .and_then(|s| s.billing_mode.as_ref())
+            == Some(&BillingMode::PayPerRequest);
+        let provisioned = description
+            .provisioned_throughput
+            .as_ref()
+            .and_then(|p| p.write_capacity_units)
+            .filter(|units| *units > 0);
+        Ok(match provisioned {
+            Some(units) if !on_demand => Capacity::Provisioned {
+                write_units: units as f64,
+            },
+            _ => Capacity::OnDemand {
+                max_write_units: description
+                    .on_demand_throughput
+                    .and_then(|t| t.max_write_request_units)
+                    .filter(|units| *units > 0)
+                    .map(|units| units as f64),
+            },
+        })
+    }
+}
+
+fn build_failed(
+    table: &str,
+    operation: &'static str,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> WriteError {
+    WriteError::Call {
+        operation,
+        table: table.to_owned(),
+        source: error.into(),
+    }
+}
+
+/// What a failed call means: the table refused the request (its key schema or a value), it
+/// throttled past the SDK's retries, or something to retry with the batch.
+fn classify<E>(table: &str, operation: &'static str, error: SdkError<E, Response>) -> WriteError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if let Some(message) = validation_message(&error) {
+        return if names_the_key_schema(&message) {
+            WriteError::KeySchema {
+                table: table.to_owned(),
+                message,
+            }
+        } else {
+            WriteError::Refused {
+                table: table.to_owned(),
+                message,
+            }
+        };
+    }
+    let throttled = error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| {
+            matches!(
+                code,
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+            )
+        });
+    if throttled {
+        return WriteError::Throttled {
+            operation,
+            table: table.to_owned(),
+        };
+    }
+    build_failed(table, operation, error)
 }
 
 /// Whether a ValidationException is about the table's key schema rather than one item's

@@ -82,11 +82,18 @@ pub struct BatchStats {
     pub write_retries: u64,
     /// S3 throttling replies (503 SlowDown) the SDK retried.
     pub s3_throttles: u64,
+    /// Insert mode: rows whose key already held an item (left alone; not rejects).
+    #[serde(default)]
+    pub rows_existing: u64,
+    /// Write units the rows' writes were paced by: each attempt's items, rounded up to 1 KB
+    /// each, as DynamoDB bills them (see docs/write-control.md for the modes' estimates).
+    #[serde(default)]
+    pub write_units: u64,
 }
 
 impl BatchStats {
     /// Every counter under its field name: the one list the ledger adds, reads and sums.
-    pub fn counters(&self) -> [(&'static str, u64); 9] {
+    pub fn counters(&self) -> [(&'static str, u64); 11] {
         [
             ("files", self.files),
             ("files_failed", self.files_failed),
@@ -97,12 +104,15 @@ impl BatchStats {
             ("bytes_read", self.bytes_read),
             ("write_retries", self.write_retries),
             ("s3_throttles", self.s3_throttles),
+            ("rows_existing", self.rows_existing),
+            ("write_units", self.write_units),
         ]
     }
 
-    /// Every row read: written, superseded in its write batch, or rejected.
+    /// Every row read: written, superseded in its write batch, rejected, or (insert mode)
+    /// finding its key taken.
     pub fn rows_read(&self) -> u64 {
-        self.rows_written + self.rows_duplicate + self.rows_rejected
+        self.rows_written + self.rows_duplicate + self.rows_rejected + self.rows_existing
     }
 }
 
@@ -118,6 +128,8 @@ impl std::ops::AddAssign<&BatchStats> for BatchStats {
             bytes_read,
             write_retries,
             s3_throttles,
+            rows_existing,
+            write_units,
         } = other;
         self.files += files;
         self.files_failed += files_failed;
@@ -128,6 +140,8 @@ impl std::ops::AddAssign<&BatchStats> for BatchStats {
         self.bytes_read += bytes_read;
         self.write_retries += write_retries;
         self.s3_throttles += s3_throttles;
+        self.rows_existing += rows_existing;
+        self.write_units += write_units;
     }
 }
 
@@ -147,6 +161,8 @@ mod counter_tests {
             bytes_read: 7,
             write_retries: 8,
             s3_throttles: 9,
+            rows_existing: 10,
+            write_units: 11,
         };
         let json = serde_json::to_value(stats).unwrap();
         let fields = json.as_object().unwrap();

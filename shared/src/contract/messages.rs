@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::Schema;
+use crate::contract::write::WriteOptions;
 
 /// A job to start: every CSV object under `prefix` (`{"bucket": "...", "prefix": "data/"}`),
 /// or one object (`{"bucket": "...", "key": "data/big.csv"}`); optionally with a job id, a
@@ -24,6 +25,9 @@ pub struct JobRequest {
     pub schema: Option<Schema>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerated_rejects: Option<RejectTolerance>,
+    /// Write mode and rate cap (`write_mode`, `max_write_rate`): put, uncapped otherwise.
+    #[serde(flatten)]
+    pub write: WriteOptions,
 }
 
 impl JobRequest {
@@ -35,6 +39,7 @@ impl JobRequest {
             job_id: None,
             schema: None,
             tolerated_rejects: None,
+            write: WriteOptions::default(),
         }
     }
 }
@@ -43,6 +48,8 @@ impl JobRequest {
 /// stuck-job check (`{"check_stuck_jobs": {"older_than_seconds": 3600}}`), or an SQS event
 /// from its control queue carrying [`ContinueListing`] messages (a long listing continuing).
 #[derive(Debug, Clone, PartialEq)]
+// One per invocation, never in a collection: boxing the job request would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum CoordinatorRequest {
     CheckStuckJobs { check_stuck_jobs: StuckJobCheck },
     Job(JobRequest),
@@ -103,7 +110,7 @@ pub struct StuckJobCheck {
 }
 
 /// One SQS message: one worker batch of one job: whole objects, or one range of a large one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchMessage {
     pub job_id: JobId,
     pub batch: BatchNo,
@@ -122,6 +129,9 @@ pub struct BatchMessage {
     /// Phase one of a split object: scan one range (no rows are loaded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scan: Option<ScanTask>,
+    /// The job's write mode and resolved rate cap.
+    #[serde(flatten)]
+    pub write: WriteOptions,
 }
 
 /// One range of one large object: a worker batch in large-object mode.
@@ -220,6 +230,7 @@ mod tests {
                 prefix: "_rejects/".into(),
             },
             scan: None,
+            write: WriteOptions::default(),
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);
@@ -312,6 +323,59 @@ mod tests {
         .unwrap();
         custom.schema.unwrap().validate().unwrap();
         assert!(custom.tolerated_rejects.is_some());
+    }
+
+    /// One sample per write control option: modes, both cap forms, TTL and empty values.
+    #[test]
+    fn write_control_samples_parse_and_validate() {
+        use crate::contract::schema::EmptyValue;
+        use crate::contract::write::{WriteMode, WriteRate};
+        let job = |text: &str| -> JobRequest {
+            let request: JobRequest = serde_json::from_str(text).unwrap();
+            request.write.validate().unwrap();
+            if let Some(schema) = &request.schema {
+                schema.validate().unwrap();
+            }
+            request
+        };
+        let insert = job(include_str!("../../../events/job-insert-capped.json"));
+        assert_eq!(insert.write.write_mode, WriteMode::Insert);
+        assert_eq!(insert.write.max_write_rate, Some(WriteRate::Units(400.0)));
+        let update = job(include_str!(
+            "../../../events/job-update-share-of-capacity.json"
+        ));
+        assert_eq!(update.write.write_mode, WriteMode::Update);
+        assert!(matches!(
+            update.write.max_write_rate,
+            Some(WriteRate::Share {
+                on_demand_units: Some(_),
+                ..
+            })
+        ));
+        let delete = job(include_str!("../../../events/job-delete-keys.json"));
+        assert_eq!(delete.write.write_mode, WriteMode::Delete);
+        let ttl = job(include_str!(
+            "../../../events/job-ttl-and-empty-values.json"
+        ));
+        let schema = ttl.schema.unwrap();
+        assert_eq!(schema.empty_values, EmptyValue::Null);
+        assert_eq!(schema.empty_value_of("device"), EmptyValue::EmptyString);
+        assert_eq!(schema.ttl.unwrap().column.as_deref(), Some("valid_until"));
+        let after = job(include_str!("../../../events/job-ttl-after-load.json"));
+        assert_eq!(
+            after.schema.unwrap().recomputed_attribute(),
+            Some("expires_at")
+        );
+        let event: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_str(include_str!("../../../events/sqs-batch-insert-capped.json"))
+                .unwrap();
+        let batch: BatchMessage =
+            serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(batch.write.write_mode, WriteMode::Insert);
+        assert_eq!(batch.write.write_units_per_second, Some(400.0));
+        // Written back, the options stay flat beside the other fields.
+        let json: serde_json::Value = serde_json::from_str(&batch.to_json()).unwrap();
+        assert_eq!(json["write_mode"], "insert");
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod ids;
 pub mod messages;
 pub mod rejects;
 pub mod schema;
+pub mod write;

@@ -25,10 +25,49 @@ pub struct Column {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: ColumnType,
-    /// An empty field is allowed (the attribute is then omitted). Key columns never are.
+    /// An empty field is allowed (stored as `empty` says). Key columns never are.
     #[serde(default)]
     pub nullable: bool,
+    /// How this nullable column stores an empty field; the schema's `empty_values` if unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty: Option<EmptyValue>,
 }
+
+/// How an empty field of a nullable column is stored.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmptyValue {
+    /// No attribute (an update then leaves the item's attribute as it was).
+    #[default]
+    Omit,
+    /// DynamoDB's NULL.
+    Null,
+    /// An empty string (S), whatever the column's type.
+    EmptyString,
+}
+
+impl EmptyValue {
+    pub fn is_omit(&self) -> bool {
+        *self == EmptyValue::Omit
+    }
+}
+
+/// Where each item's expiry (DynamoDB TTL: a Number of epoch seconds) comes from: a column
+/// (`{"attribute": "expires_at", "column": "valid_until"}`, epoch seconds or a timestamp) or
+/// a duration after the load (`{"attribute": "expires_at", "after_seconds": 86400}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ttl {
+    /// The attribute the table's TTL setting names.
+    pub attribute: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_seconds: Option<u64>,
+}
+
+/// Longest `after_seconds`: 100 years. DynamoDB ignores expiries more than 5 years in the past
+/// only; a figure beyond this is a unit mistake (milliseconds), not a plan.
+pub const MAX_TTL_AFTER_SECONDS: u64 = 100 * 365 * 24 * 3600;
 
 /// A job's declared columns and key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +78,12 @@ pub struct Schema {
     /// Columns whose values, joined by `#`, form the sort key (empty: no sort key).
     #[serde(default)]
     pub sort_key: Vec<String>,
+    /// How empty fields of nullable columns are stored (columns may say otherwise).
+    #[serde(default, skip_serializing_if = "EmptyValue::is_omit")]
+    pub empty_values: EmptyValue,
+    /// Each item's expiry, if the job sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Ttl>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -67,6 +112,12 @@ pub enum SchemaError {
     KeyAttributeIsAColumn(String),
     #[error("key attribute name {0:?} is over DynamoDB's 255-byte limit for key attributes")]
     KeyNameTooLong(String),
+    #[error(
+        "column {0:?} sets `empty` but is not nullable: its empty fields are rejected, never stored"
+    )]
+    EmptyOnRequiredColumn(String),
+    #[error("ttl: {0}")]
+    Ttl(String),
 }
 
 impl Schema {
@@ -77,6 +128,7 @@ impl Schema {
             name: name.into(),
             kind,
             nullable: false,
+            empty: None,
         };
         Self {
             columns: vec![
@@ -87,6 +139,8 @@ impl Schema {
             ],
             partition_key: vec!["measure_point".into()],
             sort_key: vec!["timestamp".into()],
+            empty_values: EmptyValue::Omit,
+            ttl: None,
         }
     }
 
@@ -139,7 +193,71 @@ impl Schema {
         if let Some(long) = attributes.into_iter().flatten().find(|a| a.len() > 255) {
             return Err(SchemaError::KeyNameTooLong(long));
         }
-        Ok(())
+        if let Some(column) = self
+            .columns
+            .iter()
+            .find(|c| c.empty.is_some() && !c.nullable)
+        {
+            return Err(SchemaError::EmptyOnRequiredColumn(column.name.clone()));
+        }
+        match &self.ttl {
+            Some(ttl) => self.validate_ttl(ttl).map_err(SchemaError::Ttl),
+            None => Ok(()),
+        }
+    }
+
+    fn validate_ttl(&self, ttl: &Ttl) -> Result<(), String> {
+        let attribute = &ttl.attribute;
+        if attribute.is_empty() {
+            return Err("attribute is empty".into());
+        }
+        if [Some(self.partition_attribute()), self.sort_attribute()]
+            .iter()
+            .flatten()
+            .any(|key| key == attribute)
+        {
+            return Err(format!("attribute {attribute:?} is a key attribute"));
+        }
+        match (&ttl.column, ttl.after_seconds) {
+            (Some(_), Some(_)) | (None, None) => {
+                Err("give exactly one of `column` and `after_seconds`".into())
+            }
+            (None, Some(seconds)) if seconds == 0 || seconds > MAX_TTL_AFTER_SECONDS => {
+                Err(format!(
+                    "after_seconds {seconds} is not within 1..={MAX_TTL_AFTER_SECONDS} (100 years)"
+                ))
+            }
+            (None, Some(_)) if self.column(attribute).is_some() => Err(format!(
+                "attribute {attribute:?} is a declared column: the expiry would overwrite it"
+            )),
+            (None, Some(_)) => Ok(()),
+            (Some(name), None) => {
+                let column = self
+                    .column(name)
+                    .ok_or_else(|| format!("column {name:?} is not a declared column"))?;
+                if !matches!(
+                    column.kind,
+                    ColumnType::Integer | ColumnType::Number | ColumnType::Timestamp
+                ) {
+                    return Err(format!(
+                        "column {name:?} must be an integer or number (epoch seconds) or a timestamp"
+                    ));
+                }
+                if attribute != name && self.column(attribute).is_some() {
+                    return Err(format!(
+                        "attribute {attribute:?} is another declared column: the expiry would overwrite it"
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// How a column's empty fields are stored (undeclared columns: the schema's policy).
+    pub fn empty_value_of(&self, name: &str) -> EmptyValue {
+        self.column(name)
+            .and_then(|c| c.empty)
+            .unwrap_or(self.empty_values)
     }
 
     pub fn column(&self, name: &str) -> Option<&Column> {
@@ -155,6 +273,31 @@ impl Schema {
     /// The sort key attribute, if the schema has one.
     pub fn sort_attribute(&self) -> Option<String> {
         (!self.sort_key.is_empty()).then(|| self.sort_key.join("#"))
+    }
+
+    /// The schema of a delete job's CSV: the key columns alone (other columns, if present,
+    /// are read as extra strings and ignored).
+    pub fn keys_only(&self) -> Self {
+        let is_key =
+            |name: &String| self.partition_key.contains(name) || self.sort_key.contains(name);
+        Self {
+            columns: self
+                .columns
+                .iter()
+                .filter(|c| is_key(&c.name))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+
+    /// An attribute each load computes anew (a TTL counted from the load), which an insert
+    /// ignores when it tells its own earlier write from another item.
+    pub fn recomputed_attribute(&self) -> Option<&str> {
+        self.ttl
+            .as_ref()
+            .filter(|ttl| ttl.after_seconds.is_some())
+            .map(|ttl| ttl.attribute.as_str())
     }
 }
 
@@ -198,6 +341,56 @@ mod tests {
         let schema: Schema = serde_json::from_str(json).unwrap();
         assert_eq!(schema.validate(), Ok(()));
         assert_eq!(schema.sort_attribute().as_deref(), Some("day#seq"));
+    }
+
+    #[test]
+    fn empty_values_and_ttl_parse_and_validate() {
+        let json = r#"{
+            "columns": [
+                {"name": "id", "type": "string"},
+                {"name": "note", "type": "string", "nullable": true, "empty": "empty_string"},
+                {"name": "reading", "type": "number", "nullable": true},
+                {"name": "until", "type": "timestamp", "nullable": true}
+            ],
+            "partition_key": ["id"],
+            "empty_values": "null",
+            "ttl": {"attribute": "expires_at", "column": "until"}
+        }"#;
+        let schema: Schema = serde_json::from_str(json).unwrap();
+        assert_eq!(schema.validate(), Ok(()));
+        assert_eq!(schema.empty_value_of("note"), EmptyValue::EmptyString);
+        assert_eq!(schema.empty_value_of("reading"), EmptyValue::Null);
+        assert_eq!(schema.empty_value_of("undeclared"), EmptyValue::Null);
+        assert_eq!(schema.recomputed_attribute(), None);
+        let ttl = |attribute: &str, column: Option<&str>, after_seconds| {
+            let mut s = schema.clone();
+            s.ttl = Some(Ttl {
+                attribute: attribute.into(),
+                column: column.map(str::to_owned),
+                after_seconds,
+            });
+            s.validate().map_err(|e| e.to_string())
+        };
+        assert_eq!(ttl("exp", None, Some(60)), Ok(()));
+        assert_eq!(ttl("until", Some("until"), None), Ok(()), "in place");
+        let err = |r: Result<(), String>| r.unwrap_err();
+        assert!(err(ttl("exp", Some("until"), Some(60))).contains("exactly one"));
+        assert!(err(ttl("exp", None, None)).contains("exactly one"));
+        assert!(err(ttl("exp", None, Some(0))).contains("not within"));
+        assert!(err(ttl("exp", None, Some(MAX_TTL_AFTER_SECONDS + 1))).contains("not within"));
+        assert!(err(ttl("id", None, Some(60))).contains("key attribute"));
+        assert!(err(ttl("note", None, Some(60))).contains("declared column"));
+        assert!(err(ttl("note", Some("until"), None)).contains("another declared column"));
+        assert!(err(ttl("exp", Some("note"), None)).contains("integer or number"));
+        assert!(err(ttl("exp", Some("nope"), None)).contains("not a declared column"));
+        assert!(err(ttl("", None, Some(1))).contains("empty"));
+        let mut after = schema.clone();
+        after.ttl = Some(Ttl {
+            attribute: "exp".into(),
+            column: None,
+            after_seconds: Some(60),
+        });
+        assert_eq!(after.recomputed_attribute(), Some("exp"));
     }
 
     #[test]
@@ -274,6 +467,15 @@ mod tests {
                 ""
             )),
             Err(SchemaError::KeyNameTooLong(long))
+        );
+        let nullable_empty = r#"{"name":"b","type":"number","empty":"null"}"#;
+        assert_eq!(
+            schema(&s(
+                vec![col("a", "string", false), nullable_empty.into()],
+                r#""a""#,
+                ""
+            )),
+            Err(SchemaError::EmptyOnRequiredColumn("b".into()))
         );
         // An unknown type is a parse error that names the variants.
         let err = serde_json::from_str::<Schema>(&s(vec![col("a", "float", false)], r#""a""#, ""))

@@ -11,14 +11,16 @@ pub enum Value {
     /// A number (N), as its canonical decimal text.
     N(String),
     Bool(bool),
+    /// DynamoDB's NULL: an empty field stored as null (the job's empty-value policy).
+    Null,
 }
 
 impl Value {
-    /// The text of a string or number; `None` for a bool.
+    /// The text of a string or number; `None` for a bool or null.
     pub fn as_text(&self) -> Option<&str> {
         match self {
             Value::S(s) | Value::N(s) => Some(s),
-            Value::Bool(_) => None,
+            Value::Bool(_) | Value::Null => None,
         }
     }
 }

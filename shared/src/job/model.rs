@@ -9,6 +9,7 @@ pub use crate::contract::completion::{BatchStats, JobStatus};
 pub use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::rejects::RejectTolerance;
 use crate::contract::schema::Schema;
+use crate::contract::write::WriteOptions;
 
 /// The job item as stored. Missing counters read as zero.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +56,9 @@ pub struct Job {
     /// Rejected rows beyond this end the job FAILED; unlimited when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerated_rejects: Option<RejectTolerance>,
+    /// The job's write mode and rate cap (resolved to units per second at the start).
+    #[serde(flatten)]
+    pub write: WriteOptions,
     /// Where the job's rejects reports are written (`s3://bucket/prefix/job_id/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejects_report: Option<String>,
@@ -128,6 +132,7 @@ impl Job {
             totals: BatchStats::default(),
             schema: None,
             tolerated_rejects: None,
+            write: WriteOptions::default(),
             rejects_report: None,
             started_at: chrono::DateTime::<chrono::Utc>::from(now).to_rfc3339(),
             started_ms: clock::millis(now),

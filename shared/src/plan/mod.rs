@@ -3,5 +3,6 @@
 //! its ranges is the coordinator's step.
 
 pub mod batching;
+pub mod model;
 pub mod ranges;
 pub mod trigger;

@@ -48,6 +48,8 @@ impl Coordinator {
             job_id: Some(job_id.clone()),
             key: job.key.clone(),
             schema: job.schema.clone(),
+            tolerated_rejects: job.tolerated_rejects,
+            write: job.write.clone(),
             ..JobRequest::new(&job.bucket, &job.prefix)
         };
         let report = self.report_location(&request);
@@ -217,6 +219,7 @@ mod tests {
                 checkpoint_margin: Duration::from_secs(0),
                 control_max_receive_count: 5,
                 allowed_buckets: vec![],
+                on_demand_write_units: 40_000,
             };
             Coordinator::new(self.adapters.clone(), config)
                 .with_metrics(Arc::new(MemorySink::default()))

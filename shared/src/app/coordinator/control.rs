@@ -74,6 +74,7 @@ impl Coordinator {
             key: job.key.clone(),
             schema: job.schema.clone(),
             tolerated_rejects: job.tolerated_rejects,
+            write: job.write.clone(),
             ..JobRequest::new(&job.bucket, &job.prefix)
         };
         let report = self.report_location(&request);

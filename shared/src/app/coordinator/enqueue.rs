@@ -235,6 +235,7 @@ fn scan_message(
             object: object.clone(),
             index,
         }),
+        write: request.write.clone(),
     }
     .to_json()
 }
@@ -259,6 +260,7 @@ pub(super) fn batch_entry(
             schema: request.schema.clone(),
             report: report.clone(),
             scan: None,
+            write: request.write.clone(),
         }
         .to_json(),
     }

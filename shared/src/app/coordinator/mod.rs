@@ -35,6 +35,7 @@ use crate::plan::trigger::{Triggered, jobs_from_event};
 use crate::port::ledger::{JobError, Ledger, Seal};
 use crate::port::objects::{ObjectError, ObjectStore};
 use crate::port::queue::{QueueError, Queues};
+use crate::port::table::{RecordTable, WriteError};
 
 #[derive(Debug, Error)]
 pub enum CoordinatorError {
@@ -44,6 +45,8 @@ pub enum CoordinatorError {
     InvalidSchema(#[from] SchemaError),
     #[error("listing the prefix failed")]
     List(#[source] ObjectError),
+    #[error("reading the records table's capacity for max_write_rate failed")]
+    Capacity(#[source] WriteError),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -121,6 +124,7 @@ pub struct Coordinator {
     ledger: Arc<dyn Ledger>,
     objects: Arc<dyn ObjectStore>,
     queues: Arc<dyn Queues>,
+    records: Arc<dyn RecordTable>,
     announcer: Announcer,
     config: CoordinatorConfig,
     metrics: Arc<dyn MetricsSink>,
@@ -153,6 +157,7 @@ impl Coordinator {
             ledger: adapters.ledger,
             objects: adapters.objects,
             queues: adapters.queues,
+            records: adapters.records,
             announcer,
             config,
             metrics: Arc::new(StdoutSink),
@@ -213,10 +218,19 @@ impl Coordinator {
     /// queue, a listing that would outrun it checkpoints and continues in new invocations.
     pub async fn start_job(
         &self,
-        request: JobRequest,
+        mut request: JobRequest,
         deadline: Option<Instant>,
     ) -> Result<JobStarted, CoordinatorError> {
         validate(&request, &self.config.allowed_buckets)?;
+        // The cap in units per second, once for every worker (see `app::write_cap`).
+        request.write.write_units_per_second = crate::app::write_cap::resolve(
+            &request.write,
+            &*self.records,
+            &self.config.tables.records,
+            self.config.on_demand_write_units as f64,
+        )
+        .await
+        .map_err(CoordinatorError::Capacity)?;
         let job_id = request.job_id.clone().unwrap_or_else(JobId::fresh);
         let report = self.report_location(&request);
         // This run owns the listing until it seals it or hands it over at a checkpoint.
@@ -227,6 +241,7 @@ impl Coordinator {
         job.key = request.key.clone();
         job.schema = request.schema.clone();
         job.tolerated_rejects = request.tolerated_rejects;
+        job.write = request.write.clone();
         job.rejects_report = Some(report.job_uri(&job_id));
         self.ledger.create(&job).await?;
         tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
@@ -347,6 +362,10 @@ fn validate(request: &JobRequest, allowed_buckets: &[String]) -> Result<(), Coor
     if let Some(schema) = &request.schema {
         schema.validate()?;
     }
+    request
+        .write
+        .validate()
+        .map_err(|e| CoordinatorError::InvalidRequest(e.to_string()))?;
     match request.tolerated_rejects {
         Some(RejectTolerance::Percent(p)) if !(0.0..=100.0).contains(&p) => {
             Err(CoordinatorError::InvalidRequest(format!(

@@ -59,6 +59,7 @@ impl Doubles {
             checkpoint_margin: Duration::from_secs(if pausing { 3600 } else { 0 }),
             control_max_receive_count: 5,
             allowed_buckets: vec![],
+            on_demand_write_units: 40_000,
         };
         Coordinator::new(adapters, config).with_metrics(Arc::new(metrics::MemorySink::default()))
     }
@@ -431,4 +432,51 @@ async fn the_stuck_check_fails_a_listing_killed_on_its_last_delivery() {
     let job = ledger.get(&job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     assert!(job.error.unwrap().contains("killed on its last delivery"));
+}
+
+/// A cap given as a fraction is resolved once at the start (an on-demand table without a
+/// maximum: the stack's 40,000) and travels with the mode in every batch, continuations too.
+#[tokio::test]
+async fn a_capped_job_resolves_its_cap_once_and_every_batch_carries_it() {
+    use crate::contract::write::{WriteMode, WriteRate};
+    let doubles = Doubles::new();
+    doubles.upload(25, 0);
+    let coordinator = doubles.coordinator(true);
+    let mut capped = request("capped");
+    capped.write.write_mode = WriteMode::Insert;
+    capped.write.max_write_rate = Some(WriteRate::Share {
+        fraction: 0.25,
+        on_demand_units: None,
+    });
+    let started = coordinator.start_job(capped, soon()).await.unwrap();
+    let mut continues = started.continues;
+    while continues {
+        let wakes: Vec<ContinueListing> = doubles.sent(CONTROL);
+        continues = coordinator
+            .continue_listing(&wakes[0], soon())
+            .await
+            .unwrap()
+            .is_some_and(|step| step.continues);
+    }
+    let batches = doubles.batches();
+    assert_eq!(batches.len(), 3);
+    for batch in &batches {
+        assert_eq!(batch.write.write_mode, WriteMode::Insert);
+        assert_eq!(batch.write.write_units_per_second, Some(10_000.0));
+    }
+    let job = doubles.ledger.get(&"capped".into()).await.unwrap().unwrap();
+    assert_eq!(job.write.write_units_per_second, Some(10_000.0));
+
+    let mut bad = request("bad-cap");
+    bad.write.max_write_rate = Some(WriteRate::Units(-5.0));
+    let err = coordinator.start_job(bad, None).await.unwrap_err();
+    assert!(err.to_string().contains("-5"), "{err}");
+    assert!(
+        doubles
+            .ledger
+            .get(&"bad-cap".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

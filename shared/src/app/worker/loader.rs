@@ -85,6 +85,8 @@ impl LoadStats {
             bytes_read: self.bytes_read,
             write_retries: self.written.retries,
             s3_throttles: self.s3_throttles,
+            rows_existing: self.written.existing,
+            write_units: self.written.units,
         }
     }
 }

@@ -31,16 +31,18 @@ use crate::app::completion::{Announcer, Claim, CompletionError};
 use crate::app::config::WorkerConfig;
 use crate::app::lambda;
 use crate::app::metrics::{self, MetricsSink, StdoutSink};
+use crate::app::write_cap::JobPacers;
 use crate::aws::{Adapters, Clients};
 use crate::contract::messages::BatchMessage;
 use crate::contract::schema::{Schema, SchemaError};
+use crate::contract::write::WriteMode;
 use crate::ingest::rejects::BatchRejects;
 use crate::job::model::{BatchStats, Recorded};
 use crate::limiter::{AimdLimiter, ThrottleCounter};
 use crate::port::ledger::{JobError, Ledger};
 use crate::port::objects::{ObjectError, ObjectStore};
 use crate::port::queue::Queues;
-use crate::port::table::RecordTable;
+use crate::port::table::{KeyNames, RecordTable};
 
 #[derive(Debug, Error)]
 pub enum WorkerError {
@@ -87,6 +89,8 @@ pub struct Worker {
     config: WorkerConfig,
     fetch_limit: AimdLimiter,
     write_limit: AimdLimiter,
+    /// This instance's share of each capped job's write rate.
+    pacers: JobPacers,
     metrics: Arc<dyn MetricsSink>,
 }
 
@@ -109,6 +113,7 @@ impl Worker {
                 4.min(config.fetch_concurrency),
             ),
             write_limit: AimdLimiter::new(config.write_concurrency, 1),
+            pacers: JobPacers::new(config.max_concurrency),
             config,
             metrics: Arc::new(StdoutSink),
         }
@@ -270,8 +275,12 @@ impl Worker {
         deadline: Option<Instant>,
     ) -> Result<Recorded, WorkerError> {
         let started = Instant::now();
-        let schema = batch.schema.clone().unwrap_or_default();
+        let mut schema = batch.schema.clone().unwrap_or_default();
         schema.validate().map_err(WorkerError::BadSchema)?;
+        if batch.write.write_mode == WriteMode::Delete {
+            // A delete's CSV lists keys: only the key columns are needed.
+            schema = schema.keys_only();
+        }
         let stats = match &batch.scan {
             Some(scan) => match self.scan(batch, scan).await? {
                 scan::Scanned::Stored(stats) => stats,
@@ -344,9 +353,18 @@ impl Worker {
             max_record_bytes: self.config.max_record_bytes,
         };
         let rejects = Mutex::new(BatchRejects::default());
+        let key = KeyNames::new(
+            &schema.partition_attribute(),
+            schema.sort_attribute().as_deref(),
+        );
+        let pacer = self.pacers.for_job(&batch.job_id, &batch.write);
         let writer = ChunkWriter {
             table: &*self.records,
             table_name: &self.config.tables.records,
+            key: &key,
+            mode: batch.write.write_mode,
+            pacer: pacer.as_deref(),
+            recomputed: schema.recomputed_attribute(),
             limiter: &self.write_limit,
             deadline,
             rejects: &rejects,

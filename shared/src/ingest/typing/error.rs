@@ -48,6 +48,9 @@ pub enum ValueError {
     Bool,
     #[error("invalid timestamp (YYYY-MM-DD HH:MM:SS[.f] UTC or RFC 3339): {0}")]
     Timestamp(String),
+    /// The TTL column's value cannot be an expiry (the reason never holds the value).
+    #[error("invalid expiry for TTL: {0}")]
+    Expiry(String),
 }
 
 impl RowError {

@@ -7,6 +7,9 @@
 //!
 //! Strings land byte for byte (padding, whitespace-only and newline-only values included);
 //! only numbers, integers, bools and timestamps are trimmed before parsing.
+//!
+//! An empty field of a nullable column is stored as the schema says (omitted, NULL or an
+//! empty string), and the item's expiry for TTL is added when the schema sets one ([`ttl`]).
 
 pub mod error;
 pub mod header;
@@ -15,13 +18,16 @@ pub mod numbers;
 pub mod refusal;
 pub mod size;
 pub mod timestamps;
+pub mod ttl;
 
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 
-use crate::contract::schema::{ColumnType, Schema};
+use crate::contract::schema::{ColumnType, EmptyValue, Schema};
 use crate::ingest::csv_stream::Record;
 pub use crate::ingest::item::Item;
 use crate::ingest::item::Value;
@@ -32,6 +38,7 @@ pub use numbers::{Decimal, NumberError, parse_decimal};
 pub use size::MAX_ITEM_BYTES;
 use size::{number_size, value_size};
 pub use timestamps::normalise_timestamp;
+use ttl::TtlRule;
 
 /// One row, typed and keyed, and where it was in its object.
 #[derive(Debug, Clone)]
@@ -61,6 +68,7 @@ struct Slot {
     kind: ColumnType,
     nullable: bool,
     key: bool,
+    empty: EmptyValue,
 }
 
 /// A schema applied to one object's header.
@@ -71,6 +79,7 @@ pub struct RowTyper {
     sort: Vec<usize>,
     partition_attribute: String,
     sort_attribute: Option<String>,
+    ttl: Option<TtlRule>,
 }
 
 impl RowTyper {
@@ -121,15 +130,33 @@ impl RowTyper {
                     kind: column.kind,
                     nullable: column.nullable,
                     key: is_key(name),
+                    empty: schema.empty_value_of(name),
                 },
                 None => Slot {
                     name: name.clone(),
                     kind: ColumnType::String,
                     nullable: true,
                     key: false,
+                    empty: schema.empty_values,
                 },
             })
             .collect();
+        // A TTL column that is nullable and missing from the header: no row has an expiry.
+        let ttl = schema
+            .ttl
+            .as_ref()
+            .and_then(|ttl| match (&ttl.column, ttl.after_seconds) {
+                (Some(column), _) => index.get(column.as_str()).map(|&slot| TtlRule::Column {
+                    slot,
+                    attribute: ttl.attribute.clone(),
+                }),
+                (None, Some(after)) => Some(TtlRule::Fixed {
+                    loaded_at: crate::clock::now_ms() / 1000,
+                    after,
+                    attribute: ttl.attribute.clone(),
+                }),
+                (None, None) => None,
+            });
         // Key columns are non-nullable, so validated schemas have them in the header.
         let positions = |names: &[String]| -> Vec<usize> {
             names
@@ -143,7 +170,17 @@ impl RowTyper {
             sort: positions(&schema.sort_key),
             partition_attribute,
             sort_attribute,
+            ttl,
         })
+    }
+
+    /// Counts a TTL duration from `epoch_seconds` instead of now (for tests, and for a
+    /// caller that wants every object of a job to expire together).
+    pub fn loaded_at(mut self, epoch_seconds: u64) -> Self {
+        if let Some(TtlRule::Fixed { loaded_at, .. }) = &mut self.ttl {
+            *loaded_at = epoch_seconds;
+        }
+        self
     }
 
     /// Number of fields every row must have.
@@ -172,10 +209,19 @@ impl RowTyper {
                 if slot.key {
                     return Err(fail(ValueError::EmptyKey));
                 }
-                if slot.nullable {
-                    continue;
+                if !slot.nullable {
+                    return Err(fail(ValueError::EmptyValue));
                 }
-                return Err(fail(ValueError::EmptyValue));
+                let stored = match slot.empty {
+                    // An unnamed column's empty fields are always left out: no attribute name.
+                    _ if slot.name.is_empty() => continue,
+                    EmptyValue::Omit => continue,
+                    EmptyValue::Null => Value::Null,
+                    EmptyValue::EmptyString => Value::S(String::new()),
+                };
+                size += slot.name.len() + value_size(&stored);
+                item.insert(slot.name.clone(), stored);
+                continue;
             }
             if slot.name.is_empty() {
                 return Err(fail(ValueError::Unnamed));
@@ -183,6 +229,9 @@ impl RowTyper {
             let (value, bytes) = typed(slot.kind, text).map_err(fail)?;
             size += slot.name.len() + bytes;
             item.insert(slot.name.clone(), value);
+        }
+        if let Some(rule) = &self.ttl {
+            size = self.expire(rule, &mut item, size)?;
         }
         let partition = self.key_text(&item, &self.partition);
         if partition.len() > MAX_PARTITION_KEY_BYTES {
@@ -206,6 +255,33 @@ impl RowTyper {
             item,
             line: row.line(),
             offset: row.start(),
+        })
+    }
+
+    /// Adds the row's expiry (a Number) under the TTL attribute; returns the new size.
+    fn expire(&self, rule: &TtlRule, item: &mut Item, size: usize) -> Result<usize, RowError> {
+        let expiry = match rule {
+            TtlRule::Fixed {
+                loaded_at, after, ..
+            } => Some(loaded_at + after),
+            TtlRule::Column { slot, .. } => {
+                let source = &self.slots[*slot];
+                match item.get(&source.name) {
+                    None => None,
+                    Some(value) => ttl::expiry_of(source.kind, value)
+                        .map_err(|problem| RowError::column(&source.name, *slot, problem))?,
+                }
+            }
+        };
+        let Some(expiry) = expiry else {
+            return Ok(size);
+        };
+        let attribute = rule.attribute();
+        let value = Value::N(expiry.to_string());
+        let added = attribute.len() + value_size(&value);
+        Ok(match item.insert(attribute.to_owned(), value) {
+            Some(old) => size + added - (attribute.len() + value_size(&old)),
+            None => size + added,
         })
     }
 

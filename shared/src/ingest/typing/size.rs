@@ -1,6 +1,6 @@
 //! An item's size as DynamoDB computes it against its 400 KB limit: attribute names count,
 //! strings by their UTF-8 bytes, numbers by their significant digits (1 byte per two, plus
-//! 1), bools 1 byte. No sets or other types are ever produced by typing.
+//! 1), bools and nulls 1 byte. No sets or other types are ever produced by typing.
 
 use super::numbers::significant_digits;
 use crate::ingest::item::{Item, Value};
@@ -13,7 +13,7 @@ pub fn value_size(value: &Value) -> usize {
     match value {
         Value::S(s) => s.len(),
         Value::N(n) => number_size(significant_digits(n)),
-        Value::Bool(_) => 1,
+        Value::Bool(_) | Value::Null => 1,
     }
 }
 

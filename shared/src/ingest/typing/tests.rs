@@ -27,6 +27,7 @@ fn column(name: &str, kind: ColumnType, nullable: bool) -> Column {
         name: name.into(),
         kind,
         nullable,
+        empty: None,
     }
 }
 
@@ -43,6 +44,7 @@ fn meter_schema() -> Schema {
         ],
         partition_key: vec!["site".into()],
         sort_key: vec!["day".into(), "seq".into()],
+        ..Schema::sensor()
     }
 }
 
@@ -177,6 +179,7 @@ fn negative_zero_and_leading_zeros_are_one_value_and_one_key() {
         ],
         partition_key: vec!["id".into()],
         sort_key: vec![],
+        ..Schema::sensor()
     };
     let typer = RowTyper::new(&schema, &record(&["id", "v"])).unwrap();
     let key = |id: &str| typer.type_row(&record(&[id, "-0"])).unwrap();
@@ -277,6 +280,7 @@ fn key_sizes_are_dynamodb_s() {
         ],
         partition_key: vec!["p".into()],
         sort_key: vec!["a".into(), "b".into()],
+        ..Schema::sensor()
     };
     let typer = RowTyper::new(&schema, &record(&["p", "a", "b"])).unwrap();
     let half = "x".repeat(512);
@@ -313,6 +317,7 @@ fn composite_key_parts_holding_the_separator_make_different_keys() {
         ],
         partition_key: vec!["a".into(), "b".into()],
         sort_key: vec![],
+        ..Schema::sensor()
     };
     let typer = RowTyper::new(&schema, &record(&["a", "b"])).unwrap();
     let first = typer.type_row(&record(&["a#b", "c"])).unwrap();

@@ -8,3 +8,4 @@ mod fan_in;
 pub mod ledger;
 pub mod objects;
 pub mod queue;
+pub mod table;

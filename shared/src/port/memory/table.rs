@@ -1,7 +1,9 @@
 //! The record table in a map, keyed like the real table by its partition (and sort) key
 //! attributes. Like DynamoDB, it refuses a whole request holding an item the service would
 //! refuse (a number out of range, a key too long, an item over 400 KB: see
-//! [`refusal`]), writing none of it.
+//! [`refusal`]), writing none of it. Inserts, updates and deletes follow DynamoDB's
+//! semantics: an insert leaves an existing item alone and hands it back, an update merges
+//! attributes (creating the item if absent), a delete of a missing key succeeds.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -10,14 +12,17 @@ use async_trait::async_trait;
 
 use crate::ingest::item::Item;
 use crate::ingest::typing::refusal::refusal;
-use crate::port::table::{RecordTable, WriteError};
+use crate::port::table::{Capacity, Inserted, KeyNames, RecordTable, WriteError};
 
 #[derive(Debug)]
 pub struct MemoryTable {
     partition: String,
     sort: Option<String>,
     items: Mutex<BTreeMap<(String, String, String), Item>>,
+    capacity: Mutex<Option<Capacity>>,
 }
+
+type Stored = BTreeMap<(String, String, String), Item>;
 
 impl MemoryTable {
     pub fn new(partition: &str, sort: Option<&str>) -> Self {
@@ -25,10 +30,42 @@ impl MemoryTable {
             partition: partition.to_owned(),
             sort: sort.map(str::to_owned),
             items: Mutex::default(),
+            capacity: Mutex::default(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String, String), Item>> {
+    /// The capacity `write_capacity` reports (on-demand without a maximum otherwise).
+    pub fn with_capacity(self, capacity: Capacity) -> Self {
+        *self
+            .capacity
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(capacity);
+        self
+    }
+
+    fn key(&self, table: &str, item: &Item) -> (String, String, String) {
+        (
+            table.to_owned(),
+            Self::text(item, Some(&self.partition)),
+            Self::text(item, self.sort.as_ref()),
+        )
+    }
+
+    /// DynamoDB's refusal of any of `items`, as its error.
+    fn refuse(&self, table: &str, items: &[Item]) -> Result<(), WriteError> {
+        match items
+            .iter()
+            .find_map(|item| refusal(item, &self.partition, self.sort.as_deref()))
+        {
+            Some(message) => Err(WriteError::Refused {
+                table: table.to_owned(),
+                message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Stored> {
         self.items
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -55,25 +92,61 @@ impl MemoryTable {
 #[async_trait]
 impl RecordTable for MemoryTable {
     async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
-        if let Some(message) = items
-            .iter()
-            .find_map(|item| refusal(item, &self.partition, self.sort.as_deref()))
-        {
-            return Err(WriteError::Refused {
-                table: table.to_owned(),
-                message,
-            });
-        }
+        self.refuse(table, &items)?;
         let mut stored = self.lock();
         for item in items {
-            let key = (
-                table.to_owned(),
-                Self::text(&item, Some(&self.partition)),
-                Self::text(&item, self.sort.as_ref()),
-            );
-            stored.insert(key, item);
+            stored.insert(self.key(table, &item), item);
         }
         Ok(Vec::new())
+    }
+
+    async fn batch_delete(
+        &self,
+        table: &str,
+        key: &KeyNames,
+        keys: Vec<Item>,
+    ) -> Result<Vec<Item>, WriteError> {
+        let keys: Vec<Item> = keys.iter().map(|k| key.key_of(k)).collect();
+        self.refuse(table, &keys)?;
+        let mut stored = self.lock();
+        for item in &keys {
+            stored.remove(&self.key(table, item));
+        }
+        Ok(Vec::new())
+    }
+
+    async fn put_if_absent(
+        &self,
+        table: &str,
+        _key: &KeyNames,
+        item: Item,
+    ) -> Result<Inserted, WriteError> {
+        self.refuse(table, std::slice::from_ref(&item))?;
+        let mut stored = self.lock();
+        let key = self.key(table, &item);
+        if let Some(existing) = stored.get(&key) {
+            return Ok(Inserted::Exists(Some(existing.clone())));
+        }
+        stored.insert(key, item);
+        Ok(Inserted::Written)
+    }
+
+    async fn update(&self, table: &str, _key: &KeyNames, item: Item) -> Result<(), WriteError> {
+        self.refuse(table, std::slice::from_ref(&item))?;
+        let mut stored = self.lock();
+        let merged = stored.entry(self.key(table, &item)).or_default();
+        merged.extend(item);
+        Ok(())
+    }
+
+    async fn write_capacity(&self, _table: &str) -> Result<Capacity, WriteError> {
+        let set = *self
+            .capacity
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(set.unwrap_or(Capacity::OnDemand {
+            max_write_units: None,
+        }))
     }
 }
 
@@ -81,6 +154,13 @@ impl RecordTable for MemoryTable {
 mod tests {
     use super::*;
     use crate::ingest::item::Value;
+
+    #[tokio::test]
+    async fn the_memory_table_keeps_the_record_table_contract() {
+        let table = MemoryTable::new("pk", Some("sk"));
+        let key = KeyNames::new("pk", Some("sk"));
+        crate::port::contract::table::run(&table, "contract", &key, true).await;
+    }
 
     fn item(point: &str, temp: &str) -> Item {
         Item::from([

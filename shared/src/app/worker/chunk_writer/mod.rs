@@ -1,3 +1,7 @@
+//! A chunk of up to 25 rows, written as the job's write mode says: puts and deletes in one
+//! BatchWriteItem, inserts and updates one item at a time ([`single`]). Every attempt first
+//! takes its write units from the job's rate pacer, when the job is capped.
+//!
 //! BatchWriteItem with UnprocessedItems retried. DynamoDB returns throttled puts in
 //! `UnprocessedItems` on a *successful* response, which the SDK's retries never see; dropping
 //! them silently loses rows, so every one is retried with backoff until the deadline, or the
@@ -10,18 +14,22 @@
 //! table's message as the reason, and every other row lands. One bad row in 25 costs about
 //! 2·log2(25) ≈ 10 extra calls; a clean chunk costs nothing extra.
 
+mod single;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::contract::write::WriteMode;
 use crate::ingest::decode::{MAX_RAW_BYTES, RowReject};
 use crate::ingest::item::{Item, Value};
 use crate::ingest::rejects::BatchRejects;
 use crate::ingest::typing::TypedRow;
 use crate::ingest::typing::error::cap;
-use crate::limiter::AimdLimiter;
-use crate::port::table::{RecordTable, WriteError};
+use crate::ingest::typing::size::item_size;
+use crate::limiter::{AimdLimiter, RatePacer};
+use crate::port::table::{KeyNames, RecordTable, WriteError};
 use crate::retry::partial_failure_backoff;
 
 /// DynamoDB's cap on requests per BatchWriteItem.
@@ -47,8 +55,12 @@ pub struct WriteOutcome {
     pub duplicates: u64,
     /// Rows the table refused as invalid, each alone (reported as rejects).
     pub rejected: u64,
-    /// Retry rounds for UnprocessedItems.
+    /// Retry rounds for UnprocessedItems (and throttled single writes).
     pub retries: u64,
+    /// Insert mode: rows whose key held an item already (not written, not rejected).
+    pub existing: u64,
+    /// Write units taken for every attempt (see [`units`]).
+    pub units: u64,
 }
 
 impl std::ops::AddAssign for WriteOutcome {
@@ -57,13 +69,31 @@ impl std::ops::AddAssign for WriteOutcome {
         self.duplicates += other.duplicates;
         self.rejected += other.rejected;
         self.retries += other.retries;
+        self.existing += other.existing;
+        self.units += other.units;
     }
+}
+
+/// The write units DynamoDB bills for writing `item`: one per started KB. Inserts that find
+/// their key taken are billed the same (a failed condition still consumes the write); an
+/// update is billed for the larger of the old and new item and a delete for the deleted
+/// item, which the writer cannot know: it counts the row's own size (a key, for a delete).
+pub fn units(item: &Item) -> u64 {
+    (item_size(item).div_ceil(1024) as u64).max(1)
 }
 
 /// Where and how chunks are written.
 pub struct ChunkWriter<'a> {
     pub table: &'a dyn RecordTable,
     pub table_name: &'a str,
+    /// The table's key attributes (the job's schema).
+    pub key: &'a KeyNames,
+    pub mode: WriteMode,
+    /// The job's rate cap, this worker's share of it; `None`: uncapped.
+    pub pacer: Option<&'a RatePacer>,
+    /// An attribute a redelivery computes anew (a TTL counted from the load): an insert
+    /// ignores it when telling its own earlier write from someone else's item.
+    pub recomputed: Option<&'a str>,
     pub limiter: &'a AimdLimiter,
     /// Retries stop before this instant (the Lambda deadline less a margin); without one,
     /// after the backoff schedule's ten retries.
@@ -79,8 +109,8 @@ struct Stopped {
 }
 
 impl ChunkWriter<'_> {
-    /// Writes up to 25 rows in one BatchWriteItem, retrying unprocessed items with backoff
-    /// and isolating rows the table refuses.
+    /// Writes up to 25 rows by the job's mode, retrying throttled writes with backoff and
+    /// isolating rows the table refuses.
     pub async fn write(&self, chunk: Vec<SourcedRow>) -> Result<WriteOutcome, WriteError> {
         debug_assert!(chunk.len() <= MAX_BATCH_ITEMS);
         let total = chunk.len();
@@ -90,10 +120,24 @@ impl ChunkWriter<'_> {
             duplicates: (total - rows.len()) as u64,
             ..WriteOutcome::default()
         };
+        match self.mode {
+            WriteMode::Put | WriteMode::Delete => self.write_batched(rows, &mut outcome).await?,
+            WriteMode::Insert | WriteMode::Update => self.write_each(rows, &mut outcome).await?,
+        }
+        Ok(outcome)
+    }
+
+    /// One BatchWriteItem of puts or deletes; a refused request is split in halves down to
+    /// the rows refused alone.
+    async fn write_batched(
+        &self,
+        rows: Vec<SourcedRow>,
+        outcome: &mut WriteOutcome,
+    ) -> Result<(), WriteError> {
         let mut delays = partial_failure_backoff(self.deadline.is_some());
         let mut groups = vec![rows];
         while let Some(group) = groups.pop() {
-            let Err(stopped) = self.put_all(group, &mut delays, &mut outcome.retries).await else {
+            let Err(stopped) = self.put_all(group, &mut delays, outcome).await else {
                 continue;
             };
             let Stopped { mut rows, error } = stopped;
@@ -112,35 +156,54 @@ impl ChunkWriter<'_> {
                 error => return Err(error),
             }
         }
-        Ok(outcome)
+        Ok(())
     }
 
-    /// Puts `pending` until no item is left unprocessed.
+    /// Puts (or deletes) `pending` until no item is left unprocessed.
     async fn put_all(
         &self,
         mut pending: Vec<SourcedRow>,
         delays: &mut impl Iterator<Item = Duration>,
-        retries: &mut u64,
+        outcome: &mut WriteOutcome,
     ) -> Result<(), Stopped> {
         loop {
             // Sent as copies: a refused request must be split and sent again.
-            let items = pending.iter().map(|r| r.row.item.clone()).collect();
+            let items: Vec<Item> = pending.iter().map(|r| r.row.item.clone()).collect();
+            let charged: u64 = match self.mode {
+                WriteMode::Delete => items.iter().map(|i| units(&self.key.key_of(i))).sum(),
+                _ => items.iter().map(units).sum(),
+            };
+            outcome.units += charged;
+            if let Some(pacer) = self.pacer {
+                pacer.take(charged).await;
+            }
             let permit = self.limiter.acquire().await;
-            let unprocessed = match self.table.batch_put(self.table_name, items).await {
-                Ok(unprocessed) => unprocessed,
+            let sent = match self.mode {
+                WriteMode::Delete => {
+                    self.table
+                        .batch_delete(self.table_name, self.key, items)
+                        .await
+                }
+                _ => self.table.batch_put(self.table_name, items).await,
+            };
+            match sent {
+                Ok(unprocessed) if unprocessed.is_empty() => {
+                    permit.succeeded();
+                    return Ok(());
+                }
+                Ok(unprocessed) => {
+                    permit.throttled();
+                    pending = still_pending(pending, &unprocessed, self.key);
+                }
+                // The whole call throttled past the SDK's retries: every item is still due.
+                Err(WriteError::Throttled { .. }) => permit.throttled(),
                 Err(error) => {
                     return Err(Stopped {
                         rows: pending,
                         error,
                     });
                 }
-            };
-            if unprocessed.is_empty() {
-                permit.succeeded();
-                return Ok(());
             }
-            permit.throttled();
-            pending = still_pending(pending, &unprocessed);
             let delay = delays.next().filter(|delay| {
                 self.deadline
                     .is_none_or(|deadline| Instant::now() + *delay < deadline)
@@ -149,14 +212,14 @@ impl ChunkWriter<'_> {
                 let error = WriteError::RetriesExhausted {
                     table: self.table_name.to_owned(),
                     left: pending.len(),
-                    retries: *retries,
+                    retries: outcome.retries,
                 };
                 return Err(Stopped {
                     rows: pending,
                     error,
                 });
             };
-            *retries += 1;
+            outcome.retries += 1;
             tracing::debug!(
                 unprocessed = pending.len(),
                 ?delay,
@@ -176,6 +239,7 @@ impl ChunkWriter<'_> {
                 let json = match value {
                     Value::S(s) | Value::N(s) => serde_json::Value::from(s.as_str()),
                     Value::Bool(b) => serde_json::Value::from(*b),
+                    Value::Null => serde_json::Value::Null,
                 };
                 (name.clone(), json)
             })
@@ -193,20 +257,26 @@ impl ChunkWriter<'_> {
     }
 }
 
-/// The rows whose items came back unprocessed (at most 25 each way, so pairwise is fine).
-fn still_pending(pending: Vec<SourcedRow>, unprocessed: &[Item]) -> Vec<SourcedRow> {
-    let mut left: Vec<&Item> = unprocessed.iter().collect();
+/// The rows whose items (or, for deletes, keys) came back unprocessed, told by key: keys
+/// are distinct within a chunk. At most 25 each way, so pairwise is fine.
+fn still_pending(
+    pending: Vec<SourcedRow>,
+    unprocessed: &[Item],
+    key: &KeyNames,
+) -> Vec<SourcedRow> {
+    let mut left: Vec<Item> = unprocessed.iter().map(|item| key.key_of(item)).collect();
     pending
         .into_iter()
-        .filter(
-            |row| match left.iter().position(|item| **item == row.row.item) {
+        .filter(|row| {
+            let row_key = key.key_of(&row.row.item);
+            match left.iter().position(|item| *item == row_key) {
                 Some(i) => {
                     left.swap_remove(i);
                     true
                 }
                 None => false,
-            },
-        )
+            }
+        })
         .collect()
 }
 

@@ -1,0 +1,234 @@
+//! The `plan` model (`s3-fanout plan`, written up in `docs/plan-model.md`): a job's wall time,
+//! request counts and dollar cost on AWS from the object count and sizes, the worker
+//! settings, the table's write limit, the write mode and the job's write rate cap. Four
+//! stages overlap (listing, reading, writing, counting in the ledger), so the slowest sets
+//! the pace, plus the last batch's own time. Pure arithmetic, so the CLI and the tests share
+//! it.
+
+use serde::Serialize;
+
+use crate::contract::write::WriteMode;
+
+/// What the model needs. Rates default to what this repository measured (README tables);
+/// prices to AWS us-east-1 list prices (arm64 Lambda, SQS standard, DynamoDB on-demand).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanInput {
+    pub objects: u64,
+    pub object_bytes: u64,
+    pub rows_per_object: u64,
+    /// Mean stored item size in bytes (write units are per started KiB).
+    pub item_bytes: u64,
+    pub batch_size: u64,
+    pub worker_memory_mb: u64,
+    /// Workers at once (the event source's MaximumConcurrency).
+    pub concurrency: u64,
+    pub files_per_worker_second: f64,
+    /// Rows one worker writes per second in BatchWriteItem calls (put, delete).
+    pub rows_written_per_worker_second: f64,
+    /// Rows one worker writes per second one item per call (insert, update): 16 calls in
+    /// flight at ~10 ms each.
+    pub single_writes_per_worker_second: f64,
+    /// The records table's write limit in write units per second.
+    pub table_write_units: f64,
+    pub list_page_seconds: f64,
+    pub invocation_overhead_seconds: f64,
+    pub write_mode: WriteMode,
+    /// The job's `max_write_rate` in write units per second (resolved), if capped.
+    pub max_write_rate: Option<f64>,
+    /// The jobs table's write limit in write units per second: the ledger's three one-unit
+    /// writes per count share it.
+    pub ledger_write_units: f64,
+    /// The ledger's counter shards (`job::shards::SHARDS`): two writes per count land on one.
+    pub ledger_shards: u32,
+}
+
+/// The defaults of `s3-fanout plan`.
+pub const DEFAULT: PlanInput = PlanInput {
+    objects: 10_000,
+    object_bytes: 4_500,
+    rows_per_object: 100,
+    item_bytes: 120,
+    batch_size: 100,
+    worker_memory_mb: 1769,
+    concurrency: 50,
+    files_per_worker_second: 2_800.0,
+    rows_written_per_worker_second: 40_000.0,
+    single_writes_per_worker_second: 1_600.0,
+    table_write_units: 40_000.0,
+    list_page_seconds: 0.1,
+    invocation_overhead_seconds: 0.05,
+    write_mode: WriteMode::Put,
+    max_write_rate: None,
+    ledger_write_units: 40_000.0,
+    ledger_shards: 32,
+};
+
+/// Ledger writes per counted batch: intent, marker, apply (each under 1 KB: one unit).
+pub const LEDGER_WRITES_PER_COUNT: u64 = 3;
+/// Ledger writes per job besides the counts: create, seal, finish, event sent.
+pub const LEDGER_WRITES_PER_JOB: u64 = 4;
+/// Writes per second one item (a counter shard) accepts on DynamoDB.
+pub const ITEM_WRITE_UNITS_PER_SECOND: f64 = 1_000.0;
+
+impl Default for PlanInput {
+    fn default() -> Self {
+        DEFAULT
+    }
+}
+
+/// US-East-1 list prices, USD.
+pub mod price {
+    pub const LAMBDA_ARM_GB_SECOND: f64 = 0.000_013_333_4;
+    pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
+    pub const SQS_REQUEST: f64 = 0.40 / 1e6;
+    pub const DYNAMODB_WRITE_UNIT: f64 = 0.625 / 1e6;
+    pub const DYNAMODB_READ_UNIT: f64 = 0.125 / 1e6;
+    pub const S3_GET: f64 = 0.0004 / 1e3;
+    pub const S3_LIST: f64 = 0.005 / 1e3;
+}
+
+/// Requests a job makes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Requests {
+    pub s3_list: u64,
+    pub s3_get: u64,
+    /// SendMessageBatch calls plus the event source's receives and deletes.
+    pub sqs: u64,
+    pub lambda_invocations: u64,
+    /// Record write calls: BatchWriteItem of 25 (put, delete) or one per row (insert,
+    /// update).
+    pub dynamodb_write_calls: u64,
+    /// Record writes plus the ledger's.
+    pub dynamodb_write_units: u64,
+    /// The ledger's share: three one-unit writes per count (`docs/ledger.md`) plus a few per
+    /// job (create, seal, finish, event).
+    pub ledger_write_units: u64,
+    /// One header read per count, and every shard read once per shard that completes.
+    pub ledger_read_units: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Cost {
+    pub lambda: f64,
+    pub sqs: f64,
+    pub dynamodb: f64,
+    pub s3: f64,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub batches: u64,
+    pub rows: u64,
+    pub workers: u64,
+    pub listing_seconds: f64,
+    pub reading_seconds: f64,
+    pub writing_seconds: f64,
+    /// Counting batches in the ledger: the jobs table's limit, or the shards' per-item limit
+    /// (two writes per count on one shard), whichever is lower.
+    pub counting_seconds: f64,
+    /// Write units per second the job may use: the table's limit, or the cap's share for
+    /// the workers that run (each takes cap / concurrency).
+    pub write_units_per_second: f64,
+    /// The stage that sets the pace.
+    pub bottleneck: &'static str,
+    pub wall_seconds: f64,
+    pub lambda_gb_seconds: f64,
+    pub requests: Requests,
+    pub cost: Cost,
+}
+
+pub fn plan(input: &PlanInput) -> Plan {
+    let batch_size = input.batch_size.max(1);
+    let batches = input.objects.div_ceil(batch_size);
+    let rows = input.objects * input.rows_per_object;
+    let workers = input.concurrency.max(1).min(batches.max(1));
+    // A vCPU share below one full vCPU slows reading in proportion.
+    let cpu_share = (input.worker_memory_mb as f64 / 1769.0).min(1.0);
+    let files_per_second = input.files_per_worker_second.max(1e-9) * cpu_share;
+    // A delete is billed for the item it deletes: the stored item's size all the same.
+    let units_per_row = input.item_bytes.max(1).div_ceil(1024);
+
+    let pages = input.objects.div_ceil(1000);
+    let listing_seconds = pages as f64 * input.list_page_seconds;
+    let reading_seconds = input.objects as f64 / (files_per_second * workers as f64);
+    let (per_worker, write_calls) = match input.write_mode {
+        WriteMode::Put | WriteMode::Delete => {
+            (input.rows_written_per_worker_second, rows.div_ceil(25))
+        }
+        WriteMode::Insert | WriteMode::Update => (input.single_writes_per_worker_second, rows),
+    };
+    // Each worker instance paces itself to cap / concurrency: fewer workers, less of it.
+    let write_units_per_second = match input.max_write_rate {
+        Some(cap) => {
+            (cap * workers as f64 / input.concurrency.max(1) as f64).min(input.table_write_units)
+        }
+        None => input.table_write_units,
+    };
+    // Writes are capped by the workers and by the table (or the cap), whichever is lower.
+    let write_rows_per_second =
+        (per_worker * workers as f64).min(write_units_per_second / units_per_row as f64);
+    let writing_seconds = rows as f64 / write_rows_per_second.max(1e-9);
+    let shards = f64::from(input.ledger_shards.max(1));
+    let counts_per_second = (input.ledger_write_units / LEDGER_WRITES_PER_COUNT as f64)
+        .min(shards * ITEM_WRITE_UNITS_PER_SECOND / 2.0);
+    let counting_seconds = batches as f64 / counts_per_second.max(1e-9);
+    let stages = [
+        ("listing", listing_seconds),
+        ("reading", reading_seconds),
+        ("writing", writing_seconds),
+        ("counting", counting_seconds),
+    ];
+    let (bottleneck, slowest) = stages.into_iter().fold(("listing", 0.0), |best, stage| {
+        if stage.1 > best.1 { stage } else { best }
+    });
+    // The pipeline runs at the slowest stage's pace; the last batch still has to go through.
+    let batch_seconds =
+        batch_size.min(input.objects) as f64 / files_per_second + input.invocation_overhead_seconds;
+    let wall_seconds = slowest + batch_seconds;
+
+    // Each worker is busy for its batch's share of the slowest stage, plus overhead.
+    let busy_seconds =
+        slowest * workers as f64 + batches as f64 * input.invocation_overhead_seconds;
+    let lambda_gb_seconds = busy_seconds * input.worker_memory_mb as f64 / 1024.0;
+    let ledger_write_units = LEDGER_WRITES_PER_COUNT * batches + LEDGER_WRITES_PER_JOB;
+    let ledger_shards = u64::from(input.ledger_shards.max(1));
+    let requests = Requests {
+        s3_list: pages,
+        s3_get: input.objects,
+        sqs: batches.div_ceil(10) + 2 * batches,
+        // The coordinator lists for ~14 minutes per invocation, then continues in the next.
+        lambda_invocations: batches + ((listing_seconds / 840.0).ceil() as u64).max(1),
+        dynamodb_write_calls: write_calls,
+        dynamodb_write_units: rows * units_per_row + ledger_write_units,
+        ledger_write_units,
+        ledger_read_units: batches + ledger_shards * (ledger_shards + 1),
+    };
+    let lambda = lambda_gb_seconds * price::LAMBDA_ARM_GB_SECOND
+        + requests.lambda_invocations as f64 * price::LAMBDA_REQUEST;
+    let sqs = requests.sqs as f64 * price::SQS_REQUEST;
+    let dynamodb = requests.dynamodb_write_units as f64 * price::DYNAMODB_WRITE_UNIT
+        + requests.ledger_read_units as f64 * price::DYNAMODB_READ_UNIT;
+    let s3 = requests.s3_get as f64 * price::S3_GET + requests.s3_list as f64 * price::S3_LIST;
+    Plan {
+        batches,
+        rows,
+        workers,
+        listing_seconds,
+        reading_seconds,
+        writing_seconds,
+        counting_seconds,
+        write_units_per_second,
+        bottleneck,
+        wall_seconds,
+        lambda_gb_seconds,
+        requests,
+        cost: Cost {
+            lambda,
+            sqs,
+            dynamodb,
+            s3,
+            total: lambda + sqs + dynamodb + s3,
+        },
+    }
+}
