@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `sam deploy` rehearsed offline (docs/deploy.md): builds both functions, deploys
-# template.yaml to moto's CloudFormation with IAM enforced, checks the deployed configuration
-# (README IAM table included) and runs a marker job, a manual invoke and the scheduled
-# stuck-job check with the real binaries under their own roles. Extra arguments go to
-# `s3-fanout rehearse` (e.g. --template COPY.yaml, --parameter KEY=VALUE).
+# template.yaml to moto's CloudFormation with IAM enforced (two stacks: TriggerMode=marker and
+# TriggerMode=object), checks the deployed configuration (README IAM table included) and runs
+# a marker job, a manual invoke, the scheduled stuck-job check and per-object jobs with the
+# real binaries under their own roles. Extra arguments go to `s3-fanout rehearse` (e.g.
+# --template COPY.yaml, --parameter KEY=VALUE, --marker-only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

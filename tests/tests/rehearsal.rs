@@ -1,6 +1,6 @@
 //! The deploy rehearsal must fail, and say why, when the template is wrong in the ways a
-//! real `sam deploy` would only reveal in a user's account. (It passing on the real template
-//! is `bash scripts/rehearse.sh`, a step of the test command.)
+//! real `sam deploy` would only reveal in a user's account. (It passing on the real template,
+//! in marker and in object mode, is `bash scripts/rehearse.sh`, a step of the test command.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -124,6 +124,32 @@ async fn a_readme_iam_table_that_differs_from_the_roles_fails_naming_the_grant()
     );
     assert!(
         message.contains("worker may dynamodb:GetItem on arn:aws:dynamodb:"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_object_mode_notification_for_a_suffix_the_worker_cannot_load_fails_naming_it() {
+    // `.csv.gz` widened to `.gz`: in object mode every .gz upload would invoke the
+    // coordinator, and no .csv.gz one is filtered in by its own suffix. The marker-mode stack
+    // is unaffected, so only the object-mode stack's check can catch it.
+    let options = options_with(
+        "object-mode-suffix",
+        &[("Value: .csv.gz", "Value: .gz")],
+        &[],
+    );
+    let error = rehearsal::run(&options)
+        .await
+        .expect_err("the object-mode notification no longer matches the loadable suffixes");
+    let message = error.to_string();
+    assert!(
+        matches!(error, RehearsalError::Configuration(_)),
+        "{message}"
+    );
+    assert!(
+        message.contains("(TriggerMode=object)")
+            && message.contains(r#"suffix ".gz", which is not a loadable suffix"#)
+            && message.contains("no notification for .csv.gz uploads"),
         "{message}"
     );
 }

@@ -3,25 +3,34 @@ deployed stack back through the AWS APIs. Run with the SAM CLI virtualenv's pyth
 (samtranslator and boto3 come with aws-sam-cli).
 
     deploy.py --endpoint URL --template T --code-dir DIR --work DIR [--parameter K=V ...]
+              [--object-mode-stack]
 
 1. translates the SAM template offline (samtranslator; CodeUri pointed at a code bucket);
-2. zips each function's binary as `bootstrap` and uploads it where the template points;
-3. creates the stack through CloudFormation and waits for CREATE_COMPLETE;
-4. reads back what the run needs: functions (environment, timeout, memory, role, code),
-   event source mappings, queues, the bucket's notification configuration, the schedule,
-   each role's policies (checked against the README's IAM table by checks.py);
+2. zips each function's binary (debug info stripped) as `bootstrap` and uploads it where
+   the template points;
+3. creates the stack through CloudFormation and waits for CREATE_COMPLETE; with
+   --object-mode-stack, a second stack too (`STACK-object`: the same template and
+   parameters with TriggerMode=object and its own bucket, tables, queues and roles; a second
+   stack rather than a parameter update: moto's bucket update ignores the notification);
+4. reads back what the run needs, per stack: functions (environment, timeout, memory, role,
+   code), event source mappings, queues, the bucket's notification configuration, the
+   schedule, each role's policies (checked against the README's IAM table by checks.rs);
 5. assumes each function's role (as the Lambda service does, before IAM is enforced);
 6. turns IAM enforcement on and checks that it holds (a call the worker may not make fails);
-7. prints one JSON manifest on stdout for the Rust side (devkit::rehearsal).
+7. prints the manifests on stdout for the Rust side (devkit::rehearsal):
+   `{"stacks": [marker stack, object stack]}`.
 
 IAM is enforced from step 6 on: everything after uses an administrator user made in step 1.
 """
 
 import argparse
+import base64
 import hashlib
 import io
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 import urllib.request
@@ -60,9 +69,21 @@ def translate(template_path, code_keys):
     return transform(template, {}, NoManagedPolicies())
 
 
+def without_debug_info(path, work):
+    """The binary without its debug info, as release builds are (Cargo.toml: `strip = true`):
+    the ~280 MB debug builds become ~45 MB to zip, upload, hash and unpack (saves ~10 s)."""
+    tool = shutil.which("strip")
+    if tool is None:
+        return path
+    os.makedirs(work, exist_ok=True)
+    stripped = os.path.join(work, os.path.basename(path))
+    subprocess.run([tool, "--strip-debug", "-o", stripped, path], check=True)
+    return stripped
+
+
 def zipped_bootstrap(path):
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         info = zipfile.ZipInfo("bootstrap")
         info.external_attr = 0o755 << 16
         with open(path, "rb") as f:
@@ -70,18 +91,18 @@ def zipped_bootstrap(path):
     return buffer.getvalue()
 
 
-def wait_for_stack(cloudformation):
+def wait_for_stack(cloudformation, name):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        stack = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+        stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
         if not stack["StackStatus"].endswith("IN_PROGRESS"):
             break
         time.sleep(0.5)
     if stack["StackStatus"] != "CREATE_COMPLETE":
-        events = cloudformation.describe_stack_events(StackName=STACK)["StackEvents"]
+        events = cloudformation.describe_stack_events(StackName=name)["StackEvents"]
         reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events
                    if e["ResourceStatus"].endswith("FAILED")]
-        fail(f"stack {stack['StackStatus']}: {stack.get('StackStatusReason')}; {reasons}")
+        fail(f"stack {name} {stack['StackStatus']}: {stack.get('StackStatusReason')}; {reasons}")
     return stack
 
 
@@ -103,71 +124,63 @@ def role_policies(iam, role_name):
     return {"inline": inline, "managed": managed}
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--template", required=True)
-    parser.add_argument("--code-dir", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--parameter", action="append", default=[])
-    args = parser.parse_args()
-    local = dict(endpoint_url=args.endpoint, region_name=REGION)
+class Code:
+    """The functions' code: zipped and uploaded once, where the template points; fetched back
+    and unpacked once per key (that binary is what runs). Each deployed function's
+    CodeSha256 must be the uploaded zip's: the code it holds is the code that runs."""
 
-    # 1. An administrator, made while moto still accepts anything.
-    bootstrap = dict(aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap", **local)
-    iam = boto3.client("iam", **bootstrap)
-    iam.create_user(UserName="rehearsal-admin")
-    iam.put_user_policy(UserName="rehearsal-admin", PolicyName="everything", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
-    key = iam.create_access_key(UserName="rehearsal-admin")["AccessKey"]
-    admin = dict(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], **local)
-    client = lambda service: boto3.client(service, **admin)  # noqa: E731
+    def __init__(self, s3, code_dir, work):
+        self.s3, self.code_dir, self.work = s3, code_dir, work
+        self.uploaded = {}  # key -> base64 sha256 of the zip
+        self.unpacked = {}  # key -> path of the bootstrap
 
-    # 2-3. Translate, upload the code where the template points, deploy.
-    code_keys = {}
-    template = translate(args.template, code_keys)
-    s3 = client("s3")
-    s3.create_bucket(Bucket=CODE_BUCKET)
-    uploaded = {}
-    for name, (binary, key_name) in code_keys.items():
-        body = zipped_bootstrap(os.path.join(args.code_dir, binary))
-        s3.put_object(Bucket=CODE_BUCKET, Key=key_name, Body=body)
-        uploaded[name] = hashlib.sha256(body).digest()
+    def upload(self, code_keys):
+        self.s3.create_bucket(Bucket=CODE_BUCKET)
+        for binary, key in code_keys.values():
+            if key not in self.uploaded:
+                binary_path = without_debug_info(os.path.join(self.code_dir, binary), os.path.join(self.work, "code"))
+                body = zipped_bootstrap(binary_path)
+                self.s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=body)
+                self.uploaded[key] = base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+    def bootstrap(self, function, key, code_sha256):
+        if code_sha256 != self.uploaded[key]:
+            fail(f"{function} holds code {code_sha256}, not the zip uploaded to s3://{CODE_BUCKET}/{key}")
+        if key not in self.unpacked:
+            code = self.s3.get_object(Bucket=CODE_BUCKET, Key=key)["Body"].read()
+            if base64.b64encode(hashlib.sha256(code).digest()).decode() != self.uploaded[key]:
+                fail(f"the code at s3://{CODE_BUCKET}/{key} is not what was uploaded")
+            run_dir = os.path.join(self.work, os.path.dirname(key))
+            os.makedirs(run_dir, exist_ok=True)
+            zipfile.ZipFile(io.BytesIO(code)).extract("bootstrap", run_dir)
+            path = os.path.join(run_dir, "bootstrap")
+            os.chmod(path, 0o755)
+            self.unpacked[key] = path
+        return self.unpacked[key]
+
+
+def read_back(client, name, code_keys, code, stack):
+    """One deployed stack's configuration, as the run needs it."""
     cloudformation = client("cloudformation")
-    parameters = [dict(zip(("ParameterKey", "ParameterValue"), p.split("=", 1))) for p in args.parameter]
-    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(template), Parameters=parameters,
-                                Capabilities=["CAPABILITY_IAM"])
-    stack = wait_for_stack(cloudformation)
     resources = {r["LogicalResourceId"]: r for r in
-                 cloudformation.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
-    physical = {name: r["PhysicalResourceId"] for name, r in resources.items()}
-
-    # 4. Read the deployed configuration back.
+                 cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]}
+    physical = {logical: r["PhysicalResourceId"] for logical, r in resources.items()}
     lambda_ = client("lambda")
     sqs = client("sqs")
     iam = client("iam")
-    sts = client("sts")
+    s3 = client("s3")
     functions = {}
-    for name, (binary, key_name) in code_keys.items():
-        config = lambda_.get_function_configuration(FunctionName=physical[name])
-        # The code the function holds is the code that runs: fetched back, checked, unpacked.
-        code = s3.get_object(Bucket=CODE_BUCKET, Key=key_name)["Body"].read()
-        if hashlib.sha256(code).digest() != uploaded[name]:
-            fail(f"{name}: the code at s3://{CODE_BUCKET}/{key_name} is not what was uploaded")
-        run_dir = os.path.join(args.work, name)
-        os.makedirs(run_dir, exist_ok=True)
-        zipfile.ZipFile(io.BytesIO(code)).extract("bootstrap", run_dir)
-        bootstrap_path = os.path.join(run_dir, "bootstrap")
-        os.chmod(bootstrap_path, 0o755)
+    for logical, (binary, key_name) in code_keys.items():
+        config = lambda_.get_function_configuration(FunctionName=physical[logical])
         role_name = config["Role"].rsplit("/", 1)[-1]
         role = iam.get_role(RoleName=role_name)["Role"]
-        mappings = lambda_.list_event_source_mappings(FunctionName=physical[name])["EventSourceMappings"]
-        functions[name] = {
-            "logical_id": name,
+        mappings = lambda_.list_event_source_mappings(FunctionName=physical[logical])["EventSourceMappings"]
+        functions[logical] = {
+            "logical_id": logical,
             "name": config["FunctionName"],
             "arn": config["FunctionArn"],
             "binary": binary,
-            "bootstrap": bootstrap_path,
+            "bootstrap": code.bootstrap(f"{name}/{logical}", key_name, config.get("CodeSha256")),
             "runtime": config.get("Runtime"),
             "handler": config.get("Handler"),
             "architectures": config.get("Architectures", []),
@@ -189,12 +202,12 @@ def main():
         }
 
     queues = {}
-    for name, resource in resources.items():
+    for logical, resource in resources.items():
         if resource["ResourceType"] == "AWS::SQS::Queue":
-            attributes = sqs.get_queue_attributes(QueueUrl=physical[name], AttributeNames=["All"])["Attributes"]
+            attributes = sqs.get_queue_attributes(QueueUrl=physical[logical], AttributeNames=["All"])["Attributes"]
             redrive = json.loads(attributes["RedrivePolicy"]) if "RedrivePolicy" in attributes else None
-            queues[name] = {
-                "url": physical[name],
+            queues[logical] = {
+                "url": physical[logical],
                 "arn": attributes["QueueArn"],
                 "visibility_timeout_seconds": int(attributes["VisibilityTimeout"]),
                 "redrive": None if redrive is None else {
@@ -209,54 +222,102 @@ def main():
 
     events = client("events")
     schedules = []
-    for name, resource in resources.items():
+    for logical, resource in resources.items():
         if resource["ResourceType"] == "AWS::Events::Rule":
-            rule = events.describe_rule(Name=physical[name])
-            for target in events.list_targets_by_rule(Rule=physical[name])["Targets"]:
-                schedules.append({"rule": physical[name], "expression": rule.get("ScheduleExpression"),
-                                  "target_arn": target["Arn"], "input": target.get("Input")})
+            rule = events.describe_rule(Name=physical[logical])
+            for target in events.list_targets_by_rule(Rule=physical[logical])["Targets"]:
+                schedules.append({"rule": physical[logical], "expression": rule.get("ScheduleExpression"),
+                                  "state": rule.get("State"), "target_arn": target["Arn"],
+                                  "input": target.get("Input")})
+
+    return {
+        "stack": name,
+        "stack_status": stack["StackStatus"],
+        "resource_count": len(resources),
+        "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+        "parameters": {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
+        "input_bucket": bucket,
+        "bucket_notification": notification,
+        "bucket_versioning": s3.get_bucket_versioning(Bucket=bucket).get("Status"),
+        "functions": functions,
+        "queues": queues,
+        "schedules": schedules,
+        "batch_queue_url": physical.get("BatchQueue"),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--template", required=True)
+    parser.add_argument("--code-dir", required=True)
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--parameter", action="append", default=[])
+    parser.add_argument("--object-mode-stack", action="store_true")
+    args = parser.parse_args()
+    local = dict(endpoint_url=args.endpoint, region_name=REGION)
+
+    # 1. An administrator, made while moto still accepts anything.
+    bootstrap = dict(aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap", **local)
+    iam = boto3.client("iam", **bootstrap)
+    iam.create_user(UserName="rehearsal-admin")
+    iam.put_user_policy(UserName="rehearsal-admin", PolicyName="everything", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="rehearsal-admin")["AccessKey"]
+    admin = dict(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], **local)
+    client = lambda service: boto3.client(service, **admin)  # noqa: E731
+
+    # 2-3. Translate, upload the code where the template points, deploy.
+    code_keys = {}
+    template = json.dumps(translate(args.template, code_keys))
+    code = Code(client("s3"), args.code_dir, args.work)
+    code.upload(code_keys)
+    overrides = dict(p.split("=", 1) for p in args.parameter)
+    stacks = {STACK: overrides}
+    if args.object_mode_stack:
+        # Its own bucket (the default name is the stack's), whatever the first one is called.
+        stacks[f"{STACK}-object"] = {k: v for k, v in overrides.items() if k != "InputBucketName"} | {
+            "TriggerMode": "object"}
+    cloudformation = client("cloudformation")
+    for name, parameters in stacks.items():
+        cloudformation.create_stack(StackName=name, TemplateBody=template, Capabilities=["CAPABILITY_IAM"],
+                                    Parameters=[{"ParameterKey": k, "ParameterValue": v}
+                                                for k, v in parameters.items()])
+    deployed = [read_back(client, name, code_keys, code, wait_for_stack(cloudformation, name)) for name in stacks]
 
     # 5. The functions' credentials, from their own roles.
-    credentials = {}
-    for name, function in functions.items():
-        c = sts.assume_role(RoleArn=function["role_arn"], RoleSessionName=function["name"][:64])["Credentials"]
-        credentials[name] = {"access_key_id": c["AccessKeyId"], "secret_access_key": c["SecretAccessKey"],
-                             "session_token": c["SessionToken"]}
+    sts = client("sts")
+    for manifest in deployed:
+        manifest["credentials"] = {}
+        for logical, function in manifest["functions"].items():
+            c = sts.assume_role(RoleArn=function["role_arn"], RoleSessionName=function["name"][:64])["Credentials"]
+            manifest["credentials"][logical] = {"access_key_id": c["AccessKeyId"],
+                                                "secret_access_key": c["SecretAccessKey"],
+                                                "session_token": c["SessionToken"]}
 
     # 6. IAM enforced from here on; prove it before relying on it.
     request = urllib.request.Request(f"{args.endpoint}/moto-api/reset-auth", data=b"0", method="POST",
                                      headers={"Content-Type": "text/plain"})
     urllib.request.urlopen(request, timeout=10).read()
-    worker = next((n for n, f in functions.items() if f["binary"] == "worker"), None)
-    if worker is not None:
-        c = credentials[worker]
+    for manifest in deployed:
+        worker = next((n for n, f in manifest["functions"].items() if f["binary"] == "worker"), None)
+        if worker is None or manifest["batch_queue_url"] is None:
+            continue
+        c = manifest["credentials"][worker]
         probe = boto3.client("sqs", aws_access_key_id=c["access_key_id"], aws_secret_access_key=c["secret_access_key"],
                              aws_session_token=c["session_token"], **local)
         try:
-            probe.send_message(QueueUrl=physical["BatchQueue"], MessageBody="probe")
-            fail("IAM is not enforced: the worker could send to the batch queue")
+            probe.send_message(QueueUrl=manifest["batch_queue_url"], MessageBody="probe")
+            fail(f"IAM is not enforced: the worker of {manifest['stack']} could send to the batch queue")
         except botocore.exceptions.ClientError as error:
             if "not authorized to perform" not in str(error):
                 raise
 
-    json.dump({
-        "endpoint": args.endpoint,
-        "region": REGION,
-        "stack": STACK,
-        "stack_status": stack["StackStatus"],
-        "resource_count": len(resources),
-        "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
-        "parameters": {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
-        "admin": {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"],
-                  "session_token": None},
-        "input_bucket": bucket,
-        "bucket_notification": notification,
-        "bucket_versioning": s3.get_bucket_versioning(Bucket=bucket).get("Status"),
-        "functions": functions,
-        "credentials": credentials,
-        "queues": queues,
-        "schedules": schedules,
-    }, sys.stdout, indent=1, default=str)
+    credentials = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"],
+                   "session_token": None}
+    for manifest in deployed:
+        manifest.update(endpoint=args.endpoint, region=REGION, admin=credentials)
+    json.dump({"stacks": deployed}, sys.stdout, indent=1, default=str)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
 //! Checks of the deployed configuration itself, before anything runs: the README's IAM table
-//! against the roles' policies, each role's trust, and the settings the design rests on
-//! (visibility timeouts, partial batch responses, the dead-letter count the worker knows).
+//! against the roles' policies, each role's trust, the settings the design rests on
+//! (visibility timeouts, partial batch responses, the dead-letter count the worker knows),
+//! the schedule's target and input, and in object mode the bucket's notification filters.
 
 use std::collections::BTreeSet;
 
+use shared::contract::messages::CoordinatorRequest;
+
 use super::manifest::{DeployedFunction, Manifest};
+
+/// The key endings the worker loads (`is_csv_key`; a unit test keeps the two together):
+/// in object mode, each must have exactly one notification configuration.
+pub const LOADABLE_SUFFIXES: [&str; 3] = [".csv", ".csv.gz", ".csv.zst"];
 
 /// Every finding, as a sentence; empty when the configuration is as documented.
 pub fn configuration(manifest: &Manifest, readme: &str) -> Vec<String> {
@@ -28,7 +35,104 @@ pub fn configuration(manifest: &Manifest, readme: &str) -> Vec<String> {
             ));
         }
     }
+    findings.extend(schedules(manifest));
     findings.extend(iam_table(manifest, readme));
+    findings
+}
+
+/// Each schedule must target the coordinator, enabled, with an input the coordinator reads
+/// as the stuck-job check at the stack's `StuckJobThresholdSeconds`: the input the rehearsal
+/// then invokes it with, as EventBridge would.
+fn schedules(manifest: &Manifest) -> Vec<String> {
+    if manifest.schedules.is_empty() {
+        return vec!["the stack has no schedule".into()];
+    }
+    let coordinator = manifest.function_by_binary("coordinator").map(|f| &f.arn);
+    let threshold = manifest
+        .parameter("StuckJobThresholdSeconds")
+        .and_then(|t| t.parse::<u64>().ok());
+    let mut findings = Vec::new();
+    for s in &manifest.schedules {
+        if coordinator != Some(&s.target_arn) {
+            findings.push(format!(
+                "schedule {} targets {}, not the coordinator ({coordinator:?})",
+                s.rule, s.target_arn
+            ));
+        }
+        if s.state.as_deref() != Some("ENABLED") {
+            findings.push(format!("schedule {} is {:?}, not ENABLED", s.rule, s.state));
+        }
+        if s.expression.is_none() {
+            findings.push(format!("schedule {} has no schedule expression", s.rule));
+        }
+        let input = s.input.as_deref().unwrap_or_default();
+        match serde_json::from_str::<CoordinatorRequest>(input) {
+            Ok(CoordinatorRequest::CheckStuckJobs { check_stuck_jobs })
+                if Some(check_stuck_jobs.older_than_seconds) == threshold => {}
+            other => findings.push(format!(
+                "schedule {}'s input {input:?} is not the stuck-job check at StuckJobThresholdSeconds ({threshold:?}): the coordinator reads it as {other:?}",
+                s.rule
+            )),
+        }
+    }
+    findings
+}
+
+/// In object mode the bucket must notify the coordinator of each loadable upload once, and
+/// of nothing else: one `ObjectCreated` configuration per loadable suffix, each filtered by
+/// that suffix alone, and no other destination.
+pub fn object_mode_notification(manifest: &Manifest) -> Vec<String> {
+    let mut findings = Vec::new();
+    let notification = &manifest.bucket_notification;
+    for (kind, _) in notification.as_object().into_iter().flatten() {
+        if kind != "LambdaFunctionConfigurations" {
+            findings.push(format!("the bucket also notifies through {kind}"));
+        }
+    }
+    let coordinator = manifest.function_by_binary("coordinator").map(|f| &f.arn);
+    let mut suffixes = Vec::new();
+    for config in as_list(&notification["LambdaFunctionConfigurations"]) {
+        let id = config["Id"].as_str().unwrap_or_default();
+        if coordinator.map(String::as_str) != config["LambdaFunctionArn"].as_str() {
+            findings.push(format!(
+                "notification {id} invokes {}, not the coordinator",
+                config["LambdaFunctionArn"]
+            ));
+        }
+        let events = strings(&config["Events"]);
+        if events.iter().any(|e| !e.starts_with("s3:ObjectCreated:")) || events.is_empty() {
+            findings.push(format!(
+                "notification {id} is for {events:?}, not ObjectCreated"
+            ));
+        }
+        let rules = as_list(&config["Filter"]["Key"]["FilterRules"]);
+        match rules.as_slice() {
+            [rule] if rule["Name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("suffix")) => {
+                suffixes.push(rule["Value"].as_str().unwrap_or_default().to_owned());
+            }
+            _ => findings.push(format!(
+                "notification {id} is filtered by {rules:?}, not by one suffix: it invokes the coordinator for keys it cannot load"
+            )),
+        }
+    }
+    for suffix in &suffixes {
+        if !LOADABLE_SUFFIXES.contains(&suffix.as_str()) {
+            findings.push(format!(
+                "a notification is filtered by suffix {suffix:?}, which is not a loadable suffix {LOADABLE_SUFFIXES:?}"
+            ));
+        }
+    }
+    for loadable in LOADABLE_SUFFIXES {
+        match suffixes.iter().filter(|s| *s == loadable).count() {
+            1 => {}
+            0 => findings.push(format!(
+                "no notification for {loadable} uploads: they would start no job"
+            )),
+            n => findings.push(format!(
+                "{n} notifications for {loadable} uploads: each would start a job"
+            )),
+        }
+    }
     findings
 }
 
@@ -244,3 +348,6 @@ fn strings(value: &serde_json::Value) -> BTreeSet<String> {
         .filter_map(|v| v.as_str().map(str::to_owned))
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

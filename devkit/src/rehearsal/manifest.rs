@@ -1,12 +1,19 @@
-//! The deployed stack as `tools/rehearsal/deploy.py` read it back through the AWS APIs.
+//! The deployed stacks as `tools/rehearsal/deploy.py` read them back through the AWS APIs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
+/// What deploy.py prints: the marker-mode stack, then (when asked for) the object-mode one.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Deployment {
+    pub stacks: Vec<Manifest>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
+    pub stack: String,
     pub endpoint: String,
     pub region: String,
     pub resource_count: usize,
@@ -88,6 +95,7 @@ pub struct Redrive {
 pub struct Schedule {
     pub rule: String,
     pub expression: Option<String>,
+    pub state: Option<String>,
     pub target_arn: String,
     pub input: Option<String>,
 }
@@ -95,6 +103,10 @@ pub struct Schedule {
 impl Manifest {
     pub fn function_by_binary(&self, binary: &str) -> Option<&DeployedFunction> {
         self.functions.values().find(|f| f.binary == binary)
+    }
+
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters.get(name).map(String::as_str)
     }
 
     pub fn queue_by_arn(&self, arn: &str) -> Option<(&str, &DeployedQueue)> {

@@ -3,11 +3,15 @@
 //! the real function binaries run under their own roles with exactly their deployed
 //! environment, fed as the deployed event sources say. docs/deploy.md says what it proves.
 //!
-//! - [`manifest`]: the deployed stack as `tools/rehearsal/deploy.py` read it back.
+//! Two stacks of the one template are deployed: `TriggerMode=marker` (the default) and
+//! `TriggerMode=object`, each with its own bucket, tables, queues, roles and functions.
+//!
+//! - [`manifest`]: the deployed stacks as `tools/rehearsal/deploy.py` read them back.
 //! - [`checks`]: the configuration against the README's IAM table and the design's rules.
 //! - [`host`]: a function's processes behind a Lambda Runtime API.
 //! - [`invoke_api`]: the Lambda Invoke API, where moto's S3 sends the bucket's notifications.
-//! - [`scenario`]: the jobs: marker upload, manual invoke, scheduled stuck-job check.
+//! - [`scenario`]: the jobs: marker upload, manual invoke, scheduled stuck-job check; then
+//!   per-object jobs on the object-mode stack.
 
 pub mod checks;
 pub mod host;
@@ -25,7 +29,7 @@ use crate::bridge::SqsBridge;
 use crate::servers::{LocalAws, ServerError, tools_dir};
 use host::{FunctionHost, Launch};
 use invoke_api::InvokeApi;
-use manifest::Manifest;
+use manifest::{Deployment, Manifest};
 
 #[derive(Debug, Error)]
 pub enum RehearsalError {
@@ -78,6 +82,8 @@ pub struct Options {
     pub rows_per_file: usize,
     /// How long a job may take before the rehearsal fails.
     pub job_timeout: Duration,
+    /// Also deploy the template with `TriggerMode=object` and run per-object jobs on it.
+    pub object_mode: bool,
 }
 
 impl Options {
@@ -93,6 +99,7 @@ impl Options {
             files: 4,
             rows_per_file: 25,
             job_timeout: Duration::from_secs(60),
+            object_mode: true,
         }
     }
 }
@@ -123,7 +130,109 @@ pub async fn run(options: &Options) -> Result<Report, RehearsalError> {
     let local = LocalAws::start_rehearsal_moto(&launcher, &invoke_url)?;
     let endpoint = local.endpoints.s3.clone().unwrap_or_default();
     let work = local.run_dir().join("rehearsal");
-    let manifest = deploy(options, &endpoint, &work).await?;
+    let stacks = deploy(options, &endpoint, &work).await?.stacks;
+    let [marker, rest @ ..] = stacks.as_slice() else {
+        return Err(RehearsalError::Deploy("deploy.py deployed no stack".into()));
+    };
+    let object = rest.first();
+    if options.object_mode && object.is_none() {
+        return Err(RehearsalError::Deploy(
+            "deploy.py deployed no object-mode stack".into(),
+        ));
+    }
+    describe(marker, &mut report);
+    let readme = std::fs::read_to_string(&options.readme)
+        .map_err(|e| RehearsalError::io("reading README.md", e))?;
+    let findings = checks::configuration(marker, &readme);
+    if !findings.is_empty() {
+        return Err(RehearsalError::Configuration(findings));
+    }
+    report.say("README IAM table, role trust, visibility timeouts, response types, dead-letter counts and the schedule's target and input match the deployed stack");
+    if let Some(object) = object {
+        let mut findings = checks::configuration(object, &readme);
+        findings.extend(checks::object_mode_notification(object));
+        if !findings.is_empty() {
+            return Err(RehearsalError::Configuration(
+                findings
+                    .into_iter()
+                    .map(|f| format!("{} (TriggerMode=object): {f}", object.stack))
+                    .collect(),
+            ));
+        }
+        report.say(format!(
+            "{} (TriggerMode=object): {} resources, the same checks hold; bucket notification: one ObjectCreated configuration per loadable suffix {:?} to the coordinator, none for other keys",
+            object.stack,
+            object.resource_count,
+            checks::LOADABLE_SUFFIXES
+        ));
+    }
+
+    let mut hosts = Vec::new();
+    for manifest in &stacks {
+        let stack_work = work.join(&manifest.stack);
+        std::fs::create_dir_all(&stack_work)
+            .map_err(|e| RehearsalError::io("making a stack's log folder", e))?;
+        hosts.extend(start_functions(manifest, &stack_work, &invoke_api).await?);
+    }
+    let bridges: Vec<BridgeParts<'_>> = stacks
+        .iter()
+        .flat_map(|manifest| bridges(manifest, &hosts))
+        .collect();
+    let bridges: Vec<SqsBridge<'_, FunctionHost>> = bridges
+        .iter()
+        .map(|(sqs, queue, host, m)| {
+            let mut bridge = SqsBridge::new(sqs, &queue.url, &queue.arn, host.as_ref());
+            bridge.batch_size = m.batch_size.unwrap_or(10) as usize;
+            bridge.batching_window = Duration::from_secs(m.maximum_batching_window_seconds);
+            bridge.report_batch_item_failures = m
+                .function_response_types
+                .iter()
+                .any(|t| t == "ReportBatchItemFailures");
+            bridge.pollers = m
+                .maximum_concurrency
+                .map_or(usize::MAX, |c| c as usize)
+                .min(host_processes(m.maximum_concurrency));
+            bridge
+        })
+        .collect();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let polling = futures::future::join_all(bridges.iter().map(|bridge| {
+        let mut stopped = stopped.clone();
+        bridge.run_until(async move {
+            let _ = stopped.wait_for(|&s| s).await;
+        })
+    }));
+    let scenario = async {
+        let moto_log = local.run_dir().join("moto.log");
+        let result = scenario::run(
+            options,
+            &moto_log,
+            (marker, object),
+            &hosts,
+            &invoke_api,
+            &mut report,
+        )
+        .await;
+        stop.send_replace(true);
+        result
+    };
+    let (result, _) = tokio::join!(scenario, polling);
+    match result {
+        Ok(()) => Ok(report),
+        Err(failure @ RehearsalError::Denied { .. }) => Err(failure),
+        Err(failure) => Err(RehearsalError::WithLogs {
+            failure: Box::new(failure),
+            logs: hosts
+                .iter()
+                .map(|h| format!("== {}\n{}", h.name, scenario::tail(&h.log_text(), 8)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }),
+    }
+}
+
+/// What was deployed, one report line per setting the run depends on.
+fn describe(manifest: &Manifest, report: &mut Report) {
     report.say(format!(
         "deployed {} resources through CloudFormation (CREATE_COMPLETE); IAM enforced from here on",
         manifest.resource_count
@@ -159,75 +268,14 @@ pub async fn run(options: &Options) -> Result<Report, RehearsalError> {
         "bucket notification: {}",
         manifest.bucket_notification
     ));
-    let readme = std::fs::read_to_string(&options.readme)
-        .map_err(|e| RehearsalError::io("reading README.md", e))?;
-    let findings = checks::configuration(&manifest, &readme);
-    if !findings.is_empty() {
-        return Err(RehearsalError::Configuration(findings));
-    }
-    report.say("README IAM table, role trust, visibility timeouts, response types and dead-letter counts match the deployed stack");
-
-    let hosts = start_functions(&manifest, &work, &invoke_api).await?;
-    let bridges = bridges(&manifest, &hosts);
-    let bridges: Vec<SqsBridge<'_, FunctionHost>> = bridges
-        .iter()
-        .map(|(sqs, queue, host, m)| {
-            let mut bridge = SqsBridge::new(sqs, &queue.url, &queue.arn, host.as_ref());
-            bridge.batch_size = m.batch_size.unwrap_or(10) as usize;
-            bridge.batching_window = Duration::from_secs(m.maximum_batching_window_seconds);
-            bridge.report_batch_item_failures = m
-                .function_response_types
-                .iter()
-                .any(|t| t == "ReportBatchItemFailures");
-            bridge.pollers = m
-                .maximum_concurrency
-                .map_or(usize::MAX, |c| c as usize)
-                .min(host_processes(m.maximum_concurrency));
-            bridge
-        })
-        .collect();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let polling = futures::future::join_all(bridges.iter().map(|bridge| {
-        let mut stopped = stopped.clone();
-        bridge.run_until(async move {
-            let _ = stopped.wait_for(|&s| s).await;
-        })
-    }));
-    let scenario = async {
-        let moto_log = local.run_dir().join("moto.log");
-        let result = scenario::run(
-            options,
-            &moto_log,
-            &manifest,
-            &hosts,
-            &invoke_api,
-            &mut report,
-        )
-        .await;
-        stop.send_replace(true);
-        result
-    };
-    let (result, _) = tokio::join!(scenario, polling);
-    match result {
-        Ok(()) => Ok(report),
-        Err(failure @ RehearsalError::Denied { .. }) => Err(failure),
-        Err(failure) => Err(RehearsalError::WithLogs {
-            failure: Box::new(failure),
-            logs: hosts
-                .iter()
-                .map(|h| format!("== {}\n{}", h.logical_id, scenario::tail(&h.log_text(), 8)))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        }),
-    }
 }
 
-/// Runs deploy.py with the SAM CLI's python; its stdout is the manifest.
+/// Runs deploy.py with the SAM CLI's python; its stdout is the manifests.
 async fn deploy(
     options: &Options,
     endpoint: &str,
     work: &Path,
-) -> Result<Manifest, RehearsalError> {
+) -> Result<Deployment, RehearsalError> {
     let mut command = std::process::Command::new(tools_dir().join("lambda-venv/bin/python"));
     command
         .arg(repository_root().join("tools/rehearsal/deploy.py"))
@@ -241,6 +289,9 @@ async fn deploy(
         .arg(work);
     for parameter in &options.parameters {
         command.arg("--parameter").arg(parameter);
+    }
+    if options.object_mode {
+        command.arg("--object-mode-stack");
     }
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
@@ -306,7 +357,7 @@ type BridgeParts<'m> = (
 fn bridges<'m>(manifest: &'m Manifest, hosts: &[Arc<FunctionHost>]) -> Vec<BridgeParts<'m>> {
     let mut parts = Vec::new();
     for host in hosts {
-        let Some(f) = manifest.functions.get(&host.logical_id) else {
+        let Some(f) = manifest.functions.values().find(|f| f.arn == host.arn) else {
             continue;
         };
         let Some(credentials) = manifest.credentials.get(&f.logical_id) else {

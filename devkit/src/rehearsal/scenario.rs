@@ -1,8 +1,10 @@
 //! The rehearsal's jobs, driven as a user would: uploads to the deployed bucket (its
 //! notification, as moto's S3 sends it, starts the marker job), a manual invoke of
 //! `events/prefix-job.json` adjusted to the deployed bucket, then the stuck-job check invoked
-//! with the schedule's own input. Each job must end COMPLETE with its completion event in
-//! the completion queue and every row in the records table.
+//! with the schedule's own input. On the object-mode stack, uploads that cannot be loaded
+//! invoke nothing and each loadable upload (`.csv`, `.csv.gz`, `.csv.zst`) starts a job of
+//! its own. Each job must end COMPLETE with its completion event in the completion queue and
+//! every row in the records table.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use super::invoke_api::InvokeApi;
 use super::manifest::{Credentials, Manifest};
 use super::{Options, RehearsalError, Report};
 use crate::sample::{SampleSpec, SensorReading};
+
+mod object_mode;
 
 /// SDK clients for the rehearsal's moto with these credentials.
 pub fn clients(manifest: &Manifest, credentials: &Credentials) -> Clients {
@@ -54,16 +58,18 @@ struct Run<'a> {
     admin: Clients,
 }
 
+/// The marker-mode stack's jobs, then (if deployed) the object-mode stack's. `hosts` are
+/// every stack's functions.
 pub async fn run(
     options: &Options,
     moto_log: &std::path::Path,
-    manifest: &Manifest,
+    (marker, object): (&Manifest, Option<&Manifest>),
     hosts: &[Arc<FunctionHost>],
     invoke_api: &InvokeApi,
     report: &mut Report,
 ) -> Result<(), RehearsalError> {
     let log_start = std::fs::read(moto_log).map_or(0, |log| log.len());
-    let run = Run {
+    let on = |manifest| Run {
         options,
         moto_log,
         log_start,
@@ -72,11 +78,15 @@ pub async fn run(
         invoke_api,
         admin: clients(manifest, &manifest.admin),
     };
+    let run = on(marker);
     run.marker_job(report).await?;
     run.manual_job(report).await?;
     run.stuck_check(report).await?;
+    if let Some(object) = object {
+        on(object).object_jobs(report).await?;
+    }
     run.no_denials()?;
-    report.say("no AWS call of either function was denied");
+    report.say("no AWS call of any function was denied");
     Ok(())
 }
 
@@ -198,12 +208,16 @@ impl Run<'_> {
     }
 
     async fn put(&self, key: &str, body: &str) -> Result<(), RehearsalError> {
+        self.put_bytes(key, body.as_bytes().to_vec()).await
+    }
+
+    async fn put_bytes(&self, key: &str, body: Vec<u8>) -> Result<(), RehearsalError> {
         self.admin
             .s3
             .put_object()
             .bucket(&self.manifest.input_bucket)
             .key(key)
-            .body(body.as_bytes().to_vec().into())
+            .body(body.into())
             .send()
             .await
             .map(|_| ())
@@ -215,12 +229,26 @@ impl Run<'_> {
         &self,
         wanted: impl Fn(&serde_json::Value) -> bool,
     ) -> Result<serde_json::Value, RehearsalError> {
+        let mut events = self.completions(1, wanted).await?;
+        events
+            .pop()
+            .ok_or_else(|| RehearsalError::Job("no completion event".into()))
+    }
+
+    /// The first `count` completion events `wanted` accepts (others are left unread until
+    /// their visibility timeout), watching the functions for denials.
+    async fn completions(
+        &self,
+        count: usize,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<Vec<serde_json::Value>, RehearsalError> {
         let queue = self
             .manifest
             .queues
             .get("CompletionQueue")
             .ok_or_else(|| RehearsalError::Job("the stack has no CompletionQueue".into()))?;
         let deadline = Instant::now() + self.options.job_timeout;
+        let mut events = Vec::new();
         while Instant::now() < deadline {
             self.no_denials()?;
             self.no_failed_notifications()?;
@@ -244,8 +272,11 @@ impl Run<'_> {
                     serde_json::from_str(message.body.as_deref().unwrap_or_default())
                         .unwrap_or_default();
                 if wanted(&event) {
-                    return Ok(event);
+                    events.push(event);
                 }
+            }
+            if events.len() >= count {
+                return Ok(events);
             }
         }
         self.no_denials()?;
@@ -272,19 +303,25 @@ impl Run<'_> {
                 spec.total_rows()
             )));
         }
+        let keys: Vec<String> = (0..spec.files).map(|file| spec.key(file)).collect();
+        self.check_rows(spec, &keys).await
+    }
+
+    /// Every row of each of the spec's files (uploaded as `keys`, in order) in the records
+    /// table, value for value.
+    async fn check_rows(&self, spec: &SampleSpec, keys: &[String]) -> Result<(), RehearsalError> {
         let table = self
             .manifest
             .outputs
             .get("RecordsTableName")
             .ok_or_else(|| RehearsalError::Job("no RecordsTableName output".into()))?;
         let stored = self.records(table).await?;
-        for file in 0..spec.files {
+        for (file, object) in keys.iter().enumerate() {
             for row in spec.expected(file) {
                 let key = (row.measure_point.clone(), row.timestamp.clone());
                 if stored.get(&key) != Some(&row) {
                     return Err(RehearsalError::Job(format!(
-                        "row {key:?} of {} is {:?} in the table, expected {row:?}",
-                        spec.key(file),
+                        "row {key:?} of {object} is {:?} in the table, expected {row:?}",
                         stored.get(&key)
                     )));
                 }
@@ -375,7 +412,7 @@ impl Run<'_> {
             .ok_or_else(|| RehearsalError::Job(format!("the stack has no {binary} function")))?;
         self.hosts
             .iter()
-            .find(|h| h.logical_id == function.logical_id)
+            .find(|h| h.arn == function.arn)
             .map(Arc::as_ref)
             .ok_or_else(|| RehearsalError::Job(format!("{binary} is not running")))
     }

@@ -1,0 +1,189 @@
+//! The checks' findings on hand-made read-backs.
+
+use shared::plan::batching::is_csv_key;
+
+use super::*;
+
+#[test]
+fn the_loadable_suffixes_are_those_the_worker_loads() {
+    for suffix in LOADABLE_SUFFIXES {
+        assert!(is_csv_key(&format!("data/a{suffix}")), "{suffix}");
+    }
+    for other in [
+        "a.txt",
+        "a.jsonl",
+        "a.json",
+        "a.gz",
+        "a.zst",
+        "a.csv.bz2",
+        "_SUCCESS",
+    ] {
+        assert!(!is_csv_key(other), "{other}");
+    }
+}
+
+const COORDINATOR: &str = "arn:aws:lambda:us-east-1:123456789012:function:stack-Coordinator";
+
+/// A stack with a coordinator, the given notification and schedule, read back as
+/// deploy.py prints it.
+fn stack(notification: serde_json::Value, schedule: serde_json::Value) -> Manifest {
+    let credentials =
+        serde_json::json!({"access_key_id": "a", "secret_access_key": "s", "session_token": null});
+    serde_json::from_value(serde_json::json!({
+        "stack": "stack", "endpoint": "http://127.0.0.1:1", "region": "us-east-1",
+        "resource_count": 19, "outputs": {},
+        "parameters": {"TriggerMode": "object", "StuckJobThresholdSeconds": "3600"},
+        "admin": credentials, "input_bucket": "input", "bucket_notification": notification,
+        "bucket_versioning": "Enabled",
+        "functions": {"CoordinatorFunction": {
+            "logical_id": "CoordinatorFunction", "name": "stack-Coordinator", "arn": COORDINATOR,
+            "binary": "coordinator", "bootstrap": "/nowhere", "runtime": null, "handler": null,
+            "architectures": [], "timeout_seconds": 900, "memory_mb": 512, "environment": {},
+            "role_arn": "arn:aws:iam::123456789012:role/r", "trust_policy": {},
+            "policies": {"inline": {}, "managed": {}}, "event_source_mappings": []}},
+        "credentials": {}, "queues": {}, "schedules": [schedule],
+    }))
+    .expect("a manifest")
+}
+
+fn configuration(suffix_rules: &[serde_json::Value]) -> serde_json::Value {
+    let configs: Vec<serde_json::Value> = suffix_rules
+        .iter()
+        .enumerate()
+        .map(|(i, rules)| {
+            serde_json::json!({"Id": format!("n{i}"), "Events": ["s3:ObjectCreated:*"],
+                "LambdaFunctionArn": COORDINATOR, "Filter": {"Key": {"FilterRules": rules}}})
+        })
+        .collect();
+    serde_json::json!({ "LambdaFunctionConfigurations": configs })
+}
+
+fn suffix(value: &str) -> serde_json::Value {
+    serde_json::json!([{"Name": "suffix", "Value": value}])
+}
+
+fn schedule(target: &str, input: &str, state: &str) -> serde_json::Value {
+    serde_json::json!({"rule": "stuck", "expression": "rate(5 minutes)", "state": state,
+        "target_arn": target, "input": input})
+}
+
+fn good_schedule() -> serde_json::Value {
+    schedule(
+        COORDINATOR,
+        r#"{"check_stuck_jobs": {"older_than_seconds": 3600}}"#,
+        "ENABLED",
+    )
+}
+
+#[test]
+fn one_notification_per_loadable_suffix_passes() {
+    let notification = configuration(&LOADABLE_SUFFIXES.map(suffix));
+    let manifest = stack(notification, good_schedule());
+    assert_eq!(object_mode_notification(&manifest), Vec::<String>::new());
+    assert_eq!(schedules(&manifest), Vec::<String>::new());
+}
+
+#[test]
+fn object_mode_notifications_that_miss_repeat_or_widen_a_suffix_are_findings() {
+    let unfiltered = serde_json::json!([]);
+    let with_prefix = serde_json::json!([{"Name": "prefix", "Value": "in/"}, {"Name": "suffix", "Value": ".csv.zst"}]);
+    let notification = configuration(&[
+        suffix(".csv"),
+        suffix(".csv"),
+        suffix(".gz"),
+        unfiltered,
+        with_prefix,
+    ]);
+    let findings = object_mode_notification(&stack(notification, good_schedule())).join(
+        "
+",
+    );
+    for expected in [
+        "2 notifications for .csv uploads",
+        "no notification for .csv.gz uploads",
+        "no notification for .csv.zst uploads",
+        r#"suffix ".gz", which is not a loadable suffix"#,
+        "notification n3 is filtered by [], not by one suffix",
+        "notification n4 is filtered by",
+    ] {
+        assert!(
+            findings.contains(expected),
+            "{expected:?} missing from:
+{findings}"
+        );
+    }
+}
+
+#[test]
+fn a_notification_to_another_function_or_event_is_a_finding() {
+    let mut notification = configuration(&LOADABLE_SUFFIXES.map(suffix));
+    notification["LambdaFunctionConfigurations"][0]["LambdaFunctionArn"] = "arn:other".into();
+    notification["LambdaFunctionConfigurations"][1]["Events"] =
+        serde_json::json!(["s3:ObjectRemoved:*"]);
+    notification["QueueConfigurations"] = serde_json::json!([]);
+    let findings = object_mode_notification(&stack(notification, good_schedule())).join(
+        "
+",
+    );
+    assert!(
+        findings.contains(r#"n0 invokes "arn:other", not the coordinator"#),
+        "{findings}"
+    );
+    assert!(
+        findings.contains(r#"n1 is for {"s3:ObjectRemoved:*"}"#),
+        "{findings}"
+    );
+    assert!(
+        findings.contains("also notifies through QueueConfigurations"),
+        "{findings}"
+    );
+}
+
+#[test]
+fn a_schedule_with_another_target_input_or_state_is_a_finding() {
+    let notification = configuration(&LOADABLE_SUFFIXES.map(suffix));
+    for (schedule, expected) in [
+        (
+            schedule(
+                "arn:other",
+                r#"{"check_stuck_jobs": {"older_than_seconds": 3600}}"#,
+                "ENABLED",
+            ),
+            "targets arn:other, not the coordinator",
+        ),
+        (
+            schedule(
+                COORDINATOR,
+                r#"{"check_stuck_jobs": {"older_than_seconds": 60}}"#,
+                "ENABLED",
+            ),
+            "is not the stuck-job check at StuckJobThresholdSeconds (Some(3600))",
+        ),
+        (
+            schedule(
+                COORDINATOR,
+                r#"{"check_stuck_job": {"older_than_seconds": 3600}}"#,
+                "ENABLED",
+            ),
+            "the coordinator reads it as Err(",
+        ),
+        (
+            schedule(
+                COORDINATOR,
+                r#"{"check_stuck_jobs": {"older_than_seconds": 3600}}"#,
+                "DISABLED",
+            ),
+            r#"is Some("DISABLED"), not ENABLED"#,
+        ),
+    ] {
+        let findings = schedules(&stack(notification.clone(), schedule)).join(
+            "
+",
+        );
+        assert!(
+            findings.contains(expected),
+            "{expected:?} missing from:
+{findings}"
+        );
+    }
+}
