@@ -25,6 +25,9 @@ pub struct PlanArgs {
     /// Object keys per worker batch (BATCH_SIZE).
     #[arg(long, default_value_t = 100)]
     pub batch_size: u64,
+    /// A batch also closes at this many bytes (BATCH_BYTES; 16 MiB).
+    #[arg(long, default_value_t = 16 << 20)]
+    pub batch_bytes: u64,
     /// Worker memory in MB (1769 MB is one full vCPU).
     #[arg(long, default_value_t = 1769)]
     pub worker_memory_mb: u64,
@@ -112,7 +115,9 @@ pub struct Plan {
 }
 
 pub fn plan(input: &PlanArgs) -> Plan {
-    let batch_size = input.batch_size.max(1);
+    // A batch closes at BATCH_SIZE keys or BATCH_BYTES bytes, whichever comes first.
+    let by_bytes = (input.batch_bytes / input.object_bytes.max(1)).max(1);
+    let batch_size = input.batch_size.max(1).min(by_bytes);
     let batches = input.objects.div_ceil(batch_size);
     let rows = input.objects * input.rows_per_object;
     let workers = input.concurrency.max(1).min(batches.max(1));
@@ -181,11 +186,13 @@ pub fn plan(input: &PlanArgs) -> Plan {
 
 pub fn print(plan: &Plan, input: &PlanArgs) {
     println!(
-        "{} objects ({} rows, {:.1} MB), batches of {}, {} workers of {} MB",
+        "{} objects ({} rows, {:.1} MB), {} batches (at most {} keys, {} bytes), {} workers of {} MB",
         input.objects,
         plan.rows,
         (input.objects * input.object_bytes) as f64 / 1e6,
+        plan.batches,
         input.batch_size,
+        input.batch_bytes,
         plan.workers,
         input.worker_memory_mb
     );
@@ -308,5 +315,17 @@ mod tests {
         assert_eq!(plan.workers, 3, "3 batches, 3 workers");
         assert_eq!(plan.requests.dynamodb_write_units, 3_000 * 3 + 6);
         assert_eq!(plan.requests.s3_get, 30);
+    }
+
+    #[test]
+    fn big_objects_fill_a_batch_by_bytes_before_keys() {
+        // 64 MiB objects: one a batch, though 100 keys would be allowed.
+        let big = plan(&input(&["--objects", "20", "--object-bytes", "67108864"]));
+        assert_eq!(big.batches, 20);
+        // 1 MiB objects: 16 a batch.
+        let mid = plan(&input(&["--objects", "160", "--object-bytes", "1048576"]));
+        assert_eq!(mid.batches, 10);
+        // Small objects: the key bound.
+        assert_eq!(plan(&input(&["--objects", "1000"])).batches, 10);
     }
 }

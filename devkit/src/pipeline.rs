@@ -59,6 +59,7 @@ impl LocalPipeline {
                 tables: resources.tables.clone(),
                 queue_url: provisioned.queue_url.clone(),
                 batch_size: CoordinatorConfig::DEFAULT_BATCH_SIZE,
+                batch_bytes: shared::plan::batching::DEFAULT_BATCH_BYTES,
                 list_page_size: CoordinatorConfig::DEFAULT_LIST_PAGE_SIZE,
                 rejects_bucket: None,
                 rejects_prefix: CoordinatorConfig::DEFAULT_REJECTS_PREFIX.to_owned(),

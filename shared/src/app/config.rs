@@ -35,6 +35,9 @@ pub struct CoordinatorConfig {
     pub queue_url: String,
     /// Object keys per SQS message (one worker batch).
     pub batch_size: usize,
+    /// A batch also closes once its objects' sizes reach this many bytes (an object larger
+    /// than this is a batch of its own), so a batch's time follows its bytes, not its keys.
+    pub batch_bytes: u64,
     /// ListObjectsV2 page size (S3 caps it at 1,000).
     pub list_page_size: i32,
     /// Bucket for rejects reports; the job's source bucket when unset.
@@ -119,6 +122,11 @@ impl CoordinatorConfig {
             tables: Tables::from_lookup(&var)?,
             queue_url: required(&var, "QUEUE_URL")?,
             batch_size: positive(&var, "BATCH_SIZE", Self::DEFAULT_BATCH_SIZE)?,
+            batch_bytes: positive(
+                &var,
+                "BATCH_BYTES",
+                crate::plan::batching::DEFAULT_BATCH_BYTES,
+            )?,
             list_page_size: positive(&var, "LIST_PAGE_SIZE", Self::DEFAULT_LIST_PAGE_SIZE)?
                 .min(1000),
             rejects_bucket: optional(&var, "REJECTS_BUCKET"),
@@ -261,6 +269,7 @@ mod tests {
     fn coordinator_defaults_apply() {
         let config = CoordinatorConfig::from_lookup(lookup(&BASE)).unwrap();
         assert_eq!(config.batch_size, 100);
+        assert_eq!(config.batch_bytes, 16 << 20);
         assert_eq!(config.list_page_size, 1000);
         assert_eq!(config.tables.records, "records");
         assert_eq!(config.rejects_bucket, None);

@@ -207,6 +207,7 @@ mod tests {
                 },
                 queue_url: WORK.into(),
                 batch_size: 10,
+                batch_bytes: crate::plan::batching::DEFAULT_BATCH_BYTES,
                 list_page_size: 10,
                 rejects_bucket: None,
                 rejects_prefix: "_rejects/".into(),

@@ -62,13 +62,14 @@ impl Coordinator {
             &request.prefix,
             self.config.list_page_size,
         );
-        let mut batcher = KeyBatcher::new(self.config.batch_size);
+        let (keys, bytes) = (self.config.batch_size, self.config.batch_bytes);
+        let mut batcher = KeyBatcher::new(keys, bytes);
         let (mut listed, mut skipped, mut invocation) = (0, 0, 0);
         if let Some(checkpoint) = resume {
             if let Some(cursor) = checkpoint.cursor {
                 lister = lister.resume(cursor);
             }
-            batcher = KeyBatcher::starting_at(self.config.batch_size, checkpoint.next_batch);
+            batcher = KeyBatcher::starting_at(keys, bytes, checkpoint.next_batch);
             (listed, skipped, invocation) = (
                 checkpoint.files_listed,
                 checkpoint.files_skipped,
@@ -95,8 +96,8 @@ impl Coordinator {
                     skipped += 1;
                     continue;
                 }
-                if let Some(full) = batcher.push(object.key) {
-                    queue.push(message(full)).await?;
+                for closed in batcher.push(object.key, object.size) {
+                    queue.push(message(closed)).await?;
                 }
             }
             if let Some(cursor) = lister.cursor()
