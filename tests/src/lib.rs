@@ -194,6 +194,7 @@ impl TestEnv {
                 prefix: "_rejects/".into(),
             },
             scan: None,
+            resumed: None,
         }
     }
 

@@ -86,6 +86,12 @@ pub struct WorkerConfig {
     pub control_queue_url: Option<String>,
     /// Records longer than this are rejected with their offset instead of buffered.
     pub max_record_bytes: usize,
+    /// The batch queue: a batch nearing the deadline hands its rest to a continuation
+    /// message there (unset: every batch runs to its end in one invocation, or fails).
+    pub queue_url: Option<String>,
+    /// Decoding stops this long before the deadline (itself 10 s before Lambda's), leaving
+    /// the time to write the rows in flight, count or hand on, and reply.
+    pub resume_margin: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -103,6 +109,8 @@ impl Default for WorkerConfig {
             completion_queue_url: None,
             control_queue_url: None,
             max_record_bytes: crate::ingest::csv_stream::DEFAULT_MAX_RECORD_BYTES,
+            queue_url: None,
+            resume_margin: Duration::from_secs(Self::DEFAULT_RESUME_MARGIN_SECONDS),
         }
     }
 }
@@ -174,6 +182,8 @@ impl CoordinatorConfig {
 }
 
 impl WorkerConfig {
+    pub const DEFAULT_RESUME_MARGIN_SECONDS: u64 = 20;
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -190,6 +200,12 @@ impl WorkerConfig {
             completion_queue_url: optional(&var, "COMPLETION_QUEUE_URL"),
             control_queue_url: optional(&var, "CONTROL_QUEUE_URL"),
             max_record_bytes: positive(&var, "MAX_RECORD_BYTES", defaults.max_record_bytes)?,
+            queue_url: optional(&var, "QUEUE_URL"),
+            resume_margin: Duration::from_secs(positive(
+                &var,
+                "RESUME_MARGIN_SECONDS",
+                Self::DEFAULT_RESUME_MARGIN_SECONDS,
+            )?),
         })
     }
 }
@@ -291,6 +307,8 @@ mod tests {
             worker.completion_queue_url.as_deref(),
             Some("http://q/done")
         );
+        assert_eq!(worker.queue_url.as_deref(), Some("http://q"), "continuations go there");
+        assert_eq!(worker.resume_margin, Duration::from_secs(20));
     }
 
     #[test]

@@ -122,6 +122,52 @@ pub struct BatchMessage {
     /// Phase one of a split object: scan one range (no rows are loaded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scan: Option<ScanTask>,
+    /// A later part of this batch: an earlier invocation stopped before its deadline and
+    /// handed on what it had not done (`keys` and `range` then hold only what is left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Resumed>,
+}
+
+/// What a continuation carries besides the keys and range left: its part number, the
+/// counters of every earlier part (only the last part counts the batch, with the sum), and
+/// the objects an earlier part read partway.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    /// 1 for the first continuation.
+    pub part: u32,
+    pub carried: Carried,
+    /// Plain objects read partway: the rest, from the next row's exact byte offset, as a
+    /// row span pinned to the ETag the first read saw.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<RangeTask>,
+    /// Compressed objects read partway: decoded again, skipping the rows already loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tails: Vec<ObjectTail>,
+}
+
+/// The counters of a batch's earlier parts (the ledger's batch counters, on the wire).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Carried {
+    pub files: u64,
+    pub files_failed: u64,
+    pub rows_written: u64,
+    pub rows_rejected: u64,
+    pub rows_duplicate: u64,
+    pub bytes: u64,
+    pub bytes_read: u64,
+    pub write_retries: u64,
+    pub s3_throttles: u64,
+}
+
+/// The rest of a compressed object: a compressed stream cannot be entered mid-way, so its
+/// next row is named by number (records after the header already loaded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectTail {
+    pub key: String,
+    /// The version the first part read; later reads are pinned to it.
+    pub etag: String,
+    pub rows_done: u64,
 }
 
 /// One range of one large object: a worker batch in large-object mode.
@@ -176,6 +222,8 @@ pub struct ScanTask {
 pub enum Work<'a> {
     Object(&'a str),
     Range(&'a RangeTask),
+    /// The rest of a compressed object an earlier part read partway.
+    Tail(&'a ObjectTail),
 }
 
 impl Work<'_> {
@@ -183,17 +231,28 @@ impl Work<'_> {
         match self {
             Work::Object(key) => key,
             Work::Range(task) => &task.key,
+            Work::Tail(tail) => &tail.key,
         }
     }
 }
 
 impl BatchMessage {
-    /// What the worker loads: the range, or every key.
+    /// What the worker loads: the range, or every key and what earlier parts left.
     pub fn work(&self) -> Vec<Work<'_>> {
-        match &self.range {
-            Some(range) => vec![Work::Range(range)],
-            None => self.keys.iter().map(|key| Work::Object(key)).collect(),
+        if let Some(range) = &self.range {
+            return vec![Work::Range(range)];
         }
+        let mut work: Vec<Work<'_>> = self.keys.iter().map(|key| Work::Object(key)).collect();
+        if let Some(resumed) = &self.resumed {
+            work.extend(resumed.ranges.iter().map(Work::Range));
+            work.extend(resumed.tails.iter().map(Work::Tail));
+        }
+        work
+    }
+
+    /// The part this message is: 0 for the batch as enqueued.
+    pub fn part(&self) -> u32 {
+        self.resumed.as_ref().map_or(0, |r| r.part)
     }
 
     pub fn to_json(&self) -> String {
@@ -220,6 +279,7 @@ mod tests {
                 prefix: "_rejects/".into(),
             },
             scan: None,
+            resumed: None,
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);
@@ -258,6 +318,30 @@ mod tests {
         };
         let parsed: BatchMessage = serde_json::from_str(&scan.to_json()).unwrap();
         assert_eq!(parsed, scan);
+        let continued = BatchMessage {
+            keys: vec!["data/c.csv".into()],
+            scan: None,
+            resumed: Some(Resumed {
+                part: 2,
+                carried: Carried {
+                    rows_written: 7,
+                    bytes: 99,
+                    ..Carried::default()
+                },
+                ranges: vec![ranged.range.clone().unwrap()],
+                tails: vec![ObjectTail {
+                    key: "data/d.csv.gz".into(),
+                    etag: "\"e\"".into(),
+                    rows_done: 40,
+                }],
+            }),
+            ..scan.clone()
+        };
+        let parsed: BatchMessage = serde_json::from_str(&continued.to_json()).unwrap();
+        assert_eq!(parsed, continued);
+        assert_eq!(parsed.part(), 2);
+        let keys: Vec<String> = parsed.work().iter().map(|w| w.key().to_owned()).collect();
+        assert_eq!(keys, ["data/c.csv", "data/big.csv", "data/d.csv.gz"]);
     }
 
     #[test]

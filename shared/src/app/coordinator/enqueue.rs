@@ -236,6 +236,7 @@ fn scan_message(
             object: object.clone(),
             index,
         }),
+        resumed: None,
     }
     .to_json()
 }
@@ -260,6 +261,7 @@ pub(super) fn batch_entry(
             schema: request.schema.clone(),
             report: report.clone(),
             scan: None,
+            resumed: None,
         }
         .to_json(),
     }

@@ -13,8 +13,9 @@ use thiserror::Error;
 use tracing::Instrument;
 
 use super::chunk_writer::{MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
+use super::resume::{Left, Stop};
 use crate::BoxError;
-use crate::contract::messages::{RangeTask, Work};
+use crate::contract::messages::{ObjectTail, RangeTask, Work};
 use crate::contract::schema::Schema;
 use crate::ingest::compression::{self, BoxedRead, Encoding};
 use crate::ingest::decode::{DecodeError, Decoded, ObjectDecoder};
@@ -55,7 +56,7 @@ pub enum LoadError {
 }
 
 /// What loading a set of objects did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LoadStats {
     /// Objects decoded (some rows may still have been rejected).
     pub files: u64,
@@ -70,6 +71,8 @@ pub struct LoadStats {
     /// S3 throttling replies seen while loading (the SDK retried them).
     pub s3_throttles: u64,
     pub written: WriteOutcome,
+    /// What a load stopped before its deadline left undone (empty: everything was done).
+    pub left: Vec<Left>,
 }
 
 impl LoadStats {
@@ -101,6 +104,9 @@ pub struct Loader<'a> {
     pub max_decoded_bytes: u64,
     /// Records longer than this are rejected, not buffered.
     pub max_record_bytes: usize,
+    /// When due, every object stops at its next row boundary and what is left is returned
+    /// in [`LoadStats::left`] (a resumable batch nearing its deadline).
+    pub stop: &'a Stop,
 }
 
 /// One object's contribution.
@@ -109,6 +115,16 @@ struct ObjectOutcome {
     rejected_rows: u64,
     bytes: u64,
     bytes_read: u64,
+    /// Stopped before its end (or before it started): the rest, for a later part.
+    left: Option<Left>,
+}
+
+/// What decoding an object did: its input size and bytes read (for a stopped object, the
+/// part before its next row), and what is left of it.
+struct Measured {
+    bytes: u64,
+    bytes_read: u64,
+    left: Option<Left>,
 }
 
 /// An object or range ready to decode (`None`: a range where no row starts).
@@ -119,6 +135,8 @@ struct Opened<R> {
     /// Where a ranged read starts (its bytes read are then counted by the decoder); `None`:
     /// a whole object, read whole.
     read_from: Option<u64>,
+    /// The version a whole-object GET read (a later part pins its reads to it).
+    etag: Option<String>,
 }
 
 /// Why an object could not be opened: for good (a reject) or for now (a retry).
@@ -175,17 +193,21 @@ impl Loader<'_> {
                         Work::Range(task) => tracing::info_span!(
                             "object", key = %task.key, range_start = task.start, range_end = task.end
                         ),
+                        Work::Tail(tail) => tracing::info_span!(
+                            "object", key = %tail.key, rows_done = tail.rows_done
+                        ),
                     };
                     self.load_work(bucket, *work, tx.clone(), rejects)
                         .instrument(span)
                 })
                 .buffer_unordered(self.task_concurrency.max(1))
                 .try_for_each(|object| {
-                    stats_ref.files += u64::from(object.loaded);
+                    stats_ref.files += u64::from(object.loaded && object.left.is_none());
                     stats_ref.files_failed += u64::from(!object.loaded);
                     stats_ref.rows_rejected += object.rejected_rows;
                     stats_ref.bytes += object.bytes;
                     stats_ref.bytes_read += object.bytes_read;
+                    stats_ref.left.extend(object.left);
                     futures::future::ready(Ok(()))
                 })
                 .await
@@ -221,27 +243,44 @@ impl Loader<'_> {
         };
         // Rows rejected so far: they stay counted if the object is rejected partway.
         let mut rejected_rows = 0;
+        if self.stop.due() {
+            return Ok(ObjectOutcome::not_started(work));
+        }
         let permit = self.fetch_limit.acquire().await;
+        if self.stop.due() {
+            // Waiting for the permit took the time left: leave the object to the next part.
+            drop(permit);
+            return Ok(ObjectOutcome::not_started(work));
+        }
         let throttles_before = self.throttles.get();
         let decoded = match work {
             Work::Object(key) => {
                 let opened = self.open_object(bucket, key).await;
-                self.decode(opened, bucket, &source, rows, rejects, &mut rejected_rows)
+                self.decode(opened, work, bucket, &source, rows, rejects, &mut rejected_rows)
                     .await
             }
             Work::Range(task) => {
                 let opened = self.open_range(bucket, task).await;
-                self.decode(opened, bucket, &source, rows, rejects, &mut rejected_rows)
+                self.decode(opened, work, bucket, &source, rows, rejects, &mut rejected_rows)
+                    .await
+            }
+            Work::Tail(tail) => {
+                let opened = self.open_tail(bucket, tail).await;
+                self.decode(opened, work, bucket, &source, rows, rejects, &mut rejected_rows)
                     .await
             }
         };
         // The GET permit is held until the body is read: it bounds bodies in flight.
         self.verdict(permit, throttles_before);
-        let (bytes, bytes_read) = match decoded {
+        let Measured {
+            bytes,
+            bytes_read,
+            left,
+        } = match decoded {
             Ok(measured) => measured,
             Err(OpenFailure::Reject(reason)) => {
                 let reason = match work {
-                    Work::Object(_) => reason,
+                    Work::Object(_) | Work::Tail(_) => reason,
                     Work::Range(task) => format!("bytes {}..{}: {reason}", task.start, task.end),
                 };
                 lock(rejects).object(key, reason);
@@ -250,42 +289,104 @@ impl Loader<'_> {
                     rejected_rows,
                     bytes: 0,
                     bytes_read: 0,
+                    left: None,
                 });
             }
             Err(OpenFailure::Retry(error)) => return Err(error),
         };
         // The line that lets an operator follow one object (its key is on the span).
-        tracing::info!(bytes, bytes_read, rejected = rejected_rows, "object loaded");
+        match &left {
+            None => tracing::info!(bytes, bytes_read, rejected = rejected_rows, "object loaded"),
+            Some(_) => tracing::info!(
+                bytes,
+                bytes_read,
+                rejected = rejected_rows,
+                "object stopped at a row boundary before the deadline; the rest goes on"
+            ),
+        }
         Ok(ObjectOutcome {
             loaded: true,
             rejected_rows,
             bytes,
             bytes_read,
+            left,
         })
     }
 
-    /// Decodes an opened object; returns its input size and the bytes read.
+    /// Decodes an opened object (`work`); returns its input size, the bytes read, and,
+    /// if it stopped before its end, the rest.
+    #[allow(clippy::too_many_arguments)]
     async fn decode<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
         opened: Result<Opened<R>, OpenFailure>,
+        work: Work<'_>,
         bucket: &str,
         source: &RowSource,
         rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,
         rejected_rows: &mut u64,
-    ) -> Result<(u64, u64), OpenFailure> {
+    ) -> Result<Measured, OpenFailure> {
         let opened = opened?;
         let Some(mut decoder) = opened.decoder else {
-            return Ok((opened.bytes, 0));
+            return Ok(Measured {
+                bytes: opened.bytes,
+                bytes_read: 0,
+                left: None,
+            });
         };
-        self.pump(&mut decoder, source, rows, rejects, rejected_rows)
+        // A whole object can resume only pinned to the version read so far.
+        let stoppable = !matches!(work, Work::Object(_)) || opened.etag.is_some();
+        let stopped = self
+            .pump(&mut decoder, source, rows, rejects, rejected_rows, stoppable)
             .await
             .map_err(|error| self.classify_read(bucket, &source.object, error))?;
-        let bytes_read = match opened.read_from {
-            Some(from) => decoder.position().saturating_sub(from),
-            None => opened.bytes,
+        let next_row = decoder.next_row();
+        let etag = opened.etag.as_deref().unwrap_or_default();
+        let rest = match work {
+            _ if !stopped => None,
+            Work::Object(key) if Encoding::of_key(key).is_compressed() => Some(Left::Tail(
+                ObjectTail {
+                    key: key.to_owned(),
+                    etag: etag.to_owned(),
+                    rows_done: decoder.records(),
+                },
+            )),
+            Work::Object(key) => Left::plain_rest(key, etag, decoder.header(), next_row, opened.bytes),
+            Work::Range(task) => Left::range_rest(task, next_row),
+            Work::Tail(tail) => Some(Left::Tail(ObjectTail {
+                rows_done: decoder.records(),
+                ..tail.clone()
+            })),
         };
-        Ok((opened.bytes, bytes_read))
+        let Some(left) = rest else {
+            let bytes_read = match opened.read_from {
+                Some(from) => decoder.position().saturating_sub(from),
+                None => opened.bytes,
+            };
+            return Ok(Measured {
+                bytes: opened.bytes,
+                bytes_read,
+                left: None,
+            });
+        };
+        // The part before the next row: the rest is counted by the part that reads it, so
+        // the parts add up to the object. A compressed object counts its bytes in the part
+        // that finishes it (its rows are numbered, not its bytes).
+        let (bytes, bytes_read) = match (work, opened.read_from) {
+            (Work::Range(task), Some(from)) => (
+                next_row.saturating_sub(task.start),
+                next_row.saturating_sub(from),
+            ),
+            (Work::Object(key), _) if !Encoding::of_key(key).is_compressed() => {
+                (next_row, next_row)
+            }
+            _ => (0, 0),
+        };
+        Ok(Measured {
+            bytes,
+            bytes_read,
+            left: Some(left),
+        })
     }
 
     /// A whole object, decompressed if its key says so.
@@ -295,6 +396,7 @@ impl Loader<'_> {
             Err(error) => return Err(fetch_failure(bucket, key, error)),
         };
         let bytes = object.size;
+        let etag = object.etag;
         let body =
             compression::decoded(object.reader, Encoding::of_key(key), self.max_decoded_bytes);
         match ObjectDecoder::open_capped(body, self.schema, self.max_record_bytes).await {
@@ -302,6 +404,7 @@ impl Loader<'_> {
                 decoder: Some(decoder),
                 bytes,
                 read_from: None,
+                etag,
             }),
             Err(error @ DecodeError::HeaderTooLong { .. }) => {
                 Err(OpenFailure::Reject(error.to_string()))
@@ -327,14 +430,55 @@ impl Loader<'_> {
                 decoder,
                 bytes: task.end - task.start,
                 read_from: task.rows.map(|span| span.first),
+                etag: None,
             }),
             Err(RangeOpenError::Source(error)) => Err(fetch_failure(bucket, &task.key, error)),
             Err(error) => Err(OpenFailure::Reject(error.to_string())),
         }
     }
 
+    /// The rest of a compressed object, pinned to the version the first part read: decoded
+    /// from the start again, the rows already loaded skipped untyped.
+    async fn open_tail(
+        &self,
+        bucket: &str,
+        tail: &ObjectTail,
+    ) -> Result<Opened<BoxedRead>, OpenFailure> {
+        let read = Read {
+            if_match: Some(&tail.etag),
+            ..Read::default()
+        };
+        let object = match self.objects.get(bucket, &tail.key, read).await {
+            Ok(object) => object,
+            Err(error) => return Err(fetch_failure(bucket, &tail.key, error)),
+        };
+        let bytes = object.size;
+        let encoding = Encoding::of_key(&tail.key);
+        let body = compression::decoded(object.reader, encoding, self.max_decoded_bytes);
+        let mut decoder =
+            match ObjectDecoder::open_capped(body, self.schema, self.max_record_bytes).await {
+                Ok(decoder) => decoder,
+                Err(DecodeError::Read(error)) => {
+                    return Err(self.classify_read(bucket, &tail.key, error));
+                }
+                Err(error) => return Err(OpenFailure::Reject(error.to_string())),
+            };
+        decoder
+            .skip(tail.rows_done)
+            .await
+            .map_err(|error| self.classify_read(bucket, &tail.key, error))?;
+        Ok(Opened {
+            decoder: Some(decoder),
+            bytes,
+            read_from: None,
+            etag: Some(tail.etag.clone()),
+        })
+    }
+
     /// Decodes every row into chunks for the writer, counting rejected rows. Rows decoded
     /// before a failed read are still handed over (a corrupt tail rejects only the rest).
+    /// Returns whether it stopped early because the stop was due (`stoppable` only), at a
+    /// row boundary: every row decoded so far has been handed over.
     async fn pump<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
         decoder: &mut ObjectDecoder<R>,
@@ -342,10 +486,16 @@ impl Loader<'_> {
         mut rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,
         rejected_rows: &mut u64,
-    ) -> Result<(), PumpError> {
+        stoppable: bool,
+    ) -> Result<bool, PumpError> {
         let mut chunk = Vec::with_capacity(MAX_BATCH_ITEMS);
         let mut failed = None;
+        let mut stopped = false;
         loop {
+            if stoppable && self.stop.due() {
+                stopped = true;
+                break;
+            }
             let decoded = match decoder.next().await {
                 Ok(Some(decoded)) => decoded,
                 Ok(None) => break,
@@ -380,7 +530,7 @@ impl Loader<'_> {
                 .await
                 .map_err(|_| PumpError::WriterStopped)?;
         }
-        failed.map_or(Ok(()), Err)
+        failed.map_or(Ok(stopped), Err)
     }
 
     /// A failed body read: corrupt compressed data or the size cap are for good; anything
@@ -407,6 +557,24 @@ impl Loader<'_> {
             permit.throttled();
         } else {
             permit.succeeded();
+        }
+    }
+}
+
+impl ObjectOutcome {
+    /// Work left untouched for a later part.
+    fn not_started(work: Work<'_>) -> Self {
+        let left = match work {
+            Work::Object(key) => Left::Object(key.to_owned()),
+            Work::Range(task) => Left::Range(task.clone()),
+            Work::Tail(tail) => Left::Tail(tail.clone()),
+        };
+        Self {
+            loaded: true,
+            rejected_rows: 0,
+            bytes: 0,
+            bytes_read: 0,
+            left: Some(left),
         }
     }
 }
