@@ -78,6 +78,7 @@ impl LocalPipeline {
                 max_receive_count: provisioned.max_receive_count,
                 completion_queue_url: Some(provisioned.completion_queue_url.clone()),
                 control_queue_url: Some(provisioned.control_queue_url.clone()),
+                queue_url: Some(provisioned.queue_url.clone()),
                 ..WorkerConfig::default()
             },
             queue_arn: provisioned.queue_arn.clone(),

@@ -76,7 +76,10 @@ async fn a_batch_on_a_throttled_table_with_a_short_deadline_completes_across_inv
     // Every second BatchWriteItem comes back with half its items unprocessed (a throttled
     // table); each invocation has 1.6 s, of which the last 1.2 s are kept for the writes in
     // flight, so a part decodes for ~0.4 s.
-    let flaky = Arc::new(FlakyWrites::new(DynamoTable::new(env.clients.dynamodb.clone()), 2));
+    let flaky = Arc::new(FlakyWrites::new(
+        DynamoTable::new(env.clients.dynamodb.clone()),
+        2,
+    ));
     let worker_config = shared::app::config::WorkerConfig {
         queue_url: Some(env.provisioned.queue_url.clone()),
         resume_margin: Duration::from_millis(1200),
@@ -98,17 +101,38 @@ async fn a_batch_on_a_throttled_table_with_a_short_deadline_completes_across_inv
     let job = deliver(&env, &invoker, "resume").await;
 
     let invocations = invoker.invocations.load(Ordering::SeqCst);
-    eprintln!("{invocations} invocations, {} items unprocessed", flaky.unprocessed.load(Ordering::Relaxed));
+    eprintln!(
+        "{invocations} invocations, {} items unprocessed",
+        flaky.unprocessed.load(Ordering::Relaxed)
+    );
     assert!(invocations >= 3, "{invocations} invocations");
-    assert!(flaky.unprocessed.load(Ordering::Relaxed) > 0, "the table pushed back");
+    assert!(
+        flaky.unprocessed.load(Ordering::Relaxed) > 0,
+        "the table pushed back"
+    );
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
-    assert_eq!((job.total_batches, job.batches_done), (1, 1), "counted once");
-    assert_eq!(job.totals.rows_written, spec.total_rows(), "the sum of every part");
+    assert_eq!(
+        (job.total_batches, job.batches_done),
+        (1, 1),
+        "counted once"
+    );
+    assert_eq!(
+        job.totals.rows_written,
+        spec.total_rows(),
+        "the sum of every part"
+    );
     assert_eq!(job.totals.rows_rejected + job.totals.rows_duplicate, 0);
     assert_eq!((job.totals.files, job.totals.files_failed), (6, 0));
     assert_eq!(job.totals.bytes, bytes, "the parts add up to the input");
-    assert_eq!(job.totals.bytes_read, bytes, "no part re-read what another loaded");
-    assert_eq!(env.record_count().await, spec.total_rows(), "every row once");
+    assert_eq!(
+        job.totals.bytes_read, bytes,
+        "no part re-read what another loaded"
+    );
+    assert_eq!(
+        env.record_count().await,
+        spec.total_rows(),
+        "every row once"
+    );
     for file in [0, 5] {
         let stored = env.readings_of(&spec.expected(file)[0].measure_point).await;
         assert_eq!(stored, spec.expected(file), "file {file}, value for value");
@@ -168,10 +192,18 @@ async fn a_prefix_of_mixed_sizes_is_batched_by_bytes_and_loads_every_row_once() 
         keys.extend(batch.keys.iter().cloned());
     }
     keys.sort();
-    assert_eq!(keys, sizes.keys().cloned().collect::<Vec<_>>(), "every key once");
+    assert_eq!(
+        keys,
+        sizes.keys().cloned().collect::<Vec<_>>(),
+        "every key once"
+    );
     // The key bound (100) alone would have made one batch; each big file is alone, and the
     // small ones fill batches of at most 8 KiB.
-    assert!(started.total_batches >= 4 + 2, "{} batches", started.total_batches);
+    assert!(
+        started.total_batches >= 4 + 2,
+        "{} batches",
+        started.total_batches
+    );
     for batch in &batches {
         if batch.keys.iter().any(|k| k.starts_with("mixed/b-")) {
             assert_eq!(batch.keys.len(), 1, "a big file is a batch of its own");

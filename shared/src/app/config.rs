@@ -307,7 +307,11 @@ mod tests {
             worker.completion_queue_url.as_deref(),
             Some("http://q/done")
         );
-        assert_eq!(worker.queue_url.as_deref(), Some("http://q"), "continuations go there");
+        assert_eq!(
+            worker.queue_url.as_deref(),
+            Some("http://q"),
+            "continuations go there"
+        );
         assert_eq!(worker.resume_margin, Duration::from_secs(20));
     }
 

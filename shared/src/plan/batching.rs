@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(batches.concat(), sizes, "every key once, in order");
         for batch in &batches {
             assert!(batch.len() <= 8);
-            assert!(batch.len() == 1 || batch.iter().sum::<u64>() <= 400, "{batch:?}");
+            assert!(
+                batch.len() == 1 || batch.iter().sum::<u64>() <= 400,
+                "{batch:?}"
+            );
         }
     }
 

@@ -144,7 +144,9 @@ async fn batches_close_at_their_byte_bound_across_listing_pages() {
     let mut sizes = Vec::new();
     for i in 0..40 {
         let size = if i == 17 { 500 } else { 1 + (i * 37) % 60 };
-        doubles.objects.insert("b", &format!("in/{i:03}.csv"), vec![b'x'; size]);
+        doubles
+            .objects
+            .insert("b", &format!("in/{i:03}.csv"), vec![b'x'; size]);
         sizes.push((format!("in/{i:03}.csv"), size as u64));
     }
     let coordinator = doubles.coordinator_with(true, 100);
@@ -162,7 +164,10 @@ async fn batches_close_at_their_byte_bound_across_listing_pages() {
     assert_eq!(started.total_batches, batches.len() as u64);
     let size_of = |key: &String| sizes.iter().find(|(k, _)| k == key).unwrap().1;
     let keys: Vec<String> = batches.iter().flat_map(|b| b.keys.clone()).collect();
-    assert_eq!(keys, sizes.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        keys,
+        sizes.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()
+    );
     for batch in &batches {
         let bytes: u64 = batch.keys.iter().map(size_of).sum();
         assert!(batch.keys.len() <= 10);
@@ -173,8 +178,14 @@ async fn batches_close_at_their_byte_bound_across_listing_pages() {
             batch.keys.len()
         );
     }
-    let big = batches.iter().find(|b| b.keys.contains(&"in/017.csv".to_owned()));
-    assert_eq!(big.unwrap().keys.len(), 1, "the big object is a batch of its own");
+    let big = batches
+        .iter()
+        .find(|b| b.keys.contains(&"in/017.csv".to_owned()));
+    assert_eq!(
+        big.unwrap().keys.len(),
+        1,
+        "the big object is a batch of its own"
+    );
     // Bytes, not the key bound, set the count: 40 keys fit 4 batches of 10 keys.
     assert!(batches.len() > 10, "{} batches", batches.len());
 }

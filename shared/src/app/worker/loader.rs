@@ -256,18 +256,42 @@ impl Loader<'_> {
         let decoded = match work {
             Work::Object(key) => {
                 let opened = self.open_object(bucket, key).await;
-                self.decode(opened, work, bucket, &source, rows, rejects, &mut rejected_rows)
-                    .await
+                self.decode(
+                    opened,
+                    work,
+                    bucket,
+                    &source,
+                    rows,
+                    rejects,
+                    &mut rejected_rows,
+                )
+                .await
             }
             Work::Range(task) => {
                 let opened = self.open_range(bucket, task).await;
-                self.decode(opened, work, bucket, &source, rows, rejects, &mut rejected_rows)
-                    .await
+                self.decode(
+                    opened,
+                    work,
+                    bucket,
+                    &source,
+                    rows,
+                    rejects,
+                    &mut rejected_rows,
+                )
+                .await
             }
             Work::Tail(tail) => {
                 let opened = self.open_tail(bucket, tail).await;
-                self.decode(opened, work, bucket, &source, rows, rejects, &mut rejected_rows)
-                    .await
+                self.decode(
+                    opened,
+                    work,
+                    bucket,
+                    &source,
+                    rows,
+                    rejects,
+                    &mut rejected_rows,
+                )
+                .await
             }
         };
         // The GET permit is held until the body is read: it bounds bodies in flight.
@@ -337,21 +361,30 @@ impl Loader<'_> {
         // A whole object can resume only pinned to the version read so far.
         let stoppable = !matches!(work, Work::Object(_)) || opened.etag.is_some();
         let stopped = self
-            .pump(&mut decoder, source, rows, rejects, rejected_rows, stoppable)
+            .pump(
+                &mut decoder,
+                source,
+                rows,
+                rejects,
+                rejected_rows,
+                stoppable,
+            )
             .await
             .map_err(|error| self.classify_read(bucket, &source.object, error))?;
         let next_row = decoder.next_row();
         let etag = opened.etag.as_deref().unwrap_or_default();
         let rest = match work {
             _ if !stopped => None,
-            Work::Object(key) if Encoding::of_key(key).is_compressed() => Some(Left::Tail(
-                ObjectTail {
+            Work::Object(key) if Encoding::of_key(key).is_compressed() => {
+                Some(Left::Tail(ObjectTail {
                     key: key.to_owned(),
                     etag: etag.to_owned(),
                     rows_done: decoder.records(),
-                },
-            )),
-            Work::Object(key) => Left::plain_rest(key, etag, decoder.header(), next_row, opened.bytes),
+                }))
+            }
+            Work::Object(key) => {
+                Left::plain_rest(key, etag, decoder.header(), next_row, opened.bytes)
+            }
             Work::Range(task) => Left::range_rest(task, next_row),
             Work::Tail(tail) => Some(Left::Tail(ObjectTail {
                 rows_done: decoder.records(),

@@ -236,7 +236,7 @@ impl Worker {
         deadline: Option<Instant>,
     ) -> Result<Recorded, WorkerError> {
         match self.process_part(batch, deadline, &Stop::never()).await? {
-            Processed::Counted(recorded) => Ok(recorded),
+            Processed::Counted(recorded) => Ok(*recorded),
             Processed::Continued(_) => unreachable!("a part that never stops hands nothing on"),
         }
     }
@@ -251,9 +251,11 @@ impl Worker {
         deadline: Option<Instant>,
     ) -> Result<Processed, WorkerError> {
         let stop = match (deadline, &self.config.queue_url, &batch.scan) {
-            (Some(deadline), Some(_), None) => {
-                Stop::at(deadline.checked_sub(self.config.resume_margin).unwrap_or(deadline))
-            }
+            (Some(deadline), Some(_), None) => Stop::at(
+                deadline
+                    .checked_sub(self.config.resume_margin)
+                    .unwrap_or(deadline),
+            ),
             _ => Stop::never(),
         };
         self.process_part(batch, deadline, &stop).await
@@ -273,7 +275,7 @@ impl Worker {
                 scan::Scanned::Stored(stats) => stats,
                 scan::Scanned::Impossible(reason) => {
                     let recorded = self.scan_impossible(batch, scan, &reason).await?;
-                    return Ok(Processed::Counted(recorded));
+                    return Ok(Processed::Counted(Box::new(recorded)));
                 }
             },
             None => {
@@ -329,7 +331,7 @@ impl Worker {
                     .await?
             }
         }
-        Ok(Processed::Counted(recorded))
+        Ok(Processed::Counted(Box::new(recorded)))
     }
 
     /// Sends the continuation of a part that stopped before its deadline; the batch is not
@@ -416,7 +418,7 @@ impl Worker {
 #[derive(Debug)]
 pub enum Processed {
     /// The batch is done and counted (or was already): the ledger's view.
-    Counted(Recorded),
+    Counted(Box<Recorded>),
     /// The deadline came first: the rest was sent as this continuation of the same batch.
     Continued(Box<BatchMessage>),
 }

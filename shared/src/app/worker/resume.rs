@@ -128,7 +128,11 @@ pub fn continuation(batch: &BatchMessage, left: Vec<Left>, so_far: &BatchStats) 
 
 /// The counters the earlier parts of `batch` carried (zero for a first part).
 pub fn carried_stats(batch: &BatchMessage) -> BatchStats {
-    let c = batch.resumed.as_ref().map(|r| r.carried).unwrap_or_default();
+    let c = batch
+        .resumed
+        .as_ref()
+        .map(|r| r.carried)
+        .unwrap_or_default();
     BatchStats {
         files: c.files,
         files_failed: c.files_failed,
@@ -205,7 +209,13 @@ mod tests {
             panic!("rows are left");
         };
         assert_eq!((rest.start, rest.end), (150, 200));
-        assert_eq!(rest.rows, Some(RowSpan { first: 150, stop: 210 }));
+        assert_eq!(
+            rest.rows,
+            Some(RowSpan {
+                first: 150,
+                stop: 210
+            })
+        );
         // The next row starts in the next range: nothing is left of this one.
         assert_eq!(Left::range_rest(&task(), 200), None);
         assert_eq!(Left::range_rest(&task(), 205), None);
@@ -213,7 +223,13 @@ mod tests {
         let Some(Left::Range(plain)) = Left::plain_rest("k", "e", &["h".into()], 20, 50) else {
             panic!("rows are left");
         };
-        assert_eq!(plain.rows, Some(RowSpan { first: 20, stop: 50 }));
+        assert_eq!(
+            plain.rows,
+            Some(RowSpan {
+                first: 20,
+                stop: 50
+            })
+        );
         assert_eq!(plain.header, ["h"]);
     }
 
@@ -223,7 +239,12 @@ mod tests {
             job_id: "j".into(),
             batch: BatchNo(4),
             bucket: "b".into(),
-            keys: vec!["a.csv".into(), "b.csv".into(), "c.csv.gz".into(), "d.csv".into()],
+            keys: vec![
+                "a.csv".into(),
+                "b.csv".into(),
+                "c.csv.gz".into(),
+                "d.csv".into(),
+            ],
             range: None,
             schema: None,
             report: ReportLocation {
@@ -258,10 +279,17 @@ mod tests {
             files: 3,
             ..BatchStats::default()
         };
-        let third = continuation(&second, vec![Left::Object("d.csv".into())], &sum(&first, &own));
+        let third = continuation(
+            &second,
+            vec![Left::Object("d.csv".into())],
+            &sum(&first, &own),
+        );
         assert_eq!(third.part(), 2);
         let carried = carried_stats(&third);
-        assert_eq!((carried.rows_written, carried.files, carried.bytes), (15, 3, 300));
+        assert_eq!(
+            (carried.rows_written, carried.files, carried.bytes),
+            (15, 3, 300)
+        );
         assert!(!made_progress(&BatchStats::default()));
         assert!(made_progress(&own));
     }

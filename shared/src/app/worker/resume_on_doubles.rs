@@ -219,7 +219,11 @@ async fn a_batch_on_a_slow_table_finishes_across_parts_with_every_row_once() {
         schema: Some(schema()),
         ..JobRequest::new("b", "in/")
     };
-    let started = doubles.coordinator(1 << 30).start_job(request, None).await.unwrap();
+    let started = doubles
+        .coordinator(1 << 30)
+        .start_job(request, None)
+        .await
+        .unwrap();
     assert_eq!(started.total_batches, 1);
     let batch = doubles.enqueued().remove(0);
 
@@ -232,9 +236,15 @@ async fn a_batch_on_a_slow_table_finishes_across_parts_with_every_row_once() {
     assert_eq!(job.batches_done, 1, "counted once, by the last part");
     assert_eq!(job.totals.rows_written, 1200, "the sum of every part");
     assert_eq!(job.totals.rows_rejected, 0);
-    assert_eq!(job.totals.files, 4, "each object counted by the part that finished it");
+    assert_eq!(
+        job.totals.files, 4,
+        "each object counted by the part that finished it"
+    );
     assert_eq!(job.totals.files_failed, 0);
-    assert_eq!(job.totals.bytes, input_bytes, "the parts add up to the input");
+    assert_eq!(
+        job.totals.bytes, input_bytes,
+        "the parts add up to the input"
+    );
     assert_eq!(doubles.rows(), expected, "every row once, byte for byte");
     // Each row was written once: no part re-read what an earlier one had loaded.
     let calls = doubles.table.calls.load(Ordering::Relaxed);
@@ -252,15 +262,25 @@ async fn a_part_delivered_twice_forks_harmlessly_and_the_batch_counts_once() {
         schema: Some(schema()),
         ..JobRequest::new("b", "in/")
     };
-    doubles.coordinator(1 << 30).start_job(request, None).await.unwrap();
+    doubles
+        .coordinator(1 << 30)
+        .start_job(request, None)
+        .await
+        .unwrap();
     let batch = doubles.enqueued().remove(0);
     let worker = doubles.worker(Duration::from_millis(60));
     let budget = Duration::from_millis(100);
 
     // Part 0 runs; before its message is deleted it is delivered again, and runs again:
     // two continuations of the same batch now exist. Both chains run to their end.
-    let first = worker.process(&batch, Some(Instant::now() + budget)).await.unwrap();
-    let again = worker.process(&batch, Some(Instant::now() + budget)).await.unwrap();
+    let first = worker
+        .process(&batch, Some(Instant::now() + budget))
+        .await
+        .unwrap();
+    let again = worker
+        .process(&batch, Some(Instant::now() + budget))
+        .await
+        .unwrap();
     let (Processed::Continued(one), Processed::Continued(two)) = (first, again) else {
         panic!("600 rows at 25 per 8 ms do not fit 40 ms");
     };
@@ -273,7 +293,10 @@ async fn a_part_delivered_twice_forks_harmlessly_and_the_batch_counts_once() {
     let job = doubles.job("dup").await;
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!(job.batches_done, 1);
-    assert_eq!(job.totals.rows_written, 600, "one chain's exact totals, counted once");
+    assert_eq!(
+        job.totals.rows_written, 600,
+        "one chain's exact totals, counted once"
+    );
     assert_eq!(job.totals.bytes, text.len() as u64);
     assert_eq!(job.totals.files, 1);
     assert_eq!(doubles.rows(), expected, "every row once");
@@ -293,7 +316,11 @@ async fn a_range_resumes_at_its_next_row_and_counts_its_bytes_once() {
         ..JobRequest::new("b", "")
     };
     let chunk = text.len() as u64 - 4;
-    doubles.coordinator(chunk).start_job(request, None).await.unwrap();
+    doubles
+        .coordinator(chunk)
+        .start_job(request, None)
+        .await
+        .unwrap();
     let batch = doubles.enqueued().remove(0);
     assert!(batch.range.is_some(), "{batch:?}");
     let parts = run_chain(
@@ -322,7 +349,11 @@ async fn a_part_with_no_time_left_fails_rather_than_handing_on_the_same_work() {
         schema: Some(schema()),
         ..JobRequest::new("b", "in/")
     };
-    doubles.coordinator(1 << 30).start_job(request, None).await.unwrap();
+    doubles
+        .coordinator(1 << 30)
+        .start_job(request, None)
+        .await
+        .unwrap();
     let batch = doubles.enqueued().remove(0);
     // The margin is longer than the time left: the stop is due before the first GET.
     let worker = doubles.worker(Duration::from_secs(5));
