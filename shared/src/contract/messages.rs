@@ -208,6 +208,10 @@ pub struct SplitObject {
     pub data_start: u64,
     pub size: u64,
     pub chunk: u64,
+    /// The batch number of its first scan: scans are `first_batch..first_batch + n`, parses
+    /// the `n` after them (0 in a single-object job; a prefix job numbers on from its keys).
+    #[serde(default)]
+    pub first_batch: u64,
 }
 
 /// Phase one of a split object: scan range `index` (batch `index`) and store the result.
@@ -311,6 +315,7 @@ mod tests {
                     data_start: 2,
                     size: 100,
                     chunk: 10,
+                    first_batch: 0,
                 },
                 index: 3,
             }),
@@ -362,6 +367,7 @@ mod tests {
                 data_start: 1,
                 size: 2,
                 chunk: 1,
+                first_batch: 0,
             },
         });
         let json = serde_json::to_string(&compose).unwrap();

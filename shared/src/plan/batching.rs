@@ -61,6 +61,14 @@ impl KeyBatcher {
         closed
     }
 
+    /// Takes `count` batch numbers for work planned apart from the keys (a split object's
+    /// scans and parses); returns the first. The batch being filled keeps filling.
+    pub fn reserve(&mut self, count: u64) -> u64 {
+        let first = self.emitted;
+        self.emitted += count;
+        first
+    }
+
     /// The last, partial batch, if any.
     pub fn finish(&mut self) -> Option<(u64, Vec<String>)> {
         (!self.current.is_empty()).then(|| self.take())
@@ -139,6 +147,17 @@ mod tests {
         assert_eq!(batcher.push("c".into(), 1), vec![]);
         assert_eq!(batcher.finish(), Some((8, vec!["c".into()])));
         assert_eq!(batcher.emitted(), 9);
+    }
+
+    #[test]
+    fn reserved_numbers_are_skipped_by_the_key_batches() {
+        let mut batcher = KeyBatcher::new(2, 100);
+        assert_eq!(batcher.push("a".into(), 1), vec![]);
+        assert_eq!(batcher.reserve(6), 0);
+        assert_eq!(batcher.push("b".into(), 1), vec![(6, vec!["a".into(), "b".into()])]);
+        assert_eq!(batcher.reserve(2), 7);
+        assert_eq!(batcher.finish(), None);
+        assert_eq!(batcher.emitted(), 9, "the job's total counts the reserved numbers");
     }
 
     #[test]

@@ -390,3 +390,6 @@ mod tests {
 
 #[cfg(test)]
 mod on_doubles;
+
+#[cfg(test)]
+mod prefix_split;

@@ -71,6 +71,8 @@ pub enum WorkerError {
     BadScan { index: u64, ranges: u64 },
     #[error("storing the scan failed")]
     StoreScan(#[source] ObjectError),
+    #[error("counting the stored scans of a split object failed")]
+    CountScans(#[source] ObjectError),
     #[error("waking the compose step failed (is CONTROL_QUEUE_URL set?)")]
     Wake(#[source] crate::BoxError),
     #[error("processing panicked: {0}")]
@@ -208,7 +210,7 @@ impl Worker {
                 .await?;
             if let Some(scan) = &batch.scan {
                 // The compose step fails the job: its rows cannot be split exactly.
-                self.wake_compose_when_scanned(&batch, scan, recorded.job())
+                self.wake_compose_when_scanned(&batch, scan, recorded.job(), true)
                     .await?;
             }
             if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
@@ -293,7 +295,7 @@ impl Worker {
             .await?;
         if let Some(scan) = &batch.scan {
             // Also after AlreadyCounted: a crash before the wake-up is healed here.
-            self.wake_compose_when_scanned(batch, scan, recorded.job())
+            self.wake_compose_when_scanned(batch, scan, recorded.job(), false)
                 .await?;
         }
         match &recorded {
