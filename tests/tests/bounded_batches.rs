@@ -222,3 +222,111 @@ async fn a_prefix_of_mixed_sizes_is_batched_by_bytes_and_loads_every_row_once() 
     assert_eq!(job.totals.bytes, sizes.values().sum::<u64>());
     assert_eq!(env.record_count().await, rows, "every row once");
 }
+
+/// About `target` bytes of CSV (id, note), every other row's note quoted with commas,
+/// doubled quotes and newlines (some rows longer than a range) when `quoted`.
+fn notes_csv(name: &str, target: usize, quoted: bool) -> (String, Vec<(String, String)>) {
+    let mut body = String::from("id,note\r\n");
+    let mut rows = Vec::new();
+    let mut i = 0;
+    while body.len() < target {
+        let note = match (quoted, i % 4) {
+            (true, 0) => format!("{i}: first, \"quoted\"\nsecond line\r\nthird"),
+            (true, 2) => format!("{}end {i}", "long line, with a comma\n".repeat(i * 97 % 2000)),
+            _ => format!("plain {i} {}", "-".repeat(90)),
+        };
+        let field = if note.contains([',', '"', '\n']) {
+            format!("\"{}\"", note.replace('"', "\"\""))
+        } else {
+            note.clone()
+        };
+        let id = format!("{name}-{i:06}");
+        body.push_str(&format!("{id},{field}\r\n"));
+        rows.push((id, note));
+        i += 1;
+    }
+    (body, rows)
+}
+
+#[tokio::test]
+async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_every_row_once() {
+    use futures::StreamExt;
+    let env = TestEnv::new(default_servers(), "prefix-split").await;
+    let table = format!("{}-notes", env.resources.bucket);
+    devkit::provision::ensure_table(&env.clients.dynamodb, &table, "id", None)
+        .await
+        .unwrap();
+    let schema: shared::contract::schema::Schema = serde_json::from_value(serde_json::json!({
+        "partition_key": ["id"],
+        "columns": [
+            {"name": "id", "type": "string"},
+            {"name": "note", "type": "string", "nullable": true},
+        ],
+    }))
+    .unwrap();
+    let mut files: Vec<(String, String, Vec<(String, String)>)> = (0..200)
+        .map(|i| {
+            let (body, rows) = notes_csv(&format!("s{i:03}"), 200, i % 2 == 0);
+            (format!("mix/small-{i:03}.csv"), body, rows)
+        })
+        .collect();
+    for (key, name, quoted) in [("mix/big-quoted.csv", "q", true), ("mix/big-plain.csv", "p", false)]
+    {
+        let (body, rows) = notes_csv(name, 2 << 20, quoted);
+        files.push((key.to_owned(), body, rows));
+    }
+    futures::stream::iter(&files)
+        .for_each_concurrent(16, |(key, body, _)| env.put(key, body))
+        .await;
+    let input: u64 = files.iter().map(|(_, body, _)| body.len() as u64).sum();
+    let rows: u64 = files.iter().map(|(_, _, rows)| rows.len() as u64).sum();
+
+    let mut pipeline = env.pipeline();
+    pipeline.coordinator.range_chunk_bytes = 256 << 10;
+    pipeline.coordinator.batch_size = 50;
+    pipeline.worker.tables.records = table.clone();
+    pipeline.pollers = 4;
+    let request = JobRequest {
+        schema: Some(schema),
+        ..JobRequest::new(&env.resources.bucket, "mix/")
+    };
+    let job = pipeline.run(request, |_| {}).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    let ranges: u64 = files[200..]
+        .iter()
+        .map(|(_, body, _)| (body.len() as u64 - 9).div_ceil(256 << 10))
+        .sum();
+    assert_eq!(
+        job.total_batches,
+        4 + 2 * ranges,
+        "4 key batches of small files, a scan and a parse per range of the big ones"
+    );
+    assert_eq!(job.totals.rows_written, rows);
+    assert_eq!(job.totals.rows_rejected + job.totals.rows_duplicate, 0);
+    let ratio = job.totals.bytes_read as f64 / input as f64;
+    eprintln!("bytes read {} for {input} bytes: {ratio:.3}x", job.totals.bytes_read);
+    assert!(ratio <= 2.1, "{ratio:.3}x the input read");
+    assert!(job.totals.bytes_read >= input, "every byte read at least once");
+    assert_eq!(env.count_items(&table).await, rows, "every row once");
+    // Spot checks in the quoted big file, quoted newlines included, and in a small one.
+    let quoted = &files[200].2;
+    for (id, note) in quoted.iter().step_by(quoted.len() / 7).chain(&files[0].2) {
+        let item = env
+            .clients
+            .dynamodb
+            .get_item()
+            .table_name(&table)
+            .key("id", aws_sdk_dynamodb::types::AttributeValue::S(id.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_else(|| panic!("no row {id}"));
+        assert_eq!(
+            item.get("note"),
+            Some(&aws_sdk_dynamodb::types::AttributeValue::S(note.clone())),
+            "{id}"
+        );
+    }
+}
