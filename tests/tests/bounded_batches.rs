@@ -232,7 +232,10 @@ fn notes_csv(name: &str, target: usize, quoted: bool) -> (String, Vec<(String, S
     while body.len() < target {
         let note = match (quoted, i % 4) {
             (true, 0) => format!("{i}: first, \"quoted\"\nsecond line\r\nthird"),
-            (true, 2) => format!("{}end {i}", "long line, with a comma\n".repeat(i * 97 % 2000)),
+            (true, 2) => format!(
+                "{}end {i}",
+                "long line, with a comma\n".repeat(i * 97 % 2000)
+            ),
             _ => format!("plain {i} {}", "-".repeat(90)),
         };
         let field = if note.contains([',', '"', '\n']) {
@@ -270,8 +273,10 @@ async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_
             (format!("mix/small-{i:03}.csv"), body, rows)
         })
         .collect();
-    for (key, name, quoted) in [("mix/big-quoted.csv", "q", true), ("mix/big-plain.csv", "p", false)]
-    {
+    for (key, name, quoted) in [
+        ("mix/big-quoted.csv", "q", true),
+        ("mix/big-plain.csv", "p", false),
+    ] {
         let (body, rows) = notes_csv(name, 2 << 20, quoted);
         files.push((key.to_owned(), body, rows));
     }
@@ -304,9 +309,15 @@ async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_
     assert_eq!(job.totals.rows_written, rows);
     assert_eq!(job.totals.rows_rejected + job.totals.rows_duplicate, 0);
     let ratio = job.totals.bytes_read as f64 / input as f64;
-    eprintln!("bytes read {} for {input} bytes: {ratio:.3}x", job.totals.bytes_read);
+    eprintln!(
+        "bytes read {} for {input} bytes: {ratio:.3}x",
+        job.totals.bytes_read
+    );
     assert!(ratio <= 2.1, "{ratio:.3}x the input read");
-    assert!(job.totals.bytes_read >= input, "every byte read at least once");
+    assert!(
+        job.totals.bytes_read >= input,
+        "every byte read at least once"
+    );
     assert_eq!(env.count_items(&table).await, rows, "every row once");
     // Spot checks in the quoted big file, quoted newlines included, and in a small one.
     let quoted = &files[200].2;

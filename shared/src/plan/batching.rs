@@ -154,10 +154,17 @@ mod tests {
         let mut batcher = KeyBatcher::new(2, 100);
         assert_eq!(batcher.push("a".into(), 1), vec![]);
         assert_eq!(batcher.reserve(6), 0);
-        assert_eq!(batcher.push("b".into(), 1), vec![(6, vec!["a".into(), "b".into()])]);
+        assert_eq!(
+            batcher.push("b".into(), 1),
+            vec![(6, vec!["a".into(), "b".into()])]
+        );
         assert_eq!(batcher.reserve(2), 7);
         assert_eq!(batcher.finish(), None);
-        assert_eq!(batcher.emitted(), 9, "the job's total counts the reserved numbers");
+        assert_eq!(
+            batcher.emitted(),
+            9,
+            "the job's total counts the reserved numbers"
+        );
     }
 
     #[test]

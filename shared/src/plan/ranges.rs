@@ -86,7 +86,10 @@ pub fn scan_key(
     object: &SplitObject,
     index: u64,
 ) -> String {
-    format!("{}range-{index:06}.json", scan_folder(report, job_id, object))
+    format!(
+        "{}range-{index:06}.json",
+        scan_folder(report, job_id, object)
+    )
 }
 
 /// Written once the parse batches are enqueued: a later compose message has nothing to do.

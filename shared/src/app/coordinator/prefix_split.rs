@@ -137,8 +137,7 @@ async fn a_prefix_splits_its_big_plain_csvs_and_loads_every_row_once() {
             let ControlMessage::Compose(compose) = serde_json::from_str(&body).unwrap() else {
                 panic!("only compose messages: {body}");
             };
-            if let Composed::Enqueued { .. } = coordinator.compose_ranges(&compose).await.unwrap()
-            {
+            if let Composed::Enqueued { .. } = coordinator.compose_ranges(&compose).await.unwrap() {
                 composed += 1;
             }
         }
@@ -160,7 +159,10 @@ async fn a_prefix_splits_its_big_plain_csvs_and_loads_every_row_once() {
     assert_eq!(job.totals.rows_written, 30 * 3 + 400);
     assert_eq!(job.totals.rows_rejected, 0);
     // Small objects once, split ones' data twice (scans + row spans), their headers never.
-    assert_eq!(job.totals.bytes_read, input - 2 * 8 - split_data + 2 * split_data);
+    assert_eq!(
+        job.totals.bytes_read,
+        input - 2 * 8 - split_data + 2 * split_data
+    );
     assert!(job.totals.bytes_read as f64 <= 2.1 * input as f64);
     let got: Vec<(String, String)> = (table.items("records").iter())
         .map(|item| {

@@ -142,7 +142,11 @@ impl Worker {
     }
 
     /// How many of the object's scans are stored.
-    async fn scans_stored(&self, batch: &BatchMessage, task: &ScanTask) -> Result<u64, WorkerError> {
+    async fn scans_stored(
+        &self,
+        batch: &BatchMessage,
+        task: &ScanTask,
+    ) -> Result<u64, WorkerError> {
         let folder = scan_folder(&batch.report, &batch.job_id, &task.object);
         let (mut stored, mut token) = (0, None);
         loop {
