@@ -13,17 +13,17 @@ use thiserror::Error;
 use tracing::Instrument;
 
 use super::chunk_writer::{MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
-use super::resume::{Left, Stop};
+use super::open::{OpenFailure, Opened};
+use super::resume::{Left, Stop, StoppedAt, rest_of};
 use crate::BoxError;
-use crate::contract::messages::{ObjectTail, RangeTask, Work};
+use crate::contract::messages::Work;
 use crate::contract::schema::Schema;
-use crate::ingest::compression::{self, BoxedRead, Encoding};
-use crate::ingest::decode::{DecodeError, Decoded, ObjectDecoder};
-use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
+use crate::ingest::compression::{self, Encoding};
+use crate::ingest::decode::{Decoded, ObjectDecoder};
 use crate::ingest::rejects::BatchRejects;
 use crate::job::model::BatchStats;
 use crate::limiter::{AimdLimiter, AimdPermit, ThrottleCounter};
-use crate::port::objects::{Failure, ObjectError, ObjectStore, Read};
+use crate::port::objects::ObjectStore;
 use crate::port::table::WriteError;
 
 /// Row chunks waiting for a write: enough for decoding to run ahead of writing without piling
@@ -127,46 +127,6 @@ struct Measured {
     left: Option<Left>,
 }
 
-/// An object or range ready to decode (`None`: a range where no row starts).
-struct Opened<R> {
-    decoder: Option<ObjectDecoder<R>>,
-    /// Its input size.
-    bytes: u64,
-    /// Where a ranged read starts (its bytes read are then counted by the decoder); `None`:
-    /// a whole object, read whole.
-    read_from: Option<u64>,
-    /// The version a whole-object GET read (a later part pins its reads to it).
-    etag: Option<String>,
-}
-
-/// Why an object could not be opened: for good (a reject) or for now (a retry).
-enum OpenFailure {
-    Reject(String),
-    Retry(LoadError),
-}
-
-/// A ranged GET source pinned to the ETag the coordinator planned with.
-struct PinnedObject<'a> {
-    objects: &'a dyn ObjectStore,
-    bucket: &'a str,
-    task: &'a RangeTask,
-}
-
-impl ByteSource for PinnedObject<'_> {
-    type Reader = BoxedRead;
-    type Error = ObjectError;
-
-    async fn read(&self, from: u64, to: u64) -> Result<BoxedRead, ObjectError> {
-        let read = Read {
-            from,
-            to: Some(to),
-            if_match: Some(&self.task.etag),
-        };
-        let body = self.objects.get(self.bucket, &self.task.key, read).await?;
-        Ok(body.reader)
-    }
-}
-
 impl Loader<'_> {
     /// Loads every unit of work, handing 25-row chunks to `write`. Rejects go to `rejects`.
     pub async fn load<F, Fut>(
@@ -244,13 +204,13 @@ impl Loader<'_> {
         // Rows rejected so far: they stay counted if the object is rejected partway.
         let mut rejected_rows = 0;
         if self.stop.due() {
-            return Ok(ObjectOutcome::not_started(work));
+            return Ok(ObjectOutcome::untouched(work));
         }
         let permit = self.fetch_limit.acquire().await;
         if self.stop.due() {
             // Waiting for the permit took the time left: leave the object to the next part.
             drop(permit);
-            return Ok(ObjectOutcome::not_started(work));
+            return Ok(ObjectOutcome::untouched(work));
         }
         let throttles_before = self.throttles.get();
         let decoded = match work {
@@ -371,140 +331,31 @@ impl Loader<'_> {
             )
             .await
             .map_err(|error| self.classify_read(bucket, &source.object, error))?;
-        let next_row = decoder.next_row();
-        let etag = opened.etag.as_deref().unwrap_or_default();
-        let rest = match work {
-            _ if !stopped => None,
-            Work::Object(key) if Encoding::of_key(key).is_compressed() => {
-                Some(Left::Tail(ObjectTail {
-                    key: key.to_owned(),
-                    etag: etag.to_owned(),
-                    rows_done: decoder.records(),
-                }))
-            }
-            Work::Object(key) => {
-                Left::plain_rest(key, etag, decoder.header(), next_row, opened.bytes)
-            }
-            Work::Range(task) => Left::range_rest(task, next_row),
-            Work::Tail(tail) => Some(Left::Tail(ObjectTail {
-                rows_done: decoder.records(),
-                ..tail.clone()
-            })),
+        let stopped_at = StoppedAt {
+            next_row: decoder.next_row(),
+            records: decoder.records(),
+            header: decoder.header(),
+            etag: opened.etag.as_deref().unwrap_or_default(),
+            size: opened.bytes,
+            read_from: opened.read_from,
         };
-        let Some(left) = rest else {
-            let bytes_read = match opened.read_from {
-                Some(from) => decoder.position().saturating_sub(from),
-                None => opened.bytes,
-            };
+        if let Some((left, bytes, bytes_read)) =
+            stopped.then(|| rest_of(work, &stopped_at)).flatten()
+        {
             return Ok(Measured {
-                bytes: opened.bytes,
+                bytes,
                 bytes_read,
-                left: None,
+                left: Some(left),
             });
-        };
-        // The part before the next row: the rest is counted by the part that reads it, so
-        // the parts add up to the object. A compressed object counts its bytes in the part
-        // that finishes it (its rows are numbered, not its bytes).
-        let (bytes, bytes_read) = match (work, opened.read_from) {
-            (Work::Range(task), Some(from)) => (
-                next_row.saturating_sub(task.start),
-                next_row.saturating_sub(from),
-            ),
-            (Work::Object(key), _) if !Encoding::of_key(key).is_compressed() => {
-                (next_row, next_row)
-            }
-            _ => (0, 0),
+        }
+        let bytes_read = match opened.read_from {
+            Some(from) => decoder.position().saturating_sub(from),
+            None => opened.bytes,
         };
         Ok(Measured {
-            bytes,
+            bytes: opened.bytes,
             bytes_read,
-            left: Some(left),
-        })
-    }
-
-    /// A whole object, decompressed if its key says so.
-    async fn open_object(&self, bucket: &str, key: &str) -> Result<Opened<BoxedRead>, OpenFailure> {
-        let object = match self.objects.get(bucket, key, Read::default()).await {
-            Ok(object) => object,
-            Err(error) => return Err(fetch_failure(bucket, key, error)),
-        };
-        let bytes = object.size;
-        let etag = object.etag;
-        let body =
-            compression::decoded(object.reader, Encoding::of_key(key), self.max_decoded_bytes);
-        match ObjectDecoder::open_capped(body, self.schema, self.max_record_bytes).await {
-            Ok(decoder) => Ok(Opened {
-                decoder: Some(decoder),
-                bytes,
-                read_from: None,
-                etag,
-            }),
-            Err(error @ DecodeError::HeaderTooLong { .. }) => {
-                Err(OpenFailure::Reject(error.to_string()))
-            }
-            Err(DecodeError::Header(error)) => Err(OpenFailure::Reject(error.to_string())),
-            Err(DecodeError::Read(error)) => Err(self.classify_read(bucket, key, error)),
-        }
-    }
-
-    /// One range of a large object, every GET pinned to the planned ETag.
-    async fn open_range(
-        &self,
-        bucket: &str,
-        task: &RangeTask,
-    ) -> Result<Opened<BoxedRead>, OpenFailure> {
-        let source = PinnedObject {
-            objects: self.objects,
-            bucket,
-            task,
-        };
-        match ranges::open_range(&source, task, self.schema, self.max_record_bytes).await {
-            Ok(decoder) => Ok(Opened {
-                decoder,
-                bytes: task.end - task.start,
-                read_from: task.rows.map(|span| span.first),
-                etag: None,
-            }),
-            Err(RangeOpenError::Source(error)) => Err(fetch_failure(bucket, &task.key, error)),
-            Err(error) => Err(OpenFailure::Reject(error.to_string())),
-        }
-    }
-
-    /// The rest of a compressed object, pinned to the version the first part read: decoded
-    /// from the start again, the rows already loaded skipped untyped.
-    async fn open_tail(
-        &self,
-        bucket: &str,
-        tail: &ObjectTail,
-    ) -> Result<Opened<BoxedRead>, OpenFailure> {
-        let read = Read {
-            if_match: Some(&tail.etag),
-            ..Read::default()
-        };
-        let object = match self.objects.get(bucket, &tail.key, read).await {
-            Ok(object) => object,
-            Err(error) => return Err(fetch_failure(bucket, &tail.key, error)),
-        };
-        let bytes = object.size;
-        let encoding = Encoding::of_key(&tail.key);
-        let body = compression::decoded(object.reader, encoding, self.max_decoded_bytes);
-        let mut decoder =
-            match ObjectDecoder::open_capped(body, self.schema, self.max_record_bytes).await {
-                Ok(decoder) => decoder,
-                Err(DecodeError::Read(error)) => {
-                    return Err(self.classify_read(bucket, &tail.key, error));
-                }
-                Err(error) => return Err(OpenFailure::Reject(error.to_string())),
-            };
-        decoder
-            .skip(tail.rows_done)
-            .await
-            .map_err(|error| self.classify_read(bucket, &tail.key, error))?;
-        Ok(Opened {
-            decoder: Some(decoder),
-            bytes,
-            read_from: None,
-            etag: Some(tail.etag.clone()),
+            left: None,
         })
     }
 
@@ -568,7 +419,12 @@ impl Loader<'_> {
 
     /// A failed body read: corrupt compressed data or the size cap are for good; anything
     /// else (a dropped connection) is retried.
-    fn classify_read(&self, bucket: &str, key: &str, error: impl Into<PumpError>) -> OpenFailure {
+    pub(super) fn classify_read(
+        &self,
+        bucket: &str,
+        key: &str,
+        error: impl Into<PumpError>,
+    ) -> OpenFailure {
         match error.into() {
             PumpError::WriterStopped => OpenFailure::Retry(LoadError::WriterStopped),
             PumpError::Read(error)
@@ -596,18 +452,13 @@ impl Loader<'_> {
 
 impl ObjectOutcome {
     /// Work left untouched for a later part.
-    fn not_started(work: Work<'_>) -> Self {
-        let left = match work {
-            Work::Object(key) => Left::Object(key.to_owned()),
-            Work::Range(task) => Left::Range(task.clone()),
-            Work::Tail(tail) => Left::Tail(tail.clone()),
-        };
+    fn untouched(work: Work<'_>) -> Self {
         Self {
             loaded: true,
             rejected_rows: 0,
             bytes: 0,
             bytes_read: 0,
-            left: Some(left),
+            left: Some(Left::untouched(work)),
         }
     }
 }
@@ -619,7 +470,7 @@ struct RowSource {
 }
 
 /// What stops decoding an opened object.
-enum PumpError {
+pub(super) enum PumpError {
     Read(std::io::Error),
     WriterStopped,
 }
@@ -627,22 +478,6 @@ enum PumpError {
 impl From<std::io::Error> for PumpError {
     fn from(error: std::io::Error) -> Self {
         Self::Read(error)
-    }
-}
-
-/// A failed GET: permanent ones are rejects, the rest are retried with the batch.
-fn fetch_failure(bucket: &str, key: &str, error: ObjectError) -> OpenFailure {
-    let detail = crate::report(&*error.source);
-    match error.failure {
-        Failure::Changed => OpenFailure::Reject(format!(
-            "the object changed after the job was planned (its ETag no longer matches): {detail}"
-        )),
-        _ if error.is_permanent() => OpenFailure::Reject(format!("GET failed: {detail}")),
-        _ => OpenFailure::Retry(LoadError::Fetch {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            source: error.into(),
-        }),
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod chunk_writer;
 mod loader;
+mod open;
 mod resume;
 mod scan;
 

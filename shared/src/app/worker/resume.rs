@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::time::Instant;
 
-use crate::contract::messages::{BatchMessage, Carried, ObjectTail, RangeTask, Resumed, RowSpan};
+use crate::contract::messages::{
+    BatchMessage, Carried, ObjectTail, RangeTask, Resumed, RowSpan, Work,
+};
+use crate::ingest::compression::Encoding;
 use crate::job::model::BatchStats;
 
 /// When decoding must stop: once `due`, it stays due, so every object of the part stops at
@@ -56,6 +59,15 @@ pub enum Left {
 }
 
 impl Left {
+    /// Work left whole for a later part.
+    pub fn untouched(work: Work<'_>) -> Left {
+        match work {
+            Work::Object(key) => Left::Object(key.to_owned()),
+            Work::Range(task) => Left::Range(task.clone()),
+            Work::Tail(tail) => Left::Tail(tail.clone()),
+        }
+    }
+
     /// The rest of a plain object read whole up to `next_row`; `None` if nothing is left.
     pub fn plain_rest(
         key: &str,
@@ -93,6 +105,53 @@ impl Left {
                 ..task.clone()
             })
         })
+    }
+}
+
+/// Where a decoder stopped at the stop, and what the object's read knew.
+pub struct StoppedAt<'a> {
+    /// Where the next row starts.
+    pub next_row: u64,
+    /// Records yielded so far (skipped ones included).
+    pub records: u64,
+    pub header: &'a [String],
+    /// The version read ("" if the GET named none).
+    pub etag: &'a str,
+    /// The object's size (a whole read) or the range's length.
+    pub size: u64,
+    /// Where a ranged read started; `None` for a whole object.
+    pub read_from: Option<u64>,
+}
+
+/// What is left of `work` stopped `at`, with the input bytes and bytes read of the part
+/// before it (the rest is counted by the part that reads it, so the parts add up to the
+/// object; a compressed object counts its bytes in the part that finishes it, its rows being
+/// numbered, not its bytes). `None`: nothing is left, the work is done.
+pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
+    let tail = |key: &str| ObjectTail {
+        key: key.to_owned(),
+        etag: at.etag.to_owned(),
+        rows_done: at.records,
+    };
+    match work {
+        Work::Object(key) if Encoding::of_key(key).is_compressed() => {
+            Some((Left::Tail(tail(key)), 0, 0))
+        }
+        Work::Object(key) => Left::plain_rest(key, at.etag, at.header, at.next_row, at.size)
+            .map(|left| (left, at.next_row, at.next_row)),
+        Work::Range(task) => Left::range_rest(task, at.next_row).map(|left| {
+            let from = at.read_from.unwrap_or(task.start);
+            let bytes = at.next_row.saturating_sub(task.start);
+            (left, bytes, at.next_row.saturating_sub(from))
+        }),
+        Work::Tail(done) => Some((
+            Left::Tail(ObjectTail {
+                rows_done: at.records,
+                ..done.clone()
+            }),
+            0,
+            0,
+        )),
     }
 }
 
