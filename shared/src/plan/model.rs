@@ -19,6 +19,8 @@ pub struct PlanInput {
     /// Mean stored item size in bytes (write units are per started KiB).
     pub item_bytes: u64,
     pub batch_size: u64,
+    /// A batch also closes at this many bytes of listed object sizes (`BATCH_BYTES`).
+    pub batch_bytes: u64,
     pub worker_memory_mb: u64,
     /// Workers at once (the event source's MaximumConcurrency).
     pub concurrency: u64,
@@ -49,6 +51,7 @@ pub const DEFAULT: PlanInput = PlanInput {
     rows_per_object: 100,
     item_bytes: 120,
     batch_size: 100,
+    batch_bytes: 16 << 20,
     worker_memory_mb: 1769,
     concurrency: 50,
     files_per_worker_second: 2_800.0,
@@ -139,7 +142,9 @@ pub struct Plan {
 }
 
 pub fn plan(input: &PlanInput) -> Plan {
-    let batch_size = input.batch_size.max(1);
+    // A batch closes at BATCH_SIZE keys or BATCH_BYTES bytes, whichever comes first.
+    let by_bytes = (input.batch_bytes / input.object_bytes.max(1)).max(1);
+    let batch_size = input.batch_size.max(1).min(by_bytes);
     let batches = input.objects.div_ceil(batch_size);
     let rows = input.objects * input.rows_per_object;
     let workers = input.concurrency.max(1).min(batches.max(1));
