@@ -306,9 +306,10 @@ def main():
         c = manifest["credentials"][worker]
         probe = boto3.client("sqs", aws_access_key_id=c["access_key_id"], aws_secret_access_key=c["secret_access_key"],
                              aws_session_token=c["session_token"], **local)
+        # The worker may send to its queues (continuations included) but never create one.
         try:
-            probe.send_message(QueueUrl=manifest["batch_queue_url"], MessageBody="probe")
-            fail(f"IAM is not enforced: the worker of {manifest['stack']} could send to the batch queue")
+            probe.create_queue(QueueName=f"{manifest['stack']}-iam-probe")
+            fail(f"IAM is not enforced: the worker of {manifest['stack']} could create a queue")
         except botocore.exceptions.ClientError as error:
             if "not authorized to perform" not in str(error):
                 raise
