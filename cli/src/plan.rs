@@ -32,6 +32,15 @@ pub struct PlanArgs {
     /// A batch also closes at this many bytes (BATCH_BYTES; 16 MiB).
     #[arg(long, default_value_t = DEFAULT.batch_bytes)]
     pub batch_bytes: u64,
+    /// Plain CSVs above this are split into ranges of it (RANGE_CHUNK_BYTES; 32 MiB).
+    #[arg(long, default_value_t = DEFAULT.range_chunk_bytes)]
+    pub range_chunk_bytes: u64,
+    /// Bytes a worker parses and types per second in a range (bench: MB per CPU-second).
+    #[arg(long, default_value_t = DEFAULT.range_bytes_per_worker_second)]
+    pub range_bytes_per_worker_second: f64,
+    /// Bytes a worker scans per second (bounded GET plus the quote-state scan).
+    #[arg(long, default_value_t = DEFAULT.scan_bytes_per_worker_second)]
+    pub scan_bytes_per_worker_second: f64,
     /// Worker memory in MB (1769 MB is one full vCPU).
     #[arg(long, default_value_t = DEFAULT.worker_memory_mb)]
     pub worker_memory_mb: u64,
@@ -100,6 +109,9 @@ impl PlanArgs {
             item_bytes: self.item_bytes,
             batch_size: self.batch_size,
             batch_bytes: self.batch_bytes,
+            range_chunk_bytes: self.range_chunk_bytes,
+            range_bytes_per_worker_second: self.range_bytes_per_worker_second,
+            scan_bytes_per_worker_second: self.scan_bytes_per_worker_second,
             worker_memory_mb: self.worker_memory_mb,
             concurrency: self.concurrency,
             files_per_worker_second: self.files_per_worker_second,
@@ -140,7 +152,16 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
         "| listing ({} pages) | {:.1} |",
         plan.requests.s3_list, plan.listing_seconds
     );
-    println!("| reading + typing | {:.1} |", plan.reading_seconds);
+    if plan.ranges > 0 {
+        println!(
+            "| scanning + reading + typing ({} ranges, {:.1} MB read: 2x) | {:.1} |",
+            plan.ranges,
+            plan.bytes_read as f64 / 1e6,
+            plan.reading_seconds
+        );
+    } else {
+        println!("| reading + typing | {:.1} |", plan.reading_seconds);
+    }
     println!(
         "| writing ({}, {:.0} write units/s) | {:.1} |",
         input.write_mode.as_str(),
@@ -345,13 +366,46 @@ mod tests {
 
     #[test]
     fn big_objects_fill_a_batch_by_bytes_before_keys() {
-        // 64 MiB objects: one a batch, though 100 keys would be allowed.
-        let big = plan(&input(&["--objects", "20", "--object-bytes", "67108864"]));
+        // 64 MiB objects below the range size: one a batch, though 100 keys would be allowed.
+        let big = plan(&input(&[
+            "--objects",
+            "20",
+            "--object-bytes",
+            "67108864",
+            "--range-chunk-bytes",
+            "134217728",
+        ]));
         assert_eq!(big.batches, 20);
         // 1 MiB objects: 16 a batch.
         let mid = plan(&input(&["--objects", "160", "--object-bytes", "1048576"]));
         assert_eq!(mid.batches, 10);
         // Small objects: the key bound.
         assert_eq!(plan(&input(&["--objects", "1000"])).batches, 10);
+    }
+
+    #[test]
+    fn a_big_plain_object_is_split_scanned_then_parsed_reading_it_twice() {
+        // 100 GiB in 32 MiB ranges: 3,200 ranges, 6,400 batches, 3 GETs a range.
+        let gib = 1u64 << 30;
+        let big = plan(&input(&[
+            "--objects",
+            "1",
+            "--object-bytes",
+            &(100 * gib).to_string(),
+            "--rows-per-object",
+            "2000000000",
+        ]));
+        assert_eq!((big.ranges, big.batches), (3_200, 6_400));
+        assert_eq!(big.bytes_read, 200 * gib);
+        assert_eq!(big.requests.s3_get, 9_600);
+        assert_eq!(big.workers, 50);
+        let bytes = (100 * gib) as f64;
+        assert!(close(
+            big.reading_seconds,
+            (bytes / 80e6 + bytes / 95e6) / 50.0
+        ));
+        // Objects at or below the range size are read whole, once.
+        let small = plan(&input(&["--objects", "10", "--object-bytes", "33554432"]));
+        assert_eq!((small.ranges, small.bytes_read), (0, 10 * 33_554_432));
     }
 }

@@ -1,6 +1,7 @@
 //! The `plan` model (`s3-fanout plan`, written up in `docs/plan-model.md`): a job's wall time,
 //! request counts and dollar cost on AWS from the object count and sizes, the worker
-//! settings, the table's write limit, the write mode and the job's write rate cap. Four
+//! settings, the table's write limit, the write mode and the job's write rate cap; plain
+//! objects above the range size are split (scans, then parses). Four
 //! stages overlap (listing, reading, writing, counting in the ledger), so the slowest sets
 //! the pace, plus the last batch's own time. Pure arithmetic, so the CLI and the tests share
 //! it.
@@ -21,6 +22,15 @@ pub struct PlanInput {
     pub batch_size: u64,
     /// A batch also closes at this many bytes of listed object sizes (`BATCH_BYTES`).
     pub batch_bytes: u64,
+    /// Plain CSVs above this are split into ranges of it (`RANGE_CHUNK_BYTES`): scanned,
+    /// composed, then parsed (`docs/ranges.md`).
+    pub range_chunk_bytes: u64,
+    /// Bytes one worker parses and types per second in a range (`bench`: MB per CPU-second,
+    /// 32 MiB ranges).
+    pub range_bytes_per_worker_second: f64,
+    /// Bytes one worker scans per second (a bounded GET plus the quote-state scan; ~0.4 s
+    /// per 32 MiB range).
+    pub scan_bytes_per_worker_second: f64,
     pub worker_memory_mb: u64,
     /// Workers at once (the event source's MaximumConcurrency).
     pub concurrency: u64,
@@ -52,6 +62,9 @@ pub const DEFAULT: PlanInput = PlanInput {
     item_bytes: 120,
     batch_size: 100,
     batch_bytes: 16 << 20,
+    range_chunk_bytes: 32 << 20,
+    range_bytes_per_worker_second: 95e6,
+    scan_bytes_per_worker_second: 80e6,
     worker_memory_mb: 1769,
     concurrency: 50,
     files_per_worker_second: 2_800.0,
@@ -94,6 +107,8 @@ pub mod price {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Requests {
     pub s3_list: u64,
+    /// Whole-object GETs, or per split range a scan GET, a read of the stored scan and a
+    /// parse GET.
     pub s3_get: u64,
     /// SendMessageBatch calls plus the event source's receives and deletes.
     pub sqs: u64,
@@ -127,6 +142,10 @@ pub struct Plan {
     pub listing_seconds: f64,
     pub reading_seconds: f64,
     pub writing_seconds: f64,
+    /// Ranges the job's objects are split into (0: whole objects).
+    pub ranges: u64,
+    /// Bytes read from S3: the input once, or twice for split objects (scan, then parse).
+    pub bytes_read: u64,
     /// Counting batches in the ledger: the jobs table's limit, or the shards' per-item limit
     /// (two writes per count on one shard), whichever is lower.
     pub counting_seconds: f64,
@@ -145,7 +164,20 @@ pub fn plan(input: &PlanInput) -> Plan {
     // A batch closes at BATCH_SIZE keys or BATCH_BYTES bytes, whichever comes first.
     let by_bytes = (input.batch_bytes / input.object_bytes.max(1)).max(1);
     let batch_size = input.batch_size.max(1).min(by_bytes);
-    let batches = input.objects.div_ceil(batch_size);
+    let input_bytes = input.objects * input.object_bytes;
+    // A split object is n scan batches, then n parse batches.
+    let chunk = input.range_chunk_bytes.max(1);
+    let split = input.object_bytes > chunk;
+    let ranges = if split {
+        input.objects * input.object_bytes.div_ceil(chunk)
+    } else {
+        0
+    };
+    let batches = if split {
+        2 * ranges
+    } else {
+        input.objects.div_ceil(batch_size)
+    };
     let rows = input.objects * input.rows_per_object;
     let workers = input.concurrency.max(1).min(batches.max(1));
     // A vCPU share below one full vCPU slows reading in proportion.
@@ -156,7 +188,13 @@ pub fn plan(input: &PlanInput) -> Plan {
 
     let pages = input.objects.div_ceil(1000);
     let listing_seconds = pages as f64 * input.list_page_seconds;
-    let reading_seconds = input.objects as f64 / (files_per_second * workers as f64);
+    let reading_seconds = if split {
+        let scanning = input_bytes as f64 / input.scan_bytes_per_worker_second.max(1e-9);
+        let parsing = input_bytes as f64 / (input.range_bytes_per_worker_second * cpu_share);
+        (scanning + parsing) / workers as f64
+    } else {
+        input.objects as f64 / (files_per_second * workers as f64)
+    };
     let (per_worker, write_calls) = match input.write_mode {
         WriteMode::Put | WriteMode::Delete => {
             (input.rows_written_per_worker_second, rows.div_ceil(25))
@@ -188,8 +226,12 @@ pub fn plan(input: &PlanInput) -> Plan {
         if stage.1 > best.1 { stage } else { best }
     });
     // The pipeline runs at the slowest stage's pace; the last batch still has to go through.
-    let batch_seconds =
-        batch_size.min(input.objects) as f64 / files_per_second + input.invocation_overhead_seconds;
+    let batch_seconds = input.invocation_overhead_seconds
+        + if split {
+            chunk as f64 / (input.range_bytes_per_worker_second * cpu_share)
+        } else {
+            batch_size.min(input.objects) as f64 / files_per_second
+        };
     let wall_seconds = slowest + batch_seconds;
 
     // Each worker is busy for its batch's share of the slowest stage, plus overhead.
@@ -200,10 +242,13 @@ pub fn plan(input: &PlanInput) -> Plan {
     let ledger_shards = u64::from(input.ledger_shards.max(1));
     let requests = Requests {
         s3_list: pages,
-        s3_get: input.objects,
-        sqs: batches.div_ceil(10) + 2 * batches,
+        s3_get: if split { 3 * ranges } else { input.objects },
+        // Split objects add one compose message (and invocation) each.
+        sqs: batches.div_ceil(10) + 2 * batches + if split { input.objects } else { 0 },
         // The coordinator lists for ~14 minutes per invocation, then continues in the next.
-        lambda_invocations: batches + ((listing_seconds / 840.0).ceil() as u64).max(1),
+        lambda_invocations: batches
+            + ((listing_seconds / 840.0).ceil() as u64).max(1)
+            + if split { input.objects } else { 0 },
         dynamodb_write_calls: write_calls,
         dynamodb_write_units: rows * units_per_row + ledger_write_units,
         ledger_write_units,
@@ -222,6 +267,8 @@ pub fn plan(input: &PlanInput) -> Plan {
         listing_seconds,
         reading_seconds,
         writing_seconds,
+        ranges,
+        bytes_read: if split { 2 * input_bytes } else { input_bytes },
         counting_seconds,
         write_units_per_second,
         bottleneck,
