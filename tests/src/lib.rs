@@ -195,7 +195,6 @@ impl TestEnv {
             },
             scan: None,
             write: Default::default(),
-            resumed: None,
         }
     }
 

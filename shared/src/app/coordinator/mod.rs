@@ -429,6 +429,3 @@ mod tests {
 
 #[cfg(test)]
 mod on_doubles;
-
-#[cfg(test)]
-mod prefix_split;

@@ -82,7 +82,6 @@ pub async fn plan_object(
         data_start: header.end(),
         size: head.size,
         chunk,
-        first_batch: 0,
     };
     if object.range_count() == 0 {
         return Ok(ObjectPlan::Whole); // a header and nothing after it
