@@ -7,6 +7,7 @@ use crate::clock;
 use crate::contract::completion::CompletionEvent;
 pub use crate::contract::completion::{BatchStats, JobStatus};
 pub use crate::contract::ids::{BatchNo, JobId, RunId};
+use crate::contract::messages::JobRequest;
 use crate::contract::rejects::RejectTolerance;
 use crate::contract::schema::Schema;
 use crate::contract::write::WriteOptions;
@@ -210,6 +211,19 @@ impl Recorded {
 }
 
 impl Job {
+    /// The request that started this job, as the ledger keeps it: what a continued listing
+    /// or a compose step plans its batches from.
+    pub fn request(&self) -> JobRequest {
+        JobRequest {
+            job_id: Some(self.job_id.clone()),
+            key: self.key.clone(),
+            schema: self.schema.clone(),
+            tolerated_rejects: self.tolerated_rejects,
+            write: self.write.clone(),
+            ..JobRequest::new(&self.bucket, &self.prefix)
+        }
+    }
+
     /// The completion event that announces this (final) job.
     pub fn completion_event(&self) -> CompletionEvent {
         let job = self;

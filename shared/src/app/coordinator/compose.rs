@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use super::enqueue::batch_entry;
 use super::{Coordinator, CoordinatorError};
 use crate::contract::ids::{BatchNo, JobId};
-use crate::contract::messages::{ComposeRanges, JobRequest};
+use crate::contract::messages::ComposeRanges;
 use crate::contract::rejects::ReportLocation;
 use crate::ingest::scan::{RangeScan, compose};
 use crate::plan::ranges::{composed_key, scan_key};
@@ -44,14 +44,7 @@ impl Coordinator {
         if job.status.is_final() {
             return Ok(Composed::Nothing);
         }
-        let request = JobRequest {
-            job_id: Some(job_id.clone()),
-            key: job.key.clone(),
-            schema: job.schema.clone(),
-            tolerated_rejects: job.tolerated_rejects,
-            write: job.write.clone(),
-            ..JobRequest::new(&job.bucket, &job.prefix)
-        };
+        let request = job.request();
         let report = self.report_location(&request);
         let marker = composed_key(&report, job_id);
         if self.objects.head(&report.bucket, &marker).await.is_ok() {
@@ -166,6 +159,7 @@ mod tests {
     use crate::app::metrics::MemorySink;
     use crate::app::worker::Worker;
     use crate::aws::Adapters;
+    use crate::contract::messages::JobRequest;
     use crate::contract::messages::{BatchMessage, ControlMessage};
     use crate::ingest::item::Value;
     use crate::job::model::JobStatus;

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use super::{Coordinator, CoordinatorError, JobStarted, LISTING_STALLED_AFTER};
 use crate::app::lambda;
 use crate::contract::ids::{JobId, RunId};
-use crate::contract::messages::{ContinueListing, ControlMessage, JobRequest};
+use crate::contract::messages::{ContinueListing, ControlMessage};
 use crate::job::model::{Job, ListingCheckpoint};
 use crate::port::ledger::JobError;
 
@@ -69,14 +69,7 @@ impl Coordinator {
         deadline: Option<Instant>,
     ) -> Result<Option<JobStarted>, CoordinatorError> {
         let job_id = &job.job_id;
-        let request = JobRequest {
-            job_id: Some(job_id.clone()),
-            key: job.key.clone(),
-            schema: job.schema.clone(),
-            tolerated_rejects: job.tolerated_rejects,
-            write: job.write.clone(),
-            ..JobRequest::new(&job.bucket, &job.prefix)
-        };
+        let request = job.request();
         let report = self.report_location(&request);
         // A single-object job whose first invocation died is planned again (same batches).
         let listed = self
