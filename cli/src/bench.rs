@@ -398,7 +398,9 @@ pub(crate) async fn load_counting(
     let limiter = AimdLimiter::new(fetch_concurrency, 4.min(fetch_concurrency));
     let schema = Schema::sensor();
     let objects = S3Objects::new(clients.s3.clone());
+    let never = shared::app::worker::Stop::never();
     let loader = Loader {
+        stop: &never,
         objects: &objects,
         throttles: &clients.s3_throttles,
         fetch_limit: &limiter,

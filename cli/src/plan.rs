@@ -29,7 +29,10 @@ pub struct PlanArgs {
     /// Object keys per worker batch (BATCH_SIZE).
     #[arg(long, default_value_t = DEFAULT.batch_size)]
     pub batch_size: u64,
-    /// A one-object job's plain CSV above this is split into ranges of it (RANGE_CHUNK_BYTES).
+    /// A batch also closes at this many bytes (BATCH_BYTES; 16 MiB).
+    #[arg(long, default_value_t = DEFAULT.batch_bytes)]
+    pub batch_bytes: u64,
+    /// Plain CSVs above this are split into ranges of it (RANGE_CHUNK_BYTES; 32 MiB).
     #[arg(long, default_value_t = DEFAULT.range_chunk_bytes)]
     pub range_chunk_bytes: u64,
     /// Bytes a worker parses and types per second in a range (bench: MB per CPU-second).
@@ -105,6 +108,7 @@ impl PlanArgs {
             rows_per_object: self.rows_per_object,
             item_bytes: self.item_bytes,
             batch_size: self.batch_size,
+            batch_bytes: self.batch_bytes,
             range_chunk_bytes: self.range_chunk_bytes,
             range_bytes_per_worker_second: self.range_bytes_per_worker_second,
             scan_bytes_per_worker_second: self.scan_bytes_per_worker_second,
@@ -131,11 +135,13 @@ pub fn plan(args: &PlanArgs) -> Plan {
 
 pub fn print(plan: &Plan, input: &PlanArgs) {
     println!(
-        "{} objects ({} rows, {:.1} MB), batches of {}, {} workers of {} MB",
+        "{} objects ({} rows, {:.1} MB), {} batches (at most {} keys, {} bytes), {} workers of {} MB",
         input.objects,
         plan.rows,
         (input.objects * input.object_bytes) as f64 / 1e6,
+        plan.batches,
         input.batch_size,
+        input.batch_bytes,
         plan.workers,
         input.worker_memory_mb
     );
@@ -356,6 +362,25 @@ mod tests {
         ]));
         assert_eq!(capped.bottleneck, "counting");
         assert!(close(capped.counting_seconds, 1e6 / 100.0));
+    }
+
+    #[test]
+    fn big_objects_fill_a_batch_by_bytes_before_keys() {
+        // 64 MiB objects below the range size: one a batch, though 100 keys would be allowed.
+        let big = plan(&input(&[
+            "--objects",
+            "20",
+            "--object-bytes",
+            "67108864",
+            "--range-chunk-bytes",
+            "134217728",
+        ]));
+        assert_eq!(big.batches, 20);
+        // 1 MiB objects: 16 a batch.
+        let mid = plan(&input(&["--objects", "160", "--object-bytes", "1048576"]));
+        assert_eq!(mid.batches, 10);
+        // Small objects: the key bound.
+        assert_eq!(plan(&input(&["--objects", "1000"])).batches, 10);
     }
 
     #[test]

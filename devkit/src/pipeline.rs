@@ -59,6 +59,7 @@ impl LocalPipeline {
                 tables: resources.tables.clone(),
                 queue_url: provisioned.queue_url.clone(),
                 batch_size: CoordinatorConfig::DEFAULT_BATCH_SIZE,
+                batch_bytes: shared::plan::batching::DEFAULT_BATCH_BYTES,
                 list_page_size: CoordinatorConfig::DEFAULT_LIST_PAGE_SIZE,
                 rejects_bucket: None,
                 rejects_prefix: CoordinatorConfig::DEFAULT_REJECTS_PREFIX.to_owned(),
@@ -78,6 +79,7 @@ impl LocalPipeline {
                 max_receive_count: provisioned.max_receive_count,
                 completion_queue_url: Some(provisioned.completion_queue_url.clone()),
                 control_queue_url: Some(provisioned.control_queue_url.clone()),
+                queue_url: Some(provisioned.queue_url.clone()),
                 ..WorkerConfig::default()
             },
             queue_arn: provisioned.queue_arn.clone(),

@@ -195,6 +195,7 @@ impl TestEnv {
             },
             scan: None,
             write: Default::default(),
+            resumed: None,
         }
     }
 

@@ -23,7 +23,8 @@ const DEADLINE_SECONDS: u64 = 12;
 fn last_delivery(env: &TestEnv, role: &str, body: &str) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_last_delivery"));
     if role != "worker" {
-        // The worker gets no batch queue: it is killed while it works.
+        // The worker gets no batch queue: it must not hand its batch on as a continuation
+        // (docs/resumable.md) but be killed while it works.
         command.env("QUEUE_URL", &env.provisioned.queue_url);
     }
     command

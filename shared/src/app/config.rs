@@ -35,6 +35,9 @@ pub struct CoordinatorConfig {
     pub queue_url: String,
     /// Object keys per SQS message (one worker batch).
     pub batch_size: usize,
+    /// A batch also closes once its objects' sizes reach this many bytes (an object larger
+    /// than this is a batch of its own), so a batch's time follows its bytes, not its keys.
+    pub batch_bytes: u64,
     /// ListObjectsV2 page size (S3 caps it at 1,000).
     pub list_page_size: i32,
     /// Bucket for rejects reports; the job's source bucket when unset.
@@ -90,6 +93,12 @@ pub struct WorkerConfig {
     /// `MaximumConcurrency`): each takes this share of a job's write rate cap. 1 locally,
     /// where one worker serves every poller.
     pub max_concurrency: usize,
+    /// The batch queue: a batch nearing the deadline hands its rest to a continuation
+    /// message there (unset: every batch runs to its end in one invocation, or fails).
+    pub queue_url: Option<String>,
+    /// Decoding stops this long before the deadline (itself 10 s before Lambda's), leaving
+    /// the time to write the rows in flight, count or hand on, and reply.
+    pub resume_margin: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -108,6 +117,8 @@ impl Default for WorkerConfig {
             control_queue_url: None,
             max_record_bytes: crate::ingest::csv_stream::DEFAULT_MAX_RECORD_BYTES,
             max_concurrency: 1,
+            queue_url: None,
+            resume_margin: Duration::from_secs(Self::DEFAULT_RESUME_MARGIN_SECONDS),
         }
     }
 }
@@ -129,6 +140,11 @@ impl CoordinatorConfig {
             tables: Tables::from_lookup(&var)?,
             queue_url: required(&var, "QUEUE_URL")?,
             batch_size: positive(&var, "BATCH_SIZE", Self::DEFAULT_BATCH_SIZE)?,
+            batch_bytes: positive(
+                &var,
+                "BATCH_BYTES",
+                crate::plan::batching::DEFAULT_BATCH_BYTES,
+            )?,
             list_page_size: positive(&var, "LIST_PAGE_SIZE", Self::DEFAULT_LIST_PAGE_SIZE)?
                 .min(1000),
             rejects_bucket: optional(&var, "REJECTS_BUCKET"),
@@ -181,6 +197,8 @@ impl CoordinatorConfig {
 }
 
 impl WorkerConfig {
+    pub const DEFAULT_RESUME_MARGIN_SECONDS: u64 = 20;
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -198,6 +216,12 @@ impl WorkerConfig {
             control_queue_url: optional(&var, "CONTROL_QUEUE_URL"),
             max_record_bytes: positive(&var, "MAX_RECORD_BYTES", defaults.max_record_bytes)?,
             max_concurrency: positive(&var, "WORKER_MAX_CONCURRENCY", defaults.max_concurrency)?,
+            queue_url: optional(&var, "QUEUE_URL"),
+            resume_margin: Duration::from_secs(positive(
+                &var,
+                "RESUME_MARGIN_SECONDS",
+                Self::DEFAULT_RESUME_MARGIN_SECONDS,
+            )?),
         })
     }
 }
@@ -277,6 +301,7 @@ mod tests {
     fn coordinator_defaults_apply() {
         let config = CoordinatorConfig::from_lookup(lookup(&BASE)).unwrap();
         assert_eq!(config.batch_size, 100);
+        assert_eq!(config.batch_bytes, 16 << 20);
         assert_eq!(config.list_page_size, 1000);
         assert_eq!(config.tables.records, "records");
         assert_eq!(config.rejects_bucket, None);
@@ -307,6 +332,12 @@ mod tests {
             worker.completion_queue_url.as_deref(),
             Some("http://q/done")
         );
+        assert_eq!(
+            worker.queue_url.as_deref(),
+            Some("http://q"),
+            "continuations go there"
+        );
+        assert_eq!(worker.resume_margin, Duration::from_secs(20));
     }
 
     #[test]

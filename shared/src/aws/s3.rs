@@ -106,6 +106,7 @@ impl ObjectStore for S3Objects {
             .map_err(|e| failed("GET", bucket, key, e))?;
         Ok(Body {
             size: response.content_length.unwrap_or(0).max(0) as u64,
+            etag: response.e_tag.clone(),
             reader: Box::pin(response.body.into_async_read()),
         })
     }

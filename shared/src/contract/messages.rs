@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::completion::BatchStats;
 use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::Schema;
@@ -132,6 +133,38 @@ pub struct BatchMessage {
     /// The job's write mode and resolved rate cap.
     #[serde(flatten)]
     pub write: WriteOptions,
+    /// A later part of this batch: an earlier invocation stopped before its deadline and
+    /// handed on what it had not done (`keys` and `range` then hold only what is left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Resumed>,
+}
+
+/// What a continuation carries besides the keys and range left: its part number, the
+/// counters of every earlier part (only the last part counts the batch, with the sum), and
+/// the objects an earlier part read partway.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    /// 1 for the first continuation.
+    pub part: u32,
+    /// The counters of every earlier part (the ledger's batch counters, on the wire).
+    pub carried: BatchStats,
+    /// Plain objects read partway: the rest, from the next row's exact byte offset, as a
+    /// row span pinned to the ETag the first read saw.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<RangeTask>,
+    /// Compressed objects read partway: decoded again, skipping the rows already loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tails: Vec<ObjectTail>,
+}
+
+/// The rest of a compressed object: a compressed stream cannot be entered mid-way, so its
+/// next row is named by number (records after the header already loaded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectTail {
+    pub key: String,
+    /// The version the first part read; later reads are pinned to it.
+    pub etag: String,
+    pub rows_done: u64,
 }
 
 /// One range of one large object: a worker batch in large-object mode.
@@ -172,6 +205,10 @@ pub struct SplitObject {
     pub data_start: u64,
     pub size: u64,
     pub chunk: u64,
+    /// The batch number of its first scan: scans are `first_batch..first_batch + n`, parses
+    /// the `n` after them (0 in a single-object job; a prefix job numbers on from its keys).
+    #[serde(default)]
+    pub first_batch: u64,
 }
 
 /// Phase one of a split object: scan range `index` (batch `index`) and store the result.
@@ -186,6 +223,8 @@ pub struct ScanTask {
 pub enum Work<'a> {
     Object(&'a str),
     Range(&'a RangeTask),
+    /// The rest of a compressed object an earlier part read partway.
+    Tail(&'a ObjectTail),
 }
 
 impl Work<'_> {
@@ -193,17 +232,28 @@ impl Work<'_> {
         match self {
             Work::Object(key) => key,
             Work::Range(task) => &task.key,
+            Work::Tail(tail) => &tail.key,
         }
     }
 }
 
 impl BatchMessage {
-    /// What the worker loads: the range, or every key.
+    /// What the worker loads: the range, or every key and what earlier parts left.
     pub fn work(&self) -> Vec<Work<'_>> {
-        match &self.range {
-            Some(range) => vec![Work::Range(range)],
-            None => self.keys.iter().map(|key| Work::Object(key)).collect(),
+        if let Some(range) = &self.range {
+            return vec![Work::Range(range)];
         }
+        let mut work: Vec<Work<'_>> = self.keys.iter().map(|key| Work::Object(key)).collect();
+        if let Some(resumed) = &self.resumed {
+            work.extend(resumed.ranges.iter().map(Work::Range));
+            work.extend(resumed.tails.iter().map(Work::Tail));
+        }
+        work
+    }
+
+    /// The part this message is: 0 for the batch as enqueued.
+    pub fn part(&self) -> u32 {
+        self.resumed.as_ref().map_or(0, |r| r.part)
     }
 
     pub fn to_json(&self) -> String {
@@ -231,6 +281,7 @@ mod tests {
             },
             scan: None,
             write: WriteOptions::default(),
+            resumed: None,
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);
@@ -262,6 +313,7 @@ mod tests {
                     data_start: 2,
                     size: 100,
                     chunk: 10,
+                    first_batch: 0,
                 },
                 index: 3,
             }),
@@ -269,6 +321,30 @@ mod tests {
         };
         let parsed: BatchMessage = serde_json::from_str(&scan.to_json()).unwrap();
         assert_eq!(parsed, scan);
+        let continued = BatchMessage {
+            keys: vec!["data/c.csv".into()],
+            scan: None,
+            resumed: Some(Resumed {
+                part: 2,
+                carried: BatchStats {
+                    rows_written: 7,
+                    bytes: 99,
+                    ..BatchStats::default()
+                },
+                ranges: vec![ranged.range.clone().unwrap()],
+                tails: vec![ObjectTail {
+                    key: "data/d.csv.gz".into(),
+                    etag: "\"e\"".into(),
+                    rows_done: 40,
+                }],
+            }),
+            ..scan.clone()
+        };
+        let parsed: BatchMessage = serde_json::from_str(&continued.to_json()).unwrap();
+        assert_eq!(parsed, continued);
+        assert_eq!(parsed.part(), 2);
+        let keys: Vec<String> = parsed.work().iter().map(|w| w.key().to_owned()).collect();
+        assert_eq!(keys, ["data/c.csv", "data/big.csv", "data/d.csv.gz"]);
     }
 
     #[test]
@@ -289,6 +365,7 @@ mod tests {
                 data_start: 1,
                 size: 2,
                 chunk: 1,
+                first_batch: 0,
             },
         });
         let json = serde_json::to_string(&compose).unwrap();

@@ -17,6 +17,19 @@ impl ReportLocation {
         format!("{}{job_id}/batch-{:06}.jsonl", self.prefix, batch.get())
     }
 
+    /// The report of part `part` of a batch (part 0 is the batch's own key), so the parts
+    /// of a resumed batch keep their rejects apart and a redelivered part overwrites its own.
+    pub fn part_key(&self, job_id: &JobId, batch: BatchNo, part: u32) -> String {
+        match part {
+            0 => self.batch_key(job_id, batch),
+            _ => format!(
+                "{}{job_id}/batch-{:06}-part-{part:03}.jsonl",
+                self.prefix,
+                batch.get()
+            ),
+        }
+    }
+
     pub fn job_uri(&self, job_id: &JobId) -> String {
         format!("s3://{}/{}{job_id}/", self.bucket, self.prefix)
     }
@@ -99,6 +112,14 @@ mod tests {
         assert_eq!(
             location.batch_key(&"j1".into(), BatchNo(12)),
             "_rejects/j1/batch-000012.jsonl"
+        );
+        assert_eq!(
+            location.part_key(&"j1".into(), BatchNo(12), 0),
+            "_rejects/j1/batch-000012.jsonl"
+        );
+        assert_eq!(
+            location.part_key(&"j1".into(), BatchNo(12), 3),
+            "_rejects/j1/batch-000012-part-003.jsonl"
         );
         assert_eq!(location.job_uri(&"j1".into()), "s3://b/_rejects/j1/");
     }

@@ -61,6 +61,12 @@ pub struct ObjectDecoder<R> {
     typer: Option<RowTyper>,
     record: Record,
     window: Option<RowWindow>,
+    /// Where the record after the last one yielded starts (a row boundary to resume at).
+    next_row: u64,
+    /// Records yielded (rows and rejects), the way a resumed compressed read skips them.
+    records: u64,
+    /// The header's names (empty in a ranged read, whose header came from elsewhere).
+    header: Vec<String>,
 }
 
 impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
@@ -88,27 +94,68 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             true => Some(RowTyper::new(schema, &record)?),
             false => None,
         };
+        let header = (record.iter())
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect();
         Ok(Self {
+            next_row: reader.position(),
             reader,
             typer,
             record,
             window: None,
+            records: 0,
+            header,
         })
     }
 
     /// A ranged read: the header came from elsewhere, and only rows in `window` are yielded.
     pub fn with_typer(reader: RecordReader<R>, typer: RowTyper, window: RowWindow) -> Self {
         Self {
+            next_row: reader.position(),
             reader,
             typer: Some(typer),
             record: Record::default(),
             window: Some(window),
+            records: 0,
+            header: Vec::new(),
         }
     }
 
     /// Offset of the next byte the reader would read (after the last record, at the end).
     pub fn position(&self) -> u64 {
         self.reader.position()
+    }
+
+    /// Where the record after the last one yielded starts: a fresh parser started there
+    /// reads exactly the rows this decoder has not yielded yet.
+    pub fn next_row(&self) -> u64 {
+        self.next_row
+    }
+
+    /// Records yielded so far (rows and rejects), skipped ones included.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The header's names, as read (lossy UTF-8); empty in a ranged read.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Skips up to `n` records without typing them (a resumed compressed read: these rows
+    /// were loaded by an earlier part); returns how many there were.
+    pub async fn skip(&mut self, n: u64) -> Result<u64, std::io::Error> {
+        let mut skipped = 0;
+        while skipped < n && self.typer.is_some() {
+            if !self.reader.read(&mut self.record).await? {
+                self.typer = None;
+                break;
+            }
+            skipped += 1;
+            self.records += 1;
+            self.next_row = self.record.end();
+        }
+        Ok(skipped)
     }
 
     /// A decoder with no rows.
@@ -118,6 +165,9 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             typer: None,
             record: Record::default(),
             window: None,
+            next_row: 0,
+            records: 0,
+            header: Vec::new(),
         }
     }
 
@@ -131,6 +181,13 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             if !self.reader.read(&mut self.record).await? {
                 self.typer = None;
                 return Ok(None);
+            }
+            if self.window.is_none_or(|w| self.record.start() < w.to) {
+                // Yielded below (a row or a reject), unless it is before a range's window.
+                if self.window.is_none_or(|w| self.record.start() >= w.from) {
+                    self.records += 1;
+                    self.next_row = self.record.end();
+                }
             }
             let record = &self.record;
             let reject = |reason| {

@@ -1,7 +1,7 @@
 //! The `plan` model (`s3-fanout plan`, written up in `docs/plan-model.md`): a job's wall time,
 //! request counts and dollar cost on AWS from the object count and sizes, the worker
-//! settings, the table's write limit, the write mode and the job's write rate cap; a
-//! one-object job above the range size is split (scans, then parses). Four
+//! settings, the table's write limit, the write mode and the job's write rate cap; plain
+//! objects above the range size are split (scans, then parses). Four
 //! stages overlap (listing, reading, writing, counting in the ledger), so the slowest sets
 //! the pace, plus the last batch's own time. Pure arithmetic, so the CLI and the tests share
 //! it.
@@ -20,7 +20,9 @@ pub struct PlanInput {
     /// Mean stored item size in bytes (write units are per started KiB).
     pub item_bytes: u64,
     pub batch_size: u64,
-    /// A one-object job above this is split into ranges of it (`RANGE_CHUNK_BYTES`): scanned,
+    /// A batch also closes at this many bytes of listed object sizes (`BATCH_BYTES`).
+    pub batch_bytes: u64,
+    /// Plain CSVs above this are split into ranges of it (`RANGE_CHUNK_BYTES`): scanned,
     /// composed, then parsed (`docs/ranges.md`).
     pub range_chunk_bytes: u64,
     /// Bytes one worker parses and types per second in a range (`bench`: MB per CPU-second,
@@ -59,6 +61,7 @@ pub const DEFAULT: PlanInput = PlanInput {
     rows_per_object: 100,
     item_bytes: 120,
     batch_size: 100,
+    batch_bytes: 16 << 20,
     range_chunk_bytes: 32 << 20,
     range_bytes_per_worker_second: 95e6,
     scan_bytes_per_worker_second: 80e6,
@@ -158,12 +161,13 @@ pub struct Plan {
 }
 
 pub fn plan(input: &PlanInput) -> Plan {
-    let batch_size = input.batch_size.max(1);
+    // A batch closes at BATCH_SIZE keys or BATCH_BYTES bytes, whichever comes first.
+    let by_bytes = (input.batch_bytes / input.object_bytes.max(1)).max(1);
+    let batch_size = input.batch_size.max(1).min(by_bytes);
     let input_bytes = input.objects * input.object_bytes;
     // A split object is n scan batches, then n parse batches.
     let chunk = input.range_chunk_bytes.max(1);
-    // Only a one-object job is split: prefix jobs read their objects whole.
-    let split = input.objects == 1 && input.object_bytes > chunk;
+    let split = input.object_bytes > chunk;
     let ranges = if split {
         input.objects * input.object_bytes.div_ceil(chunk)
     } else {

@@ -56,16 +56,45 @@ impl SplitObject {
             n => 2 * n,
         }
     }
+
+    /// The batch that scans range `index`.
+    pub fn scan_batch(&self, index: u64) -> u64 {
+        self.first_batch + index
+    }
+
+    /// The batch that parses range `index` (after the `n` scans; the only batch of an object
+    /// of one range).
+    pub fn parse_batch(&self, index: u64) -> u64 {
+        match self.range_count() {
+            0 | 1 => self.first_batch + index,
+            n => self.first_batch + n + index,
+        }
+    }
 }
 
-/// Where the scan of range `index` is stored: next to the job's rejects reports.
-pub fn scan_key(report: &ReportLocation, job_id: &JobId, index: u64) -> String {
-    format!("{}{job_id}/scans/range-{index:06}.json", report.prefix)
+/// Where a split object's scans and compose marker are stored, next to the job's rejects
+/// reports: one folder per object, named by its first batch (a prefix job may split several,
+/// and counts a folder's scans to know when all of an object's are in).
+pub fn scan_folder(report: &ReportLocation, job_id: &JobId, object: &SplitObject) -> String {
+    format!("{}{job_id}/scans/{:06}/", report.prefix, object.first_batch)
+}
+
+/// Where the scan of range `index` is stored.
+pub fn scan_key(
+    report: &ReportLocation,
+    job_id: &JobId,
+    object: &SplitObject,
+    index: u64,
+) -> String {
+    format!(
+        "{}range-{index:06}.json",
+        scan_folder(report, job_id, object)
+    )
 }
 
 /// Written once the parse batches are enqueued: a later compose message has nothing to do.
-pub fn composed_key(report: &ReportLocation, job_id: &JobId) -> String {
-    format!("{}{job_id}/scans/composed.json", report.prefix)
+pub fn composed_key(report: &ReportLocation, job_id: &JobId, object: &SplitObject) -> String {
+    format!("{}composed.json", scan_folder(report, job_id, object))
 }
 
 #[cfg(test)]
@@ -89,12 +118,18 @@ mod tests {
             data_start: 10,
             size,
             chunk,
+            first_batch: 7,
         };
         for (size, chunk, ranges, batches) in [(35, 10, 3, 6), (20, 10, 1, 1), (10, 10, 0, 0)] {
             let object = object(size, chunk);
             assert_eq!(object.ranges().len() as u64, ranges);
             assert_eq!(object.range_count(), ranges);
             assert_eq!(object.total_batches(), batches);
+            if ranges > 1 {
+                assert_eq!(object.scan_batch(0), 7);
+                assert_eq!(object.parse_batch(0), 7 + ranges);
+                assert_eq!(object.parse_batch(ranges - 1), 7 + batches - 1);
+            }
         }
     }
 }

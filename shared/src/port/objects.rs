@@ -44,6 +44,8 @@ pub struct Read<'a> {
 pub struct Body {
     pub reader: BoxedRead,
     pub size: u64,
+    /// The version read, so a later part of the same work can pin its reads to it.
+    pub etag: Option<String>,
 }
 
 /// Why an object operation failed, as far as the use cases care.

@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use super::enqueue::batch_entry;
 use super::{Coordinator, CoordinatorError};
 use crate::contract::ids::{BatchNo, JobId};
-use crate::contract::messages::ComposeRanges;
+use crate::contract::messages::{ComposeRanges, SplitObject};
 use crate::contract::rejects::ReportLocation;
 use crate::ingest::scan::{RangeScan, compose};
 use crate::plan::ranges::{composed_key, scan_key};
@@ -46,14 +46,14 @@ impl Coordinator {
         }
         let request = job.request();
         let report = self.report_location(&request);
-        let marker = composed_key(&report, job_id);
+        let marker = composed_key(&report, job_id, object);
         if self.objects.head(&report.bucket, &marker).await.is_ok() {
             tracing::info!(%job_id, "the parse batches were enqueued before");
             return Ok(Composed::Nothing);
         }
         let count = object.range_count();
         let scans: Vec<Option<RangeScan>> = stream::iter(0..count)
-            .map(|index| self.read_scan(&report, job_id, index))
+            .map(|index| self.read_scan(&report, job_id, object, index))
             .buffered(SCAN_READS)
             .try_collect()
             .await?;
@@ -66,7 +66,7 @@ impl Coordinator {
                 });
             }
             let reason = format!(
-                "the scan of range {missing} of s3://{}/{} failed its last delivery, so row \
+                "the scan of range {missing} of s3://{}/{} failed for good, so row \
                  boundaries after it are unknown: {}",
                 job.bucket,
                 object.key,
@@ -91,7 +91,7 @@ impl Coordinator {
         };
         let mut queue = self.queue();
         for ((index, range), span) in (0..).zip(object.ranges()).zip(spans) {
-            let batch = count + index;
+            let batch = object.parse_batch(index);
             let task = object.task(range, Some(span));
             queue
                 .push(batch_entry(
@@ -118,9 +118,10 @@ impl Coordinator {
         &self,
         report: &ReportLocation,
         job_id: &JobId,
+        object: &SplitObject,
         index: u64,
     ) -> Result<Option<RangeScan>, CoordinatorError> {
-        let key = scan_key(report, job_id, index);
+        let key = scan_key(report, job_id, object, index);
         let body = match self
             .objects
             .get(&report.bucket, &key, Read::default())
@@ -203,6 +204,7 @@ mod tests {
                 },
                 queue_url: WORK.into(),
                 batch_size: 10,
+                batch_bytes: crate::plan::batching::DEFAULT_BATCH_BYTES,
                 list_page_size: 10,
                 rejects_bucket: None,
                 rejects_prefix: "_rejects/".into(),

@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 
 use super::listing::PrefixLister;
-use super::object_plan::{ObjectPlan, plan_object};
+use super::object_plan::{ObjectPlan, PlanError, plan_object};
 use super::{Coordinator, CoordinatorError, Enqueued, Listed};
 use crate::app::queue_writer::QueueWriter;
 use crate::contract::ids::{BatchNo, JobId, RunId};
@@ -12,8 +12,10 @@ use crate::contract::messages::{
     BatchMessage, JobRequest, RangeTask, RowSpan, ScanTask, SplitObject,
 };
 use crate::contract::rejects::ReportLocation;
+use crate::ingest::compression::Encoding;
 use crate::job::model::ListingCheckpoint;
 use crate::plan::batching::{KeyBatcher, is_csv_key};
+use crate::port::objects::ListedObject;
 use crate::port::queue::Entry;
 
 impl Coordinator {
@@ -62,13 +64,14 @@ impl Coordinator {
             &request.prefix,
             self.config.list_page_size,
         );
-        let mut batcher = KeyBatcher::new(self.config.batch_size);
+        let (keys, bytes) = (self.config.batch_size, self.config.batch_bytes);
+        let mut batcher = KeyBatcher::new(keys, bytes);
         let (mut listed, mut skipped, mut invocation) = (0, 0, 0);
         if let Some(checkpoint) = resume {
             if let Some(cursor) = checkpoint.cursor {
                 lister = lister.resume(cursor);
             }
-            batcher = KeyBatcher::starting_at(self.config.batch_size, checkpoint.next_batch);
+            batcher = KeyBatcher::starting_at(keys, bytes, checkpoint.next_batch);
             (listed, skipped, invocation) = (
                 checkpoint.files_listed,
                 checkpoint.files_skipped,
@@ -95,8 +98,16 @@ impl Coordinator {
                     skipped += 1;
                     continue;
                 }
-                if let Some(full) = batcher.push(object.key) {
-                    queue.push(message(full)).await?;
+                if let Some(mut split) = self.split_in_prefix(request, &object).await? {
+                    // Its scans and parses take the next numbers; the key batch being filled
+                    // goes on filling.
+                    split.first_batch = batcher.reserve(split.total_batches());
+                    self.enqueue_split(&mut queue, job_id, request, report, &split)
+                        .await?;
+                    continue;
+                }
+                for closed in batcher.push(object.key, object.size) {
+                    queue.push(message(closed)).await?;
                 }
             }
             if let Some(cursor) = lister.cursor()
@@ -176,33 +187,8 @@ impl Coordinator {
                 1
             }
             ObjectPlan::Split(object) => {
-                let ranges = object.ranges();
-                tracing::info!(
-                    %job_id,
-                    key,
-                    ranges = ranges.len(),
-                    chunk_bytes = chunk,
-                    "large object split into ranges"
-                );
-                if let [range] = ranges.as_slice() {
-                    // One range starts just past the header: its rows need no scan.
-                    let rows = RowSpan {
-                        first: range.0,
-                        stop: object.size,
-                    };
-                    let task = object.task(*range, Some(rows));
-                    let entry =
-                        batch_entry(job_id, request, report, BatchNo(0), vec![], Some(task));
-                    queue.push(entry).await?;
-                } else {
-                    // Phase one: a scan per range; the last one counted wakes the compose.
-                    for index in 0..ranges.len() as u64 {
-                        let mut entry =
-                            batch_entry(job_id, request, report, BatchNo(index), vec![], None);
-                        entry.body = scan_message(job_id, request, report, &object, index);
-                        queue.push(entry).await?;
-                    }
-                }
+                self.enqueue_split(&mut queue, job_id, request, report, &object)
+                    .await?;
                 object.total_batches()
             }
         };
@@ -212,6 +198,72 @@ impl Coordinator {
             listed: 1,
             skipped: 0,
         })
+    }
+}
+
+impl Coordinator {
+    /// A plain CSV in a prefix listed above the chunk size, planned into ranges as a
+    /// single-object job's would be; `None`: it is read whole in a key batch (small,
+    /// compressed, or a header the worker will reject; also an object gone since the
+    /// listing, which the worker then reports).
+    async fn split_in_prefix(
+        &self,
+        request: &JobRequest,
+        object: &ListedObject,
+    ) -> Result<Option<SplitObject>, CoordinatorError> {
+        let chunk = self.config.range_chunk_bytes;
+        if object.size <= chunk || Encoding::of_key(&object.key).is_compressed() {
+            return Ok(None);
+        }
+        let schema = request.schema.clone().unwrap_or_default();
+        let planned =
+            plan_object(&*self.objects, &request.bucket, &object.key, &schema, chunk).await;
+        match planned {
+            Ok(ObjectPlan::Split(split)) => Ok(Some(split)),
+            Ok(ObjectPlan::Whole) => Ok(None),
+            Err(PlanError::Object(error)) if error.is_permanent() => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A split object's batches: one parse batch if it has one range (its rows start just
+    /// past the header, so they need no scan), else a scan batch per range (phase one; once
+    /// every scan is in, the compose step enqueues the parses).
+    async fn enqueue_split(
+        &self,
+        queue: &mut QueueWriter<'_>,
+        job_id: &JobId,
+        request: &JobRequest,
+        report: &ReportLocation,
+        object: &SplitObject,
+    ) -> Result<(), CoordinatorError> {
+        let ranges = object.ranges();
+        tracing::info!(
+            %job_id,
+            key = %object.key,
+            ranges = ranges.len(),
+            first_batch = object.first_batch,
+            chunk_bytes = object.chunk,
+            "large object split into ranges"
+        );
+        if let [range] = ranges.as_slice() {
+            let rows = RowSpan {
+                first: range.0,
+                stop: object.size,
+            };
+            let task = object.task(*range, Some(rows));
+            let batch = BatchNo(object.parse_batch(0));
+            let entry = batch_entry(job_id, request, report, batch, vec![], Some(task));
+            queue.push(entry).await?;
+            return Ok(());
+        }
+        for index in 0..ranges.len() as u64 {
+            let batch = BatchNo(object.scan_batch(index));
+            let mut entry = batch_entry(job_id, request, report, batch, vec![], None);
+            entry.body = scan_message(job_id, request, report, object, index);
+            queue.push(entry).await?;
+        }
+        Ok(())
     }
 }
 
@@ -225,7 +277,7 @@ fn scan_message(
 ) -> String {
     BatchMessage {
         job_id: job_id.clone(),
-        batch: BatchNo(index),
+        batch: BatchNo(object.scan_batch(index)),
         bucket: request.bucket.clone(),
         keys: vec![],
         range: None,
@@ -236,6 +288,7 @@ fn scan_message(
             index,
         }),
         write: request.write.clone(),
+        resumed: None,
     }
     .to_json()
 }
@@ -261,6 +314,7 @@ pub(super) fn batch_entry(
             report: report.clone(),
             scan: None,
             write: request.write.clone(),
+            resumed: None,
         }
         .to_json(),
     }

@@ -429,3 +429,6 @@ mod tests {
 
 #[cfg(test)]
 mod on_doubles;
+
+#[cfg(test)]
+mod prefix_split;

@@ -82,6 +82,7 @@ pub async fn plan_object(
         data_start: header.end(),
         size: head.size,
         chunk,
+        first_batch: 0,
     };
     if object.range_count() == 0 {
         return Ok(ObjectPlan::Whole); // a header and nothing after it

@@ -36,6 +36,11 @@ impl Doubles {
     /// A coordinator with batches of 10 keys and listing pages of 10; with `pausing`, every
     /// listing step pauses after its first page (the deadline is always near).
     fn coordinator(&self, pausing: bool) -> Coordinator {
+        self.coordinator_with(pausing, crate::plan::batching::DEFAULT_BATCH_BYTES)
+    }
+
+    /// Batches that also close at `batch_bytes`.
+    fn coordinator_with(&self, pausing: bool, batch_bytes: u64) -> Coordinator {
         let adapters = Adapters {
             ledger: self.ledger.clone(),
             objects: self.objects.clone(),
@@ -49,6 +54,7 @@ impl Doubles {
             },
             queue_url: WORK.into(),
             batch_size: 10,
+            batch_bytes,
             list_page_size: 10,
             rejects_bucket: None,
             rejects_prefix: "_rejects/".into(),
@@ -130,6 +136,60 @@ async fn a_prefix_becomes_batches_of_csv_keys_and_a_sealed_job() {
     assert!(job.sealed);
     assert_eq!(job.total_batches, 3);
     assert_eq!(job.status, JobStatus::Running);
+}
+
+#[tokio::test]
+async fn batches_close_at_their_byte_bound_across_listing_pages() {
+    let doubles = Doubles::new();
+    // Sizes 1..=60 bytes cycling, one 500-byte object among them; batches of at most 10
+    // keys and 100 bytes, listing pages of 10, every step pausing after one page.
+    let mut sizes = Vec::new();
+    for i in 0..40 {
+        let size = if i == 17 { 500 } else { 1 + (i * 37) % 60 };
+        doubles
+            .objects
+            .insert("b", &format!("in/{i:03}.csv"), vec![b'x'; size]);
+        sizes.push((format!("in/{i:03}.csv"), size as u64));
+    }
+    let coordinator = doubles.coordinator_with(true, 100);
+    let mut started = coordinator.start_job(request("j"), soon()).await.unwrap();
+    let mut steps = 1;
+    while started.continues {
+        let wake: Vec<ContinueListing> = doubles.sent(CONTROL);
+        started = (coordinator.continue_listing(&wake[0], soon()).await)
+            .unwrap()
+            .expect("the step ran");
+        steps += 1;
+    }
+    assert_eq!(steps, 4, "pages of 10 keys");
+    let batches = doubles.batches();
+    assert_eq!(started.total_batches, batches.len() as u64);
+    let size_of = |key: &String| sizes.iter().find(|(k, _)| k == key).unwrap().1;
+    let keys: Vec<String> = batches.iter().flat_map(|b| b.keys.clone()).collect();
+    assert_eq!(
+        keys,
+        sizes.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()
+    );
+    for batch in &batches {
+        let bytes: u64 = batch.keys.iter().map(size_of).sum();
+        assert!(batch.keys.len() <= 10);
+        assert!(
+            bytes <= 100 || batch.keys.len() == 1,
+            "batch {} holds {bytes} bytes in {} keys",
+            batch.batch,
+            batch.keys.len()
+        );
+    }
+    let big = batches
+        .iter()
+        .find(|b| b.keys.contains(&"in/017.csv".to_owned()));
+    assert_eq!(
+        big.unwrap().keys.len(),
+        1,
+        "the big object is a batch of its own"
+    );
+    // Bytes, not the key bound, set the count: 40 keys fit 4 batches of 10 keys.
+    assert!(batches.len() > 10, "{} batches", batches.len());
 }
 
 #[tokio::test]

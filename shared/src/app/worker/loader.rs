@@ -13,16 +13,17 @@ use thiserror::Error;
 use tracing::Instrument;
 
 use super::chunk_writer::{MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
+use super::open::{OpenFailure, Opened};
+use super::resume::{Left, Stop, StoppedAt, rest_of};
 use crate::BoxError;
-use crate::contract::messages::{RangeTask, Work};
+use crate::contract::messages::Work;
 use crate::contract::schema::Schema;
-use crate::ingest::compression::{self, BoxedRead, Encoding};
-use crate::ingest::decode::{DecodeError, Decoded, ObjectDecoder};
-use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
+use crate::ingest::compression::{self, Encoding};
+use crate::ingest::decode::{Decoded, ObjectDecoder};
 use crate::ingest::rejects::BatchRejects;
 use crate::job::model::BatchStats;
 use crate::limiter::{AimdLimiter, AimdPermit, ThrottleCounter};
-use crate::port::objects::{Failure, ObjectError, ObjectStore, Read};
+use crate::port::objects::ObjectStore;
 use crate::port::table::WriteError;
 
 /// Row chunks waiting for a write: enough for decoding to run ahead of writing without piling
@@ -55,7 +56,7 @@ pub enum LoadError {
 }
 
 /// What loading a set of objects did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LoadStats {
     /// Objects decoded (some rows may still have been rejected).
     pub files: u64,
@@ -70,6 +71,8 @@ pub struct LoadStats {
     /// S3 throttling replies seen while loading (the SDK retried them).
     pub s3_throttles: u64,
     pub written: WriteOutcome,
+    /// What a load stopped before its deadline left undone (empty: everything was done).
+    pub left: Vec<Left>,
 }
 
 impl LoadStats {
@@ -103,6 +106,9 @@ pub struct Loader<'a> {
     pub max_decoded_bytes: u64,
     /// Records longer than this are rejected, not buffered.
     pub max_record_bytes: usize,
+    /// When due, every object stops at its next row boundary and what is left is returned
+    /// in [`LoadStats::left`] (a resumable batch nearing its deadline).
+    pub stop: &'a Stop,
 }
 
 /// One object's contribution.
@@ -111,44 +117,16 @@ struct ObjectOutcome {
     rejected_rows: u64,
     bytes: u64,
     bytes_read: u64,
+    /// Stopped before its end (or before it started): the rest, for a later part.
+    left: Option<Left>,
 }
 
-/// An object or range ready to decode (`None`: a range where no row starts).
-struct Opened<R> {
-    decoder: Option<ObjectDecoder<R>>,
-    /// Its input size.
+/// What decoding an object did: its input size and bytes read (for a stopped object, the
+/// part before its next row), and what is left of it.
+struct Measured {
     bytes: u64,
-    /// Where a ranged read starts (its bytes read are then counted by the decoder); `None`:
-    /// a whole object, read whole.
-    read_from: Option<u64>,
-}
-
-/// Why an object could not be opened: for good (a reject) or for now (a retry).
-enum OpenFailure {
-    Reject(String),
-    Retry(LoadError),
-}
-
-/// A ranged GET source pinned to the ETag the coordinator planned with.
-struct PinnedObject<'a> {
-    objects: &'a dyn ObjectStore,
-    bucket: &'a str,
-    task: &'a RangeTask,
-}
-
-impl ByteSource for PinnedObject<'_> {
-    type Reader = BoxedRead;
-    type Error = ObjectError;
-
-    async fn read(&self, from: u64, to: u64) -> Result<BoxedRead, ObjectError> {
-        let read = Read {
-            from,
-            to: Some(to),
-            if_match: Some(&self.task.etag),
-        };
-        let body = self.objects.get(self.bucket, &self.task.key, read).await?;
-        Ok(body.reader)
-    }
+    bytes_read: u64,
+    left: Option<Left>,
 }
 
 impl Loader<'_> {
@@ -177,17 +155,21 @@ impl Loader<'_> {
                         Work::Range(task) => tracing::info_span!(
                             "object", key = %task.key, range_start = task.start, range_end = task.end
                         ),
+                        Work::Tail(tail) => tracing::info_span!(
+                            "object", key = %tail.key, rows_done = tail.rows_done
+                        ),
                     };
                     self.load_work(bucket, *work, tx.clone(), rejects)
                         .instrument(span)
                 })
                 .buffer_unordered(self.task_concurrency.max(1))
                 .try_for_each(|object| {
-                    stats_ref.files += u64::from(object.loaded);
+                    stats_ref.files += u64::from(object.loaded && object.left.is_none());
                     stats_ref.files_failed += u64::from(!object.loaded);
                     stats_ref.rows_rejected += object.rejected_rows;
                     stats_ref.bytes += object.bytes;
                     stats_ref.bytes_read += object.bytes_read;
+                    stats_ref.left.extend(object.left);
                     futures::future::ready(Ok(()))
                 })
                 .await
@@ -223,27 +205,68 @@ impl Loader<'_> {
         };
         // Rows rejected so far: they stay counted if the object is rejected partway.
         let mut rejected_rows = 0;
+        if self.stop.due() {
+            return Ok(ObjectOutcome::untouched(work));
+        }
         let permit = self.fetch_limit.acquire().await;
+        if self.stop.due() {
+            // Waiting for the permit took the time left: leave the object to the next part.
+            drop(permit);
+            return Ok(ObjectOutcome::untouched(work));
+        }
         let throttles_before = self.throttles.get();
         let decoded = match work {
             Work::Object(key) => {
                 let opened = self.open_object(bucket, key).await;
-                self.decode(opened, bucket, &source, rows, rejects, &mut rejected_rows)
-                    .await
+                self.decode(
+                    opened,
+                    work,
+                    bucket,
+                    &source,
+                    rows,
+                    rejects,
+                    &mut rejected_rows,
+                )
+                .await
             }
             Work::Range(task) => {
                 let opened = self.open_range(bucket, task).await;
-                self.decode(opened, bucket, &source, rows, rejects, &mut rejected_rows)
-                    .await
+                self.decode(
+                    opened,
+                    work,
+                    bucket,
+                    &source,
+                    rows,
+                    rejects,
+                    &mut rejected_rows,
+                )
+                .await
+            }
+            Work::Tail(tail) => {
+                let opened = self.open_tail(bucket, tail).await;
+                self.decode(
+                    opened,
+                    work,
+                    bucket,
+                    &source,
+                    rows,
+                    rejects,
+                    &mut rejected_rows,
+                )
+                .await
             }
         };
         // The GET permit is held until the body is read: it bounds bodies in flight.
         self.verdict(permit, throttles_before);
-        let (bytes, bytes_read) = match decoded {
+        let Measured {
+            bytes,
+            bytes_read,
+            left,
+        } = match decoded {
             Ok(measured) => measured,
             Err(OpenFailure::Reject(reason)) => {
                 let reason = match work {
-                    Work::Object(_) => reason,
+                    Work::Object(_) | Work::Tail(_) => reason,
                     Work::Range(task) => format!("bytes {}..{}: {reason}", task.start, task.end),
                 };
                 lock(rejects).object(key, reason);
@@ -252,91 +275,96 @@ impl Loader<'_> {
                     rejected_rows,
                     bytes: 0,
                     bytes_read: 0,
+                    left: None,
                 });
             }
             Err(OpenFailure::Retry(error)) => return Err(error),
         };
         // The line that lets an operator follow one object (its key is on the span).
-        tracing::info!(bytes, bytes_read, rejected = rejected_rows, "object loaded");
+        match &left {
+            None => tracing::info!(bytes, bytes_read, rejected = rejected_rows, "object loaded"),
+            Some(_) => tracing::info!(
+                bytes,
+                bytes_read,
+                rejected = rejected_rows,
+                "object stopped at a row boundary before the deadline; the rest goes on"
+            ),
+        }
         Ok(ObjectOutcome {
             loaded: true,
             rejected_rows,
             bytes,
             bytes_read,
+            left,
         })
     }
 
-    /// Decodes an opened object; returns its input size and the bytes read.
+    /// Decodes an opened object (`work`); returns its input size, the bytes read, and,
+    /// if it stopped before its end, the rest.
+    #[allow(clippy::too_many_arguments)]
     async fn decode<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
         opened: Result<Opened<R>, OpenFailure>,
+        work: Work<'_>,
         bucket: &str,
         source: &RowSource,
         rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,
         rejected_rows: &mut u64,
-    ) -> Result<(u64, u64), OpenFailure> {
+    ) -> Result<Measured, OpenFailure> {
         let opened = opened?;
         let Some(mut decoder) = opened.decoder else {
-            return Ok((opened.bytes, 0));
+            return Ok(Measured {
+                bytes: opened.bytes,
+                bytes_read: 0,
+                left: None,
+            });
         };
-        self.pump(&mut decoder, source, rows, rejects, rejected_rows)
+        // A whole object can resume only pinned to the version read so far.
+        let stoppable = !matches!(work, Work::Object(_)) || opened.etag.is_some();
+        let stopped = self
+            .pump(
+                &mut decoder,
+                source,
+                rows,
+                rejects,
+                rejected_rows,
+                stoppable,
+            )
             .await
             .map_err(|error| self.classify_read(bucket, &source.object, error))?;
+        let stopped_at = StoppedAt {
+            next_row: decoder.next_row(),
+            records: decoder.records(),
+            header: decoder.header(),
+            etag: opened.etag.as_deref().unwrap_or_default(),
+            size: opened.bytes,
+            read_from: opened.read_from,
+        };
+        if let Some((left, bytes, bytes_read)) =
+            stopped.then(|| rest_of(work, &stopped_at)).flatten()
+        {
+            return Ok(Measured {
+                bytes,
+                bytes_read,
+                left: Some(left),
+            });
+        }
         let bytes_read = match opened.read_from {
             Some(from) => decoder.position().saturating_sub(from),
             None => opened.bytes,
         };
-        Ok((opened.bytes, bytes_read))
-    }
-
-    /// A whole object, decompressed if its key says so.
-    async fn open_object(&self, bucket: &str, key: &str) -> Result<Opened<BoxedRead>, OpenFailure> {
-        let object = match self.objects.get(bucket, key, Read::default()).await {
-            Ok(object) => object,
-            Err(error) => return Err(fetch_failure(bucket, key, error)),
-        };
-        let bytes = object.size;
-        let body =
-            compression::decoded(object.reader, Encoding::of_key(key), self.max_decoded_bytes);
-        match ObjectDecoder::open_capped(body, self.schema, self.max_record_bytes).await {
-            Ok(decoder) => Ok(Opened {
-                decoder: Some(decoder),
-                bytes,
-                read_from: None,
-            }),
-            Err(error @ DecodeError::HeaderTooLong { .. }) => {
-                Err(OpenFailure::Reject(error.to_string()))
-            }
-            Err(DecodeError::Header(error)) => Err(OpenFailure::Reject(error.to_string())),
-            Err(DecodeError::Read(error)) => Err(self.classify_read(bucket, key, error)),
-        }
-    }
-
-    /// One range of a large object, every GET pinned to the planned ETag.
-    async fn open_range(
-        &self,
-        bucket: &str,
-        task: &RangeTask,
-    ) -> Result<Opened<BoxedRead>, OpenFailure> {
-        let source = PinnedObject {
-            objects: self.objects,
-            bucket,
-            task,
-        };
-        match ranges::open_range(&source, task, self.schema, self.max_record_bytes).await {
-            Ok(decoder) => Ok(Opened {
-                decoder,
-                bytes: task.end - task.start,
-                read_from: task.rows.map(|span| span.first),
-            }),
-            Err(RangeOpenError::Source(error)) => Err(fetch_failure(bucket, &task.key, error)),
-            Err(error) => Err(OpenFailure::Reject(error.to_string())),
-        }
+        Ok(Measured {
+            bytes: opened.bytes,
+            bytes_read,
+            left: None,
+        })
     }
 
     /// Decodes every row into chunks for the writer, counting rejected rows. Rows decoded
     /// before a failed read are still handed over (a corrupt tail rejects only the rest).
+    /// Returns whether it stopped early because the stop was due (`stoppable` only), at a
+    /// row boundary: every row decoded so far has been handed over.
     async fn pump<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
         decoder: &mut ObjectDecoder<R>,
@@ -344,10 +372,16 @@ impl Loader<'_> {
         mut rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,
         rejected_rows: &mut u64,
-    ) -> Result<(), PumpError> {
+        stoppable: bool,
+    ) -> Result<bool, PumpError> {
         let mut chunk = Vec::with_capacity(MAX_BATCH_ITEMS);
         let mut failed = None;
+        let mut stopped = false;
         loop {
+            if stoppable && self.stop.due() {
+                stopped = true;
+                break;
+            }
             let decoded = match decoder.next().await {
                 Ok(Some(decoded)) => decoded,
                 Ok(None) => break,
@@ -382,12 +416,17 @@ impl Loader<'_> {
                 .await
                 .map_err(|_| PumpError::WriterStopped)?;
         }
-        failed.map_or(Ok(()), Err)
+        failed.map_or(Ok(stopped), Err)
     }
 
     /// A failed body read: corrupt compressed data or the size cap are for good; anything
     /// else (a dropped connection) is retried.
-    fn classify_read(&self, bucket: &str, key: &str, error: impl Into<PumpError>) -> OpenFailure {
+    pub(super) fn classify_read(
+        &self,
+        bucket: &str,
+        key: &str,
+        error: impl Into<PumpError>,
+    ) -> OpenFailure {
         match error.into() {
             PumpError::WriterStopped => OpenFailure::Retry(LoadError::WriterStopped),
             PumpError::Read(error)
@@ -413,6 +452,19 @@ impl Loader<'_> {
     }
 }
 
+impl ObjectOutcome {
+    /// Work left untouched for a later part.
+    fn untouched(work: Work<'_>) -> Self {
+        Self {
+            loaded: true,
+            rejected_rows: 0,
+            bytes: 0,
+            bytes_read: 0,
+            left: Some(Left::untouched(work)),
+        }
+    }
+}
+
 /// Which object rows come from, carried with each row to the writer.
 struct RowSource {
     object: Arc<str>,
@@ -420,7 +472,7 @@ struct RowSource {
 }
 
 /// What stops decoding an opened object.
-enum PumpError {
+pub(super) enum PumpError {
     Read(std::io::Error),
     WriterStopped,
 }
@@ -428,22 +480,6 @@ enum PumpError {
 impl From<std::io::Error> for PumpError {
     fn from(error: std::io::Error) -> Self {
         Self::Read(error)
-    }
-}
-
-/// A failed GET: permanent ones are rejects, the rest are retried with the batch.
-fn fetch_failure(bucket: &str, key: &str, error: ObjectError) -> OpenFailure {
-    let detail = crate::report(&*error.source);
-    match error.failure {
-        Failure::Changed => OpenFailure::Reject(format!(
-            "the object changed after the job was planned (its ETag no longer matches): {detail}"
-        )),
-        _ if error.is_permanent() => OpenFailure::Reject(format!("GET failed: {detail}")),
-        _ => OpenFailure::Retry(LoadError::Fetch {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            source: error.into(),
-        }),
     }
 }
 

@@ -13,6 +13,8 @@
 
 mod chunk_writer;
 mod loader;
+mod open;
+mod resume;
 mod scan;
 
 use std::panic::AssertUnwindSafe;
@@ -26,6 +28,7 @@ use tracing::Instrument;
 
 pub use chunk_writer::{ChunkWriter, MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
 pub use loader::{LoadError, LoadStats, Loader};
+pub use resume::{Left, Stop};
 
 use crate::app::completion::{Announcer, Claim, CompletionError};
 use crate::app::config::WorkerConfig;
@@ -71,10 +74,19 @@ pub enum WorkerError {
     BadScan { index: u64, ranges: u64 },
     #[error("storing the scan failed")]
     StoreScan(#[source] ObjectError),
+    #[error("counting the stored scans of a split object failed")]
+    CountScans(#[source] ObjectError),
     #[error("waking the compose step failed (is CONTROL_QUEUE_URL set?)")]
     Wake(#[source] crate::BoxError),
     #[error("processing panicked: {0}")]
     Panicked(String),
+    #[error(
+        "the batch stopped before its deadline without loading a row (RESUME_MARGIN_SECONDS \
+         leaves no time to work?)"
+    )]
+    NoProgress,
+    #[error("sending the rest of the batch to the batch queue failed")]
+    Continue(#[source] crate::BoxError),
 }
 
 /// Ports, limits and settings, kept across invocations of a warm Lambda, so what the limits
@@ -177,7 +189,7 @@ impl Worker {
                 tracing::Span::current()
                     .record("job_id", batch.job_id.as_str())
                     .record("batch", batch.batch.get());
-                self.process_batch(&batch, deadline).await
+                self.process(&batch, deadline).await
             }
             .instrument(span.clone()),
         )
@@ -247,7 +259,7 @@ impl Worker {
                 .await?;
             if let Some(scan) = &batch.scan {
                 // The compose step fails the job: its rows cannot be split exactly.
-                self.wake_compose_when_scanned(&batch, scan).await?;
+                self.wake_compose_when_scanned(&batch, scan, true).await?;
             }
             if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
                 self.metrics.emit(metrics::job_finished("worker", &job));
@@ -268,12 +280,45 @@ impl Worker {
         }
     }
 
-    /// Loads one batch, writes its rejects report, and counts it. Returns the ledger's view.
+    /// Loads one batch (or the rest of one) in this call, writes its rejects report, and
+    /// counts it. Returns the ledger's view. Never hands work on: see [`Worker::process`].
     pub async fn process_batch(
         &self,
         batch: &BatchMessage,
         deadline: Option<Instant>,
     ) -> Result<Recorded, WorkerError> {
+        match self.process_part(batch, deadline, &Stop::never()).await? {
+            Processed::Counted(recorded) => Ok(*recorded),
+            Processed::Continued(_) => unreachable!("a part that never stops hands nothing on"),
+        }
+    }
+
+    /// Loads one batch, or as much of it as the deadline allows: with a batch queue
+    /// configured and a deadline, decoding stops `resume_margin` before it, and the rest
+    /// goes to a continuation message for the same batch (which this returns); the part
+    /// that finishes the batch counts it with the counters of every part.
+    pub async fn process(
+        &self,
+        batch: &BatchMessage,
+        deadline: Option<Instant>,
+    ) -> Result<Processed, WorkerError> {
+        let stop = match (deadline, &self.config.queue_url, &batch.scan) {
+            (Some(deadline), Some(_), None) => Stop::at(
+                deadline
+                    .checked_sub(self.config.resume_margin)
+                    .unwrap_or(deadline),
+            ),
+            _ => Stop::never(),
+        };
+        self.process_part(batch, deadline, &stop).await
+    }
+
+    async fn process_part(
+        &self,
+        batch: &BatchMessage,
+        deadline: Option<Instant>,
+        stop: &Stop,
+    ) -> Result<Processed, WorkerError> {
         let started = Instant::now();
         let mut schema = batch.schema.clone().unwrap_or_default();
         schema.validate().map_err(WorkerError::BadSchema)?;
@@ -281,22 +326,30 @@ impl Worker {
             // A delete's CSV lists keys: only the key columns are needed.
             schema = schema.keys_only();
         }
-        let stats = match &batch.scan {
+        let part = match &batch.scan {
             Some(scan) => match self.scan(batch, scan).await? {
                 scan::Scanned::Stored(stats) => stats,
                 scan::Scanned::Impossible(reason) => {
-                    return self.scan_impossible(batch, scan, &reason).await;
+                    let recorded = self.scan_impossible(batch, scan, &reason).await?;
+                    return Ok(Processed::Counted(Box::new(recorded)));
                 }
             },
-            None => self.load(batch, &schema, deadline).await?,
+            None => {
+                let (part, left) = self.load(batch, &schema, deadline, stop).await?;
+                if !left.is_empty() {
+                    return self.hand_on(batch, &part, left).await;
+                }
+                part
+            }
         };
+        let stats = resume::sum(&resume::carried_stats(batch), &part);
         let recorded = self
             .ledger
             .record_batch(&batch.job_id, batch.batch, &stats)
             .await?;
         if let Some(scan) = &batch.scan {
             // Also after AlreadyCounted: a crash before the wake-up is healed here.
-            self.wake_compose_when_scanned(batch, scan).await?;
+            self.wake_compose_when_scanned(batch, scan, false).await?;
         }
         match &recorded {
             Recorded::Counted(_) => {
@@ -333,7 +386,39 @@ impl Worker {
                     .await?
             }
         }
-        Ok(recorded)
+        Ok(Processed::Counted(Box::new(recorded)))
+    }
+
+    /// Sends the continuation of a part that stopped before its deadline; the batch is not
+    /// counted (its last part will be). The message this part came from is then done.
+    async fn hand_on(
+        &self,
+        batch: &BatchMessage,
+        part: &BatchStats,
+        left: Vec<Left>,
+    ) -> Result<Processed, WorkerError> {
+        if !resume::made_progress(part) {
+            return Err(WorkerError::NoProgress);
+        }
+        let Some(queue_url) = &self.config.queue_url else {
+            return Err(WorkerError::Continue("QUEUE_URL is not set".into()));
+        };
+        let so_far = resume::sum(&resume::carried_stats(batch), part);
+        let next = resume::continuation(batch, left, &so_far);
+        let dedup_id = format!("{}-{}-part-{}", batch.job_id, batch.batch, next.part());
+        self.queues
+            .send(queue_url, &next.to_json(), &dedup_id)
+            .await
+            .map_err(|e| WorkerError::Continue(e.into()))?;
+        tracing::info!(
+            job_id = %batch.job_id,
+            batch = batch.batch.get(),
+            part = batch.part(),
+            rows_written = part.rows_written,
+            objects_left = next.work().len(),
+            "batch paused before the deadline; the rest goes on as the next part"
+        );
+        Ok(Processed::Continued(Box::new(next)))
     }
 
     async fn load(
@@ -341,7 +426,8 @@ impl Worker {
         batch: &BatchMessage,
         schema: &Schema,
         deadline: Option<Instant>,
-    ) -> Result<BatchStats, WorkerError> {
+        stop: &Stop,
+    ) -> Result<(BatchStats, Vec<Left>), WorkerError> {
         let loader = Loader {
             objects: &*self.objects,
             throttles: &self.s3_throttles,
@@ -351,6 +437,7 @@ impl Worker {
             schema,
             max_decoded_bytes: self.config.max_decoded_bytes,
             max_record_bytes: self.config.max_record_bytes,
+            stop,
         };
         let rejects = Mutex::new(BatchRejects::default());
         let key = KeyNames::new(
@@ -369,7 +456,7 @@ impl Worker {
             deadline,
             rejects: &rejects,
         };
-        let loaded = loader
+        let mut loaded = loader
             .load(&batch.bucket, &batch.work(), &rejects, |chunk| {
                 writer.write(chunk)
             })
@@ -377,7 +464,7 @@ impl Worker {
         let rejects = rejects.into_inner().unwrap_or_else(|p| p.into_inner());
         if !rejects.is_empty() {
             // The key is a function of (job, batch): a redelivery overwrites its own report.
-            let key = batch.report.batch_key(&batch.job_id, batch.batch);
+            let key = (batch.report).part_key(&batch.job_id, batch.batch, batch.part());
             let body = rejects.to_jsonl().into_bytes();
             self.objects
                 .put(&batch.report.bucket, &key, body, "application/x-ndjson")
@@ -386,8 +473,18 @@ impl Worker {
             let uri = format!("s3://{}/{key}", batch.report.bucket);
             tracing::warn!(job_id = %batch.job_id, batch = batch.batch.get(), rejects = loaded.batch_stats().rows_rejected, files_failed = loaded.files_failed, report = %uri, "rejects reported");
         }
-        Ok(loaded.batch_stats())
+        let left = std::mem::take(&mut loaded.left);
+        Ok((loaded.batch_stats(), left))
     }
+}
+
+/// What one delivery of a batch message did.
+#[derive(Debug)]
+pub enum Processed {
+    /// The batch is done and counted (or was already): the ledger's view.
+    Counted(Box<Recorded>),
+    /// The deadline came first: the rest was sent as this continuation of the same batch.
+    Continued(Box<BatchMessage>),
 }
 
 /// Runs one message's work so that a panic fails that message alone.
@@ -405,6 +502,9 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
 }
+
+#[cfg(test)]
+mod resume_on_doubles;
 
 #[cfg(test)]
 mod tests {

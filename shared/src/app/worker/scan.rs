@@ -9,7 +9,7 @@ use super::{Worker, WorkerError};
 use crate::contract::messages::{BatchMessage, ComposeRanges, ScanTask};
 use crate::ingest::ranges::scan_range;
 use crate::job::model::{BatchStats, Recorded};
-use crate::plan::ranges::scan_key;
+use crate::plan::ranges::{scan_folder, scan_key};
 use crate::port::objects::{Failure, Read};
 
 /// What a scan batch did.
@@ -68,7 +68,7 @@ impl Worker {
             .await
             .map_err(|e| failed(e.into()))?;
         permit.succeeded();
-        let key = scan_key(&batch.report, &batch.job_id, task.index);
+        let key = scan_key(&batch.report, &batch.job_id, object, task.index);
         let json = serde_json::to_vec(&scan).expect("a scan serializes");
         self.objects
             .put(&batch.report.bucket, &key, json, "application/json")
@@ -94,23 +94,38 @@ impl Worker {
             .ledger
             .record_failed_batch(&batch.job_id, batch.batch, reason)
             .await?;
-        self.wake_compose_when_scanned(batch, task).await?;
+        self.wake_compose_when_scanned(batch, task, true).await?;
         Ok(recorded)
     }
 
-    /// Once every scan batch is counted (failed ones included), wakes the compose step.
-    /// The count's own view may cover one counter shard only, so the whole job is read
-    /// (header and shards: constant per scan). Each scan counts, then reads: the last one
-    /// counted sees them all. Duplicates are harmless: the step is idempotent.
+    /// Once every scan of the object is in, wakes the compose step; a scan `failed` for
+    /// good wakes it at once, to fail the job with the reason. Duplicates are harmless: the
+    /// step is idempotent.
+    ///
+    /// In a single-object job the scans are the only batches before the compose, so the
+    /// job's count tells; the count's own view may cover one counter shard only, so the
+    /// whole job is read (header and shards: constant per scan), and the last scan counted
+    /// sees them all. A prefix job may split several objects among its key batches: there
+    /// the object's stored scans are counted (stored before counted, so the last scan to be
+    /// stored sees them all): one LIST per scan, a page per 1,000 ranges.
     pub(super) async fn wake_compose_when_scanned(
         &self,
         batch: &BatchMessage,
         task: &ScanTask,
+        failed: bool,
     ) -> Result<(), WorkerError> {
         let Some(job) = self.ledger.get(&batch.job_id).await? else {
             return Ok(());
         };
-        if job.batches_done < task.object.range_count() || job.status.is_final() {
+        if job.status.is_final() {
+            return Ok(());
+        }
+        let ranges = task.object.range_count();
+        let all_in = match &job.key {
+            Some(_) => job.batches_done >= ranges,
+            None => failed || self.scans_stored(batch, task).await? >= ranges,
+        };
+        if !all_in {
             return Ok(());
         }
         let Some(queue_url) = &self.config.control_queue_url else {
@@ -125,7 +140,33 @@ impl Worker {
             .send(queue_url, &body, &format!("{}-compose", batch.job_id))
             .await
             .map_err(|e| WorkerError::Wake(e.into()))?;
-        tracing::info!(job_id = %batch.job_id, "every range scanned; compose woken");
+        tracing::info!(job_id = %batch.job_id, key = %task.object.key, "every range scanned; compose woken");
         Ok(())
+    }
+
+    /// How many of the object's scans are stored.
+    async fn scans_stored(
+        &self,
+        batch: &BatchMessage,
+        task: &ScanTask,
+    ) -> Result<u64, WorkerError> {
+        let folder = scan_folder(&batch.report, &batch.job_id, &task.object);
+        let (mut stored, mut token) = (0, None);
+        loop {
+            let page = self
+                .objects
+                .list_page(&batch.report.bucket, &folder, 1000, token)
+                .await
+                .map_err(WorkerError::CountScans)?;
+            stored += (page.objects.iter())
+                .filter(|o| {
+                    (o.key.strip_prefix(folder.as_str())).is_some_and(|k| k.starts_with("range-"))
+                })
+                .count() as u64;
+            match page.next {
+                Some(next) => token = Some(next),
+                None => return Ok(stored),
+            }
+        }
     }
 }

@@ -83,6 +83,11 @@ pub async fn run(store: &dyn ObjectStore, bucket: &str, prefix: &str, if_match: 
         .await
         .unwrap();
     assert_eq!(body.size, 7, "a ranged body's size is what it holds");
+    assert_eq!(
+        body.etag.as_deref(),
+        Some(etag.as_str()),
+        "a GET names the version it read"
+    );
 
     if if_match {
         let stale = store

@@ -124,6 +124,7 @@ impl ObjectStore for MemoryObjects {
         let rest = stored.bytes[from..to].to_vec();
         Ok(Body {
             size: rest.len() as u64,
+            etag: Some(stored.etag.clone()),
             reader: Box::pin(std::io::Cursor::new(rest)),
         })
     }

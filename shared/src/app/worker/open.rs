@@ -1,0 +1,160 @@
+//! Opening a unit of work for decoding: a whole object (decompressed if its key says so),
+//! one range of a large object pinned to the planned ETag, or the rest of a compressed object
+//! a stopped part left (see [`super::resume`]: a compressed stream cannot be entered mid-way,
+//! so it is decoded from the start again, pinned to the version the first part read, and the
+//! rows already loaded are skipped untyped).
+
+use super::loader::{LoadError, Loader};
+use crate::contract::messages::{ObjectTail, RangeTask};
+use crate::ingest::compression::{self, BoxedRead, Encoding};
+use crate::ingest::decode::{DecodeError, ObjectDecoder};
+use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
+use crate::port::objects::{Failure, ObjectError, ObjectStore, Read};
+
+/// An object or range ready to decode (`None`: a range where no row starts).
+pub(super) struct Opened<R> {
+    pub(super) decoder: Option<ObjectDecoder<R>>,
+    /// Its input size.
+    pub(super) bytes: u64,
+    /// Where a ranged read starts (its bytes read are then counted by the decoder); `None`:
+    /// a whole object, read whole.
+    pub(super) read_from: Option<u64>,
+    /// The version a whole-object GET read (a later part pins its reads to it).
+    pub(super) etag: Option<String>,
+}
+
+/// Why an object could not be opened: for good (a reject) or for now (a retry).
+pub(super) enum OpenFailure {
+    Reject(String),
+    Retry(LoadError),
+}
+
+/// A ranged GET source pinned to the ETag the coordinator planned with.
+pub(super) struct PinnedObject<'a> {
+    objects: &'a dyn ObjectStore,
+    bucket: &'a str,
+    task: &'a RangeTask,
+}
+
+impl ByteSource for PinnedObject<'_> {
+    type Reader = BoxedRead;
+    type Error = ObjectError;
+
+    async fn read(&self, from: u64, to: u64) -> Result<BoxedRead, ObjectError> {
+        let read = Read {
+            from,
+            to: Some(to),
+            if_match: Some(&self.task.etag),
+        };
+        let body = self.objects.get(self.bucket, &self.task.key, read).await?;
+        Ok(body.reader)
+    }
+}
+
+impl Loader<'_> {
+    /// A whole object, decompressed if its key says so.
+    pub(super) async fn open_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Opened<BoxedRead>, OpenFailure> {
+        let object = match self.objects.get(bucket, key, Read::default()).await {
+            Ok(object) => object,
+            Err(error) => return Err(fetch_failure(bucket, key, error)),
+        };
+        let bytes = object.size;
+        let etag = object.etag;
+        let body =
+            compression::decoded(object.reader, Encoding::of_key(key), self.max_decoded_bytes);
+        match ObjectDecoder::open_capped(body, self.schema, self.max_record_bytes).await {
+            Ok(decoder) => Ok(Opened {
+                decoder: Some(decoder),
+                bytes,
+                read_from: None,
+                etag,
+            }),
+            Err(error @ DecodeError::HeaderTooLong { .. }) => {
+                Err(OpenFailure::Reject(error.to_string()))
+            }
+            Err(DecodeError::Header(error)) => Err(OpenFailure::Reject(error.to_string())),
+            Err(DecodeError::Read(error)) => Err(self.classify_read(bucket, key, error)),
+        }
+    }
+
+    /// One range of a large object, every GET pinned to the planned ETag.
+    pub(super) async fn open_range(
+        &self,
+        bucket: &str,
+        task: &RangeTask,
+    ) -> Result<Opened<BoxedRead>, OpenFailure> {
+        let source = PinnedObject {
+            objects: self.objects,
+            bucket,
+            task,
+        };
+        match ranges::open_range(&source, task, self.schema, self.max_record_bytes).await {
+            Ok(decoder) => Ok(Opened {
+                decoder,
+                bytes: task.end - task.start,
+                read_from: task.rows.map(|span| span.first),
+                etag: None,
+            }),
+            Err(RangeOpenError::Source(error)) => Err(fetch_failure(bucket, &task.key, error)),
+            Err(error) => Err(OpenFailure::Reject(error.to_string())),
+        }
+    }
+
+    /// The rest of a compressed object, pinned to the version the first part read: decoded
+    /// from the start again, the rows already loaded skipped untyped.
+    pub(super) async fn open_tail(
+        &self,
+        bucket: &str,
+        tail: &ObjectTail,
+    ) -> Result<Opened<BoxedRead>, OpenFailure> {
+        let read = Read {
+            if_match: Some(&tail.etag),
+            ..Read::default()
+        };
+        let object = match self.objects.get(bucket, &tail.key, read).await {
+            Ok(object) => object,
+            Err(error) => return Err(fetch_failure(bucket, &tail.key, error)),
+        };
+        let bytes = object.size;
+        let encoding = Encoding::of_key(&tail.key);
+        let body = compression::decoded(object.reader, encoding, self.max_decoded_bytes);
+        let mut decoder =
+            match ObjectDecoder::open_capped(body, self.schema, self.max_record_bytes).await {
+                Ok(decoder) => decoder,
+                Err(DecodeError::Read(error)) => {
+                    return Err(self.classify_read(bucket, &tail.key, error));
+                }
+                Err(error) => return Err(OpenFailure::Reject(error.to_string())),
+            };
+        decoder
+            .skip(tail.rows_done)
+            .await
+            .map_err(|error| self.classify_read(bucket, &tail.key, error))?;
+        Ok(Opened {
+            decoder: Some(decoder),
+            bytes,
+            read_from: None,
+            etag: Some(tail.etag.clone()),
+        })
+    }
+}
+
+/// A failed GET: permanent ones are rejects, the rest are retried with the batch.
+pub(super) fn fetch_failure(bucket: &str, key: &str, error: ObjectError) -> OpenFailure {
+    let detail = crate::report(&*error.source);
+    match error.failure {
+        Failure::Changed => OpenFailure::Reject(format!(
+            "the object changed after the job was planned (its ETag no longer matches): {detail}"
+        )),
+        _ if error.is_permanent() => OpenFailure::Reject(format!("GET failed: {detail}")),
+        _ => OpenFailure::Retry(LoadError::Fetch {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            source: error.into(),
+        }),
+    }
+}

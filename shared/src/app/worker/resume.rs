@@ -1,0 +1,335 @@
+//! Resumable batches: a worker that nears its deadline stops every object at a row boundary
+//! and hands what is left to a continuation message for the same batch, carrying the
+//! counters of every part so far. Only the part that finishes the batch counts it, once, with
+//! the sum; the ledger's exactly-once condition on the batch number does the rest. Why
+//! duplicates of either part are harmless: `docs/resumable.md`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::time::Instant;
+
+use crate::contract::messages::{BatchMessage, ObjectTail, RangeTask, Resumed, RowSpan, Work};
+use crate::ingest::compression::Encoding;
+use crate::job::model::BatchStats;
+
+/// When decoding must stop: once `due`, it stays due, so every object of the part stops at
+/// its next row and the part ends promptly.
+#[derive(Debug, Default)]
+pub struct Stop {
+    at: Option<Instant>,
+    hit: AtomicBool,
+}
+
+impl Stop {
+    /// Never due: the batch runs to its end in this call.
+    pub fn never() -> Self {
+        Self::default()
+    }
+
+    pub fn at(at: Instant) -> Self {
+        Self {
+            at: Some(at),
+            hit: AtomicBool::new(false),
+        }
+    }
+
+    pub fn due(&self) -> bool {
+        if self.hit.load(Ordering::Relaxed) {
+            return true;
+        }
+        let due = self.at.is_some_and(|at| Instant::now() >= at);
+        if due {
+            self.hit.store(true, Ordering::Relaxed);
+        }
+        due
+    }
+}
+
+/// Work a stopped part did not do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Left {
+    /// An object not started.
+    Object(String),
+    /// A range (or a plain object from its next row) still to read.
+    Range(RangeTask),
+    /// A compressed object's rows after the first `rows_done`.
+    Tail(ObjectTail),
+}
+
+impl Left {
+    /// Work left whole for a later part.
+    pub fn untouched(work: Work<'_>) -> Left {
+        match work {
+            Work::Object(key) => Left::Object(key.to_owned()),
+            Work::Range(task) => Left::Range(task.clone()),
+            Work::Tail(tail) => Left::Tail(tail.clone()),
+        }
+    }
+
+    /// The rest of a plain object read whole up to `next_row`; `None` if nothing is left.
+    pub fn plain_rest(
+        key: &str,
+        etag: &str,
+        header: &[String],
+        next_row: u64,
+        size: u64,
+    ) -> Option<Left> {
+        (next_row < size).then(|| {
+            Left::Range(RangeTask {
+                key: key.to_owned(),
+                etag: etag.to_owned(),
+                start: next_row,
+                end: size,
+                header: header.to_vec(),
+                rows: Some(RowSpan {
+                    first: next_row,
+                    stop: size,
+                }),
+            })
+        })
+    }
+
+    /// The rest of a range read up to `next_row`; `None` if the range's rows are done (the
+    /// next row belongs to the next range).
+    pub fn range_rest(task: &RangeTask, next_row: u64) -> Option<Left> {
+        let span = task.rows?;
+        (next_row < task.end && next_row < span.stop).then(|| {
+            Left::Range(RangeTask {
+                start: next_row,
+                rows: Some(RowSpan {
+                    first: next_row,
+                    stop: span.stop,
+                }),
+                ..task.clone()
+            })
+        })
+    }
+}
+
+/// Where a decoder stopped at the stop, and what the object's read knew.
+pub struct StoppedAt<'a> {
+    /// Where the next row starts.
+    pub next_row: u64,
+    /// Records yielded so far (skipped ones included).
+    pub records: u64,
+    pub header: &'a [String],
+    /// The version read ("" if the GET named none).
+    pub etag: &'a str,
+    /// The object's size (a whole read) or the range's length.
+    pub size: u64,
+    /// Where a ranged read started; `None` for a whole object.
+    pub read_from: Option<u64>,
+}
+
+/// What is left of `work` stopped `at`, with the input bytes and bytes read of the part
+/// before it (the rest is counted by the part that reads it, so the parts add up to the
+/// object; a compressed object counts its bytes in the part that finishes it, its rows being
+/// numbered, not its bytes). `None`: nothing is left, the work is done.
+pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
+    let tail = |key: &str| ObjectTail {
+        key: key.to_owned(),
+        etag: at.etag.to_owned(),
+        rows_done: at.records,
+    };
+    match work {
+        Work::Object(key) if Encoding::of_key(key).is_compressed() => {
+            Some((Left::Tail(tail(key)), 0, 0))
+        }
+        Work::Object(key) => Left::plain_rest(key, at.etag, at.header, at.next_row, at.size)
+            .map(|left| (left, at.next_row, at.next_row)),
+        Work::Range(task) => Left::range_rest(task, at.next_row).map(|left| {
+            let from = at.read_from.unwrap_or(task.start);
+            let bytes = at.next_row.saturating_sub(task.start);
+            (left, bytes, at.next_row.saturating_sub(from))
+        }),
+        Work::Tail(done) => Some((
+            Left::Tail(ObjectTail {
+                rows_done: at.records,
+                ..done.clone()
+            }),
+            0,
+            0,
+        )),
+    }
+}
+
+/// The continuation of `batch`: what is `left`, and the counters of every part so far.
+pub fn continuation(batch: &BatchMessage, left: Vec<Left>, so_far: &BatchStats) -> BatchMessage {
+    let mut next = BatchMessage {
+        keys: Vec::new(),
+        range: None,
+        resumed: Some(Resumed {
+            part: batch.part() + 1,
+            carried: *so_far,
+            ranges: Vec::new(),
+            tails: Vec::new(),
+        }),
+        ..batch.clone()
+    };
+    let resumed = next.resumed.as_mut().expect("set above");
+    for item in left {
+        match item {
+            Left::Object(key) => next.keys.push(key),
+            // A range batch stays a range batch; a key batch carries its partly read objects.
+            Left::Range(task) if batch.range.is_some() => next.range = Some(task),
+            Left::Range(task) => resumed.ranges.push(task),
+            Left::Tail(tail) => resumed.tails.push(tail),
+        }
+    }
+    // Listing order, so a part's log reads like the batch's.
+    next.keys.sort();
+    resumed.ranges.sort_by(|a, b| a.key.cmp(&b.key));
+    resumed.tails.sort_by(|a, b| a.key.cmp(&b.key));
+    next
+}
+
+/// The counters the earlier parts of `batch` carried (zero for a first part).
+pub fn carried_stats(batch: &BatchMessage) -> BatchStats {
+    batch
+        .resumed
+        .as_ref()
+        .map(|r| r.carried)
+        .unwrap_or_default()
+}
+
+/// `a + b`, counter by counter.
+pub fn sum(a: &BatchStats, b: &BatchStats) -> BatchStats {
+    let mut total = *a;
+    total += b;
+    total
+}
+
+/// Whether a stopped part did anything: one that did nothing would hand on the same work
+/// forever, so it fails instead (and, redelivered, ends in the dead-letter queue, counted).
+pub fn made_progress(part: &BatchStats) -> bool {
+    part.files
+        + part.files_failed
+        + part.rows_written
+        + part.rows_rejected
+        + part.rows_duplicate
+        + part.rows_existing
+        > 0
+        || part.bytes > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::ids::BatchNo;
+    use crate::contract::rejects::ReportLocation;
+
+    fn task() -> RangeTask {
+        RangeTask {
+            key: "big.csv".into(),
+            etag: "e".into(),
+            start: 100,
+            end: 200,
+            header: vec!["a".into()],
+            rows: Some(RowSpan {
+                first: 104,
+                stop: 210,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_range_resumes_at_its_next_row_until_its_rows_are_done() {
+        let Some(Left::Range(rest)) = Left::range_rest(&task(), 150) else {
+            panic!("rows are left");
+        };
+        assert_eq!((rest.start, rest.end), (150, 200));
+        assert_eq!(
+            rest.rows,
+            Some(RowSpan {
+                first: 150,
+                stop: 210
+            })
+        );
+        // The next row starts in the next range: nothing is left of this one.
+        assert_eq!(Left::range_rest(&task(), 200), None);
+        assert_eq!(Left::range_rest(&task(), 205), None);
+        assert_eq!(Left::plain_rest("k", "e", &[], 50, 50), None);
+        let Some(Left::Range(plain)) = Left::plain_rest("k", "e", &["h".into()], 20, 50) else {
+            panic!("rows are left");
+        };
+        assert_eq!(
+            plain.rows,
+            Some(RowSpan {
+                first: 20,
+                stop: 50
+            })
+        );
+        assert_eq!(plain.header, ["h"]);
+    }
+
+    #[test]
+    fn a_continuation_carries_what_is_left_and_the_sum_so_far() {
+        let batch = BatchMessage {
+            job_id: "j".into(),
+            batch: BatchNo(4),
+            bucket: "b".into(),
+            keys: vec![
+                "a.csv".into(),
+                "b.csv".into(),
+                "c.csv.gz".into(),
+                "d.csv".into(),
+            ],
+            range: None,
+            schema: None,
+            report: ReportLocation {
+                bucket: "b".into(),
+                prefix: "_rejects/".into(),
+            },
+            scan: None,
+            resumed: None,
+            write: Default::default(),
+        };
+        let first = BatchStats {
+            rows_written: 10,
+            bytes: 300,
+            ..BatchStats::default()
+        };
+        let left = vec![
+            Left::Object("d.csv".into()),
+            Left::Tail(ObjectTail {
+                key: "c.csv.gz".into(),
+                etag: "e".into(),
+                rows_done: 3,
+            }),
+            Left::plain_rest("b.csv", "e", &["h".into()], 40, 90).unwrap(),
+        ];
+        let second = continuation(&batch, left, &first);
+        assert_eq!((second.batch, second.part()), (BatchNo(4), 1));
+        let keys: Vec<String> = second.work().iter().map(|w| w.key().to_owned()).collect();
+        assert_eq!(keys, ["d.csv", "b.csv", "c.csv.gz"]);
+        assert_eq!(carried_stats(&second), first);
+        // The next part adds its own counters to the carried ones.
+        let own = BatchStats {
+            rows_written: 5,
+            files: 3,
+            ..BatchStats::default()
+        };
+        let third = continuation(
+            &second,
+            vec![Left::Object("d.csv".into())],
+            &sum(&first, &own),
+        );
+        assert_eq!(third.part(), 2);
+        let carried = carried_stats(&third);
+        assert_eq!(
+            (carried.rows_written, carried.files, carried.bytes),
+            (15, 3, 300)
+        );
+        assert!(!made_progress(&BatchStats::default()));
+        assert!(made_progress(&own));
+    }
+
+    #[test]
+    fn a_stop_stays_due_once_due() {
+        assert!(!Stop::never().due());
+        let stop = Stop::at(Instant::now());
+        assert!(stop.due());
+        assert!(stop.due());
+        assert!(!Stop::at(Instant::now() + std::time::Duration::from_secs(60)).due());
+    }
+}

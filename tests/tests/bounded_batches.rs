@@ -1,0 +1,347 @@
+//! Every unit of work bounded on the local servers: prefix batches close at a byte bound, and
+//! a batch on a throttled table with a short deadline finishes across several invocations,
+//! every row once, counted once with exact totals.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use devkit::bridge::{BridgeError, Invoke, SqsBridge};
+use devkit::faults::FlakyWrites;
+use devkit::sample::SampleSpec;
+use integration_tests::{TestEnv, default_servers};
+use shared::app::coordinator::Coordinator;
+use shared::app::worker::Worker;
+use shared::aws::{Adapters, DynamoTable};
+use shared::contract::ids::JobId;
+use shared::contract::messages::{BatchMessage, JobRequest};
+use shared::job::model::{Job, JobStatus};
+use shared::port::ledger::Ledger as _;
+
+/// A CSV's rows as (id, note).
+type Rows = Vec<(String, String)>;
+
+/// The worker, each invocation given `budget` before its deadline (Lambda's is 120 s).
+struct ShortInvocations<'a> {
+    worker: &'a Worker,
+    budget: Duration,
+    invocations: AtomicUsize,
+}
+
+impl Invoke for ShortInvocations<'_> {
+    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, BridgeError> {
+        self.invocations.fetch_add(1, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + self.budget;
+        Ok(self.worker.handle(event, Some(deadline)).await)
+    }
+}
+
+/// Delivers the work queue to `invoker` until the job is final (panics after 90 s).
+async fn deliver(env: &TestEnv, invoker: &impl Invoke, job_id: &str) -> Job {
+    let bridge = SqsBridge::new(
+        &env.clients.sqs,
+        &env.provisioned.queue_url,
+        &env.provisioned.queue_arn,
+        invoker,
+    );
+    let ledger = env.ledger();
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    while std::time::Instant::now() < until {
+        let job = ledger.get(&JobId::new(job_id)).await.unwrap().unwrap();
+        if job.status.is_final() {
+            return job;
+        }
+        bridge.poll_once().await.expect("polling the queue");
+    }
+    panic!("job {job_id} was not final after 90 s");
+}
+
+#[tokio::test]
+async fn a_batch_on_a_throttled_table_with_a_short_deadline_completes_across_invocations() {
+    let env = TestEnv::new(default_servers(), "resume").await;
+    let spec = SampleSpec::new("slow/", 6, 1500);
+    let bytes = spec
+        .upload(&env.clients.s3, &env.resources.bucket, 6, || {})
+        .await
+        .unwrap();
+    let pipeline = env.pipeline();
+    let adapters = Adapters::aws(&env.clients, &pipeline.coordinator.tables.jobs);
+    let coordinator = Coordinator::new(adapters.clone(), pipeline.coordinator.clone());
+    let request = JobRequest {
+        job_id: Some("resume".into()),
+        ..JobRequest::new(&env.resources.bucket, "slow/")
+    };
+    let started = coordinator.start_job(request, None).await.unwrap();
+    assert_eq!(started.total_batches, 1, "one batch of six objects");
+
+    // Every second BatchWriteItem comes back with half its items unprocessed (a throttled
+    // table); each invocation has 1.6 s, of which the last 1.2 s are kept for the writes in
+    // flight, so a part decodes for ~0.4 s.
+    let flaky = Arc::new(FlakyWrites::new(
+        DynamoTable::new(env.clients.dynamodb.clone()),
+        2,
+    ));
+    let worker_config = shared::app::config::WorkerConfig {
+        queue_url: Some(env.provisioned.queue_url.clone()),
+        resume_margin: Duration::from_millis(1200),
+        write_concurrency: 2,
+        ..pipeline.worker.clone()
+    };
+    let worker = Worker::new(
+        Adapters {
+            records: flaky.clone(),
+            ..adapters
+        },
+        worker_config,
+    );
+    let invoker = ShortInvocations {
+        worker: &worker,
+        budget: Duration::from_millis(1600),
+        invocations: AtomicUsize::new(0),
+    };
+    let job = deliver(&env, &invoker, "resume").await;
+
+    let invocations = invoker.invocations.load(Ordering::SeqCst);
+    eprintln!(
+        "{invocations} invocations, {} items unprocessed",
+        flaky.unprocessed.load(Ordering::Relaxed)
+    );
+    assert!(invocations >= 3, "{invocations} invocations");
+    assert!(
+        flaky.unprocessed.load(Ordering::Relaxed) > 0,
+        "the table pushed back"
+    );
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(
+        (job.total_batches, job.batches_done),
+        (1, 1),
+        "counted once"
+    );
+    assert_eq!(
+        job.totals.rows_written,
+        spec.total_rows(),
+        "the sum of every part"
+    );
+    assert_eq!(job.totals.rows_rejected + job.totals.rows_duplicate, 0);
+    assert_eq!((job.totals.files, job.totals.files_failed), (6, 0));
+    assert_eq!(job.totals.bytes, bytes, "the parts add up to the input");
+    assert_eq!(
+        job.totals.bytes_read, bytes,
+        "no part re-read what another loaded"
+    );
+    assert_eq!(
+        env.record_count().await,
+        spec.total_rows(),
+        "every row once"
+    );
+    for file in [0, 5] {
+        let stored = env.readings_of(&spec.expected(file)[0].measure_point).await;
+        assert_eq!(stored, spec.expected(file), "file {file}, value for value");
+    }
+}
+
+#[tokio::test]
+async fn a_prefix_of_mixed_sizes_is_batched_by_bytes_and_loads_every_row_once() {
+    let env = TestEnv::new(default_servers(), "by-bytes").await;
+    // 40 small files (10 rows, ~450 B) and 4 big ones (2,000 rows, ~90 KB), whose measure
+    // points (files 100..104) differ from the small ones'.
+    let small = SampleSpec::new("mixed/a-", 40, 10);
+    let big = SampleSpec::new("mixed/b-", 104, 2000);
+    small
+        .upload(&env.clients.s3, &env.resources.bucket, 8, || {})
+        .await
+        .unwrap();
+    for file in 100..104 {
+        env.put(&big.key(file), &big.body(file)).await;
+    }
+    let listed = env
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(&env.resources.bucket)
+        .prefix("mixed/")
+        .send()
+        .await
+        .unwrap();
+    let sizes: BTreeMap<String, u64> = (listed.contents())
+        .iter()
+        .map(|o| (o.key().unwrap().to_owned(), o.size().unwrap() as u64))
+        .collect();
+    assert_eq!(sizes.len(), 44);
+
+    let mut pipeline = env.pipeline();
+    pipeline.coordinator.batch_size = 100;
+    pipeline.coordinator.batch_bytes = 8 << 10;
+    let adapters = Adapters::aws(&env.clients, &pipeline.coordinator.tables.jobs);
+    let coordinator = Coordinator::new(adapters.clone(), pipeline.coordinator.clone());
+    let request = JobRequest {
+        job_id: Some("by-bytes".into()),
+        ..JobRequest::new(&env.resources.bucket, "mixed/")
+    };
+    let started = coordinator.start_job(request, None).await.unwrap();
+    let batches: Vec<BatchMessage> = env.drain(&env.provisioned.queue_url).await;
+    assert_eq!(batches.len() as u64, started.total_batches);
+    let mut keys: Vec<String> = Vec::new();
+    for batch in &batches {
+        let bytes: u64 = batch.keys.iter().map(|k| sizes[k]).sum();
+        assert!(
+            bytes <= 8 << 10 || batch.keys.len() == 1,
+            "batch {} holds {bytes} bytes in {} keys",
+            batch.batch,
+            batch.keys.len()
+        );
+        keys.extend(batch.keys.iter().cloned());
+    }
+    keys.sort();
+    assert_eq!(
+        keys,
+        sizes.keys().cloned().collect::<Vec<_>>(),
+        "every key once"
+    );
+    // The key bound (100) alone would have made one batch; each big file is alone, and the
+    // small ones fill batches of at most 8 KiB.
+    assert!(
+        started.total_batches >= 4 + 2,
+        "{} batches",
+        started.total_batches
+    );
+    for batch in &batches {
+        if batch.keys.iter().any(|k| k.starts_with("mixed/b-")) {
+            assert_eq!(batch.keys.len(), 1, "a big file is a batch of its own");
+        }
+    }
+
+    for batch in &batches {
+        env.send(batch.to_json()).await;
+    }
+    let worker = Worker::new(adapters, pipeline.worker.clone());
+    let job = env.deliver_until_final(&worker, "by-bytes").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    let rows = small.total_rows() + 4 * 2000;
+    assert_eq!(job.totals.rows_written, rows);
+    assert_eq!(job.totals.files, 44);
+    assert_eq!(job.totals.bytes, sizes.values().sum::<u64>());
+    assert_eq!(env.record_count().await, rows, "every row once");
+}
+
+/// About `target` bytes of CSV (id, note), every other row's note quoted with commas,
+/// doubled quotes and newlines (some rows longer than a range) when `quoted`.
+fn notes_csv(name: &str, target: usize, quoted: bool) -> (String, Vec<(String, String)>) {
+    let mut body = String::from("id,note\r\n");
+    let mut rows = Vec::new();
+    let mut i = 0;
+    while body.len() < target {
+        let note = match (quoted, i % 4) {
+            (true, 0) => format!("{i}: first, \"quoted\"\nsecond line\r\nthird"),
+            (true, 2) => format!(
+                "{}end {i}",
+                "long line, with a comma\n".repeat(i * 97 % 2000)
+            ),
+            _ => format!("plain {i} {}", "-".repeat(90)),
+        };
+        let field = if note.contains([',', '"', '\n']) {
+            format!("\"{}\"", note.replace('"', "\"\""))
+        } else {
+            note.clone()
+        };
+        let id = format!("{name}-{i:06}");
+        body.push_str(&format!("{id},{field}\r\n"));
+        rows.push((id, note));
+        i += 1;
+    }
+    (body, rows)
+}
+
+#[tokio::test]
+async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_every_row_once() {
+    use futures::StreamExt;
+    let env = TestEnv::new(default_servers(), "prefix-split").await;
+    let table = format!("{}-notes", env.resources.bucket);
+    devkit::provision::ensure_table(&env.clients.dynamodb, &table, "id", None)
+        .await
+        .unwrap();
+    let schema: shared::contract::schema::Schema = serde_json::from_value(serde_json::json!({
+        "partition_key": ["id"],
+        "columns": [
+            {"name": "id", "type": "string"},
+            {"name": "note", "type": "string", "nullable": true},
+        ],
+    }))
+    .unwrap();
+    // (key, body, its rows as (id, note))
+    let mut files: Vec<(String, String, Rows)> = (0..200)
+        .map(|i| {
+            let (body, rows) = notes_csv(&format!("s{i:03}"), 200, i % 2 == 0);
+            (format!("mix/small-{i:03}.csv"), body, rows)
+        })
+        .collect();
+    for (key, name, quoted) in [
+        ("mix/big-quoted.csv", "q", true),
+        ("mix/big-plain.csv", "p", false),
+    ] {
+        let (body, rows) = notes_csv(name, 2 << 20, quoted);
+        files.push((key.to_owned(), body, rows));
+    }
+    futures::stream::iter(&files)
+        .for_each_concurrent(16, |(key, body, _)| env.put(key, body))
+        .await;
+    let input: u64 = files.iter().map(|(_, body, _)| body.len() as u64).sum();
+    let rows: u64 = files.iter().map(|(_, _, rows)| rows.len() as u64).sum();
+
+    let mut pipeline = env.pipeline();
+    pipeline.coordinator.range_chunk_bytes = 256 << 10;
+    pipeline.coordinator.batch_size = 50;
+    pipeline.worker.tables.records = table.clone();
+    pipeline.pollers = 4;
+    let request = JobRequest {
+        schema: Some(schema),
+        ..JobRequest::new(&env.resources.bucket, "mix/")
+    };
+    let job = pipeline.run(request, |_| {}).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    let ranges: u64 = files[200..]
+        .iter()
+        .map(|(_, body, _)| (body.len() as u64 - 9).div_ceil(256 << 10))
+        .sum();
+    assert_eq!(
+        job.total_batches,
+        4 + 2 * ranges,
+        "4 key batches of small files, a scan and a parse per range of the big ones"
+    );
+    assert_eq!(job.totals.rows_written, rows);
+    assert_eq!(job.totals.rows_rejected + job.totals.rows_duplicate, 0);
+    let ratio = job.totals.bytes_read as f64 / input as f64;
+    eprintln!(
+        "bytes read {} for {input} bytes: {ratio:.3}x",
+        job.totals.bytes_read
+    );
+    assert!(ratio <= 2.1, "{ratio:.3}x the input read");
+    assert!(
+        job.totals.bytes_read >= input,
+        "every byte read at least once"
+    );
+    assert_eq!(env.count_items(&table).await, rows, "every row once");
+    // Spot checks in the quoted big file, quoted newlines included, and in a small one.
+    let quoted = &files[200].2;
+    for (id, note) in quoted.iter().step_by(quoted.len() / 7).chain(&files[0].2) {
+        let item = env
+            .clients
+            .dynamodb
+            .get_item()
+            .table_name(&table)
+            .key("id", aws_sdk_dynamodb::types::AttributeValue::S(id.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_else(|| panic!("no row {id}"));
+        assert_eq!(
+            item.get("note"),
+            Some(&aws_sdk_dynamodb::types::AttributeValue::S(note.clone())),
+            "{id}"
+        );
+    }
+}
