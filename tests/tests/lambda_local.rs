@@ -95,7 +95,7 @@ async fn cargo_lambda_watch_serves_both_functions_against_the_local_servers() {
             .env("QUEUE_URL", &env.provisioned.queue_url)
             .env("BATCH_SIZE", "2")
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .process_group(0)
             .spawn()

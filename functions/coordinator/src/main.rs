@@ -31,7 +31,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(
         move |event: LambdaEvent<CoordinatorRequest>| async move {
             // A long listing checkpoints before this and continues in a new invocation.
-            let deadline = Some(deadline_from_epoch_ms(event.context.deadline));
+            let deadline = deadline_from_epoch_ms(event.context.deadline);
             let response = match event.payload {
                 CoordinatorRequest::Job(request) => {
                     serde_json::to_value(coordinator.start_job(request, deadline).await?)?

@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
     let worker = &worker;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = deadline_from_epoch_ms(event.context.deadline);
-        Ok::<SqsBatchResponse, Error>(worker.handle(event.payload, Some(deadline)).await)
+        Ok::<SqsBatchResponse, Error>(worker.handle(event.payload, deadline).await)
     }))
     .await
 }

@@ -10,9 +10,12 @@ use tokio::time::Instant;
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
 /// The Lambda deadline (ms since the epoch, from `Context`) as an `Instant`, less the margin.
-pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    let left = Duration::from_millis(deadline_ms.saturating_sub(crate::clock::now_ms()));
-    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
+/// `None` if it is not in the future: Lambda's always is, but an emulator may send something
+/// else (`cargo lambda watch` sends 600000, a duration), and a deadline already past would
+/// stop every batch before its first row. Without one, work runs as without a deadline.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<Instant> {
+    let left = Duration::from_millis(deadline_ms.checked_sub(crate::clock::now_ms())?);
+    Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
 }
 
 /// The longest an invocation can live (Lambda's limit): the deadline assumed without one.
@@ -53,14 +56,18 @@ mod tests {
 
     #[test]
     fn the_deadline_keeps_a_margin() {
-        let deadline = deadline_from_epoch_ms(crate::clock::now_ms() + 60_000);
+        let deadline = deadline_from_epoch_ms(crate::clock::now_ms() + 60_000).unwrap();
         let left = deadline - Instant::now();
         assert!(
             left <= Duration::from_secs(50) && left > Duration::from_secs(45),
             "{left:?}"
         );
-        // A deadline already past leaves no time rather than underflowing.
-        assert!(deadline_from_epoch_ms(0) <= Instant::now());
+        // Less than the margin left: due at once, not underflowing.
+        let close = deadline_from_epoch_ms(crate::clock::now_ms() + 5_000).unwrap();
+        assert!(close <= Instant::now());
+        // No usable deadline: one already past, or cargo lambda watch's fixed 600000.
+        assert_eq!(deadline_from_epoch_ms(0), None);
+        assert_eq!(deadline_from_epoch_ms(600_000), None);
     }
 
     #[test]

@@ -294,7 +294,8 @@ impl Worker {
     }
 
     /// Loads one batch, or as much of it as the deadline allows: with a batch queue
-    /// configured and a deadline, decoding stops `resume_margin` before it, and the rest
+    /// configured and a deadline, decoding stops `resume_margin` before it (at most 90% of the
+    /// time left, so a short function timeout still leaves time to work), and the rest
     /// goes to a continuation message for the same batch (which this returns); the part
     /// that finishes the batch counts it with the counters of every part.
     pub async fn process(
@@ -303,11 +304,9 @@ impl Worker {
         deadline: Option<Instant>,
     ) -> Result<Processed, WorkerError> {
         let stop = match (deadline, &self.config.queue_url, &batch.scan) {
-            (Some(deadline), Some(_), None) => Stop::at(
-                deadline
-                    .checked_sub(self.config.resume_margin)
-                    .unwrap_or(deadline),
-            ),
+            (Some(deadline), Some(_), None) => {
+                Stop::before(deadline, self.config.resume_margin, Instant::now())
+            }
             _ => Stop::never(),
         };
         self.process_part(batch, deadline, &stop).await

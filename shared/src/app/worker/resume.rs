@@ -5,6 +5,7 @@
 //! duplicates of either part are harmless: `docs/resumable.md`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -31,6 +32,14 @@ impl Stop {
             at: Some(at),
             hit: AtomicBool::new(false),
         }
+    }
+
+    /// Due `margin` before `deadline`, but leaving at least a tenth of the time from `now`
+    /// to work: a margin as long as the invocation would stop every part before its first
+    /// row, and the batch would fail as making no progress until it was dead-lettered.
+    pub fn before(deadline: Instant, margin: Duration, now: Instant) -> Self {
+        let most = deadline.saturating_duration_since(now).mul_f64(0.9);
+        Self::at(deadline - margin.min(most))
     }
 
     pub fn due(&self) -> bool {
@@ -325,11 +334,29 @@ mod tests {
     }
 
     #[test]
+    fn a_margin_never_takes_the_whole_time_left() {
+        let now = Instant::now();
+        let secs = Duration::from_secs;
+        // A 120 s function: its deadline 110 s away, the 20 s margin applies.
+        assert_eq!(
+            Stop::before(now + secs(110), secs(20), now).at,
+            Some(now + secs(90))
+        );
+        // A 30 s function: its deadline 20 s away, 2 s of them still go to work.
+        assert_eq!(
+            Stop::before(now + secs(20), secs(20), now).at,
+            Some(now + secs(2))
+        );
+        // A deadline already past: due at once.
+        assert!(Stop::before(now, secs(20), now + secs(1)).due());
+    }
+
+    #[test]
     fn a_stop_stays_due_once_due() {
         assert!(!Stop::never().due());
         let stop = Stop::at(Instant::now());
         assert!(stop.due());
         assert!(stop.due());
-        assert!(!Stop::at(Instant::now() + std::time::Duration::from_secs(60)).due());
+        assert!(!Stop::at(Instant::now() + Duration::from_secs(60)).due());
     }
 }
