@@ -157,7 +157,9 @@ impl TestEnv {
         files: u64,
     ) -> Job {
         let ledger = self.ledger();
-        let job = Job::new(job_id.as_ref(), &self.resources.bucket, "");
+        let mut job = Job::new(job_id.as_ref(), &self.resources.bucket, "");
+        // Where `batch` sends the rejects, as the coordinator would name it.
+        job.rejects_report = Some(self.report().job_uri(&job.job_id));
         ledger.create(&job).await.expect("creating the job");
         let finished = ledger
             .seal(
@@ -175,6 +177,14 @@ impl TestEnv {
         job
     }
 
+    /// Where this test's rejects reports go: `_rejects/` in its bucket.
+    pub fn report(&self) -> ReportLocation {
+        ReportLocation {
+            bucket: self.resources.bucket.clone(),
+            prefix: "_rejects/".into(),
+        }
+    }
+
     /// A batch message of this test's bucket, default schema, rejects under `_rejects/`.
     pub fn batch(
         &self,
@@ -189,10 +199,7 @@ impl TestEnv {
             keys,
             range: None,
             schema: None,
-            report: ReportLocation {
-                bucket: self.resources.bucket.clone(),
-                prefix: "_rejects/".into(),
-            },
+            report: self.report(),
             scan: None,
             write: Default::default(),
             resumed: None,
