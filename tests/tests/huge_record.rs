@@ -59,6 +59,10 @@ async fn a_two_gib_record_is_rejected_while_memory_stays_flat() {
 
     let job = env.sealed_job("job-huge-record", 1, 1).await;
     let batch = serde_json::to_string(&env.batch(&job.job_id, 0, vec![key.into()])).unwrap();
+    #[expect(
+        clippy::zombie_processes,
+        reason = "wait_with_peak_rss reaps it with wait4, which clippy cannot see"
+    )]
     let child = Command::new(env!("CARGO_BIN_EXE_last_delivery"))
         .args(["worker", &batch, "1", "600"])
         .envs(default_servers().env())
