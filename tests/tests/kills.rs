@@ -1,18 +1,21 @@
 //! Nothing hangs when a process is killed (SIGKILL, no error returned) on its last delivery:
-//! a worker killed mid-batch and a listing continuation killed mid-enqueue each leave a
-//! durable last-attempt mark; once the invocation's deadline has passed, the stuck-job check
-//! counts the batch as failed (the job ends COMPLETED_WITH_ERRORS) or fails the job. A
+//! a worker killed mid-batch, a listing continuation and a split object's compose step each
+//! killed mid-enqueue leave durable last-attempt marks; once the invocation's deadline has
+//! passed, the stuck-job check counts the batches as failed (the job ends
+//! COMPLETED_WITH_ERRORS) or fails the job. A
 //! finish lost after sealing is completed by the same check. The killed process is the
 //! real function in its own process (`src/bin/last_delivery.rs`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::app::coordinator::Coordinator;
+use shared::app::worker::Worker;
 use shared::contract::ids::{BatchNo, JobId};
-use shared::contract::messages::ContinueListing;
+use shared::contract::messages::{BatchMessage, ContinueListing, JobRequest};
 use shared::job::model::{Job, JobStatus};
 use shared::port::ledger::{Ledger as _, Seal};
 
@@ -194,4 +197,101 @@ async fn a_finish_lost_after_sealing_is_completed_by_the_stuck_check() {
     assert_eq!(report.jobs_ended, vec![job_id.clone()]);
     let ended = ledger.get(&job_id).await.unwrap().unwrap();
     assert_eq!((ended.status, ended.batches_done), (JobStatus::Complete, 3));
+}
+
+/// A one-object job (~18 KB in 4 KiB ranges) with every scan counted: its coordinator and
+/// worker, the number of ranges, and the compose message the last scan counted sent.
+async fn scanned_split_job(env: &TestEnv, job_id: &JobId) -> (Coordinator, Worker, u64, String) {
+    let spec = SampleSpec::new("c/", 1, 400);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 1, || {})
+        .await
+        .unwrap();
+    let mut pipeline = env.pipeline();
+    pipeline.coordinator.range_chunk_bytes = 4096;
+    let coordinator = Coordinator::on_aws(&env.clients, pipeline.coordinator.clone());
+    let request = JobRequest {
+        job_id: Some(job_id.clone()),
+        key: Some(spec.key(0)),
+        ..JobRequest::new(&env.resources.bucket, "c/")
+    };
+    let started = coordinator.start_job(request, None).await.unwrap();
+    let scans: Vec<BatchMessage> = env.drain(&env.provisioned.queue_url).await;
+    let ranges = scans.len() as u64;
+    assert!(ranges >= 4, "{ranges} ranges");
+    assert_eq!(
+        started.total_batches,
+        2 * ranges,
+        "scans, then as many parses"
+    );
+    let worker = Worker::on_aws(&env.clients, pipeline.worker.clone());
+    for scan in &scans {
+        worker.process_batch(scan, None).await.unwrap();
+    }
+    let composes: Vec<serde_json::Value> = env.drain(&env.provisioned.control_queue_url).await;
+    assert_eq!(composes.len(), 1, "{composes:?}");
+    (coordinator, worker, ranges, composes[0].to_string())
+}
+
+#[tokio::test]
+async fn a_compose_killed_on_its_last_delivery_still_ends_its_job() {
+    let env = TestEnv::new(default_servers(), "kill-compose").await;
+    let job_id = JobId::new("job-kill-compose");
+    let (coordinator, _, ranges, compose) = scanned_split_job(&env, &job_id).await;
+    // Its last delivery is killed mid-enqueue, after marking every parse batch.
+    let ledger = env.ledger();
+    let process_started = Instant::now();
+    let child = last_delivery(&env, "continuation", &compose);
+    kill_when(child, async || {
+        ledger.last_attempts(&job_id).await.unwrap().len() as u64 == ranges
+    })
+    .await;
+    let parses: Vec<BatchMessage> = env.drain(&env.provisioned.queue_url).await;
+    assert!(parses.is_empty(), "killed before it enqueued: {parses:?}");
+
+    wait_past_deadline(process_started).await;
+    let report = coordinator
+        .check_stuck_jobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.batches_failed.len() as u64, ranges, "{report:?}");
+    assert_eq!(report.jobs_ended, vec![job_id.clone()]);
+    let ended = ledger.get(&job_id).await.unwrap().unwrap();
+    assert_eq!(ended.status, JobStatus::CompletedWithErrors);
+    assert_eq!(
+        (ended.batches_done, ended.batches_failed),
+        (2 * ranges, ranges)
+    );
+    assert!(ended.error.unwrap().contains("killed on its last delivery"));
+    assert!(ledger.last_attempts(&job_id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_compose_that_returns_on_its_last_delivery_leaves_no_mark() {
+    let env = TestEnv::new(default_servers(), "compose-last").await;
+    let job_id = JobId::new("job-compose-last");
+    let (coordinator, worker, _, compose) = scanned_split_job(&env, &job_id).await;
+    let mut message = SqsMessage::default();
+    message.message_id = Some("m-1".into());
+    message.body = Some(compose);
+    message
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "5".into());
+    let mut event = SqsEvent::default();
+    event.records = vec![message];
+    let response = coordinator.handle_control_event(event, None).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(
+        env.ledger()
+            .last_attempts(&job_id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a compose that returned clears its marks: parses still to run are not failed"
+    );
+    for parse in env.drain::<BatchMessage>(&env.provisioned.queue_url).await {
+        worker.process_batch(&parse, None).await.unwrap();
+    }
+    let ended = env.ledger().get(&job_id).await.unwrap().unwrap();
+    assert_eq!(ended.status, JobStatus::Complete, "{ended:?}");
+    assert_eq!(ended.totals.rows_written, 400);
 }

@@ -1,15 +1,20 @@
-//! Long listings continue across invocations: the control queue wakes the next one, which
-//! claims its step in the ledger and resumes from the checkpoint.
+//! The control queue's steps: a long listing continues in the next invocation, which claims
+//! its step in the ledger and resumes from the checkpoint; a split object's scans are
+//! composed into its parse batches (`compose.rs`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use futures::{StreamExt, TryStreamExt, stream};
 use tokio::time::Instant;
 
 use super::{Coordinator, CoordinatorError, JobStarted, LISTING_STALLED_AFTER};
 use crate::app::lambda;
-use crate::contract::ids::{JobId, RunId};
-use crate::contract::messages::{ContinueListing, ControlMessage};
+use crate::contract::ids::{BatchNo, JobId, RunId};
+use crate::contract::messages::{ComposeRanges, ContinueListing, ControlMessage};
 use crate::job::model::{Job, ListingCheckpoint};
 use crate::port::ledger::JobError;
+
+/// Last-attempt marks written or cleared at once.
+const MARK_CALLS: usize = 16;
 
 impl Coordinator {
     /// One control-queue message: resumes a paused listing from the job's checkpoint.
@@ -128,10 +133,18 @@ impl Coordinator {
                             .map(drop),
                     )
                 }
-                ControlMessage::Compose(compose) => (
-                    &compose.job_id,
-                    self.compose_ranges(compose).await.map(drop),
-                ),
+                ControlMessage::Compose(compose) => {
+                    if last_delivery {
+                        self.mark_parse_batches(compose, deadline).await;
+                    }
+                    let result = self.compose_ranges(compose).await.map(drop);
+                    if last_delivery {
+                        // Returned, not killed: the step is settled either way (a failure
+                        // fails the job just below).
+                        self.clear_parse_marks(compose).await;
+                    }
+                    (&compose.job_id, result)
+                }
             };
             let result = result.map_err(|e| crate::report(&e));
             if let Err(reason) = &result
@@ -147,6 +160,53 @@ impl Coordinator {
             }
         }
         response
+    }
+
+    /// Before a compose step's last delivery runs, a last-attempt mark on every parse batch
+    /// it enqueues: should the process be killed, the stuck-job check counts them as failed
+    /// once the deadline has passed, so the job ends instead of waiting on batches nobody
+    /// will send. One write per range, on a last delivery only.
+    async fn mark_parse_batches(&self, compose: &ComposeRanges, deadline: Option<Instant>) {
+        let deadline_ms = lambda::deadline_ms(deadline);
+        let job_id = &compose.job_id;
+        let marked = self
+            .each_parse_batch(compose, |batch| {
+                self.ledger.mark_last_attempt(job_id, batch, deadline_ms)
+            })
+            .await;
+        if let Err(e) = marked {
+            tracing::error!(%job_id, error = %crate::report(&e), "could not mark the compose step's last attempt; a kill now would leave its job waiting");
+        }
+    }
+
+    async fn clear_parse_marks(&self, compose: &ComposeRanges) {
+        let job_id = &compose.job_id;
+        let cleared = self
+            .each_parse_batch(compose, |batch| {
+                self.ledger.clear_last_attempt(job_id, batch)
+            })
+            .await;
+        if let Err(e) = cleared {
+            // Left, a mark past its deadline counts a parse batch not yet done as failed.
+            tracing::error!(%job_id, error = %crate::report(&e), "could not clear the compose step's last-attempt marks");
+        }
+    }
+
+    async fn each_parse_batch<'a, F, Fut>(
+        &'a self,
+        compose: &'a ComposeRanges,
+        call: F,
+    ) -> Result<(), JobError>
+    where
+        F: Fn(BatchNo) -> Fut + 'a,
+        Fut: Future<Output = Result<(), JobError>> + 'a,
+    {
+        let object = &compose.compose;
+        stream::iter(0..object.range_count())
+            .map(|index| call(BatchNo(object.parse_batch(index))))
+            .buffer_unordered(MARK_CALLS)
+            .try_collect()
+            .await
     }
 
     /// Wakes invocation `invocation` of a paused listing through the control queue.
