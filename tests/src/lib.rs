@@ -393,3 +393,33 @@ fn fastrand_u32() -> u32 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now()) as u32
 }
+
+/// About `target` bytes of CSV (`id,note`, CRLF rows) and the (id, note) of every row. When
+/// `quoted`, three notes in four are quoted: commas, doubled quotes, CRLF and LF inside, some
+/// longer than a 64 KiB range; otherwise every note is plain.
+pub fn notes_csv(id_prefix: &str, target: usize, quoted: bool) -> (String, Vec<(String, String)>) {
+    let mut body = String::from("id,note\r\n");
+    let mut rows = Vec::new();
+    let mut i = 0;
+    while body.len() < target {
+        let note = match (quoted, i % 4) {
+            (true, 0) => format!("{i}: first, \"quoted\"\nsecond line\r\nthird"),
+            (true, 2) => format!(
+                "{}end {i}",
+                "long line, with a comma\n".repeat(i * 97 % 3000)
+            ),
+            (true, 3) => format!("\"\"{i}\"\""),
+            _ => format!("plain {i} {}", "-".repeat(20)),
+        };
+        let field = if note.contains([',', '"', '\n']) {
+            format!("\"{}\"", note.replace('"', "\"\""))
+        } else {
+            note.clone()
+        };
+        let id = format!("{id_prefix}-{i:06}");
+        body.push_str(&format!("{id},{field}\r\n"));
+        rows.push((id, note));
+        i += 1;
+    }
+    (body, rows)
+}

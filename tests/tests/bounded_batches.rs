@@ -11,7 +11,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use devkit::bridge::{BridgeError, Invoke, SqsBridge};
 use devkit::faults::FlakyWrites;
 use devkit::sample::SampleSpec;
-use integration_tests::{TestEnv, default_servers};
+use integration_tests::{TestEnv, default_servers, notes_csv};
 use shared::app::coordinator::Coordinator;
 use shared::app::worker::Worker;
 use shared::aws::{Adapters, DynamoTable};
@@ -224,34 +224,6 @@ async fn a_prefix_of_mixed_sizes_is_batched_by_bytes_and_loads_every_row_once() 
     assert_eq!(job.totals.files, 44);
     assert_eq!(job.totals.bytes, sizes.values().sum::<u64>());
     assert_eq!(env.record_count().await, rows, "every row once");
-}
-
-/// About `target` bytes of CSV (id, note), every other row's note quoted with commas,
-/// doubled quotes and newlines (some rows longer than a range) when `quoted`.
-fn notes_csv(name: &str, target: usize, quoted: bool) -> (String, Vec<(String, String)>) {
-    let mut body = String::from("id,note\r\n");
-    let mut rows = Vec::new();
-    let mut i = 0;
-    while body.len() < target {
-        let note = match (quoted, i % 4) {
-            (true, 0) => format!("{i}: first, \"quoted\"\nsecond line\r\nthird"),
-            (true, 2) => format!(
-                "{}end {i}",
-                "long line, with a comma\n".repeat(i * 97 % 2000)
-            ),
-            _ => format!("plain {i} {}", "-".repeat(90)),
-        };
-        let field = if note.contains([',', '"', '\n']) {
-            format!("\"{}\"", note.replace('"', "\"\""))
-        } else {
-            note.clone()
-        };
-        let id = format!("{name}-{i:06}");
-        body.push_str(&format!("{id},{field}\r\n"));
-        rows.push((id, note));
-        i += 1;
-    }
-    (body, rows)
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
 use aws_sdk_dynamodb::types::AttributeValue;
 use devkit::provision::ensure_table;
 use devkit::sample::SampleSpec;
-use integration_tests::{TestEnv, default_servers, moto_servers};
+use integration_tests::{TestEnv, default_servers, moto_servers, notes_csv};
 use shared::app::coordinator::Coordinator;
 use shared::app::worker::Worker;
 use shared::contract::messages::JobRequest;
@@ -164,35 +164,6 @@ async fn quoted_newlines_across_range_ends_still_land_every_row_once() {
     );
 }
 
-/// A few MiB of CSV whose every other row holds a quoted field with commas, doubled quotes
-/// and newlines (some rows longer than a range), and the (id, note) of every row.
-fn quoted_notes(seed: usize, target: usize) -> (String, Vec<(String, String)>) {
-    let mut body = String::from("id,note\r\n");
-    let mut rows = Vec::new();
-    let mut i = 0;
-    while body.len() < target {
-        let note = match (i + seed) % 4 {
-            0 => format!("{i}: first, \"quoted\"\nsecond line\r\nthird"),
-            1 => format!("plain {i}"),
-            2 => format!(
-                "{}end {i}",
-                "long line, with a comma\n".repeat(i * 97 % 3000)
-            ),
-            _ => format!("\"\"{i}\"\""),
-        };
-        let field = if note.contains([',', '"', '\n']) {
-            format!("\"{}\"", note.replace('"', "\"\""))
-        } else {
-            note.clone()
-        };
-        let id = format!("f{seed}-{i:06}");
-        body.push_str(&format!("{id},{field}\r\n"));
-        rows.push((id, note));
-        i += 1;
-    }
-    (body, rows)
-}
-
 #[tokio::test]
 async fn two_quoted_csvs_in_64_kib_ranges_load_every_row_once_reading_at_most_2_1x() {
     let env = TestEnv::new(default_servers(), "large-two-quoted").await;
@@ -214,7 +185,7 @@ async fn two_quoted_csvs_in_64_kib_ranges_load_every_row_once_reading_at_most_2_
     pipeline.pollers = 4;
     let mut all_rows = 0;
     for seed in 0..2 {
-        let (body, rows) = quoted_notes(seed, 3 << 20);
+        let (body, rows) = notes_csv(&format!("f{seed}"), 3 << 20, true);
         let key = format!("big/quoted-{seed}.csv");
         env.put(&key, &body).await;
         let request = JobRequest {

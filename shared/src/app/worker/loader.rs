@@ -215,47 +215,22 @@ impl Loader<'_> {
             return Ok(ObjectOutcome::untouched(work));
         }
         let throttles_before = self.throttles.get();
-        let decoded = match work {
-            Work::Object(key) => {
-                let opened = self.open_object(bucket, key).await;
-                self.decode(
-                    opened,
-                    work,
-                    bucket,
-                    &source,
-                    rows,
-                    rejects,
-                    &mut rejected_rows,
-                )
-                .await
-            }
-            Work::Range(task) => {
-                let opened = self.open_range(bucket, task).await;
-                self.decode(
-                    opened,
-                    work,
-                    bucket,
-                    &source,
-                    rows,
-                    rejects,
-                    &mut rejected_rows,
-                )
-                .await
-            }
-            Work::Tail(tail) => {
-                let opened = self.open_tail(bucket, tail).await;
-                self.decode(
-                    opened,
-                    work,
-                    bucket,
-                    &source,
-                    rows,
-                    rejects,
-                    &mut rejected_rows,
-                )
-                .await
-            }
+        let opened = match work {
+            Work::Object(key) => self.open_object(bucket, key).await,
+            Work::Range(task) => self.open_range(bucket, task).await,
+            Work::Tail(tail) => self.open_tail(bucket, tail).await,
         };
+        let decoded = self
+            .decode(
+                opened,
+                work,
+                bucket,
+                &source,
+                rows,
+                rejects,
+                &mut rejected_rows,
+            )
+            .await;
         // The GET permit is held until the body is read: it bounds bodies in flight.
         self.verdict(permit, throttles_before);
         let Measured {
