@@ -253,7 +253,7 @@ async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_
         ("mix/big-quoted.csv", "q", true),
         ("mix/big-plain.csv", "p", false),
     ] {
-        let (body, rows) = notes_csv(name, 2 << 20, quoted);
+        let (body, rows) = notes_csv(name, 32 << 20, quoted);
         files.push((key.to_owned(), body, rows));
     }
     futures::stream::iter(&files)
@@ -263,7 +263,7 @@ async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_
     let rows: u64 = files.iter().map(|(_, _, rows)| rows.len() as u64).sum();
 
     let mut pipeline = env.pipeline();
-    pipeline.coordinator.range_chunk_bytes = 256 << 10;
+    pipeline.coordinator.range_chunk_bytes = 1 << 20;
     pipeline.coordinator.batch_size = 50;
     pipeline.worker.tables.records = table.clone();
     pipeline.pollers = 4;
@@ -275,7 +275,7 @@ async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     let ranges: u64 = files[200..]
         .iter()
-        .map(|(_, body, _)| (body.len() as u64 - 9).div_ceil(256 << 10))
+        .map(|(_, body, _)| (body.len() as u64 - 9).div_ceil(1 << 20))
         .sum();
     assert_eq!(
         job.total_batches,
