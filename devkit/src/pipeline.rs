@@ -56,23 +56,9 @@ impl LocalPipeline {
         Self {
             clients,
             coordinator: CoordinatorConfig {
-                tables: resources.tables.clone(),
-                queue_url: provisioned.queue_url.clone(),
-                batch_size: CoordinatorConfig::DEFAULT_BATCH_SIZE,
-                batch_bytes: shared::plan::batching::DEFAULT_BATCH_BYTES,
-                list_page_size: CoordinatorConfig::DEFAULT_LIST_PAGE_SIZE,
-                rejects_bucket: None,
-                rejects_prefix: CoordinatorConfig::DEFAULT_REJECTS_PREFIX.to_owned(),
-                trigger: Default::default(),
-                range_chunk_bytes: shared::plan::ranges::DEFAULT_CHUNK_BYTES,
                 completion_queue_url: Some(provisioned.completion_queue_url.clone()),
                 control_queue_url: Some(provisioned.control_queue_url.clone()),
-                checkpoint_margin: Duration::from_secs(
-                    CoordinatorConfig::DEFAULT_CHECKPOINT_MARGIN_SECONDS,
-                ),
-                control_max_receive_count: 5,
-                allowed_buckets: vec![],
-                on_demand_write_units: CoordinatorConfig::DEFAULT_ON_DEMAND_WRITE_UNITS,
+                ..CoordinatorConfig::new(resources.tables.clone(), &provisioned.queue_url)
             },
             worker: WorkerConfig {
                 tables: resources.tables.clone(),

@@ -130,6 +130,29 @@ impl CoordinatorConfig {
     pub const DEFAULT_CHECKPOINT_MARGIN_SECONDS: u64 = 60;
     /// DynamoDB's default per-table limit for on-demand tables.
     pub const DEFAULT_ON_DEMAND_WRITE_UNITS: u64 = 40_000;
+    pub const DEFAULT_CONTROL_MAX_RECEIVE_COUNT: u32 = 5;
+
+    /// Every setting at its default (the values `from_env` takes when a variable is unset),
+    /// given the two it cannot default.
+    pub fn new(tables: Tables, queue_url: impl Into<String>) -> Self {
+        Self {
+            tables,
+            queue_url: queue_url.into(),
+            batch_size: Self::DEFAULT_BATCH_SIZE,
+            batch_bytes: crate::plan::batching::DEFAULT_BATCH_BYTES,
+            list_page_size: Self::DEFAULT_LIST_PAGE_SIZE,
+            rejects_bucket: None,
+            rejects_prefix: Self::DEFAULT_REJECTS_PREFIX.to_owned(),
+            trigger: TriggerConfig::default(),
+            range_chunk_bytes: crate::plan::ranges::DEFAULT_CHUNK_BYTES,
+            completion_queue_url: None,
+            control_queue_url: None,
+            checkpoint_margin: Duration::from_secs(Self::DEFAULT_CHECKPOINT_MARGIN_SECONDS),
+            control_max_receive_count: Self::DEFAULT_CONTROL_MAX_RECEIVE_COUNT,
+            allowed_buckets: vec![],
+            on_demand_write_units: Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
+        }
+    }
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -177,7 +200,11 @@ impl CoordinatorConfig {
                 "CHECKPOINT_MARGIN_SECONDS",
                 Self::DEFAULT_CHECKPOINT_MARGIN_SECONDS,
             )?),
-            control_max_receive_count: positive(&var, "CONTROL_MAX_RECEIVE_COUNT", 5)?,
+            control_max_receive_count: positive(
+                &var,
+                "CONTROL_MAX_RECEIVE_COUNT",
+                Self::DEFAULT_CONTROL_MAX_RECEIVE_COUNT,
+            )?,
             allowed_buckets: optional(&var, "ALLOWED_BUCKETS")
                 .map(|list| {
                     list.split(',')

@@ -9,5 +9,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod queue_writer;
 pub mod redrive;
+#[cfg(test)]
+mod test_rig;
 pub mod worker;
 pub mod write_cap;

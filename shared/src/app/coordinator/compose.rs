@@ -152,159 +152,43 @@ impl Coordinator {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
     use super::*;
-    use crate::app::config::{CoordinatorConfig, Tables, WorkerConfig};
-    use crate::app::metrics::MemorySink;
-    use crate::app::worker::Worker;
-    use crate::aws::Adapters;
+    use crate::app::config::CoordinatorConfig;
+    use crate::app::test_rig::{NOTES_HEADER, Rig, notes_csv, notes_schema};
     use crate::contract::messages::JobRequest;
-    use crate::contract::messages::{BatchMessage, ControlMessage};
-    use crate::ingest::item::Value;
     use crate::job::model::JobStatus;
-    use crate::port::memory::{MemoryLedger, MemoryObjects, MemoryQueues, MemoryTable};
+    use crate::port::ledger::Ledger;
 
-    const WORK: &str = "work";
-    const CONTROL: &str = "control";
-
-    struct Doubles {
-        adapters: Adapters,
-        objects: Arc<MemoryObjects>,
-        queues: Arc<MemoryQueues>,
-        table: Arc<MemoryTable>,
-    }
-
-    impl Doubles {
-        fn new() -> Self {
-            let objects = Arc::new(MemoryObjects::new());
-            let queues = Arc::new(MemoryQueues::new());
-            let table = Arc::new(MemoryTable::new("id", None));
-            let adapters = Adapters {
-                ledger: Arc::new(MemoryLedger::new()),
-                objects: objects.clone(),
-                queues: queues.clone(),
-                records: table.clone(),
-                ..Adapters::memory()
-            };
-            Self {
-                adapters,
-                objects,
-                queues,
-                table,
-            }
-        }
-
-        fn coordinator(&self, chunk: u64) -> Coordinator {
-            let config = CoordinatorConfig {
-                tables: Tables {
-                    records: "records".into(),
-                    jobs: "jobs".into(),
-                },
-                queue_url: WORK.into(),
-                batch_size: 10,
-                batch_bytes: crate::plan::batching::DEFAULT_BATCH_BYTES,
-                list_page_size: 10,
-                rejects_bucket: None,
-                rejects_prefix: "_rejects/".into(),
-                trigger: Default::default(),
-                range_chunk_bytes: chunk,
-                completion_queue_url: None,
-                control_queue_url: Some(CONTROL.into()),
-                checkpoint_margin: Duration::from_secs(0),
-                control_max_receive_count: 5,
-                allowed_buckets: vec![],
-                on_demand_write_units: 40_000,
-            };
-            Coordinator::new(self.adapters.clone(), config)
-                .with_metrics(Arc::new(MemorySink::default()))
-        }
-
-        fn worker(&self) -> Worker {
-            let config = WorkerConfig {
-                control_queue_url: Some(CONTROL.into()),
-                ..WorkerConfig::default()
-            };
-            Worker::new(self.adapters.clone(), config).with_metrics(Arc::new(MemorySink::default()))
-        }
-
-        fn batches(&self) -> Vec<BatchMessage> {
-            let mut batches: Vec<BatchMessage> = (self.queues.drain(WORK).iter())
-                .map(|body| serde_json::from_str(body).unwrap())
-                .collect();
-            batches.sort_by_key(|b| b.batch);
-            batches
-        }
-
-        fn compose_messages(&self) -> Vec<ComposeRanges> {
-            self.queues
-                .drain(CONTROL)
-                .iter()
-                .map(|body| match serde_json::from_str(body).unwrap() {
-                    ControlMessage::Compose(compose) => compose,
-                    other => panic!("not a compose message: {other:?}"),
-                })
-                .collect()
-        }
-    }
-
-    fn schema() -> crate::contract::schema::Schema {
-        serde_json::from_value(serde_json::json!({
-            "partition_key": ["id"],
-            "columns": [
-                {"name": "id", "type": "string"},
-                {"name": "note", "type": "string", "nullable": true},
-            ],
-        }))
-        .unwrap()
-    }
-
-    /// Rows whose notes hold commas, doubled quotes and newlines, some longer than a range.
-    fn quoted_csv(rows: usize) -> (String, Vec<(String, String)>) {
-        let mut text = String::from("id,note\r\n");
-        let mut expected = Vec::new();
-        for i in 0..rows {
-            let note = match i % 4 {
-                0 => format!("line one of {i}\nline two, \"quoted\"\r\nthree"),
-                1 => format!("{}end", "x\n".repeat(40 + i % 7)),
-                2 => String::new(),
-                _ => format!("plain {i}"),
-            };
-            let field = if note.contains(['\n', '"', ',']) {
-                format!("\"{}\"", note.replace('"', "\"\""))
-            } else {
-                note.clone()
-            };
-            text.push_str(&format!("row-{i:04},{field}\r\n"));
-            expected.push((format!("row-{i:04}"), note));
-        }
-        (text, expected)
+    fn coordinator(rig: &Rig, chunk: u64) -> Coordinator {
+        rig.coordinator(CoordinatorConfig {
+            range_chunk_bytes: chunk,
+            ..Rig::coordinator_config()
+        })
     }
 
     fn request(key: &str) -> JobRequest {
         JobRequest {
             job_id: Some("split".into()),
             key: Some(key.into()),
-            schema: Some(schema()),
+            schema: Some(notes_schema()),
             ..JobRequest::new("b", "")
         }
     }
 
     #[tokio::test]
     async fn scans_then_compose_then_parses_load_every_row_once_reading_at_most_twice() {
-        let doubles = Doubles::new();
-        let (text, expected) = quoted_csv(300);
+        let rig = Rig::new();
+        let (text, expected) = notes_csv("row", 300, true);
         let size = text.len() as u64;
-        doubles.objects.insert("b", "big.csv", text);
-        let coordinator = doubles.coordinator(512);
-        let worker = doubles.worker();
+        rig.objects.insert("b", "big.csv", text);
+        let coordinator = coordinator(&rig, 512);
+        let worker = rig.worker(Rig::worker_config());
 
         let started = coordinator
             .start_job(request("big.csv"), None)
             .await
             .unwrap();
-        let scans = doubles.batches();
+        let scans = rig.batches();
         let ranges = scans.len() as u64;
         assert!(ranges > 20, "{ranges} ranges");
         assert_eq!(
@@ -318,7 +202,7 @@ mod tests {
             if i == 3 {
                 worker.process_batch(scan, None).await.unwrap(); // a redelivery
             }
-            let woken = doubles.compose_messages();
+            let woken = rig.compose_messages();
             assert_eq!(woken.len(), usize::from(i + 1 == scans.len()), "scan {i}");
             if let Some(compose) = woken.first() {
                 assert_eq!(
@@ -332,7 +216,7 @@ mod tests {
                 );
             }
         }
-        let parses = doubles.batches();
+        let parses = rig.batches();
         let numbers: Vec<u64> = parses.iter().map(|b| b.batch.get()).collect();
         assert_eq!(numbers, (ranges..2 * ranges).collect::<Vec<_>>());
         for parse in &parses {
@@ -341,63 +225,39 @@ mod tests {
         }
         worker.process_batch(&parses[5], None).await.unwrap(); // a redelivery
 
-        let job = doubles
-            .adapters
-            .ledger
-            .get(&"split".into())
-            .await
-            .unwrap()
-            .unwrap();
+        let job = rig.job("split").await;
         assert_eq!(job.status, JobStatus::Complete, "{job:?}");
         assert_eq!(job.totals.rows_written, 300);
         assert_eq!(job.totals.rows_rejected, 0);
         assert_eq!(job.totals.rows_duplicate, 0);
-        let data = size - "id,note\r\n".len() as u64;
+        let data = size - NOTES_HEADER.len() as u64;
         assert_eq!(job.totals.bytes, data, "the input once");
         assert_eq!(
             job.totals.bytes_read,
             2 * data,
             "scans + row spans: exactly twice"
         );
-        let items = doubles.table.items(&WorkerConfig::default().tables.records);
-        let got: Vec<(String, String)> = items
-            .iter()
-            .map(|item| {
-                let text = |name: &str| match item.get(name) {
-                    Some(Value::S(s)) => s.clone(),
-                    _ => String::new(),
-                };
-                (text("id"), text("note"))
-            })
-            .collect();
-        assert_eq!(got, expected);
+        assert_eq!(rig.rows(), expected);
     }
 
     #[tokio::test]
     async fn an_object_of_one_range_is_parsed_without_a_scan() {
-        let doubles = Doubles::new();
-        let (text, _) = quoted_csv(10);
-        doubles.objects.insert("b", "one.csv", text.clone());
-        let coordinator = doubles.coordinator(text.len() as u64 - 5);
+        let rig = Rig::new();
+        let (text, _) = notes_csv("row", 10, true);
+        rig.objects.insert("b", "one.csv", text.clone());
+        let coordinator = coordinator(&rig, text.len() as u64 - 5);
         let started = coordinator
             .start_job(request("one.csv"), None)
             .await
             .unwrap();
         assert_eq!(started.total_batches, 1);
-        let batches = doubles.batches();
+        let batches = rig.batches();
         assert!(batches[0].scan.is_none());
-        doubles
-            .worker()
+        rig.worker(Rig::worker_config())
             .process_batch(&batches[0], None)
             .await
             .unwrap();
-        let job = doubles
-            .adapters
-            .ledger
-            .get(&"split".into())
-            .await
-            .unwrap()
-            .unwrap();
+        let job = rig.job("split").await;
         assert_eq!(
             (job.status, job.totals.rows_written),
             (JobStatus::Complete, 10)
@@ -406,24 +266,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_scan_that_failed_for_good_fails_the_job_at_compose() {
-        let doubles = Doubles::new();
-        let (text, _) = quoted_csv(40);
-        doubles.objects.insert("b", "big.csv", text);
-        let coordinator = doubles.coordinator(256);
+        let rig = Rig::new();
+        let (text, _) = notes_csv("row", 40, true);
+        rig.objects.insert("b", "big.csv", text);
+        let coordinator = coordinator(&rig, 256);
         coordinator
             .start_job(request("big.csv"), None)
             .await
             .unwrap();
-        let scans = doubles.batches();
-        let worker = doubles.worker();
+        let scans = rig.batches();
+        let worker = rig.worker(Rig::worker_config());
         for scan in &scans[1..] {
             worker.process_batch(scan, None).await.unwrap();
         }
-        assert!(
-            doubles.compose_messages().is_empty(),
-            "one scan is still owed"
-        );
-        let ledger = &doubles.adapters.ledger;
+        assert!(rig.compose_messages().is_empty(), "one scan is still owed");
+        let ledger = &rig.ledger;
         ledger
             .record_failed_batch(&"split".into(), BatchNo(0), "GET failed five times")
             .await
@@ -439,6 +296,6 @@ mod tests {
         );
         let job = ledger.get(&"split".into()).await.unwrap().unwrap();
         assert_eq!(job.status, JobStatus::Failed);
-        assert!(doubles.batches().is_empty(), "no parse was enqueued");
+        assert!(rig.batches().is_empty(), "no parse was enqueued");
     }
 }

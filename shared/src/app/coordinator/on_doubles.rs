@@ -48,24 +48,20 @@ impl Doubles {
             ..Adapters::memory()
         };
         let config = CoordinatorConfig {
-            tables: Tables {
-                records: "records".into(),
-                jobs: "jobs".into(),
-            },
-            queue_url: WORK.into(),
             batch_size: 10,
             batch_bytes,
             list_page_size: 10,
-            rejects_bucket: None,
-            rejects_prefix: "_rejects/".into(),
-            trigger: Default::default(),
             range_chunk_bytes: 1 << 20,
             completion_queue_url: Some(DONE.into()),
             control_queue_url: Some(CONTROL.into()),
             checkpoint_margin: Duration::from_secs(if pausing { 3600 } else { 0 }),
-            control_max_receive_count: 5,
-            allowed_buckets: vec![],
-            on_demand_write_units: 40_000,
+            ..CoordinatorConfig::new(
+                Tables {
+                    records: "records".into(),
+                    jobs: "jobs".into(),
+                },
+                WORK,
+            )
         };
         Coordinator::new(adapters, config).with_metrics(Arc::new(metrics::MemorySink::default()))
     }

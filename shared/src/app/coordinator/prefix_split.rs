@@ -2,123 +2,46 @@
 //! and parses of several split objects; each object's scans wake its own compose step, and
 //! every row lands once, reading each split object twice and each small one once.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use super::{Composed, Coordinator};
-use crate::app::config::{CoordinatorConfig, Tables, WorkerConfig};
-use crate::app::metrics::MemorySink;
-use crate::app::worker::Worker;
-use crate::aws::Adapters;
-use crate::contract::messages::{BatchMessage, ControlMessage, JobRequest};
-use crate::ingest::item::Value;
+use super::Composed;
+use crate::app::config::CoordinatorConfig;
+use crate::app::test_rig::{NOTES_HEADER, Rig, notes_csv, notes_schema};
+use crate::contract::messages::JobRequest;
 use crate::job::model::{Job, JobStatus};
-use crate::port::ledger::Ledger;
-use crate::port::memory::{MemoryLedger, MemoryObjects, MemoryQueues, MemoryTable};
-
-const WORK: &str = "work";
-const CONTROL: &str = "control";
-
-fn schema() -> crate::contract::schema::Schema {
-    serde_json::from_value(serde_json::json!({
-        "partition_key": ["id"],
-        "columns": [
-            {"name": "id", "type": "string"},
-            {"name": "note", "type": "string", "nullable": true},
-        ],
-    }))
-    .unwrap()
-}
-
-/// `rows` rows named `{name}-NNNN`; with `quoted`, notes hold commas, quotes and newlines.
-fn csv(name: &str, rows: usize, quoted: bool) -> (String, Vec<(String, String)>) {
-    let mut text = String::from("id,note\n");
-    let mut expected = Vec::new();
-    for i in 0..rows {
-        let note = match (quoted, i % 3) {
-            (true, 0) => format!("one, \"two\"\nthree {i}"),
-            (true, 1) => "x\n".repeat(30 + i % 5),
-            _ => format!("plain {i}"),
-        };
-        let field = if note.contains(['\n', '"', ',']) {
-            format!("\"{}\"", note.replace('"', "\"\""))
-        } else {
-            note.clone()
-        };
-        text.push_str(&format!("{name}-{i:04},{field}\n"));
-        expected.push((format!("{name}-{i:04}"), note));
-    }
-    (text, expected)
-}
 
 #[tokio::test]
 async fn a_prefix_splits_its_big_plain_csvs_and_loads_every_row_once() {
-    let objects = Arc::new(MemoryObjects::new());
-    let queues = Arc::new(MemoryQueues::new());
-    let table = Arc::new(MemoryTable::new("id", None));
-    let ledger = Arc::new(MemoryLedger::new());
-    let adapters = Adapters {
-        ledger: ledger.clone(),
-        objects: objects.clone(),
-        queues: queues.clone(),
-        records: table.clone(),
-        ..Adapters::memory()
-    };
+    let rig = Rig::new();
     let mut expected = Vec::new();
     let mut input = 0;
     for i in 0..30 {
-        let (text, rows) = csv(&format!("s{i:02}"), 3, false);
+        let (text, rows) = notes_csv(&format!("s{i:02}"), 3, false);
         input += text.len() as u64;
-        objects.insert("b", &format!("in/s{i:02}.csv"), text);
+        rig.objects.insert("b", &format!("in/s{i:02}.csv"), text);
         expected.extend(rows);
     }
     // Two big ones among the small: a quoted one (ranges cut through quoted newlines) and a
     // plain one.
     let mut split_data = 0;
     for (key, name, quoted) in [("in/m-big.csv", "q", true), ("in/z-big.csv", "p", false)] {
-        let (text, rows) = csv(name, 200, quoted);
+        let (text, rows) = notes_csv(name, 200, quoted);
         input += text.len() as u64;
-        split_data += (text.len() - "id,note\n".len()) as u64;
-        objects.insert("b", key, text);
+        split_data += (text.len() - NOTES_HEADER.len()) as u64;
+        rig.objects.insert("b", key, text);
         expected.extend(rows);
     }
     expected.sort();
 
-    let config = CoordinatorConfig {
-        tables: Tables {
-            records: "records".into(),
-            jobs: "jobs".into(),
-        },
-        queue_url: WORK.into(),
+    let coordinator = rig.coordinator(CoordinatorConfig {
         batch_size: 8,
         batch_bytes: 1 << 20,
         list_page_size: 7,
-        rejects_bucket: None,
-        rejects_prefix: "_rejects/".into(),
-        trigger: Default::default(),
         range_chunk_bytes: 1024,
-        completion_queue_url: None,
-        control_queue_url: Some(CONTROL.into()),
-        checkpoint_margin: Duration::from_secs(0),
-        control_max_receive_count: 5,
-        allowed_buckets: vec![],
-        on_demand_write_units: 40_000,
-    };
-    let coordinator =
-        Coordinator::new(adapters.clone(), config).with_metrics(Arc::new(MemorySink::default()));
-    let worker_config = WorkerConfig {
-        tables: Tables {
-            records: "records".into(),
-            jobs: "jobs".into(),
-        },
-        control_queue_url: Some(CONTROL.into()),
-        ..WorkerConfig::default()
-    };
-    let worker =
-        Worker::new(adapters.clone(), worker_config).with_metrics(Arc::new(MemorySink::default()));
+        ..Rig::coordinator_config()
+    });
+    let worker = rig.worker(Rig::worker_config());
     let request = JobRequest {
         job_id: Some("mixed".into()),
-        schema: Some(schema()),
+        schema: Some(notes_schema()),
         ..JobRequest::new("b", "in/")
     };
     let started = coordinator.start_job(request, None).await.unwrap();
@@ -127,23 +50,18 @@ async fn a_prefix_splits_its_big_plain_csvs_and_loads_every_row_once() {
     let mut composed = 0;
     let mut job: Job;
     loop {
-        let batches: Vec<BatchMessage> = (queues.drain(WORK).iter())
-            .map(|body| serde_json::from_str(body).unwrap())
-            .collect();
+        let batches = rig.batches();
         for batch in &batches {
             numbers.push(batch.batch.get());
             worker.process_batch(batch, None).await.unwrap();
         }
-        for body in queues.drain(CONTROL) {
-            let ControlMessage::Compose(compose) = serde_json::from_str(&body).unwrap() else {
-                panic!("only compose messages: {body}");
-            };
+        for compose in rig.compose_messages() {
             if let Composed::Enqueued { .. } = coordinator.compose_ranges(&compose).await.unwrap() {
                 composed += 1;
             }
         }
-        job = ledger.get(&"mixed".into()).await.unwrap().unwrap();
-        if job.status.is_final() || batches.is_empty() && queues.drain(CONTROL).is_empty() {
+        job = rig.job("mixed").await;
+        if job.status.is_final() || batches.is_empty() {
             break;
         }
     }
@@ -162,17 +80,8 @@ async fn a_prefix_splits_its_big_plain_csvs_and_loads_every_row_once() {
     // Small objects once, split ones' data twice (scans + row spans), their headers never.
     assert_eq!(
         job.totals.bytes_read,
-        input - 2 * 8 - split_data + 2 * split_data
+        input - 2 * NOTES_HEADER.len() as u64 - split_data + 2 * split_data
     );
     assert!(job.totals.bytes_read as f64 <= 2.1 * input as f64);
-    let got: Vec<(String, String)> = (table.items("records").iter())
-        .map(|item| {
-            let text = |name: &str| match item.get(name) {
-                Some(Value::S(s)) => s.clone(),
-                _ => String::new(),
-            };
-            (text("id"), text("note"))
-        })
-        .collect();
-    assert_eq!(got, expected, "every row once, byte for byte");
+    assert_eq!(rig.rows(), expected, "every row once, byte for byte");
 }

@@ -11,22 +11,18 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::{Processed, Worker};
-use crate::app::config::{CoordinatorConfig, Tables, WorkerConfig};
+use crate::app::config::{CoordinatorConfig, WorkerConfig};
 use crate::app::coordinator::Coordinator;
-use crate::app::metrics::MemorySink;
-use crate::aws::Adapters;
+use crate::app::test_rig::{NOTES_HEADER, Rig, notes_csv, notes_schema};
 use crate::contract::messages::{BatchMessage, JobRequest};
-use crate::ingest::item::{Item, Value};
-use crate::job::model::{Job, JobStatus};
-use crate::port::memory::{MemoryLedger, MemoryObjects, MemoryQueues, MemoryTable};
+use crate::ingest::item::Item;
+use crate::job::model::JobStatus;
+use crate::port::memory::MemoryTable;
 use crate::port::table::{RecordTable, WriteError};
-
-const WORK: &str = "work";
-const TABLE: &str = "records";
 
 /// A table that takes `delay` per BatchWriteItem, like one throttled to a low rate.
 struct SlowTable {
-    inner: MemoryTable,
+    inner: Arc<MemoryTable>,
     delay: Duration,
     calls: AtomicU64,
 }
@@ -40,131 +36,35 @@ impl RecordTable for SlowTable {
     }
 }
 
-struct Doubles {
-    adapters: Adapters,
-    objects: Arc<MemoryObjects>,
-    queues: Arc<MemoryQueues>,
-    table: Arc<SlowTable>,
+/// The rig writing through a table that takes `delay` per call.
+fn slow_rig(delay: Duration) -> (Rig, Arc<SlowTable>) {
+    let table = Arc::new(MemoryTable::new("id", None));
+    let slow = Arc::new(SlowTable {
+        inner: table.clone(),
+        delay,
+        calls: AtomicU64::new(0),
+    });
+    (Rig::writing_through(table, slow.clone()), slow)
 }
 
-impl Doubles {
-    fn new(delay: Duration) -> Self {
-        let objects = Arc::new(MemoryObjects::new());
-        let queues = Arc::new(MemoryQueues::new());
-        let table = Arc::new(SlowTable {
-            inner: MemoryTable::new("id", None),
-            delay,
-            calls: AtomicU64::new(0),
-        });
-        let adapters = Adapters {
-            ledger: Arc::new(MemoryLedger::new()),
-            objects: objects.clone(),
-            queues: queues.clone(),
-            records: table.clone(),
-            ..Adapters::memory()
-        };
-        Self {
-            adapters,
-            objects,
-            queues,
-            table,
-        }
-    }
-
-    /// A worker that stops `margin` before its deadline and writes one call at a time.
-    fn worker(&self, margin: Duration) -> Worker {
-        let config = WorkerConfig {
-            tables: Tables {
-                records: TABLE.into(),
-                jobs: "jobs".into(),
-            },
-            write_concurrency: 1,
-            queue_url: Some(WORK.into()),
-            resume_margin: margin,
-            ..WorkerConfig::default()
-        };
-        Worker::new(self.adapters.clone(), config).with_metrics(Arc::new(MemorySink::default()))
-    }
-
-    fn coordinator(&self, chunk: u64) -> Coordinator {
-        let config = CoordinatorConfig {
-            tables: Tables {
-                records: TABLE.into(),
-                jobs: "jobs".into(),
-            },
-            queue_url: WORK.into(),
-            batch_size: 100,
-            batch_bytes: 1 << 30,
-            list_page_size: 1000,
-            rejects_bucket: None,
-            rejects_prefix: "_rejects/".into(),
-            trigger: Default::default(),
-            range_chunk_bytes: chunk,
-            completion_queue_url: None,
-            control_queue_url: None,
-            checkpoint_margin: Duration::from_secs(0),
-            control_max_receive_count: 5,
-            allowed_buckets: vec![],
-            on_demand_write_units: 40_000,
-        };
-        Coordinator::new(self.adapters.clone(), config)
-            .with_metrics(Arc::new(MemorySink::default()))
-    }
-
-    fn enqueued(&self) -> Vec<BatchMessage> {
-        let mut batches: Vec<BatchMessage> = (self.queues.drain(WORK).iter())
-            .map(|body| serde_json::from_str(body).unwrap())
-            .collect();
-        batches.sort_by_key(|b| b.batch);
-        batches
-    }
-
-    async fn job(&self, id: &str) -> Job {
-        self.adapters.ledger.get(&id.into()).await.unwrap().unwrap()
-    }
-
-    /// (id, note) of every stored row, in key order.
-    fn rows(&self) -> Vec<(String, String)> {
-        let text = |item: &Item, name: &str| match item.get(name) {
-            Some(Value::S(s)) => s.clone(),
-            _ => String::new(),
-        };
-        (self.table.inner.items(TABLE).iter())
-            .map(|item| (text(item, "id"), text(item, "note")))
-            .collect()
-    }
+/// A worker that stops `margin` before its deadline and writes one call at a time.
+fn worker(rig: &Rig, margin: Duration) -> Worker {
+    rig.worker(WorkerConfig {
+        write_concurrency: 1,
+        resume_margin: margin,
+        ..Rig::worker_config()
+    })
 }
 
-fn schema() -> crate::contract::schema::Schema {
-    serde_json::from_value(serde_json::json!({
-        "partition_key": ["id"],
-        "columns": [
-            {"name": "id", "type": "string"},
-            {"name": "note", "type": "string", "nullable": true},
-        ],
-    }))
-    .unwrap()
-}
-
-/// A CSV of `rows` rows named `{name}-NNNN`, some with quoted commas and newlines.
-fn csv(name: &str, rows: usize) -> (String, Vec<(String, String)>) {
-    let mut text = String::from("id,note\n");
-    let mut expected = Vec::new();
-    for i in 0..rows {
-        let note = match i % 3 {
-            0 => format!("a, \"quoted\"\nnote {i}"),
-            1 => String::new(),
-            _ => format!("plain {i}"),
-        };
-        let field = if note.contains(['\n', '"', ',']) {
-            format!("\"{}\"", note.replace('"', "\"\""))
-        } else {
-            note.clone()
-        };
-        text.push_str(&format!("{name}-{i:04},{field}\n"));
-        expected.push((format!("{name}-{i:04}"), note));
-    }
-    (text, expected)
+/// A coordinator whose batches hold 100 keys whatever their bytes, splitting above `chunk`.
+fn coordinator(rig: &Rig, chunk: u64) -> Coordinator {
+    rig.coordinator(CoordinatorConfig {
+        batch_size: 100,
+        batch_bytes: 1 << 30,
+        range_chunk_bytes: chunk,
+        control_queue_url: None,
+        ..Rig::coordinator_config()
+    })
 }
 
 async fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -199,40 +99,39 @@ async fn run_chain(worker: &Worker, mut batch: BatchMessage, budget: Duration) -
 async fn a_batch_on_a_slow_table_finishes_across_parts_with_every_row_once() {
     // 25 rows a write call, 8 ms each, one at a time: 1,200 rows take ~0.4 s of writes;
     // each invocation has 150 ms, of which the last 100 are kept for the rows in flight.
-    let doubles = Doubles::new(Duration::from_millis(8));
+    let (rig, table) = slow_rig(Duration::from_millis(8));
     let mut expected = Vec::new();
     let mut input_bytes = 0;
     for name in ["a", "b", "c"] {
-        let (text, rows) = csv(name, 300);
+        let (text, rows) = notes_csv(name, 300, true);
         input_bytes += text.len() as u64;
-        doubles.objects.insert("b", &format!("in/{name}.csv"), text);
+        rig.objects.insert("b", &format!("in/{name}.csv"), text);
         expected.extend(rows);
     }
-    let (text, rows) = csv("z", 300);
+    let (text, rows) = notes_csv("z", 300, true);
     let packed = gzip(text.as_bytes()).await;
     input_bytes += packed.len() as u64;
-    doubles.objects.insert("b", "in/z.csv.gz", packed);
+    rig.objects.insert("b", "in/z.csv.gz", packed);
     expected.extend(rows);
     expected.sort();
 
     let request = JobRequest {
         job_id: Some("slow".into()),
-        schema: Some(schema()),
+        schema: Some(notes_schema()),
         ..JobRequest::new("b", "in/")
     };
-    let started = doubles
-        .coordinator(1 << 30)
+    let started = coordinator(&rig, 1 << 30)
         .start_job(request, None)
         .await
         .unwrap();
     assert_eq!(started.total_batches, 1);
-    let batch = doubles.enqueued().remove(0);
+    let batch = rig.batches().remove(0);
 
-    let worker = doubles.worker(Duration::from_millis(100));
+    let worker = worker(&rig, Duration::from_millis(100));
     let parts = run_chain(&worker, batch, Duration::from_millis(150)).await;
     assert!(parts >= 3, "{parts} parts");
 
-    let job = doubles.job("slow").await;
+    let job = rig.job("slow").await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(job.batches_done, 1, "counted once, by the last part");
     assert_eq!(job.totals.rows_written, 1200, "the sum of every part");
@@ -246,30 +145,29 @@ async fn a_batch_on_a_slow_table_finishes_across_parts_with_every_row_once() {
         job.totals.bytes, input_bytes,
         "the parts add up to the input"
     );
-    assert_eq!(doubles.rows(), expected, "every row once, byte for byte");
+    assert_eq!(rig.rows(), expected, "every row once, byte for byte");
     // Each row was written once: no part re-read what an earlier one had loaded.
-    let calls = doubles.table.calls.load(Ordering::Relaxed);
+    let calls = table.calls.load(Ordering::Relaxed);
     assert!(calls <= 1200 / 25 + 2 * parts as u64, "{calls} write calls");
 }
 
 #[tokio::test]
 async fn a_part_delivered_twice_forks_harmlessly_and_the_batch_counts_once() {
-    let doubles = Doubles::new(Duration::from_millis(8));
-    let (text, mut expected) = csv("d", 600);
-    doubles.objects.insert("b", "in/d.csv", text.clone());
+    let (rig, _) = slow_rig(Duration::from_millis(8));
+    let (text, mut expected) = notes_csv("d", 600, true);
+    rig.objects.insert("b", "in/d.csv", text.clone());
     expected.sort();
     let request = JobRequest {
         job_id: Some("dup".into()),
-        schema: Some(schema()),
+        schema: Some(notes_schema()),
         ..JobRequest::new("b", "in/")
     };
-    doubles
-        .coordinator(1 << 30)
+    coordinator(&rig, 1 << 30)
         .start_job(request, None)
         .await
         .unwrap();
-    let batch = doubles.enqueued().remove(0);
-    let worker = doubles.worker(Duration::from_millis(60));
+    let batch = rig.batches().remove(0);
+    let worker = worker(&rig, Duration::from_millis(60));
     let budget = Duration::from_millis(100);
 
     // Part 0 runs; before its message is deleted it is delivered again, and runs again:
@@ -291,7 +189,7 @@ async fn a_part_delivered_twice_forks_harmlessly_and_the_batch_counts_once() {
     let parts_two = run_chain(&worker, *two, budget).await;
     assert!(parts_one + parts_two >= 2);
 
-    let job = doubles.job("dup").await;
+    let job = rig.job("dup").await;
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!(job.batches_done, 1);
     assert_eq!(
@@ -300,75 +198,73 @@ async fn a_part_delivered_twice_forks_harmlessly_and_the_batch_counts_once() {
     );
     assert_eq!(job.totals.bytes, text.len() as u64);
     assert_eq!(job.totals.files, 1);
-    assert_eq!(doubles.rows(), expected, "every row once");
+    assert_eq!(rig.rows(), expected, "every row once");
 }
 
 #[tokio::test]
 async fn a_range_resumes_at_its_next_row_and_counts_its_bytes_once() {
-    let doubles = Doubles::new(Duration::from_millis(8));
-    let (text, mut expected) = csv("r", 1000);
-    doubles.objects.insert("b", "big.csv", text.clone());
+    let (rig, _) = slow_rig(Duration::from_millis(8));
+    let (text, mut expected) = notes_csv("r", 1000, true);
+    rig.objects.insert("b", "big.csv", text.clone());
     expected.sort();
     // A chunk just under the object: one range, parsed without a scan.
     let request = JobRequest {
         job_id: Some("range".into()),
         key: Some("big.csv".into()),
-        schema: Some(schema()),
+        schema: Some(notes_schema()),
         ..JobRequest::new("b", "")
     };
     let chunk = text.len() as u64 - 4;
-    doubles
-        .coordinator(chunk)
+    coordinator(&rig, chunk)
         .start_job(request, None)
         .await
         .unwrap();
-    let batch = doubles.enqueued().remove(0);
+    let batch = rig.batches().remove(0);
     assert!(batch.range.is_some(), "{batch:?}");
     let parts = run_chain(
-        &doubles.worker(Duration::from_millis(60)),
+        &worker(&rig, Duration::from_millis(60)),
         batch,
         Duration::from_millis(100),
     )
     .await;
     assert!(parts >= 3, "{parts} parts");
-    let job = doubles.job("range").await;
+    let job = rig.job("range").await;
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!(job.totals.rows_written, 1000);
-    let data = text.len() as u64 - "id,note\n".len() as u64;
+    let data = (text.len() - NOTES_HEADER.len()) as u64;
     assert_eq!(job.totals.bytes, data, "the range once");
     assert_eq!(job.totals.bytes_read, data, "each byte read by one part");
-    assert_eq!(doubles.rows(), expected);
+    assert_eq!(rig.rows(), expected);
 }
 
 #[tokio::test]
 async fn a_part_with_no_time_left_fails_rather_than_handing_on_the_same_work() {
-    let doubles = Doubles::new(Duration::from_millis(1));
-    let (text, _) = csv("n", 10);
-    doubles.objects.insert("b", "in/n.csv", text);
+    let (rig, _) = slow_rig(Duration::from_millis(1));
+    let (text, _) = notes_csv("n", 10, true);
+    rig.objects.insert("b", "in/n.csv", text);
     let request = JobRequest {
         job_id: Some("none".into()),
-        schema: Some(schema()),
+        schema: Some(notes_schema()),
         ..JobRequest::new("b", "in/")
     };
-    doubles
-        .coordinator(1 << 30)
+    coordinator(&rig, 1 << 30)
         .start_job(request, None)
         .await
         .unwrap();
-    let batch = doubles.enqueued().remove(0);
+    let batch = rig.batches().remove(0);
     // The deadline has come: the stop is due before the first GET.
-    let worker = doubles.worker(Duration::from_secs(5));
+    let worker = worker(&rig, Duration::from_secs(5));
     let error = worker
         .process(&batch, Some(Instant::now()))
         .await
         .unwrap_err();
     assert!(matches!(error, super::WorkerError::NoProgress), "{error}");
-    assert!(doubles.enqueued().is_empty(), "nothing handed on");
+    assert!(rig.batches().is_empty(), "nothing handed on");
     // A margin longer than the time left takes only 90% of it: the batch still runs.
     worker
         .process(&batch, Some(Instant::now() + Duration::from_secs(4)))
         .await
         .unwrap();
-    assert!(doubles.enqueued().is_empty(), "done in one part");
-    assert_eq!(doubles.job("none").await.totals.rows_written, 10);
+    assert!(rig.batches().is_empty(), "done in one part");
+    assert_eq!(rig.job("none").await.totals.rows_written, 10);
 }
