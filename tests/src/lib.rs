@@ -144,6 +144,33 @@ impl TestEnv {
             .unwrap_or_else(|| panic!("no record ({measure_point}, {timestamp})"))
     }
 
+    /// Asserts each (id, note) is stored in `table` (keyed by `id`) byte for byte.
+    pub async fn assert_notes<'a>(
+        &self,
+        table: &str,
+        rows: impl IntoIterator<Item = &'a (String, String)>,
+    ) {
+        for (id, note) in rows {
+            let item = self
+                .clients
+                .dynamodb
+                .get_item()
+                .table_name(table)
+                .key("id", AttributeValue::S(id.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("reading a row")
+                .item
+                .unwrap_or_else(|| panic!("no row {id}"));
+            assert_eq!(
+                item.get("note"),
+                Some(&AttributeValue::S(note.clone())),
+                "{id}"
+            );
+        }
+    }
+
     /// The job ledger of this test's jobs table.
     pub fn ledger(&self) -> DynamoLedger {
         DynamoLedger::new(self.clients.dynamodb.clone(), &self.resources.tables.jobs)

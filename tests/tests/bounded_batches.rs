@@ -297,23 +297,9 @@ async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_
     assert_eq!(env.count_items(&table).await, rows, "every row once");
     // Spot checks in the quoted big file, quoted newlines included, and in a small one.
     let quoted = &files[200].2;
-    for (id, note) in quoted.iter().step_by(quoted.len() / 7).chain(&files[0].2) {
-        let item = env
-            .clients
-            .dynamodb
-            .get_item()
-            .table_name(&table)
-            .key("id", aws_sdk_dynamodb::types::AttributeValue::S(id.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap_or_else(|| panic!("no row {id}"));
-        assert_eq!(
-            item.get("note"),
-            Some(&aws_sdk_dynamodb::types::AttributeValue::S(note.clone())),
-            "{id}"
-        );
-    }
+    env.assert_notes(
+        &table,
+        quoted.iter().step_by(quoted.len() / 7).chain(&files[0].2),
+    )
+    .await;
 }

@@ -132,36 +132,14 @@ async fn quoted_newlines_across_range_ends_still_land_every_row_once() {
     assert_eq!(job.totals.rows_rejected, 0);
     assert_eq!(job.totals.rows_duplicate, 0);
     assert_eq!(env.count_items(&table).await, 2_000);
-    let note = |id: &str| {
-        let id = id.to_owned();
-        let env = &env;
-        let table = &table;
-        async move {
-            let item = env
-                .clients
-                .dynamodb
-                .get_item()
-                .table_name(table)
-                .key("id", AttributeValue::S(id.clone()))
-                .consistent_read(true)
-                .send()
-                .await
-                .unwrap()
-                .item
-                .unwrap_or_else(|| panic!("no row {id}"));
-            item.get("note").cloned()
-        }
-    };
-    assert_eq!(
-        note("row-01012").await,
-        Some(AttributeValue::S("plain 1012".into()))
-    );
-    assert_eq!(
-        note("row-01500").await,
-        Some(AttributeValue::S(
-            "line one of 1500\r\nline two, \"quoted\"\nline three".into()
-        ))
-    );
+    let spot_checks = [
+        ("row-01012".to_owned(), "plain 1012".to_owned()),
+        (
+            "row-01500".to_owned(),
+            "line one of 1500\r\nline two, \"quoted\"\nline three".to_owned(),
+        ),
+    ];
+    env.assert_notes(&table, &spot_checks).await;
 }
 
 #[tokio::test]
@@ -212,25 +190,11 @@ async fn two_quoted_csvs_in_64_kib_ranges_load_every_row_once_reading_at_most_2_
         );
         all_rows += rows.len() as u64;
         // Spot checks across the object, quoted newlines included.
-        for (id, note) in rows.iter().step_by(rows.len() / 9).chain(rows.last()) {
-            let item = env
-                .clients
-                .dynamodb
-                .get_item()
-                .table_name(&table)
-                .key("id", AttributeValue::S(id.clone()))
-                .consistent_read(true)
-                .send()
-                .await
-                .unwrap()
-                .item
-                .unwrap_or_else(|| panic!("no row {id}"));
-            assert_eq!(
-                item.get("note"),
-                Some(&AttributeValue::S(note.clone())),
-                "{id}"
-            );
-        }
+        env.assert_notes(
+            &table,
+            rows.iter().step_by(rows.len() / 9).chain(rows.last()),
+        )
+        .await;
     }
     assert_eq!(env.count_items(&table).await, all_rows, "every row once");
 }

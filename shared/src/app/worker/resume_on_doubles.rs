@@ -12,7 +12,6 @@ use tokio::time::Instant;
 
 use super::{Processed, Worker};
 use crate::app::config::{CoordinatorConfig, WorkerConfig};
-use crate::app::coordinator::Coordinator;
 use crate::app::test_rig::{NOTES_HEADER, Rig, notes_csv, notes_schema};
 use crate::contract::messages::{BatchMessage, JobRequest};
 use crate::ingest::item::Item;
@@ -56,15 +55,25 @@ fn worker(rig: &Rig, margin: Duration) -> Worker {
     })
 }
 
-/// A coordinator whose batches hold 100 keys whatever their bytes, splitting above `chunk`.
-fn coordinator(rig: &Rig, chunk: u64) -> Coordinator {
-    rig.coordinator(CoordinatorConfig {
+/// Starts job `job_id` on prefix `in/` (or on one object, `key`, split above `chunk`) with
+/// batches of 100 keys whatever their bytes, and returns its one batch.
+async fn one_batch(rig: &Rig, job_id: &str, key: Option<&str>, chunk: u64) -> BatchMessage {
+    let request = JobRequest {
+        job_id: Some(job_id.into()),
+        key: key.map(str::to_owned),
+        schema: Some(notes_schema()),
+        ..JobRequest::new("b", if key.is_some() { "" } else { "in/" })
+    };
+    let coordinator = rig.coordinator(CoordinatorConfig {
         batch_size: 100,
         batch_bytes: 1 << 30,
         range_chunk_bytes: chunk,
         control_queue_url: None,
         ..Rig::coordinator_config()
-    })
+    });
+    let started = coordinator.start_job(request, None).await.unwrap();
+    assert_eq!(started.total_batches, 1);
+    rig.batches().remove(0)
 }
 
 async fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -115,17 +124,7 @@ async fn a_batch_on_a_slow_table_finishes_across_parts_with_every_row_once() {
     expected.extend(rows);
     expected.sort();
 
-    let request = JobRequest {
-        job_id: Some("slow".into()),
-        schema: Some(notes_schema()),
-        ..JobRequest::new("b", "in/")
-    };
-    let started = coordinator(&rig, 1 << 30)
-        .start_job(request, None)
-        .await
-        .unwrap();
-    assert_eq!(started.total_batches, 1);
-    let batch = rig.batches().remove(0);
+    let batch = one_batch(&rig, "slow", None, 1 << 30).await;
 
     let worker = worker(&rig, Duration::from_millis(100));
     let parts = run_chain(&worker, batch, Duration::from_millis(150)).await;
@@ -157,16 +156,7 @@ async fn a_part_delivered_twice_forks_harmlessly_and_the_batch_counts_once() {
     let (text, mut expected) = notes_csv("d", 600, true);
     rig.objects.insert("b", "in/d.csv", text.clone());
     expected.sort();
-    let request = JobRequest {
-        job_id: Some("dup".into()),
-        schema: Some(notes_schema()),
-        ..JobRequest::new("b", "in/")
-    };
-    coordinator(&rig, 1 << 30)
-        .start_job(request, None)
-        .await
-        .unwrap();
-    let batch = rig.batches().remove(0);
+    let batch = one_batch(&rig, "dup", None, 1 << 30).await;
     let worker = worker(&rig, Duration::from_millis(60));
     let budget = Duration::from_millis(100);
 
@@ -208,18 +198,8 @@ async fn a_range_resumes_at_its_next_row_and_counts_its_bytes_once() {
     rig.objects.insert("b", "big.csv", text.clone());
     expected.sort();
     // A chunk just under the object: one range, parsed without a scan.
-    let request = JobRequest {
-        job_id: Some("range".into()),
-        key: Some("big.csv".into()),
-        schema: Some(notes_schema()),
-        ..JobRequest::new("b", "")
-    };
     let chunk = text.len() as u64 - 4;
-    coordinator(&rig, chunk)
-        .start_job(request, None)
-        .await
-        .unwrap();
-    let batch = rig.batches().remove(0);
+    let batch = one_batch(&rig, "range", Some("big.csv"), chunk).await;
     assert!(batch.range.is_some(), "{batch:?}");
     let parts = run_chain(
         &worker(&rig, Duration::from_millis(60)),
@@ -242,16 +222,7 @@ async fn a_part_with_no_time_left_fails_rather_than_handing_on_the_same_work() {
     let (rig, _) = slow_rig(Duration::from_millis(1));
     let (text, _) = notes_csv("n", 10, true);
     rig.objects.insert("b", "in/n.csv", text);
-    let request = JobRequest {
-        job_id: Some("none".into()),
-        schema: Some(notes_schema()),
-        ..JobRequest::new("b", "in/")
-    };
-    coordinator(&rig, 1 << 30)
-        .start_job(request, None)
-        .await
-        .unwrap();
-    let batch = rig.batches().remove(0);
+    let batch = one_batch(&rig, "none", None, 1 << 30).await;
     // The deadline has come: the stop is due before the first GET.
     let worker = worker(&rig, Duration::from_secs(5));
     let error = worker
