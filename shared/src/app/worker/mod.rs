@@ -202,8 +202,10 @@ impl Worker {
             }
             Err(_) => Some(()),
         };
-        // The batch is accounted for (counted, or counted as failed): the mark has done its
-        // job. Should clearing fail, the stuck check finds the batch counted and clears it.
+        // The batch is accounted for (counted, counted as failed, or handed on to a
+        // continuation): the mark has done its job. Should clearing fail, the stuck check
+        // finds a counted batch counted and clears it; a handed-on one it counts as failed
+        // while the continuation runs (a window of this one call: docs/resumable.md).
         if let (Some(batch), None) = (&marked, failed)
             && let Err(e) = self
                 .ledger
