@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
-use devkit::bridge::SqsBridge;
+use devkit::bridge::{Invoke, SqsBridge};
 use devkit::pipeline::LocalPipeline;
 use devkit::provision::{self, Provisioned, QueueSettings, Resources};
 use devkit::sample::SensorReading;
@@ -280,13 +280,19 @@ impl TestEnv {
     }
 
     /// Delivers queued batches to `worker` through the SQS bridge until the job is final
-    /// (panics after 40 s).
+    /// (panics after 90 s).
     pub async fn deliver_until_final(
         &self,
         worker: &Worker,
         job_id: &(impl AsRef<str> + ?Sized),
     ) -> Job {
         self.deliver(worker, None, job_id.as_ref()).await
+    }
+
+    /// As [`Self::deliver_until_final`], to any function the bridge can invoke (e.g. a
+    /// worker given a short deadline).
+    pub async fn deliver_to_until_final(&self, invoker: &impl Invoke, job_id: &str) -> Job {
+        self.deliver(invoker, None, job_id).await
     }
 
     /// As [`Self::deliver_until_final`], with `coordinator` handling the control queue too
@@ -303,7 +309,7 @@ impl TestEnv {
 
     async fn deliver(
         &self,
-        worker: &Worker,
+        worker: &impl Invoke,
         coordinator: Option<&shared::app::coordinator::Coordinator>,
         job_id: &str,
     ) -> Job {
@@ -326,7 +332,7 @@ impl TestEnv {
             )
         });
         let ledger = self.ledger();
-        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
         while std::time::Instant::now() < deadline {
             let job = ledger
                 .get(&JobId::new(job_id))
@@ -344,7 +350,7 @@ impl TestEnv {
                     .expect("polling the control queue");
             }
         }
-        panic!("job {job_id} was not final after 40 s");
+        panic!("job {job_id} was not final after 90 s");
     }
 
     /// Every record of a job's rejects reports (under the source bucket, as by default), by

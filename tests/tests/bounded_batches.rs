@@ -8,17 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use devkit::bridge::{BridgeError, Invoke, SqsBridge};
+use devkit::bridge::{BridgeError, Invoke};
 use devkit::faults::FlakyWrites;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers, notes_csv};
 use shared::app::coordinator::Coordinator;
 use shared::app::worker::Worker;
 use shared::aws::{Adapters, DynamoTable};
-use shared::contract::ids::JobId;
 use shared::contract::messages::{BatchMessage, JobRequest};
-use shared::job::model::{Job, JobStatus};
-use shared::port::ledger::Ledger as _;
+use shared::job::model::JobStatus;
 
 /// A CSV's rows as (id, note).
 type Rows = Vec<(String, String)>;
@@ -36,26 +34,6 @@ impl Invoke for ShortInvocations<'_> {
         let deadline = tokio::time::Instant::now() + self.budget;
         Ok(self.worker.handle(event, Some(deadline)).await)
     }
-}
-
-/// Delivers the work queue to `invoker` until the job is final (panics after 90 s).
-async fn deliver(env: &TestEnv, invoker: &impl Invoke, job_id: &str) -> Job {
-    let bridge = SqsBridge::new(
-        &env.clients.sqs,
-        &env.provisioned.queue_url,
-        &env.provisioned.queue_arn,
-        invoker,
-    );
-    let ledger = env.ledger();
-    let until = std::time::Instant::now() + Duration::from_secs(90);
-    while std::time::Instant::now() < until {
-        let job = ledger.get(&JobId::new(job_id)).await.unwrap().unwrap();
-        if job.status.is_final() {
-            return job;
-        }
-        bridge.poll_once().await.expect("polling the queue");
-    }
-    panic!("job {job_id} was not final after 90 s");
 }
 
 #[tokio::test]
@@ -101,7 +79,7 @@ async fn a_batch_on_a_throttled_table_with_a_short_deadline_completes_across_inv
         budget: Duration::from_millis(1600),
         invocations: AtomicUsize::new(0),
     };
-    let job = deliver(&env, &invoker, "resume").await;
+    let job = env.deliver_to_until_final(&invoker, "resume").await;
 
     let invocations = invoker.invocations.load(Ordering::SeqCst);
     eprintln!(
