@@ -16,7 +16,7 @@ use shared::contract::schema::Schema;
 use shared::job::model::JobStatus;
 use tokio::io::AsyncWriteExt;
 
-const MIB: u64 = 1 << 20;
+const RANGE: u64 = 256 << 10;
 
 fn one_object(env: &TestEnv, key: &str) -> JobRequest {
     JobRequest {
@@ -26,20 +26,22 @@ fn one_object(env: &TestEnv, key: &str) -> JobRequest {
 }
 
 #[tokio::test]
-async fn a_50_mb_object_in_1_mib_ranges_lands_every_row_exactly_once() {
+async fn a_4_mb_object_in_256_kib_ranges_lands_every_row_exactly_once() {
+    // Small enough for the test command (dynalite slows as its store grows: 50 MB took ~480 s
+    // here), big enough for 16 ranges, each with rows cut at both ends. Sizes that matter for
+    // speed and memory are in `bash scripts/bench.sh` (1 GiB objects).
     let env = TestEnv::new(default_servers(), "large-object").await;
     // One measure point with a timestamp per row: every row has its own key.
-    let spec = SampleSpec::new("big/", 1, 1_250_000);
+    let spec = SampleSpec::new("big/", 1, 100_000);
     let body = spec.body(0);
     let size = body.len() as u64;
-    assert!(size > 48_000_000, "{size} bytes");
+    assert!(size > 15 * RANGE, "{size} bytes");
     env.put(&spec.key(0), &body).await;
     drop(body);
 
     let mut pipeline = env.pipeline();
-    pipeline.coordinator.range_chunk_bytes = MIB;
+    pipeline.coordinator.range_chunk_bytes = RANGE;
     pipeline.pollers = 4;
-    pipeline.timeout = std::time::Duration::from_secs(600);
     let job = pipeline
         .run(one_object(&env, &spec.key(0)), |_| {})
         .await
@@ -48,8 +50,8 @@ async fn a_50_mb_object_in_1_mib_ranges_lands_every_row_exactly_once() {
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(
         job.total_batches,
-        2 * size.div_ceil(MIB),
-        "a scan and a parse batch per 1 MiB range"
+        2 * size.div_ceil(RANGE),
+        "a scan and a parse batch per 256 KiB range"
     );
     assert!(
         job.totals.bytes_read <= 2 * size && job.totals.bytes_read >= size,
@@ -257,7 +259,7 @@ async fn compressed(bytes: &[u8], zstd: bool) -> Vec<u8> {
 #[tokio::test]
 async fn gzip_and_zstd_objects_are_decoded_as_streams_and_a_corrupt_one_is_rejected() {
     let env = TestEnv::new(default_servers(), "compressed").await;
-    let spec = SampleSpec::new("z/", 3, 500);
+    let spec = SampleSpec::new("z/", 4, 500);
     env.put_bytes(
         "z/a.csv.gz",
         compressed(spec.body(0).as_bytes(), false).await,
@@ -269,9 +271,28 @@ async fn gzip_and_zstd_objects_are_decoded_as_streams_and_a_corrupt_one_is_rejec
     )
     .await;
     env.put(&spec.key(2), &spec.body(2)).await;
-    let mut corrupt = compressed(spec.body(0).as_bytes(), false).await;
-    corrupt.truncate(corrupt.len() / 2);
-    env.put_bytes("z/corrupt.csv.gz", corrupt).await;
+    // Three zstd frames, as `zstd -c >>` appends them: the first two end inside a row.
+    let body = spec.body(3);
+    let (third, two_thirds) = (body.len() / 3, 2 * body.len() / 3);
+    let mut frames = Vec::new();
+    for part in [
+        &body[..third],
+        &body[third..two_thirds],
+        &body[two_thirds..],
+    ] {
+        frames.extend(compressed(part.as_bytes(), true).await);
+    }
+    env.put_bytes("z/d.csv.zst", frames).await;
+    // Cut streams: a gzip member cut in half, and a zstd frame missing its last bytes. Their
+    // rows share keys with a and b, so they add no records whatever they load.
+    for (key, zstd, body) in [
+        ("z/corrupt.csv.gz", false, spec.body(0)),
+        ("z/cut.csv.zst", true, spec.body(1)),
+    ] {
+        let mut cut = compressed(body.as_bytes(), zstd).await;
+        cut.truncate(cut.len() * 2 / 3);
+        env.put_bytes(key, cut).await;
+    }
 
     let job = env
         .pipeline()
@@ -279,18 +300,31 @@ async fn gzip_and_zstd_objects_are_decoded_as_streams_and_a_corrupt_one_is_rejec
         .await
         .unwrap();
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
-    assert_eq!((job.totals.files, job.totals.files_failed), (3, 1));
-    assert_eq!(env.record_count().await, 1_500);
-    let readings = env.readings_of(&spec.expected(1)[0].measure_point).await;
-    assert_eq!(readings, spec.expected(1));
+    assert_eq!((job.totals.files, job.totals.files_failed), (4, 2));
+    assert_eq!(env.record_count().await, 2_000);
+    for file in [1, 3] {
+        let readings = env.readings_of(&spec.expected(file)[0].measure_point).await;
+        assert_eq!(readings, spec.expected(file), "file {file}");
+    }
+    let rejected: Vec<_> = env
+        .reject_records(&job)
+        .await
+        .into_iter()
+        .map(|record| (record.key, record.line, record.reason))
+        .collect();
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    for ((key, line, reason), want) in rejected.iter().zip(["z/corrupt.csv.gz", "z/cut.csv.zst"]) {
+        assert_eq!((key.as_str(), *line), (want, 0), "{rejected:?}");
+        assert!(reason.starts_with("decompressing failed"), "{reason}");
+    }
 
     // A compressed object is never split, whatever its size.
     let mut pipeline = env.pipeline();
     pipeline.coordinator.range_chunk_bytes = 1024;
     let one = pipeline
-        .run(one_object(&env, "z/b.csv.zst"), |_| {})
+        .run(one_object(&env, "z/d.csv.zst"), |_| {})
         .await
         .unwrap();
     assert_eq!(one.total_batches, 1);
-    assert_eq!(one.totals.rows_written, 500);
+    assert_eq!(one.totals.rows_written, 500, "every row of every frame");
 }

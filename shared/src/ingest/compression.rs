@@ -2,6 +2,10 @@
 //! held whole. They cannot be split into byte ranges (a range of a compressed stream does not
 //! decode on its own), so each is read by one worker, and the decoded size is capped: a
 //! small object that inflates without end is rejected, not followed.
+//!
+//! Every member of a gzip object and every frame of a zstd object is decoded, and a stream cut
+//! inside a member or frame is an error (the object is rejected). A zstd object cut exactly
+//! between two frames cannot be told from a shorter valid one: zstd has no end-of-stream mark.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -101,7 +105,13 @@ pub fn decoded<R: AsyncBufRead + Send + 'static>(
             decoder.multiple_members(true); // concatenated gzip files are one stream
             capped(Box::pin(decoder))
         }
-        Encoding::Zstd => capped(Box::pin(ZstdDecoder::new(body))),
+        Encoding::Zstd => {
+            let mut decoder = ZstdDecoder::new(body);
+            // Concatenated frames (appended files, pzstd, seekable zstd) are one stream: without
+            // this the decoder ends at the first frame and the rest is lost without an error.
+            decoder.multiple_members(true);
+            capped(Box::pin(decoder))
+        }
     }
 }
 
@@ -192,6 +202,64 @@ mod tests {
             u64::MAX,
         ));
         assert_eq!(out.await.unwrap().len(), text.len() * 2);
+    }
+
+    async fn compress(encoding: Encoding, bytes: &[u8]) -> Vec<u8> {
+        match encoding {
+            Encoding::Gzip => gzip(bytes).await,
+            Encoding::Zstd => zstd(bytes).await,
+            Encoding::Plain => bytes.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_zstd_frame_and_gzip_member_is_decoded_even_when_one_ends_mid_row() {
+        // The first frame ends inside a row: the row is whole only if both frames are read.
+        let parts: [&[u8]; 3] = [
+            b"timestamp,temp,humidity,measure_point\n2022-01-01 00:00:00 UTC,1,2,A\n2022-01-0",
+            b"1 00:00:01 UTC,1,2,B\n",
+            b"2022-01-01 00:00:02 UTC,1,2,C\n",
+        ];
+        let whole = parts.concat();
+        for encoding in [Encoding::Zstd, Encoding::Gzip] {
+            let mut stored = Vec::new();
+            for part in parts {
+                stored.extend(compress(encoding, part).await);
+            }
+            let out = read_all(decoded(std::io::Cursor::new(stored), encoding, u64::MAX));
+            assert_eq!(out.await.unwrap(), whole, "{encoding:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_anywhere_inside_a_frame_or_member_is_an_error() {
+        // Cut at every byte: either the read fails, or the cut fell exactly between two
+        // frames (members) and what came out is exactly the frames before it.
+        let parts: [&[u8]; 2] = [b"a,b\n1,2\n3,", b"4\n5,6\n"];
+        for encoding in [Encoding::Zstd, Encoding::Gzip] {
+            let frames = [
+                compress(encoding, parts[0]).await,
+                compress(encoding, parts[1]).await,
+            ];
+            let stored = frames.concat();
+            for cut in 1..stored.len() {
+                let out = read_all(decoded(
+                    std::io::Cursor::new(stored[..cut].to_vec()),
+                    encoding,
+                    u64::MAX,
+                ))
+                .await;
+                match out {
+                    Err(error) => assert!(!is_body_error(&error), "{encoding:?} at {cut}"),
+                    Ok(bytes) => assert!(
+                        cut == frames[0].len() && bytes == parts[0],
+                        "{encoding:?} cut at {cut} of {} decoded {} bytes without an error",
+                        stored.len(),
+                        bytes.len()
+                    ),
+                }
+            }
+        }
     }
 
     #[tokio::test]
