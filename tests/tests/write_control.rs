@@ -318,6 +318,40 @@ async fn an_update_merges_into_the_existing_item_and_a_delete_removes_listed_key
     assert_eq!(env.record_count().await, 3);
 }
 
+#[tokio::test]
+async fn an_update_of_a_300_column_row_merges_every_column_within_the_expression_limits() {
+    // One SET of 300 clauses is over DynamoDB's 4 KB expression limit: the row is merged in
+    // several calls on its key, and the item's own attributes stay.
+    let env = TestEnv::new(default_servers(), "mode-update-wide").await;
+    existing_item(&env, 3).await;
+    let extra: Vec<String> = (0..300).map(|c| format!("column_{c:03}")).collect();
+    let mut csv = format!("{HEADER},{}\n", extra.join(","));
+    for s in [3, 4] {
+        let values: Vec<String> = (0..300).map(|c| format!("v{s}-{c}")).collect();
+        csv.push_str(&format!(
+            "2025-11-26 00:00:0{s} UTC,{s},50,P,{}\n",
+            values.join(",")
+        ));
+    }
+    let batch = mode_batch(&env, "update-wide", WriteMode::Update, &csv).await;
+    let job = crash_then_redeliver(&env, &batch).await;
+    assert_eq!((job.totals.rows_written, job.totals.rows_rejected), (2, 0));
+    for s in [3, 4] {
+        let item = find(&env, s).await.unwrap();
+        for (c, name) in extra.iter().enumerate() {
+            assert_eq!(item[name], AttributeValue::S(format!("v{s}-{c}")), "{name}");
+        }
+        assert_eq!(item["temp"], AttributeValue::N(s.to_string()));
+    }
+    let merged = find(&env, 3).await.unwrap();
+    assert_eq!(
+        merged["note"],
+        AttributeValue::S("kept".into()),
+        "the item's own"
+    );
+    assert_eq!(merged.len(), 4 + 300 + 1);
+}
+
 fn nullable_schema(ttl: serde_json::Value) -> Schema {
     let schema: Schema = serde_json::from_value(serde_json::json!({
         "columns": [

@@ -21,6 +21,18 @@ use super::item::{attribute, from_sdk, to_sdk};
 use crate::ingest::item::Item;
 use crate::port::table::{Capacity, Inserted, KeyNames, RecordTable, WriteError};
 
+/// SET clauses per UpdateItem. DynamoDB refuses an expression string over 4 KB and caps the
+/// operators in one; 100 clauses of two-digit placeholders are ~1.3 KB. A wider row is merged
+/// by several calls on the same key: each SET is idempotent, so a retried row converges (a
+/// reader may see it half-merged in between, and each call is billed on the whole item).
+pub const MAX_SET_CLAUSES: usize = 100;
+
+/// `SET #a0 = :v0, ...` for `clauses` attributes.
+fn set_expression(clauses: usize) -> String {
+    let sets: Vec<String> = (0..clauses).map(|i| format!("#a{i} = :v{i}")).collect();
+    format!("SET {}", sets.join(", "))
+}
+
 #[derive(Debug, Clone)]
 pub struct DynamoTable {
     ddb: Client,
@@ -143,26 +155,32 @@ impl RecordTable for DynamoTable {
     async fn update(&self, table: &str, key: &KeyNames, item: Item) -> Result<(), WriteError> {
         let (keys, rest): (Vec<_>, Vec<_>) =
             item.into_iter().partition(|(name, _)| key.contains(name));
-        let mut request = self
-            .ddb
-            .update_item()
-            .table_name(table)
-            .set_key(Some(to_sdk(keys.into_iter().collect())));
-        // Placeholders by position: column names need not be valid expression tokens.
-        let mut clauses = Vec::with_capacity(rest.len());
-        for (i, (name, value)) in rest.into_iter().enumerate() {
-            clauses.push(format!("#a{i} = :v{i}"));
-            request = request
-                .expression_attribute_names(format!("#a{i}"), name)
-                .expression_attribute_values(format!(":v{i}"), attribute(value));
+        let keys = to_sdk(keys.into_iter().collect());
+        let mut rest = rest.into_iter().peekable();
+        // A row of no attributes but its key still creates the item: one call, no SET.
+        let mut first = true;
+        while first || rest.peek().is_some() {
+            first = false;
+            let mut request = self
+                .ddb
+                .update_item()
+                .table_name(table)
+                .set_key(Some(keys.clone()));
+            let group: Vec<_> = rest.by_ref().take(MAX_SET_CLAUSES).collect();
+            if !group.is_empty() {
+                request = request.update_expression(set_expression(group.len()));
+            }
+            // Placeholders by position: column names need not be valid expression tokens.
+            for (i, (name, value)) in group.into_iter().enumerate() {
+                request = request
+                    .expression_attribute_names(format!("#a{i}"), name)
+                    .expression_attribute_values(format!(":v{i}"), attribute(value));
+            }
+            request
+                .send()
+                .await
+                .map_err(|e| classify(table, "UpdateItem", e))?;
         }
-        if !clauses.is_empty() {
-            request = request.update_expression(format!("SET {}", clauses.join(", ")));
-        }
-        request
-            .send()
-            .await
-            .map_err(|e| classify(table, "UpdateItem", e))?;
         Ok(())
     }
 
@@ -285,5 +303,13 @@ mod tests {
         assert!(!names_the_key_schema(
             "Number overflow. Attempting to store a number with magnitude larger than supported range"
         ));
+    }
+
+    #[test]
+    fn the_widest_set_expression_stays_within_dynamodb_s_4_kb() {
+        let widest = set_expression(MAX_SET_CLAUSES);
+        assert!(widest.len() < 4096, "{} bytes", widest.len());
+        assert_eq!(widest.matches(" = ").count(), MAX_SET_CLAUSES);
+        assert!(widest.ends_with(&format!("#a{0} = :v{0}", MAX_SET_CLAUSES - 1)));
     }
 }
