@@ -210,6 +210,7 @@ def read_back(client, name, code_keys, code, stack):
                 "url": physical[logical],
                 "arn": attributes["QueueArn"],
                 "visibility_timeout_seconds": int(attributes["VisibilityTimeout"]),
+                "retention_seconds": int(attributes["MessageRetentionPeriod"]),
                 "redrive": None if redrive is None else {
                     "dead_letter_target_arn": redrive["deadLetterTargetArn"],
                     "max_receive_count": int(redrive["maxReceiveCount"]),

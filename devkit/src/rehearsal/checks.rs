@@ -1,6 +1,6 @@
 //! Checks of the deployed configuration itself, before anything runs: the README's IAM table
 //! against the roles' policies, each role's trust, the settings the design rests on
-//! (visibility timeouts, partial batch responses, the dead-letter count the worker knows),
+//! (visibility timeouts, retention, partial batch responses, the dead-letter count the worker knows),
 //! the schedule's target and input, and in object mode the bucket's notification filters.
 
 use std::collections::BTreeSet;
@@ -35,9 +35,30 @@ pub fn configuration(manifest: &Manifest, readme: &str) -> Vec<String> {
             ));
         }
     }
+    findings.extend(retention(manifest));
     findings.extend(schedules(manifest));
     findings.extend(iam_table(manifest, readme));
     findings
+}
+
+/// SQS's longest retention (14 days). A standard queue's message keeps its first enqueue time
+/// when it is dead-lettered, so a DLQ that keeps less than its source drops late failures.
+pub const MAX_RETENTION_SECONDS: u64 = 14 * 24 * 3600;
+
+/// Every queue keeps messages as long as SQS allows: a job's batches are all queued when it
+/// starts, and a message that expires unreceived is gone without a trace.
+fn retention(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .queues
+        .iter()
+        .filter(|(_, queue)| queue.retention_seconds < MAX_RETENTION_SECONDS)
+        .map(|(id, queue)| {
+            format!(
+                "{id} keeps messages {} s, under SQS's most ({MAX_RETENTION_SECONDS} s): a batch or a dead letter older than that is dropped unseen",
+                queue.retention_seconds
+            )
+        })
+        .collect()
 }
 
 /// Each schedule must target the coordinator, enabled, with an input the coordinator reads

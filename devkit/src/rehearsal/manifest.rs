@@ -82,6 +82,8 @@ pub struct DeployedQueue {
     pub url: String,
     pub arn: String,
     pub visibility_timeout_seconds: u64,
+    /// MessageRetentionPeriod: how long an unreceived message is kept.
+    pub retention_seconds: u64,
     pub redrive: Option<Redrive>,
 }
 

@@ -259,8 +259,9 @@ fn describe(manifest: &Manifest, report: &mut Report) {
     }
     for (id, q) in &manifest.queues {
         report.say(format!(
-            "{id}: visibility {} s, redrive {:?}",
+            "{id}: visibility {} s, retention {} s, redrive {:?}",
             q.visibility_timeout_seconds,
+            q.retention_seconds,
             q.redrive.as_ref().map(|r| r.max_receive_count)
         ));
     }

@@ -187,3 +187,29 @@ fn a_schedule_with_another_target_input_or_state_is_a_finding() {
         );
     }
 }
+
+#[test]
+fn a_queue_that_keeps_messages_less_than_14_days_is_a_finding() {
+    let mut manifest = stack(serde_json::json!({}), good_schedule());
+    let queue = |retention: u64| -> super::super::manifest::DeployedQueue {
+        serde_json::from_value(serde_json::json!({"url": "u", "arn": "a",
+            "visibility_timeout_seconds": 720, "retention_seconds": retention, "redrive": null}))
+        .expect("a queue")
+    };
+    manifest
+        .queues
+        .insert("BatchQueue".into(), queue(4 * 24 * 3600));
+    manifest
+        .queues
+        .insert("BatchDeadLetterQueue".into(), queue(MAX_RETENTION_SECONDS));
+    let findings = retention(&manifest);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(
+        findings[0].starts_with("BatchQueue keeps messages 345600 s"),
+        "{findings:?}"
+    );
+    manifest
+        .queues
+        .insert("BatchQueue".into(), queue(MAX_RETENTION_SECONDS));
+    assert_eq!(retention(&manifest), Vec::<String>::new());
+}
