@@ -50,26 +50,11 @@ pub async fn plan_object(
     let Some(etag) = head.etag.filter(|_| head.size > chunk) else {
         return Ok(ObjectPlan::Whole);
     };
-    let read = Read {
-        from: 0,
-        to: None,
-        if_match: Some(&etag),
+    let Some(header) = read_header(objects, bucket, key, &etag, head.size).await? else {
+        return Ok(ObjectPlan::Whole);
     };
-    let body = objects.get(bucket, key, read).await?.reader;
-    // Only the header record is read, and at most the record cap of it; the rest of the
-    // body is dropped unread.
-    let mut reader = RecordReader::new(body).with_max_record_bytes(DEFAULT_MAX_RECORD_BYTES);
-    let mut header = Record::default();
-    let has_header = reader
-        .read(&mut header)
-        .await
-        .map_err(|source| PlanError::Header {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            source,
-        })?;
     // An oversized header is rejected by the worker that reads the object whole.
-    if !has_header || header.is_oversized() || RowTyper::new(schema, &header).is_err() {
+    if header.is_oversized() || RowTyper::new(schema, &header).is_err() {
         return Ok(ObjectPlan::Whole);
     }
     let object = SplitObject {
@@ -88,4 +73,140 @@ pub async fn plan_object(
         return Ok(ObjectPlan::Whole); // a header and nothing after it
     }
     Ok(ObjectPlan::Split(object))
+}
+
+/// The header's first read: most headers are far shorter. Reads are bounded because the
+/// server sends what a GET asks for whether or not the client reads it: an open-ended GET of
+/// a 40 MB object for its first line cost the server a whole extra read of the object.
+const HEADER_WINDOW: u64 = 64 << 10;
+
+/// The header record, read with ranged GETs of at most [`HEADER_WINDOW`], then of the record
+/// cap (and one byte over, so an oversized header shows as such); `None` for an object with no
+/// record, or whose header does not end within the cap's window (read whole and rejected by
+/// the worker, which reports it the usual way).
+async fn read_header(
+    objects: &dyn ObjectStore,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    size: u64,
+) -> Result<Option<Record>, PlanError> {
+    for window in [HEADER_WINDOW, DEFAULT_MAX_RECORD_BYTES as u64 + 1] {
+        let window = window.min(size);
+        let read = Read {
+            from: 0,
+            to: Some(window),
+            if_match: Some(etag),
+        };
+        let body = objects.get(bucket, key, read).await?.reader;
+        let mut reader = RecordReader::new(body).with_max_record_bytes(DEFAULT_MAX_RECORD_BYTES);
+        let mut header = Record::default();
+        let has_header = reader
+            .read(&mut header)
+            .await
+            .map_err(|source| PlanError::Header {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                source,
+            })?;
+        // A record (or blank lines before it) running to the window's end may go on past
+        // it, unless the object ends there: read a wider window.
+        if window == size || header.is_oversized() || (has_header && header.end() < window) {
+            return Ok(has_header.then_some(header));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::port::memory::MemoryObjects;
+    use crate::port::objects::{Body, ObjectInfo, Page};
+
+    /// The doubles' store, recording the byte window of every GET.
+    #[derive(Default)]
+    struct Recording {
+        inner: MemoryObjects,
+        gets: Mutex<Vec<(u64, Option<u64>)>>,
+    }
+
+    #[async_trait]
+    impl ObjectStore for Recording {
+        async fn list_page(
+            &self,
+            bucket: &str,
+            prefix: &str,
+            page_size: i32,
+            cursor: Option<String>,
+        ) -> Result<Page, ObjectError> {
+            self.inner
+                .list_page(bucket, prefix, page_size, cursor)
+                .await
+        }
+
+        async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
+            self.inner.head(bucket, key).await
+        }
+
+        async fn get(&self, bucket: &str, key: &str, read: Read<'_>) -> Result<Body, ObjectError> {
+            self.gets.lock().unwrap().push((read.from, read.to));
+            self.inner.get(bucket, key, read).await
+        }
+
+        async fn put(
+            &self,
+            bucket: &str,
+            key: &str,
+            body: Vec<u8>,
+            content_type: &str,
+        ) -> Result<(), ObjectError> {
+            self.inner.put(bucket, key, body, content_type).await
+        }
+    }
+
+    fn schema() -> Schema {
+        serde_json::from_value(serde_json::json!({
+            "partition_key": ["c0"],
+            "columns": [{"name": "c0", "type": "string"}],
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_header_is_read_with_bounded_gets_whatever_its_width() {
+        let rows = "x\n".repeat(1 << 20);
+        // Headers of 1, ~100 KiB and ~2 MiB of names (over the record cap).
+        for columns in [1, 12_000, 250_000] {
+            let names: Vec<String> = (0..columns).map(|c| format!("c{c}")).collect();
+            let header = names.join(",");
+            let width = header.len();
+            let objects = Recording::default();
+            objects
+                .inner
+                .insert("b", "big.csv", format!("{header}\n{rows}"));
+            let plan = plan_object(&objects, "b", "big.csv", &schema(), 1 << 20)
+                .await
+                .unwrap();
+            let gets = objects.gets.lock().unwrap().clone();
+            assert!(gets.iter().all(|(_, to)| to.is_some()), "{width}: {gets:?}");
+            match plan {
+                ObjectPlan::Split(object) => {
+                    assert!(width < DEFAULT_MAX_RECORD_BYTES, "{width}");
+                    assert_eq!(object.data_start, width as u64 + 1);
+                    assert_eq!(object.header, names);
+                    let windows = if width < HEADER_WINDOW as usize { 1 } else { 2 };
+                    assert_eq!(gets.len(), windows, "{width}: {gets:?}");
+                }
+                ObjectPlan::Whole => {
+                    assert!(width > DEFAULT_MAX_RECORD_BYTES, "{width}: read whole");
+                    assert_eq!(gets.len(), 2, "{gets:?}");
+                }
+            }
+        }
+    }
 }
