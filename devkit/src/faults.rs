@@ -13,7 +13,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use shared::ingest::typing::Item;
-use shared::port::table::{Capacity, Inserted, KeyNames, RecordTable, WriteError};
+use shared::port::table::{Inserted, KeyNames, RecordTable, TableDescription, WriteError};
 
 /// Every `every`-th BatchWriteItem call writes only the first half of its items and hands the
 /// rest back as unprocessed.
@@ -74,8 +74,8 @@ impl<A: RecordTable> RecordTable for FlakyWrites<A> {
         self.inner.update(table, key, item).await
     }
 
-    async fn write_capacity(&self, table: &str) -> Result<Capacity, WriteError> {
-        self.inner.write_capacity(table).await
+    async fn describe(&self, table: &str) -> Result<TableDescription, WriteError> {
+        self.inner.describe(table).await
     }
 }
 

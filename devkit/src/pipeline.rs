@@ -77,6 +77,13 @@ impl LocalPipeline {
         }
     }
 
+    /// Loads into `table` instead of the resources' records table: the coordinator checks
+    /// the job's key against it, the worker writes to it.
+    pub fn records_table(&mut self, table: &str) {
+        self.coordinator.tables.records = table.to_owned();
+        self.worker.tables.records = table.to_owned();
+    }
+
     /// Runs a prefix job until it is final; `progress` sees the job item as it moves. Returns
     /// once the bridges have stopped, with no receive left pending and no message hidden.
     pub async fn run(

@@ -238,15 +238,26 @@ pub async fn ensure_table(
     partition_key: &str,
     sort_key: Option<&str>,
 ) -> Result<(), ProvisionError> {
+    let string = |name| (name, ScalarAttributeType::S);
+    ensure_typed_table(ddb, table, string(partition_key), sort_key.map(string)).await
+}
+
+/// As [`ensure_table`], with each key attribute's type (S, N or B).
+pub async fn ensure_typed_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    (partition_key, partition_type): (&str, ScalarAttributeType),
+    sort_key: Option<(&str, ScalarAttributeType)>,
+) -> Result<(), ProvisionError> {
     let mut request = ddb
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(partition_key, ScalarAttributeType::S))
+        .attribute_definitions(attribute(partition_key, partition_type))
         .key_schema(key(partition_key, KeyType::Hash));
-    if let Some(sort_key) = sort_key {
+    if let Some((sort_key, sort_type)) = sort_key {
         request = request
-            .attribute_definitions(attribute(sort_key, ScalarAttributeType::S))
+            .attribute_definitions(attribute(sort_key, sort_type))
             .key_schema(key(sort_key, KeyType::Range));
     }
     match request.send().await {

@@ -160,7 +160,7 @@ async fn composite_keys_whose_parts_hold_the_separator_land_as_two_items() {
     env.put("c/pair.csv", "site,a,b,v\nS,a#b,c,1\nS,a,b#c,2\n")
         .await;
     let mut pipeline = env.pipeline();
-    pipeline.worker.tables.records = table.clone();
+    pipeline.records_table(&table);
     let mut request = JobRequest::new(&env.resources.bucket, "c/");
     request.schema = Some(schema);
     let job = pipeline.run(request, |_| {}).await.unwrap();

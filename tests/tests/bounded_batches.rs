@@ -243,7 +243,7 @@ async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_
     let mut pipeline = env.pipeline();
     pipeline.coordinator.range_chunk_bytes = 1 << 20;
     pipeline.coordinator.batch_size = 50;
-    pipeline.worker.tables.records = table.clone();
+    pipeline.records_table(&table);
     pipeline.pollers = 4;
     let request = JobRequest {
         schema: Some(schema),

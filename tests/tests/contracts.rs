@@ -7,7 +7,9 @@ use aws_sdk_dynamodb::types::{
 use integration_tests::{TestEnv, default_servers, moto_servers};
 use shared::aws::{DynamoLedger, DynamoTable, S3Objects, SqsQueues};
 use shared::port::contract;
-use shared::port::table::{Capacity, KeyNames, RecordTable};
+use shared::port::table::{
+    Capacity, KeyAttribute, KeyNames, KeyType as KeyKind, RecordTable, TableKey,
+};
 
 /// dynalite, which locks per key as DynamoDB does.
 #[tokio::test]
@@ -57,17 +59,15 @@ async fn the_dynamodb_table_keeps_the_record_table_contract() {
     let table = DynamoTable::new(env.clients.dynamodb.clone());
     let key = KeyNames::new("measure_point", Some("timestamp"));
     contract::table::run(&table, &env.resources.tables.records, &key, true).await;
-    // The test tables are PAY_PER_REQUEST without a maximum.
-    let capacity = table
-        .write_capacity(&env.resources.tables.records)
-        .await
-        .unwrap();
+    // The test tables are PAY_PER_REQUEST without a maximum, keyed by two strings.
+    let described = table.describe(&env.resources.tables.records).await.unwrap();
     assert_eq!(
-        capacity,
+        described.capacity,
         Capacity::OnDemand {
             max_write_units: None
         }
     );
+    assert_eq!(described.key, sensor_key());
     // A provisioned table reports its write capacity units (what a fraction is of).
     let provisioned = format!("{}-provisioned", env.resources.tables.records);
     env.clients
@@ -98,8 +98,42 @@ async fn the_dynamodb_table_keeps_the_record_table_contract() {
         .send()
         .await
         .unwrap();
-    let capacity = table.write_capacity(&provisioned).await.unwrap();
-    assert_eq!(capacity, Capacity::Provisioned { write_units: 7.0 });
+    let described = table.describe(&provisioned).await.unwrap();
+    assert_eq!(
+        described.capacity,
+        Capacity::Provisioned { write_units: 7.0 }
+    );
+    assert_eq!(
+        described.key,
+        TableKey {
+            partition: KeyAttribute::new("pk", KeyKind::S),
+            sort: None
+        }
+    );
+    // Key types as declared: a number sort key, a binary partition key.
+    let typed = format!("{}-typed", env.resources.tables.records);
+    devkit::provision::ensure_typed_table(
+        &env.clients.dynamodb,
+        &typed,
+        ("bytes", ScalarAttributeType::B),
+        Some(("seq", ScalarAttributeType::N)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        table.describe(&typed).await.unwrap().key,
+        TableKey {
+            partition: KeyAttribute::new("bytes", KeyKind::B),
+            sort: Some(KeyAttribute::new("seq", KeyKind::N)),
+        }
+    );
+}
+
+fn sensor_key() -> TableKey {
+    TableKey {
+        partition: KeyAttribute::new("measure_point", KeyKind::S),
+        sort: Some(KeyAttribute::new("timestamp", KeyKind::S)),
+    }
 }
 
 #[tokio::test]
@@ -109,14 +143,12 @@ async fn the_dynamodb_table_keeps_the_record_table_contract_on_moto() {
     let key = KeyNames::new("measure_point", Some("timestamp"));
     // moto stores numbers DynamoDB refuses (1e200): that part runs on dynalite above.
     contract::table::run(&table, &env.resources.tables.records, &key, false).await;
-    let capacity = table
-        .write_capacity(&env.resources.tables.records)
-        .await
-        .unwrap();
+    let described = table.describe(&env.resources.tables.records).await.unwrap();
     assert_eq!(
-        capacity,
+        described.capacity,
         Capacity::OnDemand {
             max_write_units: None
         }
     );
+    assert_eq!(described.key, sensor_key());
 }

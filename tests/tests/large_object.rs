@@ -115,7 +115,7 @@ async fn quoted_newlines_across_range_ends_still_land_every_row_once() {
 
     let mut pipeline = env.pipeline();
     pipeline.coordinator.range_chunk_bytes = 4096;
-    pipeline.worker.tables.records = table.clone();
+    pipeline.records_table(&table);
     let request = JobRequest {
         schema: Some(schema),
         ..one_object(&env, "big/notes.csv")
@@ -161,7 +161,7 @@ async fn two_quoted_csvs_in_64_kib_ranges_load_every_row_once_reading_at_most_2_
     .unwrap();
     let mut pipeline = env.pipeline();
     pipeline.coordinator.range_chunk_bytes = 64 << 10;
-    pipeline.worker.tables.records = table.clone();
+    pipeline.records_table(&table);
     pipeline.pollers = 4;
     let mut all_rows = 0;
     for seed in 0..2 {

@@ -2,12 +2,14 @@
 //! notification starts nothing, and in object mode a `.csv` upload loads that object.
 
 use aws_lambda_events::event::s3::S3Event;
+use aws_sdk_dynamodb::types::AttributeValue;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::app::coordinator::{Coordinator, TriggerOutcome};
 use shared::app::worker::Worker;
 use shared::job::model::{Job, JobId, JobStatus};
 use shared::plan::trigger::TriggerMode;
+use shared::port::ledger::Ledger;
 
 /// The sample notification, pointed at this test's bucket and `key` (URL-encoded as S3 does).
 fn notification(env: &TestEnv, encoded_key: &str) -> S3Event {
@@ -130,4 +132,70 @@ async fn in_object_mode_a_large_csv_upload_starts_a_ranged_job() {
     assert!(job.total_batches >= 10, "{} batches", job.total_batches);
     assert_eq!(job.totals.rows_written, 2_000);
     assert_eq!(env.record_count().await, 2_000);
+}
+
+#[tokio::test]
+async fn a_marker_with_a_job_configuration_loads_with_its_schema_and_a_bad_one_ends_failed() {
+    let env = TestEnv::new(default_servers(), "marker-options").await;
+    let spec = SampleSpec::new("cfg/", 2, 20);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 2, || {})
+        .await
+        .unwrap();
+    // The marker's own options: `temp` typed as a string (so it lands as S, not N).
+    let schema = serde_json::json!({
+        "columns": [
+            {"name": "measure_point", "type": "string"},
+            {"name": "timestamp", "type": "timestamp"},
+            {"name": "temp", "type": "string"},
+            {"name": "humidity", "type": "number"},
+        ],
+        "partition_key": ["measure_point"],
+        "sort_key": ["timestamp"],
+    });
+    let marker = serde_json::json!({"s3_fanout": {"schema": schema, "write_mode": "insert"}});
+    env.put("cfg/_SUCCESS", &marker.to_string()).await;
+    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
+    let first = coordinator
+        .handle_s3_event(&notification(&env, "cfg/_SUCCESS"), None)
+        .await
+        .unwrap();
+    let job = drive_to_the_end(&env, &started(&first[0])).await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, 40);
+    let want = &spec.expected(0)[3];
+    let item = env.item(&want.measure_point, &want.timestamp).await;
+    let body = spec.body(0);
+    let temp_text = body.lines().nth(4).and_then(|row| row.split(',').nth(1));
+    assert_eq!(
+        item["temp"],
+        AttributeValue::S(temp_text.unwrap().into()),
+        "typed by the marker's schema"
+    );
+    assert_eq!(
+        item["humidity"],
+        AttributeValue::N(format!("{}", want.humidity))
+    );
+
+    // A folder configuration with a typo: the job ends FAILED naming it, nothing is loaded.
+    env.put("bad/_s3-fanout.json", r#"{"write_mod": "insert"}"#)
+        .await;
+    env.put("bad/_SUCCESS", "").await;
+    let outcome = coordinator
+        .handle_s3_event(&notification(&env, "bad/_SUCCESS"), None)
+        .await
+        .unwrap();
+    let [TriggerOutcome::Refused { job_id, reason }] = outcome.as_slice() else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("unknown option \"write_mod\""), "{reason}");
+    let job = env.ledger().get(job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(
+        job.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("bad/_s3-fanout.json"),
+        "{job:?}"
+    );
+    assert_eq!(job.total_batches, 0);
 }

@@ -216,7 +216,7 @@ async fn a_user_schema_with_a_composite_sort_key_loads_typed_items() {
     };
     request.tolerated_rejects = None;
     let mut pipeline = env.pipeline();
-    pipeline.worker.tables.records = table.clone();
+    pipeline.records_table(&table);
     let job = pipeline.run(request, |_| {}).await.unwrap();
     assert_eq!(job.status, JobStatus::Complete);
     assert_eq!((job.totals.rows_written, job.totals.rows_rejected), (2, 1));

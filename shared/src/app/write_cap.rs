@@ -1,6 +1,6 @@
 //! A job's write rate cap, enforced across every concurrent worker without any shared
 //! state: the coordinator turns `max_write_rate` into write units per second once, when the
-//! job starts (a fraction of the table's capacity needs one DescribeTable), and each worker
+//! job starts (a fraction of the table's capacity, from the job's one DescribeTable), and each worker
 //! instance paces its own writes to that figure divided by the most worker instances that
 //! can run at once (the event source mapping's `MaximumConcurrency`, given to the worker as
 //! `WORKER_MAX_CONCURRENCY`). The sum over instances can never exceed the cap; when fewer
@@ -12,25 +12,24 @@ use std::sync::{Arc, Mutex};
 use crate::contract::ids::JobId;
 use crate::contract::write::{WriteOptions, WriteRate};
 use crate::limiter::RatePacer;
-use crate::port::table::{Capacity, RecordTable, WriteError};
+use crate::port::table::Capacity;
 
 /// The job's cap in write units per second: `max_write_rate` as given, or its fraction of
-/// the table's capacity. On-demand tables without a maximum use the request's
-/// `on_demand_units`, else `stack_on_demand_units`.
-pub async fn resolve(
+/// the table's capacity (from the description the coordinator reads once per job). On-demand
+/// tables without a maximum use the request's `on_demand_units`, else `stack_on_demand_units`.
+pub fn resolve(
     options: &WriteOptions,
-    records: &dyn RecordTable,
-    table: &str,
+    capacity: Capacity,
     stack_on_demand_units: f64,
-) -> Result<Option<f64>, WriteError> {
-    Ok(match options.max_write_rate {
+) -> Option<f64> {
+    match options.max_write_rate {
         None => None,
         Some(WriteRate::Units(units)) => Some(units),
         Some(WriteRate::Share {
             fraction,
             on_demand_units,
         }) => {
-            let capacity = match records.write_capacity(table).await? {
+            let capacity = match capacity {
                 Capacity::Provisioned { write_units } => write_units,
                 Capacity::OnDemand { max_write_units } => max_write_units
                     .or(on_demand_units)
@@ -38,7 +37,7 @@ pub async fn resolve(
             };
             Some(fraction * capacity)
         }
-    })
+    }
 }
 
 /// Jobs a warm worker instance remembers pacers for: a handful run at once at most, and a
@@ -85,7 +84,6 @@ impl JobPacers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::memory::MemoryTable;
 
     fn capped(rate: WriteRate) -> WriteOptions {
         WriteOptions {
@@ -94,55 +92,37 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_fraction_is_of_the_provisioned_capacity_or_the_on_demand_figure() {
+    #[test]
+    fn a_fraction_is_of_the_provisioned_capacity_or_the_on_demand_figure() {
         let share = |on_demand_units| {
             capped(WriteRate::Share {
                 fraction: 0.25,
                 on_demand_units,
             })
         };
-        let provisioned = MemoryTable::new("pk", None)
-            .with_capacity(Capacity::Provisioned { write_units: 400.0 });
+        let provisioned = Capacity::Provisioned { write_units: 400.0 };
         assert_eq!(
-            resolve(&share(Some(9.0)), &provisioned, "t", 40_000.0)
-                .await
-                .unwrap(),
+            resolve(&share(Some(9.0)), provisioned, 40_000.0),
             Some(100.0)
         );
-        let capped_on_demand = MemoryTable::new("pk", None).with_capacity(Capacity::OnDemand {
+        let capped_on_demand = Capacity::OnDemand {
             max_write_units: Some(1000.0),
-        });
+        };
         assert_eq!(
-            resolve(&share(Some(9.0)), &capped_on_demand, "t", 1.0)
-                .await
-                .unwrap(),
+            resolve(&share(Some(9.0)), capped_on_demand, 1.0),
             Some(250.0)
         );
-        let on_demand = MemoryTable::new("pk", None);
+        let on_demand = Capacity::OnDemand {
+            max_write_units: None,
+        };
         assert_eq!(
-            resolve(&share(Some(800.0)), &on_demand, "t", 40_000.0)
-                .await
-                .unwrap(),
+            resolve(&share(Some(800.0)), on_demand, 40_000.0),
             Some(200.0)
         );
-        assert_eq!(
-            resolve(&share(None), &on_demand, "t", 40_000.0)
-                .await
-                .unwrap(),
-            Some(10_000.0)
-        );
+        assert_eq!(resolve(&share(None), on_demand, 40_000.0), Some(10_000.0));
         let units = capped(WriteRate::Units(300.0));
-        assert_eq!(
-            resolve(&units, &on_demand, "t", 1.0).await.unwrap(),
-            Some(300.0)
-        );
-        assert_eq!(
-            resolve(&WriteOptions::default(), &on_demand, "t", 1.0)
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(resolve(&units, on_demand, 1.0), Some(300.0));
+        assert_eq!(resolve(&WriteOptions::default(), on_demand, 1.0), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The record table on DynamoDB: BatchWriteItem of puts or deletes (unprocessed requests
 //! handed back), a conditional PutItem for inserts (the existing item read back with a
 //! strongly consistent GetItem when the condition fails), UpdateItem for merges, and
-//! DescribeTable for the capacity a rate cap can be a fraction of. A ValidationException is
+//! DescribeTable for the key schema a job is checked against and the capacity a rate cap can
+//! be a fraction of. A ValidationException is
 //! told apart from other failures (the request can be split to find the offending item), and
 //! so is throttling the SDK's retries did not outlast (the caller backs off and retries).
 
@@ -11,7 +12,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, BillingMode, DeleteRequest, PutRequest, WriteRequest,
+    AttributeValue, BillingMode, DeleteRequest, KeyType as KeyRole, PutRequest,
+    ScalarAttributeType, TableDescription as TableDescription_, WriteRequest,
 };
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
@@ -19,7 +21,10 @@ use aws_smithy_runtime_api::http::Response;
 use super::errors::{is_condition_failure, validation_message};
 use super::item::{attribute, from_sdk, to_sdk};
 use crate::ingest::item::Item;
-use crate::port::table::{Capacity, Inserted, KeyNames, RecordTable, WriteError};
+use crate::port::table::{
+    Capacity, Inserted, KeyAttribute, KeyNames, KeyType, RecordTable, TableDescription, TableKey,
+    WriteError,
+};
 
 /// SET clauses per UpdateItem. DynamoDB refuses an expression string over 4 KB and caps the
 /// operators in one; 100 clauses of two-digit placeholders are ~1.3 KB. A wider row is merged
@@ -184,7 +189,7 @@ impl RecordTable for DynamoTable {
         Ok(())
     }
 
-    async fn write_capacity(&self, table: &str) -> Result<Capacity, WriteError> {
+    async fn describe(&self, table: &str) -> Result<TableDescription, WriteError> {
         let output = self
             .ddb
             .describe_table()
@@ -193,12 +198,10 @@ impl RecordTable for DynamoTable {
             .await
             .map_err(|e| classify(table, "DescribeTable", e))?;
         let Some(description) = output.table else {
-            return Err(WriteError::Call {
-                operation: "DescribeTable",
-                table: table.to_owned(),
-                source: "the reply has no table description".into(),
-            });
+            return Err(described_badly(table, "the reply has no table description"));
         };
+        let key = table_key(&description)
+            .ok_or_else(|| described_badly(table, "the reply has no usable key schema"))?;
         let on_demand = description
             .billing_mode_summary
             .as_ref()
@@ -209,7 +212,7 @@ impl RecordTable for DynamoTable {
             .as_ref()
             .and_then(|p| p.write_capacity_units)
             .filter(|units| *units > 0);
-        Ok(match provisioned {
+        let capacity = match provisioned {
             Some(units) if !on_demand => Capacity::Provisioned {
                 write_units: units as f64,
             },
@@ -220,7 +223,52 @@ impl RecordTable for DynamoTable {
                     .filter(|units| *units > 0)
                     .map(|units| units as f64),
             },
-        })
+        };
+        Ok(TableDescription { key, capacity })
+    }
+}
+
+/// The key schema (`KeySchema` names the keys, `AttributeDefinitions` types them).
+fn table_key(description: &TableDescription_) -> Option<TableKey> {
+    let attribute = |role: KeyRole| -> Option<KeyAttribute> {
+        let name = description
+            .key_schema()
+            .iter()
+            .find(|k| k.key_type == role)?
+            .attribute_name();
+        let kind = match description
+            .attribute_definitions()
+            .iter()
+            .find(|d| d.attribute_name() == name)?
+            .attribute_type()
+        {
+            ScalarAttributeType::S => KeyType::S,
+            ScalarAttributeType::N => KeyType::N,
+            ScalarAttributeType::B => KeyType::B,
+            _ => return None,
+        };
+        Some(KeyAttribute::new(name, kind))
+    };
+    let has_sort = description
+        .key_schema()
+        .iter()
+        .any(|k| k.key_type == KeyRole::Range);
+    let sort = if has_sort {
+        Some(attribute(KeyRole::Range)?)
+    } else {
+        None
+    };
+    Some(TableKey {
+        partition: attribute(KeyRole::Hash)?,
+        sort,
+    })
+}
+
+fn described_badly(table: &str, what: &str) -> WriteError {
+    WriteError::Call {
+        operation: "DescribeTable",
+        table: table.to_owned(),
+        source: what.to_owned().into(),
     }
 }
 

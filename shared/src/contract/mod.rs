@@ -5,6 +5,7 @@
 pub mod completion;
 pub mod ids;
 pub mod messages;
+pub mod options;
 pub mod rejects;
 pub mod schema;
 pub mod write;

@@ -101,6 +101,57 @@ pub enum Capacity {
     OnDemand { max_write_units: Option<f64> },
 }
 
+/// The type DynamoDB declares for a key attribute (`AttributeDefinitions`): keys are S, N or
+/// B only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    S,
+    N,
+    B,
+}
+
+impl std::fmt::Display for KeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyType::S => "S (string)",
+            KeyType::N => "N (number)",
+            KeyType::B => "B (binary)",
+        })
+    }
+}
+
+/// One key attribute of a table: its name and declared type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAttribute {
+    pub name: String,
+    pub kind: KeyType,
+}
+
+impl KeyAttribute {
+    pub fn new(name: &str, kind: KeyType) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind,
+        }
+    }
+}
+
+/// A table's primary key, as its description states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableKey {
+    pub partition: KeyAttribute,
+    pub sort: Option<KeyAttribute>,
+}
+
+/// What the coordinator reads of a table once per job: its key schema (checked against the
+/// job's mapping before anything is written) and its write capacity (for a rate cap given as
+/// a fraction).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableDescription {
+    pub key: TableKey,
+    pub capacity: Capacity,
+}
+
 #[async_trait]
 pub trait RecordTable: Send + Sync {
     /// Puts up to 25 items with distinct keys; returns the ones left unprocessed, as they
@@ -144,11 +195,11 @@ pub trait RecordTable: Send + Sync {
         })
     }
 
-    /// The table's write capacity (DescribeTable).
-    async fn write_capacity(&self, table: &str) -> Result<Capacity, WriteError> {
+    /// The table's key schema and write capacity (one DescribeTable).
+    async fn describe(&self, table: &str) -> Result<TableDescription, WriteError> {
         let _ = table;
         Err(WriteError::Unsupported {
-            operation: "write_capacity",
+            operation: "describe",
         })
     }
 }

@@ -10,6 +10,8 @@ mod enqueue;
 mod listing;
 mod object_plan;
 mod stuck;
+mod table_check;
+mod triggered;
 pub use stuck::KILL_GRACE;
 
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use crate::aws::{Adapters, Clients};
 use crate::contract::ids::{JobId, RunId};
 use crate::contract::messages::JobRequest;
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
-use crate::contract::schema::SchemaError;
+use crate::contract::schema::{Schema, SchemaError};
 use crate::job::model::Job;
 use crate::plan::trigger::{Triggered, jobs_from_event};
 use crate::port::ledger::{JobError, Ledger, Seal};
@@ -45,8 +47,8 @@ pub enum CoordinatorError {
     InvalidSchema(#[from] SchemaError),
     #[error("listing the prefix failed")]
     List(#[source] ObjectError),
-    #[error("reading the records table's capacity for max_write_rate failed")]
-    Capacity(#[source] WriteError),
+    #[error("reading the records table's key schema and capacity (DescribeTable) failed")]
+    Table(#[source] WriteError),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -57,6 +59,14 @@ pub enum CoordinatorError {
     Completion(#[from] CompletionError),
     #[error("reading the scans of a split object failed")]
     Scans(#[source] ObjectError),
+    #[error("reading an S3-triggered job's options failed")]
+    Options(#[source] ObjectError),
+    #[error("reading the job options in {key} failed")]
+    OptionsRead {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the stored scan {key} is unreadable")]
     ScanUnreadable {
         key: String,
@@ -93,8 +103,19 @@ pub struct JobStarted {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum TriggerOutcome {
     Started(Box<JobStarted>),
-    AlreadyStarted { job_id: JobId },
-    Ignored { key: String, reason: String },
+    AlreadyStarted {
+        job_id: JobId,
+    },
+    Ignored {
+        key: String,
+        reason: String,
+    },
+    /// A job that cannot work (its options, or its schema against the table): recorded
+    /// FAILED with the reason.
+    Refused {
+        job_id: JobId,
+        reason: String,
+    },
 }
 
 /// What the stuck-job check found.
@@ -193,12 +214,8 @@ impl Coordinator {
                     tracing::info!(%key, %reason, "S3 notification ignored");
                     TriggerOutcome::Ignored { key, reason }
                 }
-                Triggered::Start(request) => match self.start_job(request, deadline).await {
-                    Ok(started) => TriggerOutcome::Started(Box::new(started)),
-                    Err(CoordinatorError::Job(JobError::AlreadyExists(job_id))) => {
-                        tracing::info!(%job_id, "duplicate S3 notification: job already started");
-                        TriggerOutcome::AlreadyStarted { job_id }
-                    }
+                Triggered::Start(request) => match self.start_triggered(request, deadline).await {
+                    Ok(outcome) => outcome,
                     Err(error) => {
                         tracing::error!(error = %crate::report(&error), "starting a job from S3 failed");
                         first_error.get_or_insert(error);
@@ -222,15 +239,22 @@ impl Coordinator {
         deadline: Option<Instant>,
     ) -> Result<JobStarted, CoordinatorError> {
         validate(&request, &self.config.allowed_buckets)?;
-        // The cap in units per second, once for every worker (see `app::write_cap`).
+        // One DescribeTable a job: the key schema is checked before anything is written, and
+        // a cap given as a fraction is resolved from the capacity, once for every worker.
+        let table = &self.config.tables.records;
+        let description = self
+            .records
+            .describe(table)
+            .await
+            .map_err(CoordinatorError::Table)?;
+        let schema = request.schema.clone().unwrap_or_else(Schema::sensor);
+        table_check::check_keys(table, &schema, &description.key)
+            .map_err(CoordinatorError::InvalidRequest)?;
         request.write.write_units_per_second = crate::app::write_cap::resolve(
             &request.write,
-            &*self.records,
-            &self.config.tables.records,
+            description.capacity,
             self.config.on_demand_write_units as f64,
-        )
-        .await
-        .map_err(CoordinatorError::Capacity)?;
+        );
         let job_id = request.job_id.clone().unwrap_or_else(JobId::fresh);
         let report = self.report_location(&request);
         // This run owns the listing until it seals it or hands it over at a checkpoint.

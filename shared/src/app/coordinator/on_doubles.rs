@@ -12,7 +12,8 @@ use crate::contract::completion::CompletionEvent;
 use crate::contract::ids::BatchNo;
 use crate::contract::messages::{BatchMessage, ContinueListing};
 use crate::job::model::JobStatus;
-use crate::port::memory::{MemoryLedger, MemoryObjects, MemoryQueues};
+use crate::port::memory::{MemoryLedger, MemoryObjects, MemoryQueues, MemoryTable};
+use crate::port::table::KeyType;
 
 const WORK: &str = "work-queue";
 const CONTROL: &str = "control-queue";
@@ -22,6 +23,7 @@ struct Doubles {
     ledger: Arc<MemoryLedger>,
     objects: Arc<MemoryObjects>,
     queues: Arc<MemoryQueues>,
+    records: Arc<MemoryTable>,
 }
 
 impl Doubles {
@@ -30,6 +32,7 @@ impl Doubles {
             ledger: Arc::new(MemoryLedger::new()),
             objects: Arc::new(MemoryObjects::new()),
             queues: Arc::new(MemoryQueues::new()),
+            records: Arc::new(MemoryTable::new("measure_point", Some("timestamp"))),
         }
     }
 
@@ -45,6 +48,7 @@ impl Doubles {
             ledger: self.ledger.clone(),
             objects: self.objects.clone(),
             queues: self.queues.clone(),
+            records: self.records.clone(),
             ..Adapters::memory()
         };
         let config = CoordinatorConfig {
@@ -100,6 +104,44 @@ fn request(job_id: &str) -> JobRequest {
 
 fn soon() -> Option<Instant> {
     Some(Instant::now() + Duration::from_secs(1))
+}
+
+#[tokio::test]
+async fn a_job_whose_key_types_differ_from_the_table_s_is_refused_before_anything_exists() {
+    let mut doubles = Doubles::new();
+    doubles.upload(3, 0);
+    // The table's sort key is a number; the sensor schema writes its timestamp as text.
+    doubles.records = Arc::new(
+        MemoryTable::new("measure_point", Some("timestamp")).with_key_types(KeyType::S, KeyType::N),
+    );
+    let refused = doubles
+        .coordinator(false)
+        .start_job(request("typed"), None)
+        .await
+        .unwrap_err();
+    let reason = refused.to_string();
+    assert!(
+        matches!(refused, CoordinatorError::InvalidRequest(_)),
+        "{refused:?}"
+    );
+    assert!(
+        reason.contains(
+            "sort key \"timestamp\" is of type N (number), and the job's schema produces S (string)"
+        ),
+        "{reason}"
+    );
+    assert!(doubles.ledger.get(&"typed".into()).await.unwrap().is_none());
+    assert!(doubles.queues.drain(WORK).is_empty());
+    assert!(doubles.queues.drain(CONTROL).is_empty());
+
+    // The same request against a table keyed as the schema writes: started.
+    doubles.records = Arc::new(MemoryTable::new("measure_point", Some("timestamp")));
+    let started = doubles
+        .coordinator(false)
+        .start_job(request("typed"), None)
+        .await
+        .unwrap();
+    assert_eq!(started.total_batches, 1);
 }
 
 #[tokio::test]
@@ -534,5 +576,129 @@ async fn a_capped_job_resolves_its_cap_once_and_every_batch_carries_it() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// The notification of an upload of `key` to bucket `b` (the shipped sample, re-aimed).
+fn upload_event(key: &str) -> aws_lambda_events::event::s3::S3Event {
+    let mut event: aws_lambda_events::event::s3::S3Event =
+        serde_json::from_str(include_str!("../../../../events/s3-put-marker.json")).unwrap();
+    event.records[0].s3.bucket.name = Some("b".into());
+    event.records[0].s3.object.key = Some(key.into());
+    event
+}
+
+async fn triggered(coordinator: &Coordinator, key: &str) -> TriggerOutcome {
+    let mut outcomes = coordinator
+        .handle_s3_event(&upload_event(key), None)
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 1);
+    outcomes.remove(0)
+}
+
+const ID_SCHEMA: &str =
+    r#"{"columns": [{"name": "id", "type": "string"}], "partition_key": ["id"]}"#;
+
+#[tokio::test]
+async fn an_uploaded_job_takes_its_options_from_the_marker_or_else_the_folder() {
+    let mut doubles = Doubles::new();
+    doubles.records = Arc::new(MemoryTable::new("id", None));
+    doubles.upload(3, 0);
+    // The folder's configuration: its schema, and insert mode.
+    doubles.objects.insert(
+        "b",
+        "in/_s3-fanout.json",
+        format!(r#"{{"schema": {ID_SCHEMA}, "write_mode": "insert"}}"#),
+    );
+    doubles.objects.insert("b", "in/_SUCCESS", "");
+    let coordinator = doubles.coordinator(false);
+    let TriggerOutcome::Started(started) = triggered(&coordinator, "in/_SUCCESS").await else {
+        panic!("not started")
+    };
+    let job = doubles.ledger.get(&started.job_id).await.unwrap().unwrap();
+    assert_eq!(job.schema.as_ref().unwrap().partition_key, ["id"]);
+    assert_eq!(
+        job.write.write_mode,
+        crate::contract::write::WriteMode::Insert
+    );
+    let batches = doubles.batches();
+    assert!(
+        batches.iter().all(|b| b.schema == job.schema),
+        "{batches:?}"
+    );
+
+    // A marker with options of its own wins, whole, over the folder's (update, no insert).
+    doubles.objects.insert(
+        "b",
+        "in/_SUCCESS",
+        format!(r#"{{"s3_fanout": {{"schema": {ID_SCHEMA}, "write_mode": "update"}}}}"#),
+    );
+    let mut event = upload_event("in/_SUCCESS");
+    event.records[0].s3.object.sequencer = Some("02".into());
+    let outcomes = coordinator.handle_s3_event(&event, None).await.unwrap();
+    let [TriggerOutcome::Started(again)] = outcomes.as_slice() else {
+        panic!("{outcomes:?}")
+    };
+    let job = doubles.ledger.get(&again.job_id).await.unwrap().unwrap();
+    assert_eq!(
+        job.write.write_mode,
+        crate::contract::write::WriteMode::Update
+    );
+}
+
+#[tokio::test]
+async fn an_uploaded_job_that_cannot_work_ends_failed_naming_the_problem() {
+    let doubles = Doubles::new();
+    doubles.upload(3, 0);
+    let coordinator = doubles.coordinator(false);
+    let cases = [
+        (r#"{"scheme": {}}"#, "unknown option \"scheme\""),
+        ("{oops", "not valid JSON"),
+        (
+            r#"{"schema": {"columns": [{"name": "x", "type": "string"}], "partition_key": ["nope"]}}"#,
+            "key column \"nope\" is not a declared column",
+        ),
+        // Valid options, but the sensor-keyed table does not take this schema's key.
+        (
+            &format!(r#"{{"schema": {ID_SCHEMA}}}"#) as &str,
+            "partition key is \"measure_point\"",
+        ),
+    ];
+    for (i, (config, reason)) in cases.iter().enumerate() {
+        doubles.objects.insert("b", "in/_s3-fanout.json", *config);
+        doubles.objects.insert("b", "in/_SUCCESS", "");
+        let mut event = upload_event("in/_SUCCESS");
+        event.records[0].s3.object.sequencer = Some(format!("1{i}"));
+        let outcomes = coordinator.handle_s3_event(&event, None).await.unwrap();
+        let [
+            TriggerOutcome::Refused {
+                job_id,
+                reason: said,
+            },
+        ] = outcomes.as_slice()
+        else {
+            panic!("{outcomes:?}")
+        };
+        assert!(said.contains(reason), "{said}");
+        let job = doubles.ledger.get(job_id).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert!(
+            job.error.as_deref().unwrap_or_default().contains(reason),
+            "{job:?}"
+        );
+        // The same notification again: the job is there, nothing more happens.
+        let again = coordinator.handle_s3_event(&event, None).await.unwrap();
+        assert!(
+            matches!(&again[..], [TriggerOutcome::AlreadyStarted { .. }]),
+            "{again:?}"
+        );
+    }
+    assert!(doubles.batches().is_empty(), "nothing was enqueued");
+    let events: Vec<CompletionEvent> = doubles.sent(DONE);
+    assert_eq!(
+        events.len(),
+        cases.len(),
+        "one completion event per failed job"
     );
 }

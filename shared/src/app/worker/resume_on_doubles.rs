@@ -17,7 +17,7 @@ use crate::contract::messages::{BatchMessage, JobRequest};
 use crate::ingest::item::Item;
 use crate::job::model::JobStatus;
 use crate::port::memory::MemoryTable;
-use crate::port::table::{RecordTable, WriteError};
+use crate::port::table::{RecordTable, TableDescription, WriteError};
 
 /// A table that takes `delay` per BatchWriteItem, like one throttled to a low rate.
 struct SlowTable {
@@ -32,6 +32,10 @@ impl RecordTable for SlowTable {
         self.calls.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.delay).await;
         self.inner.batch_put(table, items).await
+    }
+
+    async fn describe(&self, table: &str) -> Result<TableDescription, WriteError> {
+        self.inner.describe(table).await
     }
 }
 

@@ -119,7 +119,9 @@ pub async fn run(table: &dyn RecordTable, name: &str, key: &KeyNames, refuses_ba
         refuses(table, name, key, &point("d")).await;
     }
 
-    table.write_capacity(name).await.unwrap();
+    let described = table.describe(name).await.unwrap();
+    assert_eq!(described.key.partition.name, key.partition);
+    assert_eq!(described.key.sort.map(|sort| sort.name), key.sort.clone());
     let cleanup = vec![item(key, &point("b"), &[])];
     assert!(
         table

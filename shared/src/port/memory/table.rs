@@ -12,7 +12,10 @@ use async_trait::async_trait;
 
 use crate::ingest::item::Item;
 use crate::ingest::typing::refusal::refusal;
-use crate::port::table::{Capacity, Inserted, KeyNames, RecordTable, WriteError};
+use crate::port::table::{
+    Capacity, Inserted, KeyAttribute, KeyNames, KeyType, RecordTable, TableDescription, TableKey,
+    WriteError,
+};
 
 #[derive(Debug)]
 pub struct MemoryTable {
@@ -20,6 +23,8 @@ pub struct MemoryTable {
     sort: Option<String>,
     items: Mutex<BTreeMap<(String, String, String), Item>>,
     capacity: Mutex<Option<Capacity>>,
+    /// The key types `describe` reports (S and S unless set).
+    types: (KeyType, KeyType),
 }
 
 type Stored = BTreeMap<(String, String, String), Item>;
@@ -31,10 +36,19 @@ impl MemoryTable {
             sort: sort.map(str::to_owned),
             items: Mutex::default(),
             capacity: Mutex::default(),
+            types: (KeyType::S, KeyType::S),
         }
     }
 
-    /// The capacity `write_capacity` reports (on-demand without a maximum otherwise).
+    /// The key types `describe` reports, for the partition and the sort key.
+    pub fn with_key_types(self, partition: KeyType, sort: KeyType) -> Self {
+        Self {
+            types: (partition, sort),
+            ..self
+        }
+    }
+
+    /// The capacity `describe` reports (on-demand without a maximum otherwise).
     pub fn with_capacity(self, capacity: Capacity) -> Self {
         *self
             .capacity
@@ -139,14 +153,23 @@ impl RecordTable for MemoryTable {
         Ok(())
     }
 
-    async fn write_capacity(&self, _table: &str) -> Result<Capacity, WriteError> {
+    async fn describe(&self, _table: &str) -> Result<TableDescription, WriteError> {
         let set = *self
             .capacity
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(set.unwrap_or(Capacity::OnDemand {
-            max_write_units: None,
-        }))
+        Ok(TableDescription {
+            key: TableKey {
+                partition: KeyAttribute::new(&self.partition, self.types.0),
+                sort: self
+                    .sort
+                    .as_deref()
+                    .map(|sort| KeyAttribute::new(sort, self.types.1)),
+            },
+            capacity: set.unwrap_or(Capacity::OnDemand {
+                max_write_units: None,
+            }),
+        })
     }
 }
 

@@ -1,0 +1,131 @@
+//! The table's key schema is the truth. Before a job writes anything, the key its schema
+//! produces (attribute names and types) is checked against the target table's, read once per
+//! job: a job whose every write the table would refuse, or whose items would overwrite each
+//! other under a sort key the table lacks, is refused at the request, before any job item or
+//! batch exists.
+
+use crate::contract::schema::Schema;
+use crate::port::table::{KeyAttribute, KeyType, TableKey};
+
+/// The key attributes a job's schema writes: the key columns' texts (joined when composite),
+/// so always strings.
+pub fn produced_key(schema: &Schema) -> TableKey {
+    TableKey {
+        partition: KeyAttribute::new(&schema.partition_attribute(), KeyType::S),
+        sort: schema
+            .sort_attribute()
+            .map(|sort| KeyAttribute::new(&sort, KeyType::S)),
+    }
+}
+
+/// Every way the schema's key differs from `table`'s, as one reason naming each attribute,
+/// the table's type and what the schema produces; `Ok` when they agree.
+pub fn check_keys(table: &str, schema: &Schema, key: &TableKey) -> Result<(), String> {
+    let produced = produced_key(schema);
+    let mut findings = Vec::new();
+    findings.extend(compare(
+        table,
+        "partition",
+        Some(&key.partition),
+        Some(&produced.partition),
+    ));
+    findings.extend(compare(
+        table,
+        "sort",
+        key.sort.as_ref(),
+        produced.sort.as_ref(),
+    ));
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(findings.join("; "))
+    }
+}
+
+fn compare(
+    table: &str,
+    role: &str,
+    wanted: Option<&KeyAttribute>,
+    produced: Option<&KeyAttribute>,
+) -> Option<String> {
+    match (wanted, produced) {
+        (None, None) => None,
+        (Some(wanted), None) => Some(format!(
+            "table {table} has the {role} key {:?} of type {}, and the job's schema has no {role} key (the table would refuse every write)",
+            wanted.name, wanted.kind
+        )),
+        (None, Some(produced)) => Some(format!(
+            "table {table} has no {role} key, and the job's schema writes {:?} as one (rows sharing a partition key would overwrite each other)",
+            produced.name
+        )),
+        (Some(wanted), Some(produced)) if wanted.name != produced.name => Some(format!(
+            "table {table}'s {role} key is {:?} of type {}, and the job's schema writes its {role} key as {:?}",
+            wanted.name, wanted.kind, produced.name
+        )),
+        (Some(wanted), Some(produced)) if wanted.kind != produced.kind => Some(format!(
+            "table {table}'s {role} key {:?} is of type {}, and the job's schema produces {} for it",
+            wanted.name, wanted.kind, produced.kind
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(partition: (&str, KeyType), sort: Option<(&str, KeyType)>) -> TableKey {
+        TableKey {
+            partition: KeyAttribute::new(partition.0, partition.1),
+            sort: sort.map(|(name, kind)| KeyAttribute::new(name, kind)),
+        }
+    }
+
+    #[test]
+    fn the_sensor_schema_fits_a_table_keyed_like_it() {
+        let table = key(
+            ("measure_point", KeyType::S),
+            Some(("timestamp", KeyType::S)),
+        );
+        assert_eq!(check_keys("t", &Schema::sensor(), &table), Ok(()));
+    }
+
+    #[test]
+    fn each_mismatch_names_the_attribute_the_table_s_type_and_what_the_schema_produces() {
+        let sensor = Schema::sensor();
+        let numeric_sort = key(
+            ("measure_point", KeyType::S),
+            Some(("timestamp", KeyType::N)),
+        );
+        assert_eq!(
+            check_keys("readings", &sensor, &numeric_sort),
+            Err("table readings's sort key \"timestamp\" is of type N (number), and the job's schema produces S (string) for it".into())
+        );
+        let binary_partition = key(("measure_point", KeyType::B), None);
+        let reason = check_keys("t", &sensor, &binary_partition).unwrap_err();
+        assert!(
+            reason.contains("partition key \"measure_point\" is of type B (binary)"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("has no sort key, and the job's schema writes \"timestamp\""),
+            "{reason}"
+        );
+        let renamed = key(("PK", KeyType::S), Some(("SK", KeyType::S)));
+        let reason = check_keys("t", &sensor, &renamed).unwrap_err();
+        assert!(
+            reason.contains("partition key is \"PK\" of type S (string), and the job's schema writes its partition key as \"measure_point\""),
+            "{reason}"
+        );
+        assert!(reason.contains("sort key is \"SK\""), "{reason}");
+        let no_sort_in_schema = Schema {
+            sort_key: vec![],
+            ..Schema::sensor()
+        };
+        let reason = check_keys("t", &no_sort_in_schema, &numeric_sort).unwrap_err();
+        assert!(
+            reason.contains("has the sort key \"timestamp\" of type N (number), and the job's schema has no sort key"),
+            "{reason}"
+        );
+    }
+}
