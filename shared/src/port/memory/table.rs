@@ -83,9 +83,9 @@ impl MemoryTable {
     fn text(item: &Item, attribute: Option<&String>) -> String {
         attribute
             .and_then(|a| item.get(a))
-            .and_then(|v| v.as_text())
+            .and_then(|v| v.key_text())
             .unwrap_or_default()
-            .to_owned()
+            .into_owned()
     }
 }
 

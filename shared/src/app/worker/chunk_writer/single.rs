@@ -100,7 +100,8 @@ fn same_item(existing: &Item, row: &Item, recomputed: Option<&str>) -> bool {
         && row
             .iter()
             .filter(|(name, _)| Some(name.as_str()) != recomputed)
-            .all(|(name, value)| existing.get(name) == Some(value))
+            // Sets come back in the table's order, not the row's.
+            .all(|(name, value)| existing.get(name).is_some_and(|e| e.same_as(value)))
 }
 
 #[cfg(test)]

@@ -1,0 +1,1 @@
+//! Typing the types beyond strings, numbers and bools.
