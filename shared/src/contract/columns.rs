@@ -252,6 +252,56 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_of_every_type_parses_and_validates() {
+        use super::super::schema::Schema;
+        let json = r#"{
+            "columns": [
+                {"name": "id", "type": "binary", "encoding": "hex"},
+                {"name": "at", "type": "timestamp", "store": "epoch_millis"},
+                {"name": "photo", "type": "binary", "nullable": true},
+                {"name": "tags", "type": "string_set", "separator": "|"},
+                {"name": "scores", "type": "number_set"},
+                {"name": "blobs", "type": "binary_set", "encoding": "base64", "separator": ";"},
+                {"name": "path", "type": "list"},
+                {"name": "attrs", "type": "map", "nullable": true, "empty": "null"},
+                {"name": "doc", "type": "json", "nullable": true}
+            ],
+            "partition_key": ["id"],
+            "sort_key": ["at"],
+            "key_types": "typed"
+        }"#;
+        let schema: Schema = serde_json::from_str(json).unwrap();
+        assert_eq!(schema.validate(), Ok(()));
+        assert_eq!(schema.key_types, KeyTypes::Typed);
+        let id = schema.column("id").unwrap();
+        assert_eq!(
+            (id.encoding(), id.key_type()),
+            (BinaryEncoding::Hex, KeyType::B)
+        );
+        let at = schema.column("at").unwrap();
+        assert_eq!(
+            (at.store(), at.key_type()),
+            (TimestampStore::EpochMillis, KeyType::N)
+        );
+        assert_eq!(
+            schema.column("photo").unwrap().encoding(),
+            BinaryEncoding::Base64
+        );
+        assert_eq!(
+            schema.column("tags").unwrap().separator.as_deref(),
+            Some("|")
+        );
+        // Serialised back, unset options stay unset and the default key types unsaid.
+        let text = serde_json::to_string(&Schema::sensor()).unwrap();
+        assert!(
+            !text.contains("key_types") && !text.contains("encoding"),
+            "{text}"
+        );
+        let again: Schema = serde_json::from_str(&serde_json::to_string(&schema).unwrap()).unwrap();
+        assert_eq!(again, schema);
+    }
+
+    #[test]
     fn type_names_are_the_serde_names() {
         for kind in [
             ColumnType::String,

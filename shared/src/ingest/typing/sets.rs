@@ -28,7 +28,7 @@ pub enum SetError {
     Duplicate(usize),
     #[error("set element {index}: {problem}")]
     Element { index: usize, problem: ElementError },
-    #[error("a set without a separator is a JSON array: {0}")]
+    #[error("set (no separator: a JSON array): {0}")]
     Json(JsonError),
 }
 

@@ -128,4 +128,14 @@ mod tests {
         more.insert("extra".into(), Value::Null);
         assert!(!same_item(&more, &row, Some("ttl")), "an extra attribute");
     }
+
+    #[test]
+    fn a_set_read_back_in_another_order_is_still_the_row_s_own() {
+        let set = |items: &[&str]| Value::Ss(items.iter().map(|s| (*s).to_owned()).collect());
+        let row = Item::from([("tags".to_owned(), set(&["a", "b"]))]);
+        let read_back = Item::from([("tags".to_owned(), set(&["b", "a"]))]);
+        assert!(same_item(&read_back, &row, None));
+        let other = Item::from([("tags".to_owned(), set(&["a", "c"]))]);
+        assert!(!same_item(&other, &row, None));
+    }
 }
