@@ -1,7 +1,8 @@
 //! Types one CSV row into one DynamoDB item, by the job's schema. Columns are matched by header
 //! name in any order; every column lands as an attribute under its header name (declared ones
 //! typed, extra ones as strings); the key attributes hold the key columns' texts (composite
-//! ones joined as [`keys`] documents). Every value is checked against DynamoDB's own limits
+//! ones joined as [`keys`] documents), or, with typed keys, a single key column's own value
+//! (N or B). Every value is checked against DynamoDB's own limits
 //! here, so a row the service would refuse is rejected alone, with a [`RowError`] naming the
 //! column and the limit, instead of failing the write that holds it.
 //!
@@ -92,11 +93,12 @@ pub struct RowTyper {
     key_types: KeyTypes,
 }
 
-/// One key attribute's value, and its text for telling rows apart.
+/// One key attribute's text (for telling rows apart) and size.
 struct KeyValue {
     text: String,
-    /// Set unless the key is the column's own typed value, already in the item.
-    value: Option<Value>,
+    /// The key is the column's own typed value, already in the item; else the text is
+    /// stored as S.
+    typed: bool,
     bytes: usize,
 }
 
@@ -263,11 +265,11 @@ impl RowTyper {
         if sort.bytes > MAX_SORT_KEY_BYTES {
             return Err(RowError::SortKeyTooLong { bytes: sort.bytes });
         }
-        if let Some(value) = partition.value {
-            size = insert_key(&mut item, &self.partition_attribute, value, size);
+        if !partition.typed {
+            size = insert_key(&mut item, &self.partition_attribute, &partition.text, size);
         }
-        if let (Some(attribute), Some(value)) = (&self.sort_attribute, sort.value) {
-            size = insert_key(&mut item, attribute, value, size);
+        if let (Some(attribute), false) = (&self.sort_attribute, sort.typed) {
+            size = insert_key(&mut item, attribute, &sort.text, size);
         }
         if size > MAX_ITEM_BYTES {
             return Err(RowError::ItemTooLarge { bytes: size });
@@ -324,7 +326,7 @@ impl RowTyper {
                     .and_then(Value::key_text)
                     .map(|t| t.into_owned())
                     .unwrap_or_default(),
-                value: None,
+                typed: true,
                 bytes,
             };
         }
@@ -335,21 +337,21 @@ impl RowTyper {
         );
         KeyValue {
             bytes: text.len(),
-            value: Some(Value::S(text.clone())),
+            typed: false,
             text,
         }
     }
 }
 
-/// Sets a key attribute unless the column of the same name already holds that very value
+/// Sets a key attribute unless the column of the same name already holds that very string
 /// (the common single-column key); returns the item's new size (a number key column's own
 /// attribute becomes the key's string, replacing its number).
-fn insert_key(item: &mut Item, attribute: &str, value: Value, size: usize) -> usize {
-    if item.get(attribute) == Some(&value) {
+fn insert_key(item: &mut Item, attribute: &str, text: &str, size: usize) -> usize {
+    if matches!(item.get(attribute), Some(Value::S(existing)) if existing == text) {
         return size;
     }
-    let added = attribute.len() + value_size(&value);
-    match item.insert(attribute.to_owned(), value) {
+    let added = attribute.len() + text.len();
+    match item.insert(attribute.to_owned(), Value::S(text.to_owned())) {
         Some(old) => size + added - (attribute.len() + value_size(&old)),
         None => size + added,
     }

@@ -451,3 +451,82 @@ fn reasons_for_the_new_types_never_hold_the_value() {
         assert!(reason.starts_with("column c: "), "{reason}");
     }
 }
+
+/// The README's sample row under `events/prefix-job-every-type.json`'s schema.
+#[test]
+fn the_every_type_sample_event_types_its_sample_row() {
+    let request: crate::contract::messages::JobRequest = serde_json::from_str(include_str!(
+        "../../../../events/prefix-job-every-type.json"
+    ))
+    .unwrap();
+    let schema = request.schema.unwrap();
+    schema.validate().unwrap();
+    let header = [
+        "sku",
+        "listed_at",
+        "title",
+        "price",
+        "in_stock",
+        "updated",
+        "checksum",
+        "thumbnail",
+        "tags",
+        "sizes",
+        "signatures",
+        "history",
+        "dimensions",
+        "extra",
+    ];
+    let typer = RowTyper::new(&schema, &record(&header)).unwrap();
+    let row = typer
+        .type_row(&record(&[
+            "0042",
+            "2025-11-26 02:56:13 UTC",
+            "Desk lamp",
+            "19.90",
+            "true",
+            "2025-11-27T08:00:00+02:00",
+            "9f86d081",
+            "iVBORw0KGgo=",
+            "home|light",
+            "[1, 2.5]",
+            r#"["AAE=", "/w=="]"#,
+            r#"[{"at": 1764125773, "price": 21.5}]"#,
+            r#"{"w": 12, "h": 40, "unit": "cm"}"#,
+            "",
+        ]))
+        .unwrap();
+    let item = &row.item;
+    assert_eq!(row.key, ("42".into(), "1764125773000".into()));
+    assert_eq!(item["sku"], n("42"));
+    assert_eq!(item["listed_at"], n("1764125773000"));
+    assert_eq!(item["title"], s("Desk lamp"));
+    assert_eq!(item["price"], n("19.9"));
+    assert_eq!(item["in_stock"], Value::Bool(true));
+    assert_eq!(item["updated"], s("2025-11-27T06:00:00Z"));
+    assert_eq!(item["checksum"], Value::B(vec![0x9f, 0x86, 0xd0, 0x81]));
+    assert_eq!(
+        item["thumbnail"],
+        Value::B(vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a])
+    );
+    assert_eq!(item["tags"], Value::Ss(texts(&["home", "light"])));
+    assert_eq!(item["sizes"], Value::Ns(texts(&["1", "2.5"])));
+    assert_eq!(item["signatures"], Value::Bs(vec![vec![0, 1], vec![255]]));
+    assert_eq!(
+        item["history"],
+        Value::L(vec![Value::M(BTreeMap::from([
+            ("at".into(), n("1764125773")),
+            ("price".into(), n("21.5")),
+        ]))])
+    );
+    assert_eq!(
+        item["dimensions"],
+        Value::M(BTreeMap::from([
+            ("w".into(), n("12")),
+            ("h".into(), n("40")),
+            ("unit".into(), s("cm")),
+        ]))
+    );
+    assert_eq!(item["extra"], Value::Null);
+    assert_eq!(item.len(), header.len());
+}
