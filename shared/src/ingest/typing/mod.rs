@@ -32,6 +32,8 @@ mod policy_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod typed_keys_tests;
+#[cfg(test)]
 mod types_tests;
 
 use std::collections::HashMap;
