@@ -195,6 +195,7 @@ mod tests {
                     Value::N(n) => serde_dynamo::AttributeValue::N(n),
                     Value::Bool(b) => serde_dynamo::AttributeValue::Bool(b),
                     Value::Null => serde_dynamo::AttributeValue::Null(true),
+                    other => panic!("the sensor schema types no {other:?}"),
                 };
                 (name, value)
             })

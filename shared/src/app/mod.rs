@@ -5,6 +5,8 @@
 pub mod completion;
 pub mod config;
 pub mod coordinator;
+#[cfg(test)]
+mod every_type_on_doubles;
 pub mod lambda;
 pub mod metrics;
 pub mod queue_writer;

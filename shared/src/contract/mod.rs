@@ -2,6 +2,7 @@
 //! workers, the completion event, the data contract (schema) and the rejects records. Serde
 //! types only, no IO.
 
+pub mod columns;
 pub mod completion;
 pub mod ids;
 pub mod messages;

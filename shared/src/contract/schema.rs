@@ -5,33 +5,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnType {
-    /// Stored as S.
-    String,
-    /// A finite decimal, stored as N with its digits as written (no float rounding).
-    Number,
-    /// A 64-bit integer, stored as N.
-    Integer,
-    /// `true`/`false`/`1`/`0` (any case), stored as BOOL.
-    Bool,
-    /// `YYYY-MM-DD HH:MM:SS[.f] UTC` or RFC 3339, stored as an RFC 3339 UTC string.
-    Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Column {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: ColumnType,
-    /// An empty field is allowed (stored as `empty` says). Key columns never are.
-    #[serde(default)]
-    pub nullable: bool,
-    /// How this nullable column stores an empty field; the schema's `empty_values` if unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub empty: Option<EmptyValue>,
-}
+pub use super::columns::{BinaryEncoding, Column, ColumnType, KeyType, KeyTypes, TimestampStore};
 
 /// How an empty field of a nullable column is stored.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +58,10 @@ pub struct Schema {
     /// Each item's expiry, if the job sets one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<Ttl>,
+    /// Whether key attributes are strings (`text`, the default) or keep a single key
+    /// column's type (`typed`: N or B keys).
+    #[serde(default, skip_serializing_if = "KeyTypes::is_text")]
+    pub key_types: KeyTypes,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -102,6 +80,16 @@ pub enum SchemaError {
     NullableKey(String),
     #[error("key column {0:?} cannot be a bool")]
     BoolKey(String),
+    #[error(
+        "key column {column:?} cannot be a {kind}: DynamoDB keys are strings, numbers or binaries"
+    )]
+    UnkeyableType { column: String, kind: &'static str },
+    #[error(
+        "key column {0:?} is binary: a binary key needs `\"key_types\": \"typed\"` and a single-column key"
+    )]
+    BinaryKeyNotTyped(String),
+    #[error("column {column:?}: {reason}")]
+    ColumnOption { column: String, reason: String },
     #[error("column {0:?} is in both the partition and the sort key")]
     KeyInBoth(String),
     #[error(
@@ -124,12 +112,7 @@ impl Schema {
     /// Sensor rows: `timestamp,temp,humidity,measure_point`, keyed by
     /// (`measure_point`, `timestamp`) so a redelivered row overwrites itself.
     pub fn sensor() -> Self {
-        let column = |name: &str, kind| Column {
-            name: name.into(),
-            kind,
-            nullable: false,
-            empty: None,
-        };
+        let column = Column::new;
         Self {
             columns: vec![
                 column("timestamp", ColumnType::Timestamp),
@@ -141,6 +124,7 @@ impl Schema {
             sort_key: vec!["timestamp".into()],
             empty_values: EmptyValue::Omit,
             ttl: None,
+            key_types: KeyTypes::Text,
         }
     }
 
@@ -151,6 +135,12 @@ impl Schema {
         for (i, column) in self.columns.iter().enumerate() {
             if column.name.trim().is_empty() {
                 return Err(SchemaError::EmptyName);
+            }
+            if let Some(reason) = column.option_problem() {
+                return Err(SchemaError::ColumnOption {
+                    column: column.name.clone(),
+                    reason,
+                });
             }
             if self.columns[..i].iter().any(|c| c.name == column.name) {
                 return Err(SchemaError::DuplicateColumn(column.name.clone()));
@@ -168,6 +158,19 @@ impl Schema {
             }
             if column.kind == ColumnType::Bool {
                 return Err(SchemaError::BoolKey(name.clone()));
+            }
+            if !column.kind.is_scalar_key() {
+                return Err(SchemaError::UnkeyableType {
+                    column: name.clone(),
+                    kind: column.kind.name(),
+                });
+            }
+            // A binary has no one text form to join or to store as S.
+            let composite = [&self.partition_key, &self.sort_key]
+                .iter()
+                .any(|key| key.len() > 1 && key.contains(name));
+            if column.kind == ColumnType::Binary && (self.key_types.is_text() || composite) {
+                return Err(SchemaError::BinaryKeyNotTyped(name.clone()));
             }
         }
         if let Some(both) = self

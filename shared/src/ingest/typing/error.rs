@@ -4,8 +4,11 @@
 
 use thiserror::Error;
 
+use super::binary::BinaryError;
+use super::json::JsonError;
 use super::keys::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 use super::numbers::NumberError;
+use super::sets::SetError;
 use super::size::MAX_ITEM_BYTES;
 
 /// Column names in reasons are cut to this many bytes.
@@ -51,6 +54,12 @@ pub enum ValueError {
     /// The TTL column's value cannot be an expiry (the reason never holds the value).
     #[error("invalid expiry for TTL: {0}")]
     Expiry(String),
+    #[error(transparent)]
+    Binary(#[from] BinaryError),
+    #[error(transparent)]
+    Set(#[from] SetError),
+    #[error(transparent)]
+    Json(#[from] JsonError),
 }
 
 impl RowError {

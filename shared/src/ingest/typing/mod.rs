@@ -1,21 +1,28 @@
 //! Types one CSV row into one DynamoDB item, by the job's schema. Columns are matched by header
 //! name in any order; every column lands as an attribute under its header name (declared ones
 //! typed, extra ones as strings); the key attributes hold the key columns' texts (composite
-//! ones joined as [`keys`] documents). Every value is checked against DynamoDB's own limits
+//! ones joined as [`keys`] documents), or, with typed keys, a single key column's own value
+//! (N or B). Every value is checked against DynamoDB's own limits
 //! here, so a row the service would refuse is rejected alone, with a [`RowError`] naming the
 //! column and the limit, instead of failing the write that holds it.
 //!
-//! Strings land byte for byte (padding, whitespace-only and newline-only values included);
-//! only numbers, integers, bools and timestamps are trimmed before parsing.
+//! Strings land byte for byte (padding, whitespace-only and newline-only values included),
+//! and so do a delimited string set's elements; every other type is parsed, so trimmed
+//! first. Binaries, sets, lists and maps are typed by [`fields`] ([`binary`], [`sets`],
+//! [`json`]); the same limits hold inside them (numbers, nesting, duplicates, size).
 //!
 //! An empty field of a nullable column is stored as the schema says (omitted, NULL or an
 //! empty string), and the item's expiry for TTL is added when the schema sets one ([`ttl`]).
 
+pub mod binary;
 pub mod error;
+pub mod fields;
 pub mod header;
+pub mod json;
 pub mod keys;
 pub mod numbers;
 pub mod refusal;
+pub mod sets;
 pub mod size;
 pub mod timestamps;
 pub mod ttl;
@@ -24,19 +31,24 @@ pub mod ttl;
 mod policy_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod typed_keys_tests;
+#[cfg(test)]
+mod types_tests;
 
 use std::collections::HashMap;
 
-use crate::contract::schema::{ColumnType, EmptyValue, Schema};
+use crate::contract::schema::{EmptyValue, KeyTypes, Schema};
 use crate::ingest::csv_stream::Record;
 pub use crate::ingest::item::Item;
 use crate::ingest::item::Value;
 pub use error::{RowError, ValueError};
+use fields::Typing;
 pub use header::HeaderError;
 use keys::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, join_parts};
 pub use numbers::{Decimal, NumberError, parse_decimal};
 pub use size::MAX_ITEM_BYTES;
-use size::{number_size, value_size};
+use size::value_size;
 pub use timestamps::normalise_timestamp;
 use ttl::TtlRule;
 
@@ -65,7 +77,7 @@ impl PartialEq for TypedRow {
 struct Slot {
     /// Empty for a column with no name in the header (a trailing comma).
     name: String,
-    kind: ColumnType,
+    typing: Typing,
     nullable: bool,
     key: bool,
     empty: EmptyValue,
@@ -80,6 +92,16 @@ pub struct RowTyper {
     partition_attribute: String,
     sort_attribute: Option<String>,
     ttl: Option<TtlRule>,
+    key_types: KeyTypes,
+}
+
+/// One key attribute's text (for telling rows apart) and size.
+struct KeyValue {
+    text: String,
+    /// The key is the column's own typed value, already in the item; else the text is
+    /// stored as S.
+    typed: bool,
+    bytes: usize,
 }
 
 impl RowTyper {
@@ -127,14 +149,14 @@ impl RowTyper {
             .map(|name| match declared.get(name.as_str()) {
                 Some(column) => Slot {
                     name: name.clone(),
-                    kind: column.kind,
+                    typing: Typing::of(column),
                     nullable: column.nullable,
                     key: is_key(name),
                     empty: schema.empty_value_of(name),
                 },
                 None => Slot {
                     name: name.clone(),
-                    kind: ColumnType::String,
+                    typing: Typing::string(),
                     nullable: true,
                     key: false,
                     empty: schema.empty_values,
@@ -171,6 +193,7 @@ impl RowTyper {
             partition_attribute,
             sort_attribute,
             ttl,
+            key_types: schema.key_types,
         })
     }
 
@@ -201,9 +224,10 @@ impl RowTyper {
             let fail = |problem| RowError::column(&slot.name, i, problem);
             let text = std::str::from_utf8(raw).map_err(|_| fail(ValueError::InvalidUtf8))?;
             // Strings are kept byte for byte; the other types are parsed, so padding goes.
-            let text = match slot.kind {
-                ColumnType::String => text,
-                _ => text.trim(),
+            let text = if slot.typing.keeps_padding() {
+                text
+            } else {
+                text.trim()
             };
             if text.is_empty() {
                 if slot.key {
@@ -226,32 +250,34 @@ impl RowTyper {
             if slot.name.is_empty() {
                 return Err(fail(ValueError::Unnamed));
             }
-            let (value, bytes) = typed(slot.kind, text).map_err(fail)?;
+            let (value, bytes) = slot.typing.value(text).map_err(fail)?;
             size += slot.name.len() + bytes;
             item.insert(slot.name.clone(), value);
         }
         if let Some(rule) = &self.ttl {
             size = self.expire(rule, &mut item, size)?;
         }
-        let partition = self.key_text(&item, &self.partition);
-        if partition.len() > MAX_PARTITION_KEY_BYTES {
+        let partition = self.key_value(&item, &self.partition);
+        if partition.bytes > MAX_PARTITION_KEY_BYTES {
             return Err(RowError::PartitionKeyTooLong {
-                bytes: partition.len(),
+                bytes: partition.bytes,
             });
         }
-        let sort = self.key_text(&item, &self.sort);
-        if sort.len() > MAX_SORT_KEY_BYTES {
-            return Err(RowError::SortKeyTooLong { bytes: sort.len() });
+        let sort = self.key_value(&item, &self.sort);
+        if sort.bytes > MAX_SORT_KEY_BYTES {
+            return Err(RowError::SortKeyTooLong { bytes: sort.bytes });
         }
-        size = insert_key(&mut item, &self.partition_attribute, &partition, size);
-        if let Some(attribute) = &self.sort_attribute {
-            size = insert_key(&mut item, attribute, &sort, size);
+        if !partition.typed {
+            size = insert_key(&mut item, &self.partition_attribute, &partition.text, size);
+        }
+        if let (Some(attribute), false) = (&self.sort_attribute, sort.typed) {
+            size = insert_key(&mut item, attribute, &sort.text, size);
         }
         if size > MAX_ITEM_BYTES {
             return Err(RowError::ItemTooLarge { bytes: size });
         }
         Ok(TypedRow {
-            key: (partition, sort),
+            key: (partition.text, sort.text),
             item,
             line: row.line(),
             offset: row.start(),
@@ -268,7 +294,7 @@ impl RowTyper {
                 let source = &self.slots[*slot];
                 match item.get(&source.name) {
                     None => None,
-                    Some(value) => ttl::expiry_of(source.kind, value)
+                    Some(value) => ttl::expiry_of(&source.typing, value)
                         .map_err(|problem| RowError::column(&source.name, *slot, problem))?,
                 }
             }
@@ -285,44 +311,38 @@ impl RowTyper {
         })
     }
 
-    /// The key columns' canonical texts, joined for a composite key (key columns are never
-    /// null, and hold strings or numbers).
-    fn key_text(&self, item: &Item, positions: &[usize]) -> String {
-        join_parts(positions.iter().map(|&i| {
-            item.get(&self.slots[i].name)
-                .and_then(Value::as_text)
-                .unwrap_or_default()
-        }))
-    }
-}
-
-/// A field's attribute value and the bytes it adds to the item. Numbers are stored in their
-/// canonical text, so a key built from one is the same for `7` and `007`.
-fn typed(kind: ColumnType, text: &str) -> Result<(Value, usize), ValueError> {
-    Ok(match kind {
-        ColumnType::String => (Value::S(text.to_owned()), text.len()),
-        ColumnType::Number => {
-            let number = parse_decimal(text)?;
-            (Value::N(number.text), number_size(number.significant))
-        }
-        ColumnType::Integer => {
-            let number = numbers::parse_integer(text)?;
-            (Value::N(number.text), number_size(number.significant))
-        }
-        ColumnType::Bool => {
-            let value = match text.to_ascii_lowercase().as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => return Err(ValueError::Bool),
+    /// A key's value: a single column's own typed value when keys keep their types (the
+    /// schema allows only S, N and B columns there; B is measured by its bytes), else the
+    /// key columns' canonical texts, joined for a composite key (key columns are never
+    /// null). An empty `positions` (no sort key) is an empty text.
+    fn key_value(&self, item: &Item, positions: &[usize]) -> KeyValue {
+        let value = |i: usize| item.get(&self.slots[i].name);
+        if let ([only], KeyTypes::Typed) = (positions, self.key_types) {
+            let own = value(*only);
+            let bytes = match own {
+                Some(Value::B(b)) => b.len(),
+                other => other.and_then(Value::as_text).map_or(0, str::len),
             };
-            (Value::Bool(value), 1)
+            return KeyValue {
+                text: own
+                    .and_then(Value::key_text)
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default(),
+                typed: true,
+                bytes,
+            };
         }
-        ColumnType::Timestamp => {
-            let text = normalise_timestamp(text)?;
-            let bytes = text.len();
-            (Value::S(text), bytes)
+        let text = join_parts(
+            positions
+                .iter()
+                .map(|&i| value(i).and_then(Value::as_text).unwrap_or_default()),
+        );
+        KeyValue {
+            bytes: text.len(),
+            typed: false,
+            text,
         }
-    })
+    }
 }
 
 /// Sets a key attribute unless the column of the same name already holds that very string

@@ -3,6 +3,7 @@
 //! is tested without a server. Typing checks the same limits first, so a typed row only
 //! meets these when something slipped past it.
 
+use super::json::MAX_DEPTH;
 use super::keys::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 use super::numbers::{NumberError, parse_decimal};
 use super::size::{MAX_ITEM_BYTES, item_size};
@@ -18,22 +19,7 @@ pub fn refusal(item: &Item, partition: &str, sort: Option<&str>) -> Option<Strin
                     .into(),
             );
         }
-        if let Value::N(text) = value {
-            let problem = match parse_decimal(text) {
-                Ok(_) => continue,
-                Err(NumberError::Overflow) => {
-                    "Number overflow. Attempting to store a number with magnitude larger than supported range"
-                }
-                Err(NumberError::Underflow) => {
-                    "Number underflow. Attempting to store a number with magnitude smaller than supported range"
-                }
-                Err(NumberError::TooManyDigits(_)) => {
-                    "Attempting to store more than 38 significant digits in a Number"
-                }
-                Err(NumberError::Syntax | NumberError::Integer) => {
-                    "The parameter cannot be converted to a numeric value"
-                }
-            };
+        if let Some(problem) = value_problem(value, 0) {
             return Some(problem.into());
         }
     }
@@ -41,17 +27,21 @@ pub fn refusal(item: &Item, partition: &str, sort: Option<&str>) -> Option<Strin
         .into_iter()
         .chain(sort.map(|s| (s, MAX_SORT_KEY_BYTES, false)));
     for (name, max, is_partition) in keys {
-        let Some(text) = item.get(name).and_then(Value::as_text) else {
-            return Some(format!(
-                "One or more parameter values were invalid: Missing the key {name} in the item"
-            ));
+        let bytes = match item.get(name) {
+            Some(Value::S(text) | Value::N(text)) => text.len(),
+            Some(Value::B(bytes)) => bytes.len(),
+            _ => {
+                return Some(format!(
+                    "One or more parameter values were invalid: Missing the key {name} in the item"
+                ));
+            }
         };
-        if text.is_empty() {
+        if bytes == 0 {
             return Some(format!(
                 "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: {name}"
             ));
         }
-        if text.len() > max {
+        if bytes > max {
             return Some(if is_partition {
                 "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of 2048 bytes".into()
             } else {
@@ -61,6 +51,53 @@ pub fn refusal(item: &Item, partition: &str, sort: Option<&str>) -> Option<Strin
     }
     (item_size(item) > MAX_ITEM_BYTES)
         .then(|| "Item size has exceeded the maximum allowed size".to_owned())
+}
+
+/// What DynamoDB refuses inside one value (`depth` lists and maps enclose it).
+fn value_problem(value: &Value, depth: usize) -> Option<&'static str> {
+    match value {
+        Value::N(text) => number_problem(text),
+        Value::Ns(set) if !set.is_empty() => set
+            .iter()
+            .find_map(|n| number_problem(n))
+            .or_else(|| duplicates(set)),
+        Value::Ss(set) if !set.is_empty() => duplicates(set),
+        Value::Bs(set) if !set.is_empty() => duplicates(set),
+        Value::Ss(_) | Value::Ns(_) | Value::Bs(_) => {
+            Some("One or more parameter values were invalid: An set may not be empty")
+        }
+        Value::L(_) | Value::M(_) if depth >= MAX_DEPTH => {
+            Some("Nesting Levels have exceeded supported limits")
+        }
+        Value::L(list) => list.iter().find_map(|v| value_problem(v, depth + 1)),
+        Value::M(map) => map.values().find_map(|v| value_problem(v, depth + 1)),
+        Value::S(_) | Value::B(_) | Value::Bool(_) | Value::Null => None,
+    }
+}
+
+fn duplicates<T: Eq + std::hash::Hash>(set: &[T]) -> Option<&'static str> {
+    let mut seen = std::collections::HashSet::new();
+    (!set.iter().all(|e| seen.insert(e))).then_some(
+        "One or more parameter values were invalid: Input collection contains duplicates",
+    )
+}
+
+fn number_problem(text: &str) -> Option<&'static str> {
+    Some(match parse_decimal(text) {
+        Ok(_) => return None,
+        Err(NumberError::Overflow) => {
+            "Number overflow. Attempting to store a number with magnitude larger than supported range"
+        }
+        Err(NumberError::Underflow) => {
+            "Number underflow. Attempting to store a number with magnitude smaller than supported range"
+        }
+        Err(NumberError::TooManyDigits(_)) => {
+            "Attempting to store more than 38 significant digits in a Number"
+        }
+        Err(NumberError::Syntax | NumberError::Integer) => {
+            "The parameter cannot be converted to a numeric value"
+        }
+    })
 }
 
 #[cfg(test)]
@@ -107,6 +144,35 @@ mod tests {
             refusal(&big, "p", None)
                 .unwrap()
                 .contains("maximum allowed size")
+        );
+        let key = || ("p", Value::S("k".into()));
+        let inner = item(&[
+            key(),
+            ("l", Value::L(vec![Value::Ns(vec!["1e200".into()])])),
+        ]);
+        assert!(
+            refusal(&inner, "p", None)
+                .unwrap()
+                .starts_with("Number overflow")
+        );
+        let empty = item(&[key(), ("s", Value::Ss(vec![]))]);
+        assert!(
+            refusal(&empty, "p", None)
+                .unwrap()
+                .contains("may not be empty")
+        );
+        let twice = item(&[key(), ("s", Value::Bs(vec![vec![1], vec![1]]))]);
+        assert!(refusal(&twice, "p", None).unwrap().contains("duplicates"));
+        let deep = (0..33).fold(Value::Null, |v, _| Value::L(vec![v]));
+        let too_deep = item(&[key(), ("d", deep)]);
+        assert!(refusal(&too_deep, "p", None).unwrap().contains("Nesting"));
+        let binary_key = item(&[("p", Value::B(vec![1]))]);
+        assert_eq!(refusal(&binary_key, "p", None), None);
+        let empty_binary_key = item(&[("p", Value::B(vec![]))]);
+        assert!(
+            refusal(&empty_binary_key, "p", None)
+                .unwrap()
+                .contains("key attribute")
         );
         let unnamed = item(&[("p", Value::S("k".into())), ("", Value::S("v".into()))]);
         assert!(

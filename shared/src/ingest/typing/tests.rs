@@ -1,7 +1,7 @@
 //! Typing one row: one test per kind of bad value, and the shapes strings keep.
 
 use super::*;
-use crate::contract::schema::Column;
+use crate::contract::schema::{Column, ColumnType};
 
 fn record(fields: &[&str]) -> Record {
     Record::from_fields(fields)
@@ -24,10 +24,8 @@ fn reason(fields: &[&str]) -> String {
 
 fn column(name: &str, kind: ColumnType, nullable: bool) -> Column {
     Column {
-        name: name.into(),
-        kind,
         nullable,
-        empty: None,
+        ..Column::new(name, kind)
     }
 }
 

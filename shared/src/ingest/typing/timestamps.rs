@@ -1,8 +1,30 @@
-//! Timestamps: the seed's `YYYY-MM-DD HH:MM:SS[.f] UTC` and RFC 3339, stored as RFC 3339 UTC.
+//! Timestamps: the seed's `YYYY-MM-DD HH:MM:SS[.f] UTC` and RFC 3339, stored as RFC 3339 UTC
+//! or, when the column says so, as a Number of epoch seconds or milliseconds (a fraction of
+//! the unit kept exactly, never rounded).
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 
 use super::error::ValueError;
+use super::numbers::{Decimal, parse_decimal};
+use crate::contract::schema::TimestampStore;
+
+/// The timestamp as epoch seconds or milliseconds (`store` an epoch form), canonical.
+pub fn epoch_number(raw: &str, store: TimestampStore) -> Result<Decimal, ValueError> {
+    let text = normalise_timestamp(raw)?;
+    let parsed =
+        DateTime::parse_from_rfc3339(&text).map_err(|e| ValueError::Timestamp(e.to_string()))?;
+    let nanos = i128::from(parsed.timestamp()) * 1_000_000_000
+        + i128::from(parsed.timestamp_subsec_nanos());
+    let (unit, places) = match store {
+        TimestampStore::EpochMillis => (1_000_000, 6),
+        _ => (1_000_000_000, 9),
+    };
+    let sign = if nanos < 0 { "-" } else { "" };
+    let (whole, fraction) = (nanos.abs() / unit, nanos.abs() % unit);
+    // Within chrono's years (under 300,000) this is far inside DynamoDB's number limits.
+    parse_decimal(&format!("{sign}{whole}.{fraction:0places$}"))
+        .map_err(|e| ValueError::Timestamp(e.to_string()))
+}
 
 /// Accepts the seed's `YYYY-MM-DD HH:MM:SS UTC` and RFC 3339; returns RFC 3339 UTC. The
 /// error says what was expected and why parsing stopped, never the text itself.
@@ -75,6 +97,23 @@ mod tests {
             normalise_timestamp("2025-11-26 02:56:13.5 UTC").unwrap(),
             "2025-11-26T02:56:13.500Z"
         );
+    }
+
+    #[test]
+    fn epoch_forms_are_exact() {
+        let at = |raw, store| epoch_number(raw, store).unwrap().text;
+        let seconds = TimestampStore::EpochSeconds;
+        let millis = TimestampStore::EpochMillis;
+        assert_eq!(at("2025-11-26 02:56:13 UTC", seconds), "1764125773");
+        assert_eq!(at("2025-11-26 02:56:13 UTC", millis), "1764125773000");
+        assert_eq!(at("2025-11-26T02:56:13.25Z", seconds), "1764125773.25");
+        assert_eq!(
+            at("2025-11-26T02:56:13.123456789Z", millis),
+            "1764125773123.456789"
+        );
+        assert_eq!(at("1969-12-31T23:59:58.5Z", seconds), "-1.5");
+        assert_eq!(at("1970-01-01T00:00:00Z", millis), "0");
+        assert!(epoch_number("yesterday", seconds).is_err());
     }
 
     #[test]

@@ -97,9 +97,9 @@ impl MemoryTable {
     fn text(item: &Item, attribute: Option<&String>) -> String {
         attribute
             .and_then(|a| item.get(a))
-            .and_then(|v| v.as_text())
+            .and_then(|v| v.key_text())
             .unwrap_or_default()
-            .to_owned()
+            .into_owned()
     }
 }
 
@@ -208,5 +208,34 @@ mod tests {
         let left = table.batch_put("t", vec![item("a", "1")]).await.unwrap();
         assert!(left.is_empty());
         assert_eq!(table.items("t").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn binary_and_number_keys_are_told_apart_by_their_values() {
+        let table = MemoryTable::new("b", Some("n"));
+        let key = |b: Vec<u8>, n: &str| {
+            Item::from([
+                ("b".to_owned(), Value::B(b)),
+                ("n".to_owned(), Value::N(n.into())),
+            ])
+        };
+        table
+            .batch_put(
+                "t",
+                vec![key(vec![1], "1"), key(vec![1, 0], "1"), key(vec![1], "2")],
+            )
+            .await
+            .unwrap();
+        table.batch_put("t", vec![key(vec![1], "1")]).await.unwrap();
+        assert_eq!(
+            table.items("t").len(),
+            3,
+            "the last put overwrote its own key"
+        );
+        let err = table
+            .batch_put("t", vec![key(Vec::new(), "1")])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WriteError::Refused { .. }), "{err}");
     }
 }

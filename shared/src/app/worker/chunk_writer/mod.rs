@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::contract::write::WriteMode;
 use crate::ingest::decode::{MAX_RAW_BYTES, RowReject};
-use crate::ingest::item::{Item, Value};
+use crate::ingest::item::Item;
 use crate::ingest::rejects::BatchRejects;
 use crate::ingest::typing::TypedRow;
 use crate::ingest::typing::error::cap;
@@ -235,14 +235,7 @@ impl ChunkWriter<'_> {
             .row
             .item
             .iter()
-            .map(|(name, value)| {
-                let json = match value {
-                    Value::S(s) | Value::N(s) => serde_json::Value::from(s.as_str()),
-                    Value::Bool(b) => serde_json::Value::from(*b),
-                    Value::Null => serde_json::Value::Null,
-                };
-                (name.clone(), json)
-            })
+            .map(|(name, value)| (name.clone(), value.to_json()))
             .collect();
         let reject = RowReject {
             line: sourced.row.line,

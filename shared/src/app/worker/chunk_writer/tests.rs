@@ -1,6 +1,7 @@
 //! The chunk writer against throttling and refusing tables.
 
 use super::*;
+use crate::ingest::item::Value;
 use crate::port::memory::MemoryTable;
 use crate::port::table::KeyNames;
 use std::time::Duration;
