@@ -10,6 +10,7 @@ use crate::contract::messages::JobRequest;
 use crate::ingest::item::Value;
 use crate::job::model::JobStatus;
 use crate::port::memory::MemoryTable;
+use crate::port::table::KeyType;
 
 const HEADER: &str = "sku,listed_at,title,price,in_stock,updated,checksum,thumbnail,tags,sizes,signatures,history,dimensions,extra\n";
 
@@ -27,7 +28,9 @@ fn row(sku: u32, sizes: &str, history: &str) -> String {
 
 #[tokio::test]
 async fn every_type_lands_typed_and_each_bad_row_is_rejected_alone() {
-    let table = Arc::new(MemoryTable::new("sku", Some("listed_at")));
+    // Keyed as the sample's typed keys write: a number and an epoch timestamp.
+    let table =
+        Arc::new(MemoryTable::new("sku", Some("listed_at")).with_key_types(KeyType::N, KeyType::N));
     let rig = Rig::writing_through(table.clone(), table.clone());
     let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
     let mut csv = String::from(HEADER);

@@ -185,12 +185,23 @@ impl Column {
     }
 }
 
-/// A DynamoDB key attribute type.
+/// A DynamoDB key attribute type (keys are S, N or B only): what a key column produces, and
+/// what a table declares (`AttributeDefinitions`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
     S,
     N,
     B,
+}
+
+impl std::fmt::Display for KeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyType::S => "S (string)",
+            KeyType::N => "N (number)",
+            KeyType::B => "B (binary)",
+        })
+    }
 }
 
 /// What type the key attributes have.

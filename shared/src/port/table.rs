@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::BoxError;
+pub use crate::contract::columns::KeyType;
 use crate::ingest::item::Item;
 
 #[derive(Debug, Error)]
@@ -99,25 +100,6 @@ pub enum Capacity {
     /// On-demand mode, with the table's maximum write request units per second if one is
     /// set (`OnDemandThroughput.MaxWriteRequestUnits`).
     OnDemand { max_write_units: Option<f64> },
-}
-
-/// The type DynamoDB declares for a key attribute (`AttributeDefinitions`): keys are S, N or
-/// B only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    S,
-    N,
-    B,
-}
-
-impl std::fmt::Display for KeyType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            KeyType::S => "S (string)",
-            KeyType::N => "N (number)",
-            KeyType::B => "B (binary)",
-        })
-    }
 }
 
 /// One key attribute of a table: its name and declared type.

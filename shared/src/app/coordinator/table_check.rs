@@ -7,14 +7,20 @@
 use crate::contract::schema::Schema;
 use crate::port::table::{KeyAttribute, KeyType, TableKey};
 
-/// The key attributes a job's schema writes: the key columns' texts (joined when composite),
-/// so always strings.
+/// The key attributes a job's schema writes: with text keys (the default) the key columns'
+/// texts, joined when composite, so strings; with typed keys a single column's own type.
 pub fn produced_key(schema: &Schema) -> TableKey {
+    let kind = |columns: &[String]| match columns {
+        [one] if !schema.key_types.is_text() => schema
+            .column(one)
+            .map_or(KeyType::S, |column| column.key_type()),
+        _ => KeyType::S,
+    };
     TableKey {
-        partition: KeyAttribute::new(&schema.partition_attribute(), KeyType::S),
+        partition: KeyAttribute::new(&schema.partition_attribute(), kind(&schema.partition_key)),
         sort: schema
             .sort_attribute()
-            .map(|sort| KeyAttribute::new(&sort, KeyType::S)),
+            .map(|sort| KeyAttribute::new(&sort, kind(&schema.sort_key))),
     }
 }
 
@@ -88,6 +94,29 @@ mod tests {
             Some(("timestamp", KeyType::S)),
         );
         assert_eq!(check_keys("t", &Schema::sensor(), &table), Ok(()));
+    }
+
+    #[test]
+    fn typed_keys_produce_their_column_s_type() {
+        let schema: Schema = serde_json::from_value(serde_json::json!({
+            "columns": [
+                {"name": "id", "type": "binary"},
+                {"name": "at", "type": "timestamp", "store": "epoch_seconds"},
+            ],
+            "partition_key": ["id"],
+            "sort_key": ["at"],
+            "key_types": "typed",
+        }))
+        .unwrap();
+        let table = key(("id", KeyType::B), Some(("at", KeyType::N)));
+        assert_eq!(check_keys("t", &schema, &table), Ok(()));
+        // The same columns as text keys are strings, which this table refuses.
+        let text = Schema {
+            key_types: Default::default(),
+            ..schema
+        };
+        let reason = check_keys("t", &text, &table).unwrap_err();
+        assert!(reason.contains("partition key \"id\" is of type B (binary), and the job's schema produces S (string)"), "{reason}");
     }
 
     #[test]
