@@ -235,6 +235,8 @@ def read_back(client, name, code_keys, code, stack):
         "stack": name,
         "stack_status": stack["StackStatus"],
         "resource_count": len(resources),
+        "created_tables": sorted(logical for logical, r in resources.items()
+                                 if r["ResourceType"] == "AWS::DynamoDB::Table"),
         "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
         "parameters": {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
         "input_bucket": bucket,
@@ -276,9 +278,17 @@ def main():
     overrides = dict(p.split("=", 1) for p in args.parameter)
     stacks = {STACK: overrides}
     if args.object_mode_stack:
-        # Its own bucket (the default name is the stack's), whatever the first one is called.
+        # Its own bucket (the default name is the stack's), whatever the first one is called,
+        # and the user's own records table, made before the stack (ExistingRecordsTable).
+        existing = f"{STACK}-object-own-records"
+        client("dynamodb").create_table(
+            TableName=existing, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "measure_point", "AttributeType": "S"},
+                                  {"AttributeName": "timestamp", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "measure_point", "KeyType": "HASH"},
+                       {"AttributeName": "timestamp", "KeyType": "RANGE"}])
         stacks[f"{STACK}-object"] = {k: v for k, v in overrides.items() if k != "InputBucketName"} | {
-            "TriggerMode": "object"}
+            "TriggerMode": "object", "ExistingRecordsTable": existing}
     cloudformation = client("cloudformation")
     for name, parameters in stacks.items():
         cloudformation.create_stack(StackName=name, TemplateBody=template, Capabilities=["CAPABILITY_IAM"],

@@ -36,8 +36,43 @@ pub fn configuration(manifest: &Manifest, readme: &str) -> Vec<String> {
         }
     }
     findings.extend(retention(manifest));
+    findings.extend(records_table(manifest));
     findings.extend(schedules(manifest));
     findings.extend(iam_table(manifest, readme));
+    findings
+}
+
+/// With `ExistingRecordsTable` the stack creates no records table and every function loads
+/// into the named one; without it, into the table it created. (The IAM table check then holds
+/// the grants to exactly that table's ARN, through the `RecordsTableName` output.)
+fn records_table(manifest: &Manifest) -> Vec<String> {
+    let existing = manifest
+        .parameter("ExistingRecordsTable")
+        .filter(|name| !name.is_empty());
+    let created = manifest.created_tables.iter().any(|t| t == "RecordsTable");
+    let mut findings = Vec::new();
+    match existing {
+        Some(name) if created => findings.push(format!(
+            "ExistingRecordsTable names {name}, yet the stack created its own RecordsTable"
+        )),
+        None if !created => findings.push("the stack created no RecordsTable".into()),
+        _ => {}
+    }
+    let target = existing.or(manifest.outputs.get("RecordsTableName").map(String::as_str));
+    if let Some(name) = existing
+        && manifest.outputs.get("RecordsTableName").map(String::as_str) != Some(name)
+    {
+        findings.push(format!("the RecordsTableName output is not {name}"));
+    }
+    for f in manifest.functions.values() {
+        let loads_into = f.environment.get("RECORDS_TABLE").map(String::as_str);
+        if loads_into != target {
+            findings.push(format!(
+                "{}'s RECORDS_TABLE is {loads_into:?}, not the records table {target:?}",
+                f.logical_id
+            ));
+        }
+    }
     findings
 }
 

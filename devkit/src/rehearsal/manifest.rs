@@ -17,6 +17,9 @@ pub struct Manifest {
     pub endpoint: String,
     pub region: String,
     pub resource_count: usize,
+    /// Logical ids of the DynamoDB tables the stack created.
+    #[serde(default)]
+    pub created_tables: Vec<String>,
     pub outputs: BTreeMap<String, String>,
     pub parameters: BTreeMap<String, String>,
     pub admin: Credentials,

@@ -3,8 +3,9 @@
 //! the real function binaries run under their own roles with exactly their deployed
 //! environment, fed as the deployed event sources say. docs/deploy.md says what it proves.
 //!
-//! Two stacks of the one template are deployed: `TriggerMode=marker` (the default) and
-//! `TriggerMode=object`, each with its own bucket, tables, queues, roles and functions.
+//! Two stacks of the one template are deployed: `TriggerMode=marker` (the default, with the
+//! stack's own records table) and `TriggerMode=object` (loading into an existing table named
+//! by `ExistingRecordsTable`), each with its own bucket, tables, queues, roles and functions.
 //!
 //! - [`manifest`]: the deployed stacks as `tools/rehearsal/deploy.py` read them back.
 //! - [`checks`]: the configuration against the README's IAM table and the design's rules.
@@ -160,10 +161,14 @@ pub async fn run(options: &Options) -> Result<Report, RehearsalError> {
             ));
         }
         report.say(format!(
-            "{} (TriggerMode=object): {} resources, the same checks hold; bucket notification: one ObjectCreated configuration per loadable suffix {:?} to the coordinator, none for other keys",
+            "{} (TriggerMode=object): {} resources, the same checks hold; bucket notification: one ObjectCreated configuration per loadable suffix {:?} to the coordinator, none for other keys; records table: {}",
             object.stack,
             object.resource_count,
-            checks::LOADABLE_SUFFIXES
+            checks::LOADABLE_SUFFIXES,
+            match object.parameter("ExistingRecordsTable").filter(|t| !t.is_empty()) {
+                Some(table) => format!("the existing {table} (ExistingRecordsTable; none created, grants name exactly it)"),
+                None => "the stack's own".into(),
+            }
         ));
     }
 

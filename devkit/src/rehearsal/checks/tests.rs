@@ -213,3 +213,37 @@ fn a_queue_that_keeps_messages_less_than_14_days_is_a_finding() {
         .insert("BatchQueue".into(), queue(MAX_RETENTION_SECONDS));
     assert_eq!(retention(&manifest), Vec::<String>::new());
 }
+
+#[test]
+fn an_existing_records_table_is_loaded_into_and_never_created() {
+    let with = |created: &[&str], output: &str, env: &str| {
+        let mut manifest = stack(serde_json::json!({}), good_schedule());
+        manifest
+            .parameters
+            .insert("ExistingRecordsTable".into(), "theirs".into());
+        manifest.created_tables = created.iter().map(|t| t.to_string()).collect();
+        manifest
+            .outputs
+            .insert("RecordsTableName".into(), output.into());
+        for f in manifest.functions.values_mut() {
+            f.environment.insert("RECORDS_TABLE".into(), env.into());
+        }
+        records_table(&manifest)
+    };
+    assert_eq!(
+        with(&["JobsTable"], "theirs", "theirs"),
+        Vec::<String>::new()
+    );
+    let created = with(&["JobsTable", "RecordsTable"], "theirs", "theirs");
+    assert_eq!(
+        created,
+        ["ExistingRecordsTable names theirs, yet the stack created its own RecordsTable"]
+    );
+    let elsewhere = with(&["JobsTable"], "theirs", "stack-RecordsTable");
+    assert_eq!(elsewhere.len(), 1, "{elsewhere:?}");
+    assert!(elsewhere[0].contains("RECORDS_TABLE"), "{elsewhere:?}");
+    // Without the parameter the stack must have made its own.
+    let mut own = stack(serde_json::json!({}), good_schedule());
+    own.created_tables = vec!["JobsTable".into()];
+    assert_eq!(records_table(&own), ["the stack created no RecordsTable"]);
+}
