@@ -84,8 +84,8 @@ async fn a_wrong_environment_variable_name_fails_naming_the_variable() {
     let options = options_with(
         "wrong-variable",
         &[(
-            "RECORDS_TABLE: !Ref RecordsTable",
-            "RECORD_TABLE: !Ref RecordsTable",
+            "RECORDS_TABLE: !If [CreateRecordsTable",
+            "RECORD_TABLE: !If [CreateRecordsTable",
         )],
         &[],
     );

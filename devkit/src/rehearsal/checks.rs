@@ -64,9 +64,13 @@ fn records_table(manifest: &Manifest) -> Vec<String> {
     {
         findings.push(format!("the RecordsTableName output is not {name}"));
     }
+    // A function without the variable cannot start at all, which the run shows with the
+    // binary's own error naming it.
     for f in manifest.functions.values() {
-        let loads_into = f.environment.get("RECORDS_TABLE").map(String::as_str);
-        if loads_into != target {
+        let Some(loads_into) = f.environment.get("RECORDS_TABLE").map(String::as_str) else {
+            continue;
+        };
+        if Some(loads_into) != target {
             findings.push(format!(
                 "{}'s RECORDS_TABLE is {loads_into:?}, not the records table {target:?}",
                 f.logical_id
