@@ -1,13 +1,19 @@
 //! Loading into the user's own table on the local servers: the table's key schema, read with
-//! DescribeTable when the job starts, is the truth; a job whose keys it would refuse is refused
-//! at the request, before any job item or batch exists.
+//! DescribeTable when the job starts, is the truth (a job whose keys it would refuse is refused
+//! at the request, before any job item or batch exists); number and binary keys, and a row of
+//! every DynamoDB type, land as typed and read back through the SDK as such (dynalite).
 
-use aws_sdk_dynamodb::types::ScalarAttributeType;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, ScalarAttributeType};
 use devkit::provision::ensure_typed_table;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::app::coordinator::{Coordinator, CoordinatorError};
 use shared::contract::messages::{BatchMessage, JobRequest};
+use shared::contract::schema::Schema;
+use shared::job::model::JobStatus;
 use shared::port::ledger::Ledger;
 
 #[tokio::test]
@@ -73,4 +79,182 @@ async fn a_job_whose_key_types_differ_from_the_table_s_is_refused_with_nothing_c
         .await
         .unwrap();
     assert_eq!(started.total_batches, 1);
+}
+
+/// The item of `table` under `key`, read back with a consistent read.
+async fn stored(
+    env: &TestEnv,
+    table: &str,
+    key: &[(&str, AttributeValue)],
+) -> HashMap<String, AttributeValue> {
+    let mut get = env
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .consistent_read(true);
+    for (name, value) in key {
+        get = get.key(*name, value.clone());
+    }
+    get.send().await.unwrap().item.expect("the item is stored")
+}
+
+fn n(text: &str) -> AttributeValue {
+    AttributeValue::N(text.into())
+}
+
+#[tokio::test]
+async fn a_row_of_every_type_lands_typed_in_a_table_keyed_by_numbers() {
+    let env = TestEnv::new(default_servers(), "every-type").await;
+    // The sample schema's table: `sku` and `listed_at` (epoch milliseconds) are numbers.
+    let table = format!("{}-catalog", env.resources.bucket);
+    ensure_typed_table(
+        &env.clients.dynamodb,
+        &table,
+        ("sku", ScalarAttributeType::N),
+        Some(("listed_at", ScalarAttributeType::N)),
+    )
+    .await
+    .unwrap();
+    let header = "sku,listed_at,title,price,in_stock,updated,checksum,thumbnail,tags,sizes,signatures,history,dimensions,extra";
+    let row = r#"7,2025-11-26 02:56:13 UTC,Lamp,19.90,true,2025-11-27T08:00:00Z,9f86d081,,home|light,"[1, 2.5]","[""AAE="", ""/w==""]","[{""at"": 1, ""p"": 0.10}]","{""w"": 12, ""unit"": ""cm""}","#;
+    // A second row with one bad value: rejected alone, the job still completes.
+    let bad =
+        r#"8,2025-11-26 02:56:14 UTC,Desk,5,false,2025-11-27T08:00:00Z,00,,a|a,"[1]",,,"{}","#;
+    env.put("catalog/a.csv", &format!("{header}\n{row}\n{bad}\n"))
+        .await;
+    let mut request: JobRequest =
+        serde_json::from_str(include_str!("../../events/prefix-job-every-type.json")).unwrap();
+    request.bucket = env.resources.bucket.clone();
+    request.tolerated_rejects = None;
+    let mut pipeline = env.pipeline();
+    pipeline.records_table(&table);
+    let job = pipeline.run(request, |_| {}).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!((job.totals.rows_written, job.totals.rows_rejected), (1, 1));
+    let rejects = env.reject_records(&job).await;
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert!(
+        rejects[0].line == 3
+            && rejects[0].reason.contains("tags")
+            && rejects[0].reason.contains("duplicate"),
+        "{rejects:?}"
+    );
+
+    let item = stored(
+        &env,
+        &table,
+        &[("sku", n("7")), ("listed_at", n("1764125773000"))],
+    )
+    .await;
+    let want: HashMap<String, AttributeValue> = [
+        ("sku", n("7")),
+        ("listed_at", n("1764125773000")),
+        ("title", AttributeValue::S("Lamp".into())),
+        ("price", n("19.9")),
+        ("in_stock", AttributeValue::Bool(true)),
+        ("updated", AttributeValue::S("2025-11-27T08:00:00Z".into())),
+        (
+            "checksum",
+            AttributeValue::B(Blob::new(vec![0x9f, 0x86, 0xd0, 0x81])),
+        ),
+        (
+            "tags",
+            AttributeValue::Ss(vec!["home".into(), "light".into()]),
+        ),
+        ("sizes", AttributeValue::Ns(vec!["1".into(), "2.5".into()])),
+        (
+            "signatures",
+            AttributeValue::Bs(vec![Blob::new(vec![0, 1]), Blob::new(vec![0xff])]),
+        ),
+        (
+            "history",
+            AttributeValue::L(vec![AttributeValue::M(HashMap::from([
+                ("at".to_owned(), n("1")),
+                ("p".to_owned(), n("0.1")),
+            ]))]),
+        ),
+        (
+            "dimensions",
+            AttributeValue::M(HashMap::from([
+                ("w".to_owned(), n("12")),
+                ("unit".to_owned(), AttributeValue::S("cm".into())),
+            ])),
+        ),
+        ("extra", AttributeValue::Null(true)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    // Sets come back in the server's order: compare them sorted.
+    let sorted = |value: &AttributeValue| match value {
+        AttributeValue::Ss(items) | AttributeValue::Ns(items) => {
+            let mut items = items.clone();
+            items.sort();
+            AttributeValue::Ss(items)
+        }
+        AttributeValue::Bs(items) => {
+            let mut items = items.clone();
+            items.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+            AttributeValue::Bs(items)
+        }
+        other => other.clone(),
+    };
+    assert_eq!(
+        item.keys().collect::<std::collections::BTreeSet<_>>(),
+        want.keys().collect(),
+        "thumbnail (empty, omitted) is the only column not stored"
+    );
+    for (name, value) in &want {
+        assert_eq!(sorted(&item[name]), sorted(value), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_binary_key_is_written_as_the_bytes_its_hex_text_names() {
+    let env = TestEnv::new(default_servers(), "binary-key").await;
+    let table = format!("{}-blobs", env.resources.bucket);
+    ensure_typed_table(
+        &env.clients.dynamodb,
+        &table,
+        ("digest", ScalarAttributeType::B),
+        None,
+    )
+    .await
+    .unwrap();
+    env.put(
+        "blobs/a.csv",
+        "digest,name\n00ff10,first\nDEADBEEF,second\n",
+    )
+    .await;
+    let schema: Schema = serde_json::from_value(serde_json::json!({
+        "columns": [
+            {"name": "digest", "type": "binary", "encoding": "hex"},
+            {"name": "name", "type": "string"},
+        ],
+        "partition_key": ["digest"],
+        "key_types": "typed",
+    }))
+    .unwrap();
+    let mut pipeline = env.pipeline();
+    pipeline.records_table(&table);
+    let request = JobRequest {
+        schema: Some(schema),
+        ..JobRequest::new(&env.resources.bucket, "blobs/")
+    };
+    let job = pipeline.run(request, |_| {}).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, 2);
+    for (bytes, name) in [
+        (vec![0x00, 0xff, 0x10], "first"),
+        (vec![0xde, 0xad, 0xbe, 0xef], "second"),
+    ] {
+        let item = stored(
+            &env,
+            &table,
+            &[("digest", AttributeValue::B(Blob::new(bytes)))],
+        )
+        .await;
+        assert_eq!(item["name"], AttributeValue::S(name.into()));
+    }
 }
