@@ -374,8 +374,12 @@ impl TestEnv {
             .await
             .expect("listing the rejects reports");
         let mut records = Vec::new();
-        for object in listed.contents.unwrap_or_default() {
-            let text = self.get(object.key.as_deref().unwrap_or_default()).await;
+        // Reports only: split objects keep their scans under the same prefix.
+        let reports = (listed.contents.unwrap_or_default().into_iter())
+            .filter_map(|object| object.key)
+            .filter(|key| key.contains("/batch-") && key.ends_with(".jsonl"));
+        for key in reports {
+            let text = self.get(&key).await;
             records.extend(
                 text.lines().map(|line| {
                     serde_json::from_str::<RejectRecord>(line).expect("a reject record")

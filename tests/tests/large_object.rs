@@ -202,7 +202,7 @@ async fn two_quoted_csvs_in_64_kib_ranges_load_every_row_once_reading_at_most_2_
 }
 
 #[tokio::test]
-async fn an_object_replaced_mid_job_fails_its_ranges_instead_of_mixing_versions() {
+async fn an_object_replaced_mid_job_is_one_rejected_object_instead_of_mixed_versions() {
     // moto answers a stale If-Match with 412; s3s-fs 0.14.1 ignores If-Match.
     let env = TestEnv::new(moto_servers(), "large-replaced").await;
     let spec = SampleSpec::new("big/", 1, 200);
@@ -227,18 +227,30 @@ async fn an_object_replaced_mid_job_fails_its_ranges_instead_of_mixing_versions(
         .deliver_with_control_until_final(&worker, &coordinator, &started.job_id)
         .await;
 
-    // The scans find the change: the job fails with the reason, before any parse runs.
-    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    // The scans find the change: the object is one rejected object, like a small one, and no
+    // parse runs (the default tolerance is unlimited, so the job completes with the reject).
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!((job.totals.files_failed, job.batches_failed), (1, 0));
     assert_eq!(
         job.totals.rows_written, 0,
         "no row of either version was loaded"
     );
     assert_eq!(env.record_count().await, 0);
-    let error = job.error.clone().unwrap_or_default();
+    let rejects = env.reject_records(&job).await;
+    let [reject] = rejects.as_slice() else {
+        panic!("one rejected object: {rejects:?}")
+    };
+    assert_eq!(
+        (reject.key.as_str(), reject.line),
+        (spec.key(0).as_str(), 0)
+    );
     assert!(
-        error.contains("the object changed after the job was planned")
-            && error.contains("PreconditionFailed"),
-        "{error}"
+        reject
+            .reason
+            .contains("the object changed after the job was planned")
+            && reject.reason.contains("PreconditionFailed"),
+        "{}",
+        reject.reason
     );
 }
 

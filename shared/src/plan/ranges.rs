@@ -97,6 +97,12 @@ pub fn composed_key(report: &ReportLocation, job_id: &JobId, object: &SplitObjec
     format!("{}composed.json", scan_folder(report, job_id, object))
 }
 
+/// Where a scan that found the object changed or gone stores why: the compose step then
+/// rejects the object (one rejected object, under the job's tolerance) instead of parsing it.
+pub fn unreadable_key(report: &ReportLocation, job_id: &JobId, object: &SplitObject) -> String {
+    format!("{}unreadable.txt", scan_folder(report, job_id, object))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,10 @@ use super::{Coordinator, CoordinatorError};
 use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::messages::{ComposeRanges, SplitObject};
 use crate::contract::rejects::ReportLocation;
+use crate::ingest::rejects::BatchRejects;
 use crate::ingest::scan::{RangeScan, compose};
-use crate::plan::ranges::{composed_key, scan_key};
+use crate::job::model::BatchStats;
+use crate::plan::ranges::{composed_key, scan_key, unreadable_key};
 use crate::port::ledger::JobError;
 use crate::port::objects::{Failure, ObjectError, Read};
 
@@ -29,6 +31,9 @@ pub enum Composed {
     Nothing,
     /// A scan failed for good: the job was failed with this reason.
     Failed(String),
+    /// The object changed or vanished after planning: it is one rejected object (its parse
+    /// batches are counted, the first with the reject), under the job's tolerance.
+    Rejected(String),
 }
 
 impl Coordinator {
@@ -50,6 +55,14 @@ impl Coordinator {
         if self.objects.head(&report.bucket, &marker).await.is_ok() {
             tracing::info!(%job_id, "the parse batches were enqueued before");
             return Ok(Composed::Nothing);
+        }
+        if let Some(reason) = self
+            .read_text(&report.bucket, &unreadable_key(&report, job_id, object))
+            .await?
+        {
+            return self
+                .reject_split_object(&job, &report, &marker, object, reason)
+                .await;
         }
         let count = object.range_count();
         let scans: Vec<Option<RangeScan>> = stream::iter(0..count)
@@ -111,6 +124,78 @@ impl Coordinator {
             .map_err(CoordinatorError::Scans)?;
         tracing::info!(%job_id, ranges = count, "scans composed; parse batches enqueued");
         Ok(Composed::Enqueued { batches: count })
+    }
+
+    /// An object that changed or vanished after planning is rejected as one object, like a
+    /// small one: the first parse batch reports it and counts it in `files_failed`, the others
+    /// are counted empty, so the job ends by its tolerance instead of failing whole. The
+    /// counts are exactly once and the report's key is fixed, so a repeated step changes
+    /// nothing.
+    async fn reject_split_object(
+        &self,
+        job: &crate::job::model::Job,
+        report: &ReportLocation,
+        marker: &str,
+        object: &SplitObject,
+        reason: String,
+    ) -> Result<Composed, CoordinatorError> {
+        let job_id = &job.job_id;
+        let first = BatchNo(object.parse_batch(0));
+        let mut rejects = BatchRejects::default();
+        rejects.object(&object.key, reason.clone());
+        self.objects
+            .put(
+                &report.bucket,
+                &report.batch_key(job_id, first),
+                rejects.to_jsonl().into_bytes(),
+                "application/x-ndjson",
+            )
+            .await
+            .map_err(CoordinatorError::Scans)?;
+        let mut last = None;
+        for index in 0..object.range_count() {
+            let stats = BatchStats {
+                files_failed: u64::from(index == 0),
+                ..BatchStats::default()
+            };
+            let batch = BatchNo(object.parse_batch(index));
+            last = Some(self.ledger.record_batch(job_id, batch, &stats).await?);
+        }
+        self.objects
+            .put(&report.bucket, marker, b"{}".to_vec(), "application/json")
+            .await
+            .map_err(CoordinatorError::Scans)?;
+        tracing::warn!(%job_id, key = %object.key, %reason, "a split object changed or vanished: rejected as one object");
+        if let Some(recorded) = last
+            && let Some(finished) = self.ledger.try_finish(recorded.job()).await?
+        {
+            self.metrics
+                .emit(crate::app::metrics::job_finished("coordinator", &finished));
+            self.announcer
+                .announce(&finished, crate::app::completion::Claim::Held)
+                .await?;
+        }
+        Ok(Composed::Rejected(reason))
+    }
+
+    /// A small text object; `None` if it is not there.
+    async fn read_text(&self, bucket: &str, key: &str) -> Result<Option<String>, CoordinatorError> {
+        let body = match self.objects.get(bucket, key, Read::default()).await {
+            Ok(body) => body,
+            Err(ObjectError {
+                failure: Failure::NotFound,
+                ..
+            }) => return Ok(None),
+            Err(error) => return Err(CoordinatorError::Scans(error)),
+        };
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut { body.reader }, &mut text)
+            .await
+            .map_err(|source| CoordinatorError::ScanUnreadable {
+                key: key.to_owned(),
+                source: source.into(),
+            })?;
+        Ok(Some(text))
     }
 
     /// One stored scan; `None` if it is not there.
@@ -297,5 +382,73 @@ mod tests {
         let job = ledger.get(&"split".into()).await.unwrap().unwrap();
         assert_eq!(job.status, JobStatus::Failed);
         assert!(rig.batches().is_empty(), "no parse was enqueued");
+    }
+
+    /// A prefix job of one small object and one split object that is replaced after
+    /// planning, with `tolerated` rejected objects: every message run until none is left.
+    async fn replaced_in_a_prefix(tolerated: u64) -> (Rig, crate::job::model::Job) {
+        let rig = Rig::new();
+        let (small, _) = notes_csv("s", 3, true);
+        rig.objects.insert("b", "in/a-small.csv", small);
+        let (big, _) = notes_csv("row", 40, true);
+        rig.objects.insert("b", "in/big.csv", big);
+        let coordinator = coordinator(&rig, 256);
+        let request = JobRequest {
+            job_id: Some("split".into()),
+            schema: Some(notes_schema()),
+            tolerated_rejects: Some(crate::contract::rejects::RejectTolerance::Count(tolerated)),
+            ..JobRequest::new("b", "in/")
+        };
+        coordinator.start_job(request, None).await.unwrap();
+        let (replaced, _) = notes_csv("other", 40, true);
+        rig.objects.insert("b", "in/big.csv", replaced);
+        let worker = rig.worker(Rig::worker_config());
+        loop {
+            let batches = rig.batches();
+            let composes = rig.compose_messages();
+            if batches.is_empty() && composes.is_empty() {
+                break;
+            }
+            for batch in &batches {
+                worker.process_batch(batch, None).await.unwrap();
+            }
+            for compose in &composes {
+                coordinator.compose_ranges(compose).await.unwrap();
+                // A repeated step changes nothing.
+                assert_eq!(
+                    coordinator.compose_ranges(compose).await.unwrap(),
+                    Composed::Nothing
+                );
+            }
+        }
+        let job = rig.job("split").await;
+        (rig, job)
+    }
+
+    #[tokio::test]
+    async fn a_split_object_replaced_inside_a_prefix_is_one_rejected_object_under_the_tolerance() {
+        let (rig, job) = replaced_in_a_prefix(1).await;
+        assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+        assert_eq!(
+            job.totals.files_failed, 1,
+            "one object, however many ranges"
+        );
+        assert_eq!(job.totals.rows_written, 3, "the small object's rows land");
+        assert_eq!(job.batches_failed, 0);
+        let reports = rig.objects.keys_under("b", "_rejects/split/batch-");
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let report = String::from_utf8(rig.objects.bytes("b", &reports[0]).unwrap()).unwrap();
+        assert!(
+            report.contains("\"key\":\"in/big.csv\"")
+                && report.contains("the object changed after the job was planned"),
+            "{report}"
+        );
+        // Past the tolerance the job fails, every valid row still landed.
+        let (_, strict) = replaced_in_a_prefix(0).await;
+        assert_eq!(strict.status, JobStatus::Failed, "{strict:?}");
+        assert_eq!(
+            (strict.totals.rows_written, strict.totals.files_failed),
+            (3, 1)
+        );
     }
 }

@@ -327,12 +327,12 @@ impl Worker {
             // A delete's CSV lists keys: only the key columns are needed.
             schema = schema.keys_only();
         }
-        let part = match &batch.scan {
+        let (part, unreadable) = match &batch.scan {
             Some(scan) => match self.scan(batch, scan).await? {
-                scan::Scanned::Stored(stats) => stats,
+                scan::Scanned::Stored(stats) => (stats, false),
                 scan::Scanned::Impossible(reason) => {
-                    let recorded = self.scan_impossible(batch, scan, &reason).await?;
-                    return Ok(Processed::Counted(Box::new(recorded)));
+                    self.store_unreadable(batch, scan, &reason).await?;
+                    (BatchStats::default(), true)
                 }
             },
             None => {
@@ -340,7 +340,7 @@ impl Worker {
                 if !left.is_empty() {
                     return self.hand_on(batch, &part, left).await;
                 }
-                part
+                (part, false)
             }
         };
         let stats = resume::sum(&resume::carried_stats(batch), &part);
@@ -350,7 +350,8 @@ impl Worker {
             .await?;
         if let Some(scan) = &batch.scan {
             // Also after AlreadyCounted: a crash before the wake-up is healed here.
-            self.wake_compose_when_scanned(batch, scan, false).await?;
+            self.wake_compose_when_scanned(batch, scan, unreadable)
+                .await?;
         }
         match &recorded {
             Recorded::Counted(_) => {

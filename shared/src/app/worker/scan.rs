@@ -8,8 +8,8 @@
 use super::{Worker, WorkerError};
 use crate::contract::messages::{BatchMessage, ComposeRanges, ScanTask};
 use crate::ingest::ranges::scan_range;
-use crate::job::model::{BatchStats, Recorded};
-use crate::plan::ranges::{scan_folder, scan_key};
+use crate::job::model::BatchStats;
+use crate::plan::ranges::{scan_folder, scan_key, unreadable_key};
 use crate::port::objects::{Failure, Read};
 
 /// What a scan batch did.
@@ -81,25 +81,31 @@ impl Worker {
         }))
     }
 
-    /// A scan no retry can do is counted as failed at once; the compose step then fails
-    /// the job with its reason.
-    pub(super) async fn scan_impossible(
+    /// A scan no retry can do (the object changed or is gone): its reason is stored for the
+    /// compose step, which rejects the object as one rejected object under the job's
+    /// tolerance, like a small one. The scan is then counted done like any other (stored
+    /// before counted) and wakes the step at once.
+    pub(super) async fn store_unreadable(
         &self,
         batch: &BatchMessage,
         task: &ScanTask,
         reason: &str,
-    ) -> Result<Recorded, WorkerError> {
-        tracing::error!(job_id = %batch.job_id, index = task.index, %reason, "a range cannot be scanned");
-        let recorded = self
-            .ledger
-            .record_failed_batch(&batch.job_id, batch.batch, reason)
-            .await?;
-        self.wake_compose_when_scanned(batch, task, true).await?;
-        Ok(recorded)
+    ) -> Result<(), WorkerError> {
+        tracing::error!(job_id = %batch.job_id, index = task.index, %reason, "a range cannot be scanned: its object is rejected");
+        let key = unreadable_key(&batch.report, &batch.job_id, &task.object);
+        self.objects
+            .put(
+                &batch.report.bucket,
+                &key,
+                reason.as_bytes().to_vec(),
+                "text/plain",
+            )
+            .await
+            .map_err(WorkerError::StoreScan)
     }
 
-    /// Once every scan of the object is in, wakes the compose step; a scan `failed` for
-    /// good wakes it at once, to fail the job with the reason. Duplicates are harmless: the
+    /// Once every scan of the object is in, wakes the compose step; a scan that found the
+    /// object unreadable (`failed`) wakes it at once, to reject the object. Duplicates are harmless: the
     /// step is idempotent.
     ///
     /// In a single-object job the scans are the only batches before the compose, so the

@@ -44,6 +44,14 @@ impl MemoryObjects {
         etag
     }
 
+    /// The keys of `bucket` that start with `prefix`, in order (test assertions).
+    pub fn keys_under(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        (self.lock().keys())
+            .filter(|(b, key)| b == bucket && key.starts_with(prefix))
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
     /// An object's bytes, if stored.
     pub fn bytes(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let objects = self.lock();
