@@ -97,6 +97,12 @@ pub fn composed_key(report: &ReportLocation, job_id: &JobId, object: &SplitObjec
     format!("{}composed.json", scan_folder(report, job_id, object))
 }
 
+/// Where the coordinator stores a split object's plan when it enqueues its scans, so that
+/// whoever finds a scan killed on its last delivery (the stuck check) can wake its compose.
+pub fn object_key(report: &ReportLocation, job_id: &JobId, object: &SplitObject) -> String {
+    format!("{}object.json", scan_folder(report, job_id, object))
+}
+
 /// Where a scan that found the object changed or gone stores why: the compose step then
 /// rejects the object (one rejected object, under the job's tolerance) instead of parsing it.
 pub fn unreadable_key(report: &ReportLocation, job_id: &JobId, object: &SplitObject) -> String {

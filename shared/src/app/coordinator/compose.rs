@@ -451,4 +451,51 @@ mod tests {
             (3, 1)
         );
     }
+
+    #[tokio::test]
+    async fn a_scan_killed_on_its_last_delivery_gets_its_compose_woken_by_the_stuck_check() {
+        let rig = Rig::new();
+        let (text, _) = notes_csv("row", 40, true);
+        rig.objects.insert("b", "big.csv", text);
+        let coordinator = coordinator(&rig, 256);
+        coordinator
+            .start_job(request("big.csv"), None)
+            .await
+            .unwrap();
+        let scans = rig.batches();
+        let worker = rig.worker(Rig::worker_config());
+        for scan in &scans[1..] {
+            worker.process_batch(scan, None).await.unwrap();
+        }
+        // Scan 0 ran on its last delivery and was killed: marked, its deadline long past.
+        let ledger = &rig.ledger;
+        let past = crate::clock::now_ms() - 60_000;
+        ledger
+            .mark_last_attempt(&"split".into(), BatchNo(0), past)
+            .await
+            .unwrap();
+        assert!(
+            rig.compose_messages().is_empty(),
+            "nothing woke the compose"
+        );
+
+        let checked = coordinator
+            .check_stuck_jobs(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(checked.batches_failed, [("split".into(), 0)]);
+        assert_eq!(checked.composes_woken, ["split".into()] as [JobId; 1]);
+        let composes = rig.compose_messages();
+        assert_eq!(composes.len(), 1, "the killed scan's object");
+        let outcome = coordinator.compose_ranges(&composes[0]).await.unwrap();
+        assert!(matches!(outcome, Composed::Failed(_)), "{outcome:?}");
+        let job = rig.job("split").await;
+        assert_eq!(job.status, JobStatus::Failed, "ended, not RUNNING: {job:?}");
+        // The next check finds nothing more to wake.
+        let again = coordinator
+            .check_stuck_jobs(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(again.composes_woken.is_empty());
+    }
 }

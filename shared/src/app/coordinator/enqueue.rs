@@ -15,6 +15,7 @@ use crate::contract::rejects::ReportLocation;
 use crate::ingest::compression::Encoding;
 use crate::job::model::ListingCheckpoint;
 use crate::plan::batching::{KeyBatcher, is_csv_key};
+use crate::plan::ranges::object_key;
 use crate::port::objects::ListedObject;
 use crate::port::queue::Entry;
 
@@ -257,6 +258,18 @@ impl Coordinator {
             queue.push(entry).await?;
             return Ok(());
         }
+        // The plan, once per object: the stuck check wakes the compose from it should a scan
+        // be killed on its last delivery (nothing else would).
+        let plan = serde_json::to_vec(object).expect("a split object serializes");
+        self.objects
+            .put(
+                &report.bucket,
+                &object_key(report, job_id, object),
+                plan,
+                "application/json",
+            )
+            .await
+            .map_err(CoordinatorError::Scans)?;
         for index in 0..ranges.len() as u64 {
             let batch = BatchNo(object.scan_batch(index));
             let mut entry = batch_entry(job_id, request, report, batch, vec![], None);

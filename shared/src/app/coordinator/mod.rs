@@ -10,6 +10,7 @@ mod enqueue;
 mod listing;
 mod object_plan;
 mod stuck;
+mod stuck_compose;
 mod table_check;
 mod triggered;
 pub use stuck::KILL_GRACE;
@@ -132,6 +133,8 @@ pub struct StuckJobs {
     /// Batches whose last delivery was killed (its deadline passed with the batch
     /// uncounted), counted as failed by this check.
     pub batches_failed: Vec<(JobId, u64)>,
+    /// Jobs one of whose split objects had a scan among those: its compose step was woken.
+    pub composes_woken: Vec<JobId>,
     /// Jobs this check ended: every batch counted but the finish lost, or a listing killed
     /// on its last delivery.
     pub jobs_ended: Vec<JobId>,

@@ -28,6 +28,7 @@ impl Coordinator {
         let now_ms = clock::now_ms();
         let running = self.ledger.jobs(JobFilter::Running).await?;
         let batches_failed = self.fail_killed_batches(&running, now_ms).await;
+        let composes_woken = self.wake_composes_of_killed_scans(&batches_failed).await;
         let mut jobs_ended = self.fail_killed_listings(&running, now_ms).await;
         jobs_ended.extend(self.finish_counted_jobs(&running).await);
         let running: Vec<Job> = running
@@ -45,6 +46,7 @@ impl Coordinator {
             listings_resumed: self.resume_stalled_listings(&running, now_ms).await,
             events_sent: self.send_owed_events().await,
             batches_failed,
+            composes_woken,
             jobs_ended,
         };
         if !report.job_ids.is_empty() {
