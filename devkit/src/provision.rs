@@ -179,7 +179,7 @@ async fn ensure_queue(
 
 /// The job ledger's table, as in the template: key `job_id` (headers, counter shards and
 /// batch markers under derived keys) and the sparse index that lists job headers newest
-/// first (`job_index` = "job", `started_ms`), keys only.
+/// first (`job_index` = the header's stage, `started_ms`), keys only.
 pub async fn ensure_jobs_table(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,

@@ -150,3 +150,86 @@ async fn ten_thousand_batches_count_exactly_once_at_constant_cost() {
         .sum();
     assert_eq!(intents_left, 0, "no crash, no intent left behind");
 }
+
+#[tokio::test]
+async fn the_running_jobs_are_read_from_their_own_index_stage_whatever_the_history() {
+    let env = TestEnv::new(default_servers(), "ledger-stages").await;
+    let ledger = env.ledger();
+    // History: 300 jobs that ended and sent their event; 5 that ended with it owed.
+    let ended = |i: usize, sent: bool| {
+        let ledger = &ledger;
+        async move {
+            let id = JobId::new(format!("old-{i:04}"));
+            ledger.create(&Job::new(&id, "b", "p/")).await.unwrap();
+            ledger.fail(&id, "history").await.unwrap();
+            if sent {
+                ledger.clear_event_pending(&id).await.unwrap();
+            }
+        }
+    };
+    stream::iter(0..305)
+        .map(|i| ended(i, i < 300))
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<()>>()
+        .await;
+    for i in 0..2 {
+        let id = JobId::new(format!("live-{i}"));
+        ledger.create(&Job::new(&id, "b", "p/")).await.unwrap();
+    }
+    // One header that does not parse, at the running stage: skipped, not fatal.
+    env.clients
+        .dynamodb
+        .put_item()
+        .table_name(&env.resources.tables.jobs)
+        .item("job_id", AttributeValue::S("broken".into()))
+        .item("job_index", AttributeValue::S("running".into()))
+        .item("started_ms", AttributeValue::N("1".into()))
+        .item("status", AttributeValue::N("42".into()))
+        .send()
+        .await
+        .unwrap();
+
+    // What the stuck check reads: the running stage's index entries, not the history's.
+    let stage = |name: &'static str| {
+        let env = &env;
+        async move {
+            env.clients
+                .dynamodb
+                .query()
+                .table_name(&env.resources.tables.jobs)
+                .index_name("by-start")
+                .key_condition_expression("job_index = :stage")
+                .expression_attribute_values(":stage", AttributeValue::S(name.into()))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .send()
+                .await
+                .unwrap()
+                .count
+        }
+    };
+    assert_eq!(
+        (
+            stage("running").await,
+            stage("owed").await,
+            stage("done").await
+        ),
+        (3, 5, 300)
+    );
+    let running = ledger
+        .jobs(shared::port::ledger::JobFilter::Running)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = running.iter().map(|job| job.job_id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.iter().all(|id| id.starts_with("live-")), "{ids:?}");
+    let owed = ledger
+        .jobs(shared::port::ledger::JobFilter::EventPending)
+        .await
+        .unwrap();
+    assert_eq!(owed.len(), 5);
+    let all = ledger
+        .headers(shared::port::ledger::JobFilter::All, Some(10))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 10, "the newest ten of every stage");
+}

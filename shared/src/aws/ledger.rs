@@ -62,6 +62,63 @@ impl DynamoLedger {
             .map_err(|e| backend(operation, job_id, e))
     }
 
+    /// The headers of one index stage that match `filter`, newest first, at most `limit`. A
+    /// header that does not parse is logged and skipped: one bad item must not hide the rest
+    /// (from the stuck check above all).
+    async fn stage(
+        &self,
+        stage: &str,
+        filter: JobFilter,
+        limit: Option<usize>,
+    ) -> Result<Vec<Job>, JobError> {
+        let everyone = JobId::new("*");
+        let mut jobs = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .index_name(attrs::BY_START)
+                .key_condition_expression("#index = :stage")
+                .expression_attribute_names("#index", attrs::JOB_INDEX)
+                .expression_attribute_values(":stage", string(stage))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query(by-start)", &everyone, e))?;
+            let keys: Vec<HashMap<String, AttributeValue>> = (page.items.unwrap_or_default())
+                .into_iter()
+                .filter_map(|item| {
+                    let id = item.get(attrs::JOB_ID)?.clone();
+                    Some(HashMap::from([(attrs::JOB_ID.to_owned(), id)]))
+                })
+                .collect();
+            let mut found = Vec::new();
+            for item in self.batch_get(&everyone, keys).await? {
+                let id = (item.get(attrs::JOB_ID).and_then(|v| v.as_s().ok()))
+                    .cloned()
+                    .unwrap_or_default();
+                match parse_job(&JobId::new(&id), item) {
+                    Ok(job) => found.push(job),
+                    Err(error) => {
+                        tracing::error!(job_id = %id, error = %crate::report(&error), "a job header does not parse; skipped")
+                    }
+                }
+            }
+            found.sort_by_key(|job| std::cmp::Reverse(job.started_ms));
+            jobs.extend(found.into_iter().filter(|job| filter.matches(job)));
+            if limit.is_some_and(|limit| jobs.len() >= limit) {
+                return Ok(jobs);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(jobs),
+            }
+        }
+    }
+
     /// An applied update's item as a job.
     fn applied(job_id: &JobId, item: HashMap<String, AttributeValue>) -> Result<Job, JobError> {
         parse_job(job_id, item)
@@ -74,7 +131,7 @@ impl Ledger for DynamoLedger {
         let mut item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(job).map_err(|e| malformed(&job.job_id, e))?;
         // Only headers carry the index key: the index lists jobs, not their batches.
-        item.insert(attrs::JOB_INDEX.into(), string(attrs::JOB_INDEX_VALUE));
+        item.insert(attrs::JOB_INDEX.into(), string(attrs::RUNNING));
         let result = self
             .ddb
             .put_item()
@@ -224,6 +281,7 @@ impl Ledger for DynamoLedger {
             // The completion event is owed from the same write that makes the job final,
             // and the winner holds the right to send it.
             .set(attrs::EVENT_PENDING, AttributeValue::Bool(true))
+            .set(attrs::JOB_INDEX, string(attrs::OWED))
             .set(attrs::EVENT_CLAIMED_MS, number(finish.event_claimed_ms))
             .when_equals(attrs::STATUS, string(JobStatus::Running.as_str()));
         if let Some(reason) = ending.reason() {
@@ -268,6 +326,7 @@ impl Ledger for DynamoLedger {
     async fn clear_event_pending(&self, job_id: &JobId) -> Result<(), JobError> {
         let update = Update::of(attrs::JOB_ID, job_id.as_str())
             .set(attrs::EVENT_PENDING, AttributeValue::Bool(false))
+            .set(attrs::JOB_INDEX, string(attrs::DONE))
             .remove(attrs::EVENT_CLAIMED_MS)
             .when_exists(attrs::JOB_ID);
         match self
@@ -280,52 +339,26 @@ impl Ledger for DynamoLedger {
     }
 
     async fn headers(&self, filter: JobFilter, limit: Option<usize>) -> Result<Vec<Job>, JobError> {
-        let everyone = JobId::new("*");
+        // Each stage is its own index partition, newest first: a filter reads only its own.
+        let stages: &[&str] = match filter {
+            JobFilter::Running => &[attrs::RUNNING, attrs::LEGACY_INDEX],
+            JobFilter::EventPending => &[attrs::OWED, attrs::LEGACY_INDEX],
+            JobFilter::All => &[
+                attrs::RUNNING,
+                attrs::OWED,
+                attrs::DONE,
+                attrs::LEGACY_INDEX,
+            ],
+        };
         let mut jobs = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .index_name(attrs::BY_START)
-                .key_condition_expression("#index = :job")
-                .expression_attribute_names("#index", attrs::JOB_INDEX)
-                .expression_attribute_values(":job", string(attrs::JOB_INDEX_VALUE))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query(by-start)", &everyone, e))?;
-            let keys: Vec<HashMap<String, AttributeValue>> = page
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|item| {
-                    let id = item.get(attrs::JOB_ID)?.clone();
-                    Some(HashMap::from([(attrs::JOB_ID.to_owned(), id)]))
-                })
-                .collect();
-            let mut found = Vec::new();
-            for item in self.batch_get(&everyone, keys).await? {
-                let id = item
-                    .get(attrs::JOB_ID)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                found.push(parse_job(&JobId::new(id), item)?);
-            }
-            found.sort_by_key(|job| std::cmp::Reverse(job.started_ms));
-            jobs.extend(found.into_iter().filter(|job| filter.matches(job)));
-            if limit.is_some_and(|limit| jobs.len() >= limit) {
-                jobs.truncate(limit.unwrap_or(usize::MAX));
-                return Ok(jobs);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(jobs),
-            }
+        for stage in stages {
+            jobs.extend(self.stage(stage, filter, limit).await?);
         }
+        jobs.sort_by_key(|job| std::cmp::Reverse(job.started_ms));
+        if let Some(limit) = limit {
+            jobs.truncate(limit);
+        }
+        Ok(jobs)
     }
 
     async fn shards(&self, job_id: &JobId) -> Result<Vec<(u32, Shard)>, JobError> {
@@ -429,7 +462,7 @@ mod tests {
         let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&job).unwrap();
         assert_eq!(item["status"], AttributeValue::S("RUNNING".into()));
         assert_eq!(item["rows_written"], AttributeValue::N("7".into()));
-        item.insert(attrs::JOB_INDEX.into(), string(attrs::JOB_INDEX_VALUE));
+        item.insert(attrs::JOB_INDEX.into(), string(attrs::RUNNING));
         assert_eq!(parse_job(&"j1".into(), item).unwrap(), job);
     }
 }

@@ -41,9 +41,16 @@ pub const WRITE_UNITS: &str = "write_units";
 
 /// Shards and markers live in the jobs table under derived keys (`{job}#s{k}`,
 /// `{job}#b{n}`), each its own partition; only headers carry [`JOB_INDEX`], the partition key
-/// of the sparse index [`BY_START`] (sort key [`STARTED_MS`]) that lists jobs.
+/// of the sparse index [`BY_START`] (sort key [`STARTED_MS`]) that lists jobs. Its value is
+/// the header's stage, so the stuck check's queries read only the jobs at its stage, never the
+/// account's history: [`RUNNING`] from creation, [`OWED`] from the final transition (its
+/// completion event owed), [`DONE`] once the event is sent.
 pub const JOB_INDEX: &str = "job_index";
-pub const JOB_INDEX_VALUE: &str = "job";
+pub const RUNNING: &str = "running";
+pub const OWED: &str = "owed";
+pub const DONE: &str = "done";
+/// Every header before stages (running and finished alike): still listed, never written.
+pub const LEGACY_INDEX: &str = "job";
 pub const BY_START: &str = "by-start";
 /// A shard's intent tokens (a string set).
 pub const INTENTS: &str = "intents";
