@@ -86,6 +86,17 @@ impl TryFrom<RawAttribute> for Attribute {
             (None, None, Some(value), kind) => {
                 let text = match value {
                     serde_json::Value::String(s) => s,
+                    // A JSON fraction would pass through f64; a string keeps its digits.
+                    serde_json::Value::Number(n) if n.is_f64() => {
+                        return Err(format!(
+                            "give a fractional `value` as a string (\"{n}\") so its digits are kept exactly"
+                        ));
+                    }
+                    serde_json::Value::Number(n) if kind != Some(ConstantType::Number) => {
+                        return Err(format!(
+                            "a number `value` needs `\"type\": \"number\"` (or \"{n}\" for a string)"
+                        ));
+                    }
                     serde_json::Value::Number(n) => n.to_string(),
                     _ => return Err("`value` must be a string or a number".into()),
                 };
@@ -261,6 +272,17 @@ mod tests {
         assert!(attr(json!({"from": "a", "value": "b"})).is_err());
         assert!(attr(json!({"type": "number"})).is_err());
         assert!(attr(json!({"value": true})).is_err());
+        assert!(
+            attr(json!({"value": 3}))
+                .unwrap_err()
+                .contains("needs `\"type\": \"number\"`")
+        );
+        let exact = attr(json!({"value": 1.5, "type": "number"})).unwrap_err();
+        assert!(exact.contains("as a string"), "{exact}");
+        assert_eq!(
+            attr(json!({"value": "1.50", "type": "number"})),
+            Ok(Attribute::Value(Constant::Number("1.50".into())))
+        );
         assert!(attr(json!({"form": "a"})).is_err());
     }
 

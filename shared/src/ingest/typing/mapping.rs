@@ -76,21 +76,6 @@ impl Mapped {
         }
     }
 
-    /// The column positions the attribute reads.
-    pub fn slots(&self) -> Vec<usize> {
-        match &self.source {
-            Source::From(slot) => slot.iter().copied().collect(),
-            Source::Template { pieces, .. } => pieces
-                .iter()
-                .filter_map(|p| match p {
-                    Piece::Slot(slot) => *slot,
-                    Piece::Literal(_) => None,
-                })
-                .collect(),
-            Source::Value(_) => Vec::new(),
-        }
-    }
-
     /// This row's value, or `None` when a column it reads has none.
     pub fn value(&self, fields: &[Field]) -> Option<Value> {
         let field = |slot: &Option<usize>| {
@@ -112,6 +97,54 @@ impl Mapped {
                     }
                 }
                 Some(Value::S(out))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every string of up to three characters from an alphabet of literal, escape, brace
+    /// and plain characters, through templates of every shape: no two value pairs render
+    /// alike.
+    #[test]
+    fn no_two_rows_render_alike_exhaustively() {
+        let alphabet = ['x', '#', '\\', '-', '}'];
+        let mut values = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = values
+                .iter()
+                .filter(|v| v.len() == values.last().map_or(0, String::len))
+                .flat_map(|v| alphabet.iter().map(move |c| format!("{v}{c}")))
+                .collect();
+            values.extend(longer);
+        }
+        let index = HashMap::from([("a", 0), ("b", 1)]);
+        for template in [
+            "{a}#{b}",
+            "{a}-{b}#",
+            "P#{a}-#{b}",
+            "{a}-x{b}",
+            "#{a}##{b}#",
+        ] {
+            let mapped = Mapped::new("K", &Attribute::Template(template.into()), &index);
+            let mut seen = std::collections::HashSet::new();
+            for a in &values {
+                for b in &values {
+                    let fields = [
+                        Some((Value::S(a.clone()), 0)),
+                        Some((Value::S(b.clone()), 0)),
+                    ];
+                    let Some(Value::S(text)) = mapped.value(&fields) else {
+                        panic!("{template}: no text for ({a:?}, {b:?})");
+                    };
+                    assert!(
+                        seen.insert(text.clone()),
+                        "{template}: ({a:?}, {b:?}) gives {text:?} again"
+                    );
+                }
             }
         }
     }

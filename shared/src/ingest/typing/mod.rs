@@ -39,7 +39,7 @@ mod typed_keys_tests;
 #[cfg(test)]
 mod types_tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::contract::schema::{Attribute, EmptyValue, KeyTypes, Schema, Unmapped};
 use crate::ingest::csv_stream::Record;
@@ -172,22 +172,29 @@ impl RowTyper {
             .map(|c| (c.name.as_str(), c))
             .collect();
         let keys = [&schema.partition_key, &schema.sort_key];
-        let is_key = |name: &str| {
-            keys.iter().any(|key| match schema.mapped_key(key) {
-                Some(attribute) => attribute.columns().iter().any(|c| c == name),
-                None => key.iter().any(|k| k == name),
+        // Worked out once, not per header name: the columns keys read, the renamed ones.
+        let key_columns: HashSet<String> = keys
+            .iter()
+            .flat_map(|key| match schema.mapped_key(key) {
+                Some(attribute) => attribute.columns(),
+                None => key.to_vec(),
             })
-        };
+            .collect();
+        let renamed: HashSet<&str> = schema
+            .attributes
+            .values()
+            .filter_map(|a| match a {
+                Attribute::From(column) => Some(column.as_str()),
+                _ => None,
+            })
+            .collect();
+        let is_key = |name: &str| key_columns.contains(name);
         // A single key column is its key attribute: it lands whatever the mapping says.
         let own = |name: &str| {
             let key_attribute = keys
                 .iter()
                 .any(|key| key.len() == 1 && key[0] == name && schema.mapped_key(key).is_none());
-            let renamed = schema
-                .attributes
-                .values()
-                .any(|a| matches!(a, Attribute::From(c) if c == name));
-            key_attribute || (keep && !renamed)
+            key_attribute || (keep && !renamed.contains(name))
         };
         let slots = found
             .iter()
