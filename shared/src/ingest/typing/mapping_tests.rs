@@ -387,3 +387,13 @@ fn the_single_table_sample_event_parses_and_validates() {
     assert_eq!(schema.partition_attribute(), "PK");
     assert_eq!(schema.sort_attribute().as_deref(), Some("SK"));
 }
+
+#[test]
+fn a_mapped_schema_survives_the_trip_through_a_batch_message() {
+    let schema = single_table("drop");
+    let json = serde_json::to_string(&schema).unwrap();
+    assert_eq!(serde_json::from_str::<Schema>(&json).unwrap(), schema);
+    // The default schema serializes as before: no mapping fields.
+    let sensor = serde_json::to_value(Schema::sensor()).unwrap();
+    assert!(sensor.get("attributes").is_none() && sensor.get("unmapped").is_none());
+}
