@@ -13,6 +13,11 @@
 //!
 //! An empty field of a nullable column is stored as the schema says (omitted, NULL or an
 //! empty string), and the item's expiry for TTL is added when the schema sets one ([`ttl`]).
+//!
+//! With an attribute mapping ([`mapping`]) a row's fields are typed first, then the mapped
+//! attributes (renames, templates, constants) are written, then the columns that land
+//! under their own names (all but renamed ones, or only single key columns when unmapped
+//! columns are dropped), then the key attributes.
 
 pub mod binary;
 pub mod error;
@@ -390,7 +395,8 @@ impl RowTyper {
     /// A key's value: a single column's own typed value when keys keep their types (the
     /// schema allows only S, N and B columns there; B is measured by its bytes), else the
     /// key columns' canonical texts, joined for a composite key (key columns are never
-    /// null). An empty `positions` (no sort key) is an empty text.
+    /// null). An empty `positions` (no sort key) is an empty text. A mapped key is the
+    /// attribute as the mapping wrote it, or its text for a `from` key under text keys.
     fn key_value(&self, fields: &[Field], item: &Item, plan: &KeyPlan) -> KeyValue {
         let text_key = |text: String| KeyValue {
             bytes: text.len(),
