@@ -397,3 +397,24 @@ fn a_mapped_schema_survives_the_trip_through_a_batch_message() {
     let sensor = serde_json::to_value(Schema::sensor()).unwrap();
     assert!(sensor.get("attributes").is_none() && sensor.get("unmapped").is_none());
 }
+
+#[test]
+fn a_constant_partition_key_and_a_delete_s_key_only_csv() {
+    let schema = schema(json!({
+        "columns": [
+            {"name": "id", "type": "string"},
+            {"name": "v", "type": "number"},
+        ],
+        "attributes": {"PK": {"value": "all"}, "SK": {"template": "ID#{id}"}},
+        "partition_key": ["PK"],
+        "sort_key": ["SK"],
+    }));
+    let typer = RowTyper::new(&schema, &record(&["id", "v"])).unwrap();
+    let row = typer.type_row(&record(&["7", "1"])).unwrap();
+    assert_eq!(row.key, ("all".into(), "ID#7".into()));
+    assert_eq!(row.item["PK"], s("all"));
+    // A delete reads only the key's columns, and writes the same key.
+    let keys = RowTyper::new(&schema.keys_only(), &record(&["id"])).unwrap();
+    let deleted = keys.type_row(&record(&["7"])).unwrap();
+    assert_eq!(deleted.key, row.key);
+}
