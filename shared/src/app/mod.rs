@@ -12,6 +12,8 @@ pub mod metrics;
 pub mod queue_writer;
 pub mod redrive;
 #[cfg(test)]
+mod single_table_on_doubles;
+#[cfg(test)]
 mod test_rig;
 pub mod worker;
 pub mod write_cap;

@@ -5,6 +5,8 @@
 pub mod columns;
 pub mod completion;
 pub mod ids;
+pub mod mapping;
+mod mapping_check;
 pub mod messages;
 pub mod options;
 pub mod rejects;

@@ -2,10 +2,13 @@
 //! DynamoDB key. A job may declare its own schema; the sensor schema is the default.
 //! A schema is validated before any work starts, and every error names the column at fault.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use super::columns::{BinaryEncoding, Column, ColumnType, KeyType, KeyTypes, TimestampStore};
+pub use super::mapping::{Attribute, Constant, Unmapped};
 
 /// How an empty field of a nullable column is stored.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,13 @@ pub struct Schema {
     /// column's type (`typed`: N or B keys).
     #[serde(default, skip_serializing_if = "KeyTypes::is_text")]
     pub key_types: KeyTypes,
+    /// Attributes written from a column, a template or a constant ([`super::mapping`]); a
+    /// key may name one of them instead of columns.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, Attribute>,
+    /// Whether columns no attribute is mapped `from` land under their own names.
+    #[serde(default, skip_serializing_if = "Unmapped::is_keep")]
+    pub unmapped: Unmapped,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -106,6 +116,8 @@ pub enum SchemaError {
     EmptyOnRequiredColumn(String),
     #[error("ttl: {0}")]
     Ttl(String),
+    #[error("attribute {attribute:?}: {reason}")]
+    Attribute { attribute: String, reason: String },
 }
 
 impl Schema {
@@ -125,6 +137,8 @@ impl Schema {
             empty_values: EmptyValue::Omit,
             ttl: None,
             key_types: KeyTypes::Text,
+            attributes: BTreeMap::new(),
+            unmapped: Unmapped::Keep,
         }
     }
 
@@ -149,28 +163,23 @@ impl Schema {
         if self.partition_key.is_empty() {
             return Err(SchemaError::NoPartitionKey);
         }
-        for name in self.partition_key.iter().chain(&self.sort_key) {
-            let column = self
-                .column(name)
-                .ok_or_else(|| SchemaError::UnknownKeyColumn(name.clone()))?;
-            if column.nullable {
-                return Err(SchemaError::NullableKey(name.clone()));
+        for key in [&self.partition_key, &self.sort_key] {
+            if self.mapped_key(key).is_some() {
+                continue;
             }
-            if column.kind == ColumnType::Bool {
-                return Err(SchemaError::BoolKey(name.clone()));
-            }
-            if !column.kind.is_scalar_key() {
-                return Err(SchemaError::UnkeyableType {
-                    column: name.clone(),
-                    kind: column.kind.name(),
-                });
-            }
-            // A binary has no one text form to join or to store as S.
-            let composite = [&self.partition_key, &self.sort_key]
-                .iter()
-                .any(|key| key.len() > 1 && key.contains(name));
-            if column.kind == ColumnType::Binary && (self.key_types.is_text() || composite) {
-                return Err(SchemaError::BinaryKeyNotTyped(name.clone()));
+            for name in key.iter() {
+                if self.attributes.contains_key(name) {
+                    return Err(SchemaError::Attribute {
+                        attribute: name.clone(),
+                        reason:
+                            "a mapped key attribute must be its key alone (compose with a template)"
+                                .into(),
+                    });
+                }
+                let column = self
+                    .column(name)
+                    .ok_or_else(|| SchemaError::UnknownKeyColumn(name.clone()))?;
+                self.check_key_column(column, key.len() > 1)?;
             }
         }
         if let Some(both) = self
@@ -203,9 +212,43 @@ impl Schema {
         {
             return Err(SchemaError::EmptyOnRequiredColumn(column.name.clone()));
         }
-        match &self.ttl {
-            Some(ttl) => self.validate_ttl(ttl).map_err(SchemaError::Ttl),
-            None => Ok(()),
+        if let Some(ttl) = &self.ttl {
+            self.validate_ttl(ttl).map_err(SchemaError::Ttl)?;
+        }
+        self.validate_mapping()
+    }
+
+    /// Whether a column can be (part of) a key.
+    pub(super) fn check_key_column(
+        &self,
+        column: &Column,
+        composite: bool,
+    ) -> Result<(), SchemaError> {
+        let name = &column.name;
+        if column.nullable {
+            return Err(SchemaError::NullableKey(name.clone()));
+        }
+        if column.kind == ColumnType::Bool {
+            return Err(SchemaError::BoolKey(name.clone()));
+        }
+        if !column.kind.is_scalar_key() {
+            return Err(SchemaError::UnkeyableType {
+                column: name.clone(),
+                kind: column.kind.name(),
+            });
+        }
+        // A binary has no one text form to join or to store as S.
+        if column.kind == ColumnType::Binary && (self.key_types.is_text() || composite) {
+            return Err(SchemaError::BinaryKeyNotTyped(name.clone()));
+        }
+        Ok(())
+    }
+
+    /// The mapped attribute a key names, when it names one alone (else the key is columns).
+    pub fn mapped_key(&self, key: &[String]) -> Option<&Attribute> {
+        match key {
+            [only] => self.attributes.get(only),
+            _ => None,
         }
     }
 
@@ -281,8 +324,20 @@ impl Schema {
     /// The schema of a delete job's CSV: the key columns alone (other columns, if present,
     /// are read as extra strings and ignored).
     pub fn keys_only(&self) -> Self {
-        let is_key =
-            |name: &String| self.partition_key.contains(name) || self.sort_key.contains(name);
+        let keys = [&self.partition_key, &self.sort_key];
+        let mapped: BTreeMap<String, Attribute> = self
+            .attributes
+            .iter()
+            .filter(|(name, _)| keys.iter().any(|k| k.as_slice() == [name.as_str()]))
+            .map(|(name, a)| (name.clone(), a.clone()))
+            .collect();
+        let sources: Vec<String> = mapped.values().flat_map(Attribute::columns).collect();
+        let is_key = |name: &String| {
+            sources.contains(name)
+                || keys
+                    .iter()
+                    .any(|k| k.contains(name) && !mapped.contains_key(name))
+        };
         Self {
             columns: self
                 .columns
@@ -290,6 +345,7 @@ impl Schema {
                 .filter(|c| is_key(&c.name))
                 .cloned()
                 .collect(),
+            attributes: mapped,
             ..self.clone()
         }
     }
@@ -311,178 +367,5 @@ impl Default for Schema {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn schema(json: &str) -> Result<(), SchemaError> {
-        serde_json::from_str::<Schema>(json).unwrap().validate()
-    }
-
-    #[test]
-    fn the_sensor_schema_is_valid() {
-        assert_eq!(Schema::sensor().validate(), Ok(()));
-        assert_eq!(Schema::sensor().partition_attribute(), "measure_point");
-        assert_eq!(
-            Schema::sensor().sort_attribute().as_deref(),
-            Some("timestamp")
-        );
-    }
-
-    #[test]
-    fn a_user_schema_with_a_composite_sort_key_parses_and_validates() {
-        let json = r#"{
-            "columns": [
-                {"name": "site", "type": "string"},
-                {"name": "day", "type": "timestamp"},
-                {"name": "seq", "type": "integer"},
-                {"name": "ok", "type": "bool", "nullable": true},
-                {"name": "reading", "type": "number", "nullable": true}
-            ],
-            "partition_key": ["site"],
-            "sort_key": ["day", "seq"]
-        }"#;
-        let schema: Schema = serde_json::from_str(json).unwrap();
-        assert_eq!(schema.validate(), Ok(()));
-        assert_eq!(schema.sort_attribute().as_deref(), Some("day#seq"));
-    }
-
-    #[test]
-    fn empty_values_and_ttl_parse_and_validate() {
-        let json = r#"{
-            "columns": [
-                {"name": "id", "type": "string"},
-                {"name": "note", "type": "string", "nullable": true, "empty": "empty_string"},
-                {"name": "reading", "type": "number", "nullable": true},
-                {"name": "until", "type": "timestamp", "nullable": true}
-            ],
-            "partition_key": ["id"],
-            "empty_values": "null",
-            "ttl": {"attribute": "expires_at", "column": "until"}
-        }"#;
-        let schema: Schema = serde_json::from_str(json).unwrap();
-        assert_eq!(schema.validate(), Ok(()));
-        assert_eq!(schema.empty_value_of("note"), EmptyValue::EmptyString);
-        assert_eq!(schema.empty_value_of("reading"), EmptyValue::Null);
-        assert_eq!(schema.empty_value_of("undeclared"), EmptyValue::Null);
-        assert_eq!(schema.recomputed_attribute(), None);
-        let ttl = |attribute: &str, column: Option<&str>, after_seconds| {
-            let mut s = schema.clone();
-            s.ttl = Some(Ttl {
-                attribute: attribute.into(),
-                column: column.map(str::to_owned),
-                after_seconds,
-            });
-            s.validate().map_err(|e| e.to_string())
-        };
-        assert_eq!(ttl("exp", None, Some(60)), Ok(()));
-        assert_eq!(ttl("until", Some("until"), None), Ok(()), "in place");
-        let err = |r: Result<(), String>| r.unwrap_err();
-        assert!(err(ttl("exp", Some("until"), Some(60))).contains("exactly one"));
-        assert!(err(ttl("exp", None, None)).contains("exactly one"));
-        assert!(err(ttl("exp", None, Some(0))).contains("not within"));
-        assert!(err(ttl("exp", None, Some(MAX_TTL_AFTER_SECONDS + 1))).contains("not within"));
-        assert!(err(ttl("id", None, Some(60))).contains("key attribute"));
-        assert!(err(ttl("note", None, Some(60))).contains("declared column"));
-        assert!(err(ttl("note", Some("until"), None)).contains("another declared column"));
-        assert!(err(ttl("exp", Some("note"), None)).contains("integer or number"));
-        assert!(err(ttl("exp", Some("nope"), None)).contains("not a declared column"));
-        assert!(err(ttl("", None, Some(1))).contains("empty"));
-        let mut after = schema.clone();
-        after.ttl = Some(Ttl {
-            attribute: "exp".into(),
-            column: None,
-            after_seconds: Some(60),
-        });
-        assert_eq!(after.recomputed_attribute(), Some("exp"));
-    }
-
-    #[test]
-    fn invalid_schemas_name_the_problem() {
-        let col = |n: &str, t: &str, nullable: bool| {
-            format!(r#"{{"name":"{n}","type":"{t}","nullable":{nullable}}}"#)
-        };
-        let s = |cols: Vec<String>, pk: &str, sk: &str| {
-            format!(
-                r#"{{"columns":[{}],"partition_key":[{pk}],"sort_key":[{sk}]}}"#,
-                cols.join(",")
-            )
-        };
-        assert_eq!(
-            schema(&s(vec![], r#""a""#, "")),
-            Err(SchemaError::NoColumns)
-        );
-        assert_eq!(
-            schema(&s(
-                vec![col("a", "string", false), col("a", "number", false)],
-                r#""a""#,
-                ""
-            )),
-            Err(SchemaError::DuplicateColumn("a".into()))
-        );
-        assert_eq!(
-            schema(&s(vec![col("a", "string", false)], "", "")),
-            Err(SchemaError::NoPartitionKey)
-        );
-        assert_eq!(
-            schema(&s(vec![col("a", "string", false)], r#""b""#, "")),
-            Err(SchemaError::UnknownKeyColumn("b".into()))
-        );
-        assert_eq!(
-            schema(&s(vec![col("a", "string", true)], r#""a""#, "")),
-            Err(SchemaError::NullableKey("a".into()))
-        );
-        assert_eq!(
-            schema(&s(vec![col("a", "bool", false)], r#""a""#, "")),
-            Err(SchemaError::BoolKey("a".into()))
-        );
-        assert_eq!(
-            schema(&s(vec![col("a", "string", false)], r#""a""#, r#""a""#)),
-            Err(SchemaError::KeyInBoth("a".into()))
-        );
-        assert_eq!(
-            schema(&s(vec![col(" ", "string", false)], r#"" ""#, "")),
-            Err(SchemaError::EmptyName)
-        );
-        let ab = vec![col("a", "string", false), col("b#c", "string", false)];
-        assert_eq!(
-            schema(&s(ab.clone(), r#""a","b#c""#, "")),
-            Err(SchemaError::SeparatorInKeyName("b#c".into()))
-        );
-        // A single-column key may have `#` in its name: nothing is joined.
-        assert_eq!(schema(&s(ab, r#""b#c""#, "")), Ok(()));
-        assert_eq!(
-            schema(&s(
-                vec![
-                    col("a", "string", false),
-                    col("b", "string", false),
-                    col("a#b", "string", true)
-                ],
-                r#""a","b""#,
-                ""
-            )),
-            Err(SchemaError::KeyAttributeIsAColumn("a#b".into()))
-        );
-        let long = "k".repeat(256);
-        assert_eq!(
-            schema(&s(
-                vec![col(&long, "string", false)],
-                &format!("\"{long}\""),
-                ""
-            )),
-            Err(SchemaError::KeyNameTooLong(long))
-        );
-        let nullable_empty = r#"{"name":"b","type":"number","empty":"null"}"#;
-        assert_eq!(
-            schema(&s(
-                vec![col("a", "string", false), nullable_empty.into()],
-                r#""a""#,
-                ""
-            )),
-            Err(SchemaError::EmptyOnRequiredColumn("b".into()))
-        );
-        // An unknown type is a parse error that names the variants.
-        let err = serde_json::from_str::<Schema>(&s(vec![col("a", "float", false)], r#""a""#, ""))
-            .unwrap_err();
-        assert!(err.to_string().contains("float"), "{err}");
-    }
-}
+#[path = "schema_tests.rs"]
+mod tests;

@@ -4,17 +4,25 @@
 //! other under a sort key the table lacks, is refused at the request, before any job item or
 //! batch exists.
 
-use crate::contract::schema::Schema;
+use crate::contract::schema::{Attribute, Constant, Schema};
 use crate::port::table::{KeyAttribute, KeyType, TableKey};
 
 /// The key attributes a job's schema writes: with text keys (the default) the key columns'
-/// texts, joined when composite, so strings; with typed keys a single column's own type.
+/// texts, joined when composite, so strings; with typed keys a single column's own type. A
+/// key naming a mapped attribute: a template is S, a constant its own type (S or N), a
+/// `from` follows its column as a single key column would.
 pub fn produced_key(schema: &Schema) -> TableKey {
-    let kind = |columns: &[String]| match columns {
-        [one] if !schema.key_types.is_text() => schema
-            .column(one)
-            .map_or(KeyType::S, |column| column.key_type()),
+    let column_type = |name: &str| match schema.column(name) {
+        Some(column) if !schema.key_types.is_text() => column.key_type(),
         _ => KeyType::S,
+    };
+    let kind = |key: &[String]| match (schema.mapped_key(key), key) {
+        (Some(Attribute::From(column)), _) => column_type(column),
+        (Some(Attribute::Template(_)), _) => KeyType::S,
+        (Some(Attribute::Value(Constant::String(_))), _) => KeyType::S,
+        (Some(Attribute::Value(Constant::Number(_))), _) => KeyType::N,
+        (None, [one]) => column_type(one),
+        (None, _) => KeyType::S,
     };
     TableKey {
         partition: KeyAttribute::new(&schema.partition_attribute(), kind(&schema.partition_key)),
@@ -117,6 +125,71 @@ mod tests {
         };
         let reason = check_keys("t", &text, &table).unwrap_err();
         assert!(reason.contains("partition key \"id\" is of type B (binary), and the job's schema produces S (string)"), "{reason}");
+    }
+
+    fn mapped(key_types: &str) -> Schema {
+        serde_json::from_value(serde_json::json!({
+            "columns": [
+                {"name": "measure_point", "type": "string"},
+                {"name": "timestamp", "type": "timestamp", "store": "epoch_seconds"},
+                {"name": "seq", "type": "integer"},
+            ],
+            "attributes": {
+                "PK": {"template": "SENSOR#{measure_point}"},
+                "SK": "timestamp",
+                "GSI": {"value": "all"},
+                "N": {"value": 7, "type": "number"},
+            },
+            "partition_key": ["PK"],
+            "sort_key": ["SK"],
+            "key_types": key_types,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn mapped_keys_produce_templates_as_strings_renames_by_their_column_and_constants_by_theirs() {
+        let text = mapped("text");
+        assert_eq!(text.validate(), Ok(()));
+        assert_eq!(
+            produced_key(&text),
+            key(("PK", KeyType::S), Some(("SK", KeyType::S)))
+        );
+        let typed = mapped("typed");
+        assert_eq!(
+            produced_key(&typed),
+            key(("PK", KeyType::S), Some(("SK", KeyType::N))),
+            "a renamed epoch timestamp keeps N with typed keys"
+        );
+        let constant = |sort: &str| Schema {
+            sort_key: vec![sort.into()],
+            ..typed.clone()
+        };
+        assert_eq!(
+            produced_key(&constant("GSI")).sort,
+            Some(KeyAttribute::new("GSI", KeyType::S))
+        );
+        assert_eq!(
+            produced_key(&constant("N")).sort,
+            Some(KeyAttribute::new("N", KeyType::N))
+        );
+        // The columns' own key form is unchanged beside a mapping.
+        assert_eq!(
+            produced_key(&constant("seq")).sort,
+            Some(KeyAttribute::new("seq", KeyType::N))
+        );
+        let reason = check_keys(
+            "t",
+            &text,
+            &key(("PK", KeyType::S), Some(("SK", KeyType::N))),
+        )
+        .unwrap_err();
+        assert!(
+            reason.contains(
+                "sort key \"SK\" is of type N (number), and the job's schema produces S (string)"
+            ),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::port::objects::{Failure, Read};
 enum Options {
     /// No configuration: the defaults, as a manual request without options.
     Defaults,
-    Given(JobOptions),
+    /// Boxed: options hold a whole schema.
+    Given(Box<JobOptions>),
     /// A configuration that cannot be used, and why.
     Invalid(String),
 }
@@ -65,7 +66,7 @@ impl Coordinator {
                 Err(reason) => return Ok(Options::Invalid(reason)),
             };
             match JobOptions::from_marker(&body) {
-                Ok(Some(options)) => return Ok(Options::Given(options)),
+                Ok(Some(options)) => return Ok(Options::Given(Box::new(options))),
                 Ok(None) => {}
                 Err(reason) => {
                     return Ok(Options::Invalid(format!(
@@ -79,7 +80,7 @@ impl Coordinator {
         Ok(match self.read_options(&request.bucket, &config).await? {
             Ok(None) => Options::Defaults,
             Ok(Some(body)) => match JobOptions::parse(&body) {
-                Ok(options) => Options::Given(options),
+                Ok(options) => Options::Given(Box::new(options)),
                 Err(reason) => Options::Invalid(format!(
                     "the job configuration s3://{}/{config}: {reason}",
                     request.bucket

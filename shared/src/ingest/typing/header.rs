@@ -36,6 +36,11 @@ pub enum HeaderError {
         cap(.0, 64)
     )]
     KeyAttributeClash(String),
+    #[error(
+        "header column {:?} has the name of a mapped attribute; its values would be overwritten by the mapping",
+        cap(.0, 64)
+    )]
+    MappedAttributeClash(String),
 }
 
 /// A list of names for a reason: the first few, then how many more.

@@ -25,18 +25,28 @@ pub fn join_parts<'a>(parts: impl ExactSizeIterator<Item = &'a str>) -> String {
         if i > 0 {
             out.push(SEPARATOR);
         }
-        if composite && part.contains([SEPARATOR, ESCAPE]) {
-            for c in part.chars() {
-                if c == SEPARATOR || c == ESCAPE {
-                    out.push(ESCAPE);
-                }
-                out.push(c);
-            }
+        if composite {
+            push_escaped(&mut out, part, &[SEPARATOR, ESCAPE]);
         } else {
             out.push_str(part);
         }
     }
     out
+}
+
+/// Appends `part` with each of `special` (which holds `\` itself) preceded by `\`: the
+/// escaping of composite keys and of templates' values.
+pub fn push_escaped(out: &mut String, part: &str, special: &[char]) {
+    if !part.contains(special) {
+        out.push_str(part);
+        return;
+    }
+    for c in part.chars() {
+        if special.contains(&c) {
+            out.push(ESCAPE);
+        }
+        out.push(c);
+    }
 }
 
 /// A composite key's parts back from its text: the inverse of [`join_parts`] for two or

@@ -13,6 +13,11 @@
 //!
 //! An empty field of a nullable column is stored as the schema says (omitted, NULL or an
 //! empty string), and the item's expiry for TTL is added when the schema sets one ([`ttl`]).
+//!
+//! With an attribute mapping ([`mapping`]) a row's fields are typed first, then the mapped
+//! attributes (renames, templates, constants) are written, then the columns that land
+//! under their own names (all but renamed ones, or only single key columns when unmapped
+//! columns are dropped), then the key attributes.
 
 pub mod binary;
 pub mod error;
@@ -20,6 +25,7 @@ pub mod fields;
 pub mod header;
 pub mod json;
 pub mod keys;
+pub mod mapping;
 pub mod numbers;
 pub mod refusal;
 pub mod sets;
@@ -27,6 +33,8 @@ pub mod size;
 pub mod timestamps;
 pub mod ttl;
 
+#[cfg(test)]
+mod mapping_tests;
 #[cfg(test)]
 mod policy_tests;
 #[cfg(test)]
@@ -36,9 +44,9 @@ mod typed_keys_tests;
 #[cfg(test)]
 mod types_tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::contract::schema::{EmptyValue, KeyTypes, Schema};
+use crate::contract::schema::{Attribute, EmptyValue, KeyTypes, Schema, Unmapped};
 use crate::ingest::csv_stream::Record;
 pub use crate::ingest::item::Item;
 use crate::ingest::item::Value;
@@ -46,6 +54,7 @@ pub use error::{RowError, ValueError};
 use fields::Typing;
 pub use header::HeaderError;
 use keys::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, join_parts};
+use mapping::{Field, Mapped};
 pub use numbers::{Decimal, NumberError, parse_decimal};
 pub use size::MAX_ITEM_BYTES;
 use size::value_size;
@@ -81,14 +90,27 @@ struct Slot {
     nullable: bool,
     key: bool,
     empty: EmptyValue,
+    /// The column lands under its own name (not renamed, and not dropped as unmapped).
+    own: bool,
+}
+
+/// Where a key's value comes from.
+#[derive(Debug, Clone)]
+enum KeyPlan {
+    /// The columns at these header positions (none: no sort key).
+    Columns(Vec<usize>),
+    /// The mapped attribute `mapped[index]`; `text`: stored as its text in S (a `from` key
+    /// under text key types), else as it is.
+    Mapped { index: usize, text: bool },
 }
 
 /// A schema applied to one object's header.
 #[derive(Debug, Clone)]
 pub struct RowTyper {
     slots: Vec<Slot>,
-    partition: Vec<usize>,
-    sort: Vec<usize>,
+    mapped: Vec<Mapped>,
+    partition: KeyPlan,
+    sort: KeyPlan,
     partition_attribute: String,
     sort_attribute: Option<String>,
     ttl: Option<TtlRule>,
@@ -135,14 +157,49 @@ impl RowTyper {
         {
             return Err(HeaderError::KeyAttributeClash(clash.clone()));
         }
+        let keep = schema.unmapped == Unmapped::Keep;
+        // An extra column kept under its own name would be overwritten by a mapped attribute.
+        if let Some(clash) = schema
+            .attributes
+            .keys()
+            .find(|a| keep && schema.column(a).is_none() && index.contains_key(a.as_str()))
+        {
+            return Err(HeaderError::MappedAttributeClash(clash.clone()));
+        }
+        let mapped: Vec<Mapped> = schema
+            .attributes
+            .iter()
+            .map(|(name, attribute)| Mapped::new(name, attribute, &index))
+            .collect();
         let declared: HashMap<&str, _> = schema
             .columns
             .iter()
             .map(|c| (c.name.as_str(), c))
             .collect();
-        let is_key = |name: &str| {
-            schema.partition_key.iter().any(|k| k == name)
-                || schema.sort_key.iter().any(|k| k == name)
+        let keys = [&schema.partition_key, &schema.sort_key];
+        // Worked out once, not per header name: the columns keys read, the renamed ones.
+        let key_columns: HashSet<String> = keys
+            .iter()
+            .flat_map(|key| match schema.mapped_key(key) {
+                Some(attribute) => attribute.columns(),
+                None => key.to_vec(),
+            })
+            .collect();
+        let renamed: HashSet<&str> = schema
+            .attributes
+            .values()
+            .filter_map(|a| match a {
+                Attribute::From(column) => Some(column.as_str()),
+                _ => None,
+            })
+            .collect();
+        let is_key = |name: &str| key_columns.contains(name);
+        // A single key column is its key attribute: it lands whatever the mapping says.
+        let own = |name: &str| {
+            let key_attribute = keys
+                .iter()
+                .any(|key| key.len() == 1 && key[0] == name && schema.mapped_key(key).is_none());
+            key_attribute || (keep && !renamed.contains(name))
         };
         let slots = found
             .iter()
@@ -153,6 +210,7 @@ impl RowTyper {
                     nullable: column.nullable,
                     key: is_key(name),
                     empty: schema.empty_value_of(name),
+                    own: own(name),
                 },
                 None => Slot {
                     name: name.clone(),
@@ -160,6 +218,7 @@ impl RowTyper {
                     nullable: true,
                     key: false,
                     empty: schema.empty_values,
+                    own: keep,
                 },
             })
             .collect();
@@ -180,16 +239,27 @@ impl RowTyper {
                 (None, None) => None,
             });
         // Key columns are non-nullable, so validated schemas have them in the header.
-        let positions = |names: &[String]| -> Vec<usize> {
-            names
-                .iter()
-                .filter_map(|n| index.get(n.as_str()).copied())
-                .collect()
+        let plan = |names: &[String]| match schema.mapped_key(names) {
+            Some(attribute) => KeyPlan::Mapped {
+                index: schema
+                    .attributes
+                    .keys()
+                    .position(|a| a == &names[0])
+                    .unwrap_or_default(),
+                text: schema.key_types.is_text() && matches!(attribute, Attribute::From(_)),
+            },
+            None => KeyPlan::Columns(
+                names
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()).copied())
+                    .collect(),
+            ),
         };
         Ok(Self {
             slots,
-            partition: positions(&schema.partition_key),
-            sort: positions(&schema.sort_key),
+            mapped,
+            partition: plan(&schema.partition_key),
+            sort: plan(&schema.sort_key),
             partition_attribute,
             sort_attribute,
             ttl,
@@ -218,8 +288,7 @@ impl RowTyper {
                 found: row.len(),
             });
         }
-        let mut item = Item::with_capacity(self.slots.len() + 2);
-        let mut size = 0;
+        let mut fields: Vec<Field> = Vec::with_capacity(self.slots.len());
         for (i, (slot, raw)) in self.slots.iter().zip(row.iter()).enumerate() {
             let fail = |problem| RowError::column(&slot.name, i, problem);
             let text = std::str::from_utf8(raw).map_err(|_| fail(ValueError::InvalidUtf8))?;
@@ -238,34 +307,56 @@ impl RowTyper {
                 }
                 let stored = match slot.empty {
                     // An unnamed column's empty fields are always left out: no attribute name.
-                    _ if slot.name.is_empty() => continue,
-                    EmptyValue::Omit => continue,
-                    EmptyValue::Null => Value::Null,
-                    EmptyValue::EmptyString => Value::S(String::new()),
+                    _ if slot.name.is_empty() => None,
+                    EmptyValue::Omit => None,
+                    EmptyValue::Null => Some(Value::Null),
+                    EmptyValue::EmptyString => Some(Value::S(String::new())),
                 };
-                size += slot.name.len() + value_size(&stored);
-                item.insert(slot.name.clone(), stored);
+                fields.push(stored.map(|v| {
+                    let bytes = value_size(&v);
+                    (v, bytes)
+                }));
                 continue;
             }
             if slot.name.is_empty() {
                 return Err(fail(ValueError::Unnamed));
             }
-            let (value, bytes) = slot.typing.value(text).map_err(fail)?;
-            size += slot.name.len() + bytes;
-            item.insert(slot.name.clone(), value);
+            fields.push(Some(slot.typing.value(text).map_err(fail)?));
         }
-        if let Some(rule) = &self.ttl {
-            size = self.expire(rule, &mut item, size)?;
+        let expiry = match &self.ttl {
+            Some(rule) => self.expiry(rule, &fields)?,
+            None => None,
+        };
+        let mut item = Item::with_capacity(self.slots.len() + self.mapped.len() + 2);
+        let mut size = 0;
+        for mapped in &self.mapped {
+            if let Some(value) = mapped.value(&fields) {
+                size = put(&mut item, &mapped.name, value, size);
+            }
         }
-        let partition = self.key_value(&item, &self.partition);
+        let partition = self.key_value(&fields, &item, &self.partition);
         if partition.bytes > MAX_PARTITION_KEY_BYTES {
             return Err(RowError::PartitionKeyTooLong {
                 bytes: partition.bytes,
             });
         }
-        let sort = self.key_value(&item, &self.sort);
+        let sort = self.key_value(&fields, &item, &self.sort);
         if sort.bytes > MAX_SORT_KEY_BYTES {
             return Err(RowError::SortKeyTooLong { bytes: sort.bytes });
+        }
+        for (slot, field) in self.slots.iter().zip(fields) {
+            if let (true, Some((value, bytes))) = (slot.own, field) {
+                size += slot.name.len() + bytes;
+                item.insert(slot.name.clone(), value);
+            }
+        }
+        if let (Some(rule), Some(expiry)) = (&self.ttl, expiry) {
+            size = put(
+                &mut item,
+                rule.attribute(),
+                Value::N(expiry.to_string()),
+                size,
+            );
         }
         if !partition.typed {
             size = insert_key(&mut item, &self.partition_attribute, &partition.text, size);
@@ -284,63 +375,67 @@ impl RowTyper {
         })
     }
 
-    /// Adds the row's expiry (a Number) under the TTL attribute; returns the new size.
-    fn expire(&self, rule: &TtlRule, item: &mut Item, size: usize) -> Result<usize, RowError> {
-        let expiry = match rule {
+    /// The row's expiry in epoch seconds, if it has one.
+    fn expiry(&self, rule: &TtlRule, fields: &[Field]) -> Result<Option<u64>, RowError> {
+        match rule {
             TtlRule::Fixed {
                 loaded_at, after, ..
-            } => Some(loaded_at + after),
+            } => Ok(Some(loaded_at + after)),
             TtlRule::Column { slot, .. } => {
                 let source = &self.slots[*slot];
-                match item.get(&source.name) {
-                    None => None,
-                    Some(value) => ttl::expiry_of(&source.typing, value)
-                        .map_err(|problem| RowError::column(&source.name, *slot, problem))?,
+                match fields.get(*slot).and_then(Option::as_ref) {
+                    None => Ok(None),
+                    Some((value, _)) => ttl::expiry_of(&source.typing, value)
+                        .map_err(|problem| RowError::column(&source.name, *slot, problem)),
                 }
             }
-        };
-        let Some(expiry) = expiry else {
-            return Ok(size);
-        };
-        let attribute = rule.attribute();
-        let value = Value::N(expiry.to_string());
-        let added = attribute.len() + value_size(&value);
-        Ok(match item.insert(attribute.to_owned(), value) {
-            Some(old) => size + added - (attribute.len() + value_size(&old)),
-            None => size + added,
-        })
+        }
     }
 
     /// A key's value: a single column's own typed value when keys keep their types (the
     /// schema allows only S, N and B columns there; B is measured by its bytes), else the
     /// key columns' canonical texts, joined for a composite key (key columns are never
-    /// null). An empty `positions` (no sort key) is an empty text.
-    fn key_value(&self, item: &Item, positions: &[usize]) -> KeyValue {
-        let value = |i: usize| item.get(&self.slots[i].name);
-        if let ([only], KeyTypes::Typed) = (positions, self.key_types) {
-            let own = value(*only);
-            let bytes = match own {
-                Some(Value::B(b)) => b.len(),
-                other => other.and_then(Value::as_text).map_or(0, str::len),
-            };
-            return KeyValue {
-                text: own
-                    .and_then(Value::key_text)
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default(),
-                typed: true,
-                bytes,
-            };
-        }
-        let text = join_parts(
-            positions
-                .iter()
-                .map(|&i| value(i).and_then(Value::as_text).unwrap_or_default()),
-        );
-        KeyValue {
+    /// null). An empty `positions` (no sort key) is an empty text. A mapped key is the
+    /// attribute as the mapping wrote it, or its text for a `from` key under text keys.
+    fn key_value(&self, fields: &[Field], item: &Item, plan: &KeyPlan) -> KeyValue {
+        let text_key = |text: String| KeyValue {
             bytes: text.len(),
             typed: false,
             text,
+        };
+        let own = match plan {
+            KeyPlan::Mapped { index, text } => {
+                let own = self.mapped.get(*index).and_then(|m| item.get(&m.name));
+                if *text {
+                    return text_key(own.and_then(Value::as_text).unwrap_or_default().into());
+                }
+                own
+            }
+            KeyPlan::Columns(positions) => {
+                let value = |i: usize| fields.get(i).and_then(Option::as_ref).map(|(v, _)| v);
+                match (positions.as_slice(), self.key_types) {
+                    ([only], KeyTypes::Typed) => value(*only),
+                    _ => {
+                        return text_key(join_parts(
+                            positions
+                                .iter()
+                                .map(|&i| value(i).and_then(Value::as_text).unwrap_or_default()),
+                        ));
+                    }
+                }
+            }
+        };
+        let bytes = match own {
+            Some(Value::B(b)) => b.len(),
+            other => other.and_then(Value::as_text).map_or(0, str::len),
+        };
+        KeyValue {
+            text: own
+                .and_then(Value::key_text)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
+            typed: true,
+            bytes,
         }
     }
 }
@@ -352,8 +447,13 @@ fn insert_key(item: &mut Item, attribute: &str, text: &str, size: usize) -> usiz
     if matches!(item.get(attribute), Some(Value::S(existing)) if existing == text) {
         return size;
     }
-    let added = attribute.len() + text.len();
-    match item.insert(attribute.to_owned(), Value::S(text.to_owned())) {
+    put(item, attribute, Value::S(text.to_owned()), size)
+}
+
+/// Sets an attribute; returns the item's new size (a replaced value no longer counts).
+fn put(item: &mut Item, attribute: &str, value: Value, size: usize) -> usize {
+    let added = attribute.len() + value_size(&value);
+    match item.insert(attribute.to_owned(), value) {
         Some(old) => size + added - (attribute.len() + value_size(&old)),
         None => size + added,
     }
