@@ -18,13 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_current_span(true)
-        .with_span_list(true)
-        .without_time() // CloudWatch stamps every line
-        .init();
+    shared::app::lambda::init_logging();
     let config = CoordinatorConfig::from_env()?;
     let coordinator = Coordinator::on_aws(&Clients::from_env().await, config);
     let coordinator = &coordinator;

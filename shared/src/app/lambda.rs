@@ -1,4 +1,5 @@
-//! The Lambda/SQS glue both functions share: delivery counts and partial-batch failures.
+//! The Lambda/SQS glue both functions share: their logging, deadlines, delivery counts and
+//! partial-batch failures.
 
 use std::time::Duration;
 
@@ -8,6 +9,18 @@ use tokio::time::Instant;
 /// Time kept free before the Lambda deadline: retries stop in time to report a failure
 /// instead of being killed mid-batch.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// JSON logs to stdout, filtered by `RUST_LOG`, without timestamps (CloudWatch stamps every
+/// line): one setup for both functions.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_current_span(true)
+        .with_span_list(true)
+        .without_time()
+        .init();
+}
 
 /// The Lambda deadline (ms since the epoch, from `Context`) as an `Instant`, less the margin.
 /// `None` if it is not in the future: Lambda's always is, but an emulator may send something
