@@ -327,6 +327,10 @@ impl Ledger for DynamoLedger {
         let update = Update::of(attrs::JOB_ID, job_id.as_str())
             .set(attrs::EVENT_PENDING, AttributeValue::Bool(false))
             .set(attrs::JOB_INDEX, string(attrs::DONE))
+            .set(
+                attrs::EXPIRES_AT,
+                super::ledger_parts::expiry(attrs::FINISHED_TTL_SECONDS),
+            )
             .remove(attrs::EVENT_CLAIMED_MS)
             .when_exists(attrs::JOB_ID);
         match self

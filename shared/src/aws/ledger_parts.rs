@@ -26,6 +26,11 @@ pub fn marker_key(job_id: &JobId, batch: BatchNo) -> String {
     format!("{job_id}#b{}", batch.get())
 }
 
+/// The epoch second `ttl` from now, as the TTL attribute's value.
+pub(super) fn expiry(ttl: u64) -> AttributeValue {
+    number(crate::clock::now_ms() / 1000 + ttl)
+}
+
 fn token_set(token: &str) -> AttributeValue {
     AttributeValue::Ss(vec![token.to_owned()])
 }
@@ -93,7 +98,8 @@ impl DynamoLedger {
         token: &str,
     ) -> Result<(), JobError> {
         let update = Update::of(attrs::JOB_ID, &shard_key(job_id, shard))
-            .add(attrs::INTENTS, token_set(token));
+            .add(attrs::INTENTS, token_set(token))
+            .set(attrs::EXPIRES_AT, expiry(attrs::COUNTS_TTL_SECONDS));
         self.update("UpdateItem(add intent)", job_id, update, false)
             .await?;
         Ok(())
@@ -157,6 +163,7 @@ impl DynamoLedger {
             attrs::JOB_ID.into(),
             string(&marker_key(job_id, marker.batch)),
         );
+        item.insert(attrs::EXPIRES_AT.into(), expiry(attrs::COUNTS_TTL_SECONDS));
         let result = self
             .ddb
             .put_item()

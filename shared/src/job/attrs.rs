@@ -51,6 +51,16 @@ pub const OWED: &str = "owed";
 pub const DONE: &str = "done";
 /// Every header before stages (running and finished alike): still listed, never written.
 pub const LEGACY_INDEX: &str = "job";
+
+/// The jobs table's TTL attribute (epoch seconds): the ledger's items do not outlive their use.
+pub const EXPIRES_AT: &str = "expires_at";
+/// Markers and shards expire this long after their last write. No batch message lives past
+/// SQS's 14-day retention (the template keeps every queue at it), so after 30 days nothing can
+/// be counted or redriven that would need them.
+pub const COUNTS_TTL_SECONDS: u64 = 30 * 24 * 3600;
+/// A finished job's header expires this long after its completion event was sent: `status` and
+/// `jobs` show it until then.
+pub const FINISHED_TTL_SECONDS: u64 = 90 * 24 * 3600;
 pub const BY_START: &str = "by-start";
 /// A shard's intent tokens (a string set).
 pub const INTENTS: &str = "intents";
@@ -119,7 +129,7 @@ mod tests {
                 "{name} is not a field of the job item"
             );
         }
-        for own in [JOB_INDEX, INTENTS] {
+        for own in [JOB_INDEX, INTENTS, EXPIRES_AT] {
             assert!(
                 !fields.contains_key(own),
                 "{own} must stay the ledger's own"
