@@ -1,7 +1,8 @@
 //! Loading into the user's own table on the local servers: the table's key schema, read with
 //! DescribeTable when the job starts, is the truth (a job whose keys it would refuse is refused
 //! at the request, before any job item or batch exists); number and binary keys, and a row of
-//! every DynamoDB type, land as typed and read back through the SDK as such (dynalite).
+//! every DynamoDB type, land as typed and read back through the SDK as such, and so does a
+//! single-table design's mapping (dynalite).
 
 use std::collections::HashMap;
 
@@ -257,4 +258,90 @@ async fn a_binary_key_is_written_as_the_bytes_its_hex_text_names() {
         .await;
         assert_eq!(item["name"], AttributeValue::S(name.into()));
     }
+}
+
+#[tokio::test]
+async fn a_single_table_design_lands_attribute_by_attribute_through_the_sdk() {
+    let env = TestEnv::new(default_servers(), "single-table").await;
+    // The user's single-table design: string `PK` and `SK`.
+    let table = format!("{}-single", env.resources.bucket);
+    ensure_typed_table(
+        &env.clients.dynamodb,
+        &table,
+        ("PK", ScalarAttributeType::S),
+        Some(("SK", ScalarAttributeType::S)),
+    )
+    .await
+    .unwrap();
+    env.put(
+        "sensors/a.csv",
+        "timestamp,seq,temp,humidity,measure_point,note\n\
+         2025-11-26 02:56:13 UTC,1,19.80,41,m-1,dropped\n\
+         2025-11-26 02:56:13 UTC,2,20,,m-1,dropped\n\
+         2025-11-26T02:56:13Z,1,21,40,m#1,dropped\n",
+    )
+    .await;
+    let mut request: JobRequest =
+        serde_json::from_str(include_str!("../../events/prefix-job-single-table.json")).unwrap();
+    request.bucket = env.resources.bucket.clone();
+    let mut pipeline = env.pipeline();
+    pipeline.records_table(&table);
+    let job = pipeline.run(request, |_| {}).await.unwrap();
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!((job.totals.rows_written, job.totals.rows_rejected), (3, 0));
+
+    let s = |text: &str| AttributeValue::S(text.into());
+    let first = stored(
+        &env,
+        &table,
+        &[("PK", s("SENSOR#m-1")), ("SK", s("2025-11-26T02:56:13Z#1"))],
+    )
+    .await;
+    let want: HashMap<String, AttributeValue> = [
+        ("PK", s("SENSOR#m-1")),
+        ("SK", s("2025-11-26T02:56:13Z#1")),
+        ("entity", s("reading")),
+        ("version", n("1")),
+        ("reading_time", s("2025-11-26T02:56:13Z")),
+        ("temperature", n("19.8")),
+        ("humidity", n("41")),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    assert_eq!(
+        first, want,
+        "mapped attributes only: unmapped columns dropped"
+    );
+    // An empty nullable field leaves its attribute out; a `#` in a value gives its own key.
+    let second = stored(
+        &env,
+        &table,
+        &[("PK", s("SENSOR#m-1")), ("SK", s("2025-11-26T02:56:13Z#2"))],
+    )
+    .await;
+    assert!(!second.contains_key("humidity"), "{second:?}");
+    let hashed = stored(
+        &env,
+        &table,
+        &[("PK", s("SENSOR#m#1")), ("SK", s("2025-11-26T02:56:13Z#1"))],
+    )
+    .await;
+    assert_eq!(hashed["temperature"], n("21"));
+    assert_eq!(env.count_items(&table).await, 3);
+
+    // The stack's own table is keyed otherwise: the same job is refused at the start.
+    let mut request: JobRequest =
+        serde_json::from_str(include_str!("../../events/prefix-job-single-table.json")).unwrap();
+    request.bucket = env.resources.bucket.clone();
+    let refused = Coordinator::on_aws(&env.clients, env.pipeline().coordinator)
+        .start_job(request, None)
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("partition key is \"measure_point\""),
+        "{refused}"
+    );
 }
