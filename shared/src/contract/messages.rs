@@ -7,6 +7,7 @@ use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::Schema;
 use crate::contract::write::WriteOptions;
+use crate::ingest::format::Format;
 
 /// A job to start: every CSV object under `prefix` (`{"bucket": "...", "prefix": "data/"}`),
 /// or one object (`{"bucket": "...", "key": "data/big.csv"}`); optionally with a job id, a
@@ -24,6 +25,9 @@ pub struct JobRequest {
     pub job_id: Option<JobId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
+    /// How every object is read (`"csv"` | `"jsonl"`); absent: by each key's suffix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerated_rejects: Option<RejectTolerance>,
     /// Write mode and rate cap (`write_mode`, `max_write_rate`): put, uncapped otherwise.
@@ -39,6 +43,7 @@ impl JobRequest {
             key: None,
             job_id: None,
             schema: None,
+            format: None,
             tolerated_rejects: None,
             write: WriteOptions::default(),
         }
@@ -125,6 +130,9 @@ pub struct BatchMessage {
     /// The job's schema; absent means the default sensor schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
+    /// The job's format; absent: by each key's suffix (and from older coordinators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
     /// Where this batch's rejects report goes.
     pub report: ReportLocation,
     /// Phase one of a split object: scan one range (no rows are loaded).
@@ -275,6 +283,7 @@ mod tests {
             keys: vec!["data/a.csv".into(), "data/\"odd\".csv".into()],
             range: None,
             schema: Some(Schema::sensor()),
+            format: None,
             report: ReportLocation {
                 bucket: "b".into(),
                 prefix: "_rejects/".into(),

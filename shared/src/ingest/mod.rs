@@ -5,6 +5,7 @@
 pub mod compression;
 pub mod csv_stream;
 pub mod decode;
+pub mod format;
 pub mod item;
 pub mod ranges;
 pub mod rejects;

@@ -4,6 +4,7 @@
 //! the sum; the ledger's exactly-once condition on the batch number does the rest. Why
 //! duplicates of either part are harmless: `docs/resumable.md`.
 
+use crate::ingest::format::Format;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -122,6 +123,8 @@ pub struct StoppedAt<'a> {
     /// Records yielded so far (skipped ones included).
     pub records: u64,
     pub header: &'a [String],
+    /// The object's format: only CSV resumes by byte offset (a row span).
+    pub format: Format,
     /// The version read ("" if the GET named none).
     pub etag: &'a str,
     /// The object's size (a whole read) or the range's length.
@@ -141,7 +144,9 @@ pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
         rows_done: at.records,
     };
     match work {
-        Work::Object(key) if Encoding::of_key(key).is_compressed() => {
+        // A compressed stream cannot be entered mid-way; a non-CSV one has no ranged
+        // reader yet: both resume by rows done.
+        Work::Object(key) if Encoding::of_key(key).is_compressed() || !at.format.splits() => {
             Some((Left::Tail(tail(key)), 0, 0))
         }
         Work::Object(key) => Left::plain_rest(key, at.etag, at.header, at.next_row, at.size)
@@ -285,6 +290,7 @@ mod tests {
             ],
             range: None,
             schema: None,
+            format: None,
             report: ReportLocation {
                 bucket: "b".into(),
                 prefix: "_rejects/".into(),
