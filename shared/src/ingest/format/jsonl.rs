@@ -52,6 +52,11 @@ impl<R: AsyncBufRead + Unpin> JsonLinesDecoder<R> {
         self
     }
 
+    /// Bytes the line buffer holds (tests of the cap).
+    pub fn buffered_capacity(&self) -> usize {
+        self.line.buffered_capacity()
+    }
+
     pub fn position(&self) -> u64 {
         self.reader.position()
     }
@@ -108,7 +113,7 @@ impl<R: AsyncBufRead + Unpin> JsonLinesDecoder<R> {
             return Ok(Some(reject("invalid UTF-8".into())));
         };
         let typed = parse_line(text)
-            .map_err(|error| RowError::NotAnObject(error.to_string()))
+            .map_err(RowError::Line)
             .and_then(|object| self.typer.type_object(object, line.line(), line.start()));
         Ok(Some(match typed {
             Ok(row) => Decoded::Row(row),

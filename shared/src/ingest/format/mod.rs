@@ -9,6 +9,9 @@ pub mod decoder;
 pub mod jsonl;
 pub mod lines;
 
+#[cfg(test)]
+mod jsonl_tests;
+
 use serde::{Deserialize, Serialize};
 
 pub use decoder::RowDecoder;

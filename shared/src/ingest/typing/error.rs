@@ -28,9 +28,9 @@ pub enum RowError {
     PartitionKeyTooLong { bytes: usize },
     #[error("sort key is {bytes} bytes, over DynamoDB's {MAX_SORT_KEY_BYTES}-byte limit")]
     SortKeyTooLong { bytes: usize },
-    /// JSON Lines: the line is not one JSON object.
-    #[error("the line is not a JSON object: {0}")]
-    NotAnObject(String),
+    /// JSON Lines: the line is not one valid JSON object (the reason never holds its text).
+    #[error("the line is not one JSON object DynamoDB can hold: {0}")]
+    Line(JsonError),
     /// JSON Lines: an undeclared field that cannot land under its own name.
     #[error("field {name}: {problem}")]
     Field { name: String, problem: &'static str },
