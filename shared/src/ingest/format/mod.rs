@@ -10,6 +10,8 @@ pub mod jsonl;
 pub mod lines;
 
 #[cfg(test)]
+mod conformance_tests;
+#[cfg(test)]
 mod jsonl_tests;
 
 use serde::{Deserialize, Serialize};
