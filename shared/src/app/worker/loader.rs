@@ -315,7 +315,6 @@ impl Loader<'_> {
             next_row: decoder.next_row(),
             records: decoder.records(),
             header: decoder.header(),
-            format: decoder.format(),
             etag: opened.etag.as_deref().unwrap_or_default(),
             size: opened.bytes,
             read_from: opened.read_from,

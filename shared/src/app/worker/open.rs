@@ -9,6 +9,7 @@ use super::loader::{LoadError, Loader};
 use crate::contract::messages::{ObjectTail, RangeTask};
 use crate::ingest::compression::{self, BoxedRead, Encoding};
 use crate::ingest::decode::DecodeError;
+use crate::ingest::format::jsonl::JsonLinesDecoder;
 use crate::ingest::format::{Format, RowDecoder};
 use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
 use crate::port::objects::{Failure, ObjectError, ObjectStore, Read};
@@ -84,7 +85,8 @@ impl Loader<'_> {
         }
     }
 
-    /// One range of a large object, every GET pinned to the planned ETag.
+    /// One range of a large object, every GET pinned to the planned ETag (a CSV range, or
+    /// the rest of any plain object a stopped part left).
     pub(super) async fn open_range(
         &self,
         bucket: &str,
@@ -95,6 +97,9 @@ impl Loader<'_> {
             bucket,
             task,
         };
+        if Format::resolve(self.format, &task.key) == Format::JsonLines {
+            return self.open_lines_rest(&source, task).await;
+        }
         match ranges::open_range(&source, task, self.schema, self.max_record_bytes).await {
             Ok(decoder) => Ok(Opened {
                 decoder: decoder.map(RowDecoder::from),
@@ -103,6 +108,35 @@ impl Loader<'_> {
                 etag: None,
             }),
             Err(RangeOpenError::Source(error)) => Err(fetch_failure(bucket, &task.key, error)),
+            Err(error) => Err(OpenFailure::Reject(error.to_string())),
+        }
+    }
+
+    /// The rest of a plain JSON Lines object from its next line's offset (no scan is needed:
+    /// a line start is known exactly, and every line is read to its end).
+    async fn open_lines_rest(
+        &self,
+        source: &PinnedObject<'_>,
+        task: &RangeTask,
+    ) -> Result<Opened<BoxedRead>, OpenFailure> {
+        let span = task.rows.ok_or_else(|| {
+            OpenFailure::Reject("a JSON Lines range without its row span".to_owned())
+        })?;
+        let opened = |decoder| Opened {
+            decoder,
+            bytes: task.end - task.start,
+            read_from: Some(span.first),
+            etag: None,
+        };
+        if span.first >= span.stop {
+            return Ok(opened(None));
+        }
+        let body = match source.read(span.first, span.stop).await {
+            Ok(body) => body,
+            Err(error) => return Err(fetch_failure(source.bucket, &task.key, error)),
+        };
+        match JsonLinesDecoder::open_at(body, span.first, self.schema, self.max_record_bytes) {
+            Ok(decoder) => Ok(opened(Some(RowDecoder::JsonLines(decoder)))),
             Err(error) => Err(OpenFailure::Reject(error.to_string())),
         }
     }

@@ -4,7 +4,6 @@
 //! the sum; the ledger's exactly-once condition on the batch number does the rest. Why
 //! duplicates of either part are harmless: `docs/resumable.md`.
 
-use crate::ingest::format::Format;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -123,8 +122,6 @@ pub struct StoppedAt<'a> {
     /// Records yielded so far (skipped ones included).
     pub records: u64,
     pub header: &'a [String],
-    /// The object's format: only CSV resumes by byte offset (a row span).
-    pub format: Format,
     /// The version read ("" if the GET named none).
     pub etag: &'a str,
     /// The object's size (a whole read) or the range's length.
@@ -144,9 +141,8 @@ pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
         rows_done: at.records,
     };
     match work {
-        // A compressed stream cannot be entered mid-way; a non-CSV one has no ranged
-        // reader yet: both resume by rows done.
-        Work::Object(key) if Encoding::of_key(key).is_compressed() || !at.format.splits() => {
+        // A compressed stream cannot be entered mid-way: it resumes by rows done.
+        Work::Object(key) if Encoding::of_key(key).is_compressed() => {
             Some((Left::Tail(tail(key)), 0, 0))
         }
         Work::Object(key) => Left::plain_rest(key, at.etag, at.header, at.next_row, at.size)

@@ -36,11 +36,22 @@ impl<R: AsyncBufRead + Unpin> JsonLinesDecoder<R> {
         schema: &Schema,
         max_record_bytes: usize,
     ) -> Result<Self, DecodeError> {
+        Self::open_at(read, 0, schema, max_record_bytes)
+    }
+
+    /// The rest of an object from `offset`, a line start (a plain object resumed at its
+    /// next line): offsets stay the object's; line numbers count from `offset`.
+    pub fn open_at(
+        read: R,
+        offset: u64,
+        schema: &Schema,
+        max_record_bytes: usize,
+    ) -> Result<Self, DecodeError> {
         Ok(Self {
-            reader: LineReader::new(read).with_max_line_bytes(max_record_bytes),
+            reader: LineReader::at_offset(read, offset).with_max_line_bytes(max_record_bytes),
             typer: JsonRowTyper::new(schema)?,
             line: Line::default(),
-            next_row: 0,
+            next_row: offset,
             records: 0,
             done: false,
         })

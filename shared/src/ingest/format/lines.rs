@@ -68,9 +68,15 @@ pub struct LineReader<R> {
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     pub fn new(source: R) -> Self {
+        Self::at_offset(source, 0)
+    }
+
+    /// A reader whose first byte is at `offset` of the object, a line start (a resumed
+    /// read): offsets are the object's, line numbers count from here.
+    pub fn at_offset(source: R, offset: u64) -> Self {
         Self {
             source,
-            position: 0,
+            position: offset,
             lines: 0,
             max_line_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
