@@ -9,6 +9,7 @@ use tokio::io::AsyncWriteExt;
 use crate::app::config::CoordinatorConfig;
 use crate::app::test_rig::{Rig, notes_schema};
 use crate::contract::messages::JobRequest;
+use crate::ingest::format::Format;
 use crate::job::model::JobStatus;
 
 async fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -115,4 +116,32 @@ async fn a_prefix_of_jsonl_gz_and_zst_objects_loads_every_good_line_and_rejects_
             "{object} line {line} at {offset}:\n{report}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_request_format_is_carried_to_the_workers_and_overrides_the_suffix() {
+    let rig = Rig::new();
+    rig.objects.insert(
+        "b",
+        "in/lines.csv",
+        "{\"id\": \"one\", \"note\": \"a\"}\n{\"id\": \"two\"}\n",
+    );
+    let request = JobRequest {
+        job_id: Some("forced".into()),
+        schema: Some(notes_schema()),
+        format: Some(Format::JsonLines),
+        ..JobRequest::new("b", "in/")
+    };
+    let coordinator = rig.coordinator(Rig::coordinator_config());
+    coordinator.start_job(request, None).await.unwrap();
+    let batches = rig.batches();
+    assert!(batches.iter().all(|b| b.format == Some(Format::JsonLines)));
+    let worker = rig.worker(Rig::worker_config());
+    for batch in &batches {
+        worker.process_batch(batch, None).await.unwrap();
+    }
+    assert_eq!(
+        rig.rows(),
+        [("one".into(), "a".into()), ("two".into(), String::new())]
+    );
 }

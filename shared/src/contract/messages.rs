@@ -411,6 +411,21 @@ mod tests {
         assert!(custom.tolerated_rejects.is_some());
     }
 
+    #[test]
+    fn the_jsonl_sample_parses_with_its_format_and_batches_carry_it() {
+        use crate::ingest::format::Format;
+        let jsonl: JobRequest =
+            serde_json::from_str(include_str!("../../../events/prefix-job-jsonl.json")).unwrap();
+        assert_eq!(jsonl.format, Some(Format::JsonLines));
+        jsonl.schema.unwrap().validate().unwrap();
+        // Absent on the wire means "by suffix", and an older message still parses.
+        let plain: JobRequest = serde_json::from_str(r#"{"bucket": "b"}"#).unwrap();
+        assert_eq!(plain.format, None);
+        assert!(!serde_json::to_string(&plain).unwrap().contains("format"));
+        let bad = serde_json::from_str::<JobRequest>(r#"{"bucket": "b", "format": "xml"}"#);
+        assert!(bad.is_err());
+    }
+
     /// One sample per write control option: modes, both cap forms, TTL and empty values.
     #[test]
     fn write_control_samples_parse_and_validate() {
