@@ -9,9 +9,10 @@ use crate::contract::schema::Schema;
 use crate::contract::write::WriteOptions;
 use crate::ingest::format::Format;
 
-/// A job to start: every CSV object under `prefix` (`{"bucket": "...", "prefix": "data/"}`),
+/// A job to start: every loadable (CSV or JSON Lines) object under `prefix` (`{"bucket": "...", "prefix": "data/"}`),
 /// or one object (`{"bucket": "...", "key": "data/big.csv"}`); optionally with a job id, a
-/// schema (the sensor schema otherwise) and a reject tolerance (unlimited otherwise).
+/// schema (the sensor schema otherwise), a format (by each key's suffix otherwise) and a
+/// reject tolerance (unlimited otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRequest {
     pub bucket: String,

@@ -83,13 +83,6 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
             Self::JsonLines(_) => &[],
         }
     }
-
-    pub fn format(&self) -> Format {
-        match self {
-            Self::Csv(_) => Format::Csv,
-            Self::JsonLines(_) => Format::JsonLines,
-        }
-    }
 }
 
 impl<R> From<ObjectDecoder<R>> for RowDecoder<R> {

@@ -126,7 +126,15 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 None => (input, input.len(), false),
             };
             // Past the cap nothing more is kept: the line is only consumed to its end.
-            if !line.oversized && line.text.len() + piece.len() < self.max_line_bytes {
+            let wanted = line.text.len() + piece.len();
+            if !line.oversized && wanted < self.max_line_bytes {
+                // Doubling, but never past the cap: a line just under it holds at most that.
+                if wanted > line.text.capacity() {
+                    let grown = wanted
+                        .max(line.text.capacity() * 2)
+                        .min(self.max_line_bytes);
+                    line.text.reserve_exact(grown - line.text.len());
+                }
                 line.text.extend_from_slice(piece);
             } else if !line.oversized {
                 line.oversized = true;
@@ -192,5 +200,24 @@ mod tests {
         assert!(lines[0].is_oversized() && lines[0].text().is_empty());
         assert_eq!((lines[0].start(), lines[0].end()), (0, 10_001));
         assert_eq!((lines[1].text(), lines[1].line()), (&b"ok"[..], 2));
+    }
+
+    #[tokio::test]
+    async fn a_line_just_under_the_cap_is_kept_in_no_more_than_the_cap() {
+        let max = 100_000;
+        let mut input = vec![b'y'; max - 1];
+        input.push(b'\n');
+        // Small reads, as a body arrives: growth must not overshoot the cap.
+        let source = tokio::io::BufReader::with_capacity(1000, &input[..]);
+        let mut reader = LineReader::new(source).with_max_line_bytes(max);
+        let mut line = Line::default();
+        assert!(reader.read(&mut line).await.unwrap());
+        assert!(!line.is_oversized());
+        assert_eq!(line.text().len(), max - 1);
+        assert!(
+            line.buffered_capacity() <= max,
+            "{}",
+            line.buffered_capacity()
+        );
     }
 }

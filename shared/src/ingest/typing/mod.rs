@@ -1,4 +1,5 @@
-//! Types one CSV row into one DynamoDB item, by the job's schema. Columns are matched by header
+//! Types one row into one DynamoDB item, by the job's schema (a CSV record here; a JSON
+//! Lines object through the same slots in [`json_row`]). Columns are matched by header
 //! name in any order; every column lands as an attribute under its header name (declared ones
 //! typed, extra ones as strings); the key attributes hold the key columns' texts (composite
 //! ones joined as [`keys`] documents), or, with typed keys, a single key column's own value
