@@ -407,6 +407,7 @@ pub(crate) async fn load_counting(
         task_concurrency,
         write_concurrency: config.write_concurrency,
         schema: &schema,
+        format: None,
         max_decoded_bytes: config.max_decoded_bytes,
         max_record_bytes: config.max_record_bytes,
     };

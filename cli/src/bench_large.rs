@@ -12,6 +12,7 @@ use shared::app::coordinator::{ObjectPlan, plan_object};
 use shared::aws::{Clients, S3Objects};
 use shared::contract::messages::{RangeTask, RowSpan, Work};
 use shared::contract::schema::Schema;
+use shared::ingest::format::Format;
 use shared::ingest::ranges::scan_range;
 use shared::ingest::scan::compose;
 use shared::port::objects::{ObjectStore, Read};
@@ -176,7 +177,9 @@ pub async fn large(
 ) -> Result<(u64, u64, u64)> {
     let objects = S3Objects::new(clients.s3.clone());
     let plan = match mode {
-        Mode::Ranges => plan_object(&objects, bucket, key, &Schema::sensor(), chunk).await?,
+        Mode::Ranges => {
+            plan_object(&objects, bucket, key, &Schema::sensor(), Format::Csv, chunk).await?
+        }
         _ => ObjectPlan::Whole,
     };
     let (tasks, scanned) = match &plan {

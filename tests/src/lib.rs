@@ -226,6 +226,7 @@ impl TestEnv {
             keys,
             range: None,
             schema: None,
+            format: None,
             report: self.report(),
             scan: None,
             write: Default::default(),

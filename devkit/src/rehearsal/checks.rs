@@ -9,8 +9,9 @@ use shared::contract::messages::CoordinatorRequest;
 
 use super::manifest::{DeployedFunction, Manifest};
 
-/// The key endings the worker loads (`is_csv_key`; a unit test keeps the two together):
-/// in object mode, each must have exactly one notification configuration.
+/// The key endings object mode loads: the CSV ones of `is_loadable_key` (a unit test keeps them
+/// together; JSON Lines keys load in prefix jobs only): each must have exactly one
+/// notification configuration.
 pub const LOADABLE_SUFFIXES: [&str; 3] = [".csv", ".csv.gz", ".csv.zst"];
 
 /// Every finding, as a sentence; empty when the configuration is as documented.

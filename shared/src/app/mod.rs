@@ -7,6 +7,8 @@ pub mod config;
 pub mod coordinator;
 #[cfg(test)]
 mod every_type_on_doubles;
+#[cfg(test)]
+mod jsonl_on_doubles;
 pub mod lambda;
 pub mod metrics;
 pub mod queue_writer;

@@ -7,10 +7,12 @@ use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::Schema;
 use crate::contract::write::WriteOptions;
+use crate::ingest::format::Format;
 
-/// A job to start: every CSV object under `prefix` (`{"bucket": "...", "prefix": "data/"}`),
+/// A job to start: every loadable (CSV or JSON Lines) object under `prefix` (`{"bucket": "...", "prefix": "data/"}`),
 /// or one object (`{"bucket": "...", "key": "data/big.csv"}`); optionally with a job id, a
-/// schema (the sensor schema otherwise) and a reject tolerance (unlimited otherwise).
+/// schema (the sensor schema otherwise), a format (by each key's suffix otherwise) and a
+/// reject tolerance (unlimited otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRequest {
     pub bucket: String,
@@ -24,6 +26,9 @@ pub struct JobRequest {
     pub job_id: Option<JobId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
+    /// How every object is read (`"csv"` | `"jsonl"`); absent: by each key's suffix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerated_rejects: Option<RejectTolerance>,
     /// Write mode and rate cap (`write_mode`, `max_write_rate`): put, uncapped otherwise.
@@ -39,6 +44,7 @@ impl JobRequest {
             key: None,
             job_id: None,
             schema: None,
+            format: None,
             tolerated_rejects: None,
             write: WriteOptions::default(),
         }
@@ -125,6 +131,9 @@ pub struct BatchMessage {
     /// The job's schema; absent means the default sensor schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
+    /// The job's format; absent: by each key's suffix (and from older coordinators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
     /// Where this batch's rejects report goes.
     pub report: ReportLocation,
     /// Phase one of a split object: scan one range (no rows are loaded).
@@ -275,6 +284,7 @@ mod tests {
             keys: vec!["data/a.csv".into(), "data/\"odd\".csv".into()],
             range: None,
             schema: Some(Schema::sensor()),
+            format: None,
             report: ReportLocation {
                 bucket: "b".into(),
                 prefix: "_rejects/".into(),
@@ -400,6 +410,21 @@ mod tests {
         .unwrap();
         custom.schema.unwrap().validate().unwrap();
         assert!(custom.tolerated_rejects.is_some());
+    }
+
+    #[test]
+    fn the_jsonl_sample_parses_with_its_format_and_batches_carry_it() {
+        use crate::ingest::format::Format;
+        let jsonl: JobRequest =
+            serde_json::from_str(include_str!("../../../events/prefix-job-jsonl.json")).unwrap();
+        assert_eq!(jsonl.format, Some(Format::JsonLines));
+        jsonl.schema.unwrap().validate().unwrap();
+        // Absent on the wire means "by suffix", and an older message still parses.
+        let plain: JobRequest = serde_json::from_str(r#"{"bucket": "b"}"#).unwrap();
+        assert_eq!(plain.format, None);
+        assert!(!serde_json::to_string(&plain).unwrap().contains("format"));
+        let bad = serde_json::from_str::<JobRequest>(r#"{"bucket": "b", "format": "xml"}"#);
+        assert!(bad.is_err());
     }
 
     /// One sample per write control option: modes, both cap forms, TTL and empty values.

@@ -1,10 +1,11 @@
-//! From bytes to typed items, with no IO of its own: incremental CSV records over any
-//! `AsyncBufRead`, decompression, typing by the job's schema, ranged reads of large objects,
-//! and the rejects collected on the way.
+//! From bytes to typed items, with no IO of its own: incremental CSV records and JSON Lines
+//! over any `AsyncBufRead` (the [`format`] seam picks one), decompression, typing by the
+//! job's schema, ranged reads of large CSVs, and the rejects collected on the way.
 
 pub mod compression;
 pub mod csv_stream;
 pub mod decode;
+pub mod format;
 pub mod item;
 pub mod ranges;
 pub mod rejects;

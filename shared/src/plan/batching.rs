@@ -4,15 +4,15 @@
 /// Default byte bound of a key batch: 16 MiB is ~370k seed-shaped rows, ~9 s of one worker's
 /// writes at 40k rows/s and ~0.2 s of its decoding at 77 MB per CPU-second, under a tenth of
 /// the worker's 120 s timeout (`docs/plan-model.md`, `docs/performance.md`).
+use crate::ingest::format::Format;
+
 pub const DEFAULT_BATCH_BYTES: u64 = 16 << 20;
 
-/// Whether a listed key is a CSV object this pipeline loads: `.csv`, or `.csv.gz` /
-/// `.csv.zst` (folder markers and other files are skipped and counted by the coordinator).
-pub fn is_csv_key(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    [".csv", ".csv.gz", ".csv.zst"]
-        .iter()
-        .any(|suffix| lower.len() > suffix.len() && lower.ends_with(suffix))
+/// Whether a listed key is an object this pipeline loads: a CSV or JSON Lines suffix
+/// (`.csv`, `.jsonl`, `.ndjson`, each also `.gz` / `.zst`; see [`Format::of_key`]). Folder
+/// markers and other files are skipped and counted by the coordinator.
+pub fn is_loadable_key(key: &str) -> bool {
+    Format::of_key(key).is_some()
 }
 
 /// Groups keys into batches of at most `keys` keys and, as far as whole objects allow, at most
@@ -204,14 +204,14 @@ mod tests {
 
     #[test]
     fn csv_keys_are_recognised_case_insensitively() {
-        assert!(is_csv_key("data/a.csv"));
-        assert!(is_csv_key("data/A.CSV"));
-        assert!(!is_csv_key("data/"));
-        assert!(!is_csv_key(".csv"));
-        assert!(!is_csv_key("data/readme.txt"));
-        assert!(is_csv_key("data/a.csv.gz"));
-        assert!(is_csv_key("data/a.CSV.ZST"));
-        assert!(!is_csv_key("data/a.gz"));
-        assert!(!is_csv_key(".csv.gz"));
+        assert!(is_loadable_key("data/a.csv"));
+        assert!(is_loadable_key("data/A.CSV"));
+        assert!(!is_loadable_key("data/"));
+        assert!(!is_loadable_key(".csv"));
+        assert!(!is_loadable_key("data/readme.txt"));
+        assert!(is_loadable_key("data/a.csv.gz"));
+        assert!(is_loadable_key("data/a.CSV.ZST"));
+        assert!(!is_loadable_key("data/a.gz"));
+        assert!(!is_loadable_key(".csv.gz"));
     }
 }

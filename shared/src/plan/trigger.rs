@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::contract::ids::JobId;
 use crate::contract::messages::JobRequest;
-use crate::plan::batching::is_csv_key;
+use crate::plan::batching::is_loadable_key;
 
 /// Which uploads start jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +81,10 @@ fn from_record(record: &S3EventRecord, config: &TriggerConfig) -> Triggered {
         request.job_id = Some(job_id);
         return Triggered::Start(request);
     }
-    if is_csv_key(&key) {
+    if is_loadable_key(&key) {
         if config.mode == TriggerMode::Marker {
             return ignore(
-                "a .csv upload; jobs start on the folder's marker (TRIGGER_MODE=marker)",
+                "a loadable upload; jobs start on the folder's marker (TRIGGER_MODE=marker)",
             );
         }
         let mut request = JobRequest::new(&bucket, "");
@@ -92,7 +92,7 @@ fn from_record(record: &S3EventRecord, config: &TriggerConfig) -> Triggered {
         request.job_id = Some(job_id);
         return Triggered::Start(request);
     }
-    ignore("neither a marker nor a .csv object")
+    ignore("neither a marker nor a loadable (.csv, .jsonl, .ndjson) object")
 }
 
 /// Keys in S3 notifications are URL-encoded, with `+` for a space.

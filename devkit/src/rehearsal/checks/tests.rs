@@ -1,24 +1,22 @@
 //! The checks' findings on hand-made read-backs.
 
-use shared::plan::batching::is_csv_key;
+use shared::ingest::format::Format;
+use shared::plan::batching::is_loadable_key;
 
 use super::*;
 
+/// Object mode stays CSV-only: the template notifies on exactly the CSV suffixes, and each
+/// is a key the worker loads as CSV. (JSON Lines keys load in prefix jobs; the other
+/// loadable suffixes are not notified.)
 #[test]
-fn the_loadable_suffixes_are_those_the_worker_loads() {
+fn the_loadable_suffixes_are_the_csv_keys_the_worker_loads() {
     for suffix in LOADABLE_SUFFIXES {
-        assert!(is_csv_key(&format!("data/a{suffix}")), "{suffix}");
+        let key = format!("data/a{suffix}");
+        assert!(is_loadable_key(&key), "{suffix}");
+        assert_eq!(Format::of_key(&key), Some(Format::Csv), "{suffix}");
     }
-    for other in [
-        "a.txt",
-        "a.jsonl",
-        "a.json",
-        "a.gz",
-        "a.zst",
-        "a.csv.bz2",
-        "_SUCCESS",
-    ] {
-        assert!(!is_csv_key(other), "{other}");
+    for other in ["a.txt", "a.json", "a.gz", "a.zst", "a.csv.bz2", "_SUCCESS"] {
+        assert!(!is_loadable_key(other), "{other}");
     }
 }
 

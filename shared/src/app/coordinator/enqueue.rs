@@ -13,8 +13,9 @@ use crate::contract::messages::{
 };
 use crate::contract::rejects::ReportLocation;
 use crate::ingest::compression::Encoding;
+use crate::ingest::format::Format;
 use crate::job::model::ListingCheckpoint;
-use crate::plan::batching::{KeyBatcher, is_csv_key};
+use crate::plan::batching::{KeyBatcher, is_loadable_key};
 use crate::plan::ranges::object_key;
 use crate::port::objects::ListedObject;
 use crate::port::queue::Entry;
@@ -95,7 +96,7 @@ impl Coordinator {
         while let Some(page) = lister.next_page().await.map_err(CoordinatorError::List)? {
             for object in page {
                 listed += 1;
-                if !is_csv_key(&object.key) {
+                if !is_loadable_key(&object.key) {
                     skipped += 1;
                     continue;
                 }
@@ -162,7 +163,7 @@ impl Coordinator {
         key: &str,
         report: &ReportLocation,
     ) -> Result<Enqueued, CoordinatorError> {
-        if !is_csv_key(key) {
+        if !is_loadable_key(key) {
             return Ok(Enqueued {
                 batches: 0,
                 listed: 1,
@@ -170,8 +171,10 @@ impl Coordinator {
             });
         }
         let schema = request.schema.clone().unwrap_or_default();
+        let format = Format::resolve(request.format, key);
         let chunk = self.config.range_chunk_bytes;
-        let plan = plan_object(&*self.objects, &request.bucket, key, &schema, chunk).await?;
+        let plan =
+            plan_object(&*self.objects, &request.bucket, key, &schema, format, chunk).await?;
         let mut queue = self.queue();
         let batches = match plan {
             ObjectPlan::Whole => {
@@ -213,12 +216,22 @@ impl Coordinator {
         object: &ListedObject,
     ) -> Result<Option<SplitObject>, CoordinatorError> {
         let chunk = self.config.range_chunk_bytes;
-        if object.size <= chunk || Encoding::of_key(&object.key).is_compressed() {
+        let format = Format::resolve(request.format, &object.key);
+        // Only plain CSV splits; anything else is read whole by one worker.
+        if object.size <= chunk || Encoding::of_key(&object.key).is_compressed() || !format.splits()
+        {
             return Ok(None);
         }
         let schema = request.schema.clone().unwrap_or_default();
-        let planned =
-            plan_object(&*self.objects, &request.bucket, &object.key, &schema, chunk).await;
+        let planned = plan_object(
+            &*self.objects,
+            &request.bucket,
+            &object.key,
+            &schema,
+            format,
+            chunk,
+        )
+        .await;
         match planned {
             Ok(ObjectPlan::Split(split)) => Ok(Some(split)),
             Ok(ObjectPlan::Whole) => Ok(None),
@@ -295,6 +308,7 @@ fn scan_message(
         keys: vec![],
         range: None,
         schema: request.schema.clone(),
+        format: request.format,
         report: report.clone(),
         scan: Some(ScanTask {
             object: object.clone(),
@@ -324,6 +338,7 @@ pub(super) fn batch_entry(
             keys,
             range,
             schema: request.schema.clone(),
+            format: request.format,
             report: report.clone(),
             scan: None,
             write: request.write.clone(),

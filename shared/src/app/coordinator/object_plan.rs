@@ -8,6 +8,7 @@ use crate::contract::messages::SplitObject;
 use crate::contract::schema::Schema;
 use crate::ingest::compression::Encoding;
 use crate::ingest::csv_stream::{DEFAULT_MAX_RECORD_BYTES, Record, RecordReader};
+use crate::ingest::format::Format;
 use crate::ingest::typing::RowTyper;
 use crate::port::objects::{ObjectError, ObjectStore, Read};
 
@@ -41,10 +42,14 @@ pub async fn plan_object(
     bucket: &str,
     key: &str,
     schema: &Schema,
+    format: Format,
     chunk: u64,
 ) -> Result<ObjectPlan, PlanError> {
     if Encoding::of_key(key).is_compressed() {
         return Ok(ObjectPlan::Whole); // a compressed stream cannot be split
+    }
+    if !format.splits() {
+        return Ok(ObjectPlan::Whole); // only CSV's scan finds row starts in a range
     }
     let head = objects.head(bucket, key).await?;
     let Some(etag) = head.etag.filter(|_| head.size > chunk) else {
@@ -189,7 +194,7 @@ mod tests {
             objects
                 .inner
                 .insert("b", "big.csv", format!("{header}\n{rows}"));
-            let plan = plan_object(&objects, "b", "big.csv", &schema(), 1 << 20)
+            let plan = plan_object(&objects, "b", "big.csv", &schema(), Format::Csv, 1 << 20)
                 .await
                 .unwrap();
             let gets = objects.gets.lock().unwrap().clone();

@@ -19,7 +19,8 @@ use crate::BoxError;
 use crate::contract::messages::Work;
 use crate::contract::schema::Schema;
 use crate::ingest::compression::{self, Encoding};
-use crate::ingest::decode::{Decoded, ObjectDecoder};
+use crate::ingest::decode::Decoded;
+use crate::ingest::format::{Format, RowDecoder};
 use crate::ingest::rejects::BatchRejects;
 use crate::job::model::BatchStats;
 use crate::limiter::{AimdLimiter, AimdPermit, ThrottleCounter};
@@ -102,6 +103,8 @@ pub struct Loader<'a> {
     pub task_concurrency: usize,
     pub write_concurrency: usize,
     pub schema: &'a Schema,
+    /// The batch's format; `None`: each object's by its key.
+    pub format: Option<Format>,
     /// Cap on the decoded bytes of one compressed object.
     pub max_decoded_bytes: u64,
     /// Records longer than this are rejected, not buffered.
@@ -342,7 +345,7 @@ impl Loader<'_> {
     /// row boundary: every row decoded so far has been handed over.
     async fn pump<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
-        decoder: &mut ObjectDecoder<R>,
+        decoder: &mut RowDecoder<R>,
         source: &RowSource,
         mut rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,

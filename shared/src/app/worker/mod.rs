@@ -437,6 +437,7 @@ impl Worker {
             task_concurrency: self.config.task_concurrency,
             write_concurrency: self.config.write_concurrency,
             schema,
+            format: batch.format,
             max_decoded_bytes: self.config.max_decoded_bytes,
             max_record_bytes: self.config.max_record_bytes,
             stop,

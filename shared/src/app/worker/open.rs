@@ -1,4 +1,5 @@
-//! Opening a unit of work for decoding: a whole object (decompressed if its key says so),
+//! Opening a unit of work for decoding in its format: a whole object (decompressed if its key
+//! says so),
 //! one range of a large object pinned to the planned ETag, or the rest of a compressed object
 //! a stopped part left (see [`super::resume`]: a compressed stream cannot be entered mid-way,
 //! so it is decoded from the start again, pinned to the version the first part read, and the
@@ -7,13 +8,15 @@
 use super::loader::{LoadError, Loader};
 use crate::contract::messages::{ObjectTail, RangeTask};
 use crate::ingest::compression::{self, BoxedRead, Encoding};
-use crate::ingest::decode::{DecodeError, ObjectDecoder};
+use crate::ingest::decode::DecodeError;
+use crate::ingest::format::jsonl::JsonLinesDecoder;
+use crate::ingest::format::{Format, RowDecoder};
 use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
 use crate::port::objects::{Failure, ObjectError, ObjectStore, Read};
 
 /// An object or range ready to decode (`None`: a range where no row starts).
 pub(super) struct Opened<R> {
-    pub(super) decoder: Option<ObjectDecoder<R>>,
+    pub(super) decoder: Option<RowDecoder<R>>,
     /// Its input size.
     pub(super) bytes: u64,
     /// Where a ranged read starts (its bytes read are then counted by the decoder); `None`:
@@ -66,7 +69,8 @@ impl Loader<'_> {
         let etag = object.etag;
         let body =
             compression::decoded(object.reader, Encoding::of_key(key), self.max_decoded_bytes);
-        match ObjectDecoder::open_capped(body, self.schema, self.max_record_bytes).await {
+        let format = Format::resolve(self.format, key);
+        match RowDecoder::open(format, body, self.schema, self.max_record_bytes).await {
             Ok(decoder) => Ok(Opened {
                 decoder: Some(decoder),
                 bytes,
@@ -81,7 +85,8 @@ impl Loader<'_> {
         }
     }
 
-    /// One range of a large object, every GET pinned to the planned ETag.
+    /// One range of a large object, every GET pinned to the planned ETag (a CSV range, or
+    /// the rest of any plain object a stopped part left).
     pub(super) async fn open_range(
         &self,
         bucket: &str,
@@ -92,14 +97,46 @@ impl Loader<'_> {
             bucket,
             task,
         };
+        if Format::resolve(self.format, &task.key) == Format::JsonLines {
+            return self.open_lines_rest(&source, task).await;
+        }
         match ranges::open_range(&source, task, self.schema, self.max_record_bytes).await {
             Ok(decoder) => Ok(Opened {
-                decoder,
+                decoder: decoder.map(RowDecoder::from),
                 bytes: task.end - task.start,
                 read_from: task.rows.map(|span| span.first),
                 etag: None,
             }),
             Err(RangeOpenError::Source(error)) => Err(fetch_failure(bucket, &task.key, error)),
+            Err(error) => Err(OpenFailure::Reject(error.to_string())),
+        }
+    }
+
+    /// The rest of a plain JSON Lines object from its next line's offset (no scan is needed:
+    /// a line start is known exactly, and every line is read to its end).
+    async fn open_lines_rest(
+        &self,
+        source: &PinnedObject<'_>,
+        task: &RangeTask,
+    ) -> Result<Opened<BoxedRead>, OpenFailure> {
+        let span = task.rows.ok_or_else(|| {
+            OpenFailure::Reject("a JSON Lines range without its row span".to_owned())
+        })?;
+        let opened = |decoder| Opened {
+            decoder,
+            bytes: task.end - task.start,
+            read_from: Some(span.first),
+            etag: None,
+        };
+        if span.first >= span.stop {
+            return Ok(opened(None));
+        }
+        let body = match source.read(span.first, span.stop).await {
+            Ok(body) => body,
+            Err(error) => return Err(fetch_failure(source.bucket, &task.key, error)),
+        };
+        match JsonLinesDecoder::open_at(body, span.first, self.schema, self.max_record_bytes) {
+            Ok(decoder) => Ok(opened(Some(RowDecoder::JsonLines(decoder)))),
             Err(error) => Err(OpenFailure::Reject(error.to_string())),
         }
     }
@@ -122,8 +159,9 @@ impl Loader<'_> {
         let bytes = object.size;
         let encoding = Encoding::of_key(&tail.key);
         let body = compression::decoded(object.reader, encoding, self.max_decoded_bytes);
+        let format = Format::resolve(self.format, &tail.key);
         let mut decoder =
-            match ObjectDecoder::open_capped(body, self.schema, self.max_record_bytes).await {
+            match RowDecoder::open(format, body, self.schema, self.max_record_bytes).await {
                 Ok(decoder) => decoder,
                 Err(DecodeError::Read(error)) => {
                     return Err(self.classify_read(bucket, &tail.key, error));

@@ -141,6 +141,7 @@ pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
         rows_done: at.records,
     };
     match work {
+        // A compressed stream cannot be entered mid-way: it resumes by rows done.
         Work::Object(key) if Encoding::of_key(key).is_compressed() => {
             Some((Left::Tail(tail(key)), 0, 0))
         }
@@ -285,6 +286,7 @@ mod tests {
             ],
             range: None,
             schema: None,
+            format: None,
             report: ReportLocation {
                 bucket: "b".into(),
                 prefix: "_rejects/".into(),

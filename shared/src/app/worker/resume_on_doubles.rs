@@ -243,3 +243,61 @@ async fn a_part_with_no_time_left_fails_rather_than_handing_on_the_same_work() {
     assert!(rig.batches().is_empty(), "done in one part");
     assert_eq!(rig.job("none").await.totals.rows_written, 10);
 }
+
+/// `rows` as JSON Lines (`{"id": ..., "note": ...}`), CRLF every other line.
+fn notes_jsonl(rows: &[(String, String)]) -> String {
+    let mut text = String::new();
+    for (i, (id, note)) in rows.iter().enumerate() {
+        let line = serde_json::json!({"id": id, "note": note}).to_string();
+        text.push_str(&line);
+        text.push_str(if i % 2 == 1 { "\r\n" } else { "\n" });
+    }
+    text
+}
+
+#[tokio::test]
+async fn jsonl_objects_resume_across_parts_plain_by_offset_compressed_by_rows() {
+    let (rig, table) = slow_rig(Duration::from_millis(8));
+    let (_, plain_rows) = notes_csv("p", 600, true);
+    let (_, packed_rows) = notes_csv("g", 600, true);
+    let plain = notes_jsonl(&plain_rows);
+    let packed = gzip(notes_jsonl(&packed_rows).as_bytes()).await;
+    let input_bytes = (plain.len() + packed.len()) as u64;
+    rig.objects.insert("b", "in/p.jsonl", plain);
+    rig.objects.insert("b", "in/g.jsonl.gz", packed);
+    let mut expected: Vec<_> = plain_rows.into_iter().chain(packed_rows).collect();
+    expected.sort();
+
+    let batch = one_batch(&rig, "lines", None, 1 << 30).await;
+    let worker = worker(&rig, Duration::from_millis(100));
+    // The first part stops partway: the plain object's rest is a row span at a line start,
+    // the compressed one's a count of rows done.
+    let first = worker
+        .process(&batch, Some(Instant::now() + Duration::from_millis(150)))
+        .await
+        .unwrap();
+    let Processed::Continued(next) = first else {
+        panic!("1,200 rows at 25 per 8 ms do not fit 50 ms");
+    };
+    let resumed = next.resumed.clone().unwrap_or_default();
+    for range in &resumed.ranges {
+        assert_eq!(range.key, "in/p.jsonl");
+        assert!(range.rows.is_some() && range.header.is_empty(), "{range:?}");
+    }
+    assert!(resumed.tails.iter().all(|t| t.key == "in/g.jsonl.gz"));
+    let parts = 1 + run_chain(&worker, *next, Duration::from_millis(150)).await;
+    assert!(parts >= 3, "{parts} parts");
+
+    let job = rig.job("lines").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, 1200);
+    assert_eq!(job.totals.rows_rejected, 0);
+    assert_eq!(job.totals.files, 2);
+    assert_eq!(
+        job.totals.bytes, input_bytes,
+        "the parts add up to the input"
+    );
+    assert_eq!(rig.rows(), expected, "every row once, byte for byte");
+    let calls = table.calls.load(Ordering::Relaxed);
+    assert!(calls <= 1200 / 25 + 2 * parts as u64, "{calls} write calls");
+}

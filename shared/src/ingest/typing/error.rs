@@ -28,6 +28,12 @@ pub enum RowError {
     PartitionKeyTooLong { bytes: usize },
     #[error("sort key is {bytes} bytes, over DynamoDB's {MAX_SORT_KEY_BYTES}-byte limit")]
     SortKeyTooLong { bytes: usize },
+    /// JSON Lines: the line is not one valid JSON object (the reason never holds its text).
+    #[error("the line is not one JSON object DynamoDB can hold: {0}")]
+    Line(JsonError),
+    /// JSON Lines: an undeclared field that cannot land under its own name.
+    #[error("field {name}: {problem}")]
+    Field { name: String, problem: &'static str },
     #[error("item is {bytes} bytes, over DynamoDB's 400 KB item limit ({MAX_ITEM_BYTES} bytes)")]
     ItemTooLarge { bytes: usize },
 }
@@ -60,6 +66,12 @@ pub enum ValueError {
     Set(#[from] SetError),
     #[error(transparent)]
     Json(#[from] JsonError),
+    /// A JSON Lines field of a type the column cannot hold (`{0}`: what it was).
+    #[error("the field is {0}, which this column's type cannot hold")]
+    JsonType(&'static str),
+    /// A JSON Lines line without a required (non-nullable) declared field.
+    #[error("required field missing from the line")]
+    MissingField,
 }
 
 impl RowError {

@@ -45,6 +45,43 @@ impl Typing {
         matches!(self.kind, ColumnType::String | ColumnType::StringSet)
     }
 
+    /// A JSON Lines field's value: a string is typed as the CSV text would be, a number or
+    /// bool by its exact text, an array in a set or list column and an object in a map
+    /// column as they are (no text detour), anything in a `json` column as it is. `None`:
+    /// the value stores nothing (JSON null, or an empty string in a non-string column).
+    pub fn json_value(&self, value: Value) -> Result<Option<(Value, usize)>, ValueError> {
+        let sized = |value: Value| {
+            let size = value_size(&value);
+            Some((value, size))
+        };
+        let text = |text: &str| -> Result<Option<(Value, usize)>, ValueError> {
+            let text = if self.keeps_padding() {
+                text
+            } else {
+                text.trim()
+            };
+            if text.is_empty() {
+                return Ok(None);
+            }
+            self.value(text).map(Some)
+        };
+        match (self.kind, value) {
+            (_, Value::Null) => Ok(None),
+            (ColumnType::Json, value) => Ok(sized(value)),
+            (_, Value::S(s)) => text(&s),
+            (_, Value::N(n)) => text(&n),
+            (_, Value::Bool(b)) => text(if b { "true" } else { "false" }),
+            (ColumnType::List, Value::L(list)) => Ok(sized(Value::L(list))),
+            (
+                ColumnType::StringSet | ColumnType::NumberSet | ColumnType::BinarySet,
+                Value::L(l),
+            ) => Ok(sized(self.set.from_list(l)?)),
+            (ColumnType::Map, Value::M(map)) => Ok(sized(Value::M(map))),
+            (_, Value::L(_)) => Err(ValueError::JsonType("an array")),
+            (_, _) => Err(ValueError::JsonType("an object")),
+        }
+    }
+
     /// A field's attribute value and the bytes it adds to the item. Numbers are stored in
     /// their canonical text, so a key built from one is the same for `7` and `007`.
     pub fn value(&self, text: &str) -> Result<(Value, usize), ValueError> {

@@ -51,6 +51,30 @@ pub fn parse(text: &str) -> Result<Value, JsonError> {
     Ok(value)
 }
 
+/// One JSON Lines line: a JSON object whose members are the row's fields. The line's own
+/// object is not a nesting level (a field holds as many as a column's JSON text would).
+pub fn parse_line(text: &str) -> Result<BTreeMap<String, Value>, JsonError> {
+    let mut parser = Parser {
+        bytes: text.as_bytes(),
+        text,
+        at: 0,
+    };
+    parser.space();
+    if parser.peek() != Some(b'{') {
+        // Any other JSON value is still checked, so the reason says which it is.
+        return Err(match parse(text) {
+            Ok(_) => JsonError::Expected("a JSON object"),
+            Err(error) => error,
+        });
+    }
+    let map = parser.members(0)?;
+    parser.space();
+    if parser.at != parser.bytes.len() {
+        return Err(JsonError::Syntax(parser.at));
+    }
+    Ok(map)
+}
+
 /// A JSON array's elements, as L.
 pub fn parse_list(text: &str) -> Result<Vec<Value>, JsonError> {
     match parse(text)? {
@@ -138,6 +162,10 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+        self.members(depth).map(Value::M)
+    }
+
+    fn members(&mut self, depth: usize) -> Result<BTreeMap<String, Value>, JsonError> {
         if depth > MAX_DEPTH {
             return Err(JsonError::TooDeep);
         }
@@ -146,7 +174,7 @@ impl Parser<'_> {
         self.space();
         if self.peek() == Some(b'}') {
             self.at += 1;
-            return Ok(Value::M(map));
+            return Ok(map);
         }
         loop {
             self.space();
@@ -169,7 +197,7 @@ impl Parser<'_> {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
                     self.at += 1;
-                    return Ok(Value::M(map));
+                    return Ok(map);
                 }
                 _ => return Err(self.syntax()),
             }

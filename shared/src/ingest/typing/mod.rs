@@ -1,4 +1,5 @@
-//! Types one CSV row into one DynamoDB item, by the job's schema. Columns are matched by header
+//! Types one row into one DynamoDB item, by the job's schema (a CSV record here; a JSON
+//! Lines object through the same slots in [`json_row`]). Columns are matched by header
 //! name in any order; every column lands as an attribute under its header name (declared ones
 //! typed, extra ones as strings); the key attributes hold the key columns' texts (composite
 //! ones joined as [`keys`] documents), or, with typed keys, a single key column's own value
@@ -24,6 +25,7 @@ pub mod error;
 pub mod fields;
 pub mod header;
 pub mod json;
+pub mod json_row;
 pub mod keys;
 pub mod mapping;
 pub mod numbers;
@@ -92,6 +94,29 @@ struct Slot {
     empty: EmptyValue,
     /// The column lands under its own name (not renamed, and not dropped as unmapped).
     own: bool,
+}
+
+impl Slot {
+    /// What an empty field stores (`missing`: the problem if the column is required).
+    fn empty_field(&self, missing: ValueError) -> Result<Field, ValueError> {
+        if self.key {
+            return Err(ValueError::EmptyKey);
+        }
+        if !self.nullable {
+            return Err(missing);
+        }
+        let stored = match self.empty {
+            // An unnamed column's empty fields are always left out: no attribute name.
+            _ if self.name.is_empty() => None,
+            EmptyValue::Omit => None,
+            EmptyValue::Null => Some(Value::Null),
+            EmptyValue::EmptyString => Some(Value::S(String::new())),
+        };
+        Ok(stored.map(|v| {
+            let bytes = value_size(&v);
+            (v, bytes)
+        }))
+    }
 }
 
 /// Where a key's value comes from.
@@ -299,23 +324,7 @@ impl RowTyper {
                 text.trim()
             };
             if text.is_empty() {
-                if slot.key {
-                    return Err(fail(ValueError::EmptyKey));
-                }
-                if !slot.nullable {
-                    return Err(fail(ValueError::EmptyValue));
-                }
-                let stored = match slot.empty {
-                    // An unnamed column's empty fields are always left out: no attribute name.
-                    _ if slot.name.is_empty() => None,
-                    EmptyValue::Omit => None,
-                    EmptyValue::Null => Some(Value::Null),
-                    EmptyValue::EmptyString => Some(Value::S(String::new())),
-                };
-                fields.push(stored.map(|v| {
-                    let bytes = value_size(&v);
-                    (v, bytes)
-                }));
+                fields.push(slot.empty_field(ValueError::EmptyValue).map_err(fail)?);
                 continue;
             }
             if slot.name.is_empty() {
@@ -323,6 +332,19 @@ impl RowTyper {
             }
             fields.push(Some(slot.typing.value(text).map_err(fail)?));
         }
+        self.assemble(fields, Vec::new(), row.line(), row.start())
+    }
+
+    /// A row from its typed fields (one per slot) and, for JSON Lines, the undeclared
+    /// fields that land under their own names (`extras`: name, value, bytes): the mapped
+    /// attributes, the own-name columns, the expiry and the keys, every limit checked.
+    fn assemble(
+        &self,
+        fields: Vec<Field>,
+        extras: Vec<(String, Value, usize)>,
+        line: u64,
+        offset: u64,
+    ) -> Result<TypedRow, RowError> {
         let expiry = match &self.ttl {
             Some(rule) => self.expiry(rule, &fields)?,
             None => None,
@@ -350,6 +372,10 @@ impl RowTyper {
                 item.insert(slot.name.clone(), value);
             }
         }
+        for (name, value, bytes) in extras {
+            size += name.len() + bytes;
+            item.insert(name, value);
+        }
         if let (Some(rule), Some(expiry)) = (&self.ttl, expiry) {
             size = put(
                 &mut item,
@@ -370,8 +396,8 @@ impl RowTyper {
         Ok(TypedRow {
             key: (partition.text, sort.text),
             item,
-            line: row.line(),
-            offset: row.start(),
+            line,
+            offset,
         })
     }
 

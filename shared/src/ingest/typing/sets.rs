@@ -60,6 +60,15 @@ impl SetSpec {
                 .map(Element::Json)
                 .collect(),
         };
+        self.of_elements(elements)
+    }
+
+    /// A set from a JSON array's elements (a JSON Lines field), typed as a field's would be.
+    pub fn from_list(&self, list: Vec<Value>) -> Result<Value, SetError> {
+        self.of_elements(list.into_iter().map(Element::Json).collect())
+    }
+
+    fn of_elements(&self, elements: Vec<Element<'_>>) -> Result<Value, SetError> {
         if elements.is_empty() {
             return Err(SetError::Empty);
         }
