@@ -3,8 +3,8 @@
 use super::columns::ColumnType;
 use super::mapping::{Attribute, Constant, Part, parse_template};
 use super::schema::{Schema, SchemaError};
-use crate::ingest::typing::header::MAX_NAME_BYTES;
-use crate::ingest::typing::parse_decimal;
+use crate::contract::numbers::parse_decimal;
+use crate::contract::schema::MAX_NAME_BYTES;
 
 impl Schema {
     pub(super) fn validate_mapping(&self) -> Result<(), SchemaError> {

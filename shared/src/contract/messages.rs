@@ -3,11 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::contract::completion::BatchStats;
+use crate::contract::format::Format;
 use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::Schema;
 use crate::contract::write::WriteOptions;
-use crate::ingest::format::Format;
 
 /// A job to start: every loadable (CSV or JSON Lines) object under `prefix` (`{"bucket": "...", "prefix": "data/"}`),
 /// or one object (`{"bucket": "...", "key": "data/big.csv"}`); optionally with a job id, a
@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn the_jsonl_sample_parses_with_its_format_and_batches_carry_it() {
-        use crate::ingest::format::Format;
+        use crate::contract::format::Format;
         let jsonl: JobRequest =
             serde_json::from_str(include_str!("../../../events/prefix-job-jsonl.json")).unwrap();
         assert_eq!(jsonl.format, Some(Format::JsonLines));

@@ -4,10 +4,12 @@
 
 pub mod columns;
 pub mod completion;
+pub mod format;
 pub mod ids;
 pub mod mapping;
 mod mapping_check;
 pub mod messages;
+pub mod numbers;
 pub mod options;
 pub mod rejects;
 pub mod schema;

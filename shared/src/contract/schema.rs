@@ -42,6 +42,9 @@ pub struct Ttl {
     pub after_seconds: Option<u64>,
 }
 
+/// DynamoDB's limit on an attribute name (names must be under 64 KB).
+pub const MAX_NAME_BYTES: usize = 65_535;
+
 /// Longest `after_seconds`: 100 years. DynamoDB ignores expiries more than 5 years in the past
 /// only; a figure beyond this is a unit mistake (milliseconds), not a plan.
 pub const MAX_TTL_AFTER_SECONDS: u64 = 100 * 365 * 24 * 3600;

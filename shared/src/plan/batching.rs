@@ -4,7 +4,7 @@
 /// Default byte bound of a key batch: 16 MiB is ~370k seed-shaped rows, ~9 s of one worker's
 /// writes at 40k rows/s and ~0.2 s of its decoding at 77 MB per CPU-second, under a tenth of
 /// the worker's 120 s timeout (`docs/plan-model.md`, `docs/performance.md`).
-use crate::ingest::format::Format;
+use crate::contract::format::Format;
 
 pub const DEFAULT_BATCH_BYTES: u64 = 16 << 20;
 

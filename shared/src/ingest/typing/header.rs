@@ -8,8 +8,7 @@ use thiserror::Error;
 use super::error::cap;
 use crate::ingest::csv_stream::Record;
 
-/// DynamoDB's limit on an attribute name (names must be under 64 KB).
-pub const MAX_NAME_BYTES: usize = 65_535;
+pub use crate::contract::schema::MAX_NAME_BYTES;
 /// Header names an error lists before it only counts the rest.
 const NAMES_IN_REASON: usize = 10;
 

@@ -1,0 +1,91 @@
+//! The formats an object's bytes can be rows in, as a request and a batch message name them
+//! (`"csv"`, `"jsonl"`), and which key suffixes are loadable and in which format. The decoders
+//! are in [`crate::ingest::format`].
+
+use serde::{Deserialize, Serialize};
+
+/// How an object's bytes are rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Format {
+    /// RFC 4180 CSV with a header naming the columns.
+    #[serde(rename = "csv")]
+    Csv,
+    /// One JSON object per line, its top-level fields the columns.
+    #[serde(rename = "jsonl")]
+    JsonLines,
+}
+
+/// Every suffix a loadable key ends with (matched case-insensitively), and its format.
+pub const SUFFIXES: [(&str, Format); 9] = [
+    (".csv", Format::Csv),
+    (".csv.gz", Format::Csv),
+    (".csv.zst", Format::Csv),
+    (".jsonl", Format::JsonLines),
+    (".jsonl.gz", Format::JsonLines),
+    (".jsonl.zst", Format::JsonLines),
+    (".ndjson", Format::JsonLines),
+    (".ndjson.gz", Format::JsonLines),
+    (".ndjson.zst", Format::JsonLines),
+];
+
+impl Format {
+    /// The format a key's suffix names; `None`: not a loadable key (a folder marker, a
+    /// bare suffix such as `.csv`, any other file).
+    pub fn of_key(key: &str) -> Option<Format> {
+        let lower = key.to_ascii_lowercase();
+        SUFFIXES
+            .iter()
+            .find(|(suffix, _)| lower.len() > suffix.len() && lower.ends_with(suffix))
+            .map(|&(_, format)| format)
+    }
+
+    /// The format an object is read in: the job's, else its key's (CSV for a key with no
+    /// known suffix, as every key was before formats).
+    pub fn resolve(requested: Option<Format>, key: &str) -> Format {
+        requested
+            .or_else(|| Format::of_key(key))
+            .unwrap_or(Format::Csv)
+    }
+
+    /// Whether a large plain object of this format may be split into byte ranges (CSV's
+    /// scan finds row starts; other formats are read whole by one worker for now).
+    pub fn splits(self) -> bool {
+        self == Format::Csv
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_pick_the_format_case_insensitively_and_bare_suffixes_are_not_keys() {
+        assert_eq!(Format::of_key("d/a.csv"), Some(Format::Csv));
+        assert_eq!(Format::of_key("d/a.CSV.ZST"), Some(Format::Csv));
+        assert_eq!(Format::of_key("d/a.jsonl"), Some(Format::JsonLines));
+        assert_eq!(Format::of_key("d/a.JSONL.gz"), Some(Format::JsonLines));
+        assert_eq!(Format::of_key("d/a.ndjson.zst"), Some(Format::JsonLines));
+        for other in [
+            ".jsonl",
+            ".csv.gz",
+            "d/a.json",
+            "d/a.gz",
+            "d/a.jsonl.bz2",
+            "d/",
+        ] {
+            assert_eq!(Format::of_key(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_request_format_wins_over_the_suffix_and_parses_from_its_wire_names() {
+        assert_eq!(Format::resolve(None, "a.ndjson"), Format::JsonLines);
+        assert_eq!(Format::resolve(Some(Format::Csv), "a.jsonl"), Format::Csv);
+        assert_eq!(Format::resolve(None, "a.txt"), Format::Csv);
+        let parsed: Format = serde_json::from_str("\"jsonl\"").unwrap();
+        assert_eq!(parsed, Format::JsonLines);
+        assert_eq!(serde_json::to_string(&Format::Csv).unwrap(), "\"csv\"");
+        assert!(serde_json::from_str::<Format>("\"json\"").is_err());
+        assert!(Format::Csv.splits() && !Format::JsonLines.splits());
+    }
+}
