@@ -57,9 +57,10 @@ impl Coordinator {
             return Ok(Composed::Nothing);
         }
         if let Some(reason) = self
-            .read_text(&report.bucket, &unreadable_key(&report, job_id, object))
+            .read_stored(&report.bucket, &unreadable_key(&report, job_id, object))
             .await?
         {
+            let reason = String::from_utf8_lossy(&reason).into_owned();
             return self
                 .reject_split_object(&job, &report, &marker, object, reason)
                 .await;
@@ -178,8 +179,13 @@ impl Coordinator {
         Ok(Composed::Rejected(reason))
     }
 
-    /// A small text object; `None` if it is not there.
-    async fn read_text(&self, bucket: &str, key: &str) -> Result<Option<String>, CoordinatorError> {
+    /// A small object the coordinator stored beside the scans (a scan, a plan, a reason);
+    /// `None` if it is not there.
+    pub(super) async fn read_stored(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, CoordinatorError> {
         let body = match self.objects.get(bucket, key, Read::default()).await {
             Ok(body) => body,
             Err(ObjectError {
@@ -188,14 +194,25 @@ impl Coordinator {
             }) => return Ok(None),
             Err(error) => return Err(CoordinatorError::Scans(error)),
         };
-        let mut text = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut { body.reader }, &mut text)
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut { body.reader }, &mut bytes)
             .await
-            .map_err(|source| CoordinatorError::ScanUnreadable {
-                key: key.to_owned(),
-                source: source.into(),
-            })?;
-        Ok(Some(text))
+            .map_err(|source| unreadable(key, source.into()))?;
+        Ok(Some(bytes))
+    }
+
+    /// A stored object's JSON; `None` if it is not there.
+    pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<T>, CoordinatorError> {
+        match self.read_stored(bucket, key).await? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| unreadable(key, source.into())),
+            None => Ok(None),
+        }
     }
 
     /// One stored scan; `None` if it is not there.
@@ -207,31 +224,14 @@ impl Coordinator {
         index: u64,
     ) -> Result<Option<RangeScan>, CoordinatorError> {
         let key = scan_key(report, job_id, object, index);
-        let body = match self
-            .objects
-            .get(&report.bucket, &key, Read::default())
-            .await
-        {
-            Ok(body) => body,
-            Err(ObjectError {
-                failure: Failure::NotFound,
-                ..
-            }) => return Ok(None),
-            Err(error) => return Err(CoordinatorError::Scans(error)),
-        };
-        let mut bytes = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut { body.reader }, &mut bytes)
-            .await
-            .map_err(|source| CoordinatorError::ScanUnreadable {
-                key: key.clone(),
-                source: source.into(),
-            })?;
-        serde_json::from_slice(&bytes).map(Some).map_err(|source| {
-            CoordinatorError::ScanUnreadable {
-                key,
-                source: source.into(),
-            }
-        })
+        self.read_json(&report.bucket, &key).await
+    }
+}
+
+fn unreadable(key: &str, source: crate::BoxError) -> CoordinatorError {
+    CoordinatorError::ScanUnreadable {
+        key: key.to_owned(),
+        source,
     }
 }
 

@@ -9,7 +9,6 @@
 use super::{Coordinator, CoordinatorError};
 use crate::contract::ids::JobId;
 use crate::contract::messages::{ComposeRanges, SplitObject};
-use crate::port::objects::Read;
 
 impl Coordinator {
     /// Wakes the compose of each split object with a batch among `failed`; returns the jobs
@@ -74,7 +73,9 @@ impl Coordinator {
             if composed.contains(&plan_folder) {
                 continue;
             }
-            let object = self.read_plan(&report.bucket, &key).await?;
+            let Some(object) = self.read_json::<SplitObject>(&report.bucket, &key).await? else {
+                continue; // listed, then gone: nothing to wake
+            };
             let scans = object.first_batch..object.first_batch + object.range_count();
             if !batches.iter().any(|batch| scans.contains(batch)) {
                 continue;
@@ -95,19 +96,5 @@ impl Coordinator {
             woken += 1;
         }
         Ok(woken)
-    }
-
-    async fn read_plan(&self, bucket: &str, key: &str) -> Result<SplitObject, CoordinatorError> {
-        let body = (self.objects.get(bucket, key, Read::default()).await)
-            .map_err(CoordinatorError::Scans)?;
-        let mut bytes = Vec::new();
-        let unreadable = |source: crate::BoxError| CoordinatorError::ScanUnreadable {
-            key: key.to_owned(),
-            source,
-        };
-        tokio::io::AsyncReadExt::read_to_end(&mut { body.reader }, &mut bytes)
-            .await
-            .map_err(|e| unreadable(e.into()))?;
-        serde_json::from_slice(&bytes).map_err(|e| unreadable(e.into()))
     }
 }
