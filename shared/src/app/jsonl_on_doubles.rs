@@ -3,28 +3,12 @@
 //! line lands, each bad one is rejected alone in the report with its line and byte offset,
 //! and the plain `.jsonl`, though larger than the range chunk, is read whole.
 
-use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
-use tokio::io::AsyncWriteExt;
-
 use crate::app::config::CoordinatorConfig;
 use crate::app::test_rig::{Rig, notes_schema};
 use crate::contract::messages::JobRequest;
+use crate::ingest::compression::testing::{gzip, zstd};
 use crate::ingest::format::Format;
 use crate::job::model::JobStatus;
-
-async fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzipEncoder::new(Vec::new());
-    encoder.write_all(bytes).await.unwrap();
-    encoder.shutdown().await.unwrap();
-    encoder.into_inner()
-}
-
-async fn zstd(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = ZstdEncoder::new(Vec::new());
-    encoder.write_all(bytes).await.unwrap();
-    encoder.shutdown().await.unwrap();
-    encoder.into_inner()
-}
 
 /// `rows` good lines of `name`, with a bad one (invalid JSON) as line `bad`.
 fn lines(name: &str, rows: usize, bad: usize) -> String {

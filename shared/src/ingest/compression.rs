@@ -149,25 +149,32 @@ impl AsyncRead for Capped {
     }
 }
 
+/// Compressed bytes for the tests of every layer (one fixture, not a copy per test file).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
     use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
-    async fn gzip(bytes: &[u8]) -> Vec<u8> {
+    pub async fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut encoder = GzipEncoder::new(Vec::new());
         encoder.write_all(bytes).await.unwrap();
         encoder.shutdown().await.unwrap();
         encoder.into_inner()
     }
 
-    async fn zstd(bytes: &[u8]) -> Vec<u8> {
+    pub async fn zstd(bytes: &[u8]) -> Vec<u8> {
         let mut encoder = ZstdEncoder::new(Vec::new());
         encoder.write_all(bytes).await.unwrap();
         encoder.shutdown().await.unwrap();
         encoder.into_inner()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{gzip, zstd};
+    use super::*;
+    use tokio::io::AsyncReadExt;
 
     async fn read_all(mut reader: BoxedRead) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();

@@ -240,7 +240,7 @@ mod tests {
     use super::*;
     use crate::app::config::CoordinatorConfig;
     use crate::app::test_rig::{NOTES_HEADER, Rig, notes_csv, notes_schema};
-    use crate::contract::messages::JobRequest;
+    use crate::contract::messages::{BatchMessage, JobRequest};
     use crate::job::model::JobStatus;
     use crate::port::ledger::Ledger;
 
@@ -349,8 +349,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_scan_that_failed_for_good_fails_the_job_at_compose() {
+    /// A split job whose scans have all run but the first.
+    async fn every_scan_but_the_first() -> (Rig, Coordinator, Vec<BatchMessage>) {
         let rig = Rig::new();
         let (text, _) = notes_csv("row", 40, true);
         rig.objects.insert("b", "big.csv", text);
@@ -364,6 +364,12 @@ mod tests {
         for scan in &scans[1..] {
             worker.process_batch(scan, None).await.unwrap();
         }
+        (rig, coordinator, scans)
+    }
+
+    #[tokio::test]
+    async fn a_scan_that_failed_for_good_fails_the_job_at_compose() {
+        let (rig, coordinator, scans) = every_scan_but_the_first().await;
         assert!(rig.compose_messages().is_empty(), "one scan is still owed");
         let ledger = &rig.ledger;
         ledger
@@ -454,19 +460,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_scan_killed_on_its_last_delivery_gets_its_compose_woken_by_the_stuck_check() {
-        let rig = Rig::new();
-        let (text, _) = notes_csv("row", 40, true);
-        rig.objects.insert("b", "big.csv", text);
-        let coordinator = coordinator(&rig, 256);
-        coordinator
-            .start_job(request("big.csv"), None)
-            .await
-            .unwrap();
-        let scans = rig.batches();
-        let worker = rig.worker(Rig::worker_config());
-        for scan in &scans[1..] {
-            worker.process_batch(scan, None).await.unwrap();
-        }
+        let (rig, coordinator, _) = every_scan_but_the_first().await;
         // Scan 0 ran on its last delivery and was killed: marked, its deadline long past.
         let ledger = &rig.ledger;
         let past = crate::clock::now_ms() - 60_000;

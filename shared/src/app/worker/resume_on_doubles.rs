@@ -6,14 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_compression::tokio::write::GzipEncoder;
-use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::{Processed, Worker};
 use crate::app::config::{CoordinatorConfig, WorkerConfig};
 use crate::app::test_rig::{NOTES_HEADER, Rig, notes_csv, notes_schema};
 use crate::contract::messages::{BatchMessage, JobRequest};
+use crate::ingest::compression::testing::gzip;
 use crate::ingest::item::Item;
 use crate::job::model::JobStatus;
 use crate::port::memory::MemoryTable;
@@ -78,13 +77,6 @@ async fn one_batch(rig: &Rig, job_id: &str, key: Option<&str>, chunk: u64) -> Ba
     let started = coordinator.start_job(request, None).await.unwrap();
     assert_eq!(started.total_batches, 1);
     rig.batches().remove(0)
-}
-
-async fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzipEncoder::new(Vec::new());
-    encoder.write_all(bytes).await.unwrap();
-    encoder.shutdown().await.unwrap();
-    encoder.into_inner()
 }
 
 /// Runs a chain of parts from `batch`, each invocation with `budget` before its deadline,
