@@ -49,10 +49,7 @@ impl Resources {
             dead_letter_queue: format!("{stem}-batches-dlq"),
             control_queue: format!("{stem}-control"),
             completion_queue: format!("{stem}-completed"),
-            tables: Tables {
-                records: format!("{stem}-records"),
-                jobs: format!("{stem}-jobs"),
-            },
+            tables: Tables::new(&format!("{stem}-records"), &format!("{stem}-jobs")),
         }
     }
 }

@@ -227,6 +227,7 @@ impl TestEnv {
             range: None,
             schema: None,
             format: None,
+            table: None,
             report: self.report(),
             scan: None,
             write: Default::default(),

@@ -24,6 +24,7 @@ IAM is enforced from step 6 on: everything after uses an administrator user made
 """
 
 import argparse
+import ast
 import base64
 import hashlib
 import io
@@ -159,6 +160,17 @@ class Code:
         return self.unpacked[key]
 
 
+def parameter_value(value):
+    """A parameter as CloudFormation reports it. moto reports a CommaDelimitedList as the repr of a
+    Python list ("['a', 'b']"); AWS as the text given ("a,b"), which the checks expect."""
+    if value.startswith("[") and value.endswith("]"):
+        try:
+            return ",".join(ast.literal_eval(value))
+        except (ValueError, SyntaxError):
+            pass
+    return value
+
+
 def read_back(client, name, code_keys, code, stack):
     """One deployed stack's configuration, as the run needs it."""
     cloudformation = client("cloudformation")
@@ -238,7 +250,7 @@ def read_back(client, name, code_keys, code, stack):
         "created_tables": sorted(logical for logical, r in resources.items()
                                  if r["ResourceType"] == "AWS::DynamoDB::Table"),
         "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
-        "parameters": {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
+        "parameters": {p["ParameterKey"]: parameter_value(p["ParameterValue"]) for p in stack.get("Parameters", [])},
         "input_bucket": bucket,
         "bucket_notification": notification,
         "bucket_versioning": s3.get_bucket_versioning(Bucket=bucket).get("Status"),
@@ -280,15 +292,19 @@ def main():
     if args.object_mode_stack:
         # Its own bucket (the default name is the stack's), whatever the first one is called,
         # and the user's own records table, made before the stack (ExistingRecordsTable).
-        existing = f"{STACK}-object-own-records"
-        client("dynamodb").create_table(
-            TableName=existing, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "measure_point", "AttributeType": "S"},
-                                  {"AttributeName": "timestamp", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "measure_point", "KeyType": "HASH"},
-                       {"AttributeName": "timestamp", "KeyType": "RANGE"}])
+        # A second one of theirs that jobs may name as their "table" (AdditionalRecordsTableArns).
+        existing, other = f"{STACK}-object-own-records", f"{STACK}-object-other-records"
+        arns = {}
+        for name in (existing, other):
+            arns[name] = client("dynamodb").create_table(
+                TableName=name, BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "measure_point", "AttributeType": "S"},
+                                      {"AttributeName": "timestamp", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "measure_point", "KeyType": "HASH"},
+                           {"AttributeName": "timestamp", "KeyType": "RANGE"}])["TableDescription"]["TableArn"]
         stacks[f"{STACK}-object"] = {k: v for k, v in overrides.items() if k != "InputBucketName"} | {
-            "TriggerMode": "object", "ExistingRecordsTable": existing}
+            "TriggerMode": "object", "ExistingRecordsTable": existing,
+            "AdditionalRecordsTableArns": arns[other]}
     cloudformation = client("cloudformation")
     for name, parameters in stacks.items():
         cloudformation.create_stack(StackName=name, TemplateBody=template, Capabilities=["CAPABILITY_IAM"],

@@ -67,7 +67,18 @@ fn records_table(manifest: &Manifest) -> Vec<String> {
     }
     // A function without the variable cannot start at all, which the run shows with the
     // binary's own error naming it.
+    let additional = additional_table_arns(manifest).join(",");
     for f in manifest.functions.values() {
+        let allows = f
+            .environment
+            .get("ADDITIONAL_RECORDS_TABLES")
+            .map(String::as_str);
+        if allows.unwrap_or_default() != additional {
+            findings.push(format!(
+                "{}'s ADDITIONAL_RECORDS_TABLES is {allows:?}, not the stack's AdditionalRecordsTableArns {additional:?}",
+                f.logical_id
+            ));
+        }
         let Some(loads_into) = f.environment.get("RECORDS_TABLE").map(String::as_str) else {
             continue;
         };
@@ -272,13 +283,13 @@ fn iam_table(manifest: &Manifest, readme: &str) -> Vec<String> {
                 continue;
             }
             for resource in ticked(&row.on) {
-                match resolve(manifest, &resource) {
-                    Some(arn) => documented.extend(
+                match resolve_all(manifest, &resource) {
+                    Some(arns) => documented.extend(arns.iter().flat_map(|arn| {
                         names
                             .iter()
                             .filter(|n| n.contains(':'))
-                            .map(|a| (a.clone(), arn.clone())),
-                    ),
+                            .map(|a| (a.clone(), arn.clone()))
+                    })),
                     None => {
                         findings.push(format!("README IAM table: unknown resource `{resource}`"))
                     }
@@ -342,6 +353,28 @@ fn ticked(cell: &str) -> Vec<String> {
 }
 
 /// A resource of the README table (`JobsTable`, `InputBucket/{RejectsPrefix}*`) as its ARN.
+/// [`resolve`], where `AdditionalRecordsTables` stands for every ARN of the stack's
+/// `AdditionalRecordsTableArns` parameter (none when it is empty).
+fn resolve_all(manifest: &Manifest, resource: &str) -> Option<Vec<String>> {
+    if resource == ADDITIONAL_TABLES {
+        return Some(additional_table_arns(manifest));
+    }
+    resolve(manifest, resource).map(|arn| vec![arn])
+}
+
+const ADDITIONAL_TABLES: &str = "AdditionalRecordsTables";
+
+fn additional_table_arns(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .parameter("AdditionalRecordsTableArns")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|arn| !arn.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn resolve(manifest: &Manifest, resource: &str) -> Option<String> {
     let (id, path) = match resource.split_once('/') {
         Some((id, path)) => (id, Some(path)),

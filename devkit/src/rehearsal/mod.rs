@@ -166,8 +166,12 @@ pub async fn run(options: &Options) -> Result<Report, RehearsalError> {
             object.resource_count,
             checks::LOADABLE_SUFFIXES,
             match object.parameter("ExistingRecordsTable").filter(|t| !t.is_empty()) {
-                Some(table) => format!("the existing {table} (ExistingRecordsTable; none created, grants name exactly it)"),
+                Some(table) => format!("the existing {table} (ExistingRecordsTable; none created)"),
                 None => "the stack's own".into(),
+            }
+            + &match object.parameter("AdditionalRecordsTableArns").filter(|t| !t.is_empty()) {
+                Some(arns) => format!(", and jobs may name {arns} (AdditionalRecordsTableArns); the grants name exactly these tables"),
+                None => ", the grants name exactly it".into(),
             }
         ));
     }

@@ -84,6 +84,7 @@ pub async fn run(
     run.stuck_check(report).await?;
     if let Some(object) = object {
         on(object).object_jobs(report).await?;
+        on(object).named_table_jobs(report).await?;
     }
     run.no_denials()?;
     report.say("no AWS call of any function was denied");
@@ -315,6 +316,16 @@ impl Run<'_> {
             .outputs
             .get("RecordsTableName")
             .ok_or_else(|| RehearsalError::Job("no RecordsTableName output".into()))?;
+        self.check_rows_in(table, spec, keys).await
+    }
+
+    /// [`Self::check_rows`] in another table.
+    async fn check_rows_in(
+        &self,
+        table: &str,
+        spec: &SampleSpec,
+        keys: &[String],
+    ) -> Result<(), RehearsalError> {
         let stored = self.records(table).await?;
         for (file, object) in keys.iter().enumerate() {
             for row in spec.expected(file) {

@@ -19,13 +19,50 @@ pub enum ConfigError {
     },
 }
 
-/// Names of the two DynamoDB tables.
+/// Names of the DynamoDB tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tables {
-    /// Typed rows, keyed by (measure_point, timestamp).
+    /// The records table a job loads into unless it names another (`RECORDS_TABLE`).
     pub records: String,
     /// The job ledger, keyed by job_id.
     pub jobs: String,
+    /// Further tables a job may name as its `table` (`ADDITIONAL_RECORDS_TABLES`: names or
+    /// table ARNs, comma-separated); the functions' grants name exactly these and `records`.
+    pub additional: Vec<String>,
+}
+
+impl Tables {
+    /// A deployment's two tables, with no further target tables.
+    pub fn new(records: &str, jobs: &str) -> Self {
+        Self {
+            records: records.to_owned(),
+            jobs: jobs.to_owned(),
+            additional: vec![],
+        }
+    }
+
+    /// The table a job loads into: the one it names, if this deployment allows it, else the
+    /// default. The refusal lists what is allowed.
+    pub fn target<'a>(&'a self, named: Option<&'a str>) -> Result<&'a str, String> {
+        match named {
+            None => Ok(&self.records),
+            Some(table) if table == self.records || self.additional.iter().any(|t| t == table) => {
+                Ok(table)
+            }
+            Some(table) => Err(format!(
+                "table {table:?} is not one this deployment may load into (allowed: {}); \
+                 a deployment allows more with its AdditionalRecordsTableArns parameter",
+                self.allowed().join(", ")
+            )),
+        }
+    }
+
+    /// Every table a job may load into, the default first.
+    pub fn allowed(&self) -> Vec<&str> {
+        std::iter::once(self.records.as_str())
+            .chain(self.additional.iter().map(String::as_str))
+            .collect()
+    }
 }
 
 /// Coordinator settings.
@@ -104,10 +141,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            tables: Tables {
-                records: "s3fanout-records".into(),
-                jobs: "s3fanout-jobs".into(),
-            },
+            tables: Tables::new("s3fanout-records", "s3fanout-jobs"),
             fetch_concurrency: 256,
             task_concurrency: 512,
             write_concurrency: 16,
@@ -255,10 +289,55 @@ impl WorkerConfig {
 
 impl Tables {
     fn from_lookup(var: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let region = optional(var, "AWS_REGION");
+        let additional = optional(var, "ADDITIONAL_RECORDS_TABLES")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(|t| {
+                        table_name(t, region.as_deref()).map_err(|reason| ConfigError::Invalid {
+                            name: "ADDITIONAL_RECORDS_TABLES",
+                            value: list.clone(),
+                            reason,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
             records: required(var, "RECORDS_TABLE")?,
             jobs: required(var, "JOBS_TABLE")?,
+            additional,
         })
+    }
+}
+
+/// A table's name from its name or ARN (`arn:aws:dynamodb:REGION:ACCOUNT:table/NAME`). The
+/// clients address tables by name in the function's own region, so an ARN of another region
+/// could never be written and is refused here, at cold start.
+fn table_name(entry: &str, region: Option<&str>) -> Result<String, String> {
+    let Some(arn) = entry.strip_prefix("arn:") else {
+        return Ok(entry.to_owned());
+    };
+    let parts: Vec<&str> = arn.splitn(5, ':').collect();
+    let [_partition, "dynamodb", arn_region, _account, resource] = parts[..] else {
+        return Err(format!("{entry:?} is not a DynamoDB table ARN"));
+    };
+    let Some(name) = resource
+        .strip_prefix("table/")
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+    else {
+        return Err(format!(
+            "{entry:?} names no table (expected ...:table/NAME)"
+        ));
+    };
+    match region {
+        Some(region) if region != arn_region => Err(format!(
+            "{entry:?} is in region {arn_region}, and the functions run in {region}"
+        )),
+        _ => Ok(name.to_owned()),
     }
 }
 
@@ -407,5 +486,42 @@ mod tests {
         pairs.push(("LIST_PAGE_SIZE", "5000"));
         let config = CoordinatorConfig::from_lookup(lookup(&pairs)).unwrap();
         assert_eq!(config.list_page_size, 1000);
+    }
+
+    #[test]
+    fn additional_tables_come_by_name_or_arn_of_the_functions_region() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("AWS_REGION", "eu-west-1"));
+        pairs.push((
+            "ADDITIONAL_RECORDS_TABLES",
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/orders, events",
+        ));
+        let tables = CoordinatorConfig::from_lookup(lookup(&pairs))
+            .unwrap()
+            .tables;
+        assert_eq!(tables.additional, ["orders", "events"]);
+        assert_eq!(tables.allowed(), ["records", "orders", "events"]);
+        assert_eq!(tables.target(None), Ok("records"));
+        assert_eq!(tables.target(Some("orders")), Ok("orders"));
+        let refused = tables.target(Some("payments")).unwrap_err();
+        assert!(refused.contains("\"payments\"") && refused.contains("records, orders, events"));
+
+        for (bad, reason) in [
+            (
+                "arn:aws:dynamodb:us-east-1:123456789012:table/orders",
+                "region us-east-1",
+            ),
+            ("arn:aws:s3:::bucket", "not a DynamoDB table ARN"),
+            (
+                "arn:aws:dynamodb:eu-west-1:123456789012:table/t/index/i",
+                "names no table",
+            ),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("AWS_REGION", "eu-west-1"));
+            pairs.push(("ADDITIONAL_RECORDS_TABLES", bad));
+            let error = WorkerConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(error.to_string().contains(reason), "{bad}: {error}");
+        }
     }
 }

@@ -11,6 +11,8 @@ mod every_type_on_doubles;
 mod jsonl_on_doubles;
 pub mod lambda;
 pub mod metrics;
+#[cfg(test)]
+mod named_table_on_doubles;
 pub mod queue_writer;
 pub mod redrive;
 #[cfg(test)]

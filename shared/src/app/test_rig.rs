@@ -120,10 +120,7 @@ impl Rig {
 }
 
 fn tables() -> Tables {
-    Tables {
-        records: RECORDS.into(),
-        jobs: "jobs".into(),
-    }
+    Tables::new(RECORDS, "jobs")
 }
 
 /// The schema of [`notes_csv`]: a string key `id` and a nullable string `note`.

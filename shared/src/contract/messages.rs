@@ -31,6 +31,9 @@ pub struct JobRequest {
     pub format: Option<Format>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerated_rejects: Option<RejectTolerance>,
+    /// The table to load into, among those the deployment allows; absent: its default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
     /// Write mode and rate cap (`write_mode`, `max_write_rate`): put, uncapped otherwise.
     #[serde(flatten)]
     pub write: WriteOptions,
@@ -46,6 +49,7 @@ impl JobRequest {
             schema: None,
             format: None,
             tolerated_rejects: None,
+            table: None,
             write: WriteOptions::default(),
         }
     }
@@ -134,6 +138,9 @@ pub struct BatchMessage {
     /// The job's format; absent: by each key's suffix (and from older coordinators).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<Format>,
+    /// The table this batch loads into; absent: the deployment's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
     /// Where this batch's rejects report goes.
     pub report: ReportLocation,
     /// Phase one of a split object: scan one range (no rows are loaded).
@@ -285,6 +292,7 @@ mod tests {
             range: None,
             schema: Some(Schema::sensor()),
             format: None,
+            table: None,
             report: ReportLocation {
                 bucket: "b".into(),
                 prefix: "_rejects/".into(),

@@ -1,6 +1,6 @@
 //! Options of an S3-triggered job: the options a manual request carries besides what the
-//! upload decides (bucket, folder or object, job id): `schema`, `tolerated_rejects`,
-//! `write_mode`, `max_write_rate`. They come from a job configuration object in the upload's
+//! upload decides (bucket, folder or object, job id): `schema`, `format`, `table`,
+//! `tolerated_rejects`, `write_mode`, `max_write_rate`. They come from a job configuration object in the upload's
 //! folder ([`JOB_CONFIG_NAME`]) or from the marker's own body, under [`MARKER_MEMBER`] (so that
 //! a marker written by another tool, such as the JSON `_SUCCESS` of Hadoop's S3A committers,
 //! is never misread as options). The marker's options, when present, win over the folder's
@@ -10,6 +10,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::contract::format::Format;
 use crate::contract::messages::JobRequest;
 use crate::contract::rejects::RejectTolerance;
 use crate::contract::schema::Schema;
@@ -25,8 +26,10 @@ pub const MARKER_MEMBER: &str = "s3_fanout";
 pub const MAX_OPTIONS_BYTES: u64 = 256 << 10;
 
 /// The options a configuration may set.
-const KNOWN: [&str; 4] = [
+const KNOWN: [&str; 6] = [
     "schema",
+    "format",
+    "table",
     "tolerated_rejects",
     "write_mode",
     "max_write_rate",
@@ -45,6 +48,10 @@ const DECIDED_BY_THE_UPLOAD: [&str; 5] = [
 pub struct JobOptions {
     #[serde(default)]
     pub schema: Option<Schema>,
+    #[serde(default)]
+    pub format: Option<Format>,
+    #[serde(default)]
+    pub table: Option<String>,
     #[serde(default)]
     pub tolerated_rejects: Option<RejectTolerance>,
     #[serde(flatten)]
@@ -81,6 +88,8 @@ impl JobOptions {
     /// The request with these options in place of its defaults.
     pub fn apply(self, request: &mut JobRequest) {
         request.schema = self.schema;
+        request.format = self.format;
+        request.table = self.table;
         request.tolerated_rejects = self.tolerated_rejects;
         request.write = self.write;
     }
@@ -112,7 +121,8 @@ mod tests {
     fn a_configuration_sets_the_request_s_options() {
         let options = JobOptions::parse(
             br#"{"schema": {"columns": [{"name": "id", "type": "string"}], "partition_key": ["id"]},
-                 "tolerated_rejects": {"count": 3}, "write_mode": "insert", "max_write_rate": 400}"#,
+                 "tolerated_rejects": {"count": 3}, "write_mode": "insert", "max_write_rate": 400,
+                 "table": "orders", "format": "jsonl"}"#,
         )
         .unwrap();
         let mut request = JobRequest::new("b", "in/");
@@ -120,6 +130,8 @@ mod tests {
         assert_eq!(request.schema.unwrap().partition_key, ["id"]);
         assert_eq!(request.tolerated_rejects, Some(RejectTolerance::Count(3)));
         assert_eq!(request.write.write_mode, WriteMode::Insert);
+        assert_eq!(request.table.as_deref(), Some("orders"));
+        assert_eq!(request.format, Some(Format::JsonLines));
         assert_eq!(
             (request.bucket.as_str(), request.prefix.as_str()),
             ("b", "in/")

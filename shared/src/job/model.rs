@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock;
 use crate::contract::completion::CompletionEvent;
 pub use crate::contract::completion::{BatchStats, JobStatus};
+use crate::contract::format::Format;
 pub use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::messages::JobRequest;
 use crate::contract::rejects::RejectTolerance;
@@ -57,6 +58,12 @@ pub struct Job {
     /// Rejected rows beyond this end the job FAILED; unlimited when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerated_rejects: Option<RejectTolerance>,
+    /// The job's format, when it named one (by each key's suffix otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    /// The table the job loads into, when it named one (the deployment's default otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
     /// The job's write mode and rate cap (resolved to units per second at the start).
     #[serde(flatten)]
     pub write: WriteOptions,
@@ -133,6 +140,8 @@ impl Job {
             totals: BatchStats::default(),
             schema: None,
             tolerated_rejects: None,
+            format: None,
+            table: None,
             write: WriteOptions::default(),
             rejects_report: None,
             started_at: chrono::DateTime::<chrono::Utc>::from(now).to_rfc3339(),
@@ -219,6 +228,8 @@ impl Job {
             key: self.key.clone(),
             schema: self.schema.clone(),
             tolerated_rejects: self.tolerated_rejects,
+            format: self.format,
+            table: self.table.clone(),
             write: self.write.clone(),
             ..JobRequest::new(&self.bucket, &self.prefix)
         }

@@ -245,3 +245,37 @@ fn an_existing_records_table_is_loaded_into_and_never_created() {
     own.created_tables = vec!["JobsTable".into()];
     assert_eq!(records_table(&own), ["the stack created no RecordsTable"]);
 }
+
+#[test]
+fn additional_tables_reach_every_function_and_the_iam_table_names_each() {
+    let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/orders";
+    let mut manifest = stack(serde_json::json!({}), good_schedule());
+    manifest.created_tables = vec!["RecordsTable".into()];
+    manifest
+        .parameters
+        .insert("AdditionalRecordsTableArns".into(), arn.into());
+    let findings = records_table(&manifest);
+    assert!(!findings.is_empty(), "functions without the variable");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.contains("ADDITIONAL_RECORDS_TABLES")),
+        "{findings:?}"
+    );
+    for f in manifest.functions.values_mut() {
+        f.environment
+            .insert("ADDITIONAL_RECORDS_TABLES".into(), arn.into());
+    }
+    assert_eq!(records_table(&manifest), Vec::<String>::new());
+    assert_eq!(
+        resolve_all(&manifest, "AdditionalRecordsTables"),
+        Some(vec![arn.to_owned()])
+    );
+    manifest
+        .parameters
+        .insert("AdditionalRecordsTableArns".into(), String::new());
+    assert_eq!(
+        resolve_all(&manifest, "AdditionalRecordsTables"),
+        Some(vec![])
+    );
+}

@@ -227,3 +227,89 @@ async fn encoded(suffix: &str, csv: &[u8]) -> Result<Vec<u8>, RehearsalError> {
         _ => Ok(csv.to_vec()),
     }
 }
+
+impl Run<'_> {
+    /// On the object-mode stack, which allows one more table (`AdditionalRecordsTableArns`): a
+    /// manual job naming it loads there under the functions' own roles, and one naming a table
+    /// the deployment does not allow is refused before any job exists. The data is JSON Lines,
+    /// which object mode's notifications leave alone, so only the manual job reads it.
+    pub(super) async fn named_table_jobs(&self, report: &mut Report) -> Result<(), RehearsalError> {
+        let arns = self.parameter("AdditionalRecordsTableArns")?;
+        let Some(table) = arns
+            .split(',')
+            .next()
+            .and_then(|arn| arn.rsplit_once("table/"))
+        else {
+            return Err(RehearsalError::Job(format!(
+                "{} should allow an additional table, has AdditionalRecordsTableArns={arns:?}",
+                self.manifest.stack
+            )));
+        };
+        let table = table.1.to_owned();
+        let prefix = "rehearsal/named-table/";
+        let spec = SampleSpec::new(prefix, 2, self.options.rows_per_file);
+        let mut keys = Vec::new();
+        for file in 0..spec.files {
+            let key = format!("{prefix}sensor-{file:06}.jsonl");
+            self.put(&key, &as_json_lines(&spec.body(file))).await?;
+            keys.push(key);
+        }
+        let coordinator = self.host("coordinator")?;
+        let bucket = &self.manifest.input_bucket;
+        let refused = coordinator
+            .invoke_json(
+                &serde_json::json!({"bucket": bucket, "prefix": prefix, "table": "not-allowed"}),
+            )
+            .await;
+        match refused {
+            Err(error) if error.to_string().contains("not-allowed") => {}
+            other => {
+                return Err(RehearsalError::Job(format!(
+                    "a job naming a table the deployment does not allow should be refused, got {other:?}"
+                )));
+            }
+        }
+        let started = Instant::now();
+        let response = coordinator
+            .invoke_json(&serde_json::json!({"bucket": bucket, "prefix": prefix, "table": table}))
+            .await?;
+        let job_id = response["job_id"].as_str().unwrap_or_default().to_owned();
+        let event = self.completion(|e| e["job_id"] == job_id.as_str()).await?;
+        if event["status"] != "COMPLETE" || event["rows_written"] != spec.total_rows() {
+            return Err(RehearsalError::Job(format!(
+                "the job naming {table} should be COMPLETE with {} rows written, got {event}",
+                spec.total_rows()
+            )));
+        }
+        self.check_rows_in(&table, &spec, &keys).await?;
+        report.say(format!(
+            "named table: a job naming {table} (allowed by AdditionalRecordsTableArns) loaded its {} JSON Lines rows there under the functions' roles ({:.1} s); a job naming not-allowed was refused before it started",
+            spec.total_rows(),
+            started.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+}
+
+/// The sample's CSV as JSON Lines: one object per row, the numbers as JSON numbers.
+fn as_json_lines(csv: &str) -> String {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let mut out = String::new();
+    for line in lines {
+        let row: serde_json::Map<String, serde_json::Value> = header
+            .iter()
+            .zip(line.split(','))
+            .map(|(&name, value)| {
+                let value = match value.parse::<f64>() {
+                    Ok(number) if name != "measure_point" => serde_json::json!(number),
+                    _ => serde_json::json!(value),
+                };
+                (name.to_owned(), value)
+            })
+            .collect();
+        out.push_str(&serde_json::Value::Object(row).to_string());
+        out.push('\n');
+    }
+    out
+}

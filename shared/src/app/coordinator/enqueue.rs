@@ -309,6 +309,7 @@ fn scan_message(
         range: None,
         schema: request.schema.clone(),
         format: request.format,
+        table: request.table.clone(),
         report: report.clone(),
         scan: Some(ScanTask {
             object: object.clone(),
@@ -339,6 +340,7 @@ pub(super) fn batch_entry(
             range,
             schema: request.schema.clone(),
             format: request.format,
+            table: request.table.clone(),
             report: report.clone(),
             scan: None,
             write: request.write.clone(),

@@ -244,7 +244,11 @@ impl Coordinator {
         validate(&request, &self.config.allowed_buckets)?;
         // One DescribeTable a job: the key schema is checked before anything is written, and
         // a cap given as a fraction is resolved from the capacity, once for every worker.
-        let table = &self.config.tables.records;
+        let table = self
+            .config
+            .tables
+            .target(request.table.as_deref())
+            .map_err(CoordinatorError::InvalidRequest)?;
         let description = self
             .records
             .describe(table)
@@ -268,6 +272,8 @@ impl Coordinator {
         job.key = request.key.clone();
         job.schema = request.schema.clone();
         job.tolerated_rejects = request.tolerated_rejects;
+        job.format = request.format;
+        job.table = request.table.clone();
         job.write = request.write.clone();
         job.rejects_report = Some(report.job_uri(&job_id));
         self.ledger.create(&job).await?;

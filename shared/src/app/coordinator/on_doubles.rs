@@ -59,13 +59,7 @@ impl Doubles {
             completion_queue_url: Some(DONE.into()),
             control_queue_url: Some(CONTROL.into()),
             checkpoint_margin: Duration::from_secs(if pausing { 3600 } else { 0 }),
-            ..CoordinatorConfig::new(
-                Tables {
-                    records: "records".into(),
-                    jobs: "jobs".into(),
-                },
-                WORK,
-            )
+            ..CoordinatorConfig::new(Tables::new("records", "jobs"), WORK)
         };
         Coordinator::new(adapters, config).with_metrics(Arc::new(metrics::MemorySink::default()))
     }

@@ -78,6 +78,8 @@ pub enum WorkerError {
     CountScans(#[source] ObjectError),
     #[error("waking the compose step failed (is CONTROL_QUEUE_URL set?)")]
     Wake(#[source] crate::BoxError),
+    #[error("the batch's table is refused: {0}")]
+    BadTable(String),
     #[error("processing panicked: {0}")]
     Panicked(String),
     #[error(
@@ -442,6 +444,11 @@ impl Worker {
             max_record_bytes: self.config.max_record_bytes,
             stop,
         };
+        // The coordinator checked the job's table; a message naming another (hand-made, or
+        // from a deployment since narrowed) is refused here too, before any write.
+        let table_name = (self.config.tables)
+            .target(batch.table.as_deref())
+            .map_err(WorkerError::BadTable)?;
         let rejects = Mutex::new(BatchRejects::default());
         let key = KeyNames::new(
             &schema.partition_attribute(),
@@ -450,7 +457,7 @@ impl Worker {
         let pacer = self.pacers.for_job(&batch.job_id, &batch.write);
         let writer = ChunkWriter {
             table: &*self.records,
-            table_name: &self.config.tables.records,
+            table_name,
             key: &key,
             mode: batch.write.write_mode,
             pacer: pacer.as_deref(),

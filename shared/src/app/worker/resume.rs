@@ -287,6 +287,7 @@ mod tests {
             range: None,
             schema: None,
             format: None,
+            table: None,
             report: ReportLocation {
                 bucket: "b".into(),
                 prefix: "_rejects/".into(),
