@@ -41,6 +41,10 @@ pub struct LocalPipeline {
     pub worker: WorkerConfig,
     pub queue_arn: String,
     pub control_queue_arn: String,
+    /// The batch queue's dead-letter queue, which the coordinator consumes (as the template's
+    /// `BatchDeadLetters` event source does).
+    pub dead_letter_queue_url: String,
+    pub dead_letter_queue_arn: String,
     /// How long each coordinator invocation may run before its deadline (none: no deadline,
     /// so a listing never pauses). Short budgets make a listing continue over invocations.
     pub coordinator_budget: Option<Duration>,
@@ -58,6 +62,7 @@ impl LocalPipeline {
             coordinator: CoordinatorConfig {
                 completion_queue_url: Some(provisioned.completion_queue_url.clone()),
                 control_queue_url: Some(provisioned.control_queue_url.clone()),
+                dead_letter_queue_arns: vec![provisioned.dead_letter_queue_arn.clone()],
                 ..CoordinatorConfig::new(resources.tables.clone(), &provisioned.queue_url)
             },
             worker: WorkerConfig {
@@ -70,6 +75,8 @@ impl LocalPipeline {
             },
             queue_arn: provisioned.queue_arn.clone(),
             control_queue_arn: provisioned.control_queue_arn.clone(),
+            dead_letter_queue_url: provisioned.dead_letter_queue_url.clone(),
+            dead_letter_queue_arn: provisioned.dead_letter_queue_arn.clone(),
             coordinator_budget: None,
             pollers: 2,
             timeout: Duration::from_secs(600),
@@ -135,6 +142,14 @@ impl LocalPipeline {
             &control,
         );
         control_bridge.pollers = 1;
+        // Dead letters are the coordinator's too: each is counted, whatever killed it.
+        let mut dead_letter_bridge = SqsBridge::new(
+            &self.clients.sqs,
+            &self.dead_letter_queue_url,
+            &self.dead_letter_queue_arn,
+            &control,
+        );
+        dead_letter_bridge.pollers = 1;
         // Every poller stops once the job is final (or the run failed or timed out), and the
         // run returns only when they have: see `SqsBridge::run_until`.
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -154,6 +169,7 @@ impl LocalPipeline {
         // Paused listings go on, and split objects' scans are composed, in invocations
         // woken through the control queue.
         let control = control_bridge.run_until(until_stopped());
+        let dead_letters = dead_letter_bridge.run_until(until_stopped());
         let mut last: Option<Job> = None;
         let watch = async {
             loop {
@@ -181,7 +197,12 @@ impl LocalPipeline {
             stop.send_replace(true);
             result
         };
-        let (result, (), ()) = tokio::join!(outcome, bridge.run_until(until_stopped()), control);
+        let (result, (), (), ()) = tokio::join!(
+            outcome,
+            bridge.run_until(until_stopped()),
+            control,
+            dead_letters
+        );
         result.map_err(|error| match error {
             PipelineError::Timeout { job_id, waited, .. } => PipelineError::Timeout {
                 job_id,

@@ -1,9 +1,12 @@
-//! `redrive`: batches in the dead-letter queue go back to the work queue, and a batch that
-//! was counted as failed is counted after all when it succeeds, once.
+//! `redrive`: batches in the dead-letter queue (or kept by the coordinator when it took them
+//! off it) go back to the work queue, and a batch that was counted as failed is counted after
+//! all when it succeeds, once.
 
+use devkit::bridge::ControlInvoker;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
-use shared::app::redrive::redrive;
+use shared::app::coordinator::Coordinator;
+use shared::app::redrive::{redrive, redrive_kept};
 use shared::app::worker::Worker;
 use shared::job::model::{BatchNo, JobId};
 use shared::job::model::{JobStatus, Recorded};
@@ -112,4 +115,92 @@ async fn a_batch_recovered_before_the_job_ends_lets_it_complete() {
     let job = env.ledger().get(&job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!((job.batches_recovered, job.totals.rows_written), (1, 20));
+}
+
+/// A batch moved to the dead-letter queue on deliveries that never ran our code (throttled,
+/// failed at init): the coordinator, consuming the dead-letter queue as the template's event
+/// source does (moto's SQS, through the bridge), keeps it in S3 (s3s-fs), counts it failed in
+/// the ledger (dynalite) and ends the job; `redrive --job` sends the kept copy back, and the
+/// batch is recovered.
+#[tokio::test]
+async fn a_batch_dead_lettered_without_running_ends_its_job_and_redrives_from_its_kept_copy() {
+    let env = TestEnv::new(default_servers(), "redrive-never-ran").await;
+    let spec = SampleSpec::new("n/", 2, 10);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 4, || {})
+        .await
+        .unwrap();
+    let job = env.sealed_job("job-never-ran", 2, 2).await;
+    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    worker
+        .process_batch(&env.batch(&job.job_id, 1, vec![spec.key(1)]), None)
+        .await
+        .unwrap();
+    let dead = env.batch(&job.job_id, 0, vec![spec.key(0)]);
+    env.clients
+        .sqs
+        .send_message()
+        .queue_url(&env.provisioned.dead_letter_queue_url)
+        .message_body(dead.to_json())
+        .send()
+        .await
+        .unwrap();
+
+    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
+    let invoker = ControlInvoker {
+        coordinator: &coordinator,
+        budget: None,
+    };
+    let dead_letters = devkit::bridge::SqsBridge::new(
+        &env.clients.sqs,
+        &env.provisioned.dead_letter_queue_url,
+        &env.provisioned.dead_letter_queue_arn,
+        &invoker,
+    );
+    let mut delivered = 0;
+    for _ in 0..10 {
+        delivered += dead_letters.poll_once().await.unwrap().deleted;
+        if delivered == 1 {
+            break;
+        }
+    }
+    assert_eq!(
+        delivered, 1,
+        "the dead letter was accounted for and deleted"
+    );
+    let ended = env.ledger().get(&job.job_id).await.unwrap().unwrap();
+    assert_eq!(ended.status, JobStatus::CompletedWithErrors);
+    assert_eq!((ended.batches_done, ended.batches_failed), (2, 1));
+    let reason = ended.last_batch_error.unwrap();
+    assert!(reason.contains("reached the dead-letter queue"), "{reason}");
+    assert_eq!(env.record_count().await, 10);
+
+    let sent = redrive_kept(
+        &shared::aws::S3Objects::new(env.clients.s3.clone()),
+        &shared::aws::SqsQueues::new(env.clients.sqs.clone()),
+        &env.report(),
+        &job.job_id,
+        &env.provisioned.queue_url,
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent, 1);
+    let bridge = devkit::bridge::SqsBridge::new(
+        &env.clients.sqs,
+        &env.provisioned.queue_url,
+        &env.provisioned.queue_arn,
+        &worker,
+    );
+    let mut recovered = None;
+    for _ in 0..10 {
+        bridge.poll_once().await.unwrap();
+        let job = env.ledger().get(&job.job_id).await.unwrap().unwrap();
+        if job.batches_recovered == 1 {
+            recovered = Some(job);
+            break;
+        }
+    }
+    let recovered = recovered.expect("the kept batch was redriven and recovered");
+    assert_eq!(recovered.batches_failed, 0);
+    assert_eq!(recovered.totals.rows_written, 20);
+    assert_eq!(env.record_count().await, 20);
 }

@@ -255,7 +255,14 @@ fn mappings(manifest: &Manifest, f: &DeployedFunction) -> Vec<String> {
                 f.logical_id
             ));
         }
-        if queue.redrive.is_none() {
+        // A dead-letter queue's own consumer (the coordinator's accounting) retries a letter
+        // until the queue's retention instead: there is nowhere further for it to go.
+        let is_dead_letter_queue = manifest.queues.values().any(|q| {
+            q.redrive
+                .as_ref()
+                .is_some_and(|r| r.dead_letter_target_arn == m.event_source_arn)
+        });
+        if queue.redrive.is_none() && !is_dead_letter_queue {
             findings.push(format!("{queue_id} has no dead-letter queue"));
         }
     }

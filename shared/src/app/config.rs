@@ -99,6 +99,9 @@ pub struct CoordinatorConfig {
     pub control_max_receive_count: u32,
     /// Buckets a job may read (empty: any the function's role can).
     pub allowed_buckets: Vec<String>,
+    /// The dead-letter queues (ARNs) whose messages this coordinator is sent to account for
+    /// (`DEAD_LETTER_QUEUE_ARNS`): see [`crate::app::coordinator::dead_letters`].
+    pub dead_letter_queue_arns: Vec<String>,
     /// Write units per second an on-demand records table takes when it sets no maximum: a
     /// `max_write_rate` fraction is of this (the request can name its own figure).
     pub on_demand_write_units: u64,
@@ -184,6 +187,7 @@ impl CoordinatorConfig {
             checkpoint_margin: Duration::from_secs(Self::DEFAULT_CHECKPOINT_MARGIN_SECONDS),
             control_max_receive_count: Self::DEFAULT_CONTROL_MAX_RECEIVE_COUNT,
             allowed_buckets: vec![],
+            dead_letter_queue_arns: vec![],
             on_demand_write_units: Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
         }
     }
@@ -239,15 +243,8 @@ impl CoordinatorConfig {
                 "CONTROL_MAX_RECEIVE_COUNT",
                 Self::DEFAULT_CONTROL_MAX_RECEIVE_COUNT,
             )?,
-            allowed_buckets: optional(&var, "ALLOWED_BUCKETS")
-                .map(|list| {
-                    list.split(',')
-                        .map(str::trim)
-                        .filter(|b| !b.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            allowed_buckets: list(&var, "ALLOWED_BUCKETS"),
+            dead_letter_queue_arns: list(&var, "DEAD_LETTER_QUEUE_ARNS"),
             on_demand_write_units: positive(
                 &var,
                 "ON_DEMAND_WRITE_UNITS",
@@ -354,6 +351,19 @@ fn required(
 /// An optional setting: unset and blank are the same.
 fn optional(var: &impl Fn(&str) -> Option<String>, name: &'static str) -> Option<String> {
     var(name).filter(|value| !value.trim().is_empty())
+}
+
+/// An optional comma-separated list: unset and blank are empty.
+fn list(var: &impl Fn(&str) -> Option<String>, name: &'static str) -> Vec<String> {
+    optional(var, name)
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// An optional positive integer with a default.

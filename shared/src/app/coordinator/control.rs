@@ -97,8 +97,15 @@ impl Coordinator {
         event: SqsEvent,
         deadline: Option<Instant>,
     ) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for message in event.records {
+        // The dead-letter queues reach the coordinator through the same kind of event.
+        let (dead, records): (Vec<_>, Vec<_>) =
+            (event.records.into_iter()).partition(|message| self.is_dead_letter(message));
+        let mut response = if dead.is_empty() {
+            SqsBatchResponse::default()
+        } else {
+            self.handle_dead_letters(dead).await
+        };
+        for message in records {
             let id = message.message_id.clone().unwrap_or_default();
             let body = message.body.as_deref().unwrap_or_default();
             let control = match serde_json::from_str::<ControlMessage>(body) {

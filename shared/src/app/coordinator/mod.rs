@@ -6,6 +6,7 @@
 
 mod compose;
 mod control;
+pub mod dead_letters;
 mod enqueue;
 mod listing;
 mod object_plan;
@@ -60,6 +61,8 @@ pub enum CoordinatorError {
     Completion(#[from] CompletionError),
     #[error("reading the scans of a split object failed")]
     Scans(#[source] ObjectError),
+    #[error("keeping a dead-lettered batch for a redrive failed")]
+    DeadLetter(#[source] ObjectError),
     #[error("reading an S3-triggered job's options failed")]
     Options(#[source] ObjectError),
     #[error("reading the job options in {key} failed")]

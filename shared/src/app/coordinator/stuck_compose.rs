@@ -36,7 +36,7 @@ impl Coordinator {
         woken
     }
 
-    async fn wake_composes(
+    pub(super) async fn wake_composes(
         &self,
         job_id: &JobId,
         batches: &[u64],
