@@ -1,6 +1,7 @@
 //! Nothing hangs when a process is killed (SIGKILL, no error returned) on its last delivery:
-//! a worker killed mid-batch, a listing continuation and a split object's compose step each
-//! killed mid-enqueue leave durable last-attempt marks; once the invocation's deadline has
+//! a worker killed mid-batch, a scan killed while it stores its result, a listing continuation
+//! and a split object's compose step each killed mid-enqueue leave durable last-attempt marks
+//! (a killed scan's compose is then woken by the check); once the invocation's deadline has
 //! passed, the stuck-job check counts the batches as failed (the job ends
 //! COMPLETED_WITH_ERRORS) or fails the job. A
 //! finish lost after sealing is completed by the same check. The killed process is the
@@ -294,4 +295,72 @@ async fn a_compose_that_returns_on_its_last_delivery_leaves_no_mark() {
     let ended = env.ledger().get(&job_id).await.unwrap().unwrap();
     assert_eq!(ended.status, JobStatus::Complete, "{ended:?}");
     assert_eq!(ended.totals.rows_written, 400);
+}
+
+#[tokio::test]
+async fn a_scan_killed_on_its_last_delivery_gets_its_compose_woken_and_ends_its_job() {
+    let env = TestEnv::new(default_servers(), "kill-scan").await;
+    let job_id = JobId::new("job-kill-scan");
+    let spec = SampleSpec::new("s/", 1, 400);
+    spec.upload(&env.clients.s3, &env.resources.bucket, 1, || {})
+        .await
+        .unwrap();
+    let mut pipeline = env.pipeline();
+    pipeline.coordinator.range_chunk_bytes = 4096;
+    let coordinator = Coordinator::on_aws(&env.clients, pipeline.coordinator.clone());
+    let request = JobRequest {
+        job_id: Some(job_id.clone()),
+        key: Some(spec.key(0)),
+        ..JobRequest::new(&env.resources.bucket, "s/")
+    };
+    coordinator.start_job(request, None).await.unwrap();
+    let scans: Vec<BatchMessage> = env.drain(&env.provisioned.queue_url).await;
+    assert!(scans.len() >= 4, "{} ranges", scans.len());
+    let worker = Worker::on_aws(&env.clients, pipeline.worker.clone());
+    for scan in &scans[1..] {
+        worker.process_batch(scan, None).await.unwrap();
+    }
+    // Scan 0's last delivery is killed while it stores its scan (a slow PUT).
+    let ledger = env.ledger();
+    let process_started = Instant::now();
+    let child = last_delivery(&env, "worker", &serde_json::to_string(&scans[0]).unwrap());
+    kill_when(child, async || {
+        !ledger.last_attempts(&job_id).await.unwrap().is_empty()
+    })
+    .await;
+    let woken: Vec<serde_json::Value> = env.drain(&env.provisioned.control_queue_url).await;
+    assert!(
+        woken.is_empty(),
+        "killed before any compose wake: {woken:?}"
+    );
+
+    wait_past_deadline(process_started).await;
+    let report = coordinator
+        .check_stuck_jobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.batches_failed,
+        vec![(job_id.clone(), scans[0].batch.get())]
+    );
+    assert_eq!(report.composes_woken, vec![job_id.clone()], "{report:?}");
+    let composes: Vec<serde_json::Value> = env.drain(&env.provisioned.control_queue_url).await;
+    assert_eq!(composes.len(), 1, "{composes:?}");
+    let mut message = SqsMessage::default();
+    message.message_id = Some("m-1".into());
+    message.body = Some(composes[0].to_string());
+    let mut event = SqsEvent::default();
+    event.records = vec![message];
+    let response = coordinator.handle_control_event(event, None).await;
+    assert!(response.batch_item_failures.is_empty());
+    let ended = ledger.get(&job_id).await.unwrap().unwrap();
+    assert!(ended.status.is_final(), "the job ends: {ended:?}");
+    assert!(
+        ended
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("killed on its last delivery"),
+        "{ended:?}"
+    );
 }

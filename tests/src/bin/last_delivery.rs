@@ -4,8 +4,9 @@
 //! `last_delivery worker|continuation BODY RECEIVE_COUNT DEADLINE_SECONDS`
 //!
 //! The function is the real one (`Worker::handle`, `Coordinator::handle_control_event`),
-//! configured from the environment as on Lambda; its writes (worker: rows; continuation:
-//! batch messages) go through a port that takes a second per call, so a kill lands mid-work.
+//! configured from the environment as on Lambda; its writes (worker: rows and stored scans;
+//! continuation: batch messages) go through a port that takes a second per call, so a kill
+//! lands mid-work.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use shared::app::coordinator::Coordinator;
 use shared::app::worker::Worker;
 use shared::aws::{Adapters, Clients};
 use shared::ingest::item::Item;
+use shared::port::objects::{Body, ObjectError, ObjectInfo, ObjectStore, Page, Read};
 use shared::port::queue::{Entry, FailedEntry, QueueError, Queues, Received};
 use shared::port::table::{RecordTable, WriteError};
 
@@ -29,6 +31,37 @@ impl RecordTable for SlowTable {
     async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
         tokio::time::sleep(SLOW).await;
         self.0.batch_put(table, items).await
+    }
+}
+
+struct SlowObjects(Arc<dyn ObjectStore>);
+
+#[async_trait]
+impl ObjectStore for SlowObjects {
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        page_size: i32,
+        cursor: Option<String>,
+    ) -> Result<Page, ObjectError> {
+        self.0.list_page(bucket, prefix, page_size, cursor).await
+    }
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
+        self.0.head(bucket, key).await
+    }
+    async fn get(&self, bucket: &str, key: &str, read: Read<'_>) -> Result<Body, ObjectError> {
+        self.0.get(bucket, key, read).await
+    }
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), ObjectError> {
+        tokio::time::sleep(SLOW).await;
+        self.0.put(bucket, key, body, content_type).await
     }
 }
 
@@ -84,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
             let config = WorkerConfig::from_env()?;
             let mut adapters = Adapters::aws(&clients, &config.tables.jobs);
             adapters.records = Arc::new(SlowTable(adapters.records.clone()));
+            adapters.objects = Arc::new(SlowObjects(adapters.objects.clone()));
             Worker::new(adapters, config)
                 .handle(event, Some(deadline))
                 .await
