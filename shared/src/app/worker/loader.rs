@@ -21,9 +21,10 @@ use crate::contract::schema::Schema;
 use crate::ingest::compression::{self, Encoding};
 use crate::ingest::decode::Decoded;
 use crate::ingest::format::{Format, RowDecoder};
+use crate::ingest::item::Item;
 use crate::ingest::rejects::BatchRejects;
 use crate::job::model::BatchStats;
-use crate::limiter::{AimdLimiter, AimdPermit, ThrottleCounter};
+use crate::limiter::{AimdLimiter, AimdPermit, RatePacer, ThrottleCounter};
 use crate::port::objects::ObjectStore;
 use crate::port::table::WriteError;
 
@@ -112,6 +113,21 @@ pub struct Loader<'a> {
     /// When due, every object stops at its next row boundary and what is left is returned
     /// in [`LoadStats::left`] (a resumable batch nearing its deadline).
     pub stop: &'a Stop,
+    /// A capped job's pacer: each row books its write slot as it is decoded (see
+    /// [`Pacing`]). `None`: uncapped.
+    pub pacing: Option<Pacing<'a>>,
+}
+
+/// Write slots booked as rows are decoded, not as they are written: a row enters the
+/// pipeline only if its write may begin before the stop, so the rows in flight when a part
+/// stops are exactly what the instance's share can write by then, however small the share
+/// (the writer waits for each row's slot: `SourcedRow::slot`). Booking at the writer
+/// instead let thousands of rows pile up in flight, each waiting its turn past the deadline.
+#[derive(Clone, Copy)]
+pub struct Pacing<'a> {
+    pub pacer: &'a RatePacer,
+    /// The units a row's first write is billed (the writer's rule: `ChunkWriter::charge`).
+    pub units: &'a (dyn Fn(&Item) -> u64 + Sync),
 }
 
 /// One object's contribution.
@@ -355,24 +371,54 @@ impl Loader<'_> {
         let mut chunk = Vec::with_capacity(MAX_BATCH_ITEMS);
         let mut failed = None;
         let mut stopped = false;
+        // An object that cannot resume books its slots wherever they fall.
+        let limit = self.stop.due_at().filter(|_| stoppable);
         loop {
             if stoppable && self.stop.due() {
                 stopped = true;
                 break;
             }
+            // One unit booked before the record is read (its size is not known yet), grown
+            // to the row's units after, or given back if no row comes: booking after the
+            // read would let every concurrent object add one row past the stop.
+            let slot = match self.pacing {
+                None => None,
+                Some(pacing) => match pacing.pacer.reserve_before(1, limit) {
+                    Some(slot) => Some((pacing, slot)),
+                    None => {
+                        self.stop.paced_out();
+                        stopped = true;
+                        break;
+                    }
+                },
+            };
+            let give_back = || {
+                if let Some((pacing, _)) = slot {
+                    pacing.pacer.adjust(-1);
+                }
+            };
             let decoded = match decoder.next().await {
                 Ok(Some(decoded)) => decoded,
-                Ok(None) => break,
+                Ok(None) => {
+                    give_back();
+                    break;
+                }
                 Err(error) => {
+                    give_back();
                     failed = Some(PumpError::Read(error));
                     break;
                 }
             };
             match decoded {
                 Decoded::Row(row) => {
+                    if let Some((pacing, _)) = slot {
+                        let units = (pacing.units)(&row.item).max(1);
+                        pacing.pacer.adjust(units as i64 - 1);
+                    }
                     chunk.push(SourcedRow {
                         object: source.object.clone(),
                         ranged: source.ranged,
+                        slot: slot.map(|(_, slot)| slot),
                         row,
                     });
                     if chunk.len() == MAX_BATCH_ITEMS {
@@ -384,6 +430,7 @@ impl Loader<'_> {
                     }
                 }
                 Decoded::Reject(reject) => {
+                    give_back();
                     *rejected_rows += 1;
                     lock(rejects).row(&source.object, reject);
                 }

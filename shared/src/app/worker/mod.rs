@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 pub use chunk_writer::{ChunkWriter, MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
-pub use loader::{LoadError, LoadStats, Loader};
+pub use loader::{LoadError, LoadStats, Loader, Pacing};
 pub use resume::{Left, Stop};
 
 use crate::app::completion::{Announcer, Claim, CompletionError};
@@ -39,6 +39,7 @@ use crate::aws::{Adapters, Clients};
 use crate::contract::messages::BatchMessage;
 use crate::contract::schema::{Schema, SchemaError};
 use crate::contract::write::WriteMode;
+use crate::ingest::item::Item;
 use crate::ingest::rejects::BatchRejects;
 use crate::job::model::{BatchStats, Recorded};
 use crate::limiter::{AimdLimiter, ThrottleCounter};
@@ -338,7 +339,7 @@ impl Worker {
             None => {
                 let (part, left) = self.load(batch, &schema, deadline, stop).await?;
                 if !left.is_empty() {
-                    return self.hand_on(batch, &part, left).await;
+                    return self.hand_on(batch, &part, left, stop).await;
                 }
                 (part, false)
             }
@@ -398,8 +399,12 @@ impl Worker {
         batch: &BatchMessage,
         part: &BatchStats,
         left: Vec<Left>,
+        stop: &Stop,
     ) -> Result<Processed, WorkerError> {
-        if !resume::made_progress(part) {
+        // A part the pacer stopped before its first row goes on: the instance's share went
+        // to the job's other rows (a sibling message, the last part's tail), which is
+        // progress; the next part finds the schedule free again.
+        if !resume::made_progress(part) && !stop.paced() {
             return Err(WorkerError::NoProgress);
         }
         let Some(queue_url) = &self.config.queue_url else {
@@ -430,18 +435,6 @@ impl Worker {
         deadline: Option<Instant>,
         stop: &Stop,
     ) -> Result<(BatchStats, Vec<Left>), WorkerError> {
-        let loader = Loader {
-            objects: &*self.objects,
-            throttles: &self.s3_throttles,
-            fetch_limit: &self.fetch_limit,
-            task_concurrency: self.config.task_concurrency,
-            write_concurrency: self.config.write_concurrency,
-            schema,
-            format: batch.format,
-            max_decoded_bytes: self.config.max_decoded_bytes,
-            max_record_bytes: self.config.max_record_bytes,
-            stop,
-        };
         let rejects = Mutex::new(BatchRejects::default());
         let key = KeyNames::new(
             &schema.partition_attribute(),
@@ -458,6 +451,23 @@ impl Worker {
             limiter: &self.write_limit,
             deadline,
             rejects: &rejects,
+        };
+        let charge = |item: &Item| writer.charge(item);
+        let loader = Loader {
+            objects: &*self.objects,
+            throttles: &self.s3_throttles,
+            fetch_limit: &self.fetch_limit,
+            task_concurrency: self.config.task_concurrency,
+            write_concurrency: self.config.write_concurrency,
+            schema,
+            format: batch.format,
+            max_decoded_bytes: self.config.max_decoded_bytes,
+            max_record_bytes: self.config.max_record_bytes,
+            stop,
+            pacing: pacer.as_deref().map(|pacer| Pacing {
+                pacer,
+                units: &charge,
+            }),
         };
         let mut loaded = loader
             .load(&batch.bucket, &batch.work(), &rejects, |chunk| {
@@ -508,6 +518,9 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 #[cfg(test)]
 mod resume_on_doubles;
+
+#[cfg(test)]
+mod paced_on_doubles;
 
 #[cfg(test)]
 mod tests {

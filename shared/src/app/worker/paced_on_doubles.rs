@@ -1,0 +1,106 @@
+//! A capped job whose instance share is tiny (the template's 50 instances, 400 units/s: 8
+//! units/s each) on the doubles, in paused time: every part stops and hands on before its
+//! deadline with the rows in flight written, and every row lands once.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Processed, Worker, WorkerError};
+use crate::app::config::{CoordinatorConfig, WorkerConfig};
+use crate::app::test_rig::{Rig, notes_csv, notes_schema};
+use crate::contract::messages::{BatchMessage, JobRequest};
+use crate::contract::write::{WriteMode, WriteOptions, WriteRate};
+use crate::job::model::JobStatus;
+
+const INSTANCES: usize = 50;
+const CAP: f64 = 400.0;
+/// Lambda's 120 s less the 10 s deadline margin.
+const INVOCATION: Duration = Duration::from_secs(110);
+const MARGIN: Duration = Duration::from_secs(20);
+
+/// Runs `batch` part after part, each part an invocation with [`INVOCATION`] to its
+/// deadline, asserting that each one ends before its stop (the rows in flight are written
+/// by then); returns the parts it took.
+async fn run_chain(worker: &Worker, mut batch: BatchMessage) -> usize {
+    for parts in 1..=100 {
+        let deadline = Instant::now() + INVOCATION;
+        let processed = worker.process(&batch, Some(deadline)).await;
+        // Writes are instant here: a part that ends later than a second past its stop
+        // slept past it (the pacer's old wait, ~5,600 rows in flight at 8 units/s).
+        let late = Instant::now().saturating_duration_since(deadline - MARGIN);
+        assert!(
+            late <= Duration::from_secs(1),
+            "part {parts} ended {late:?} after its stop"
+        );
+        match processed {
+            Ok(Processed::Counted(_)) => return parts,
+            Ok(Processed::Continued(next)) => batch = *next,
+            Err(error @ WorkerError::NoProgress) => panic!("part {parts}: {error}"),
+            Err(error) => panic!("part {parts}: {error}"),
+        }
+    }
+    panic!("the batch never finished");
+}
+
+async fn capped_job_on_two_batches(mode: WriteMode) {
+    let rig = Rig::new();
+    let mut expected = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let (text, rows) = notes_csv(name, 500, true);
+        rig.objects.insert("b", &format!("in/{name}.csv"), text);
+        expected.extend(rows);
+    }
+    expected.sort();
+    let request = JobRequest {
+        job_id: Some("capped".into()),
+        schema: Some(notes_schema()),
+        write: WriteOptions {
+            write_mode: mode,
+            max_write_rate: Some(WriteRate::Units(CAP)),
+            ..WriteOptions::default()
+        },
+        ..JobRequest::new("b", "in/")
+    };
+    let coordinator = rig.coordinator(CoordinatorConfig {
+        batch_size: 2,
+        control_queue_url: None,
+        ..Rig::coordinator_config()
+    });
+    coordinator.start_job(request, None).await.unwrap();
+    let batches = rig.batches();
+    assert_eq!(batches.len(), 2);
+    let worker = rig.worker(WorkerConfig {
+        max_concurrency: INSTANCES,
+        resume_margin: MARGIN,
+        ..Rig::worker_config()
+    });
+
+    // Two messages of one invocation share the instance's share, as on Lambda.
+    let started = Instant::now();
+    let chains = batches.into_iter().map(|batch| run_chain(&worker, batch));
+    let parts: usize = futures::future::join_all(chains).await.into_iter().sum();
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let job = rig.job("capped").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.batches_done, 2);
+    assert_eq!(job.totals.rows_written, 2000, "every row counted once");
+    assert_eq!(job.totals.write_units, 2000, "one unit a row, no retries");
+    assert_eq!(rig.rows(), expected, "every row once");
+    // 2,000 units at 8 a second: never faster than the share; 90 s of each 110 s work.
+    let share = CAP / INSTANCES as f64;
+    assert!(elapsed >= 2000.0 / share - 1.0, "{elapsed} s");
+    assert!(elapsed <= 2000.0 / share * 1.4, "{elapsed} s");
+    assert!(parts >= 4, "{parts} parts");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_capped_put_job_with_a_small_share_hands_on_in_time_and_writes_every_row_once() {
+    capped_job_on_two_batches(WriteMode::Put).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_capped_insert_job_with_a_small_share_hands_on_in_time_and_writes_every_row_once() {
+    capped_job_on_two_batches(WriteMode::Insert).await;
+}
