@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Processed, Worker, WorkerError};
-use crate::app::config::{CoordinatorConfig, WorkerConfig};
+use crate::app::config::{CoordinatorConfig, WorkerConfig, WorkerShape};
 use crate::app::test_rig::{Rig, notes_csv, notes_schema};
 use crate::contract::messages::{BatchMessage, JobRequest};
 use crate::contract::write::{WriteMode, WriteOptions, WriteRate};
@@ -65,6 +65,10 @@ async fn capped_job_on_two_batches(mode: WriteMode) {
     let coordinator = rig.coordinator(CoordinatorConfig {
         batch_size: 2,
         control_queue_url: None,
+        worker: WorkerShape {
+            max_concurrency: INSTANCES,
+            ..WorkerShape::default()
+        },
         ..Rig::coordinator_config()
     });
     coordinator.start_job(request, None).await.unwrap();
@@ -103,4 +107,48 @@ async fn a_capped_put_job_with_a_small_share_hands_on_in_time_and_writes_every_r
 #[tokio::test(start_paused = true)]
 async fn a_capped_insert_job_with_a_small_share_hands_on_in_time_and_writes_every_row_once() {
     capped_job_on_two_batches(WriteMode::Insert).await;
+}
+
+/// A cap whose share cannot write one chunk in an invocation is refused at the request,
+/// with the numbers, before the job exists.
+#[tokio::test]
+async fn a_cap_too_small_for_the_worker_instances_is_refused_before_anything_is_written() {
+    let rig = Rig::new();
+    let (text, _) = notes_csv("a", 10, false);
+    rig.objects.insert("b", "in/a.csv", text);
+    let coordinator = rig.coordinator(CoordinatorConfig {
+        worker: WorkerShape {
+            max_concurrency: INSTANCES,
+            ..WorkerShape::default()
+        },
+        ..Rig::coordinator_config()
+    });
+    let capped = |job_id: &str, cap: f64| JobRequest {
+        job_id: Some(job_id.into()),
+        schema: Some(notes_schema()),
+        write: WriteOptions {
+            max_write_rate: Some(WriteRate::Units(cap)),
+            ..WriteOptions::default()
+        },
+        ..JobRequest::new("b", "in/")
+    };
+    // 10 units/s over 50 instances: 0.2 each, 18 units in a part's 90 s.
+    let refused = coordinator
+        .start_job(capped("tiny", 10.0), None)
+        .await
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        text.contains("0.200 units/s") && text.contains("18.0 units"),
+        "{text}"
+    );
+    assert!(text.contains("at least 13.9"), "{text}");
+    use crate::port::ledger::Ledger;
+    assert!(rig.ledger.get(&"tiny".into()).await.unwrap().is_none());
+    assert!(rig.batches().is_empty(), "nothing enqueued");
+    // The shipped example's 400 units/s passes.
+    coordinator
+        .start_job(capped("fine", CAP), None)
+        .await
+        .unwrap();
 }
