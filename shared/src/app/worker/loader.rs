@@ -1,8 +1,10 @@
 //! A batch's objects, loaded concurrently and streamed. Objects are scheduled by
 //! `buffer_unordered`; each GET holds a permit of an AIMD limiter (halved when S3 throttles) for
 //! as long as its body is in flight; rows leave the decoder one by one through a bounded
-//! channel into 25-row chunks written `write_concurrency` at a time. Everything runs on the
-//! current thread, and memory is bounded by the limits, not by object or batch size.
+//! channel into 25-row chunks written `write_concurrency` at a time, one per lane. Everything runs on the
+//! current thread, and memory is bounded by the limits, not by object or batch size. The
+//! chunks go through ordered lanes by key (`lanes`): the rows of one key are written in
+//! row order, whatever the timing.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -13,11 +15,13 @@ use thiserror::Error;
 use tracing::Instrument;
 
 use super::chunk_writer::{MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
+use super::lanes::{self, Seen};
 use super::open::{OpenFailure, Opened};
 use super::resume::{Left, Stop, StoppedAt, rest_of};
 use crate::BoxError;
 use crate::contract::messages::Work;
 use crate::contract::schema::Schema;
+use crate::contract::write::WriteMode;
 use crate::ingest::compression::{self, Encoding};
 use crate::ingest::decode::Decoded;
 use crate::ingest::format::{Format, RowDecoder};
@@ -102,7 +106,10 @@ pub struct Loader<'a> {
     pub throttles: &'a ThrottleCounter,
     pub fetch_limit: &'a AimdLimiter,
     pub task_concurrency: usize,
+    /// Write lanes (each writes its chunks in row order): rows of one key share a lane.
     pub write_concurrency: usize,
+    /// Which row of a key wins across a lane's chunks (`lanes::settle`).
+    pub write_mode: WriteMode,
     pub schema: &'a Schema,
     /// The batch's format; `None`: each object's by its key.
     pub format: Option<Format>,
@@ -193,18 +200,41 @@ impl Loader<'_> {
                 })
                 .await
         };
-        let consume = rx
-            .flat_map(stream::iter)
-            .chunks(MAX_BATCH_ITEMS)
-            .map(&write)
-            .buffer_unordered(self.write_concurrency.max(1))
-            .try_fold(WriteOutcome::default(), |mut total, outcome| async move {
-                total += outcome;
-                Ok(total)
-            });
-        let (produced, written) = futures::join!(produce, consume);
-        // A failed write closes the channel, so producers then fail too: report the cause.
-        stats.written = written?;
+        let lanes = self.write_concurrency.max(1);
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..lanes)
+            .map(|_| mpsc::channel::<Vec<SourcedRow>>(1))
+            .unzip();
+        let route = route(rx, senders);
+        let mode = self.write_mode;
+        let write = &write;
+        let consume = futures::future::try_join_all(receivers.into_iter().map(|chunks| {
+            // One lane: its chunks one after another, in row order.
+            chunks.map(Ok).try_fold(
+                (WriteOutcome::default(), Seen::default()),
+                move |(mut total, mut seen), chunk| async move {
+                    let settled = lanes::settle(mode, chunk, &mut seen);
+                    let mut outcome = match settled.rows.is_empty() {
+                        true => WriteOutcome::default(),
+                        false => write(settled.rows).await?,
+                    };
+                    outcome.duplicates += settled.repeats;
+                    if !settled.dropped {
+                        outcome.written -= settled.repeats.min(outcome.written);
+                    }
+                    total += outcome;
+                    Ok::<_, WriteError>((total, seen))
+                },
+            )
+        }));
+        let (produced, (), written) = futures::join!(produce, route, consume);
+        // A failed write closes the channels, so producers then fail too: report the cause.
+        stats.written =
+            written?
+                .into_iter()
+                .fold(WriteOutcome::default(), |mut total, (lane, _)| {
+                    total += lane;
+                    total
+                });
         produced?;
         stats.s3_throttles = self.throttles.get().saturating_sub(throttles_before);
         Ok(stats)
@@ -473,6 +503,34 @@ impl Loader<'_> {
             permit.throttled();
         } else {
             permit.succeeded();
+        }
+    }
+}
+
+/// Hands the decoded rows to the lane of each key, in 25-row chunks (a send per chunk, not
+/// per row), and the partial chunks once decoding ends. Stops when a lane has failed.
+async fn route(
+    mut decoded: mpsc::Receiver<Vec<SourcedRow>>,
+    mut lanes: Vec<mpsc::Sender<Vec<SourcedRow>>>,
+) {
+    let count = lanes.len() as u64;
+    let mut pending: Vec<Vec<SourcedRow>> = (0..lanes.len()).map(|_| Vec::new()).collect();
+    while let Some(rows) = decoded.next().await {
+        for row in rows {
+            let lane = (lanes::key_hash(&row) % count) as usize;
+            pending[lane].push(row);
+            if pending[lane].len() == MAX_BATCH_ITEMS {
+                let full =
+                    std::mem::replace(&mut pending[lane], Vec::with_capacity(MAX_BATCH_ITEMS));
+                if lanes[lane].send(full).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    for (lane, rows) in lanes.iter_mut().zip(pending) {
+        if !rows.is_empty() && lane.send(rows).await.is_err() {
+            return;
         }
     }
 }

@@ -12,6 +12,7 @@
 //! the dead-letter queue, so its job still ends.
 
 mod chunk_writer;
+mod lanes;
 mod loader;
 mod open;
 mod resume;
@@ -459,6 +460,7 @@ impl Worker {
             fetch_limit: &self.fetch_limit,
             task_concurrency: self.config.task_concurrency,
             write_concurrency: self.config.write_concurrency,
+            write_mode: batch.write.write_mode,
             schema,
             format: batch.format,
             max_decoded_bytes: self.config.max_decoded_bytes,
@@ -521,6 +523,9 @@ mod resume_on_doubles;
 
 #[cfg(test)]
 mod paced_on_doubles;
+
+#[cfg(test)]
+mod duplicates_on_doubles;
 
 #[cfg(test)]
 mod tests {

@@ -54,9 +54,9 @@ pub struct SourcedRow {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteOutcome {
     pub written: u64,
-    /// Rows dropped because a later row in the same chunk had the same key (DynamoDB rejects
-    /// a BatchWriteItem that names one key twice; the later row wins, as a sequential load
-    /// would have it).
+    /// Rows whose key an earlier row of the part had (`worker::lanes`): dropped or
+    /// overwritten (put, delete: the later row wins), never sent (insert: the first wins),
+    /// or merged into the item (update); `written` counts the item once.
     pub duplicates: u64,
     /// Rows the table refused as invalid, each alone (reported as rejects).
     pub rejected: u64,
@@ -145,10 +145,27 @@ impl ChunkWriter<'_> {
     pub async fn write(&self, chunk: Vec<SourcedRow>) -> Result<WriteOutcome, WriteError> {
         debug_assert!(chunk.len() <= MAX_BATCH_ITEMS);
         let total = chunk.len();
-        let rows = last_wins_by_key(chunk);
+        // Rows of one key, in row order: the later wins a put or delete (and BatchWriteItem
+        // takes a key once), the first an insert, an update merges every one in turn.
+        let (rows, distinct) = match self.mode {
+            WriteMode::Put | WriteMode::Delete => {
+                let rows = last_wins_by_key(chunk);
+                let distinct = rows.len();
+                (rows, distinct)
+            }
+            WriteMode::Insert => {
+                let rows = first_wins_by_key(chunk);
+                let distinct = rows.len();
+                (rows, distinct)
+            }
+            WriteMode::Update => {
+                let distinct = distinct_keys(&chunk);
+                (chunk, distinct)
+            }
+        };
         let mut outcome = WriteOutcome {
-            written: rows.len() as u64,
-            duplicates: (total - rows.len()) as u64,
+            written: distinct as u64,
+            duplicates: (total - distinct) as u64,
             ..WriteOutcome::default()
         };
         match self.mode {
@@ -315,6 +332,24 @@ fn still_pending(
             }
         })
         .collect()
+}
+
+/// Keeps the first row for each key, in row order.
+fn first_wins_by_key(chunk: Vec<SourcedRow>) -> Vec<SourcedRow> {
+    let mut unique: Vec<SourcedRow> = Vec::with_capacity(chunk.len());
+    for row in chunk {
+        if !unique.iter().any(|u| u.row.key == row.row.key) {
+            unique.push(row);
+        }
+    }
+    unique
+}
+
+/// How many keys the rows hold.
+fn distinct_keys(rows: &[SourcedRow]) -> usize {
+    (0..rows.len())
+        .filter(|&i| !rows[..i].iter().any(|r| r.row.key == rows[i].row.key))
+        .count()
 }
 
 /// Keeps the last row for each key, in first-seen order (a chunk is at most 25 rows, so a
