@@ -37,6 +37,10 @@ use crate::port::table::WriteError;
 /// typing the row.
 const CHUNK_BUFFER: usize = 8;
 
+/// Chunks queued per write lane: a lane whose call is slow holds up the router (and so the
+/// other lanes) only once this many of its chunks wait.
+const LANE_BUFFER: usize = 3;
+
 /// Retryable failures: the batch is left for redelivery. Permanent per-object failures are
 /// not errors; they are rejects.
 #[derive(Debug, Error)]
@@ -202,7 +206,7 @@ impl Loader<'_> {
         };
         let lanes = self.write_concurrency.max(1);
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..lanes)
-            .map(|_| mpsc::channel::<Vec<SourcedRow>>(1))
+            .map(|_| mpsc::channel::<Vec<SourcedRow>>(LANE_BUFFER))
             .unzip();
         let route = route(rx, senders);
         let mode = self.write_mode;
