@@ -406,10 +406,12 @@ pub(crate) async fn load_counting(
         fetch_limit: &limiter,
         task_concurrency,
         write_concurrency: config.write_concurrency,
+        write_mode: shared::contract::write::WriteMode::Put,
         schema: &schema,
         format: None,
         max_decoded_bytes: config.max_decoded_bytes,
         max_record_bytes: config.max_record_bytes,
+        pacing: None,
     };
     let rejects = Mutex::new(BatchRejects::default());
     let stats = loader

@@ -79,6 +79,10 @@ pub struct PlanArgs {
     /// takes its share).
     #[arg(long)]
     pub max_write_rate: Option<f64>,
+    /// Seconds a worker invocation writes before it hands on (120 s timeout less the 10 s
+    /// deadline and 20 s resume margins).
+    #[arg(long, default_value_t = DEFAULT.worker_part_seconds)]
+    pub worker_part_seconds: f64,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -122,6 +126,7 @@ impl PlanArgs {
             invocation_overhead_seconds: self.invocation_overhead_seconds,
             write_mode: self.write_mode,
             max_write_rate: self.max_write_rate,
+            worker_part_seconds: self.worker_part_seconds,
             ledger_write_units: self.ledger_write_units,
             ledger_shards: shared::job::shards::SHARDS,
         }
@@ -168,6 +173,12 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
         plan.write_units_per_second,
         plan.writing_seconds
     );
+    if let Some(pacing) = &plan.pacing {
+        println!(
+            "| (capped: {:.2} units/s per instance, {:.0} units per invocation, {} parts a batch) | |",
+            pacing.share_units_per_second, pacing.units_per_part, pacing.parts_per_batch
+        );
+    }
     println!(
         "| counting ({} batches in the ledger) | {:.1} |",
         plan.batches, plan.counting_seconds
@@ -200,6 +211,10 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
         plan.requests.s3_get, plan.requests.s3_list, plan.cost.s3
     );
     println!("| **total** | | **{:.4}** |", plan.cost.total);
+    if let Some(refused) = plan.pacing.as_ref().and_then(|p| p.refused.as_ref()) {
+        println!();
+        println!("**The coordinator refuses this job**: {refused}");
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +347,25 @@ mod tests {
             insert.requests.dynamodb_write_units,
             put.requests.dynamodb_write_units
         );
+        // The shipped capped example at the template's 50 instances: 8 units/s each, 720
+        // one-unit rows an invocation, so a batch of 10,000 rows takes 14 parts.
+        let slow = plan(&input(&["--max-write-rate", "400"]));
+        let pacing = slow.pacing.clone().unwrap();
+        assert_eq!(
+            (pacing.share_units_per_second, pacing.units_per_part),
+            (8.0, 720.0)
+        );
+        assert_eq!((pacing.parts_per_batch, pacing.refused), (14, None));
+        let uncapped = plan(&input(&[]));
+        assert_eq!(
+            slow.requests.lambda_invocations,
+            uncapped.requests.lambda_invocations + 100 * 13,
+            "each part after the first is an invocation"
+        );
+        // 10 units/s over 50: 18 units an invocation, less than a chunk: refused.
+        let tiny = plan(&input(&["--max-write-rate", "10"]));
+        let refused = tiny.pacing.unwrap().refused.unwrap();
+        assert!(refused.contains("0.200 units/s"), "{refused}");
         let unknown = Cli::try_parse_from(["plan", "--write-mode", "upsert"]);
         assert!(unknown.is_err_and(|e| e.to_string().contains("upsert")));
     }

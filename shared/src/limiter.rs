@@ -202,20 +202,72 @@ impl RatePacer {
 
     /// Waits until `units` may be spent, and counts them as spent.
     pub async fn take(&self, units: u64) {
+        let start = self.reserve_before(units, None);
+        self.wait_for(start.unwrap_or_else(Instant::now)).await;
+    }
+
+    /// Waits for `units` unless their slot would begin at or after `limit` (then reserves
+    /// nothing and returns false): a paced wait never sleeps past the point where the work
+    /// must have stopped.
+    pub async fn take_before(&self, units: u64, limit: Option<Instant>) -> bool {
+        match self.reserve_before(units, limit) {
+            Some(start) => {
+                self.wait_for(start).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reserves the next `units / rate` seconds of the schedule if that slot begins before
+    /// `limit` (always, without one), and returns when it begins; the caller then waits for
+    /// it ([`wait_for`](Self::wait_for)). `None`: the schedule is booked up to `limit`.
+    pub fn reserve_before(&self, units: u64, limit: Option<Instant>) -> Option<Instant> {
         let now = Instant::now();
-        let start = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let start = next.map_or(now, |next| next.max(now));
-            *next = Some(start + Duration::from_secs_f64(units as f64 / self.units_per_second));
-            start
-        };
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let start = next.map_or(now, |next| next.max(now));
+        if limit.is_some_and(|limit| start >= limit) {
+            return None;
+        }
+        *next = Some(start + self.slot(units));
+        drop(next);
         self.units.fetch_add(units, Ordering::Relaxed);
+        Some(start)
+    }
+
+    /// Changes the end of the schedule by `units`: more for a reservation that turned out
+    /// bigger, fewer (negative) to give back a reservation not used. Slots already handed
+    /// out stay where they are; the next reservation begins earlier or later.
+    pub fn adjust(&self, units: i64) {
+        if units == 0 {
+            return;
+        }
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(end) = next.as_mut() {
+            let by = self.slot(units.unsigned_abs());
+            *end = if units > 0 { *end + by } else { *end - by };
+        }
+        drop(next);
+        if units > 0 {
+            self.units.fetch_add(units as u64, Ordering::Relaxed);
+        } else {
+            self.units
+                .fetch_sub(units.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
+    /// Waits for a reserved slot to begin.
+    pub async fn wait_for(&self, start: Instant) {
+        let now = Instant::now();
         if start > now {
-            let waited = start - now;
             self.waited_ms
-                .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+                .fetch_add((start - now).as_millis() as u64, Ordering::Relaxed);
             tokio::time::sleep_until(start).await;
         }
+    }
+
+    fn slot(&self, units: u64) -> Duration {
+        Duration::from_secs_f64(units as f64 / self.units_per_second)
     }
 
     /// Units taken so far, and milliseconds spent waiting for them.
@@ -254,6 +306,28 @@ mod tests {
         assert_eq!(before.elapsed(), Duration::ZERO);
         pacer.take(50).await;
         assert_eq!(before.elapsed(), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_wait_refuses_a_slot_past_its_limit_instead_of_sleeping_past_it() {
+        let pacer = RatePacer::new(10.0);
+        let limit = Instant::now() + Duration::from_secs(1);
+        // 10 units a second: slots at 0, 0.5 s; the third would begin at the limit.
+        assert!(pacer.take_before(5, Some(limit)).await);
+        assert!(pacer.take_before(5, Some(limit)).await);
+        let before = Instant::now();
+        assert!(!pacer.take_before(1, Some(limit)).await);
+        assert_eq!(before.elapsed(), Duration::ZERO, "refused at once");
+        assert_eq!(pacer.spent().0, 10, "a refusal reserves nothing");
+        // A reservation given back moves the next slot earlier; one grown, later.
+        let start = pacer.reserve_before(10, None).unwrap();
+        pacer.adjust(-10);
+        assert_eq!(pacer.reserve_before(1, None), Some(start));
+        pacer.adjust(9);
+        assert_eq!(
+            pacer.reserve_before(1, None),
+            Some(start + Duration::from_secs(1))
+        );
     }
 
     #[test]

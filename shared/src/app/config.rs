@@ -105,6 +105,58 @@ pub struct CoordinatorConfig {
     /// Write units per second an on-demand records table takes when it sets no maximum: a
     /// `max_write_rate` fraction is of this (the request can name its own figure).
     pub on_demand_write_units: u64,
+    /// The worker's `WORKER_MAX_CONCURRENCY`, timeout and resume margin: a capped job
+    /// whose share per instance cannot write one chunk in an invocation is refused.
+    pub worker: WorkerShape,
+}
+
+/// What the coordinator knows of the worker function, to check a cap's share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerShape {
+    pub max_concurrency: usize,
+    pub timeout: Duration,
+    pub resume_margin: Duration,
+}
+
+impl Default for WorkerShape {
+    /// One instance (local runs), the template's 120 s timeout, the default margin.
+    fn default() -> Self {
+        Self {
+            max_concurrency: 1,
+            timeout: Duration::from_secs(WorkerShape::DEFAULT_TIMEOUT_SECONDS),
+            resume_margin: Duration::from_secs(WorkerConfig::DEFAULT_RESUME_MARGIN_SECONDS),
+        }
+    }
+}
+
+impl WorkerShape {
+    pub const DEFAULT_TIMEOUT_SECONDS: u64 = 120;
+
+    /// Seconds an invocation writes before it stops and hands on.
+    pub fn part_seconds(&self) -> f64 {
+        crate::plan::pacing::part_seconds(
+            self.timeout,
+            crate::app::lambda::DEADLINE_MARGIN,
+            self.resume_margin,
+        )
+    }
+
+    fn from_lookup(var: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            max_concurrency: positive(var, "WORKER_MAX_CONCURRENCY", defaults.max_concurrency)?,
+            timeout: Duration::from_secs(positive(
+                var,
+                "WORKER_TIMEOUT_SECONDS",
+                Self::DEFAULT_TIMEOUT_SECONDS,
+            )?),
+            resume_margin: Duration::from_secs(positive(
+                var,
+                "RESUME_MARGIN_SECONDS",
+                WorkerConfig::DEFAULT_RESUME_MARGIN_SECONDS,
+            )?),
+        })
+    }
 }
 
 /// Worker settings: GETs in flight, objects in flight, write parallelism.
@@ -189,6 +241,7 @@ impl CoordinatorConfig {
             allowed_buckets: vec![],
             dead_letter_queue_arns: vec![],
             on_demand_write_units: Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
+            worker: WorkerShape::default(),
         }
     }
 
@@ -250,6 +303,7 @@ impl CoordinatorConfig {
                 "ON_DEMAND_WRITE_UNITS",
                 Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
             )?,
+            worker: WorkerShape::from_lookup(&var)?,
         })
     }
 }
@@ -429,6 +483,8 @@ mod tests {
         assert_eq!(config.checkpoint_margin, Duration::from_secs(60));
         assert!(config.allowed_buckets.is_empty());
         assert_eq!(config.on_demand_write_units, 40_000);
+        assert_eq!(config.worker, WorkerShape::default());
+        assert_eq!(config.worker.part_seconds(), 90.0);
         assert_eq!(
             WorkerConfig::from_lookup(lookup(&BASE))
                 .unwrap()
@@ -444,6 +500,13 @@ mod tests {
         pairs.push(("WORKER_MAX_CONCURRENCY", "50"));
         let worker = WorkerConfig::from_lookup(lookup(&pairs)).unwrap();
         assert_eq!(worker.max_concurrency, 50);
+        let shape = CoordinatorConfig::from_lookup(lookup(&pairs))
+            .unwrap()
+            .worker;
+        assert_eq!(
+            shape.max_concurrency, 50,
+            "the coordinator checks a cap's share"
+        );
         assert_eq!(
             worker.completion_queue_url.as_deref(),
             Some("http://q/done")

@@ -4,5 +4,6 @@
 
 pub mod batching;
 pub mod model;
+pub mod pacing;
 pub mod ranges;
 pub mod trigger;

@@ -47,6 +47,10 @@ pub struct PlanInput {
     pub write_mode: WriteMode,
     /// The job's `max_write_rate` in write units per second (resolved), if capped.
     pub max_write_rate: Option<f64>,
+    /// Seconds a worker invocation writes before it stops and hands on (the 120 s timeout
+    /// less the 10 s deadline and 20 s resume margins): a capped batch takes as many parts
+    /// as its units need at the instance's share.
+    pub worker_part_seconds: f64,
     /// The jobs table's write limit in write units per second: the ledger's three one-unit
     /// writes per count share it.
     pub ledger_write_units: f64,
@@ -75,6 +79,7 @@ pub const DEFAULT: PlanInput = PlanInput {
     invocation_overhead_seconds: 0.05,
     write_mode: WriteMode::Put,
     max_write_rate: None,
+    worker_part_seconds: 90.0,
     ledger_write_units: 40_000.0,
     ledger_shards: 32,
 };
@@ -125,6 +130,19 @@ pub struct Requests {
     pub ledger_read_units: u64,
 }
 
+/// A capped job, per worker instance (`plan::pacing`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pacing {
+    /// cap / concurrency.
+    pub share_units_per_second: f64,
+    /// What one invocation writes before it hands on.
+    pub units_per_part: f64,
+    /// Invocations a batch takes (parts), at the share or the worker's own write rate.
+    pub parts_per_batch: u64,
+    /// Why the coordinator would refuse the job: the share cannot write one chunk a part.
+    pub refused: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Cost {
     pub lambda: f64,
@@ -152,6 +170,8 @@ pub struct Plan {
     /// Write units per second the job may use: the table's limit, or the cap's share for
     /// the workers that run (each takes cap / concurrency).
     pub write_units_per_second: f64,
+    /// A capped job's share per worker instance and what it means for a batch.
+    pub pacing: Option<Pacing>,
     /// The stage that sets the pace.
     pub bottleneck: &'static str,
     pub wall_seconds: f64,
@@ -212,6 +232,26 @@ pub fn plan(input: &PlanInput) -> Plan {
     let write_rows_per_second =
         (per_worker * workers as f64).min(write_units_per_second / units_per_row as f64);
     let writing_seconds = rows as f64 / write_rows_per_second.max(1e-9);
+    // A capped batch writes at most its share's units per invocation, then hands on.
+    let pacing = input.max_write_rate.map(|cap| {
+        let instances = input.concurrency.max(1) as usize;
+        let checked = super::pacing::check(cap, instances, input.worker_part_seconds);
+        let share = checked.as_ref().map_or_else(|e| e.share, |share| *share);
+        let units_per_batch = (batch_size * input.rows_per_object * units_per_row) as f64;
+        let units_per_part = share
+            .units_per_part
+            .min(per_worker * units_per_row as f64 * input.worker_part_seconds);
+        Pacing {
+            share_units_per_second: share.units_per_second,
+            units_per_part: share.units_per_part,
+            parts_per_batch: ((units_per_batch / units_per_part.max(1e-9)).ceil() as u64).max(1),
+            refused: checked.err().map(|e| e.to_string()),
+        }
+    });
+    // Each part after a batch's first is a continuation: one more message and invocation.
+    let continuations = pacing
+        .as_ref()
+        .map_or(0, |p| batches * (p.parts_per_batch - 1));
     let shards = f64::from(input.ledger_shards.max(1));
     let counts_per_second = (input.ledger_write_units / LEDGER_WRITES_PER_COUNT as f64)
         .min(shards * ITEM_WRITE_UNITS_PER_SECOND / 2.0);
@@ -244,9 +284,13 @@ pub fn plan(input: &PlanInput) -> Plan {
         s3_list: pages,
         s3_get: if split { 3 * ranges } else { input.objects },
         // Split objects add one compose message (and invocation) each.
-        sqs: batches.div_ceil(10) + 2 * batches + if split { input.objects } else { 0 },
+        sqs: batches.div_ceil(10)
+            + 2 * batches
+            + 3 * continuations
+            + if split { input.objects } else { 0 },
         // The coordinator lists for ~14 minutes per invocation, then continues in the next.
         lambda_invocations: batches
+            + continuations
             + ((listing_seconds / 840.0).ceil() as u64).max(1)
             + if split { input.objects } else { 0 },
         dynamodb_write_calls: write_calls,
@@ -271,6 +315,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         bytes_read: if split { 2 * input_bytes } else { input_bytes },
         counting_seconds,
         write_units_per_second,
+        pacing,
         bottleneck,
         wall_seconds,
         lambda_gb_seconds,

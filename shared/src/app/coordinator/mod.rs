@@ -265,6 +265,12 @@ impl Coordinator {
             description.capacity,
             self.config.on_demand_write_units as f64,
         );
+        if let Some(cap) = request.write.write_units_per_second {
+            // Before anything is written: a share too small to write a chunk per invocation.
+            let worker = &self.config.worker;
+            crate::plan::pacing::check(cap, worker.max_concurrency, worker.part_seconds())
+                .map_err(|e| CoordinatorError::InvalidRequest(e.to_string()))?;
+        }
         let job_id = request.job_id.clone().unwrap_or_else(JobId::fresh);
         let report = self.report_location(&request);
         // This run owns the listing until it seals it or hands it over at a checkpoint.

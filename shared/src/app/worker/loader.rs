@@ -1,8 +1,10 @@
 //! A batch's objects, loaded concurrently and streamed. Objects are scheduled by
 //! `buffer_unordered`; each GET holds a permit of an AIMD limiter (halved when S3 throttles) for
 //! as long as its body is in flight; rows leave the decoder one by one through a bounded
-//! channel into 25-row chunks written `write_concurrency` at a time. Everything runs on the
-//! current thread, and memory is bounded by the limits, not by object or batch size.
+//! channel into 25-row chunks written `write_concurrency` at a time, one per lane. Everything runs on the
+//! current thread, and memory is bounded by the limits, not by object or batch size. The
+//! chunks go through ordered lanes by key (`lanes`): the rows of one key are written in
+//! row order, whatever the timing.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -13,17 +15,20 @@ use thiserror::Error;
 use tracing::Instrument;
 
 use super::chunk_writer::{MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
+use super::lanes::{self, Seen};
 use super::open::{OpenFailure, Opened};
 use super::resume::{Left, Stop, StoppedAt, rest_of};
 use crate::BoxError;
 use crate::contract::messages::Work;
 use crate::contract::schema::Schema;
+use crate::contract::write::WriteMode;
 use crate::ingest::compression::{self, Encoding};
 use crate::ingest::decode::Decoded;
 use crate::ingest::format::{Format, RowDecoder};
+use crate::ingest::item::Item;
 use crate::ingest::rejects::BatchRejects;
 use crate::job::model::BatchStats;
-use crate::limiter::{AimdLimiter, AimdPermit, ThrottleCounter};
+use crate::limiter::{AimdLimiter, AimdPermit, RatePacer, ThrottleCounter};
 use crate::port::objects::ObjectStore;
 use crate::port::table::WriteError;
 
@@ -31,6 +36,10 @@ use crate::port::table::WriteError;
 /// up. Rows travel in chunks, not one by one: a channel send per row costs more CPU than
 /// typing the row.
 const CHUNK_BUFFER: usize = 8;
+
+/// Chunks queued per write lane: a lane whose call is slow holds up the router (and so the
+/// other lanes) only once this many of its chunks wait.
+const LANE_BUFFER: usize = 3;
 
 /// Retryable failures: the batch is left for redelivery. Permanent per-object failures are
 /// not errors; they are rejects.
@@ -101,7 +110,10 @@ pub struct Loader<'a> {
     pub throttles: &'a ThrottleCounter,
     pub fetch_limit: &'a AimdLimiter,
     pub task_concurrency: usize,
+    /// Write lanes (each writes its chunks in row order): rows of one key share a lane.
     pub write_concurrency: usize,
+    /// Which row of a key wins across a lane's chunks (`lanes::settle`).
+    pub write_mode: WriteMode,
     pub schema: &'a Schema,
     /// The batch's format; `None`: each object's by its key.
     pub format: Option<Format>,
@@ -112,6 +124,21 @@ pub struct Loader<'a> {
     /// When due, every object stops at its next row boundary and what is left is returned
     /// in [`LoadStats::left`] (a resumable batch nearing its deadline).
     pub stop: &'a Stop,
+    /// A capped job's pacer: each row books its write slot as it is decoded (see
+    /// [`Pacing`]). `None`: uncapped.
+    pub pacing: Option<Pacing<'a>>,
+}
+
+/// Write slots booked as rows are decoded, not as they are written: a row enters the
+/// pipeline only if its write may begin before the stop, so the rows in flight when a part
+/// stops are exactly what the instance's share can write by then, however small the share
+/// (the writer waits for each row's slot: `SourcedRow::slot`). Booking at the writer
+/// instead let thousands of rows pile up in flight, each waiting its turn past the deadline.
+#[derive(Clone, Copy)]
+pub struct Pacing<'a> {
+    pub pacer: &'a RatePacer,
+    /// The units a row's first write is billed (the writer's rule: `ChunkWriter::charge`).
+    pub units: &'a (dyn Fn(&Item) -> u64 + Sync),
 }
 
 /// One object's contribution.
@@ -177,18 +204,41 @@ impl Loader<'_> {
                 })
                 .await
         };
-        let consume = rx
-            .flat_map(stream::iter)
-            .chunks(MAX_BATCH_ITEMS)
-            .map(&write)
-            .buffer_unordered(self.write_concurrency.max(1))
-            .try_fold(WriteOutcome::default(), |mut total, outcome| async move {
-                total += outcome;
-                Ok(total)
-            });
-        let (produced, written) = futures::join!(produce, consume);
-        // A failed write closes the channel, so producers then fail too: report the cause.
-        stats.written = written?;
+        let lanes = self.write_concurrency.max(1);
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..lanes)
+            .map(|_| mpsc::channel::<Vec<SourcedRow>>(LANE_BUFFER))
+            .unzip();
+        let route = route(rx, senders);
+        let mode = self.write_mode;
+        let write = &write;
+        let consume = futures::future::try_join_all(receivers.into_iter().map(|chunks| {
+            // One lane: its chunks one after another, in row order.
+            chunks.map(Ok).try_fold(
+                (WriteOutcome::default(), Seen::default()),
+                move |(mut total, mut seen), chunk| async move {
+                    let settled = lanes::settle(mode, chunk, &mut seen);
+                    let mut outcome = match settled.rows.is_empty() {
+                        true => WriteOutcome::default(),
+                        false => write(settled.rows).await?,
+                    };
+                    outcome.duplicates += settled.repeats;
+                    if !settled.dropped {
+                        outcome.written -= settled.repeats.min(outcome.written);
+                    }
+                    total += outcome;
+                    Ok::<_, WriteError>((total, seen))
+                },
+            )
+        }));
+        let (produced, (), written) = futures::join!(produce, route, consume);
+        // A failed write closes the channels, so producers then fail too: report the cause.
+        stats.written =
+            written?
+                .into_iter()
+                .fold(WriteOutcome::default(), |mut total, (lane, _)| {
+                    total += lane;
+                    total
+                });
         produced?;
         stats.s3_throttles = self.throttles.get().saturating_sub(throttles_before);
         Ok(stats)
@@ -355,24 +405,54 @@ impl Loader<'_> {
         let mut chunk = Vec::with_capacity(MAX_BATCH_ITEMS);
         let mut failed = None;
         let mut stopped = false;
+        // An object that cannot resume books its slots wherever they fall.
+        let limit = self.stop.due_at().filter(|_| stoppable);
         loop {
             if stoppable && self.stop.due() {
                 stopped = true;
                 break;
             }
+            // One unit booked before the record is read (its size is not known yet), grown
+            // to the row's units after, or given back if no row comes: booking after the
+            // read would let every concurrent object add one row past the stop.
+            let slot = match self.pacing {
+                None => None,
+                Some(pacing) => match pacing.pacer.reserve_before(1, limit) {
+                    Some(slot) => Some((pacing, slot)),
+                    None => {
+                        self.stop.paced_out();
+                        stopped = true;
+                        break;
+                    }
+                },
+            };
+            let give_back = || {
+                if let Some((pacing, _)) = slot {
+                    pacing.pacer.adjust(-1);
+                }
+            };
             let decoded = match decoder.next().await {
                 Ok(Some(decoded)) => decoded,
-                Ok(None) => break,
+                Ok(None) => {
+                    give_back();
+                    break;
+                }
                 Err(error) => {
+                    give_back();
                     failed = Some(PumpError::Read(error));
                     break;
                 }
             };
             match decoded {
                 Decoded::Row(row) => {
+                    if let Some((pacing, _)) = slot {
+                        let units = (pacing.units)(&row.item).max(1);
+                        pacing.pacer.adjust(units as i64 - 1);
+                    }
                     chunk.push(SourcedRow {
                         object: source.object.clone(),
                         ranged: source.ranged,
+                        slot: slot.map(|(_, slot)| slot),
                         row,
                     });
                     if chunk.len() == MAX_BATCH_ITEMS {
@@ -384,6 +464,7 @@ impl Loader<'_> {
                     }
                 }
                 Decoded::Reject(reject) => {
+                    give_back();
                     *rejected_rows += 1;
                     lock(rejects).row(&source.object, reject);
                 }
@@ -426,6 +507,34 @@ impl Loader<'_> {
             permit.throttled();
         } else {
             permit.succeeded();
+        }
+    }
+}
+
+/// Hands the decoded rows to the lane of each key, in 25-row chunks (a send per chunk, not
+/// per row), and the partial chunks once decoding ends. Stops when a lane has failed.
+async fn route(
+    mut decoded: mpsc::Receiver<Vec<SourcedRow>>,
+    mut lanes: Vec<mpsc::Sender<Vec<SourcedRow>>>,
+) {
+    let count = lanes.len() as u64;
+    let mut pending: Vec<Vec<SourcedRow>> = (0..lanes.len()).map(|_| Vec::new()).collect();
+    while let Some(rows) = decoded.next().await {
+        for row in rows {
+            let lane = (lanes::key_hash(&row) % count) as usize;
+            pending[lane].push(row);
+            if pending[lane].len() == MAX_BATCH_ITEMS {
+                let full =
+                    std::mem::replace(&mut pending[lane], Vec::with_capacity(MAX_BATCH_ITEMS));
+                if lanes[lane].send(full).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    for (lane, rows) in lanes.iter_mut().zip(pending) {
+        if !rows.is_empty() && lane.send(rows).await.is_err() {
+            return;
         }
     }
 }

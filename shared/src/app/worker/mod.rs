@@ -12,6 +12,7 @@
 //! the dead-letter queue, so its job still ends.
 
 mod chunk_writer;
+mod lanes;
 mod loader;
 mod open;
 mod resume;
@@ -27,7 +28,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 pub use chunk_writer::{ChunkWriter, MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
-pub use loader::{LoadError, LoadStats, Loader};
+pub use loader::{LoadError, LoadStats, Loader, Pacing};
 pub use resume::{Left, Stop};
 
 use crate::app::completion::{Announcer, Claim, CompletionError};
@@ -39,6 +40,7 @@ use crate::aws::{Adapters, Clients};
 use crate::contract::messages::BatchMessage;
 use crate::contract::schema::{Schema, SchemaError};
 use crate::contract::write::WriteMode;
+use crate::ingest::item::Item;
 use crate::ingest::rejects::BatchRejects;
 use crate::job::model::{BatchStats, Recorded};
 use crate::limiter::{AimdLimiter, ThrottleCounter};
@@ -340,7 +342,7 @@ impl Worker {
             None => {
                 let (part, left) = self.load(batch, &schema, deadline, stop).await?;
                 if !left.is_empty() {
-                    return self.hand_on(batch, &part, left).await;
+                    return self.hand_on(batch, &part, left, stop).await;
                 }
                 (part, false)
             }
@@ -400,8 +402,12 @@ impl Worker {
         batch: &BatchMessage,
         part: &BatchStats,
         left: Vec<Left>,
+        stop: &Stop,
     ) -> Result<Processed, WorkerError> {
-        if !resume::made_progress(part) {
+        // A part the pacer stopped before its first row goes on: the instance's share went
+        // to the job's other rows (a sibling message, the last part's tail), which is
+        // progress; the next part finds the schedule free again.
+        if !resume::made_progress(part) && !stop.paced() {
             return Err(WorkerError::NoProgress);
         }
         let Some(queue_url) = &self.config.queue_url else {
@@ -432,18 +438,6 @@ impl Worker {
         deadline: Option<Instant>,
         stop: &Stop,
     ) -> Result<(BatchStats, Vec<Left>), WorkerError> {
-        let loader = Loader {
-            objects: &*self.objects,
-            throttles: &self.s3_throttles,
-            fetch_limit: &self.fetch_limit,
-            task_concurrency: self.config.task_concurrency,
-            write_concurrency: self.config.write_concurrency,
-            schema,
-            format: batch.format,
-            max_decoded_bytes: self.config.max_decoded_bytes,
-            max_record_bytes: self.config.max_record_bytes,
-            stop,
-        };
         // The coordinator checked the job's table; a message naming another (hand-made, or
         // from a deployment since narrowed) is refused here too, before any write.
         let table_name = (self.config.tables)
@@ -465,6 +459,24 @@ impl Worker {
             limiter: &self.write_limit,
             deadline,
             rejects: &rejects,
+        };
+        let charge = |item: &Item| writer.charge(item);
+        let loader = Loader {
+            objects: &*self.objects,
+            throttles: &self.s3_throttles,
+            fetch_limit: &self.fetch_limit,
+            task_concurrency: self.config.task_concurrency,
+            write_concurrency: self.config.write_concurrency,
+            write_mode: batch.write.write_mode,
+            schema,
+            format: batch.format,
+            max_decoded_bytes: self.config.max_decoded_bytes,
+            max_record_bytes: self.config.max_record_bytes,
+            stop,
+            pacing: pacer.as_deref().map(|pacer| Pacing {
+                pacer,
+                units: &charge,
+            }),
         };
         let mut loaded = loader
             .load(&batch.bucket, &batch.work(), &rejects, |chunk| {
@@ -515,6 +527,12 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 #[cfg(test)]
 mod resume_on_doubles;
+
+#[cfg(test)]
+mod paced_on_doubles;
+
+#[cfg(test)]
+mod duplicates_on_doubles;
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,8 @@ use crate::job::model::BatchStats;
 pub struct Stop {
     at: Option<Instant>,
     hit: AtomicBool,
+    /// Due early because the job's pacer had no slot left before `at`.
+    paced: AtomicBool,
 }
 
 impl Stop {
@@ -30,8 +32,27 @@ impl Stop {
     pub fn at(at: Instant) -> Self {
         Self {
             at: Some(at),
-            hit: AtomicBool::new(false),
+            ..Self::default()
         }
+    }
+
+    /// When decoding must stop (`None`: never). Writes of a capped job are paced to begin
+    /// before it, so the rows in flight at the stop are what the share writes by then.
+    pub fn due_at(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// Due now: the job's pacer is booked up to the stop, so a row decoded now could not
+    /// be written before it.
+    pub fn paced_out(&self) {
+        self.paced.store(true, Ordering::Relaxed);
+        self.hit.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the stop came from the pacer: a part that then did nothing still hands on
+    /// (the instance's share went to the job's other rows), rather than failing.
+    pub fn paced(&self) -> bool {
+        self.paced.load(Ordering::Relaxed)
     }
 
     /// Due `margin` before `deadline`, but leaving at least a tenth of the time from `now`

@@ -1,6 +1,8 @@
 //! A chunk of up to 25 rows, written as the job's write mode says: puts and deletes in one
 //! BatchWriteItem, inserts and updates one item at a time ([`single`]). Every attempt first
-//! takes its write units from the job's rate pacer, when the job is capped.
+//! takes its write units from the job's rate pacer, when the job is capped: a first attempt
+//! waits for the slots its rows booked as they were decoded, a retry books anew; a slot
+//! that would begin past the deadline fails the write instead of sleeping past it.
 //!
 //! BatchWriteItem with UnprocessedItems retried. DynamoDB returns throttled puts in
 //! `UnprocessedItems` on a *successful* response, which the SDK's retries never see; dropping
@@ -42,6 +44,9 @@ pub struct SourcedRow {
     pub object: Arc<str>,
     /// Read from a range of its object: its reject then carries the byte offset.
     pub ranged: bool,
+    /// When the row's first write may begin, booked from the job's pacer as it was decoded
+    /// (`loader::Pacing`); `None`: unbooked (uncapped, or the writer books it).
+    pub slot: Option<Instant>,
     pub row: TypedRow,
 }
 
@@ -49,9 +54,9 @@ pub struct SourcedRow {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteOutcome {
     pub written: u64,
-    /// Rows dropped because a later row in the same chunk had the same key (DynamoDB rejects
-    /// a BatchWriteItem that names one key twice; the later row wins, as a sequential load
-    /// would have it).
+    /// Rows whose key an earlier row of the part had (`worker::lanes`): dropped or
+    /// overwritten (put, delete: the later row wins), never sent (insert: the first wins),
+    /// or merged into the item (update); `written` counts the item once.
     pub duplicates: u64,
     /// Rows the table refused as invalid, each alone (reported as rejects).
     pub rejected: u64,
@@ -109,15 +114,58 @@ struct Stopped {
 }
 
 impl ChunkWriter<'_> {
+    /// The units one write of `item` takes from the pacer: a delete is charged for its key.
+    pub fn charge(&self, item: &Item) -> u64 {
+        match self.mode {
+            WriteMode::Delete => units(&self.key.key_of(item)),
+            _ => units(item),
+        }
+    }
+
+    /// Waits until `rows` (one call's rows, `charged` units) may be written: a first
+    /// attempt of booked rows for the latest of their slots (so a call never runs ahead of
+    /// the schedule), anything else for a new slot. Returns false, without waiting, if
+    /// that slot would begin past the deadline: the write cannot finish in time.
+    async fn paced(&self, rows: &[SourcedRow], charged: u64, first: bool) -> bool {
+        let Some(pacer) = self.pacer else {
+            return true;
+        };
+        let booked = first && rows.iter().all(|row| row.slot.is_some());
+        match rows.iter().filter_map(|row| row.slot).max() {
+            Some(slot) if booked => {
+                pacer.wait_for(slot).await;
+                true
+            }
+            _ => pacer.take_before(charged, self.deadline).await,
+        }
+    }
+
     /// Writes up to 25 rows by the job's mode, retrying throttled writes with backoff and
     /// isolating rows the table refuses.
     pub async fn write(&self, chunk: Vec<SourcedRow>) -> Result<WriteOutcome, WriteError> {
         debug_assert!(chunk.len() <= MAX_BATCH_ITEMS);
         let total = chunk.len();
-        let rows = last_wins_by_key(chunk);
+        // Rows of one key, in row order: the later wins a put or delete (and BatchWriteItem
+        // takes a key once), the first an insert, an update merges every one in turn.
+        let (rows, distinct) = match self.mode {
+            WriteMode::Put | WriteMode::Delete => {
+                let rows = last_wins_by_key(chunk);
+                let distinct = rows.len();
+                (rows, distinct)
+            }
+            WriteMode::Insert => {
+                let rows = first_wins_by_key(chunk);
+                let distinct = rows.len();
+                (rows, distinct)
+            }
+            WriteMode::Update => {
+                let distinct = distinct_keys(&chunk);
+                (chunk, distinct)
+            }
+        };
         let mut outcome = WriteOutcome {
-            written: rows.len() as u64,
-            duplicates: (total - rows.len()) as u64,
+            written: distinct as u64,
+            duplicates: (total - distinct) as u64,
             ..WriteOutcome::default()
         };
         match self.mode {
@@ -136,8 +184,12 @@ impl ChunkWriter<'_> {
     ) -> Result<(), WriteError> {
         let mut delays = partial_failure_backoff(self.deadline.is_some());
         let mut groups = vec![rows];
+        // Only the chunk as decoded holds booked slots: halves sent again book anew.
+        let mut first = true;
         while let Some(group) = groups.pop() {
-            let Err(stopped) = self.put_all(group, &mut delays, outcome).await else {
+            let sent = self.put_all(group, &mut delays, outcome, first).await;
+            first = false;
+            let Err(stopped) = sent else {
                 continue;
             };
             let Stopped { mut rows, error } = stopped;
@@ -165,18 +217,22 @@ impl ChunkWriter<'_> {
         mut pending: Vec<SourcedRow>,
         delays: &mut impl Iterator<Item = Duration>,
         outcome: &mut WriteOutcome,
+        mut first: bool,
     ) -> Result<(), Stopped> {
         loop {
             // Sent as copies: a refused request must be split and sent again.
             let items: Vec<Item> = pending.iter().map(|r| r.row.item.clone()).collect();
-            let charged: u64 = match self.mode {
-                WriteMode::Delete => items.iter().map(|i| units(&self.key.key_of(i))).sum(),
-                _ => items.iter().map(units).sum(),
-            };
-            outcome.units += charged;
-            if let Some(pacer) = self.pacer {
-                pacer.take(charged).await;
+            let charged: u64 = items.iter().map(|item| self.charge(item)).sum();
+            if !self.paced(&pending, charged, first).await {
+                let error = self.out_of_time(pending.len(), outcome);
+                return Err(Stopped {
+                    rows: pending,
+                    error,
+                });
             }
+            // A retry of unprocessed items is billed again: it books anew.
+            first = false;
+            outcome.units += charged;
             let permit = self.limiter.acquire().await;
             let sent = match self.mode {
                 WriteMode::Delete => {
@@ -209,11 +265,7 @@ impl ChunkWriter<'_> {
                     .is_none_or(|deadline| Instant::now() + *delay < deadline)
             });
             let Some(delay) = delay else {
-                let error = WriteError::RetriesExhausted {
-                    table: self.table_name.to_owned(),
-                    left: pending.len(),
-                    retries: outcome.retries,
-                };
+                let error = self.out_of_time(pending.len(), outcome);
                 return Err(Stopped {
                     rows: pending,
                     error,
@@ -226,6 +278,15 @@ impl ChunkWriter<'_> {
                 "retrying UnprocessedItems"
             );
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// The error of a write whose next attempt could not finish before the deadline.
+    fn out_of_time(&self, left: usize, outcome: &WriteOutcome) -> WriteError {
+        WriteError::RetriesExhausted {
+            table: self.table_name.to_owned(),
+            left,
+            retries: outcome.retries,
         }
     }
 
@@ -271,6 +332,24 @@ fn still_pending(
             }
         })
         .collect()
+}
+
+/// Keeps the first row for each key, in row order.
+fn first_wins_by_key(chunk: Vec<SourcedRow>) -> Vec<SourcedRow> {
+    let mut unique: Vec<SourcedRow> = Vec::with_capacity(chunk.len());
+    for row in chunk {
+        if !unique.iter().any(|u| u.row.key == row.row.key) {
+            unique.push(row);
+        }
+    }
+    unique
+}
+
+/// How many keys the rows hold.
+fn distinct_keys(rows: &[SourcedRow]) -> usize {
+    (0..rows.len())
+        .filter(|&i| !rows[..i].iter().any(|r| r.row.key == rows[i].row.key))
+        .count()
 }
 
 /// Keeps the last row for each key, in first-seen order (a chunk is at most 25 rows, so a

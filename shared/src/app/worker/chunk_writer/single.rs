@@ -24,12 +24,14 @@ impl ChunkWriter<'_> {
     ) -> Result<(), WriteError> {
         let mut delays = partial_failure_backoff(self.deadline.is_some());
         for row in rows {
+            let mut first = true;
             loop {
                 let charged = units(&row.row.item);
-                outcome.units += charged;
-                if let Some(pacer) = self.pacer {
-                    pacer.take(charged).await;
+                if !self.paced(std::slice::from_ref(&row), charged, first).await {
+                    return Err(self.out_of_time(1, outcome));
                 }
+                first = false;
+                outcome.units += charged;
                 let permit = self.limiter.acquire().await;
                 let item = row.row.item.clone();
                 let result = match self.mode {
@@ -72,11 +74,7 @@ impl ChunkWriter<'_> {
                                 .is_none_or(|deadline| Instant::now() + *delay < deadline)
                         });
                         let Some(delay) = delay else {
-                            return Err(WriteError::RetriesExhausted {
-                                table: self.table_name.to_owned(),
-                                left: 1,
-                                retries: outcome.retries,
-                            });
+                            return Err(self.out_of_time(1, outcome));
                         };
                         outcome.retries += 1;
                         tokio::time::sleep(delay).await;

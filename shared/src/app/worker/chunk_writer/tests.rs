@@ -72,6 +72,7 @@ fn row(point: &str, second: u32, temp: &str) -> SourcedRow {
     SourcedRow {
         object: Arc::from("data/a.csv"),
         ranged: false,
+        slot: None,
         row: TypedRow {
             key: (point.into(), timestamp.clone()),
             item: Item::from([
