@@ -427,6 +427,30 @@ mod tests {
         assert!(bad.is_err());
     }
 
+    #[test]
+    fn the_dialect_samples_parse_validate_and_carry_their_dialect() {
+        for (text, delimiter, header) in [
+            (
+                include_str!("../../../events/prefix-job-semicolon.json"),
+                b';',
+                true,
+            ),
+            (
+                include_str!("../../../events/prefix-job-headerless-tsv.json"),
+                b'\t',
+                false,
+            ),
+        ] {
+            let request: JobRequest = serde_json::from_str(text).unwrap();
+            let schema = request.schema.unwrap();
+            schema.validate().unwrap();
+            assert_eq!(
+                (schema.csv.delimiter, schema.csv.header),
+                (delimiter, header)
+            );
+        }
+    }
+
     /// One sample per write control option: modes, both cap forms, TTL and empty values.
     #[test]
     fn write_control_samples_parse_and_validate() {

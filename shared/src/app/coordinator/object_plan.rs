@@ -8,6 +8,7 @@ use crate::contract::messages::SplitObject;
 use crate::contract::schema::Schema;
 use crate::ingest::compression::Encoding;
 use crate::ingest::csv_stream::{DEFAULT_MAX_RECORD_BYTES, Record, RecordReader};
+use crate::ingest::decode::schema_header;
 use crate::ingest::format::Format;
 use crate::ingest::typing::RowTyper;
 use crate::port::objects::{ObjectError, ObjectStore, Read};
@@ -55,7 +56,19 @@ pub async fn plan_object(
     let Some(etag) = head.etag.filter(|_| head.size > chunk) else {
         return Ok(ObjectPlan::Whole);
     };
-    let Some(header) = read_header(objects, bucket, key, &etag, head.size).await? else {
+    if !schema.csv.header {
+        // No header to read: the schema names the columns, and rows start at byte 0.
+        return Ok(ObjectPlan::Split(SplitObject {
+            key: key.to_owned(),
+            etag,
+            header: schema_header(schema),
+            data_start: 0,
+            size: head.size,
+            chunk,
+            first_batch: 0,
+        }));
+    }
+    let Some(header) = read_header(objects, bucket, key, &etag, head.size, schema).await? else {
         return Ok(ObjectPlan::Whole);
     };
     // An oversized header is rejected by the worker that reads the object whole.
@@ -95,6 +108,7 @@ async fn read_header(
     key: &str,
     etag: &str,
     size: u64,
+    schema: &Schema,
 ) -> Result<Option<Record>, PlanError> {
     for window in [HEADER_WINDOW, DEFAULT_MAX_RECORD_BYTES as u64 + 1] {
         let window = window.min(size);
@@ -104,7 +118,9 @@ async fn read_header(
             if_match: Some(etag),
         };
         let body = objects.get(bucket, key, read).await?.reader;
-        let mut reader = RecordReader::new(body).with_max_record_bytes(DEFAULT_MAX_RECORD_BYTES);
+        let mut reader = RecordReader::new(body)
+            .with_dialect(&schema.csv)
+            .with_max_record_bytes(DEFAULT_MAX_RECORD_BYTES);
         let mut header = Record::default();
         let has_header = reader
             .read(&mut header)
@@ -213,5 +229,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_dialects_header_is_read_in_it_and_a_headerless_object_needs_no_read() {
+        let rows = "x;1\n".repeat(1 << 19);
+        let objects = Recording::default();
+        objects
+            .inner
+            .insert("b", "semi.csv", format!("c0;'c;1'\n{rows}"));
+        objects.inner.insert("b", "bare.csv", rows.clone());
+        let mut schema = schema();
+        schema.csv.delimiter = b';';
+        schema.csv.quote = b'\'';
+        let plan = plan_object(&objects, "b", "semi.csv", &schema, Format::Csv, 1 << 20)
+            .await
+            .unwrap();
+        let ObjectPlan::Split(object) = plan else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(object.header, ["c0", "c;1"]);
+        assert_eq!(object.data_start, 9);
+        assert_eq!(objects.gets.lock().unwrap().len(), 1);
+        schema.csv.header = false;
+        let plan = plan_object(&objects, "b", "bare.csv", &schema, Format::Csv, 1 << 20)
+            .await
+            .unwrap();
+        let ObjectPlan::Split(object) = plan else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(
+            (object.header, object.data_start),
+            (vec!["c0".to_owned()], 0)
+        );
+        assert_eq!(object.size, rows.len() as u64);
+        assert_eq!(
+            objects.gets.lock().unwrap().len(),
+            1,
+            "no GET for no header"
+        );
     }
 }
