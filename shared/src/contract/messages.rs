@@ -218,6 +218,10 @@ pub struct SplitObject {
     /// the `n` after them (0 in a single-object job; a prefix job numbers on from its keys).
     #[serde(default)]
     pub first_batch: u64,
+    /// Split by lines (JSON Lines): a line is a record, so each range finds its own first
+    /// line and there is no scan phase: `n` parse batches from `first_batch`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_lines: bool,
 }
 
 /// Phase one of a split object: scan range `index` (batch `index`) and store the result.
@@ -324,6 +328,7 @@ mod tests {
                     size: 100,
                     chunk: 10,
                     first_batch: 0,
+                    by_lines: false,
                 },
                 index: 3,
             }),
@@ -376,6 +381,7 @@ mod tests {
                 size: 2,
                 chunk: 1,
                 first_batch: 0,
+                by_lines: false,
             },
         });
         let json = serde_json::to_string(&compose).unwrap();

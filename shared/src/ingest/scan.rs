@@ -141,7 +141,8 @@ impl Scanner {
     }
 
     /// A scan of the range starting at `start` of an object in `dialect` (a headerless
-    /// object's first range skips a BOM at byte 0, as its reader does).
+    /// object's first range skips a BOM at byte 0, as its reader does; the range must hold
+    /// at least 3 bytes, or the object end, for the scan to tell a BOM from data).
     pub fn with_dialect(start: u64, dialect: &CsvDialect) -> Self {
         let tracks = (0..ParseState::ALL.len())
             .map(|i| Track {

@@ -1,6 +1,6 @@
-//! Planning a single-object job: a plain CSV bigger than the chunk size is split into byte
-//! ranges (see [`crate::ingest::ranges`] and [`crate::plan::ranges`]); anything else is read
-//! whole by one worker.
+//! Planning a single-object job: a plain CSV or JSON Lines object bigger than the chunk size
+//! is split into byte ranges (see [`crate::ingest::ranges`], [`crate::ingest::format::line_ranges`]
+//! and [`crate::plan::ranges`]); anything else is read whole by one worker.
 
 use thiserror::Error;
 
@@ -50,14 +50,30 @@ pub async fn plan_object(
         return Ok(ObjectPlan::Whole); // a compressed stream cannot be split
     }
     if !format.splits() {
-        return Ok(ObjectPlan::Whole); // only CSV's scan finds row starts in a range
+        return Ok(ObjectPlan::Whole);
     }
     let head = objects.head(bucket, key).await?;
     let Some(etag) = head.etag.filter(|_| head.size > chunk) else {
         return Ok(ObjectPlan::Whole);
     };
+    if format == Format::JsonLines {
+        // No header and no scan: each range finds its first line itself.
+        return Ok(ObjectPlan::Split(SplitObject {
+            key: key.to_owned(),
+            etag,
+            header: Vec::new(),
+            data_start: 0,
+            size: head.size,
+            chunk,
+            first_batch: 0,
+            by_lines: true,
+        }));
+    }
     if !schema.csv.header {
-        // No header to read: the schema names the columns, and rows start at byte 0.
+        // No header to read: the schema names the columns, and rows start at byte 0. The
+        // first range holds a whole BOM's worth of bytes, so its scan decides whether the
+        // object starts with one (`Scanner::with_dialect`).
+        let chunk = chunk.max(3);
         return Ok(ObjectPlan::Split(SplitObject {
             key: key.to_owned(),
             etag,
@@ -66,6 +82,7 @@ pub async fn plan_object(
             size: head.size,
             chunk,
             first_batch: 0,
+            by_lines: false,
         }));
     }
     let Some(header) = read_header(objects, bucket, key, &etag, head.size, schema).await? else {
@@ -86,6 +103,7 @@ pub async fn plan_object(
         size: head.size,
         chunk,
         first_batch: 0,
+        by_lines: false,
     };
     if object.range_count() == 0 {
         return Ok(ObjectPlan::Whole); // a header and nothing after it
