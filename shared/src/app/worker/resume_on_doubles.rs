@@ -382,3 +382,54 @@ async fn a_headerless_tsv_resumes_across_parts_plain_by_offset_compressed_by_row
     assert_eq!(job.totals.bytes, input_bytes);
     assert_eq!(rig.rows(), expected, "every row once, byte for byte");
 }
+
+#[tokio::test]
+async fn a_jsonl_split_by_lines_resumes_each_range_at_its_next_line() {
+    let (rig, _) = slow_rig(Duration::from_millis(8));
+    let (_, mut expected) = notes_csv("j", 1000, true);
+    let text = notes_jsonl(&expected);
+    rig.objects.insert("b", "big.jsonl", text.clone());
+    expected.sort();
+    let request = JobRequest {
+        job_id: Some("lines-split".into()),
+        key: Some("big.jsonl".into()),
+        schema: Some(notes_schema()),
+        ..JobRequest::new("b", "")
+    };
+    let chunk = text.len() as u64 / 3 + 1;
+    let coordinator = rig.coordinator(CoordinatorConfig {
+        range_chunk_bytes: chunk,
+        control_queue_url: None,
+        ..Rig::coordinator_config()
+    });
+    let started = coordinator.start_job(request, None).await.unwrap();
+    assert_eq!(started.total_batches, 3, "three ranges, no scans");
+    let batches = rig.batches();
+    assert!(
+        batches
+            .iter()
+            .all(|b| b.range.is_some() && b.scan.is_none())
+    );
+    let worker = worker(&rig, Duration::from_millis(60));
+    let mut parts = 0;
+    for batch in batches {
+        parts += run_chain(&worker, batch, Duration::from_millis(100)).await;
+    }
+    assert!(parts >= 4, "{parts} parts: the ranges stopped and resumed");
+    let job = rig.job("lines-split").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, 1000);
+    assert_eq!(job.totals.rows_duplicate, 0);
+    assert_eq!(job.totals.bytes, text.len() as u64, "each range once");
+    // Each byte once, plus per range (and per resumed part) the byte before it and the rest
+    // of its last line.
+    let longest = text.lines().map(str::len).max().unwrap_or(0) as u64 + 1;
+    let slack = parts as u64 * (1 + longest);
+    assert!(
+        (text.len() as u64..=text.len() as u64 + slack).contains(&job.totals.bytes_read),
+        "{} read of {}",
+        job.totals.bytes_read,
+        text.len()
+    );
+    assert_eq!(rig.rows(), expected, "every line once, byte for byte");
+}
