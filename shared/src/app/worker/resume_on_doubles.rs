@@ -386,7 +386,8 @@ async fn a_headerless_tsv_resumes_across_parts_plain_by_offset_compressed_by_row
 #[tokio::test]
 async fn a_jsonl_split_by_lines_resumes_each_range_at_its_next_line() {
     let (rig, _) = slow_rig(Duration::from_millis(8));
-    let (_, mut expected) = notes_csv("j", 1000, true);
+    // 1,000 lines a range: more than the writer's channel holds, so each range must stop.
+    let (_, mut expected) = notes_csv("j", 3000, true);
     let text = notes_jsonl(&expected);
     rig.objects.insert("b", "big.jsonl", text.clone());
     expected.sort();
@@ -418,7 +419,7 @@ async fn a_jsonl_split_by_lines_resumes_each_range_at_its_next_line() {
     assert!(parts >= 4, "{parts} parts: the ranges stopped and resumed");
     let job = rig.job("lines-split").await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
-    assert_eq!(job.totals.rows_written, 1000);
+    assert_eq!(job.totals.rows_written, 3000);
     assert_eq!(job.totals.rows_duplicate, 0);
     assert_eq!(job.totals.bytes, text.len() as u64, "each range once");
     // Each byte once, plus per range (and per resumed part) the byte before it and the rest
