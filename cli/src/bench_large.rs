@@ -202,7 +202,9 @@ pub async fn large(
                                 if_match: Some(&object.etag),
                             };
                             let body = objects.get(bucket, key, read).await?;
-                            anyhow::Ok(scan_range(body.reader, start, end).await?)
+                            anyhow::Ok(
+                                scan_range(body.reader, start, end, &Default::default()).await?,
+                            )
                         }
                     })
                     .buffered(4)

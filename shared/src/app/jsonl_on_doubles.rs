@@ -1,7 +1,8 @@
 //! JSON Lines through the whole pipeline on the doubles: one prefix job over a `.jsonl`, a
 //! `.jsonl.gz` and a `.ndjson.zst` (and a CSV beside them), each with a bad line; every good
 //! line lands, each bad one is rejected alone in the report with its line and byte offset,
-//! and the plain `.jsonl`, though larger than the range chunk, is read whole.
+//! and the plain `.jsonl`, larger than the range chunk, is split into ranges by lines (no
+//! scan phase), each line read by one range.
 
 use crate::app::config::CoordinatorConfig;
 use crate::app::test_rig::{Rig, notes_schema};
@@ -46,17 +47,22 @@ async fn a_prefix_of_jsonl_gz_and_zst_objects_loads_every_good_line_and_rejects_
         ..JobRequest::new("b", "in/")
     };
     let coordinator = rig.coordinator(CoordinatorConfig {
-        // The plain .jsonl is larger than this: a CSV would be split, JSON Lines is not.
+        // The plain .jsonl is larger than this: split by lines, without scans.
         range_chunk_bytes: 1024,
         ..Rig::coordinator_config()
     });
-    coordinator.start_job(request, None).await.unwrap();
+    let started = coordinator.start_job(request, None).await.unwrap();
     let batches = rig.batches();
-    assert!(
-        batches
-            .iter()
-            .all(|b| b.range.is_none() && b.scan.is_none())
+    let ranges = (plain.len() as u64).div_ceil(1024);
+    assert_eq!(
+        started.total_batches,
+        1 + ranges,
+        "a key batch and the ranges"
     );
+    assert!(batches.iter().all(|b| b.scan.is_none()));
+    let ranged: Vec<_> = batches.iter().filter_map(|b| b.range.as_ref()).collect();
+    assert_eq!(ranged.len() as u64, ranges);
+    assert!(ranged.iter().all(|r| r.key == "in/a.jsonl"));
     let worker = rig.worker(Rig::worker_config());
     for batch in &batches {
         worker.process_batch(batch, None).await.unwrap();
@@ -68,6 +74,7 @@ async fn a_prefix_of_jsonl_gz_and_zst_objects_loads_every_good_line_and_rejects_
         (job.totals.rows_written, job.totals.rows_rejected),
         (300 + 50 + 50 + 1, 3)
     );
+    assert_eq!(job.totals.rows_duplicate, 0, "no line read by two ranges");
     let rows = rig.rows();
     assert!(rows.contains(&("plain-0300".into(), "n 300".into())));
     assert!(rows.contains(&("gz-0001".into(), "n 1".into())));

@@ -47,10 +47,11 @@ impl Format {
             .unwrap_or(Format::Csv)
     }
 
-    /// Whether a large plain object of this format may be split into byte ranges (CSV's
-    /// scan finds row starts; other formats are read whole by one worker for now).
+    /// Whether a large plain object of this format may be split into byte ranges: CSV's
+    /// scan finds row starts, and a JSON Lines range's first line starts after its first
+    /// newline (valid JSON text holds no raw newline).
     pub fn splits(self) -> bool {
-        self == Format::Csv
+        matches!(self, Format::Csv | Format::JsonLines)
     }
 }
 
@@ -86,6 +87,6 @@ mod tests {
         assert_eq!(parsed, Format::JsonLines);
         assert_eq!(serde_json::to_string(&Format::Csv).unwrap(), "\"csv\"");
         assert!(serde_json::from_str::<Format>("\"json\"").is_err());
-        assert!(Format::Csv.splits() && !Format::JsonLines.splits());
+        assert!(Format::Csv.splits() && Format::JsonLines.splits());
     }
 }

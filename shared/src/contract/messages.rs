@@ -225,6 +225,10 @@ pub struct SplitObject {
     /// the `n` after them (0 in a single-object job; a prefix job numbers on from its keys).
     #[serde(default)]
     pub first_batch: u64,
+    /// Split by lines (JSON Lines): a line is a record, so each range finds its own first
+    /// line and there is no scan phase: `n` parse batches from `first_batch`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_lines: bool,
 }
 
 /// Phase one of a split object: scan range `index` (batch `index`) and store the result.
@@ -332,6 +336,7 @@ mod tests {
                     size: 100,
                     chunk: 10,
                     first_batch: 0,
+                    by_lines: false,
                 },
                 index: 3,
             }),
@@ -384,6 +389,7 @@ mod tests {
                 size: 2,
                 chunk: 1,
                 first_batch: 0,
+                by_lines: false,
             },
         });
         let json = serde_json::to_string(&compose).unwrap();
@@ -433,6 +439,30 @@ mod tests {
         assert!(!serde_json::to_string(&plain).unwrap().contains("format"));
         let bad = serde_json::from_str::<JobRequest>(r#"{"bucket": "b", "format": "xml"}"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn the_dialect_samples_parse_validate_and_carry_their_dialect() {
+        for (text, delimiter, header) in [
+            (
+                include_str!("../../../events/prefix-job-semicolon.json"),
+                b';',
+                true,
+            ),
+            (
+                include_str!("../../../events/prefix-job-headerless-tsv.json"),
+                b'\t',
+                false,
+            ),
+        ] {
+            let request: JobRequest = serde_json::from_str(text).unwrap();
+            let schema = request.schema.unwrap();
+            schema.validate().unwrap();
+            assert_eq!(
+                (schema.csv.delimiter, schema.csv.header),
+                (delimiter, header)
+            );
+        }
     }
 
     /// One sample per write control option: modes, both cap forms, TTL and empty values.

@@ -4,6 +4,7 @@
 
 pub mod columns;
 pub mod completion;
+pub mod dialect;
 pub mod format;
 pub mod ids;
 pub mod mapping;

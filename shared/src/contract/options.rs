@@ -139,6 +139,26 @@ mod tests {
     }
 
     #[test]
+    fn a_triggered_job_gets_the_csv_dialect_with_its_schema() {
+        let options = JobOptions::from_marker(
+            br#"{"s3_fanout": {"schema": {"columns": [{"name": "id", "type": "string"}],
+                 "partition_key": ["id"], "csv": {"delimiter": "\t", "header": false}}}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        let mut request = JobRequest::new("b", "in/");
+        options.apply(&mut request);
+        let csv = request.schema.unwrap().csv;
+        assert_eq!((csv.delimiter, csv.quote, csv.header), (b'\t', b'"', false));
+        let bad = JobOptions::parse(
+            br#"{"schema": {"columns": [{"name": "id", "type": "string"}],
+                 "partition_key": ["id"], "csv": {"delimiter": ";;"}}}"#,
+        )
+        .unwrap_err();
+        assert!(bad.contains("expected one ASCII character"), "{bad}");
+    }
+
+    #[test]
     fn the_sample_configuration_is_valid() {
         let options = JobOptions::parse(include_bytes!("../../../events/job-config.json")).unwrap();
         options.schema.unwrap().validate().unwrap();

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use super::columns::{BinaryEncoding, Column, ColumnType, KeyType, KeyTypes, TimestampStore};
+pub use super::dialect::CsvDialect;
 pub use super::mapping::{Attribute, Constant, Unmapped};
 
 /// How an empty field of a nullable column is stored.
@@ -75,6 +76,9 @@ pub struct Schema {
     /// Whether columns no attribute is mapped `from` land under their own names.
     #[serde(default, skip_serializing_if = "Unmapped::is_keep")]
     pub unmapped: Unmapped,
+    /// How a CSV object's bytes are fields (delimiter, quote, header); ignored by JSON Lines.
+    #[serde(default, skip_serializing_if = "CsvDialect::is_default")]
+    pub csv: CsvDialect,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -121,6 +125,8 @@ pub enum SchemaError {
     Ttl(String),
     #[error("attribute {attribute:?}: {reason}")]
     Attribute { attribute: String, reason: String },
+    #[error("csv: {0}")]
+    Dialect(String),
 }
 
 impl Schema {
@@ -142,12 +148,16 @@ impl Schema {
             key_types: KeyTypes::Text,
             attributes: BTreeMap::new(),
             unmapped: Unmapped::Keep,
+            csv: CsvDialect::default(),
         }
     }
 
     pub fn validate(&self) -> Result<(), SchemaError> {
         if self.columns.is_empty() {
             return Err(SchemaError::NoColumns);
+        }
+        if let Some(problem) = self.csv.problem() {
+            return Err(SchemaError::Dialect(problem));
         }
         for (i, column) in self.columns.iter().enumerate() {
             if column.name.trim().is_empty() {

@@ -173,3 +173,25 @@ fn invalid_schemas_name_the_problem() {
         .unwrap_err();
     assert!(err.to_string().contains("float"), "{err}");
 }
+
+#[test]
+fn a_schema_carries_its_csv_dialect_and_refuses_a_bad_one() {
+    let mut schema: Schema = serde_json::from_value(serde_json::json!({
+        "columns": [{"name": "a", "type": "string"}],
+        "partition_key": ["a"],
+        "csv": {"delimiter": "|", "header": false},
+    }))
+    .unwrap();
+    assert_eq!((schema.csv.delimiter, schema.csv.header), (b'|', false));
+    assert_eq!(schema.validate(), Ok(()));
+    schema.csv.quote = b'|';
+    assert_eq!(
+        schema.validate(),
+        Err(SchemaError::Dialect(
+            "the delimiter and the quote are both '|'".into()
+        ))
+    );
+    // The default dialect is not written out: older readers see the same schema.
+    let json = serde_json::to_value(Schema::sensor()).unwrap();
+    assert!(json.get("csv").is_none());
+}

@@ -18,7 +18,11 @@ use std::sync::Mutex;
 use csv_core::{ReadRecordResult, Terminator};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-/// Built parsers not in use; at most as many as objects were ever read at once (capped).
+use crate::contract::dialect::CsvDialect;
+
+/// Built parsers of the default dialect not in use; at most as many as objects were ever
+/// read at once (capped). Other dialects are built per reader: rarer, and not worth a pool
+/// per dialect.
 static POOL: Mutex<Vec<csv_core::Reader>> = Mutex::new(Vec::new());
 const MAX_POOLED: usize = 1024;
 
@@ -33,10 +37,16 @@ fn pooled_parser() -> csv_core::Reader {
             parser.reset();
             parser
         }
-        None => csv_core::ReaderBuilder::new()
-            .terminator(Terminator::Any(b'\n'))
-            .build(),
+        None => built(&CsvDialect::default()),
     }
+}
+
+fn built(dialect: &CsvDialect) -> csv_core::Reader {
+    csv_core::ReaderBuilder::new()
+        .terminator(Terminator::Any(b'\n'))
+        .delimiter(dialect.delimiter)
+        .quote(dialect.quote)
+        .build()
 }
 
 /// One record: its fields, the line it starts on, and where its bytes are in the input.
@@ -129,8 +139,9 @@ impl Record {
 
 pub struct RecordReader<R> {
     source: R,
-    /// Always `Some` until dropped, when it goes back to the pool.
+    /// Always `Some` until dropped, when it goes back to the pool (if of the default dialect).
     core: Option<csv_core::Reader>,
+    pooled: bool,
     done: bool,
     /// Offset of the next unread byte.
     position: u64,
@@ -147,7 +158,8 @@ pub struct RecordReader<R> {
 impl<R> Drop for RecordReader<R> {
     fn drop(&mut self) {
         let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(parser) = self.core.take().filter(|_| pool.len() < MAX_POOLED) {
+        let keep = self.pooled && pool.len() < MAX_POOLED;
+        if let Some(parser) = self.core.take().filter(|_| keep) {
             pool.push(parser);
         }
     }
@@ -164,6 +176,7 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
         Self {
             source,
             core: Some(pooled_parser()),
+            pooled: true,
             done: false,
             position: offset,
             skipped_lines: 0,
@@ -171,6 +184,19 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             horizon: None,
         }
+    }
+
+    /// Reads `dialect`'s delimiter and quote (call before [`Self::mid_object`]).
+    pub fn with_dialect(mut self, dialect: &CsvDialect) -> Self {
+        let plain = CsvDialect {
+            header: dialect.header,
+            ..CsvDialect::default()
+        };
+        if *dialect != plain {
+            self.core = Some(built(dialect));
+            self.pooled = false;
+        }
+        self
     }
 
     /// Records longer than `max` bytes come back oversized instead of buffered.
@@ -188,6 +214,19 @@ impl<R: AsyncBufRead + Unpin> RecordReader<R> {
         debug_assert_eq!(read, 1);
         self.line_bias = 1;
         self
+    }
+
+    /// A headerless object's start: a UTF-8 BOM in its first bytes is consumed here, outside
+    /// any record, and nowhere else (call on a [`Self::mid_object`] reader, so the parser
+    /// strips none after blank lines). The scan skips the same bytes
+    /// ([`crate::ingest::scan::Scanner::with_dialect`]), so whole and ranged reads agree.
+    pub async fn skip_bom(&mut self) -> std::io::Result<()> {
+        const BOM: &[u8] = b"\xef\xbb\xbf";
+        if self.source.fill_buf().await?.starts_with(BOM) {
+            self.source.consume(BOM.len());
+            self.position += BOM.len() as u64;
+        }
+        Ok(())
     }
 
     /// See [`RecordReader::horizon`]: an oversized record reaching `range_end` ends at
@@ -494,6 +533,47 @@ mod tests {
         assert!(reader.read(&mut record).await.unwrap());
         assert_eq!(record.get(0), Some("\u{feff}a".as_bytes()));
         assert_eq!((record.start(), record.line()), (10, 1));
+    }
+
+    #[tokio::test]
+    async fn a_dialect_splits_and_quotes_on_its_own_bytes_and_pools_only_the_default() {
+        let text = b"a;'b;c''d';\"e,f\"\n1;'x\ny';2\n";
+        let semi = CsvDialect {
+            delimiter: b';',
+            quote: b'\'',
+            header: true,
+        };
+        let mut reader = RecordReader::new(&text[..]).with_dialect(&semi);
+        assert!(!reader.pooled);
+        let mut record = Record::default();
+        let mut got = Vec::new();
+        while reader.read(&mut record).await.unwrap() {
+            got.push(record.iter().map(<[u8]>::to_vec).collect::<Vec<_>>());
+        }
+        let bytes = |fields: &[&str]| -> Vec<Vec<u8>> {
+            fields.iter().map(|f| f.as_bytes().to_vec()).collect()
+        };
+        assert_eq!(
+            got,
+            vec![
+                bytes(&["a", "b;c'd", "\"e,f\""]),
+                bytes(&["1", "x\ny", "2"])
+            ]
+        );
+        let tab = CsvDialect {
+            delimiter: b'\t',
+            ..CsvDialect::default()
+        };
+        let mut reader = RecordReader::new(&b"a,b\t\"c\td\"\n"[..]).with_dialect(&tab);
+        assert!(reader.read(&mut record).await.unwrap());
+        assert_eq!(record.get(0), Some(&b"a,b"[..]));
+        assert_eq!(record.get(1), Some(&b"c\td"[..]));
+        // Only `header` differs from the default: the pooled parser serves.
+        let headerless = CsvDialect {
+            header: false,
+            ..CsvDialect::default()
+        };
+        assert!(RecordReader::new(&b""[..]).with_dialect(&headerless).pooled);
     }
 
     #[test]

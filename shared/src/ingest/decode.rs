@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::io::AsyncBufRead;
 
+use crate::contract::dialect::CsvDialect;
 use crate::contract::schema::Schema;
 use crate::ingest::csv_stream::{DEFAULT_MAX_RECORD_BYTES, Record, RecordReader};
 use crate::ingest::typing::{HeaderError, RowTyper, TypedRow};
@@ -67,6 +68,13 @@ pub struct ObjectDecoder<R> {
     records: u64,
     /// The header's names (empty in a ranged read, whose header came from elsewhere).
     header: Vec<String>,
+    /// For the raw text of rejects.
+    dialect: CsvDialect,
+}
+
+/// The names a headerless CSV's fields have: the schema's columns, in order.
+pub fn schema_header(schema: &Schema) -> Vec<String> {
+    schema.columns.iter().map(|c| c.name.clone()).collect()
 }
 
 impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
@@ -82,8 +90,28 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
         schema: &Schema,
         max_record_bytes: usize,
     ) -> Result<Self, DecodeError> {
-        let mut reader = RecordReader::new(read).with_max_record_bytes(max_record_bytes);
+        let dialect = schema.csv;
+        let mut reader = RecordReader::new(read)
+            .with_dialect(&dialect)
+            .with_max_record_bytes(max_record_bytes);
         let mut record = Record::default();
+        if !dialect.header {
+            // The schema names the columns, in order; every record is data.
+            let header = schema_header(schema);
+            let typer = RowTyper::new(schema, &Record::from_fields(&header))?;
+            let mut reader = reader.mid_object();
+            reader.skip_bom().await.map_err(DecodeError::Read)?;
+            return Ok(Self {
+                next_row: reader.position(),
+                reader,
+                typer: Some(typer),
+                record,
+                window: None,
+                records: 0,
+                header,
+                dialect,
+            });
+        }
         // No header at all: an empty object, which has no rows either.
         let typer = match reader.read(&mut record).await.map_err(DecodeError::Read)? {
             true if record.is_oversized() => {
@@ -105,11 +133,17 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             window: None,
             records: 0,
             header,
+            dialect,
         })
     }
 
     /// A ranged read: the header came from elsewhere, and only rows in `window` are yielded.
-    pub fn with_typer(reader: RecordReader<R>, typer: RowTyper, window: RowWindow) -> Self {
+    pub fn with_typer(
+        reader: RecordReader<R>,
+        typer: RowTyper,
+        window: RowWindow,
+        dialect: CsvDialect,
+    ) -> Self {
         Self {
             next_row: reader.position(),
             reader,
@@ -118,6 +152,7 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             window: Some(window),
             records: 0,
             header: Vec::new(),
+            dialect,
         }
     }
 
@@ -168,6 +203,7 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             next_row: 0,
             records: 0,
             header: Vec::new(),
+            dialect: CsvDialect::default(),
         }
     }
 
@@ -196,7 +232,7 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
                     byte_offset: (self.window.is_some() || record.is_oversized())
                         .then(|| record.start()),
                     reason,
-                    raw: raw_text(record),
+                    raw: raw_text(record, &self.dialect),
                 })
             };
             if let Some(window) = self.window {
@@ -224,20 +260,23 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
     }
 }
 
-/// The record as CSV text again, capped at [`MAX_RAW_BYTES`] (on a char boundary).
-fn raw_text(record: &Record) -> String {
+/// The record as CSV text of its dialect again, capped at [`MAX_RAW_BYTES`] (on a char
+/// boundary).
+fn raw_text(record: &Record, dialect: &CsvDialect) -> String {
+    let (delimiter, quote) = (dialect.delimiter as char, dialect.quote as char);
     let fields: Vec<String> = record
         .iter()
         .map(|f| {
             let f = String::from_utf8_lossy(f);
-            if f.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
+            if f.contains([delimiter, quote, '\n', '\r']) {
+                let doubled = format!("{quote}{quote}");
+                format!("{quote}{}{quote}", f.replace(quote, &doubled))
             } else {
                 f.into_owned()
             }
         })
         .collect();
-    let mut text = fields.join(",");
+    let mut text = fields.join(&delimiter.to_string());
     if text.len() > MAX_RAW_BYTES {
         let mut cut = MAX_RAW_BYTES;
         while !text.is_char_boundary(cut) {
@@ -370,14 +409,94 @@ mod tests {
         assert!(err.to_string().contains("humidity"), "{err}");
     }
 
+    fn sensor_in(dialect: &str) -> Schema {
+        let mut schema = Schema::sensor();
+        schema.csv = serde_json::from_str(dialect).unwrap();
+        schema
+    }
+
+    #[tokio::test]
+    async fn a_semicolon_file_is_rejected_whole_as_comma_and_loads_in_its_dialect() {
+        let text = "timestamp;temp;humidity;measure_point\n\
+                    2025-11-26 02:56:13 UTC;21,5;59.1;\"Kyiv; centre\"\n\
+                    2025-11-26 02:56:14 UTC;22.5;bad;Kyiv\n";
+        let err = decode_all(text.as_bytes(), &Schema::sensor())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("lacks required column"), "{err}");
+        let decoded = decode_all(text.as_bytes(), &sensor_in(r#"{"delimiter": ";"}"#))
+            .await
+            .unwrap();
+        // `21,5` is one field here (and not a number): rejected, with its text in `;` form.
+        assert_eq!(decoded.rows.len(), 0);
+        assert_eq!(decoded.rejects.len(), 2);
+        assert_eq!(
+            decoded.rejects[0].raw,
+            "2025-11-26 02:56:13 UTC;21,5;59.1;\"Kyiv; centre\""
+        );
+        assert_eq!(decoded.rejects[1].line, 3);
+        let fixed = text.replace("21,5", "21.5").replace("bad", "58");
+        let decoded = decode_all(fixed.as_bytes(), &sensor_in(r#"{"delimiter": ";"}"#))
+            .await
+            .unwrap();
+        assert_eq!(decoded.rows.len(), 2);
+        assert_eq!(s(&decoded.rows[0], "measure_point"), "Kyiv; centre");
+    }
+
+    #[tokio::test]
+    async fn a_headerless_tsv_takes_the_schemas_columns_in_order_from_its_first_line() {
+        let text = "2025-11-26 02:56:13 UTC\t21.5\t59.1\t'Kyiv\tA'\n\
+                    \n\
+                    2025-11-26 02:56:14 UTC\t22.5\t58\n\
+                    2025-11-26 02:56:15 UTC\t23\t57\tLviv\n";
+        let schema = sensor_in(r#"{"delimiter": "\t", "quote": "'", "header": false}"#);
+        let mut decoder = ObjectDecoder::open(text.as_bytes(), &schema).await.unwrap();
+        assert_eq!(
+            decoder.header(),
+            ["timestamp", "temp", "humidity", "measure_point"]
+        );
+        let mut out = DecodedObject::default();
+        while let Some(decoded) = decoder.next().await.unwrap() {
+            match decoded {
+                Decoded::Row(row) => out.rows.push(row),
+                Decoded::Reject(reject) => out.rejects.push(reject),
+            }
+        }
+        assert_eq!(out.rows.len(), 2);
+        assert_eq!(s(&out.rows[0], "measure_point"), "Kyiv\tA");
+        assert_eq!(s(&out.rows[1], "measure_point"), "Lviv");
+        assert_eq!(out.rejects.len(), 1);
+        assert_eq!(out.rejects[0].line, 3);
+        assert!(out.rejects[0].reason.contains("expected 4 fields, found 3"));
+        // An empty headerless object has no rows; skipping (a compressed resume) counts
+        // records from the first line.
+        assert!(decode_all(b"", &schema).await.unwrap().rows.is_empty());
+        let mut resumed = ObjectDecoder::open(text.as_bytes(), &schema).await.unwrap();
+        assert_eq!(resumed.skip(2).await.unwrap(), 2);
+        match resumed.next().await.unwrap() {
+            Some(Decoded::Row(row)) => assert_eq!(s(&row, "measure_point"), "Lviv"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn raw_text_is_capped_on_a_char_boundary() {
         let long = "é".repeat(MAX_RAW_BYTES);
-        let raw = raw_text(&Record::from_fields(&[long.as_str(), "x"]));
+        let comma = CsvDialect::default();
+        let raw = raw_text(&Record::from_fields(&[long.as_str(), "x"]), &comma);
         assert!(raw.len() <= MAX_RAW_BYTES && raw.len() >= MAX_RAW_BYTES - 1);
         assert_eq!(
-            raw_text(&Record::from_fields(&["a,b", "c\"d"])),
+            raw_text(&Record::from_fields(&["a,b", "c\"d"]), &comma),
             "\"a,b\",\"c\"\"d\""
+        );
+        let semi = CsvDialect {
+            delimiter: b';',
+            quote: b'\'',
+            header: true,
+        };
+        assert_eq!(
+            raw_text(&Record::from_fields(&["a,b", "c;'d"]), &semi),
+            "a,b;'c;''d'"
         );
     }
 }

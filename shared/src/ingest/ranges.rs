@@ -13,6 +13,7 @@ use std::future::Future;
 use thiserror::Error;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
+use crate::contract::dialect::CsvDialect;
 use crate::contract::messages::RangeTask;
 use crate::contract::schema::Schema;
 use crate::ingest::csv_stream::{Record, RecordReader};
@@ -72,6 +73,7 @@ pub async fn open_range<S: ByteSource>(
         .await
         .map_err(RangeOpenError::Source)?;
     let reader = RecordReader::at_offset(body, span.first)
+        .with_dialect(&schema.csv)
         .mid_object()
         .with_max_record_bytes(max_record_bytes)
         .with_horizon(task.end, span.stop);
@@ -79,17 +81,20 @@ pub async fn open_range<S: ByteSource>(
         from: task.start,
         to: task.end,
     };
-    Ok(Some(ObjectDecoder::with_typer(reader, typer, window)))
+    Ok(Some(ObjectDecoder::with_typer(
+        reader, typer, window, schema.csv,
+    )))
 }
 
-/// Scans the bytes `start..end` arriving in `body` (see [`crate::ingest::scan`]). Memory is
-/// the reader's buffer; the bytes are looked at once.
+/// Scans the bytes `start..end` of an object in `dialect` arriving in `body` (see
+/// [`crate::ingest::scan`]). Memory is the reader's buffer; the bytes are looked at once.
 pub async fn scan_range<R: AsyncBufRead + Unpin>(
     mut body: R,
     start: u64,
     end: u64,
+    dialect: &CsvDialect,
 ) -> std::io::Result<RangeScan> {
-    let mut scanner = Scanner::new(start);
+    let mut scanner = Scanner::with_dialect(start, dialect);
     let mut left = end.saturating_sub(start);
     while left > 0 {
         let buffer = body.fill_buf().await?;
@@ -130,24 +135,38 @@ mod tests {
     use crate::contract::messages::RowSpan;
     use crate::ingest::csv_stream::DEFAULT_MAX_RECORD_BYTES;
     use crate::ingest::decode::{Decoded, RowReject};
-    use crate::ingest::scan::{compose, scan_bytes};
+    use crate::ingest::scan::{compose, scan_bytes_in};
     use crate::ingest::typing::TypedRow;
     use crate::plan::ranges::plan_ranges;
     use proptest::prelude::*;
 
     /// A schema that keeps every column as text, keyed by the first.
     fn text_schema(columns: usize) -> Schema {
+        text_schema_in(columns, CsvDialect::default())
+    }
+
+    fn text_schema_in(columns: usize, dialect: CsvDialect) -> Schema {
         let columns: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
-        serde_json::from_value(serde_json::json!({
+        let mut schema: Schema = serde_json::from_value(serde_json::json!({
             "partition_key": [columns[0]],
             "columns": columns.iter().map(|c| serde_json::json!({"name": c, "type": "string", "nullable": true})).collect::<Vec<_>>(),
         }))
-        .expect("a valid schema")
+        .expect("a valid schema");
+        schema.csv = dialect;
+        schema
     }
 
-    /// The header record and where the data after it starts.
+    /// The header record and where the data after it starts (the schema's columns and 0
+    /// for a headerless dialect, as the coordinator plans them).
     async fn header_of(bytes: &[u8]) -> (Vec<String>, u64) {
-        let mut reader = RecordReader::new(bytes);
+        header_in(bytes, &text_schema(1)).await
+    }
+
+    async fn header_in(bytes: &[u8], schema: &Schema) -> (Vec<String>, u64) {
+        if !schema.csv.header {
+            return (crate::ingest::decode::schema_header(schema), 0);
+        }
+        let mut reader = RecordReader::new(bytes).with_dialect(&schema.csv);
         let mut record = Record::default();
         assert!(reader.read(&mut record).await.unwrap());
         let names = record
@@ -160,16 +179,31 @@ mod tests {
     /// The ranges between `cuts` (sorted offsets inside the data), each with the row span the
     /// composed scans give it: what the coordinator and the scan batches compute.
     fn tasks(bytes: &[u8], header: &[String], data_start: u64, cuts: &[u64]) -> Vec<RangeTask> {
+        tasks_in(bytes, header, data_start, cuts, &CsvDialect::default())
+    }
+
+    fn tasks_in(
+        bytes: &[u8],
+        header: &[String],
+        data_start: u64,
+        cuts: &[u64],
+        dialect: &CsvDialect,
+    ) -> Vec<RangeTask> {
         let size = bytes.len() as u64;
         let mut bounds = vec![data_start];
-        bounds.extend(cuts.iter().copied().filter(|&c| c > data_start && c < size));
+        // A headerless object's first range holds at least a BOM's 3 bytes (the coordinator
+        // plans it so): whether they are one is decided inside it.
+        let first_cut = if dialect.header { data_start } else { 2 };
+        bounds.extend(cuts.iter().copied().filter(|&c| c > first_cut && c < size));
         bounds.push(size);
         bounds.sort_unstable();
         bounds.dedup();
         let ranges: Vec<(u64, u64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
         let scans: Vec<_> = ranges
             .iter()
-            .map(|&(start, end)| scan_bytes(start, &bytes[start as usize..end as usize]))
+            .map(|&(start, end)| {
+                scan_bytes_in(start, &bytes[start as usize..end as usize], dialect)
+            })
             .collect();
         let spans = compose(data_start, size, &scans).unwrap();
         ranges
@@ -241,9 +275,19 @@ mod tests {
 
     /// Checks ranged decoding against a whole parse, for the given cut points.
     async fn check_cuts(bytes: &[u8], columns: usize, cuts: &[u64], cap: usize) {
-        let schema = text_schema(columns);
-        let (header, data_start) = header_of(bytes).await;
-        let tasks = tasks(bytes, &header, data_start, cuts);
+        check_cuts_in(bytes, columns, cuts, cap, CsvDialect::default()).await
+    }
+
+    async fn check_cuts_in(
+        bytes: &[u8],
+        columns: usize,
+        cuts: &[u64],
+        cap: usize,
+        dialect: CsvDialect,
+    ) {
+        let schema = text_schema_in(columns, dialect);
+        let (header, data_start) = header_in(bytes, &schema).await;
+        let tasks = tasks_in(bytes, &header, data_start, cuts, &dialect);
         let ranged = split(decode_ranges(bytes, &tasks, &schema, cap).await);
         let sequential = split(whole(bytes, &schema, cap).await);
         assert_eq!(
@@ -412,8 +456,73 @@ mod tests {
         out
     }
 
+    /// A dialect of the common ones: a delimiter of `,` `;` TAB `|`, a quote of `"` `'`, a
+    /// header or none.
+    fn dialect() -> impl Strategy<Value = CsvDialect> {
+        let delimiter = prop::sample::select(vec![b',', b';', b'\t', b'|']);
+        let quote = prop::sample::select(vec![b'"', b'\'']);
+        (delimiter, quote, prop::bool::ANY).prop_map(|(delimiter, quote, header)| CsvDialect {
+            delimiter,
+            quote,
+            header,
+        })
+    }
+
+    /// Bytes rich in what every dialect above looks at, and in what it does not.
+    fn dialect_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop::sample::select(vec![
+            "\"", "'", "''", ",", ";", "\t", "|", "\r", "\n", "\r\n", "a", "\u{feff}", "é",
+        ]);
+        prop::collection::vec(token, 0..120).prop_map(|tokens| tokens.concat().into_bytes())
+    }
+
+    #[tokio::test]
+    async fn semicolon_tab_and_headerless_files_read_exactly_in_every_chunk() {
+        let semi = CsvDialect {
+            delimiter: b';',
+            ..CsvDialect::default()
+        };
+        let tsv = CsvDialect {
+            delimiter: b'\t',
+            quote: b'\'',
+            header: false,
+        };
+        let cases = [
+            ("c0;c1\na;\"x;\ny\"\nb,c;2\n", semi),
+            ("a\t'x\ty\nz'\n'b''\t\"\tc\n\"q\t1\n", tsv),
+        ];
+        for (text, dialect) in cases {
+            for chunk in 1..=text.len() as u64 + 1 {
+                let cuts: Vec<u64> = plan_ranges(0, text.len() as u64, chunk)
+                    .iter()
+                    .map(|r| r.0)
+                    .collect();
+                check_cuts_in(text.as_bytes(), 2, &cuts, DEFAULT_MAX_RECORD_BYTES, dialect).await;
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any dialect, any bytes, with a header or without, cut anywhere: the ranges' rows
+        /// and rejects equal a whole parse's in the same dialect.
+        #[test]
+        fn any_dialect_ranged_rows_and_rejects_equal_a_whole_parse(
+            data in dialect_bytes(),
+            dialect in dialect(),
+            columns in 1usize..4,
+            cuts in prop::collection::vec(0u64..400, 0..8),
+            cap in prop_oneof![Just(DEFAULT_MAX_RECORD_BYTES), 20usize..60],
+        ) {
+            let mut bytes = Vec::new();
+            if dialect.header {
+                let header: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
+                bytes = format!("{}\n", header.join(&(dialect.delimiter as char).to_string())).into_bytes();
+            }
+            bytes.extend_from_slice(&data);
+            block_on(check_cuts_in(&bytes, columns, &cuts, cap, dialect));
+        }
 
         /// Any bytes after a header, cut anywhere: the records the ranges read from their
         /// spans, concatenated, are the records of one sequential parse, each once, with the

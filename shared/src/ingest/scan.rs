@@ -1,9 +1,10 @@
 //! Where rows begin inside any byte range of a CSV object, without reading the bytes before it.
 //!
-//! The record reader ([`crate::ingest::csv_stream`]) runs `csv-core`'s DFA with one dialect:
-//! `,` between fields, `"` quotes with doubled quotes inside, records ending at `\n`, no
-//! escapes, no comments. For where records start, only five of its states matter
-//! ([`ParseState`]) and only four classes of bytes (`"`, `,`, `\n`, anything else). A range
+//! The record reader ([`crate::ingest::csv_stream`]) runs `csv-core`'s DFA with the job's
+//! dialect ([`CsvDialect`]: `,` or another byte between fields, `"` or another byte quoting
+//! with doubled quotes inside), records ending at `\n`, no escapes, no comments. For where
+//! records start, only five of its states matter ([`ParseState`]) and only four classes of
+//! bytes (the quote, the delimiter, `\n`, anything else), whichever bytes the dialect picks. A range
 //! scanned alone does not know which state the parser is in at its first byte, so the scan
 //! runs from every state at once and records, per start state, the state at the range's end
 //! and the offset of the first record that starts inside it ([`RangeScan`]). Runs that reach
@@ -19,10 +20,9 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::contract::dialect::CsvDialect;
 use crate::contract::messages::RowSpan;
 
-const QUOTE: u8 = b'"';
-const DELIMITER: u8 = b',';
 const NEWLINE: u8 = b'\n';
 
 /// The parser's state between two bytes, as far as record boundaries are concerned.
@@ -59,11 +59,11 @@ enum Class {
     Other,
 }
 
-fn class_of(byte: u8) -> Class {
+fn class_of(byte: u8, dialect: &CsvDialect) -> Class {
     match byte {
-        QUOTE => Class::Quote,
-        DELIMITER => Class::Delimiter,
         NEWLINE => Class::Newline,
+        _ if byte == dialect.quote => Class::Quote,
+        _ if byte == dialect.delimiter => Class::Delimiter,
         _ => Class::Other,
     }
 }
@@ -119,16 +119,31 @@ struct Track {
 /// Scans a range fed in pieces, from every start state at once.
 #[derive(Debug, Clone)]
 pub struct Scanner {
+    dialect: CsvDialect,
     start: u64,
     /// Offset of the next byte fed.
     offset: u64,
     tracks: Vec<Track>,
     first_row: [Option<u64>; 5],
+    /// At a headerless object's byte 0: how much of a UTF-8 BOM has been seen (the reader
+    /// consumes one there outside any record, [`RecordReader::skip_bom`]); `None` past it.
+    ///
+    /// [`RecordReader::skip_bom`]: crate::ingest::csv_stream::RecordReader::skip_bom
+    bom: Option<usize>,
 }
 
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
 impl Scanner {
-    /// A scan of the range starting at `start`.
+    /// A scan of the range starting at `start`, in the default dialect.
     pub fn new(start: u64) -> Self {
+        Self::with_dialect(start, &CsvDialect::default())
+    }
+
+    /// A scan of the range starting at `start` of an object in `dialect` (a headerless
+    /// object's first range skips a BOM at byte 0, as its reader does; the range must hold
+    /// at least 3 bytes, or the object end, for the scan to tell a BOM from data).
+    pub fn with_dialect(start: u64, dialect: &CsvDialect) -> Self {
         let tracks = (0..ParseState::ALL.len())
             .map(|i| Track {
                 state: ParseState::ALL[i],
@@ -137,29 +152,54 @@ impl Scanner {
             })
             .collect();
         Self {
+            dialect: *dialect,
             start,
             offset: start,
             tracks,
             first_row: [None; 5],
+            bom: (start == 0 && !dialect.header).then_some(0),
         }
     }
 
-    /// The next bytes of the range. Only `"`, `,` and `\n` are looked at one by one (found
-    /// with `memchr3`); a run of other bytes is one transition (applying it twice changes
-    /// nothing).
-    pub fn feed(&mut self, bytes: &[u8]) {
+    /// The next bytes of the range. Only the quote, the delimiter and `\n` are looked at one
+    /// by one (found with `memchr3`); a run of other bytes is one transition (applying it
+    /// twice changes nothing).
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while let (Some(seen), Some(&byte)) = (self.bom, bytes.first()) {
+            if byte != BOM[seen] {
+                self.not_a_bom(seen);
+                break;
+            }
+            self.offset += 1;
+            bytes = &bytes[1..];
+            self.bom = (seen + 1 < BOM.len()).then_some(seen + 1);
+        }
         let mut gap = 0;
-        for at in memchr::memchr3_iter(QUOTE, DELIMITER, NEWLINE, bytes) {
+        let CsvDialect {
+            quote, delimiter, ..
+        } = self.dialect;
+        for at in memchr::memchr3_iter(quote, delimiter, NEWLINE, bytes) {
             if at > gap {
                 self.apply(Class::Other, gap);
             }
-            self.apply(class_of(bytes[at]), at);
+            self.apply(class_of(bytes[at], &self.dialect), at);
             gap = at + 1;
         }
         if bytes.len() > gap {
             self.apply(Class::Other, gap);
         }
         self.offset += bytes.len() as u64;
+    }
+
+    /// The first `seen` bytes looked like a BOM but are data after all: plain bytes at 0.
+    fn not_a_bom(&mut self, seen: usize) {
+        self.bom = None;
+        if seen > 0 {
+            let offset = self.offset;
+            self.offset = 0;
+            self.apply(Class::Other, 0);
+            self.offset = offset;
+        }
     }
 
     fn apply(&mut self, class: Class, at: usize) {
@@ -206,7 +246,10 @@ impl Scanner {
         }
     }
 
-    pub fn finish(self) -> RangeScan {
+    pub fn finish(mut self) -> RangeScan {
+        if let Some(seen) = self.bom {
+            self.not_a_bom(seen);
+        }
         let runs = ParseState::ALL
             .iter()
             .enumerate()
@@ -231,9 +274,14 @@ impl Scanner {
     }
 }
 
-/// The scan of `bytes`, which start at offset `start` of the object.
+/// The scan of `bytes`, which start at offset `start` of the object (default dialect).
 pub fn scan_bytes(start: u64, bytes: &[u8]) -> RangeScan {
-    let mut scanner = Scanner::new(start);
+    scan_bytes_in(start, bytes, &CsvDialect::default())
+}
+
+/// The scan of `bytes` of an object in `dialect`, starting at offset `start`.
+pub fn scan_bytes_in(start: u64, bytes: &[u8], dialect: &CsvDialect) -> RangeScan {
+    let mut scanner = Scanner::with_dialect(start, dialect);
     scanner.feed(bytes);
     scanner.finish()
 }
@@ -306,10 +354,19 @@ mod tests {
 
     /// Record starts by running the transitions byte by byte from one state.
     fn starts_from(state: ParseState, bytes: &[u8], base: u64) -> (ParseState, Vec<u64>) {
+        starts_in(state, bytes, base, &CsvDialect::default())
+    }
+
+    fn starts_in(
+        state: ParseState,
+        bytes: &[u8],
+        base: u64,
+        dialect: &CsvDialect,
+    ) -> (ParseState, Vec<u64>) {
         let mut state = state;
         let mut starts = Vec::new();
         for (i, &b) in bytes.iter().enumerate() {
-            let class = class_of(b);
+            let class = class_of(b, dialect);
             if state == ParseState::RecordStart && class != Class::Newline {
                 starts.push(base + i as u64);
             }
@@ -335,6 +392,36 @@ mod tests {
                 assert_eq!(run.first_row, starts.first().copied(), "from {from:?}");
             }
         }
+    }
+
+    #[test]
+    fn another_dialect_classes_its_own_delimiter_and_quote_and_not_the_default_ones() {
+        let dialect = CsvDialect {
+            delimiter: b'\t',
+            quote: b'\'',
+            header: false,
+        };
+        // `"` and `,` are data here; `'` quotes a newline, and a tab separates.
+        let text = b"a\t'x\ny''z'\t\"b\n,\"\n'\t\n";
+        for split in 0..=text.len() {
+            let mut scanner = Scanner::with_dialect(7, &dialect);
+            scanner.feed(&text[..split]);
+            scanner.feed(&text[split..]);
+            let scan = scanner.finish();
+            assert_eq!(scan, scan_bytes_in(7, text, &dialect));
+            for from in ParseState::ALL {
+                let (to, starts) = starts_in(from, text, 7, &dialect);
+                let run = scan.run(from).unwrap();
+                assert_eq!((run.to, run.first_row), (to, starts.first().copied()));
+            }
+        }
+        // From a record start: the quoted newline is data, `"b\n` ends the first record,
+        // `,"\n` is one whose `"` opens nothing (not this dialect's quote), and the last
+        // opens a quote that never closes.
+        let (_, starts) = starts_in(ParseState::RecordStart, text, 0, &dialect);
+        assert_eq!(starts, vec![0, 14, 17]);
+        let (_, default_starts) = starts_from(ParseState::RecordStart, text, 0);
+        assert_ne!(starts, default_starts);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! An object of one range is parsed at once (its first row is just past the header). An
 //! object of `n > 1` ranges takes `2n` batches: batches `0..n` scan one range each, and once
 //! all are counted the coordinator composes the scans and enqueues batches `n..2n`, which
-//! parse one range each from its exact first row.
+//! parse one range each from its exact first row. A JSON Lines object needs no scan (a line
+//! is a record: a range's first line starts after its first newline), so its `n` ranges are
+//! `n` parse batches at once ([`SplitObject::by_lines`]).
 
 use crate::contract::ids::JobId;
 use crate::contract::messages::{RangeTask, RowSpan, SplitObject};
@@ -49,12 +51,19 @@ impl SplitObject {
         }
     }
 
-    /// Batches the object takes: `n` parses, plus `n` scans first when `n > 1`.
+    /// Batches the object takes: `n` parses, plus `n` scans first when `n > 1` (never for
+    /// an object split by lines).
     pub fn total_batches(&self) -> u64 {
         match self.range_count() {
+            n if self.by_lines => n,
             0 | 1 => self.range_count(),
             n => 2 * n,
         }
+    }
+
+    /// Whether its ranges are scanned before they are parsed.
+    pub fn scanned(&self) -> bool {
+        !self.by_lines && self.range_count() > 1
     }
 
     /// The batch that scans range `index`.
@@ -66,6 +75,7 @@ impl SplitObject {
     /// of one range).
     pub fn parse_batch(&self, index: u64) -> u64 {
         match self.range_count() {
+            _ if self.by_lines => self.first_batch + index,
             0 | 1 => self.first_batch + index,
             n => self.first_batch + n + index,
         }
@@ -131,6 +141,7 @@ mod tests {
             size,
             chunk,
             first_batch: 7,
+            by_lines: false,
         };
         for (size, chunk, ranges, batches) in [(35, 10, 3, 6), (20, 10, 1, 1), (10, 10, 0, 0)] {
             let object = object(size, chunk);
@@ -141,6 +152,17 @@ mod tests {
                 assert_eq!(object.scan_batch(0), 7);
                 assert_eq!(object.parse_batch(0), 7 + ranges);
                 assert_eq!(object.parse_batch(ranges - 1), 7 + batches - 1);
+            }
+            assert_eq!(object.scanned(), ranges > 1);
+            // Split by lines: the same ranges, parsed at once, no scans.
+            let lines = SplitObject {
+                by_lines: true,
+                ..object
+            };
+            assert_eq!(lines.total_batches(), ranges);
+            assert!(!lines.scanned());
+            if ranges > 0 {
+                assert_eq!(lines.parse_batch(ranges - 1), 7 + ranges - 1);
             }
         }
     }

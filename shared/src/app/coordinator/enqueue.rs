@@ -217,7 +217,7 @@ impl Coordinator {
     ) -> Result<Option<SplitObject>, CoordinatorError> {
         let chunk = self.config.range_chunk_bytes;
         let format = Format::resolve(request.format, &object.key);
-        // Only plain CSV splits; anything else is read whole by one worker.
+        // Only plain CSV and JSON Lines split; anything else is read whole by one worker.
         if object.size <= chunk || Encoding::of_key(&object.key).is_compressed() || !format.splits()
         {
             return Ok(None);
@@ -269,6 +269,20 @@ impl Coordinator {
             let batch = BatchNo(object.parse_batch(0));
             let entry = batch_entry(job_id, request, report, batch, vec![], Some(task));
             queue.push(entry).await?;
+            return Ok(());
+        }
+        if object.by_lines {
+            // Each range owns the lines starting in it, and finds the first one itself.
+            for (index, &(start, end)) in ranges.iter().enumerate() {
+                let rows = RowSpan {
+                    first: start,
+                    stop: end,
+                };
+                let task = object.task((start, end), Some(rows));
+                let batch = BatchNo(object.parse_batch(index as u64));
+                let entry = batch_entry(job_id, request, report, batch, vec![], Some(task));
+                queue.push(entry).await?;
+            }
             return Ok(());
         }
         // The plan, once per object: the stuck check wakes the compose from it should a scan

@@ -1,6 +1,6 @@
-//! Planning a single-object job: a plain CSV bigger than the chunk size is split into byte
-//! ranges (see [`crate::ingest::ranges`] and [`crate::plan::ranges`]); anything else is read
-//! whole by one worker.
+//! Planning a single-object job: a plain CSV or JSON Lines object bigger than the chunk size
+//! is split into byte ranges (see [`crate::ingest::ranges`], [`crate::ingest::format::line_ranges`]
+//! and [`crate::plan::ranges`]); anything else is read whole by one worker.
 
 use thiserror::Error;
 
@@ -8,6 +8,7 @@ use crate::contract::messages::SplitObject;
 use crate::contract::schema::Schema;
 use crate::ingest::compression::Encoding;
 use crate::ingest::csv_stream::{DEFAULT_MAX_RECORD_BYTES, Record, RecordReader};
+use crate::ingest::decode::schema_header;
 use crate::ingest::format::Format;
 use crate::ingest::typing::RowTyper;
 use crate::port::objects::{ObjectError, ObjectStore, Read};
@@ -49,13 +50,42 @@ pub async fn plan_object(
         return Ok(ObjectPlan::Whole); // a compressed stream cannot be split
     }
     if !format.splits() {
-        return Ok(ObjectPlan::Whole); // only CSV's scan finds row starts in a range
+        return Ok(ObjectPlan::Whole);
     }
     let head = objects.head(bucket, key).await?;
     let Some(etag) = head.etag.filter(|_| head.size > chunk) else {
         return Ok(ObjectPlan::Whole);
     };
-    let Some(header) = read_header(objects, bucket, key, &etag, head.size).await? else {
+    if format == Format::JsonLines {
+        // No header and no scan: each range finds its first line itself.
+        return Ok(ObjectPlan::Split(SplitObject {
+            key: key.to_owned(),
+            etag,
+            header: Vec::new(),
+            data_start: 0,
+            size: head.size,
+            chunk,
+            first_batch: 0,
+            by_lines: true,
+        }));
+    }
+    if !schema.csv.header {
+        // No header to read: the schema names the columns, and rows start at byte 0. The
+        // first range holds a whole BOM's worth of bytes, so its scan decides whether the
+        // object starts with one (`Scanner::with_dialect`).
+        let chunk = chunk.max(3);
+        return Ok(ObjectPlan::Split(SplitObject {
+            key: key.to_owned(),
+            etag,
+            header: schema_header(schema),
+            data_start: 0,
+            size: head.size,
+            chunk,
+            first_batch: 0,
+            by_lines: false,
+        }));
+    }
+    let Some(header) = read_header(objects, bucket, key, &etag, head.size, schema).await? else {
         return Ok(ObjectPlan::Whole);
     };
     // An oversized header is rejected by the worker that reads the object whole.
@@ -73,6 +103,7 @@ pub async fn plan_object(
         size: head.size,
         chunk,
         first_batch: 0,
+        by_lines: false,
     };
     if object.range_count() == 0 {
         return Ok(ObjectPlan::Whole); // a header and nothing after it
@@ -95,6 +126,7 @@ async fn read_header(
     key: &str,
     etag: &str,
     size: u64,
+    schema: &Schema,
 ) -> Result<Option<Record>, PlanError> {
     for window in [HEADER_WINDOW, DEFAULT_MAX_RECORD_BYTES as u64 + 1] {
         let window = window.min(size);
@@ -104,7 +136,9 @@ async fn read_header(
             if_match: Some(etag),
         };
         let body = objects.get(bucket, key, read).await?.reader;
-        let mut reader = RecordReader::new(body).with_max_record_bytes(DEFAULT_MAX_RECORD_BYTES);
+        let mut reader = RecordReader::new(body)
+            .with_dialect(&schema.csv)
+            .with_max_record_bytes(DEFAULT_MAX_RECORD_BYTES);
         let mut header = Record::default();
         let has_header = reader
             .read(&mut header)
@@ -213,5 +247,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_dialects_header_is_read_in_it_and_a_headerless_object_needs_no_read() {
+        let rows = "x;1\n".repeat(1 << 19);
+        let objects = Recording::default();
+        objects
+            .inner
+            .insert("b", "semi.csv", format!("c0;'c;1'\n{rows}"));
+        objects.inner.insert("b", "bare.csv", rows.clone());
+        let mut schema = schema();
+        schema.csv.delimiter = b';';
+        schema.csv.quote = b'\'';
+        let plan = plan_object(&objects, "b", "semi.csv", &schema, Format::Csv, 1 << 20)
+            .await
+            .unwrap();
+        let ObjectPlan::Split(object) = plan else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(object.header, ["c0", "c;1"]);
+        assert_eq!(object.data_start, 9);
+        assert_eq!(objects.gets.lock().unwrap().len(), 1);
+        schema.csv.header = false;
+        let plan = plan_object(&objects, "b", "bare.csv", &schema, Format::Csv, 1 << 20)
+            .await
+            .unwrap();
+        let ObjectPlan::Split(object) = plan else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(
+            (object.header, object.data_start),
+            (vec!["c0".to_owned()], 0)
+        );
+        assert_eq!(object.size, rows.len() as u64);
+        assert_eq!(
+            objects.gets.lock().unwrap().len(),
+            1,
+            "no GET for no header"
+        );
     }
 }

@@ -9,7 +9,7 @@ use super::loader::{LoadError, Loader};
 use crate::contract::messages::{ObjectTail, RangeTask};
 use crate::ingest::compression::{self, BoxedRead, Encoding};
 use crate::ingest::decode::DecodeError;
-use crate::ingest::format::jsonl::JsonLinesDecoder;
+use crate::ingest::format::line_ranges::{LinesOpenError, open_lines_range};
 use crate::ingest::format::{Format, RowDecoder};
 use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
 use crate::port::objects::{Failure, ObjectError, ObjectStore, Read};
@@ -112,8 +112,8 @@ impl Loader<'_> {
         }
     }
 
-    /// The rest of a plain JSON Lines object from its next line's offset (no scan is needed:
-    /// a line start is known exactly, and every line is read to its end).
+    /// A JSON Lines range: the lines starting in its row span (a split object's range, which
+    /// finds its first line itself, or the rest of a plain object from its next line).
     async fn open_lines_rest(
         &self,
         source: &PinnedObject<'_>,
@@ -122,22 +122,22 @@ impl Loader<'_> {
         let span = task.rows.ok_or_else(|| {
             OpenFailure::Reject("a JSON Lines range without its row span".to_owned())
         })?;
-        let opened = |decoder| Opened {
+        let opened = |decoder, read_from| Opened {
             decoder,
             bytes: task.end - task.start,
-            read_from: Some(span.first),
+            read_from: Some(read_from),
             etag: None,
         };
-        if span.first >= span.stop {
-            return Ok(opened(None));
-        }
-        let body = match source.read(span.first, span.stop).await {
-            Ok(body) => body,
-            Err(error) => return Err(fetch_failure(source.bucket, &task.key, error)),
-        };
-        match JsonLinesDecoder::open_at(body, span.first, self.schema, self.max_record_bytes) {
-            Ok(decoder) => Ok(opened(Some(RowDecoder::JsonLines(decoder)))),
-            Err(error) => Err(OpenFailure::Reject(error.to_string())),
+        match open_lines_range(source, span, self.schema, self.max_record_bytes).await {
+            Ok(Some((from, decoder))) => Ok(opened(Some(RowDecoder::JsonLines(decoder)), from)),
+            Ok(None) => Ok(opened(None, span.first)),
+            Err(LinesOpenError::Source(error)) => {
+                Err(fetch_failure(source.bucket, &task.key, error))
+            }
+            Err(LinesOpenError::Read(error)) => {
+                Err(self.classify_read(source.bucket, &task.key, error))
+            }
+            Err(LinesOpenError::Decode(error)) => Err(OpenFailure::Reject(error.to_string())),
         }
     }
 

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::{Processed, Worker};
 use crate::app::config::{CoordinatorConfig, WorkerConfig};
 use crate::app::test_rig::{NOTES_HEADER, Rig, notes_csv, notes_schema};
+use crate::contract::dialect::CsvDialect;
 use crate::contract::messages::{BatchMessage, JobRequest};
 use crate::ingest::compression::testing::gzip;
 use crate::ingest::item::Item;
@@ -292,4 +293,144 @@ async fn jsonl_objects_resume_across_parts_plain_by_offset_compressed_by_rows() 
     assert_eq!(rig.rows(), expected, "every row once, byte for byte");
     let calls = table.calls.load(Ordering::Relaxed);
     assert!(calls <= 1200 / 25 + 2 * parts as u64, "{calls} write calls");
+}
+
+/// `rows` as CSV of `dialect` (its delimiter and quote; a header only if it has one).
+fn notes_in(rows: &[(String, String)], dialect: &CsvDialect) -> String {
+    let (d, q) = (dialect.delimiter as char, dialect.quote as char);
+    let mut text = if dialect.header {
+        format!("id{d}note\n")
+    } else {
+        String::new()
+    };
+    for (i, (id, note)) in rows.iter().enumerate() {
+        let field = if note.contains([d, q, '\n', '\r']) {
+            format!("{q}{}{q}", note.replace(q, &format!("{q}{q}")))
+        } else {
+            note.clone()
+        };
+        text.push_str(&format!("{id}{d}{field}"));
+        text.push_str(if i % 2 == 1 { "\r\n" } else { "\n" });
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_headerless_tsv_resumes_across_parts_plain_by_offset_compressed_by_rows() {
+    let (rig, _) = slow_rig(Duration::from_millis(8));
+    let dialect = CsvDialect {
+        delimiter: b'\t',
+        quote: b'\'',
+        header: false,
+    };
+    let mut expected = Vec::new();
+    let mut input_bytes = 0;
+    for (name, key) in [("p", "in/p.csv"), ("g", "in/g.csv.gz")] {
+        // Notes with tabs, quotes and newlines, quoted in this dialect.
+        let rows: Vec<(String, String)> = (0..600)
+            .map(|i| {
+                let note = match i % 3 {
+                    0 => format!("tab\there, 'quoted'\nand \"not\" {i}"),
+                    1 => String::new(),
+                    _ => format!("plain;{i}"),
+                };
+                (format!("{name}-{i:04}"), note)
+            })
+            .collect();
+        let text = notes_in(&rows, &dialect);
+        let body = match key.ends_with(".gz") {
+            true => gzip(text.as_bytes()).await,
+            false => text.into_bytes(),
+        };
+        input_bytes += body.len() as u64;
+        rig.objects.insert("b", key, body);
+        expected.extend(rows);
+    }
+    expected.sort();
+    let mut schema = notes_schema();
+    schema.csv = dialect;
+    let request = JobRequest {
+        job_id: Some("tsv".into()),
+        schema: Some(schema),
+        ..JobRequest::new("b", "in/")
+    };
+    let coordinator = rig.coordinator(CoordinatorConfig {
+        batch_size: 100,
+        batch_bytes: 1 << 30,
+        ..Rig::coordinator_config()
+    });
+    coordinator.start_job(request, None).await.unwrap();
+    let batch = rig.batches().remove(0);
+    let worker = worker(&rig, Duration::from_millis(100));
+    let first = worker
+        .process(&batch, Some(Instant::now() + Duration::from_millis(150)))
+        .await
+        .unwrap();
+    let Processed::Continued(next) = first else {
+        panic!("1,200 rows at 25 per 8 ms do not fit 50 ms");
+    };
+    let resumed = next.resumed.clone().unwrap_or_default();
+    for range in &resumed.ranges {
+        // The plain object's rest names the schema's columns: it has no header to reread.
+        assert_eq!(range.header, ["id", "note"], "{range:?}");
+    }
+    run_chain(&worker, *next, Duration::from_millis(150)).await;
+    let job = rig.job("tsv").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, 1200);
+    assert_eq!(job.totals.rows_rejected, 0);
+    assert_eq!(job.totals.bytes, input_bytes);
+    assert_eq!(rig.rows(), expected, "every row once, byte for byte");
+}
+
+#[tokio::test]
+async fn a_jsonl_split_by_lines_resumes_each_range_at_its_next_line() {
+    let (rig, _) = slow_rig(Duration::from_millis(8));
+    // 1,000 lines a range: more than the writer's channel holds, so each range must stop.
+    let (_, mut expected) = notes_csv("j", 3000, true);
+    let text = notes_jsonl(&expected);
+    rig.objects.insert("b", "big.jsonl", text.clone());
+    expected.sort();
+    let request = JobRequest {
+        job_id: Some("lines-split".into()),
+        key: Some("big.jsonl".into()),
+        schema: Some(notes_schema()),
+        ..JobRequest::new("b", "")
+    };
+    let chunk = text.len() as u64 / 3 + 1;
+    let coordinator = rig.coordinator(CoordinatorConfig {
+        range_chunk_bytes: chunk,
+        control_queue_url: None,
+        ..Rig::coordinator_config()
+    });
+    let started = coordinator.start_job(request, None).await.unwrap();
+    assert_eq!(started.total_batches, 3, "three ranges, no scans");
+    let batches = rig.batches();
+    assert!(
+        batches
+            .iter()
+            .all(|b| b.range.is_some() && b.scan.is_none())
+    );
+    let worker = worker(&rig, Duration::from_millis(60));
+    let mut parts = 0;
+    for batch in batches {
+        parts += run_chain(&worker, batch, Duration::from_millis(100)).await;
+    }
+    assert!(parts >= 4, "{parts} parts: the ranges stopped and resumed");
+    let job = rig.job("lines-split").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, 3000);
+    assert_eq!(job.totals.rows_duplicate, 0);
+    assert_eq!(job.totals.bytes, text.len() as u64, "each range once");
+    // Each byte once, plus per range (and per resumed part) the byte before it and the rest
+    // of its last line.
+    let longest = text.lines().map(str::len).max().unwrap_or(0) as u64 + 1;
+    let slack = parts as u64 * (1 + longest);
+    assert!(
+        (text.len() as u64..=text.len() as u64 + slack).contains(&job.totals.bytes_read),
+        "{} read of {}",
+        job.totals.bytes_read,
+        text.len()
+    );
+    assert_eq!(rig.rows(), expected, "every line once, byte for byte");
 }

@@ -64,7 +64,8 @@ impl Worker {
             }
             Err(error) => return Err(failed(error.into())),
         };
-        let scan = scan_range(body.reader, start, end)
+        let dialect = batch.schema.as_ref().map(|s| s.csv).unwrap_or_default();
+        let scan = scan_range(body.reader, start, end, &dialect)
             .await
             .map_err(|e| failed(e.into()))?;
         permit.succeeded();

@@ -57,6 +57,12 @@ impl<R: AsyncBufRead + Unpin> JsonLinesDecoder<R> {
         })
     }
 
+    /// Yields only the lines that start before `end` (a range's end).
+    pub fn until(mut self, end: u64) -> Self {
+        self.reader = self.reader.until(end);
+        self
+    }
+
     /// Counts a TTL duration from `epoch_seconds` (tests).
     pub fn loaded_at(mut self, epoch_seconds: u64) -> Self {
         self.typer = self.typer.loaded_at(epoch_seconds);

@@ -64,6 +64,8 @@ pub struct LineReader<R> {
     /// Lines read so far (blank ones included).
     lines: u64,
     max_line_bytes: usize,
+    /// A range's end: no line starting here or later is read (it is the next range's).
+    until: Option<u64>,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
@@ -79,7 +81,14 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             position: offset,
             lines: 0,
             max_line_bytes: DEFAULT_MAX_RECORD_BYTES,
+            until: None,
         }
+    }
+
+    /// Reads only the lines that start before `end` (a range's; the last may run past it).
+    pub fn until(mut self, end: u64) -> Self {
+        self.until = Some(end);
+        self
     }
 
     /// Lines longer than `max` bytes come back oversized instead of buffered.
@@ -110,6 +119,9 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
     }
 
     async fn read_any(&mut self, line: &mut Line) -> std::io::Result<bool> {
+        if self.until.is_some_and(|end| self.position >= end) {
+            return Ok(false);
+        }
         line.text.clear();
         line.oversized = false;
         line.start = self.position;

@@ -7,6 +7,7 @@
 
 pub mod decoder;
 pub mod jsonl;
+pub mod line_ranges;
 pub mod lines;
 
 #[cfg(test)]
