@@ -6,6 +6,8 @@ pub mod completion;
 pub mod config;
 pub mod coordinator;
 #[cfg(test)]
+mod ddbjson_on_doubles;
+#[cfg(test)]
 mod every_type_on_doubles;
 #[cfg(test)]
 mod jsonl_on_doubles;

@@ -419,6 +419,12 @@ mod tests {
             serde_json::from_str(include_str!("../../../events/prefix-job-jsonl.json")).unwrap();
         assert_eq!(jsonl.format, Some(Format::JsonLines));
         jsonl.schema.unwrap().validate().unwrap();
+        let typed: JobRequest = serde_json::from_str(include_str!(
+            "../../../events/prefix-job-dynamodb-json.json"
+        ))
+        .unwrap();
+        assert_eq!(typed.format, Some(Format::DynamoDbJson));
+        assert!(typed.schema.is_none(), "the table's key is the schema");
         // Absent on the wire means "by suffix", and an older message still parses.
         let plain: JobRequest = serde_json::from_str(r#"{"bucket": "b"}"#).unwrap();
         assert_eq!(plain.format, None);

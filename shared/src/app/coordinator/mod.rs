@@ -29,6 +29,7 @@ use crate::app::completion::{Announcer, Claim, CompletionError};
 use crate::app::config::CoordinatorConfig;
 use crate::app::metrics::{self, MetricsSink, StdoutSink};
 use crate::aws::{Adapters, Clients};
+use crate::contract::format::Format;
 use crate::contract::ids::{JobId, RunId};
 use crate::contract::messages::JobRequest;
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
@@ -250,8 +251,12 @@ impl Coordinator {
             .describe(table)
             .await
             .map_err(CoordinatorError::Table)?;
+        // A DynamoDB JSON job without a schema reads by the table's key (its items carry it).
+        if request.format == Some(Format::DynamoDbJson) && request.schema.is_none() {
+            request.schema = Some(table_check::schema_of_table_key(&description.key));
+        }
         let schema = request.schema.clone().unwrap_or_else(Schema::sensor);
-        table_check::check_keys(table, &schema, &description.key)
+        table_check::check_keys(table, &schema, request.format, &description.key)
             .map_err(CoordinatorError::InvalidRequest)?;
         request.write.write_units_per_second = crate::app::write_cap::resolve(
             &request.write,
@@ -388,6 +393,9 @@ fn validate(request: &JobRequest, allowed_buckets: &[String]) -> Result<(), Coor
     }
     if let Some(schema) = &request.schema {
         schema.validate()?;
+        if request.format == Some(Format::DynamoDbJson) {
+            table_check::check_item_schema(schema).map_err(CoordinatorError::InvalidRequest)?;
+        }
     }
     request
         .write

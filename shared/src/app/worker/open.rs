@@ -9,6 +9,7 @@ use super::loader::{LoadError, Loader};
 use crate::contract::messages::{ObjectTail, RangeTask};
 use crate::ingest::compression::{self, BoxedRead, Encoding};
 use crate::ingest::decode::DecodeError;
+use crate::ingest::format::ddbjson::DynamoDbJsonDecoder;
 use crate::ingest::format::jsonl::JsonLinesDecoder;
 use crate::ingest::format::{Format, RowDecoder};
 use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
@@ -97,7 +98,7 @@ impl Loader<'_> {
             bucket,
             task,
         };
-        if Format::resolve(self.format, &task.key) == Format::JsonLines {
+        if Format::resolve(self.format, &task.key).is_lines() {
             return self.open_lines_rest(&source, task).await;
         }
         match ranges::open_range(&source, task, self.schema, self.max_record_bytes).await {
@@ -112,7 +113,7 @@ impl Loader<'_> {
         }
     }
 
-    /// The rest of a plain JSON Lines object from its next line's offset (no scan is needed:
+    /// The rest of a plain JSON Lines or DynamoDB JSON object from its next line's offset (no scan is needed:
     /// a line start is known exactly, and every line is read to its end).
     async fn open_lines_rest(
         &self,
@@ -135,6 +136,11 @@ impl Loader<'_> {
             Ok(body) => body,
             Err(error) => return Err(fetch_failure(source.bucket, &task.key, error)),
         };
+        if Format::resolve(self.format, &task.key) == Format::DynamoDbJson {
+            let decoder =
+                DynamoDbJsonDecoder::open_at(body, span.first, self.schema, self.max_record_bytes);
+            return Ok(opened(Some(RowDecoder::DynamoDbJson(decoder))));
+        }
         match JsonLinesDecoder::open_at(body, span.first, self.schema, self.max_record_bytes) {
             Ok(decoder) => Ok(opened(Some(RowDecoder::JsonLines(decoder)))),
             Err(error) => Err(OpenFailure::Reject(error.to_string())),

@@ -21,9 +21,11 @@
 //! columns are dropped), then the key attributes.
 
 pub mod binary;
+pub mod ddb_json;
 pub mod error;
 pub mod fields;
 pub mod header;
+pub mod item_key;
 pub mod json;
 pub mod json_row;
 pub mod keys;
