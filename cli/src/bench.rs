@@ -410,6 +410,7 @@ pub(crate) async fn load_counting(
         format: None,
         max_decoded_bytes: config.max_decoded_bytes,
         max_record_bytes: config.max_record_bytes,
+        export: None,
     };
     let rejects = Mutex::new(BatchRejects::default());
     let stats = loader

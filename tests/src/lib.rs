@@ -231,6 +231,7 @@ impl TestEnv {
             scan: None,
             write: Default::default(),
             resumed: None,
+            export: None,
         }
     }
 

@@ -10,6 +10,8 @@ mod ddbjson_on_doubles;
 #[cfg(test)]
 mod every_type_on_doubles;
 #[cfg(test)]
+mod export_on_doubles;
+#[cfg(test)]
 mod jsonl_on_doubles;
 pub mod lambda;
 pub mod metrics;

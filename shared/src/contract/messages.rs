@@ -34,6 +34,10 @@ pub struct JobRequest {
     /// Write mode and rate cap (`write_mode`, `max_write_rate`): put, uncapped otherwise.
     #[serde(flatten)]
     pub write: WriteOptions,
+    /// A DynamoDB S3 export to apply (its `manifest-summary.json` key, or its folder)
+    /// instead of a prefix listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
 }
 
 impl JobRequest {
@@ -47,6 +51,7 @@ impl JobRequest {
             format: None,
             tolerated_rejects: None,
             write: WriteOptions::default(),
+            export: None,
         }
     }
 }
@@ -146,6 +151,20 @@ pub struct BatchMessage {
     /// handed on what it had not done (`keys` and `range` then hold only what is left).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<Resumed>,
+    /// An export's data files: the items each holds by its manifest (compared with the
+    /// lines read), and whether its lines are an incremental export's changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportFiles>,
+}
+
+/// What a batch of an export's data files must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportFiles {
+    /// The manifest's `itemCount` of each data file, by its (resolved) key.
+    pub item_counts: std::collections::BTreeMap<String, u64>,
+    /// Lines are changes (`NewImage` put, else `Keys` deleted), not `{"Item": ...}`.
+    #[serde(default)]
+    pub incremental: bool,
 }
 
 /// What a continuation carries besides the keys and range left: its part number, the
@@ -292,6 +311,7 @@ mod tests {
             scan: None,
             write: WriteOptions::default(),
             resumed: None,
+            export: None,
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);

@@ -316,6 +316,7 @@ fn scan_message(
         }),
         write: request.write.clone(),
         resumed: None,
+        export: None,
     }
     .to_json()
 }
@@ -331,19 +332,31 @@ pub(super) fn batch_entry(
 ) -> Entry {
     Entry {
         id: batch.to_string(),
-        body: BatchMessage {
-            job_id: job_id.clone(),
-            batch,
-            bucket: request.bucket.clone(),
-            keys,
-            range,
-            schema: request.schema.clone(),
-            format: request.format,
-            report: report.clone(),
-            scan: None,
-            write: request.write.clone(),
-            resumed: None,
-        }
-        .to_json(),
+        body: batch_message(job_id, request, report, batch, keys, range).to_json(),
+    }
+}
+
+/// One batch of the job `request` started.
+pub(super) fn batch_message(
+    job_id: &JobId,
+    request: &JobRequest,
+    report: &ReportLocation,
+    batch: BatchNo,
+    keys: Vec<String>,
+    range: Option<RangeTask>,
+) -> BatchMessage {
+    BatchMessage {
+        job_id: job_id.clone(),
+        batch,
+        bucket: request.bucket.clone(),
+        keys,
+        range,
+        schema: request.schema.clone(),
+        format: request.format,
+        report: report.clone(),
+        scan: None,
+        write: request.write.clone(),
+        resumed: None,
+        export: None,
     }
 }

@@ -7,6 +7,7 @@
 mod compose;
 mod control;
 mod enqueue;
+mod export;
 mod listing;
 mod object_plan;
 mod stuck;
@@ -49,6 +50,8 @@ pub enum CoordinatorError {
     InvalidSchema(#[from] SchemaError),
     #[error("listing the prefix failed")]
     List(#[source] ObjectError),
+    #[error("reading the export's files failed")]
+    Export(#[source] ObjectError),
     #[error("reading the records table's key schema and capacity (DescribeTable) failed")]
     Table(#[source] WriteError),
     #[error(transparent)]
@@ -243,6 +246,10 @@ impl Coordinator {
         deadline: Option<Instant>,
     ) -> Result<JobStarted, CoordinatorError> {
         validate(&request, &self.config.allowed_buckets)?;
+        if request.export.is_some() {
+            // An export's data files are DynamoDB JSON, read by the table's key.
+            request.format = Some(Format::DynamoDbJson);
+        }
         // One DescribeTable a job: the key schema is checked before anything is written, and
         // a cap given as a fraction is resolved from the capacity, once for every worker.
         let table = &self.config.tables.records;
@@ -258,6 +265,18 @@ impl Coordinator {
         let schema = request.schema.clone().unwrap_or_else(Schema::sensor);
         table_check::check_keys(table, &schema, request.format, &description.key)
             .map_err(CoordinatorError::InvalidRequest)?;
+        let export = match &request.export {
+            Some(export) => Some(self.plan_export(&request.bucket, export, &schema).await?),
+            None => None,
+        };
+        if let Some(plan) = &export
+            && plan.summary.is_incremental()
+        {
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "{} is an incremental export, which this version does not apply yet (full exports only)",
+                plan.summary_key
+            )));
+        }
         request.write.write_units_per_second = crate::app::write_cap::resolve(
             &request.write,
             description.capacity,
@@ -278,9 +297,16 @@ impl Coordinator {
         self.ledger.create(&job).await?;
         tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
 
-        let planned = self
-            .enqueue(&job_id, &request, &report, None, &run, deadline)
-            .await;
+        let planned = match &export {
+            // An export is planned whole before the job exists: one step, never checkpointed.
+            Some(plan) => {
+                (self.enqueue_export(&job_id, &request, &report, plan).await).map(Listed::Done)
+            }
+            None => {
+                self.enqueue(&job_id, &request, &report, None, &run, deadline)
+                    .await
+            }
+        };
         let listed = match planned {
             Ok(listed) => listed,
             Err(error @ CoordinatorError::Wake { .. }) => {
@@ -391,9 +417,21 @@ fn validate(request: &JobRequest, allowed_buckets: &[String]) -> Result<(), Coor
     {
         return Err(CoordinatorError::InvalidRequest(reason.into()));
     }
+    if request.export.is_some() {
+        if request.key.is_some() {
+            return Err(CoordinatorError::InvalidRequest(
+                "a request names an export or a key, not both".into(),
+            ));
+        }
+        if !matches!(request.format, None | Some(Format::DynamoDbJson)) {
+            return Err(CoordinatorError::InvalidRequest(
+                "an export's data files are DynamoDB JSON: leave `format` out or say \"dynamodb_json\"".into(),
+            ));
+        }
+    }
     if let Some(schema) = &request.schema {
         schema.validate()?;
-        if request.format == Some(Format::DynamoDbJson) {
+        if request.format == Some(Format::DynamoDbJson) || request.export.is_some() {
             table_check::check_item_schema(schema).map_err(CoordinatorError::InvalidRequest)?;
         }
     }

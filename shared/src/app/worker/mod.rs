@@ -441,6 +441,7 @@ impl Worker {
             max_decoded_bytes: self.config.max_decoded_bytes,
             max_record_bytes: self.config.max_record_bytes,
             stop,
+            export: batch.export.as_ref(),
         };
         let rejects = Mutex::new(BatchRejects::default());
         let key = KeyNames::new(

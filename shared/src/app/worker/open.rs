@@ -68,6 +68,15 @@ impl Loader<'_> {
         };
         let bytes = object.size;
         let etag = object.etag;
+        // An export's empty partition may be an empty object, not an empty gzip stream.
+        if bytes == 0 && self.export.is_some() {
+            return Ok(Opened {
+                decoder: None,
+                bytes,
+                read_from: None,
+                etag,
+            });
+        }
         let body =
             compression::decoded(object.reader, Encoding::of_key(key), self.max_decoded_bytes);
         let format = Format::resolve(self.format, key);
