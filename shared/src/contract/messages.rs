@@ -445,6 +445,9 @@ mod tests {
         .unwrap();
         assert_eq!(typed.format, Some(Format::DynamoDbJson));
         assert!(typed.schema.is_none(), "the table's key is the schema");
+        let export: JobRequest =
+            serde_json::from_str(include_str!("../../../events/export-job.json")).unwrap();
+        assert!(export.export.unwrap().ends_with("manifest-summary.json"));
         // Absent on the wire means "by suffix", and an older message still parses.
         let plain: JobRequest = serde_json::from_str(r#"{"bucket": "b"}"#).unwrap();
         assert_eq!(plain.format, None);
