@@ -3,7 +3,8 @@
 //! holds unrelated items: copied under another prefix than its manifests name, with an empty
 //! partition, every item lands as it is and reads back equal, the unrelated item untouched;
 //! a manifest whose itemCount disagrees ends the job COMPLETED_WITH_ERRORS; a corrupt line
-//! is rejected alone.
+//! is rejected alone; an incremental export applied after the full one (modifications,
+//! deletions, an insert) leaves the source's final state.
 
 use std::collections::BTreeMap;
 
@@ -67,20 +68,31 @@ async fn apply(env: &TestEnv, name: &str, spec: &ExportSpec) -> (Job, Vec<Item>)
         .send()
         .await
         .unwrap();
+    load(env, &table, name, name, spec).await
+}
+
+/// Uploads `spec` under `copy/{folder}/` and applies it to `table` as job `name`.
+async fn load(
+    env: &TestEnv,
+    table: &str,
+    folder: &str,
+    name: &str,
+    spec: &ExportSpec,
+) -> (Job, Vec<Item>) {
     for (key, bytes) in write_export(spec).await {
-        let moved = key.replacen("exports/2026/", &format!("copy/{name}/"), 1);
+        let moved = key.replacen("exports/2026/", &format!("copy/{folder}/"), 1);
         env.put_bytes(&moved, bytes).await;
     }
     let request = JobRequest {
         job_id: Some(name.into()),
-        export: Some(format!("copy/{name}/AWSDynamoDB/{EXPORT_ID}/")),
+        export: Some(format!("copy/{folder}/AWSDynamoDB/{}/", spec.export_id)),
         ..JobRequest::new(&env.resources.bucket, "")
     };
     let mut pipeline = env.pipeline();
-    pipeline.records_table(&table);
+    pipeline.records_table(table);
     let job = pipeline.run(request, |_| {}).await.unwrap();
     let scanned = (env.clients.dynamodb.scan())
-        .table_name(&table)
+        .table_name(table)
         .consistent_read(true)
         .send()
         .await
@@ -160,4 +172,41 @@ async fn a_moved_full_export_lands_item_for_item_beside_the_table_s_unrelated_it
             .contains("holds 20 items and its export's manifest says 21")),
         "{rejects:?}"
     );
+}
+
+#[tokio::test]
+async fn an_incremental_export_after_the_full_one_leaves_the_source_s_final_state() {
+    let env = TestEnv::new(default_servers(), "incremental").await;
+    let spec = spec();
+    let (job, _) = apply(&env, "base", &spec).await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    let key = |id: &str, n: u32| {
+        Item::from([
+            ("id".to_owned(), Value::S(id.into())),
+            ("n".to_owned(), Value::N(format!("{n}.5"))),
+        ])
+    };
+    let mut modified = item("a", 1);
+    modified.insert("note".into(), Value::S("changed".into()));
+    modified.remove("bs");
+    let changes = ExportSpec {
+        export_id: "01764586800000-ef567890".into(),
+        changes: Some(vec![
+            vec![(key("a", 1), Some(modified.clone())), (key("a", 2), None)],
+            vec![(key("c", 9), Some(item("c", 9))), (key("b", 0), None)],
+        ]),
+        ..spec.clone()
+    };
+    let table = format!("{}-base", env.resources.bucket);
+    let (job, items) = load(&env, &table, "base", "incr", &changes).await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, 4);
+    let mut want: Vec<Item> = spec.files.concat();
+    want.retain(|i| i != &item("a", 2) && i != &item("b", 0));
+    for existing in want.iter_mut().filter(|i| **i == item("a", 1)) {
+        *existing = modified.clone();
+    }
+    want.push(item("c", 9));
+    want.push(unrelated());
+    assert_eq!(items, sorted(want));
 }

@@ -1,7 +1,8 @@
 //! DynamoDB S3 exports applied to an existing table, on the doubles: a full export (one empty
 //! partition) copied under another prefix loads every item as it is beside the table's
 //! unrelated items; a manifest whose item count disagrees completes the job with errors; a
-//! corrupt line is rejected alone; a manifest that does not match its checksum is refused.
+//! corrupt line is rejected alone; a manifest that does not match its checksum is refused;
+//! an incremental export then puts its new images and deletes the keys without one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -166,4 +167,52 @@ async fn a_corrupt_line_is_rejected_alone_and_a_bad_checksum_refuses_the_export(
         reason.contains("does not match its checksum file"),
         "{reason}"
     );
+}
+
+#[tokio::test]
+async fn an_incremental_export_puts_new_images_and_deletes_keys_without_one() {
+    let spec = spec();
+    let rig = rig_with(&spec).await;
+    run(&rig, "base", "copy/AWSDynamoDB/01764583200000-abcd1234")
+        .await
+        .unwrap();
+    let key = |id: &str, n: u32| {
+        Item::from([
+            ("id".to_owned(), Value::S(id.into())),
+            ("n".to_owned(), Value::N(n.to_string())),
+        ])
+    };
+    let mut modified = item("a", 1);
+    modified.insert("note".into(), Value::S("changed".into()));
+    let changes = ExportSpec {
+        export_id: "01764586800000-ef567890".into(),
+        changes: Some(vec![
+            vec![(key("a", 1), Some(modified.clone())), (key("a", 2), None)],
+            vec![],
+            vec![(key("c", 9), Some(item("c", 9))), (key("b", 0), None)],
+        ]),
+        ..spec.clone()
+    };
+    for (key, bytes) in write_export(&changes).await {
+        rig.objects
+            .insert("b", &key.replacen("exports/2026/", "copy/", 1), bytes);
+    }
+    run(&rig, "incr", "copy/AWSDynamoDB/01764586800000-ef567890")
+        .await
+        .unwrap();
+    let job = rig.job("incr").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    let mut stored = rig.table.items("records");
+    stored.sort_by_key(|i| format!("{:?}{:?}", i["id"], i["n"]));
+    let mut expected = vec![
+        item("a", 0),
+        modified,
+        item("a", 3),
+        item("b", 1),
+        item("b", 2),
+        item("c", 9),
+        key("other", 1),
+    ];
+    expected.sort_by_key(|i| format!("{:?}{:?}", i["id"], i["n"]));
+    assert_eq!(stored, expected);
 }

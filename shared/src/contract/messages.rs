@@ -448,6 +448,10 @@ mod tests {
         let export: JobRequest =
             serde_json::from_str(include_str!("../../../events/export-job.json")).unwrap();
         assert!(export.export.unwrap().ends_with("manifest-summary.json"));
+        let incremental: JobRequest =
+            serde_json::from_str(include_str!("../../../events/export-incremental-job.json"))
+                .unwrap();
+        assert!(incremental.export.unwrap().ends_with('/'));
         // Absent on the wire means "by suffix", and an older message still parses.
         let plain: JobRequest = serde_json::from_str(r#"{"bucket": "b"}"#).unwrap();
         assert_eq!(plain.format, None);

@@ -2,7 +2,10 @@
 //! full export in AWS's documented layout from items built in the test:
 //! `<prefix>/AWSDynamoDB/<id>/` with `manifest-summary.json` and `manifest-files.json`, each
 //! with its `.checksum` (MD5, hex), an empty `_started`, and `data/<n>.json.gz` files of
-//! `{"Item": ...}` lines (an empty partition is an empty file).
+//! `{"Item": ...}` lines (an empty partition is an empty file). An incremental export
+//! (version 2023-08-01, view NEW_IMAGE) writes its changes' lines,
+//! `{"Metadata":..,"Keys":..,"NewImage":..}` (no `NewImage`: a deletion), into the data
+//! folder its exports share, `<prefix>/AWSDynamoDB/data/`.
 
 use async_compression::tokio::write::GzipEncoder;
 use md5::Digest as _;
@@ -26,7 +29,13 @@ pub struct ExportSpec {
     /// A manifest entry that claims another item count: (file, count); the summary's total
     /// follows it, as a consistent but wrong manifest would.
     pub claimed_count: Option<(usize, u64)>,
+    /// An incremental export: each data file's changes, (keys, new image or `None` for a
+    /// deletion), written instead of `files`.
+    pub changes: Option<Vec<Vec<Change>>>,
 }
+
+/// One incremental change: the item's keys, and its new image (`None`: deleted).
+pub type Change = (Item, Option<Item>);
 
 /// Every object of the export: (key, bytes).
 pub async fn write_export(spec: &ExportSpec) -> Vec<(String, Vec<u8>)> {
@@ -37,12 +46,35 @@ pub async fn write_export(spec: &ExportSpec) -> Vec<(String, Vec<u8>)> {
     let mut objects = Vec::new();
     let mut entries = String::new();
     let mut total = 0;
-    for (n, items) in spec.files.iter().enumerate() {
-        let mut text = String::new();
-        for item in items {
-            text.push_str(&format!("{{\"Item\":{}}}\n", typed_json(item.iter())));
-        }
-        let mut count = items.len() as u64;
+    let texts: Vec<(String, u64)> = match &spec.changes {
+        None => (spec.files.iter())
+            .map(|items| {
+                let lines = items.iter().map(|item| format!("{{\"Item\":{}}}\n", typed_json(item.iter())));
+                (lines.collect(), items.len() as u64)
+            })
+            .collect(),
+        Some(files) => (files.iter())
+            .map(|changes| {
+                let lines = changes.iter().enumerate().map(|(i, (keys, image))| {
+                    let mut line = serde_json::json!({
+                        "Metadata": {"WriteTimestampMicros": {"N": format!("{}", 1_764_583_200_000_000u64 + i as u64)}},
+                        "Keys": typed_json(keys.iter()),
+                    });
+                    if let Some(image) = image {
+                        line["NewImage"] = typed_json(image.iter());
+                    }
+                    format!("{line}\n")
+                });
+                (lines.collect(), changes.len() as u64)
+            })
+            .collect(),
+    };
+    let data = match (&spec.changes, spec.prefix.as_deref()) {
+        (None, _) => format!("{root}data/"),
+        (Some(_), Some(prefix)) => format!("{prefix}/AWSDynamoDB/data/"),
+        (Some(_), None) => "AWSDynamoDB/data/".to_owned(),
+    };
+    for (n, (mut text, mut count)) in texts.into_iter().enumerate() {
         for (_, line) in spec.extra_lines.iter().filter(|(file, _)| *file == n) {
             text.push_str(line);
             text.push('\n');
@@ -57,7 +89,7 @@ pub async fn write_export(spec: &ExportSpec) -> Vec<(String, Vec<u8>)> {
         } else {
             gzip(text.as_bytes()).await
         };
-        let key = format!("{root}data/{n:04}-{}.json.gz", spec.export_id);
+        let key = format!("{data}{n:04}-{}.json.gz", spec.export_id);
         let md5 = md5::Md5::digest(&bytes);
         entries.push_str(
             &serde_json::json!({
@@ -72,7 +104,7 @@ pub async fn write_export(spec: &ExportSpec) -> Vec<(String, Vec<u8>)> {
         objects.push((key, bytes));
     }
     let files_key = format!("{root}manifest-files.json");
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "version": "2020-06-30",
         "exportArn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/source/export/{}", spec.export_id),
         "startTime": "2026-12-01T10:00:00.000Z",
@@ -88,9 +120,15 @@ pub async fn write_export(spec: &ExportSpec) -> Vec<(String, Vec<u8>)> {
         "billedSizeBytes": 0,
         "itemCount": total,
         "outputFormat": "DYNAMODB_JSON",
-    })
-    .to_string()
-    .into_bytes();
+    });
+    if spec.changes.is_some() {
+        summary["version"] = "2023-08-01".into();
+        summary["exportType"] = "INCREMENTAL_EXPORT".into();
+        summary["exportFromTime"] = "2026-12-01T10:00:00.000Z".into();
+        summary["exportToTime"] = "2026-12-01T11:00:00.000Z".into();
+        summary["outputView"] = "NEW_IMAGE".into();
+    }
+    let summary = summary.to_string().into_bytes();
     let checksum = |bytes: &[u8]| crate::ingest::item::hex(&md5::Md5::digest(bytes)).into_bytes();
     objects.push((
         format!("{root}manifest-files.checksum"),

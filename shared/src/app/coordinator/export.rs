@@ -20,7 +20,7 @@ use crate::ingest::export::{
     self, DataFile, PlannedFile, Summary, check_md5, checksum_keys, parse_files, parse_summary,
     relocate,
 };
-use crate::ingest::format::ddbjson::item_of_line;
+use crate::ingest::format::ddbjson::{change_of_line, item_of_line};
 use crate::ingest::typing::item_key::ItemKey;
 use crate::port::objects::{Failure, Read};
 use crate::port::queue::Entry;
@@ -88,7 +88,8 @@ impl Coordinator {
                 items: item_count,
             });
         }
-        self.check_export_key(bucket, &planned, schema).await?;
+        self.check_export_key(bucket, &planned, &summary, schema)
+            .await?;
         let batches = export::batches(planned, self.config.batch_size, self.config.batch_bytes);
         Ok(ExportPlan {
             summary_key,
@@ -117,6 +118,7 @@ impl Coordinator {
         &self,
         bucket: &str,
         files: &[PlannedFile],
+        summary: &Summary,
         schema: &Schema,
     ) -> Result<(), CoordinatorError> {
         let Some(file) = files.iter().find(|f| f.items > 0 && f.size > 0) else {
@@ -138,7 +140,11 @@ impl Coordinator {
                 return Ok(());
             }
         }
-        let item = item_of_line(&line).map_err(|reason| {
+        let item = match summary.is_incremental() {
+            true => change_of_line(&line).map(|(item, _)| item),
+            false => item_of_line(&line),
+        };
+        let item = item.map_err(|reason| {
             invalid(format!(
                 "the first line of the export's {} does not read: {reason}",
                 file.key

@@ -269,14 +269,6 @@ impl Coordinator {
             Some(export) => Some(self.plan_export(&request.bucket, export, &schema).await?),
             None => None,
         };
-        if let Some(plan) = &export
-            && plan.summary.is_incremental()
-        {
-            return Err(CoordinatorError::InvalidRequest(format!(
-                "{} is an incremental export, which this version does not apply yet (full exports only)",
-                plan.summary_key
-            )));
-        }
         request.write.write_units_per_second = crate::app::write_cap::resolve(
             &request.write,
             description.capacity,

@@ -56,6 +56,16 @@ impl ByteSource for PinnedObject<'_> {
 }
 
 impl Loader<'_> {
+    /// An incremental export's data files hold changes, not items.
+    fn changes<R>(&self, decoder: RowDecoder<R>) -> RowDecoder<R> {
+        match decoder {
+            RowDecoder::DynamoDbJson(d) if self.export.is_some_and(|e| e.incremental) => {
+                RowDecoder::DynamoDbJson(d.reading_changes())
+            }
+            other => other,
+        }
+    }
+
     /// A whole object, decompressed if its key says so.
     pub(super) async fn open_object(
         &self,
@@ -82,7 +92,7 @@ impl Loader<'_> {
         let format = Format::resolve(self.format, key);
         match RowDecoder::open(format, body, self.schema, self.max_record_bytes).await {
             Ok(decoder) => Ok(Opened {
-                decoder: Some(decoder),
+                decoder: Some(self.changes(decoder)),
                 bytes,
                 read_from: None,
                 etag,
@@ -148,7 +158,9 @@ impl Loader<'_> {
         if Format::resolve(self.format, &task.key) == Format::DynamoDbJson {
             let decoder =
                 DynamoDbJsonDecoder::open_at(body, span.first, self.schema, self.max_record_bytes);
-            return Ok(opened(Some(RowDecoder::DynamoDbJson(decoder))));
+            return Ok(opened(Some(
+                self.changes(RowDecoder::DynamoDbJson(decoder)),
+            )));
         }
         match JsonLinesDecoder::open_at(body, span.first, self.schema, self.max_record_bytes) {
             Ok(decoder) => Ok(opened(Some(RowDecoder::JsonLines(decoder)))),
@@ -177,7 +189,7 @@ impl Loader<'_> {
         let format = Format::resolve(self.format, &tail.key);
         let mut decoder =
             match RowDecoder::open(format, body, self.schema, self.max_record_bytes).await {
-                Ok(decoder) => decoder,
+                Ok(decoder) => self.changes(decoder),
                 Err(DecodeError::Read(error)) => {
                     return Err(self.classify_read(bucket, &tail.key, error));
                 }

@@ -26,6 +26,16 @@ pub struct DynamoDbJsonDecoder<R> {
     next_row: u64,
     records: u64,
     done: bool,
+    /// Lines are an incremental export's changes, not items.
+    changes: bool,
+}
+
+impl<R> DynamoDbJsonDecoder<R> {
+    /// Reads lines as an incremental export's changes ([`change_of_line`]).
+    pub fn reading_changes(mut self) -> Self {
+        self.changes = true;
+        self
+    }
 }
 
 impl<R: AsyncBufRead + Unpin> DynamoDbJsonDecoder<R> {
@@ -43,6 +53,7 @@ impl<R: AsyncBufRead + Unpin> DynamoDbJsonDecoder<R> {
             next_row: offset,
             records: 0,
             done: false,
+            changes: false,
         }
     }
 
@@ -92,15 +103,22 @@ impl<R: AsyncBufRead + Unpin> DynamoDbJsonDecoder<R> {
         } else {
             match std::str::from_utf8(line.text()) {
                 Err(_) => Err("invalid UTF-8".to_owned()),
-                Ok(text) => item_of_line(text).and_then(|item| {
-                    let key = self.key.check(&item)?;
-                    Ok(TypedRow {
-                        key,
-                        item,
-                        line: line.line(),
-                        offset: line.start(),
+                Ok(text) => {
+                    let change = match self.changes {
+                        true => change_of_line(text),
+                        false => item_of_line(text).map(|item| (item, false)),
+                    };
+                    change.and_then(|(item, delete)| {
+                        let key = self.key.check(&item)?;
+                        Ok(TypedRow {
+                            key,
+                            item,
+                            line: line.line(),
+                            offset: line.start(),
+                            delete,
+                        })
                     })
-                }),
+                }
             }
         };
         Ok(Some(match typed {
@@ -128,6 +146,28 @@ pub fn item_of_line(text: &str) -> Result<Item, String> {
         };
     }
     ddb_json::item(object).map_err(|e| line_reason(&e))
+}
+
+/// One incremental export line, `{"Metadata":..,"Keys":..,"NewImage":..,"OldImage":..}`:
+/// its `NewImage` to put (an insert or a modification), or, without one, its `Keys` to
+/// delete (`true`).
+pub fn change_of_line(text: &str) -> Result<(Item, bool), String> {
+    let mut object = ddb_json::parse_line(text).map_err(|e| change_reason(&e))?;
+    if let Some(image) = object.remove("NewImage") {
+        let item = ddb_json::object_member(image, "NewImage to hold an object of typed attributes")
+            .map_err(|e| change_reason(&e))?;
+        return Ok((item, false));
+    }
+    let keys = object
+        .remove("Keys")
+        .ok_or_else(|| "an incremental export's line has neither NewImage nor Keys".to_owned())?;
+    let keys = ddb_json::object_member(keys, "Keys to hold an object of typed attributes")
+        .map_err(|e| change_reason(&e))?;
+    Ok((keys, true))
+}
+
+fn change_reason(error: &TypedJsonError) -> String {
+    format!("the line is not one incremental export change: {error}")
 }
 
 fn wrapped(mut object: BTreeMap<String, Value>) -> Result<Item, TypedJsonError> {

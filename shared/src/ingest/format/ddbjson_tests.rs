@@ -135,3 +135,35 @@ async fn skip_passes_lines_untyped_and_counts_them() {
     assert_eq!(row.key.0, "3");
     assert_eq!(decoder.next_row(), text.len() as u64);
 }
+
+#[tokio::test]
+async fn incremental_changes_put_new_images_delete_keys_and_reject_lines_with_neither() {
+    let text = concat!(
+        r#"{"Metadata":{"WriteTimestampMicros":{"N":"1"}},"Keys":{"id":{"N":"1"},"at":{"S":"a"}},"NewImage":{"id":{"N":"1"},"at":{"S":"a"},"v":{"S":"new"}}}"#,
+        "\n",
+        r#"{"Metadata":{"WriteTimestampMicros":{"N":"2"}},"Keys":{"id":{"N":"2"},"at":{"S":"b"}},"OldImage":{"id":{"N":"2"},"at":{"S":"b"}}}"#,
+        "\n",
+        r#"{"Metadata":{"WriteTimestampMicros":{"N":"3"}}}"#,
+        "\n",
+    );
+    let mut decoder = DynamoDbJsonDecoder::open(text.as_bytes(), &schema()).reading_changes();
+    let mut out = Vec::new();
+    while let Some(decoded) = decoder.next().await.unwrap() {
+        out.push(decoded);
+    }
+    let [
+        Decoded::Row(put),
+        Decoded::Row(delete),
+        Decoded::Reject(neither),
+    ] = &out[..]
+    else {
+        panic!("{out:?}");
+    };
+    assert!(!put.delete && put.item["v"] == Value::S("new".into()));
+    assert!(delete.delete && delete.item.len() == 2 && delete.key == ("2".into(), "b".into()));
+    assert!(
+        neither.reason.contains("neither NewImage nor Keys"),
+        "{}",
+        neither.reason
+    );
+}
