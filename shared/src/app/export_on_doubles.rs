@@ -92,6 +92,15 @@ async fn a_moved_full_export_loads_every_item_as_it_is_beside_unrelated_items() 
         .unwrap();
     let job = rig.job("full").await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    // Planned again (the stuck check), the job reads the same export, never a listing.
+    let again = job.request();
+    assert_eq!(
+        (again.export.as_deref(), again.format),
+        (
+            Some("copy/AWSDynamoDB/01764583200000-abcd1234"),
+            Some(crate::ingest::format::Format::DynamoDbJson)
+        )
+    );
     assert_eq!(
         (job.totals.files, job.totals.rows_written),
         (3, 7),

@@ -35,6 +35,13 @@ impl Coordinator {
         owner: &RunId,
         deadline: Option<Instant>,
     ) -> Result<Listed, CoordinatorError> {
+        if let Some(export) = &request.export {
+            // Planned again from its manifests (a job the stuck check restarts): the same
+            // batches under the same numbers, counted once.
+            let schema = request.schema.clone().unwrap_or_default();
+            let plan = self.plan_export(&request.bucket, export, &schema).await?;
+            return (self.enqueue_export(job_id, request, report, &plan).await).map(Listed::Done);
+        }
         match &request.key {
             Some(key) => self
                 .enqueue_object(job_id, request, key, report)

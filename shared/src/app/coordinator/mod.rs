@@ -269,6 +269,16 @@ impl Coordinator {
             Some(export) => Some(self.plan_export(&request.bucket, export, &schema).await?),
             None => None,
         };
+        if let Some(plan) = &export
+            && plan.summary.is_incremental()
+            && request.write.write_mode != crate::contract::write::WriteMode::Put
+        {
+            // Its deletions are deletes whatever the mode; insert or update would misread them.
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "{} is an incremental export: it applies in the put write mode only",
+                plan.summary_key
+            )));
+        }
         request.write.write_units_per_second = crate::app::write_cap::resolve(
             &request.write,
             description.capacity,
@@ -282,6 +292,7 @@ impl Coordinator {
         job.listing_owner = Some(run.clone());
         job.listing_updated_ms = job.started_ms;
         job.key = request.key.clone();
+        job.export = request.export.clone();
         job.schema = request.schema.clone();
         job.tolerated_rejects = request.tolerated_rejects;
         job.write = request.write.clone();
