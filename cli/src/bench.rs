@@ -412,6 +412,7 @@ pub(crate) async fn load_counting(
         max_decoded_bytes: config.max_decoded_bytes,
         max_record_bytes: config.max_record_bytes,
         pacing: None,
+        export: None,
     };
     let rejects = Mutex::new(BatchRejects::default());
     let stats = loader

@@ -232,6 +232,7 @@ impl TestEnv {
             scan: None,
             write: Default::default(),
             resumed: None,
+            export: None,
         }
     }
 

@@ -40,7 +40,7 @@ async fn a_prefix_of_jsonl_gz_and_zst_objects_loads_every_good_line_and_rejects_
     rig.objects
         .insert("b", "in/c.NDJSON.zst", zstd(zst.as_bytes()).await);
     rig.objects.insert("b", "in/d.csv", "id,note\ncsv-1,x\n");
-    rig.objects.insert("b", "in/skip.json", "{}\n");
+    rig.objects.insert("b", "in/skip.txt", "{}\n");
     let request = JobRequest {
         job_id: Some("jsonl".into()),
         schema: Some(notes_schema()),

@@ -6,9 +6,13 @@ pub mod completion;
 pub mod config;
 pub mod coordinator;
 #[cfg(test)]
+mod ddbjson_on_doubles;
+#[cfg(test)]
 mod dead_letters_on_doubles;
 #[cfg(test)]
 mod every_type_on_doubles;
+#[cfg(test)]
+mod export_on_doubles;
 #[cfg(test)]
 mod jsonl_on_doubles;
 pub mod lambda;

@@ -4,7 +4,7 @@
 
 mod clients;
 mod errors;
-mod item;
+pub mod item;
 mod ledger;
 mod ledger_parts;
 mod s3;

@@ -89,11 +89,14 @@ pub struct BatchStats {
     /// each, as DynamoDB bills them (see docs/write-control.md for the modes' estimates).
     #[serde(default)]
     pub write_units: u64,
+    /// Export data files whose lines differ in number from their manifest's `itemCount`.
+    #[serde(default)]
+    pub files_miscounted: u64,
 }
 
 impl BatchStats {
     /// Every counter under its field name: the one list the ledger adds, reads and sums.
-    pub fn counters(&self) -> [(&'static str, u64); 11] {
+    pub fn counters(&self) -> [(&'static str, u64); 12] {
         [
             ("files", self.files),
             ("files_failed", self.files_failed),
@@ -106,6 +109,7 @@ impl BatchStats {
             ("s3_throttles", self.s3_throttles),
             ("rows_existing", self.rows_existing),
             ("write_units", self.write_units),
+            ("files_miscounted", self.files_miscounted),
         ]
     }
 
@@ -130,6 +134,7 @@ impl std::ops::AddAssign<&BatchStats> for BatchStats {
             s3_throttles,
             rows_existing,
             write_units,
+            files_miscounted,
         } = other;
         self.files += files;
         self.files_failed += files_failed;
@@ -142,6 +147,7 @@ impl std::ops::AddAssign<&BatchStats> for BatchStats {
         self.s3_throttles += s3_throttles;
         self.rows_existing += rows_existing;
         self.write_units += write_units;
+        self.files_miscounted += files_miscounted;
     }
 }
 
@@ -163,6 +169,7 @@ mod counter_tests {
             s3_throttles: 9,
             rows_existing: 10,
             write_units: 11,
+            files_miscounted: 12,
         };
         let json = serde_json::to_value(stats).unwrap();
         let fields = json.as_object().unwrap();

@@ -1,5 +1,5 @@
 //! The formats an object's bytes can be rows in, as a request and a batch message name them
-//! (`"csv"`, `"jsonl"`), and which key suffixes are loadable and in which format. The decoders
+//! (`"csv"`, `"jsonl"`, `"dynamodb_json"`), and which key suffixes are loadable and in which format. The decoders
 //! are in [`crate::ingest::format`].
 
 use serde::{Deserialize, Serialize};
@@ -13,10 +13,14 @@ pub enum Format {
     /// One JSON object per line, its top-level fields the columns.
     #[serde(rename = "jsonl")]
     JsonLines,
+    /// One item per line in DynamoDB's typed JSON, `{"Item": {...}}` or bare (what
+    /// DynamoDB's S3 exports write); the schema gives only the key.
+    #[serde(rename = "dynamodb_json")]
+    DynamoDbJson,
 }
 
 /// Every suffix a loadable key ends with (matched case-insensitively), and its format.
-pub const SUFFIXES: [(&str, Format); 9] = [
+pub const SUFFIXES: [(&str, Format); 12] = [
     (".csv", Format::Csv),
     (".csv.gz", Format::Csv),
     (".csv.zst", Format::Csv),
@@ -26,6 +30,9 @@ pub const SUFFIXES: [(&str, Format); 9] = [
     (".ndjson", Format::JsonLines),
     (".ndjson.gz", Format::JsonLines),
     (".ndjson.zst", Format::JsonLines),
+    (".json", Format::DynamoDbJson),
+    (".json.gz", Format::DynamoDbJson),
+    (".json.zst", Format::DynamoDbJson),
 ];
 
 impl Format {
@@ -53,6 +60,11 @@ impl Format {
     pub fn splits(self) -> bool {
         matches!(self, Format::Csv | Format::JsonLines)
     }
+
+    /// Whether every record is one line (a plain object then resumes at a line's offset).
+    pub fn is_lines(self) -> bool {
+        matches!(self, Format::JsonLines | Format::DynamoDbJson)
+    }
 }
 
 #[cfg(test)]
@@ -66,10 +78,16 @@ mod tests {
         assert_eq!(Format::of_key("d/a.jsonl"), Some(Format::JsonLines));
         assert_eq!(Format::of_key("d/a.JSONL.gz"), Some(Format::JsonLines));
         assert_eq!(Format::of_key("d/a.ndjson.zst"), Some(Format::JsonLines));
+        assert_eq!(Format::of_key("d/a.json"), Some(Format::DynamoDbJson));
+        assert_eq!(
+            Format::of_key("x/data/0a1b.json.GZ"),
+            Some(Format::DynamoDbJson)
+        );
+        assert_eq!(Format::of_key("d/a.json.zst"), Some(Format::DynamoDbJson));
         for other in [
             ".jsonl",
             ".csv.gz",
-            "d/a.json",
+            ".json",
             "d/a.gz",
             "d/a.jsonl.bz2",
             "d/",
@@ -87,6 +105,9 @@ mod tests {
         assert_eq!(parsed, Format::JsonLines);
         assert_eq!(serde_json::to_string(&Format::Csv).unwrap(), "\"csv\"");
         assert!(serde_json::from_str::<Format>("\"json\"").is_err());
+        let typed: Format = serde_json::from_str("\"dynamodb_json\"").unwrap();
+        assert_eq!(typed, Format::DynamoDbJson);
+        assert!(typed.is_lines() && !typed.splits() && !Format::Csv.is_lines());
         assert!(Format::Csv.splits() && Format::JsonLines.splits());
     }
 }

@@ -37,6 +37,10 @@ pub struct JobRequest {
     /// Write mode and rate cap (`write_mode`, `max_write_rate`): put, uncapped otherwise.
     #[serde(flatten)]
     pub write: WriteOptions,
+    /// A DynamoDB S3 export to apply (its `manifest-summary.json` key, or its folder)
+    /// instead of a prefix listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
 }
 
 impl JobRequest {
@@ -51,6 +55,7 @@ impl JobRequest {
             tolerated_rejects: None,
             table: None,
             write: WriteOptions::default(),
+            export: None,
         }
     }
 }
@@ -153,6 +158,20 @@ pub struct BatchMessage {
     /// handed on what it had not done (`keys` and `range` then hold only what is left).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<Resumed>,
+    /// An export's data files: the items each holds by its manifest (compared with the
+    /// lines read), and whether its lines are an incremental export's changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportFiles>,
+}
+
+/// What a batch of an export's data files must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportFiles {
+    /// The manifest's `itemCount` of each data file, by its (resolved) key.
+    pub item_counts: std::collections::BTreeMap<String, u64>,
+    /// Lines are changes (`NewImage` put, else `Keys` deleted), not `{"Item": ...}`.
+    #[serde(default)]
+    pub incremental: bool,
 }
 
 /// What a continuation carries besides the keys and range left: its part number, the
@@ -304,6 +323,7 @@ mod tests {
             scan: None,
             write: WriteOptions::default(),
             resumed: None,
+            export: None,
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);
@@ -433,6 +453,19 @@ mod tests {
             serde_json::from_str(include_str!("../../../events/prefix-job-jsonl.json")).unwrap();
         assert_eq!(jsonl.format, Some(Format::JsonLines));
         jsonl.schema.unwrap().validate().unwrap();
+        let typed: JobRequest = serde_json::from_str(include_str!(
+            "../../../events/prefix-job-dynamodb-json.json"
+        ))
+        .unwrap();
+        assert_eq!(typed.format, Some(Format::DynamoDbJson));
+        assert!(typed.schema.is_none(), "the table's key is the schema");
+        let export: JobRequest =
+            serde_json::from_str(include_str!("../../../events/export-job.json")).unwrap();
+        assert!(export.export.unwrap().ends_with("manifest-summary.json"));
+        let incremental: JobRequest =
+            serde_json::from_str(include_str!("../../../events/export-incremental-job.json"))
+                .unwrap();
+        assert!(incremental.export.unwrap().ends_with('/'));
         // Absent on the wire means "by suffix", and an older message still parses.
         let plain: JobRequest = serde_json::from_str(r#"{"bucket": "b"}"#).unwrap();
         assert_eq!(plain.format, None);

@@ -77,6 +77,27 @@ impl Value {
         }
     }
 
+    /// The value in DynamoDB's typed JSON (`{"N": "1.5"}`), as its API and its S3 exports
+    /// write it: the inverse of the DynamoDB JSON format's reading.
+    pub fn to_typed_json(&self) -> serde_json::Value {
+        use serde_json::{Value as Json, json};
+        let base64 = |b: &[u8]| Json::from(encode_base64(b));
+        match self {
+            Value::S(s) => json!({ "S": s }),
+            Value::N(n) => json!({ "N": n }),
+            Value::B(b) => json!({ "B": base64(b) }),
+            Value::Bool(b) => json!({ "BOOL": b }),
+            Value::Null => json!({ "NULL": true }),
+            Value::Ss(set) => json!({ "SS": set }),
+            Value::Ns(set) => json!({ "NS": set }),
+            Value::Bs(set) => json!({ "BS": set.iter().map(|b| base64(b)).collect::<Vec<_>>() }),
+            Value::L(list) => {
+                json!({ "L": list.iter().map(Value::to_typed_json).collect::<Vec<_>>() })
+            }
+            Value::M(map) => json!({ "M": typed_json(map.iter()) }),
+        }
+    }
+
     /// Equality as DynamoDB stores values: sets compare as sets (their order is not kept).
     pub fn same_as(&self, other: &Value) -> bool {
         fn same_set<T: Ord + Clone>(a: &[T], b: &[T]) -> bool {
@@ -101,6 +122,17 @@ impl Value {
             (a, b) => a == b,
         }
     }
+}
+
+/// Attributes as one DynamoDB JSON object (`{"a": {"S": "x"}, ...}`).
+pub fn typed_json<'a>(
+    attributes: impl Iterator<Item = (&'a String, &'a Value)>,
+) -> serde_json::Value {
+    serde_json::Value::Object(
+        attributes
+            .map(|(name, value)| (name.clone(), value.to_typed_json()))
+            .collect(),
+    )
 }
 
 /// Lowercase hex of `bytes`.

@@ -5,6 +5,9 @@
 pub mod compression;
 pub mod csv_stream;
 pub mod decode;
+pub mod export;
+#[cfg(any(test, feature = "contract"))]
+pub mod export_writer;
 pub mod format;
 pub mod item;
 pub mod ranges;

@@ -24,6 +24,10 @@ pub struct Job {
     /// The one object of a single-object job (no listing then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The DynamoDB export a job applies (no listing then): a job planned again (the stuck
+    /// check) reads the same export, never the bucket's prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
     /// Set once listing has ended: only then is `total_batches` final.
     #[serde(default)]
     pub sealed: bool,
@@ -128,6 +132,7 @@ impl Job {
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
             key: None,
+            export: None,
             sealed: false,
             total_batches: 0,
             batches_done: 0,
@@ -226,9 +231,13 @@ impl Job {
         JobRequest {
             job_id: Some(self.job_id.clone()),
             key: self.key.clone(),
+            export: self.export.clone(),
+            // An export's data files are DynamoDB JSON (the job's format is set by it).
+            format: self.format.or_else(|| {
+                (self.export.as_ref()).map(|_| crate::contract::format::Format::DynamoDbJson)
+            }),
             schema: self.schema.clone(),
             tolerated_rejects: self.tolerated_rejects,
-            format: self.format,
             table: self.table.clone(),
             write: self.write.clone(),
             ..JobRequest::new(&self.bucket, &self.prefix)

@@ -66,6 +66,16 @@ pub fn ending(job: &Job) -> Option<Ending> {
             job.last_batch_error.as_deref().unwrap_or("unknown")
         )
     });
+    let miscounted = job.totals.files_miscounted;
+    let failed_batches = match (failed_batches, miscounted) {
+        (batches, 0) => batches,
+        (batches, n) => {
+            let counts = format!(
+                "{n} export data file(s) held another number of items than their manifest's itemCount (named in the rejects report)"
+            );
+            Some(batches.map_or(counts.clone(), |b| format!("{b}; {counts}")))
+        }
+    };
     let (status, reason) = match (too_many_rejects, failed_batches) {
         (Some(reason), _) => (JobStatus::Failed, Some(reason)),
         (None, Some(reason)) => (JobStatus::CompletedWithErrors, Some(reason)),
@@ -88,6 +98,15 @@ mod tests {
         job.totals.rows_written = 90;
         job.totals.rows_rejected = 10;
         job
+    }
+
+    #[test]
+    fn a_miscounted_export_file_completes_the_job_with_errors() {
+        let mut job = ready();
+        job.totals.files_miscounted = 1;
+        let ended = ending(&job).unwrap();
+        assert_eq!(ended.status(), JobStatus::CompletedWithErrors);
+        assert!(ended.reason().unwrap().contains("itemCount"));
     }
 
     #[test]

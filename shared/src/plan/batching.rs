@@ -8,12 +8,22 @@ use crate::contract::format::Format;
 
 pub const DEFAULT_BATCH_BYTES: u64 = 16 << 20;
 
-/// Whether a listed key is an object this pipeline loads: a CSV or JSON Lines suffix
-/// (`.csv`, `.jsonl`, `.ndjson`, each also `.gz` / `.zst`; see [`Format::of_key`]). Folder
-/// markers and other files are skipped and counted by the coordinator.
+/// Whether a listed key is an object this pipeline loads: a CSV, JSON Lines or DynamoDB
+/// JSON suffix (`.csv`, `.jsonl`, `.ndjson`, `.json`, each also `.gz` / `.zst`; see
+/// [`Format::of_key`]). Folder markers and other files are skipped and counted by the
+/// coordinator, and so are the `.json` files that describe data rather than hold it: a
+/// folder's job configuration and a DynamoDB export's manifests.
 pub fn is_loadable_key(key: &str) -> bool {
-    Format::of_key(key).is_some()
+    let name = key.rsplit('/').next().unwrap_or(key);
+    Format::of_key(key).is_some() && !METADATA_NAMES.contains(&name)
 }
+
+/// `.json` names that are never data.
+const METADATA_NAMES: [&str; 3] = [
+    crate::contract::options::JOB_CONFIG_NAME,
+    "manifest-summary.json",
+    "manifest-files.json",
+];
 
 /// Groups keys into batches of at most `keys` keys and, as far as whole objects allow, at most
 /// `bytes` bytes: a batch closes at whichever bound it reaches first, and an object larger
@@ -209,6 +219,10 @@ mod tests {
         assert!(!is_loadable_key("data/"));
         assert!(!is_loadable_key(".csv"));
         assert!(!is_loadable_key("data/readme.txt"));
+        assert!(is_loadable_key("exp/AWSDynamoDB/01/data/x.json.gz"));
+        assert!(!is_loadable_key("exp/AWSDynamoDB/01/manifest-summary.json"));
+        assert!(!is_loadable_key("exp/AWSDynamoDB/01/manifest-files.json"));
+        assert!(!is_loadable_key("in/_s3-fanout.json"));
         assert!(is_loadable_key("data/a.csv.gz"));
         assert!(is_loadable_key("data/a.CSV.ZST"));
         assert!(!is_loadable_key("data/a.gz"));

@@ -6,7 +6,7 @@ use shared::plan::batching::is_loadable_key;
 use super::*;
 
 /// Object mode stays CSV-only: the template notifies on exactly the CSV suffixes, and each
-/// is a key the worker loads as CSV. (JSON Lines keys load in prefix jobs; the other
+/// is a key the worker loads as CSV. (JSON Lines and DynamoDB JSON keys load in prefix jobs; the other
 /// loadable suffixes are not notified.)
 #[test]
 fn the_loadable_suffixes_are_the_csv_keys_the_worker_loads() {
@@ -15,7 +15,14 @@ fn the_loadable_suffixes_are_the_csv_keys_the_worker_loads() {
         assert!(is_loadable_key(&key), "{suffix}");
         assert_eq!(Format::of_key(&key), Some(Format::Csv), "{suffix}");
     }
-    for other in ["a.txt", "a.json", "a.gz", "a.zst", "a.csv.bz2", "_SUCCESS"] {
+    for other in [
+        "a.txt",
+        "a.json.bz2",
+        "a.gz",
+        "a.zst",
+        "a.csv.bz2",
+        "_SUCCESS",
+    ] {
         assert!(!is_loadable_key(other), "{other}");
     }
 }

@@ -35,6 +35,13 @@ impl Coordinator {
         owner: &RunId,
         deadline: Option<Instant>,
     ) -> Result<Listed, CoordinatorError> {
+        if let Some(export) = &request.export {
+            // Planned again from its manifests (a job the stuck check restarts): the same
+            // batches under the same numbers, counted once.
+            let schema = request.schema.clone().unwrap_or_default();
+            let plan = self.plan_export(&request.bucket, export, &schema).await?;
+            return (self.enqueue_export(job_id, request, report, &plan).await).map(Listed::Done);
+        }
         match &request.key {
             Some(key) => self
                 .enqueue_object(job_id, request, key, report)
@@ -331,6 +338,7 @@ fn scan_message(
         }),
         write: request.write.clone(),
         resumed: None,
+        export: None,
     }
     .to_json()
 }
@@ -346,20 +354,32 @@ pub(super) fn batch_entry(
 ) -> Entry {
     Entry {
         id: batch.to_string(),
-        body: BatchMessage {
-            job_id: job_id.clone(),
-            batch,
-            bucket: request.bucket.clone(),
-            keys,
-            range,
-            schema: request.schema.clone(),
-            format: request.format,
-            table: request.table.clone(),
-            report: report.clone(),
-            scan: None,
-            write: request.write.clone(),
-            resumed: None,
-        }
-        .to_json(),
+        body: batch_message(job_id, request, report, batch, keys, range).to_json(),
+    }
+}
+
+/// One batch of the job `request` started.
+pub(super) fn batch_message(
+    job_id: &JobId,
+    request: &JobRequest,
+    report: &ReportLocation,
+    batch: BatchNo,
+    keys: Vec<String>,
+    range: Option<RangeTask>,
+) -> BatchMessage {
+    BatchMessage {
+        job_id: job_id.clone(),
+        batch,
+        bucket: request.bucket.clone(),
+        keys,
+        range,
+        schema: request.schema.clone(),
+        format: request.format,
+        table: request.table.clone(),
+        report: report.clone(),
+        scan: None,
+        write: request.write.clone(),
+        resumed: None,
+        export: None,
     }
 }

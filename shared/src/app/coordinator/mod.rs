@@ -8,6 +8,7 @@ mod compose;
 mod control;
 pub mod dead_letters;
 mod enqueue;
+mod export;
 mod listing;
 mod object_plan;
 mod stuck;
@@ -30,6 +31,7 @@ use crate::app::completion::{Announcer, Claim, CompletionError};
 use crate::app::config::CoordinatorConfig;
 use crate::app::metrics::{self, MetricsSink, StdoutSink};
 use crate::aws::{Adapters, Clients};
+use crate::contract::format::Format;
 use crate::contract::ids::{JobId, RunId};
 use crate::contract::messages::JobRequest;
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
@@ -49,6 +51,8 @@ pub enum CoordinatorError {
     InvalidSchema(#[from] SchemaError),
     #[error("listing the prefix failed")]
     List(#[source] ObjectError),
+    #[error("reading the export's files failed")]
+    Export(#[source] ObjectError),
     #[error("reading the records table's key schema and capacity (DescribeTable) failed")]
     Table(#[source] WriteError),
     #[error(transparent)]
@@ -245,6 +249,10 @@ impl Coordinator {
         deadline: Option<Instant>,
     ) -> Result<JobStarted, CoordinatorError> {
         validate(&request, &self.config.allowed_buckets)?;
+        if request.export.is_some() {
+            // An export's data files are DynamoDB JSON, read by the table's key.
+            request.format = Some(Format::DynamoDbJson);
+        }
         // One DescribeTable a job: the key schema is checked before anything is written, and
         // a cap given as a fraction is resolved from the capacity, once for every worker.
         let table = self
@@ -257,9 +265,27 @@ impl Coordinator {
             .describe(table)
             .await
             .map_err(CoordinatorError::Table)?;
+        // A DynamoDB JSON job without a schema reads by the table's key (its items carry it).
+        if request.format == Some(Format::DynamoDbJson) && request.schema.is_none() {
+            request.schema = Some(table_check::schema_of_table_key(&description.key));
+        }
         let schema = request.schema.clone().unwrap_or_else(Schema::sensor);
-        table_check::check_keys(table, &schema, &description.key)
+        table_check::check_keys(table, &schema, request.format, &description.key)
             .map_err(CoordinatorError::InvalidRequest)?;
+        let export = match &request.export {
+            Some(export) => Some(self.plan_export(&request.bucket, export, &schema).await?),
+            None => None,
+        };
+        if let Some(plan) = &export
+            && plan.summary.is_incremental()
+            && request.write.write_mode != crate::contract::write::WriteMode::Put
+        {
+            // Its deletions are deletes whatever the mode; insert or update would misread them.
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "{} is an incremental export: it applies in the put write mode only",
+                plan.summary_key
+            )));
+        }
         request.write.write_units_per_second = crate::app::write_cap::resolve(
             &request.write,
             description.capacity,
@@ -279,6 +305,7 @@ impl Coordinator {
         job.listing_owner = Some(run.clone());
         job.listing_updated_ms = job.started_ms;
         job.key = request.key.clone();
+        job.export = request.export.clone();
         job.schema = request.schema.clone();
         job.tolerated_rejects = request.tolerated_rejects;
         job.format = request.format;
@@ -288,9 +315,16 @@ impl Coordinator {
         self.ledger.create(&job).await?;
         tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
 
-        let planned = self
-            .enqueue(&job_id, &request, &report, None, &run, deadline)
-            .await;
+        let planned = match &export {
+            // An export is planned whole before the job exists: one step, never checkpointed.
+            Some(plan) => {
+                (self.enqueue_export(&job_id, &request, &report, plan).await).map(Listed::Done)
+            }
+            None => {
+                self.enqueue(&job_id, &request, &report, None, &run, deadline)
+                    .await
+            }
+        };
         let listed = match planned {
             Ok(listed) => listed,
             Err(error @ CoordinatorError::Wake { .. }) => {
@@ -401,8 +435,23 @@ fn validate(request: &JobRequest, allowed_buckets: &[String]) -> Result<(), Coor
     {
         return Err(CoordinatorError::InvalidRequest(reason.into()));
     }
+    if request.export.is_some() {
+        if request.key.is_some() {
+            return Err(CoordinatorError::InvalidRequest(
+                "a request names an export or a key, not both".into(),
+            ));
+        }
+        if !matches!(request.format, None | Some(Format::DynamoDbJson)) {
+            return Err(CoordinatorError::InvalidRequest(
+                "an export's data files are DynamoDB JSON: leave `format` out or say \"dynamodb_json\"".into(),
+            ));
+        }
+    }
     if let Some(schema) = &request.schema {
         schema.validate()?;
+        if request.format == Some(Format::DynamoDbJson) || request.export.is_some() {
+            table_check::check_item_schema(schema).map_err(CoordinatorError::InvalidRequest)?;
+        }
     }
     request
         .write

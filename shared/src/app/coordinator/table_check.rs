@@ -4,8 +4,59 @@
 //! other under a sort key the table lacks, is refused at the request, before any job item or
 //! batch exists.
 
+use crate::contract::columns::{Column, ColumnType};
+use crate::contract::format::Format;
 use crate::contract::schema::{Attribute, Constant, Schema};
+use crate::ingest::typing::item_key::ItemKey;
 use crate::port::table::{KeyAttribute, KeyType, TableKey};
+
+/// The schema a DynamoDB JSON job without one reads by: the table's own key, each key
+/// attribute declared with the table's type (the items' other attributes are the data's).
+pub fn schema_of_table_key(key: &TableKey) -> Schema {
+    let column = |attribute: &KeyAttribute| {
+        let kind = match attribute.kind {
+            KeyType::S => ColumnType::String,
+            KeyType::N => ColumnType::Number,
+            KeyType::B => ColumnType::Binary,
+        };
+        Column::new(&attribute.name, kind)
+    };
+    let mut schema = Schema::sensor();
+    schema.columns = std::iter::once(&key.partition)
+        .chain(key.sort.as_ref())
+        .map(column)
+        .collect();
+    schema.partition_key = vec![key.partition.name.clone()];
+    schema.sort_key = key.sort.iter().map(|s| s.name.clone()).collect();
+    schema.key_types = crate::contract::columns::KeyTypes::Typed;
+    schema
+}
+
+/// What a DynamoDB JSON job's schema may say: its key, one attribute each (items land as
+/// they are, so a mapping, a composite key or a TTL rule would have nothing to apply to).
+pub fn check_item_schema(schema: &Schema) -> Result<(), String> {
+    if schema.partition_key.len() > 1 || schema.sort_key.len() > 1 {
+        return Err("a DynamoDB JSON job's key names one attribute each (items carry their own key; nothing is joined)".into());
+    }
+    if !schema.attributes.is_empty() || schema.ttl.is_some() {
+        return Err("a DynamoDB JSON job's schema gives only its key: items land as they are, without `attributes` or `ttl`".into());
+    }
+    Ok(())
+}
+
+/// The key a job writes in its format: DynamoDB JSON items carry their own typed key,
+/// named by the schema's key and typed by its key columns ([`ItemKey`]); other formats
+/// build it from columns ([`produced_key`]).
+pub fn produced_key_in(schema: &Schema, format: Option<Format>) -> TableKey {
+    if format != Some(Format::DynamoDbJson) {
+        return produced_key(schema);
+    }
+    let key = ItemKey::of_schema(schema);
+    TableKey {
+        partition: KeyAttribute::new(&key.partition.name, key.partition.kind),
+        sort: key.sort.map(|s| KeyAttribute::new(&s.name, s.kind)),
+    }
+}
 
 /// The key attributes a job's schema writes: with text keys (the default) the key columns'
 /// texts, joined when composite, so strings; with typed keys a single column's own type. A
@@ -34,8 +85,13 @@ pub fn produced_key(schema: &Schema) -> TableKey {
 
 /// Every way the schema's key differs from `table`'s, as one reason naming each attribute,
 /// the table's type and what the schema produces; `Ok` when they agree.
-pub fn check_keys(table: &str, schema: &Schema, key: &TableKey) -> Result<(), String> {
-    let produced = produced_key(schema);
+pub fn check_keys(
+    table: &str,
+    schema: &Schema,
+    format: Option<Format>,
+    key: &TableKey,
+) -> Result<(), String> {
+    let produced = produced_key_in(schema, format);
     let mut findings = Vec::new();
     findings.extend(compare(
         table,
@@ -101,7 +157,7 @@ mod tests {
             ("measure_point", KeyType::S),
             Some(("timestamp", KeyType::S)),
         );
-        assert_eq!(check_keys("t", &Schema::sensor(), &table), Ok(()));
+        assert_eq!(check_keys("t", &Schema::sensor(), None, &table), Ok(()));
     }
 
     #[test]
@@ -117,14 +173,48 @@ mod tests {
         }))
         .unwrap();
         let table = key(("id", KeyType::B), Some(("at", KeyType::N)));
-        assert_eq!(check_keys("t", &schema, &table), Ok(()));
+        assert_eq!(check_keys("t", &schema, None, &table), Ok(()));
         // The same columns as text keys are strings, which this table refuses.
         let text = Schema {
             key_types: Default::default(),
             ..schema
         };
-        let reason = check_keys("t", &text, &table).unwrap_err();
+        let reason = check_keys("t", &text, None, &table).unwrap_err();
         assert!(reason.contains("partition key \"id\" is of type B (binary), and the job's schema produces S (string)"), "{reason}");
+    }
+
+    #[test]
+    fn a_dynamodb_json_key_is_named_by_the_schema_and_typed_by_its_key_columns_or_the_table() {
+        let table = key(("id", KeyType::N), Some(("at", KeyType::B)));
+        let from_table = schema_of_table_key(&table);
+        assert_eq!(from_table.validate(), Ok(()));
+        assert_eq!(check_item_schema(&from_table), Ok(()));
+        let json = Some(Format::DynamoDbJson);
+        assert_eq!(check_keys("t", &from_table, json, &table), Ok(()));
+        // Text key types do not matter: the items' own values are the key.
+        let text = Schema {
+            key_types: Default::default(),
+            ..from_table.clone()
+        };
+        assert_eq!(check_keys("t", &text, json, &table), Ok(()));
+        assert!(check_keys("t", &text, None, &table).is_err());
+        let declared_string: Schema = serde_json::from_value(serde_json::json!({
+            "columns": [{"name": "id", "type": "string"}, {"name": "at", "type": "binary"}],
+            "partition_key": ["id"], "sort_key": ["at"],
+        }))
+        .unwrap();
+        let reason = check_keys("t", &declared_string, json, &table).unwrap_err();
+        assert!(reason.contains("partition key \"id\" is of type N (number), and the job's schema produces S (string)"), "{reason}");
+        let composite = Schema {
+            partition_key: vec!["id".into(), "at".into()],
+            sort_key: vec![],
+            ..from_table
+        };
+        assert!(
+            check_item_schema(&composite)
+                .unwrap_err()
+                .contains("one attribute")
+        );
     }
 
     fn mapped(key_types: &str) -> Schema {
@@ -181,6 +271,7 @@ mod tests {
         let reason = check_keys(
             "t",
             &text,
+            None,
             &key(("PK", KeyType::S), Some(("SK", KeyType::N))),
         )
         .unwrap_err();
@@ -200,11 +291,11 @@ mod tests {
             Some(("timestamp", KeyType::N)),
         );
         assert_eq!(
-            check_keys("readings", &sensor, &numeric_sort),
+            check_keys("readings", &sensor, None, &numeric_sort),
             Err("table readings's sort key \"timestamp\" is of type N (number), and the job's schema produces S (string) for it".into())
         );
         let binary_partition = key(("measure_point", KeyType::B), None);
-        let reason = check_keys("t", &sensor, &binary_partition).unwrap_err();
+        let reason = check_keys("t", &sensor, None, &binary_partition).unwrap_err();
         assert!(
             reason.contains("partition key \"measure_point\" is of type B (binary)"),
             "{reason}"
@@ -214,7 +305,7 @@ mod tests {
             "{reason}"
         );
         let renamed = key(("PK", KeyType::S), Some(("SK", KeyType::S)));
-        let reason = check_keys("t", &sensor, &renamed).unwrap_err();
+        let reason = check_keys("t", &sensor, None, &renamed).unwrap_err();
         assert!(
             reason.contains("partition key is \"PK\" of type S (string), and the job's schema writes its partition key as \"measure_point\""),
             "{reason}"
@@ -224,7 +315,7 @@ mod tests {
             sort_key: vec![],
             ..Schema::sensor()
         };
-        let reason = check_keys("t", &no_sort_in_schema, &numeric_sort).unwrap_err();
+        let reason = check_keys("t", &no_sort_in_schema, None, &numeric_sort).unwrap_err();
         assert!(
             reason.contains("has the sort key \"timestamp\" of type N (number), and the job's schema has no sort key"),
             "{reason}"

@@ -88,6 +88,7 @@ mod tests {
                 item: Item::new(),
                 line: 1,
                 offset: 0,
+                delete: false,
             },
         }
     }

@@ -72,6 +72,8 @@ pub struct LoadStats {
     pub files: u64,
     /// Objects rejected whole: unusable header, or a GET that can never succeed.
     pub files_failed: u64,
+    /// Export data files whose lines differ in number from their manifest's item count.
+    pub files_miscounted: u64,
     /// Rows rejected while typing (rows the table refused are in `written.rejected`).
     pub rows_rejected: u64,
     /// Input size: whole objects' sizes, ranges' lengths.
@@ -100,6 +102,7 @@ impl LoadStats {
             s3_throttles: self.s3_throttles,
             rows_existing: self.written.existing,
             write_units: self.written.units,
+            files_miscounted: self.files_miscounted,
         }
     }
 }
@@ -127,6 +130,9 @@ pub struct Loader<'a> {
     /// A capped job's pacer: each row books its write slot as it is decoded (see
     /// [`Pacing`]). `None`: uncapped.
     pub pacing: Option<Pacing<'a>>,
+    /// An export's data files: each whole object's lines are compared with its manifest's
+    /// item count.
+    pub export: Option<&'a crate::contract::messages::ExportFiles>,
 }
 
 /// Write slots booked as rows are decoded, not as they are written: a row enters the
@@ -144,6 +150,8 @@ pub struct Pacing<'a> {
 /// One object's contribution.
 struct ObjectOutcome {
     loaded: bool,
+    /// An export data file read to its end with another number of lines than its manifest's.
+    miscounted: bool,
     rejected_rows: u64,
     bytes: u64,
     bytes_read: u64,
@@ -157,6 +165,8 @@ struct Measured {
     bytes: u64,
     bytes_read: u64,
     left: Option<Left>,
+    /// Lines or records read, the skipped ones of a resumed read included.
+    records: u64,
 }
 
 impl Loader<'_> {
@@ -196,6 +206,7 @@ impl Loader<'_> {
                 .try_for_each(|object| {
                     stats_ref.files += u64::from(object.loaded && object.left.is_none());
                     stats_ref.files_failed += u64::from(!object.loaded);
+                    stats_ref.files_miscounted += u64::from(object.miscounted);
                     stats_ref.rows_rejected += object.rejected_rows;
                     stats_ref.bytes += object.bytes;
                     stats_ref.bytes_read += object.bytes_read;
@@ -290,6 +301,7 @@ impl Loader<'_> {
             bytes,
             bytes_read,
             left,
+            records,
         } = match decoded {
             Ok(measured) => measured,
             Err(OpenFailure::Reject(reason)) => {
@@ -300,6 +312,7 @@ impl Loader<'_> {
                 lock(rejects).object(key, reason);
                 return Ok(ObjectOutcome {
                     loaded: false,
+                    miscounted: false,
                     rejected_rows,
                     bytes: 0,
                     bytes_read: 0,
@@ -318,13 +331,32 @@ impl Loader<'_> {
                 "object stopped at a row boundary before the deadline; the rest goes on"
             ),
         }
+        let miscounted = left.is_none() && self.miscounted(key, records, rejects);
         Ok(ObjectOutcome {
             loaded: true,
+            miscounted,
             rejected_rows,
             bytes,
             bytes_read,
             left,
         })
+    }
+
+    /// Whether an export data file read whole held another number of lines than its
+    /// manifest says (reported beside the batch's rejects, naming both counts).
+    fn miscounted(&self, key: &str, records: u64, rejects: &Mutex<BatchRejects>) -> bool {
+        let Some(expected) = self.export.and_then(|e| e.item_counts.get(key)) else {
+            return false;
+        };
+        if records == *expected {
+            return false;
+        }
+        let reason = format!(
+            "the data file holds {records} items and its export's manifest says {expected} (itemCount)"
+        );
+        tracing::warn!(%key, records, expected, "export data file miscounted");
+        lock(rejects).object(key, reason);
+        true
     }
 
     /// Decodes an opened object (`work`); returns its input size, the bytes read, and,
@@ -346,6 +378,7 @@ impl Loader<'_> {
                 bytes: opened.bytes,
                 bytes_read: 0,
                 left: None,
+                records: 0,
             });
         };
         // A whole object can resume only pinned to the version read so far.
@@ -376,6 +409,7 @@ impl Loader<'_> {
                 bytes,
                 bytes_read,
                 left: Some(left),
+                records: 0,
             });
         }
         let bytes_read = match opened.read_from {
@@ -386,6 +420,7 @@ impl Loader<'_> {
             bytes: opened.bytes,
             bytes_read,
             left: None,
+            records: decoder.records(),
         })
     }
 
@@ -544,6 +579,7 @@ impl ObjectOutcome {
     fn untouched(work: Work<'_>) -> Self {
         Self {
             loaded: true,
+            miscounted: false,
             rejected_rows: 0,
             bytes: 0,
             bytes_read: 0,

@@ -477,6 +477,7 @@ impl Worker {
                 pacer,
                 units: &charge,
             }),
+            export: batch.export.as_ref(),
         };
         let mut loaded = loader
             .load(&batch.bucket, &batch.work(), &rejects, |chunk| {

@@ -9,6 +9,7 @@ use super::loader::{LoadError, Loader};
 use crate::contract::messages::{ObjectTail, RangeTask};
 use crate::ingest::compression::{self, BoxedRead, Encoding};
 use crate::ingest::decode::DecodeError;
+use crate::ingest::format::ddbjson::DynamoDbJsonDecoder;
 use crate::ingest::format::line_ranges::{LinesOpenError, open_lines_range};
 use crate::ingest::format::{Format, RowDecoder};
 use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
@@ -55,6 +56,16 @@ impl ByteSource for PinnedObject<'_> {
 }
 
 impl Loader<'_> {
+    /// An incremental export's data files hold changes, not items.
+    fn changes<R>(&self, decoder: RowDecoder<R>) -> RowDecoder<R> {
+        match decoder {
+            RowDecoder::DynamoDbJson(d) if self.export.is_some_and(|e| e.incremental) => {
+                RowDecoder::DynamoDbJson(d.reading_changes())
+            }
+            other => other,
+        }
+    }
+
     /// A whole object, decompressed if its key says so.
     pub(super) async fn open_object(
         &self,
@@ -67,12 +78,21 @@ impl Loader<'_> {
         };
         let bytes = object.size;
         let etag = object.etag;
+        // An export's empty partition may be an empty object, not an empty gzip stream.
+        if bytes == 0 && self.export.is_some() {
+            return Ok(Opened {
+                decoder: None,
+                bytes,
+                read_from: None,
+                etag,
+            });
+        }
         let body =
             compression::decoded(object.reader, Encoding::of_key(key), self.max_decoded_bytes);
         let format = Format::resolve(self.format, key);
         match RowDecoder::open(format, body, self.schema, self.max_record_bytes).await {
             Ok(decoder) => Ok(Opened {
-                decoder: Some(decoder),
+                decoder: Some(self.changes(decoder)),
                 bytes,
                 read_from: None,
                 etag,
@@ -97,7 +117,7 @@ impl Loader<'_> {
             bucket,
             task,
         };
-        if Format::resolve(self.format, &task.key) == Format::JsonLines {
+        if Format::resolve(self.format, &task.key).is_lines() {
             return self.open_lines_rest(&source, task).await;
         }
         match ranges::open_range(&source, task, self.schema, self.max_record_bytes).await {
@@ -112,8 +132,9 @@ impl Loader<'_> {
         }
     }
 
-    /// A JSON Lines range: the lines starting in its row span (a split object's range, which
-    /// finds its first line itself, or the rest of a plain object from its next line).
+    /// A lines range: the lines starting in its row span (a split JSON Lines object's range,
+    /// which finds its first line itself, or the rest of a plain JSON Lines or DynamoDB JSON
+    /// object from its next line).
     async fn open_lines_rest(
         &self,
         source: &PinnedObject<'_>,
@@ -128,6 +149,22 @@ impl Loader<'_> {
             read_from: Some(read_from),
             etag: None,
         };
+        if Format::resolve(self.format, &task.key) == Format::DynamoDbJson {
+            // Never split: only the rest of an object, whose next line's start is exact.
+            if span.first >= span.stop {
+                return Ok(opened(None, span.first));
+            }
+            let body = match source.read(span.first, span.stop).await {
+                Ok(body) => body,
+                Err(error) => return Err(fetch_failure(source.bucket, &task.key, error)),
+            };
+            let decoder =
+                DynamoDbJsonDecoder::open_at(body, span.first, self.schema, self.max_record_bytes);
+            return Ok(opened(
+                Some(self.changes(RowDecoder::DynamoDbJson(decoder))),
+                span.first,
+            ));
+        }
         match open_lines_range(source, span, self.schema, self.max_record_bytes).await {
             Ok(Some((from, decoder))) => Ok(opened(Some(RowDecoder::JsonLines(decoder)), from)),
             Ok(None) => Ok(opened(None, span.first)),
@@ -162,7 +199,7 @@ impl Loader<'_> {
         let format = Format::resolve(self.format, &tail.key);
         let mut decoder =
             match RowDecoder::open(format, body, self.schema, self.max_record_bytes).await {
-                Ok(decoder) => decoder,
+                Ok(decoder) => self.changes(decoder),
                 Err(DecodeError::Read(error)) => {
                     return Err(self.classify_read(bucket, &tail.key, error));
                 }

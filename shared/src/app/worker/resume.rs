@@ -316,6 +316,7 @@ mod tests {
             scan: None,
             resumed: None,
             write: Default::default(),
+            export: None,
         };
         let first = BatchStats {
             rows_written: 10,

@@ -4,6 +4,7 @@
 use tokio::io::AsyncBufRead;
 
 use super::Format;
+use super::ddbjson::DynamoDbJsonDecoder;
 use super::jsonl::JsonLinesDecoder;
 use crate::contract::schema::Schema;
 use crate::ingest::decode::{DecodeError, Decoded, ObjectDecoder};
@@ -14,6 +15,7 @@ use crate::ingest::decode::{DecodeError, Decoded, ObjectDecoder};
 pub enum RowDecoder<R> {
     Csv(ObjectDecoder<R>),
     JsonLines(JsonLinesDecoder<R>),
+    DynamoDbJson(DynamoDbJsonDecoder<R>),
 }
 
 impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
@@ -33,6 +35,12 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
                 schema,
                 max_record_bytes,
             )?),
+            Format::DynamoDbJson => Self::DynamoDbJson(DynamoDbJsonDecoder::open_at(
+                read,
+                0,
+                schema,
+                max_record_bytes,
+            )),
         })
     }
 
@@ -41,6 +49,7 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
         match self {
             Self::Csv(d) => d.next().await,
             Self::JsonLines(d) => d.next().await,
+            Self::DynamoDbJson(d) => d.next().await,
         }
     }
 
@@ -49,6 +58,7 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
         match self {
             Self::Csv(d) => d.skip(n).await,
             Self::JsonLines(d) => d.skip(n).await,
+            Self::DynamoDbJson(d) => d.skip(n).await,
         }
     }
 
@@ -57,6 +67,7 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
         match self {
             Self::Csv(d) => d.position(),
             Self::JsonLines(d) => d.position(),
+            Self::DynamoDbJson(d) => d.position(),
         }
     }
 
@@ -65,6 +76,7 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
         match self {
             Self::Csv(d) => d.next_row(),
             Self::JsonLines(d) => d.next_row(),
+            Self::DynamoDbJson(d) => d.next_row(),
         }
     }
 
@@ -73,14 +85,15 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
         match self {
             Self::Csv(d) => d.records(),
             Self::JsonLines(d) => d.records(),
+            Self::DynamoDbJson(d) => d.records(),
         }
     }
 
-    /// The CSV header's names (a ranged resume needs them); empty for JSON Lines.
+    /// The CSV header's names (a ranged resume needs them); empty for the line formats.
     pub fn header(&self) -> &[String] {
         match self {
             Self::Csv(d) => d.header(),
-            Self::JsonLines(_) => &[],
+            Self::JsonLines(_) | Self::DynamoDbJson(_) => &[],
         }
     }
 }

@@ -140,7 +140,7 @@ impl<R: AsyncBufRead + Unpin> JsonLinesDecoder<R> {
 }
 
 /// The line as read, capped at [`MAX_RAW_BYTES`] on a char boundary (lossy UTF-8).
-fn raw_text(bytes: &[u8]) -> String {
+pub(super) fn raw_text(bytes: &[u8]) -> String {
     let mut text =
         String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_RAW_BYTES + 4)]).into_owned();
     if text.len() > MAX_RAW_BYTES {

@@ -2,9 +2,10 @@
 //!
 //! A format is the request's `format` when it names one, else the key's suffix (before any
 //! `.gz` / `.zst`, which [`crate::ingest::compression`] undoes first). CSV is the first
-//! implementation ([`crate::ingest::decode`]); JSON Lines the second ([`jsonl`]). Adding one:
+//! implementation ([`crate::ingest::decode`]); JSON Lines the second ([`jsonl`]), DynamoDB JSON the third ([`ddbjson`]). Adding one:
 //! `docs/formats.md`.
 
+pub mod ddbjson;
 pub mod decoder;
 pub mod jsonl;
 pub mod line_ranges;
@@ -12,6 +13,8 @@ pub mod lines;
 
 #[cfg(test)]
 mod conformance_tests;
+#[cfg(test)]
+mod ddbjson_tests;
 #[cfg(test)]
 mod jsonl_tests;
 

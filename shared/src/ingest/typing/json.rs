@@ -41,6 +41,7 @@ pub fn parse(text: &str) -> Result<Value, JsonError> {
         bytes: text.as_bytes(),
         text,
         at: 0,
+        max_depth: MAX_DEPTH,
     };
     parser.space();
     let value = parser.value(0)?;
@@ -54,10 +55,17 @@ pub fn parse(text: &str) -> Result<Value, JsonError> {
 /// One JSON Lines line: a JSON object whose members are the row's fields. The line's own
 /// object is not a nesting level (a field holds as many as a column's JSON text would).
 pub fn parse_line(text: &str) -> Result<BTreeMap<String, Value>, JsonError> {
+    parse_object(text, MAX_DEPTH)
+}
+
+/// A line's JSON object, containers nested at most `max_depth` deep inside it (DynamoDB
+/// JSON spends two JSON levels per DynamoDB level, and checks its own depth itself).
+pub fn parse_object(text: &str, max_depth: usize) -> Result<BTreeMap<String, Value>, JsonError> {
     let mut parser = Parser {
         bytes: text.as_bytes(),
         text,
         at: 0,
+        max_depth,
     };
     parser.space();
     if parser.peek() != Some(b'{') {
@@ -95,6 +103,7 @@ struct Parser<'a> {
     bytes: &'a [u8],
     text: &'a str,
     at: usize,
+    max_depth: usize,
 }
 
 impl Parser<'_> {
@@ -136,7 +145,7 @@ impl Parser<'_> {
     }
 
     fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
-        if depth > MAX_DEPTH {
+        if depth > self.max_depth {
             return Err(JsonError::TooDeep);
         }
         self.at += 1;
@@ -166,7 +175,7 @@ impl Parser<'_> {
     }
 
     fn members(&mut self, depth: usize) -> Result<BTreeMap<String, Value>, JsonError> {
-        if depth > MAX_DEPTH {
+        if depth > self.max_depth {
             return Err(JsonError::TooDeep);
         }
         self.at += 1;

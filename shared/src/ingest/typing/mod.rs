@@ -21,9 +21,11 @@
 //! columns are dropped), then the key attributes.
 
 pub mod binary;
+pub mod ddb_json;
 pub mod error;
 pub mod fields;
 pub mod header;
+pub mod item_key;
 pub mod json;
 pub mod json_row;
 pub mod keys;
@@ -74,6 +76,9 @@ pub struct TypedRow {
     pub line: u64,
     /// The offset of the row's first byte in its object.
     pub offset: u64,
+    /// The row deletes its key instead of putting an item (an incremental export's line
+    /// without `NewImage`: `item` then holds the key attributes).
+    pub delete: bool,
 }
 
 /// Rows are equal when they write the same item: where they were read is not compared (a
@@ -399,6 +404,7 @@ impl RowTyper {
             item,
             line,
             offset,
+            delete: false,
         })
     }
 

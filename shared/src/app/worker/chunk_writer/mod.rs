@@ -169,6 +169,18 @@ impl ChunkWriter<'_> {
             ..WriteOutcome::default()
         };
         match self.mode {
+            // An incremental export's changes: its puts, then its deletes (a key appears
+            // once per export, so the two never touch the same item).
+            WriteMode::Put if rows.iter().any(|r| r.row.delete) => {
+                let (deletes, puts): (Vec<_>, Vec<_>) =
+                    rows.into_iter().partition(|r| r.row.delete);
+                self.write_batched(puts, &mut outcome).await?;
+                let deleter = ChunkWriter {
+                    mode: WriteMode::Delete,
+                    ..*self
+                };
+                deleter.write_batched(deletes, &mut outcome).await?;
+            }
             WriteMode::Put | WriteMode::Delete => self.write_batched(rows, &mut outcome).await?,
             WriteMode::Insert | WriteMode::Update => self.write_each(rows, &mut outcome).await?,
         }

@@ -82,6 +82,7 @@ fn row(point: &str, second: u32, temp: &str) -> SourcedRow {
             ]),
             line: u64::from(second) + 2,
             offset: 0,
+            delete: false,
         },
     }
 }
