@@ -65,8 +65,15 @@ impl MemoryTable {
         )
     }
 
-    /// DynamoDB's refusal of any of `items`, as its error.
+    /// DynamoDB's refusal of any of `items` (or of none: an empty BatchWriteItem is a
+    /// validation error), as its error.
     fn refuse(&self, table: &str, items: &[Item]) -> Result<(), WriteError> {
+        if items.is_empty() {
+            return Err(WriteError::Refused {
+                table: table.to_owned(),
+                message: "a BatchWriteItem request must hold at least one item".into(),
+            });
+        }
         match items
             .iter()
             .find_map(|item| refusal(item, &self.partition, self.sort.as_deref()))

@@ -194,6 +194,11 @@ impl ChunkWriter<'_> {
         rows: Vec<SourcedRow>,
         outcome: &mut WriteOutcome,
     ) -> Result<(), WriteError> {
+        // An empty request is invalid, and halving it would never end (a chunk of an
+        // incremental export can hold only deletes, or only puts).
+        if rows.is_empty() {
+            return Ok(());
+        }
         let mut delays = partial_failure_backoff(self.deadline.is_some());
         let mut groups = vec![rows];
         // Only the chunk as decoded holds booked slots: halves sent again book anew.

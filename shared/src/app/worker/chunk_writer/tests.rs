@@ -356,6 +356,27 @@ async fn an_update_merges_and_a_delete_removes_by_key_both_idempotent() {
     assert_eq!(table.items("t")[0]["measure_point"], Value::S("q".into()));
 }
 
+/// An incremental export's chunk can hold only deletes (or only puts): the empty half is not
+/// sent (DynamoDB refuses an empty request, and halving it never ended).
+#[tokio::test]
+async fn a_chunk_of_only_deletes_or_only_puts_of_an_export_writes_its_rows() {
+    let table = MemoryTable::new("measure_point", Some("timestamp"));
+    let limiter = AimdLimiter::new(8, 1);
+    let rejects = Mutex::default();
+    let put = moded(&table, WriteMode::Put, &limiter, &rejects);
+    let change = |second, delete| {
+        let mut sourced = row("p", second, "1");
+        sourced.row.delete = delete;
+        sourced
+    };
+    let bounded = |write| tokio::time::timeout(Duration::from_secs(5), write);
+    let puts = bounded(put.write(vec![change(1, false), change(2, false)])).await;
+    assert_eq!(puts.expect("ends").unwrap().written, 2);
+    let deletes = bounded(put.write(vec![change(1, true)])).await;
+    assert_eq!(deletes.expect("ends").unwrap().written, 1);
+    assert_eq!(table.items("t").len(), 1);
+}
+
 #[tokio::test]
 async fn a_refused_insert_or_update_rejects_that_row_alone() {
     let table = MemoryTable::new("measure_point", Some("timestamp"));
