@@ -161,3 +161,21 @@ async fn a_dead_scan_still_ends_its_split_object() {
     assert!(job.status.is_final(), "{:?}", job.status);
     assert_eq!(job.batches_failed, 1);
 }
+
+#[tokio::test]
+async fn a_dead_letter_of_a_job_the_ledger_does_not_hold_is_kept_and_not_retried() {
+    let rig = Rig::new();
+    rig.objects
+        .insert("b", "in/a.csv", notes_csv("a", 2, false).0);
+    let coordinator = coordinator(&rig, 1);
+    coordinator.start_job(request("known"), None).await.unwrap();
+    let mut stray = rig.batches().remove(0);
+    stray.job_id = "gone".into();
+    let response = coordinator
+        .handle_control_event(dead_letter(&stray, 5), None)
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "not retried");
+    let kept = dead_letter_key(&stray.report, &"gone".into(), stray.batch, 0);
+    assert!(rig.objects.bytes("b", &kept).is_some());
+    assert_eq!(rig.job("known").await.batches_failed, 0);
+}

@@ -24,6 +24,7 @@ use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::messages::{BatchMessage, ControlMessage};
 use crate::contract::rejects::ReportLocation;
 use crate::job::model::Recorded;
+use crate::port::ledger::JobError;
 
 /// Where a dead-lettered batch part is kept for a redrive.
 pub fn dead_letter_key(
@@ -120,10 +121,20 @@ impl Coordinator {
             "batch {number} (part {part}) reached the dead-letter queue without being counted (its deliveries were throttled, failed at init or were killed); kept at s3://{}/{key}",
             batch.report.bucket
         );
-        let recorded = self
+        let recorded = match self
             .ledger
             .record_failed_batch(job_id, number, &reason)
-            .await?;
+            .await
+        {
+            Ok(recorded) => recorded,
+            // Nothing left to end (a job expired by its TTL, or a hand-made message): the
+            // kept copy is the record; retrying for 14 days would change nothing.
+            Err(JobError::NotFound(_)) => {
+                tracing::warn!(%job_id, batch = number.get(), "a dead letter of a job the ledger does not hold; kept, not counted");
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        };
         self.ledger.clear_last_attempt(job_id, number).await?;
         if matches!(recorded, Recorded::Counted(_)) {
             tracing::error!(%job_id, batch = number.get(), part, "a dead-lettered batch is counted as failed");
