@@ -200,9 +200,9 @@ async fn a_finish_lost_after_sealing_is_completed_by_the_stuck_check() {
     assert_eq!((ended.status, ended.batches_done), (JobStatus::Complete, 3));
 }
 
-/// A one-object job (~18 KB in 4 KiB ranges) with every scan counted: its coordinator and
-/// worker, the number of ranges, and the compose message the last scan counted sent.
-async fn scanned_split_job(env: &TestEnv, job_id: &JobId) -> (Coordinator, Worker, u64, String) {
+/// A one-object job (~18 KB in 4 KiB ranges), started: its coordinator and worker, and its
+/// scan batches (none run yet).
+async fn split_job(env: &TestEnv, job_id: &JobId) -> (Coordinator, Worker, Vec<BatchMessage>) {
     let spec = SampleSpec::new("c/", 1, 400);
     spec.upload(&env.clients.s3, &env.resources.bucket, 1, || {})
         .await
@@ -225,6 +225,14 @@ async fn scanned_split_job(env: &TestEnv, job_id: &JobId) -> (Coordinator, Worke
         "scans, then as many parses"
     );
     let worker = Worker::on_aws(&env.clients, pipeline.worker.clone());
+    (coordinator, worker, scans)
+}
+
+/// [`split_job`] with every scan counted: its coordinator and worker, the number of ranges,
+/// and the compose message the last scan counted sent.
+async fn scanned_split_job(env: &TestEnv, job_id: &JobId) -> (Coordinator, Worker, u64, String) {
+    let (coordinator, worker, scans) = split_job(env, job_id).await;
+    let ranges = scans.len() as u64;
     for scan in &scans {
         worker.process_batch(scan, None).await.unwrap();
     }
@@ -301,22 +309,7 @@ async fn a_compose_that_returns_on_its_last_delivery_leaves_no_mark() {
 async fn a_scan_killed_on_its_last_delivery_gets_its_compose_woken_and_ends_its_job() {
     let env = TestEnv::new(default_servers(), "kill-scan").await;
     let job_id = JobId::new("job-kill-scan");
-    let spec = SampleSpec::new("s/", 1, 400);
-    spec.upload(&env.clients.s3, &env.resources.bucket, 1, || {})
-        .await
-        .unwrap();
-    let mut pipeline = env.pipeline();
-    pipeline.coordinator.range_chunk_bytes = 4096;
-    let coordinator = Coordinator::on_aws(&env.clients, pipeline.coordinator.clone());
-    let request = JobRequest {
-        job_id: Some(job_id.clone()),
-        key: Some(spec.key(0)),
-        ..JobRequest::new(&env.resources.bucket, "s/")
-    };
-    coordinator.start_job(request, None).await.unwrap();
-    let scans: Vec<BatchMessage> = env.drain(&env.provisioned.queue_url).await;
-    assert!(scans.len() >= 4, "{} ranges", scans.len());
-    let worker = Worker::on_aws(&env.clients, pipeline.worker.clone());
+    let (coordinator, worker, scans) = split_job(&env, &job_id).await;
     for scan in &scans[1..] {
         worker.process_batch(scan, None).await.unwrap();
     }

@@ -9,7 +9,7 @@ use shared::app::coordinator::Coordinator;
 use shared::app::redrive::{redrive, redrive_kept};
 use shared::app::worker::Worker;
 use shared::job::model::{BatchNo, JobId};
-use shared::job::model::{JobStatus, Recorded};
+use shared::job::model::{Job, JobStatus, Recorded};
 use shared::port::ledger::Ledger as _;
 
 /// A job of `batches` one-file batches whose batch 0 failed its last delivery: counted as
@@ -48,6 +48,24 @@ async fn redrive_all(env: &TestEnv) -> u64 {
     .unwrap()
 }
 
+/// Delivers the work queue through the bridge until the job counts one batch recovered.
+async fn deliver_until_recovered(env: &TestEnv, worker: &Worker, job_id: &JobId) -> Job {
+    let bridge = devkit::bridge::SqsBridge::new(
+        &env.clients.sqs,
+        &env.provisioned.queue_url,
+        &env.provisioned.queue_arn,
+        worker,
+    );
+    for _ in 0..10 {
+        bridge.poll_once().await.unwrap();
+        let job = env.ledger().get(job_id).await.unwrap().unwrap();
+        if job.batches_recovered == 1 {
+            return job;
+        }
+    }
+    panic!("the redriven batch was not delivered and recovered");
+}
+
 #[tokio::test]
 async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed() {
     let env = TestEnv::new(default_servers(), "redrive-ended").await;
@@ -64,22 +82,7 @@ async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed()
     let moved = redrive_all(&env).await;
     assert_eq!(moved, 1);
     // The job has ended, so deliver through the bridge until the batch is recovered.
-    let bridge = devkit::bridge::SqsBridge::new(
-        &env.clients.sqs,
-        &env.provisioned.queue_url,
-        &env.provisioned.queue_arn,
-        &worker,
-    );
-    let mut recovered = None;
-    for _ in 0..10 {
-        bridge.poll_once().await.unwrap();
-        let job = env.ledger().get(&job_id).await.unwrap().unwrap();
-        if job.batches_recovered == 1 {
-            recovered = Some(job);
-            break;
-        }
-    }
-    let recovered = recovered.expect("the redriven batch was delivered and recovered");
+    let recovered = deliver_until_recovered(&env, &worker, &job_id).await;
     assert_eq!(
         recovered.status,
         JobStatus::CompletedWithErrors,
@@ -184,22 +187,7 @@ async fn a_batch_dead_lettered_without_running_ends_its_job_and_redrives_from_it
     .await
     .unwrap();
     assert_eq!(sent, 1);
-    let bridge = devkit::bridge::SqsBridge::new(
-        &env.clients.sqs,
-        &env.provisioned.queue_url,
-        &env.provisioned.queue_arn,
-        &worker,
-    );
-    let mut recovered = None;
-    for _ in 0..10 {
-        bridge.poll_once().await.unwrap();
-        let job = env.ledger().get(&job.job_id).await.unwrap().unwrap();
-        if job.batches_recovered == 1 {
-            recovered = Some(job);
-            break;
-        }
-    }
-    let recovered = recovered.expect("the kept batch was redriven and recovered");
+    let recovered = deliver_until_recovered(&env, &worker, &job.job_id).await;
     assert_eq!(recovered.batches_failed, 0);
     assert_eq!(recovered.totals.rows_written, 20);
     assert_eq!(env.record_count().await, 20);
