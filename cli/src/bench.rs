@@ -68,6 +68,10 @@ pub enum Mode {
     Ranges,
     /// The same object in one GET, decoded as one stream.
     WholeObject,
+    /// The same rows in memory through a lean `csv` `ByteRecord` loop, typed, no item built.
+    MemoryCeiling,
+    /// The same rows in memory through the worker's decoder, items built.
+    MemoryOurs,
 }
 
 /// What one child run measured.
@@ -89,10 +93,11 @@ pub struct ChildArgs {
     pub mode: Mode,
     #[arg(long)]
     pub bucket: String,
-    /// The prefix (files modes) or the object key (large-object modes).
+    /// The prefix (files modes), the object key (large-object modes) or the rows' shape,
+    /// `plain` or `quoted` (in-memory modes).
     #[arg(long)]
     pub prefix: String,
-    /// Range size for `ranges`, in bytes.
+    /// Range size for `ranges`, in bytes; the rows' size for the in-memory modes.
     #[arg(long, default_value_t = 32 << 20)]
     pub chunk_bytes: u64,
     /// GETs in flight for `ours` (the semaphore and the buffer_unordered width).
@@ -311,12 +316,21 @@ fn mode_name(mode: Mode) -> &'static str {
         Mode::Ceiling => "ceiling",
         Mode::Ranges => "ranges",
         Mode::WholeObject => "whole-object",
+        Mode::MemoryCeiling => "memory-ceiling",
+        Mode::MemoryOurs => "memory-ours",
     }
 }
 
 /// One measured run, in this process (a child of `bench`); prints its JSON result.
 pub async fn child(args: ChildArgs) -> Result<()> {
     let clients = Clients::from_env().await;
+    // An in-memory run's rows are made before the clock starts: only decoding is measured.
+    let memory = match args.mode {
+        Mode::MemoryCeiling | Mode::MemoryOurs => {
+            Some(crate::bench_memory::shaped(&args.prefix, args.chunk_bytes)?)
+        }
+        _ => None,
+    };
     let before = usage();
     let started = Instant::now();
     let mut bytes_read = 0;
@@ -339,6 +353,15 @@ pub async fn child(args: ChildArgs) -> Result<()> {
             .await?;
             bytes_read = read;
             (files, rows)
+        }
+        Mode::MemoryCeiling | Mode::MemoryOurs => {
+            let (body, _) = memory.as_ref().context("an in-memory run has its rows")?;
+            let rows = if args.mode == Mode::MemoryCeiling {
+                crate::bench_memory::ceiling(body)?
+            } else {
+                crate::bench_memory::ours(body).await?
+            };
+            (1, rows)
         }
     };
     let wall_seconds = started.elapsed().as_secs_f64();
@@ -486,7 +509,7 @@ async fn seed(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<(u6
 }
 
 /// (user + system CPU seconds, peak RSS in MB) of this process so far.
-fn usage() -> (f64, f64) {
+pub(crate) fn usage() -> (f64, f64) {
     // SAFETY: getrusage writes into the struct we pass and nothing else.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };

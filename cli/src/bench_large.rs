@@ -22,7 +22,7 @@ use crate::bench::{BenchArgs, Measured, Mode, median, run_child_with};
 const HEADER: &str = "timestamp,temp,humidity,measure_point\n";
 
 #[derive(Clone, Copy, Debug)]
-enum Shape {
+pub(crate) enum Shape {
     Plain,
     Quoted,
     NoNewline,
@@ -36,10 +36,18 @@ impl Shape {
             Shape::NoNewline => "no newline after the header",
         }
     }
+
+    /// The shape's name for an in-memory child (`bench_memory::shaped`).
+    fn memory_name(self) -> &'static str {
+        match self {
+            Shape::Quoted => "quoted",
+            _ => "plain",
+        }
+    }
 }
 
 /// A body of about `target` bytes and its row count.
-fn body(shape: Shape, target: u64) -> (Vec<u8>, u64) {
+pub(crate) fn body(shape: Shape, target: u64) -> (Vec<u8>, u64) {
     let mut body = HEADER.as_bytes().to_vec();
     let mut rows = 0u64;
     match shape {
@@ -102,10 +110,24 @@ pub async fn large_object_bench(
             size as f64 / (1 << 20) as f64,
             started.elapsed().as_secs_f64()
         );
-        for mode in [Mode::Ranges, Mode::WholeObject] {
+        let modes: &[Mode] = match shape {
+            Shape::NoNewline => &[Mode::Ranges, Mode::WholeObject],
+            _ => &[
+                Mode::Ranges,
+                Mode::WholeObject,
+                Mode::MemoryCeiling,
+                Mode::MemoryOurs,
+            ],
+        };
+        for &mode in modes {
             let mut runs = Vec::new();
             for run in 0..args.runs {
-                let m = run_child_with(mode, servers, bucket, &key, chunk)?;
+                let m = match mode {
+                    Mode::MemoryCeiling | Mode::MemoryOurs => {
+                        run_child_with(mode, servers, bucket, shape.memory_name(), target)?
+                    }
+                    _ => run_child_with(mode, servers, bucket, &key, chunk)?,
+                };
                 eprintln!(
                     "run {} {shape:?} {mode:?}: {:.0} MB/s, {:.2} CPU s, {:.2}x read, {:.0} MB RSS",
                     run + 1,
@@ -137,7 +159,10 @@ pub async fn large_object_bench(
             shape.name(),
             match mode {
                 Mode::Ranges => "ranges",
-                _ => "one GET",
+                Mode::WholeObject => "one GET",
+                Mode::MemoryCeiling =>
+                    "in memory: parse-and-type ceiling (csv ByteRecord, typed, no item)",
+                _ => "in memory: ours (decoder, typing, items built)",
             },
             *size as f64 / 1e6 / m.wall_seconds,
             per_cpu(*size, m),
@@ -147,12 +172,34 @@ pub async fn large_object_bench(
             m.peak_rss_mb
         );
     }
-    let ranged = |shape: fn(&Shape) -> bool| {
+    let rate = |shape: fn(&Shape) -> bool, read: Mode| {
         table
             .iter()
-            .find(|(s, mode, _, _)| shape(s) && *mode == Mode::Ranges)
+            .find(|(s, mode, _, _)| shape(s) && *mode == read)
             .map(|(_, _, size, m)| per_cpu(*size, m))
     };
+    let ranged = |shape: fn(&Shape) -> bool| rate(shape, Mode::Ranges);
+    for (name, shape) in [
+        (
+            "plain",
+            (|s: &Shape| matches!(s, Shape::Plain)) as fn(&Shape) -> bool,
+        ),
+        ("quoted", |s: &Shape| matches!(s, Shape::Quoted)),
+    ] {
+        if let (Some(ceiling), Some(ranges), Some(whole), Some(ours)) = (
+            rate(shape, Mode::MemoryCeiling),
+            rate(shape, Mode::Ranges),
+            rate(shape, Mode::WholeObject),
+            rate(shape, Mode::MemoryOurs),
+        ) {
+            println!(
+                "\n{name}, MB per CPU-second of the in-memory ceiling: ranges {:.2}x (target: at least 0.8x), one GET {:.2}x, our decoder in memory {:.2}x",
+                ranges / ceiling,
+                whole / ceiling,
+                ours / ceiling
+            );
+        }
+    }
     if let (Some(plain), Some(quoted)) = (
         ranged(|s| matches!(s, Shape::Plain)),
         ranged(|s| matches!(s, Shape::Quoted)),

@@ -13,6 +13,7 @@ use devkit::sample::SampleSpec;
 use devkit::servers::LocalAws;
 use futures::{StreamExt, TryStreamExt, stream};
 use shared::contract::messages::JobRequest;
+use shared::contract::write::WriteMode;
 use shared::job::model::JobStatus;
 
 use crate::plan::{self, PlanArgs};
@@ -20,12 +21,21 @@ use crate::plan::{self, PlanArgs};
 /// Worker invocations at once in the local runs (as `s3-fanout run`).
 const WORKERS: u64 = 4;
 const BATCH_SIZE: u64 = 50;
-/// BatchWriteItem calls in flight in the ceiling loop: the workers' WRITE_CONCURRENCY (16) each.
-const WRITES_IN_FLIGHT: usize = 16 * WORKERS as usize;
+/// BatchWriteItem calls in flight the ceiling loop is swept over (the workers run
+/// WRITE_CONCURRENCY, 16, each: 64 in all); the best is the ceiling, so the pipeline is
+/// never judged against a loop that was merely badly tuned.
+const CEILING_IN_FLIGHT: [usize; 4] = [16, 32, 64, 128];
+/// Lambda's CPU share at 512 MB (the template's worker) and at 1,769 MB (one full vCPU).
+const VCPU_AT: [(u32, f64); 2] = [(512, 512.0 / 1769.0), (1769, 1.0)];
 
 /// Rows per second the DynamoDB server takes from a lean loop: prebuilt 25-item
-/// BatchWriteItem calls, 16 in flight, UnprocessedItems retried.
-async fn write_ceiling(ddb: &aws_sdk_dynamodb::Client, table: &str, rows: usize) -> Result<f64> {
+/// BatchWriteItem calls, `in_flight` at once, UnprocessedItems retried.
+async fn write_ceiling(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    rows: usize,
+    in_flight: usize,
+) -> Result<f64> {
     let item = |i: usize| -> HashMap<String, AttributeValue> {
         HashMap::from([
             (
@@ -66,7 +76,7 @@ async fn write_ceiling(ddb: &aws_sdk_dynamodb::Client, table: &str, rows: usize)
             }
             Ok::<_, anyhow::Error>(())
         })
-        .buffer_unordered(WRITES_IN_FLIGHT)
+        .buffer_unordered(in_flight)
         .try_collect::<Vec<()>>()
         .await?;
     Ok(rows as f64 / started.elapsed().as_secs_f64())
@@ -84,14 +94,27 @@ async fn list_page_seconds(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) 
     Ok(started.elapsed().as_secs_f64() / f64::from(pages.max(1)))
 }
 
-/// One local job of `files` x 100 rows on fresh resources; its ledger seconds.
+/// What one local job measured.
+struct LocalJob {
+    /// The job's own seconds, from its ledger.
+    seconds: f64,
+    /// CPU seconds of this process (coordinator, SQS bridge and workers; the servers are
+    /// processes of their own) while the job ran.
+    cpu_seconds: f64,
+    rows: u64,
+    spec: SampleSpec,
+    resources: Resources,
+}
+
+/// One local job of `files` x 100 rows on fresh resources, in `mode`.
 async fn local_job(
     servers: &LocalAws,
     files: usize,
     run: usize,
-) -> Result<(f64, SampleSpec, Resources)> {
+    mode: WriteMode,
+) -> Result<LocalJob> {
     let clients = servers.clients();
-    let resources = Resources::named(&format!("bench-e2e-{files}-{run}"));
+    let resources = Resources::named(&format!("bench-e2e-{files}-{run}-{mode:?}").to_lowercase());
     let provisioned = provision::ensure(&clients, &resources, QueueSettings::default()).await?;
     let spec = SampleSpec::new("e2e/", files, 100);
     spec.upload(&clients.s3, &resources.bucket, 64, || {})
@@ -100,10 +123,14 @@ async fn local_job(
     pipeline.coordinator.batch_size = BATCH_SIZE as usize;
     pipeline.pollers = WORKERS as usize;
     pipeline.timeout = Duration::from_secs(900);
+    let mut request = JobRequest::new(&resources.bucket, &spec.prefix);
+    request.write.write_mode = mode;
+    let before = crate::bench::usage().0;
     let job = pipeline
-        .run(JobRequest::new(&resources.bucket, &spec.prefix), |_| {})
+        .run(request, |_| {})
         .await
         .context("running a local job")?;
+    let cpu_seconds = crate::bench::usage().0 - before;
     if job.status != JobStatus::Complete || job.totals.rows_written != spec.total_rows() {
         bail!(
             "the bench job ended {:?} with {} rows",
@@ -111,7 +138,13 @@ async fn local_job(
             job.totals.rows_written
         );
     }
-    Ok((job.duration_seconds.unwrap_or_default(), spec, resources))
+    Ok(LocalJob {
+        seconds: job.duration_seconds.unwrap_or_default(),
+        cpu_seconds,
+        rows: job.totals.rows_written,
+        spec,
+        resources,
+    })
 }
 
 /// The end-to-end table and the plan check. `files_per_second` is the read path's rate
@@ -126,12 +159,19 @@ pub async fn e2e_bench(servers: &LocalAws, files_per_second: f64, runs: usize) -
         Some("timestamp"),
     )
     .await?;
-    let mut ceilings = Vec::new();
-    for _ in 0..runs {
-        ceilings.push(write_ceiling(&clients.dynamodb, ceiling_table, 50_000).await?);
+    let mut best = (0.0, 0);
+    for in_flight in CEILING_IN_FLIGHT {
+        let mut rates = Vec::new();
+        for _ in 0..runs {
+            rates.push(write_ceiling(&clients.dynamodb, ceiling_table, 50_000, in_flight).await?);
+        }
+        let rate = median(&mut rates);
+        eprintln!("DynamoDB server ceiling at {in_flight} in flight: {rate:.0} rows/s");
+        if rate > best.0 {
+            best = (rate, in_flight);
+        }
     }
-    let ceiling = median(&mut ceilings);
-    eprintln!("DynamoDB server ceiling: {ceiling:.0} rows/s (median of {runs})");
+    let (ceiling, ceiling_in_flight) = best;
 
     println!(
         "\nEnd to end on the local servers (prefix → SQS → {WORKERS} workers → DynamoDB → COMPLETE), batches of {BATCH_SIZE}, median of {runs} runs, against the `plan` model:\n"
@@ -140,13 +180,18 @@ pub async fn e2e_bench(servers: &LocalAws, files_per_second: f64, runs: usize) -
         "| files x 100 rows | job seconds | rows/s | of the DynamoDB server's ceiling | plan predicts | plan error |"
     );
     println!("|---|---|---|---|---|---|");
+    let mut cpu_per_row = Vec::new();
     for files in [200usize, 1_000] {
         let mut seconds = Vec::new();
         let mut page_seconds = 0.0;
         for run in 0..runs {
-            let (s, spec, resources) = local_job(servers, files, run).await?;
-            page_seconds = list_page_seconds(&clients.s3, &resources.bucket, &spec.prefix).await?;
-            seconds.push(s);
+            let job = local_job(servers, files, run, WriteMode::Put).await?;
+            page_seconds =
+                list_page_seconds(&clients.s3, &job.resources.bucket, &job.spec.prefix).await?;
+            seconds.push(job.seconds);
+            if files == 1_000 {
+                cpu_per_row.push((WriteMode::Put, job.cpu_seconds / job.rows as f64));
+            }
         }
         let measured = median(&mut seconds);
         let rows = files as f64 * 100.0;
@@ -172,9 +217,48 @@ pub async fn e2e_bench(servers: &LocalAws, files_per_second: f64, runs: usize) -
         );
     }
     println!(
-        "\nDynamoDB server ceiling (lean BatchWriteItem loop, 25 items x {WRITES_IN_FLIGHT} in flight): {ceiling:.0} rows/s"
+        "\nDynamoDB server ceiling (lean BatchWriteItem loop, 25 items, best of {CEILING_IN_FLIGHT:?} in flight: {ceiling_in_flight}): {ceiling:.0} rows/s"
     );
+    for run in 0..runs {
+        let job = local_job(servers, 1_000, run, WriteMode::Insert).await?;
+        cpu_per_row.push((WriteMode::Insert, job.cpu_seconds / job.rows as f64));
+    }
+    print_cpu_per_row(&mut cpu_per_row, runs);
     Ok(())
+}
+
+/// CPU per row written end to end (this process: coordinator, bridge and workers; not the
+/// servers), and the rows/s it allows one worker at Lambda's CPU share for its memory.
+fn print_cpu_per_row(measured: &mut [(WriteMode, f64)], runs: usize) {
+    println!(
+        "\nCPU per row written end to end, 1,000 files x 100 rows, median of {runs} runs (coordinator, SQS bridge and {WORKERS} workers in one process; the servers excluded):\n"
+    );
+    let header: Vec<String> = VCPU_AT
+        .iter()
+        .map(|(mb, vcpu)| format!("rows/s of one worker at {mb} MB ({vcpu:.2} vCPU)"))
+        .collect();
+    println!("| write mode | CPU µs per row | {} |", header.join(" | "));
+    println!("|---|---|{}", "---|".repeat(VCPU_AT.len()));
+    for mode in [WriteMode::Put, WriteMode::Insert] {
+        let mut values: Vec<f64> = measured
+            .iter()
+            .filter(|(m, _)| *m == mode)
+            .map(|(_, v)| *v)
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        let per_row = median(&mut values);
+        let implied: Vec<String> = VCPU_AT
+            .iter()
+            .map(|(_, vcpu)| format!("{:.0}", vcpu / per_row))
+            .collect();
+        println!(
+            "| {mode:?} | {:.1} | {} |",
+            per_row * 1e6,
+            implied.join(" | ")
+        );
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {

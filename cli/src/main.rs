@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_large;
+mod bench_memory;
 mod cap_bench;
 mod ceiling;
 mod commands;

@@ -58,6 +58,13 @@ pub struct PlanArgs {
     /// PutItem/UpdateItem calls in flight at ~10 ms each).
     #[arg(long, default_value_t = DEFAULT.single_writes_per_worker_second)]
     pub single_writes_per_worker_second: f64,
+    /// CPU microseconds per row written end to end at one full vCPU, put and delete modes
+    /// (`bench`'s "CPU per row" table): with less than a vCPU, a worker may be CPU-bound.
+    #[arg(long, default_value_t = DEFAULT.cpu_seconds_per_row_batched * 1e6)]
+    pub cpu_us_per_row_batched: f64,
+    /// The same for insert and update modes (one call per row).
+    #[arg(long, default_value_t = DEFAULT.cpu_seconds_per_row_single * 1e6)]
+    pub cpu_us_per_row_single: f64,
     /// The records table's write limit in write units per second (on-demand default).
     #[arg(long, default_value_t = DEFAULT.table_write_units)]
     pub table_write_units: f64,
@@ -121,6 +128,8 @@ impl PlanArgs {
             files_per_worker_second: self.files_per_worker_second,
             rows_written_per_worker_second: self.rows_written_per_worker_second,
             single_writes_per_worker_second: self.single_writes_per_worker_second,
+            cpu_seconds_per_row_batched: self.cpu_us_per_row_batched / 1e6,
+            cpu_seconds_per_row_single: self.cpu_us_per_row_single / 1e6,
             table_write_units: self.table_write_units,
             list_page_seconds: self.list_page_seconds,
             invocation_overhead_seconds: self.invocation_overhead_seconds,
@@ -173,6 +182,15 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
         plan.write_units_per_second,
         plan.writing_seconds
     );
+    if let Some(bound) = &plan.cpu_bound {
+        println!(
+            "| (CPU-bound: {:.2} vCPU at {} MB allows {:.0} rows/s per worker, its write calls {:.0}) | |",
+            bound.cpu_share,
+            input.worker_memory_mb,
+            bound.rows_per_worker_second,
+            bound.calls_allow
+        );
+    }
     if let Some(pacing) = &plan.pacing {
         println!(
             "| (capped: {:.2} units/s per instance, {:.0} units per invocation, {} parts a batch) | |",
@@ -288,6 +306,42 @@ mod tests {
         // Gigabyte-seconds: one worker busy for the whole slowest stage plus overheads.
         let busy = full.reading_seconds + 100.0 * 0.05;
         assert!(close(full.lambda_gb_seconds, busy * 1769.0 / 1024.0));
+    }
+
+    #[test]
+    fn a_worker_with_little_memory_is_cpu_bound_and_plan_says_so() {
+        let rows = [
+            "--objects",
+            "1000",
+            "--rows-per-object",
+            "10000",
+            "--concurrency",
+            "1",
+        ];
+        let full = plan(&input(&rows));
+        assert_eq!(
+            full.cpu_bound, None,
+            "one vCPU writes 87,000 rows/s > 40,000"
+        );
+        let small = plan(&input(
+            &[&rows[..], &["--worker-memory-mb", "512"]].concat(),
+        ));
+        let bound = small
+            .cpu_bound
+            .expect("0.29 vCPU cannot keep up with 40,000 rows/s");
+        let expected = (512.0 / 1769.0) / 11.5e-6;
+        assert!(close(bound.rows_per_worker_second, expected));
+        assert_eq!(small.bottleneck, "writing");
+        assert!(small.writing_seconds > 1.5 * full.writing_seconds);
+        // A measured figure replaces the default.
+        let lean = plan(&input(
+            &[
+                &rows[..],
+                &["--worker-memory-mb", "512", "--cpu-us-per-row-batched", "5"],
+            ]
+            .concat(),
+        ));
+        assert_eq!(lean.cpu_bound, None);
     }
 
     #[test]

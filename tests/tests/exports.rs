@@ -20,7 +20,7 @@ use shared::job::model::{Job, JobStatus};
 const EXPORT_ID: &str = "01764583200000-abcd1234";
 
 fn item(id: &str, n: u32) -> Item {
-    Item::from([
+    Item::from_iter([
         ("id".to_owned(), Value::S(id.into())),
         ("n".to_owned(), Value::N(format!("{n}.5"))),
         ("b".to_owned(), Value::B(vec![0xff, n as u8])),
@@ -43,7 +43,7 @@ fn item(id: &str, n: u32) -> Item {
 }
 
 fn unrelated() -> Item {
-    Item::from([
+    Item::from_iter([
         ("id".to_owned(), Value::S("unrelated".into())),
         ("n".to_owned(), Value::N("1".into())),
         ("note".to_owned(), Value::S("left alone".into())),
@@ -181,7 +181,7 @@ async fn an_incremental_export_after_the_full_one_leaves_the_source_s_final_stat
     let (job, _) = apply(&env, "base", &spec).await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     let key = |id: &str, n: u32| {
-        Item::from([
+        Item::from_iter([
             ("id".to_owned(), Value::S(id.into())),
             ("n".to_owned(), Value::N(format!("{n}.5"))),
         ])

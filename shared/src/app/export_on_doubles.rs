@@ -16,7 +16,7 @@ use crate::port::memory::MemoryTable;
 use crate::port::table::{KeyType, RecordTable};
 
 fn item(id: &str, n: u32) -> Item {
-    Item::from([
+    Item::from_iter([
         ("id".to_owned(), Value::S(id.into())),
         ("n".to_owned(), Value::N(n.to_string())),
         ("b".to_owned(), Value::B(vec![0, n as u8])),
@@ -52,7 +52,7 @@ fn spec() -> ExportSpec {
 /// objects copied under `copy/` of bucket `b` (not where the manifests say they were).
 async fn rig_with(spec: &ExportSpec) -> Rig {
     let table = Arc::new(MemoryTable::new("id", Some("n")).with_key_types(KeyType::S, KeyType::N));
-    let unrelated = Item::from([
+    let unrelated = Item::from_iter([
         ("id".to_owned(), Value::S("other".into())),
         ("n".to_owned(), Value::N("1".into())),
     ]);
@@ -109,7 +109,7 @@ async fn a_moved_full_export_loads_every_item_as_it_is_beside_unrelated_items() 
     let mut stored = rig.table.items("records");
     stored.sort_by_key(|i| format!("{:?}{:?}", i["id"], i["n"]));
     let mut expected: Vec<Item> = spec.files.concat();
-    expected.push(Item::from([
+    expected.push(Item::from_iter([
         ("id".to_owned(), Value::S("other".into())),
         ("n".to_owned(), Value::N("1".into())),
     ]));
@@ -186,7 +186,7 @@ async fn an_incremental_export_puts_new_images_and_deletes_keys_without_one() {
         .await
         .unwrap();
     let key = |id: &str, n: u32| {
-        Item::from([
+        Item::from_iter([
             ("id".to_owned(), Value::S(id.into())),
             ("n".to_owned(), Value::N(n.to_string())),
         ])

@@ -75,7 +75,7 @@ mod tests {
                 Value::L(vec![Value::L(vec![Value::Null])]),
             ),
         ]));
-        let item = Item::from([
+        let item = Item::from_iter([
             ("s".to_owned(), Value::S("é".into())),
             (
                 "n".to_owned(),

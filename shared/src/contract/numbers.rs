@@ -43,6 +43,14 @@ pub struct Decimal {
 /// Validates `[+-]digits[.digits][e[+-]digits]` against DynamoDB's limits; returns its
 /// canonical text. Exact: no float is involved, so no digit is lost or invented.
 pub fn parse_decimal(raw: &str) -> Result<Decimal, NumberError> {
+    match already_canonical(raw) {
+        Some(decimal) => Ok(decimal),
+        None => parse_general(raw),
+    }
+}
+
+/// Any decimal text, canonicalised digit by digit.
+fn parse_general(raw: &str) -> Result<Decimal, NumberError> {
     let (negative, unsigned) = match raw.as_bytes().first() {
         Some(b'-') => (true, &raw[1..]),
         Some(b'+') => (false, &raw[1..]),
@@ -89,6 +97,42 @@ pub fn parse_decimal(raw: &str) -> Result<Decimal, NumberError> {
         .collect();
     Ok(Decimal {
         text: canonical(negative, &coefficient, leading),
+        significant,
+    })
+}
+
+/// `raw` itself when it is already its canonical text, as most input numbers are (`21.5`,
+/// `-3`, `0.25`): plain digits, no sign but `-`, no exponent, no leading or trailing zero
+/// that canonical text drops, within the plain-notation range. The hot path of typing:
+/// it skips building the coefficient and the canonical text (one allocation, not three).
+/// Anything else goes through the general parse, which gives the same text.
+fn already_canonical(raw: &str) -> Option<Decimal> {
+    let unsigned = raw.strip_prefix('-').unwrap_or(raw);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((_, "")) => return None, // `5.` is `5`
+        Some(parts) => parts,
+        None => (unsigned, ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.ends_with('0') {
+        return None;
+    }
+    let significant = if whole == "0" {
+        // `0.0012`: canonical while the leading digit is within plain notation.
+        let zeros = fraction.bytes().take_while(|&b| b == b'0').count();
+        if fraction.len() == zeros || zeros + 1 > -PLAIN_EXPONENTS.start as usize {
+            return None;
+        }
+        fraction.len() - zeros
+    } else if whole.starts_with('0') || whole.len() > PLAIN_EXPONENTS.end as usize {
+        return None;
+    } else if fraction.is_empty() {
+        whole.len() - whole.bytes().rev().take_while(|&b| b == b'0').count()
+    } else {
+        whole.len() + fraction.len()
+    };
+    (significant <= MAX_SIGNIFICANT_DIGITS).then(|| Decimal {
+        text: raw.to_owned(),
         significant,
     })
 }
@@ -172,6 +216,48 @@ pub fn significant_digits(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The fast path is only a shortcut: wherever it answers, the general parse gives
+        /// the same text and digit count.
+        #[test]
+        fn the_canonical_shortcut_agrees_with_the_general_parse(
+            raw in r"[-+]?[0-9]{0,44}(\.[0-9]{0,24})?",
+        ) {
+            if let Some(fast) = already_canonical(&raw) {
+                prop_assert_eq!(Ok(fast), parse_general(&raw));
+            }
+        }
+    }
+
+    #[test]
+    fn common_numbers_take_the_shortcut_and_others_do_not() {
+        for raw in [
+            "21.5",
+            "-3",
+            "0.25",
+            "100",
+            "-0.001",
+            "12345678901234567890",
+        ] {
+            assert!(already_canonical(raw).is_some(), "{raw}");
+        }
+        for raw in [
+            "5.",
+            ".5",
+            "+1",
+            "007",
+            "7.0",
+            "-0",
+            "0",
+            "0.0",
+            "1e3",
+            "0.000000000000000000001",
+        ] {
+            assert!(already_canonical(raw).is_none(), "{raw}");
+        }
+    }
 
     fn text(raw: &str) -> String {
         parse_decimal(raw).unwrap().text

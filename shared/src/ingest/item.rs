@@ -146,7 +146,9 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-pub type Item = HashMap<String, Value>;
+/// A typed item: attribute names to values. Built once per row, so its hasher is foldhash's
+/// (seeded per process, so still not predictable from the input) rather than SipHash.
+pub type Item = HashMap<String, Value, foldhash::fast::RandomState>;
 
 #[cfg(test)]
 mod tests {

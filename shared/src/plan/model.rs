@@ -40,6 +40,12 @@ pub struct PlanInput {
     /// Rows one worker writes per second one item per call (insert, update): 16 calls in
     /// flight at ~10 ms each.
     pub single_writes_per_worker_second: f64,
+    /// CPU seconds per row written end to end (GET, decode, type, write, count) on one full
+    /// vCPU, in BatchWriteItem calls (put, delete): `bench`'s "CPU per row" table. A worker
+    /// with less than a vCPU writes at most `cpu_share / this` rows per second.
+    pub cpu_seconds_per_row_batched: f64,
+    /// The same, one item per call (insert, update).
+    pub cpu_seconds_per_row_single: f64,
     /// The records table's write limit in write units per second.
     pub table_write_units: f64,
     pub list_page_seconds: f64,
@@ -74,6 +80,8 @@ pub const DEFAULT: PlanInput = PlanInput {
     files_per_worker_second: 2_800.0,
     rows_written_per_worker_second: 40_000.0,
     single_writes_per_worker_second: 1_600.0,
+    cpu_seconds_per_row_batched: 11.5e-6,
+    cpu_seconds_per_row_single: 75e-6,
     table_write_units: 40_000.0,
     list_page_seconds: 0.1,
     invocation_overhead_seconds: 0.05,
@@ -172,12 +180,26 @@ pub struct Plan {
     pub write_units_per_second: f64,
     /// A capped job's share per worker instance and what it means for a batch.
     pub pacing: Option<Pacing>,
+    /// Set when the worker's memory (its CPU share) caps its write rate below what its
+    /// write calls allow.
+    pub cpu_bound: Option<CpuBound>,
     /// The stage that sets the pace.
     pub bottleneck: &'static str,
     pub wall_seconds: f64,
     pub lambda_gb_seconds: f64,
     pub requests: Requests,
     pub cost: Cost,
+}
+
+/// A worker whose CPU, not its write calls, sets its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CpuBound {
+    /// Rows per second its CPU share allows (share / CPU seconds per row).
+    pub rows_per_worker_second: f64,
+    /// Rows per second its write calls would allow.
+    pub calls_allow: f64,
+    /// Its vCPU share (memory / 1,769 MB).
+    pub cpu_share: f64,
 }
 
 pub fn plan(input: &PlanInput) -> Plan {
@@ -215,12 +237,26 @@ pub fn plan(input: &PlanInput) -> Plan {
     } else {
         input.objects as f64 / (files_per_second * workers as f64)
     };
-    let (per_worker, write_calls) = match input.write_mode {
-        WriteMode::Put | WriteMode::Delete => {
-            (input.rows_written_per_worker_second, rows.div_ceil(25))
-        }
-        WriteMode::Insert | WriteMode::Update => (input.single_writes_per_worker_second, rows),
+    let (network_per_worker, cpu_per_row, write_calls) = match input.write_mode {
+        WriteMode::Put | WriteMode::Delete => (
+            input.rows_written_per_worker_second,
+            input.cpu_seconds_per_row_batched,
+            rows.div_ceil(25),
+        ),
+        WriteMode::Insert | WriteMode::Update => (
+            input.single_writes_per_worker_second,
+            input.cpu_seconds_per_row_single,
+            rows,
+        ),
     };
+    // A worker writes as fast as its calls allow, unless its CPU share cannot keep up.
+    let cpu_per_worker = cpu_share / cpu_per_row.max(1e-12);
+    let per_worker = network_per_worker.min(cpu_per_worker);
+    let cpu_bound = (cpu_per_worker < network_per_worker).then_some(CpuBound {
+        rows_per_worker_second: cpu_per_worker,
+        calls_allow: network_per_worker,
+        cpu_share,
+    });
     // Each worker instance paces itself to cap / concurrency: fewer workers, less of it.
     let write_units_per_second = match input.max_write_rate {
         Some(cap) => {
@@ -316,6 +352,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         counting_seconds,
         write_units_per_second,
         pacing,
+        cpu_bound,
         bottleneck,
         wall_seconds,
         lambda_gb_seconds,

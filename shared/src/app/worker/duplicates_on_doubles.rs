@@ -166,10 +166,10 @@ async fn load(
     });
     let rig = Rig::writing_through(table.clone(), jittery);
     let mut existing: Vec<Item> = (0..300)
-        .map(|i| Item::from([("id".to_owned(), Value::S(format!("k{i:03}")))]))
+        .map(|i| Item::from_iter([("id".to_owned(), Value::S(format!("k{i:03}")))]))
         .filter(|_| mode == WriteMode::Delete)
         .collect();
-    existing.push(Item::from([
+    existing.push(Item::from_iter([
         ("id".to_owned(), Value::S("other".into())),
         ("a".to_owned(), Value::S("x".into())),
     ]));

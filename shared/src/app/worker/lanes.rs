@@ -10,21 +10,60 @@
 //! objects and batches: `docs/write-control.md`.
 
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
+use std::sync::LazyLock;
 
 use super::chunk_writer::SourcedRow;
 use crate::contract::write::WriteMode;
 
-/// A row's key as a 64-bit hash: picks its lane, and is what a lane remembers.
-pub fn key_hash(row: &SourcedRow) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    row.row.key.hash(&mut hasher);
-    hasher.finish()
+/// SipHash keyed at random once per process: the same key hashes the same in every lane of
+/// this worker, and no input can be crafted offline to collide (a collision would count a
+/// row as a duplicate).
+static KEY_HASHER: LazyLock<std::collections::hash_map::RandomState> =
+    LazyLock::new(Default::default);
+
+/// A row key as a 64-bit hash, computed once per row as it is decoded: picks its lane, is
+/// what a lane remembers, and is compared before the key itself in a chunk.
+pub fn key_hash(key: &(String, String)) -> u64 {
+    KEY_HASHER.hash_one(key)
 }
 
-/// The keys one lane has written so far in this part.
+/// Sets of key hashes: already uniform 64-bit values, so a cheap hasher does.
+type HashSet64 = HashSet<u64, foldhash::fast::RandomState>;
+
+/// Distinct keys a lane remembers for certain: between `WINDOW` and twice that, so its
+/// memory stays flat (about 0.6 MB a lane) however many rows a part reads. A key repeated
+/// further apart than that is treated as a key of an earlier part: written again (put,
+/// update, delete) or found by its condition (insert, `rows_existing`): the same table.
+pub const WINDOW: usize = 16_384;
+
+/// The keys one lane has written recently in this part: two generations of `WINDOW`.
 #[derive(Debug, Default)]
-pub struct Seen(HashSet<u64>);
+pub struct Seen {
+    current: HashSet64,
+    previous: HashSet64,
+}
+
+impl Seen {
+    fn contains(&self, hash: &u64) -> bool {
+        self.current.contains(hash) || self.previous.contains(hash)
+    }
+
+    fn remember(&mut self, hashes: impl IntoIterator<Item = u64>) {
+        for hash in hashes {
+            self.current.insert(hash);
+            if self.current.len() >= WINDOW {
+                self.previous = std::mem::take(&mut self.current);
+            }
+        }
+    }
+
+    /// Keys remembered now (at most `2 * WINDOW`).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+}
 
 /// A lane's chunk after the keys of its earlier chunks are accounted for.
 pub struct Settled {
@@ -40,8 +79,8 @@ pub struct Settled {
 /// Applies the lane's memory of keys to its next chunk (in row order) and remembers the
 /// chunk's keys.
 pub fn settle(mode: WriteMode, chunk: Vec<SourcedRow>, seen: &mut Seen) -> Settled {
-    let before = |hash: &u64, seen: &Seen| seen.0.contains(hash);
-    let hashes: Vec<u64> = chunk.iter().map(key_hash).collect();
+    let before = |hash: &u64, seen: &Seen| seen.contains(hash);
+    let hashes: Vec<u64> = chunk.iter().map(|row| row.key_hash).collect();
     let settled = match mode {
         WriteMode::Insert => {
             let total = chunk.len();
@@ -59,7 +98,7 @@ pub fn settle(mode: WriteMode, chunk: Vec<SourcedRow>, seen: &mut Seen) -> Settl
         }
         // Each key once: the writer keeps one row per key of a chunk (or merges them).
         _ => {
-            let distinct: HashSet<u64> = hashes.iter().copied().collect();
+            let distinct: HashSet64 = hashes.iter().copied().collect();
             Settled {
                 repeats: distinct.iter().filter(|hash| before(hash, seen)).count() as u64,
                 rows: chunk,
@@ -67,7 +106,7 @@ pub fn settle(mode: WriteMode, chunk: Vec<SourcedRow>, seen: &mut Seen) -> Settl
             }
         }
     };
-    seen.0.extend(hashes);
+    seen.remember(hashes);
     settled
 }
 
@@ -79,13 +118,15 @@ mod tests {
     use std::sync::Arc;
 
     fn row(key: &str) -> SourcedRow {
+        let key = (key.to_owned(), String::new());
         SourcedRow {
             object: Arc::from("a.csv"),
             ranged: false,
             slot: None,
+            key_hash: key_hash(&key),
             row: TypedRow {
-                key: (key.into(), String::new()),
-                item: Item::new(),
+                key,
+                item: Item::default(),
                 line: 1,
                 offset: 0,
                 delete: false,
@@ -121,5 +162,21 @@ mod tests {
             ["c"],
             "the first row of a key won: later ones never sent"
         );
+    }
+
+    #[test]
+    fn a_lane_remembers_a_window_of_keys_so_its_memory_stays_flat() {
+        let mut seen = Seen::default();
+        let chunk = |from: usize| (from..from + 25).map(|i| row(&format!("k{i}"))).collect();
+        for i in (0..10 * WINDOW).step_by(25) {
+            settle(WriteMode::Put, chunk(i), &mut seen);
+            assert!(seen.len() <= 2 * WINDOW, "{} keys held", seen.len());
+        }
+        // The most recent WINDOW keys are still known: a repeat of them is a duplicate.
+        let recent = settle(WriteMode::Put, chunk(10 * WINDOW - 25), &mut seen);
+        assert_eq!(recent.repeats, 25);
+        // The first keys are long forgotten: written again, as a key of an earlier part.
+        let old = settle(WriteMode::Insert, chunk(0), &mut seen);
+        assert_eq!((old.repeats, old.rows.len()), (0, 25));
     }
 }

@@ -485,6 +485,7 @@ impl Loader<'_> {
                         pacing.pacer.adjust(units as i64 - 1);
                     }
                     chunk.push(SourcedRow {
+                        key_hash: lanes::key_hash(&row.key),
                         object: source.object.clone(),
                         ranged: source.ranged,
                         slot: slot.map(|(_, slot)| slot),
@@ -556,7 +557,7 @@ async fn route(
     let mut pending: Vec<Vec<SourcedRow>> = (0..lanes.len()).map(|_| Vec::new()).collect();
     while let Some(rows) = decoded.next().await {
         for row in rows {
-            let lane = (lanes::key_hash(&row) % count) as usize;
+            let lane = (row.key_hash % count) as usize;
             pending[lane].push(row);
             if pending[lane].len() == MAX_BATCH_ITEMS {
                 let full =

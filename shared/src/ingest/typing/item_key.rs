@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_key_of_the_right_types_gives_its_texts_and_every_other_is_refused_with_a_reason() {
-        let item = |id: Value, at: Value| Item::from([("id".into(), id), ("at".into(), at)]);
+        let item = |id: Value, at: Value| Item::from_iter([("id".into(), id), ("at".into(), at)]);
         let ok = item(Value::N("7".into()), Value::B(vec![0xab]));
         assert_eq!(key().check(&ok), Ok(("7".into(), "ab".into())));
         let wrong = item(Value::S("7".into()), Value::B(vec![1]));
@@ -136,7 +136,7 @@ mod tests {
         );
         let empty = item(Value::N("7".into()), Value::B(vec![]));
         assert!(key().check(&empty).unwrap_err().contains("empty"));
-        let missing = Item::from([("id".into(), Value::N("1".into()))]);
+        let missing = Item::from_iter([("id".into(), Value::N("1".into()))]);
         assert!(
             key()
                 .check(&missing)

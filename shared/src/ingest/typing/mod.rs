@@ -355,7 +355,10 @@ impl RowTyper {
             Some(rule) => self.expiry(rule, &fields)?,
             None => None,
         };
-        let mut item = Item::with_capacity(self.slots.len() + self.mapped.len() + 2);
+        let mut item = Item::with_capacity_and_hasher(
+            self.slots.len() + self.mapped.len() + 2,
+            Default::default(),
+        );
         let mut size = 0;
         for mapped in &self.mapped {
             if let Some(value) = mapped.value(&fields) {

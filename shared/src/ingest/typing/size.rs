@@ -56,7 +56,7 @@ mod tests {
         assert_eq!(value_size(&Value::N("1200".into())), 2);
         assert_eq!(value_size(&Value::N("0".into())), 2);
         assert_eq!(value_size(&Value::Bool(true)), 1);
-        let item = Item::from([
+        let item = Item::from_iter([
             ("temp".to_owned(), Value::N("19.8".into())),
             ("k".to_owned(), Value::S("abc".into())),
         ]);

@@ -7,7 +7,7 @@ use crate::ingest::item::{Item, Value};
 use crate::port::table::{Inserted, KeyNames, RecordTable, WriteError};
 
 fn item(key: &KeyNames, point: &str, attributes: &[(&str, Value)]) -> Item {
-    let mut item = Item::from([(key.partition.clone(), Value::S(point.to_owned()))]);
+    let mut item = Item::from_iter([(key.partition.clone(), Value::S(point.to_owned()))]);
     if let Some(sort) = &key.sort {
         item.insert(sort.clone(), Value::S("t0".into()));
     }

@@ -193,7 +193,7 @@ mod tests {
     }
 
     fn item(point: &str, temp: &str) -> Item {
-        Item::from([
+        Item::from_iter([
             ("measure_point".to_owned(), Value::S(point.into())),
             ("timestamp".to_owned(), Value::S("t".into())),
             ("temp".to_owned(), Value::N(temp.into())),
@@ -221,7 +221,7 @@ mod tests {
     async fn binary_and_number_keys_are_told_apart_by_their_values() {
         let table = MemoryTable::new("b", Some("n"));
         let key = |b: Vec<u8>, n: &str| {
-            Item::from([
+            Item::from_iter([
                 ("b".to_owned(), Value::B(b)),
                 ("n".to_owned(), Value::N(n.into())),
             ])

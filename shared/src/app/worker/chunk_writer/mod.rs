@@ -48,6 +48,16 @@ pub struct SourcedRow {
     /// (`loader::Pacing`); `None`: unbooked (uncapped, or the writer books it).
     pub slot: Option<Instant>,
     pub row: TypedRow,
+    /// `lanes::key_hash` of the row's key: rows of one key compare equal on it first.
+    pub key_hash: u64,
+}
+
+impl SourcedRow {
+    /// Whether the two rows are of one key (the hash tells most keys apart without a
+    /// string comparison).
+    fn same_key(&self, other: &SourcedRow) -> bool {
+        self.key_hash == other.key_hash && self.row.key == other.row.key
+    }
 }
 
 /// What writes did.
@@ -355,7 +365,7 @@ fn still_pending(
 fn first_wins_by_key(chunk: Vec<SourcedRow>) -> Vec<SourcedRow> {
     let mut unique: Vec<SourcedRow> = Vec::with_capacity(chunk.len());
     for row in chunk {
-        if !unique.iter().any(|u| u.row.key == row.row.key) {
+        if !unique.iter().any(|u| u.same_key(&row)) {
             unique.push(row);
         }
     }
@@ -365,7 +375,7 @@ fn first_wins_by_key(chunk: Vec<SourcedRow>) -> Vec<SourcedRow> {
 /// How many keys the rows hold.
 fn distinct_keys(rows: &[SourcedRow]) -> usize {
     (0..rows.len())
-        .filter(|&i| !rows[..i].iter().any(|r| r.row.key == rows[i].row.key))
+        .filter(|&i| !rows[..i].iter().any(|r| r.same_key(&rows[i])))
         .count()
 }
 
@@ -374,7 +384,7 @@ fn distinct_keys(rows: &[SourcedRow]) -> usize {
 fn last_wins_by_key(chunk: Vec<SourcedRow>) -> Vec<SourcedRow> {
     let mut unique: Vec<SourcedRow> = Vec::with_capacity(chunk.len());
     for row in chunk {
-        match unique.iter().position(|u| u.row.key == row.row.key) {
+        match unique.iter().position(|u| u.same_key(&row)) {
             Some(i) => unique[i] = row,
             None => unique.push(row),
         }

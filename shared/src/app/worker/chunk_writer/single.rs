@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn an_item_is_the_row_s_own_when_every_attribute_but_the_recomputed_one_matches() {
-        let row = Item::from([
+        let row = Item::from_iter([
             ("k".to_owned(), Value::S("a".into())),
             ("x".to_owned(), Value::N("1".into())),
             ("ttl".to_owned(), Value::N("100".into())),
@@ -130,10 +130,10 @@ mod tests {
     #[test]
     fn a_set_read_back_in_another_order_is_still_the_row_s_own() {
         let set = |items: &[&str]| Value::Ss(items.iter().map(|s| (*s).to_owned()).collect());
-        let row = Item::from([("tags".to_owned(), set(&["a", "b"]))]);
-        let read_back = Item::from([("tags".to_owned(), set(&["b", "a"]))]);
+        let row = Item::from_iter([("tags".to_owned(), set(&["a", "b"]))]);
+        let read_back = Item::from_iter([("tags".to_owned(), set(&["b", "a"]))]);
         assert!(same_item(&read_back, &row, None));
-        let other = Item::from([("tags".to_owned(), set(&["a", "c"]))]);
+        let other = Item::from_iter([("tags".to_owned(), set(&["a", "c"]))]);
         assert!(!same_item(&other, &row, None));
     }
 }

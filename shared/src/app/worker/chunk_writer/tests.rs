@@ -69,13 +69,15 @@ impl RecordTable for StrictAndThrottled {
 
 fn row(point: &str, second: u32, temp: &str) -> SourcedRow {
     let timestamp = format!("2025-11-26T00:00:{second:02}Z");
+    let key = (point.to_owned(), timestamp.clone());
     SourcedRow {
         object: Arc::from("data/a.csv"),
         ranged: false,
         slot: None,
+        key_hash: crate::app::worker::lanes::key_hash(&key),
         row: TypedRow {
-            key: (point.into(), timestamp.clone()),
-            item: Item::from([
+            key,
+            item: Item::from_iter([
                 ("measure_point".into(), Value::S(point.into())),
                 ("timestamp".into(), Value::S(timestamp)),
                 ("temp".into(), Value::N(temp.into())),
