@@ -401,6 +401,7 @@ impl Loader<'_> {
             etag: opened.etag.as_deref().unwrap_or_default(),
             size: opened.bytes,
             read_from: opened.read_from,
+            by_rows: matches!(decoder, RowDecoder::Parquet(_)),
         };
         if let Some((left, bytes, bytes_read)) =
             stopped.then(|| rest_of(work, &stopped_at)).flatten()

@@ -101,6 +101,7 @@ impl Loader<'_> {
                 Err(OpenFailure::Reject(error.to_string()))
             }
             Err(DecodeError::Header(error)) => Err(OpenFailure::Reject(error.to_string())),
+            Err(DecodeError::Parquet(error)) => Err(OpenFailure::Reject(error.to_string())),
             Err(DecodeError::Read(error)) => Err(self.classify_read(bucket, key, error)),
         }
     }

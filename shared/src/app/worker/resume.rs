@@ -149,6 +149,8 @@ pub struct StoppedAt<'a> {
     pub size: u64,
     /// Where a ranged read started; `None` for a whole object.
     pub read_from: Option<u64>,
+    /// Rows have no byte offsets to resume at (Parquet): resumed by rows done.
+    pub by_rows: bool,
 }
 
 /// What is left of `work` stopped `at`, with the input bytes and bytes read of the part
@@ -162,8 +164,9 @@ pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
         rows_done: at.records,
     };
     match work {
-        // A compressed stream cannot be entered mid-way: it resumes by rows done.
-        Work::Object(key) if Encoding::of_key(key).is_compressed() => {
+        // A compressed stream cannot be entered mid-way, nor a Parquet file at a byte: they
+        // resume by rows done.
+        Work::Object(key) if at.by_rows || Encoding::of_key(key).is_compressed() => {
             Some((Left::Tail(tail(key)), 0, 0))
         }
         Work::Object(key) => Left::plain_rest(key, at.etag, at.header, at.next_row, at.size)
