@@ -11,7 +11,7 @@ pub mod values;
 #[cfg(test)]
 pub mod test_files;
 #[cfg(test)]
-mod tests;
+pub mod tests;
 
 use std::collections::HashSet;
 use std::ops::Range;
