@@ -64,7 +64,7 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
             Self::Csv(d) => d.next().await,
             Self::JsonLines(d) => d.next().await,
             Self::DynamoDbJson(d) => d.next().await,
-            Self::Parquet(d) => Ok(d.next()),
+            Self::Parquet(d) => Ok(d.next_decoded()),
         }
     }
 

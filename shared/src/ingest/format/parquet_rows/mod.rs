@@ -139,7 +139,7 @@ impl ParquetDecoder {
     }
 
     /// The next row or reject; `None` at the end.
-    pub fn next(&mut self) -> Option<Decoded> {
+    pub fn next_decoded(&mut self) -> Option<Decoded> {
         if self.done {
             return None;
         }

@@ -56,7 +56,7 @@ pub fn big(i: usize) -> i128 {
 
 /// Rows `i % 5 == 0` have every optional column null.
 pub fn is_null_row(i: usize) -> bool {
-    i % 5 == 0
+    i.is_multiple_of(5)
 }
 
 /// Row `bad_row` (if any) has a NaN price, for a reject.
@@ -64,6 +64,8 @@ pub struct Spec {
     pub groups: Vec<usize>,
     pub codec: Compression,
     pub bad_row: Option<usize>,
+    /// The number of the file's first row (files of one job number apart).
+    pub first_row: usize,
 }
 
 impl Spec {
@@ -72,6 +74,7 @@ impl Spec {
             groups: groups.to_vec(),
             codec,
             bad_row: None,
+            first_row: 0,
         }
     }
 
@@ -98,7 +101,7 @@ pub fn every_type_file(spec: &Spec) -> Vec<u8> {
     );
     let mut out = Vec::new();
     let mut writer = SerializedFileWriter::new(&mut out, schema, props).expect("writer");
-    let mut first = 0;
+    let mut first = spec.first_row;
     for &count in &spec.groups {
         let rows: Vec<usize> = (first..first + count).collect();
         first += count;
@@ -198,7 +201,9 @@ fn write_leaf(
             None,
         ),
         9 => column.typed::<BoolType>().write_batch(
-            &present(rows).map(|i| i % 2 == 0).collect::<Vec<_>>(),
+            &present(rows)
+                .map(|i| i.is_multiple_of(2))
+                .collect::<Vec<_>>(),
             Some(&d),
             None,
         ),

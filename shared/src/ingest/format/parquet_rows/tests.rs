@@ -41,7 +41,7 @@ pub fn every_type_schema() -> Schema {
 
 fn drain(decoder: &mut ParquetDecoder) -> DecodedObject {
     let mut out = DecodedObject::default();
-    while let Some(decoded) = decoder.next() {
+    while let Some(decoded) = decoder.next_decoded() {
         match decoded {
             Decoded::Row(row) => out.rows.push(row),
             Decoded::Reject(reject) => out.rejects.push(reject),
@@ -88,7 +88,7 @@ pub fn expected_item(i: usize) -> BTreeMap<String, Value> {
             ),
             ("name".to_owned(), s(&format!("name {i}"))),
             ("blob".to_owned(), Value::B(vec![i as u8, 0xff, 0])),
-            ("flag".to_owned(), Value::Bool(i % 2 == 0)),
+            ("flag".to_owned(), Value::Bool(i.is_multiple_of(2))),
             (
                 "tags".to_owned(),
                 Value::L(vec![s(&format!("t{i}")), Value::Null]),
@@ -207,7 +207,8 @@ fn a_corrupt_footer_is_refused_with_its_reason() {
     for b in &mut garbage[end - 8 - meta_len..end - 8] {
         *b = 0xee;
     }
-    let cases: [(Vec<u8>, fn(&FooterError) -> bool); 4] = [
+    type Expected = fn(&FooterError) -> bool;
+    let cases: [(Vec<u8>, Expected); 4] = [
         (magic, |e| *e == FooterError::BadMagic),
         (length, |e| matches!(e, FooterError::BadLength { .. })),
         (garbage, |e| matches!(e, FooterError::Metadata(_))),
