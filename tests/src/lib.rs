@@ -225,6 +225,8 @@ impl TestEnv {
             bucket: self.resources.bucket.clone(),
             keys,
             range: None,
+            row_groups: None,
+            row_groups: None,
             schema: None,
             format: None,
             table: None,

@@ -19,6 +19,8 @@ pub mod lambda;
 pub mod metrics;
 #[cfg(test)]
 mod named_table_on_doubles;
+#[cfg(test)]
+mod parquet_on_doubles;
 pub mod queue_writer;
 pub mod redrive;
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The formats an object's bytes can be rows in, as a request and a batch message name them
-//! (`"csv"`, `"jsonl"`, `"dynamodb_json"`), and which key suffixes are loadable and in which format. The decoders
+//! (`"csv"`, `"jsonl"`, `"dynamodb_json"`, `"parquet"`), and which key suffixes are loadable and in which format. The decoders
 //! are in [`crate::ingest::format`].
 
 use serde::{Deserialize, Serialize};
@@ -17,10 +17,14 @@ pub enum Format {
     /// DynamoDB's S3 exports write); the schema gives only the key.
     #[serde(rename = "dynamodb_json")]
     DynamoDbJson,
+    /// Apache Parquet: columns typed by the schema like JSON Lines fields, read by row
+    /// group (never `.gz`/`.zst`-wrapped: its pages carry their own codecs).
+    #[serde(rename = "parquet")]
+    Parquet,
 }
 
 /// Every suffix a loadable key ends with (matched case-insensitively), and its format.
-pub const SUFFIXES: [(&str, Format); 12] = [
+pub const SUFFIXES: [(&str, Format); 13] = [
     (".csv", Format::Csv),
     (".csv.gz", Format::Csv),
     (".csv.zst", Format::Csv),
@@ -33,6 +37,7 @@ pub const SUFFIXES: [(&str, Format); 12] = [
     (".json", Format::DynamoDbJson),
     (".json.gz", Format::DynamoDbJson),
     (".json.zst", Format::DynamoDbJson),
+    (".parquet", Format::Parquet),
 ];
 
 impl Format {
@@ -61,6 +66,11 @@ impl Format {
         matches!(self, Format::Csv | Format::JsonLines)
     }
 
+    /// Whether objects are planned by row group (from the footer) rather than by bytes.
+    pub fn by_row_groups(self) -> bool {
+        self == Format::Parquet
+    }
+
     /// Whether every record is one line (a plain object then resumes at a line's offset).
     pub fn is_lines(self) -> bool {
         matches!(self, Format::JsonLines | Format::DynamoDbJson)
@@ -84,6 +94,8 @@ mod tests {
             Some(Format::DynamoDbJson)
         );
         assert_eq!(Format::of_key("d/a.json.zst"), Some(Format::DynamoDbJson));
+        assert_eq!(Format::of_key("d/part-0.PARQUET"), Some(Format::Parquet));
+        assert_eq!(Format::of_key("d/a.parquet.gz"), None);
         for other in [
             ".jsonl",
             ".csv.gz",
@@ -109,5 +121,8 @@ mod tests {
         assert_eq!(typed, Format::DynamoDbJson);
         assert!(typed.is_lines() && !typed.splits() && !Format::Csv.is_lines());
         assert!(Format::Csv.splits() && Format::JsonLines.splits());
+        let parquet: Format = serde_json::from_str("\"parquet\"").unwrap();
+        assert_eq!(parquet, Format::Parquet);
+        assert!(!parquet.splits() && !parquet.is_lines() && parquet.by_row_groups());
     }
 }

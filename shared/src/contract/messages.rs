@@ -137,6 +137,9 @@ pub struct BatchMessage {
     /// One byte range of one large object (large-object mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<RangeTask>,
+    /// Row groups of one large Parquet object (absent from older coordinators' messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_groups: Option<RowGroupTask>,
     /// The job's schema; absent means the default sensor schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
@@ -190,6 +193,40 @@ pub struct Resumed {
     /// Compressed objects read partway: decoded again, skipping the rows already loaded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tails: Vec<ObjectTail>,
+    /// Parquet row groups of a key batch read partway (`rows_done` set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub row_groups: Vec<RowGroupTask>,
+}
+
+/// Consecutive row groups of one Parquet object, planned from its footer: the worker fetches
+/// the footer and the groups' column chunks (`start..end`) only, pinned to `etag`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowGroupTask {
+    pub key: String,
+    pub etag: String,
+    /// The object's size; its footer is `footer_start..size`.
+    pub size: u64,
+    pub footer_start: u64,
+    /// Row groups `first_group..stop_group`, by index in the footer.
+    pub first_group: u64,
+    pub stop_group: u64,
+    /// The byte span of their column chunks.
+    pub start: u64,
+    pub end: u64,
+    /// Rows of these groups an earlier part loaded (a resumed part skips them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_done: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl RowGroupTask {
+    /// Bytes a worker fetches: the column chunks and the footer.
+    pub fn fetched_bytes(&self) -> u64 {
+        (self.end - self.start) + (self.size - self.footer_start)
+    }
 }
 
 /// The rest of a compressed object: a compressed stream cannot be entered mid-way, so its
@@ -264,6 +301,8 @@ pub enum Work<'a> {
     Range(&'a RangeTask),
     /// The rest of a compressed object an earlier part read partway.
     Tail(&'a ObjectTail),
+    /// Row groups of a Parquet object.
+    RowGroups(&'a RowGroupTask),
 }
 
 impl Work<'_> {
@@ -272,6 +311,7 @@ impl Work<'_> {
             Work::Object(key) => key,
             Work::Range(task) => &task.key,
             Work::Tail(tail) => &tail.key,
+            Work::RowGroups(task) => &task.key,
         }
     }
 }
@@ -282,10 +322,14 @@ impl BatchMessage {
         if let Some(range) = &self.range {
             return vec![Work::Range(range)];
         }
+        if let Some(groups) = &self.row_groups {
+            return vec![Work::RowGroups(groups)];
+        }
         let mut work: Vec<Work<'_>> = self.keys.iter().map(|key| Work::Object(key)).collect();
         if let Some(resumed) = &self.resumed {
             work.extend(resumed.ranges.iter().map(Work::Range));
             work.extend(resumed.tails.iter().map(Work::Tail));
+            work.extend(resumed.row_groups.iter().map(Work::RowGroups));
         }
         work
     }
@@ -313,6 +357,7 @@ mod tests {
             bucket: "b".into(),
             keys: vec!["data/a.csv".into(), "data/\"odd\".csv".into()],
             range: None,
+            row_groups: None,
             schema: Some(Schema::sensor()),
             format: None,
             table: None,
@@ -380,6 +425,7 @@ mod tests {
                     etag: "\"e\"".into(),
                     rows_done: 40,
                 }],
+                row_groups: Vec::new(),
             }),
             ..scan.clone()
         };

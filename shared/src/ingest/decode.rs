@@ -27,6 +27,15 @@ pub enum DecodeError {
     /// Reading the body failed (e.g. the connection dropped): retryable.
     #[error("reading the object failed")]
     Read(#[source] std::io::Error),
+    /// A Parquet object whose footer or schema is unusable (permanent).
+    #[error(transparent)]
+    Parquet(Box<crate::ingest::format::parquet_rows::ParquetOpenError>),
+}
+
+impl From<crate::ingest::format::parquet_rows::ParquetOpenError> for DecodeError {
+    fn from(error: crate::ingest::format::parquet_rows::ParquetOpenError) -> Self {
+        Self::Parquet(Box::new(error))
+    }
 }
 
 /// One rejected row: where it is, why, and what it said (capped).

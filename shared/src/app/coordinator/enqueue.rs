@@ -9,7 +9,7 @@ use super::{Coordinator, CoordinatorError, Enqueued, Listed};
 use crate::app::queue_writer::QueueWriter;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::messages::{
-    BatchMessage, JobRequest, RangeTask, RowSpan, ScanTask, SplitObject,
+    BatchMessage, JobRequest, RangeTask, RowGroupTask, RowSpan, ScanTask, SplitObject,
 };
 use crate::contract::rejects::ReportLocation;
 use crate::ingest::compression::Encoding;
@@ -107,6 +107,12 @@ impl Coordinator {
                     skipped += 1;
                     continue;
                 }
+                if let Some(tasks) = self.row_groups_in_prefix(request, &object).await? {
+                    let first = batcher.reserve(tasks.len() as u64);
+                    self.enqueue_row_groups(&mut queue, job_id, request, report, first, tasks)
+                        .await?;
+                    continue;
+                }
                 if let Some(mut split) = self.split_in_prefix(request, &object).await? {
                     // Its scans and parses take the next numbers; the key batch being filled
                     // goes on filling.
@@ -202,6 +208,12 @@ impl Coordinator {
                     .await?;
                 object.total_batches()
             }
+            ObjectPlan::RowGroups(tasks) => {
+                let batches = tasks.len() as u64;
+                self.enqueue_row_groups(&mut queue, job_id, request, report, 0, tasks)
+                    .await?;
+                batches
+            }
         };
         queue.flush().await?;
         Ok(Enqueued {
@@ -241,10 +253,72 @@ impl Coordinator {
         .await;
         match planned {
             Ok(ObjectPlan::Split(split)) => Ok(Some(split)),
-            Ok(ObjectPlan::Whole) => Ok(None),
+            Ok(ObjectPlan::Whole | ObjectPlan::RowGroups(_)) => Ok(None),
             Err(PlanError::Object(error)) if error.is_permanent() => Ok(None),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// A large Parquet object in a prefix, planned by row group as a single-object job's
+    /// would be; `None`: read whole in a key batch (small, not Parquet, or gone since the
+    /// listing, which the worker then reports).
+    async fn row_groups_in_prefix(
+        &self,
+        request: &JobRequest,
+        object: &ListedObject,
+    ) -> Result<Option<Vec<RowGroupTask>>, CoordinatorError> {
+        let chunk = self.config.range_chunk_bytes;
+        let format = Format::resolve(request.format, &object.key);
+        if object.size <= chunk || !format.by_row_groups() {
+            return Ok(None);
+        }
+        let schema = request.schema.clone().unwrap_or_default();
+        let planned = plan_object(
+            &*self.objects,
+            &request.bucket,
+            &object.key,
+            &schema,
+            format,
+            chunk,
+        )
+        .await;
+        match planned {
+            Ok(ObjectPlan::RowGroups(tasks)) => Ok(Some(tasks)),
+            Ok(_) => Ok(None),
+            Err(PlanError::Object(error)) if error.is_permanent() => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A Parquet object's row-group batches, numbered from `first`.
+    async fn enqueue_row_groups(
+        &self,
+        queue: &mut QueueWriter<'_>,
+        job_id: &JobId,
+        request: &JobRequest,
+        report: &ReportLocation,
+        first: u64,
+        tasks: Vec<RowGroupTask>,
+    ) -> Result<(), CoordinatorError> {
+        tracing::info!(
+            %job_id,
+            key = tasks.first().map(|t| t.key.as_str()).unwrap_or_default(),
+            batches = tasks.len(),
+            first_batch = first,
+            "Parquet object planned by row group"
+        );
+        for (i, task) in tasks.into_iter().enumerate() {
+            let batch = BatchNo(first + i as u64);
+            let mut message = batch_message(job_id, request, report, batch, vec![], None);
+            message.row_groups = Some(task);
+            queue
+                .push(Entry {
+                    id: batch.to_string(),
+                    body: message.to_json(),
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// A split object's batches: one parse batch if it has one range (its rows start just
@@ -328,6 +402,7 @@ fn scan_message(
         bucket: request.bucket.clone(),
         keys: vec![],
         range: None,
+        row_groups: None,
         schema: request.schema.clone(),
         format: request.format,
         table: request.table.clone(),
@@ -373,6 +448,7 @@ pub(super) fn batch_message(
         bucket: request.bucket.clone(),
         keys,
         range,
+        row_groups: None,
         schema: request.schema.clone(),
         format: request.format,
         table: request.table.clone(),

@@ -11,6 +11,7 @@ mod enqueue;
 mod export;
 mod listing;
 mod object_plan;
+mod parquet_plan;
 mod stuck;
 mod stuck_compose;
 mod table_check;

@@ -4,7 +4,8 @@
 
 use thiserror::Error;
 
-use crate::contract::messages::SplitObject;
+use super::parquet_plan::plan_row_groups;
+use crate::contract::messages::{RowGroupTask, SplitObject};
 use crate::contract::schema::Schema;
 use crate::ingest::compression::Encoding;
 use crate::ingest::csv_stream::{DEFAULT_MAX_RECORD_BYTES, Record, RecordReader};
@@ -34,6 +35,8 @@ pub enum ObjectPlan {
     Whole,
     /// Split into ranges of `chunk` bytes after the header.
     Split(SplitObject),
+    /// A Parquet object's row groups, a batch each task.
+    RowGroups(Vec<RowGroupTask>),
 }
 
 /// HEADs the object and, if it is a plain CSV above `chunk` bytes, reads its header once
@@ -48,6 +51,15 @@ pub async fn plan_object(
 ) -> Result<ObjectPlan, PlanError> {
     if Encoding::of_key(key).is_compressed() {
         return Ok(ObjectPlan::Whole); // a compressed stream cannot be split
+    }
+    if format.by_row_groups() {
+        // Small ones are read whole in a key batch; large ones by row group.
+        let head = objects.head(bucket, key).await?;
+        let Some(etag) = head.etag.filter(|_| head.size > chunk) else {
+            return Ok(ObjectPlan::Whole);
+        };
+        let tasks = plan_row_groups(objects, bucket, key, &etag, head.size, chunk).await?;
+        return Ok(ObjectPlan::RowGroups(tasks));
     }
     if !format.splits() {
         return Ok(ObjectPlan::Whole);
@@ -245,6 +257,7 @@ mod tests {
                     assert!(width > DEFAULT_MAX_RECORD_BYTES, "{width}: read whole");
                     assert_eq!(gets.len(), 2, "{gets:?}");
                 }
+                ObjectPlan::RowGroups(_) => panic!("a CSV planned by row group"),
             }
         }
     }

@@ -198,6 +198,10 @@ impl Loader<'_> {
                         Work::Tail(tail) => tracing::info_span!(
                             "object", key = %tail.key, rows_done = tail.rows_done
                         ),
+                        Work::RowGroups(task) => tracing::info_span!(
+                            "object", key = %task.key, first_group = task.first_group,
+                            stop_group = task.stop_group, rows_done = task.rows_done
+                        ),
                     };
                     self.load_work(bucket, *work, tx.clone(), rejects)
                         .instrument(span)
@@ -283,6 +287,7 @@ impl Loader<'_> {
             Work::Object(key) => self.open_object(bucket, key).await,
             Work::Range(task) => self.open_range(bucket, task).await,
             Work::Tail(tail) => self.open_tail(bucket, tail).await,
+            Work::RowGroups(task) => self.open_row_groups(bucket, task).await,
         };
         let decoded = self
             .decode(
@@ -308,6 +313,10 @@ impl Loader<'_> {
                 let reason = match work {
                     Work::Object(_) | Work::Tail(_) => reason,
                     Work::Range(task) => format!("bytes {}..{}: {reason}", task.start, task.end),
+                    Work::RowGroups(task) => format!(
+                        "row groups {}..{}: {reason}",
+                        task.first_group, task.stop_group
+                    ),
                 };
                 lock(rejects).object(key, reason);
                 return Ok(ObjectOutcome {
@@ -401,6 +410,7 @@ impl Loader<'_> {
             etag: opened.etag.as_deref().unwrap_or_default(),
             size: opened.bytes,
             read_from: opened.read_from,
+            by_rows: matches!(decoder, RowDecoder::Parquet(_)),
         };
         if let Some((left, bytes, bytes_read)) =
             stopped.then(|| rest_of(work, &stopped_at)).flatten()

@@ -6,11 +6,12 @@
 //! rows already loaded are skipped untyped).
 
 use super::loader::{LoadError, Loader};
-use crate::contract::messages::{ObjectTail, RangeTask};
+use crate::contract::messages::{ObjectTail, RangeTask, RowGroupTask};
 use crate::ingest::compression::{self, BoxedRead, Encoding};
 use crate::ingest::decode::DecodeError;
 use crate::ingest::format::ddbjson::DynamoDbJsonDecoder;
 use crate::ingest::format::line_ranges::{LinesOpenError, open_lines_range};
+use crate::ingest::format::parquet_rows::{ParquetDecoder, Sparse};
 use crate::ingest::format::{Format, RowDecoder};
 use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
 use crate::port::objects::{Failure, ObjectError, ObjectStore, Read};
@@ -101,6 +102,7 @@ impl Loader<'_> {
                 Err(OpenFailure::Reject(error.to_string()))
             }
             Err(DecodeError::Header(error)) => Err(OpenFailure::Reject(error.to_string())),
+            Err(DecodeError::Parquet(error)) => Err(OpenFailure::Reject(error.to_string())),
             Err(DecodeError::Read(error)) => Err(self.classify_read(bucket, key, error)),
         }
     }
@@ -215,6 +217,66 @@ impl Loader<'_> {
             read_from: None,
             etag: Some(tail.etag.clone()),
         })
+    }
+}
+
+impl Loader<'_> {
+    /// Row groups of a Parquet object: only its footer and their column chunks are fetched,
+    /// pinned to the planned ETag; the rows an earlier part loaded are skipped.
+    pub(super) async fn open_row_groups(
+        &self,
+        bucket: &str,
+        task: &RowGroupTask,
+    ) -> Result<Opened<BoxedRead>, OpenFailure> {
+        let mut source = Sparse::new(task.size);
+        for (from, to) in [(task.footer_start, task.size), (task.start, task.end)] {
+            if from >= to {
+                continue;
+            }
+            let bytes = self.fetch_span(bucket, task, from, to).await?;
+            source.insert(from, bytes);
+        }
+        let groups = task.first_group as usize..task.stop_group as usize;
+        let mut decoder = ParquetDecoder::open(source, Some(groups), self.schema)
+            .map_err(|error| OpenFailure::Reject(error.to_string()))?;
+        decoder.skip(task.rows_done);
+        Ok(Opened {
+            decoder: Some(RowDecoder::Parquet(Box::new(decoder))),
+            bytes: task.fetched_bytes(),
+            read_from: None,
+            etag: Some(task.etag.clone()),
+        })
+    }
+
+    /// Bytes `from..to` of a row-group task's object, in memory.
+    async fn fetch_span(
+        &self,
+        bucket: &str,
+        task: &RowGroupTask,
+        from: u64,
+        to: u64,
+    ) -> Result<bytes::Bytes, OpenFailure> {
+        let read = Read {
+            from,
+            to: Some(to),
+            if_match: Some(&task.etag),
+        };
+        let object = match self.objects.get(bucket, &task.key, read).await {
+            Ok(object) => object,
+            Err(error) => return Err(fetch_failure(bucket, &task.key, error)),
+        };
+        let mut reader = object.reader;
+        let mut bytes = Vec::with_capacity((to - from) as usize);
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+            .await
+            .map_err(|error| self.classify_read(bucket, &task.key, error))?;
+        if bytes.len() as u64 != to - from {
+            return Err(OpenFailure::Reject(format!(
+                "a GET of bytes {from}..{to} returned {} bytes",
+                bytes.len()
+            )));
+        }
+        Ok(bytes.into())
     }
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::contract::messages::{BatchMessage, ObjectTail, RangeTask, Resumed, RowSpan, Work};
+use crate::contract::messages::{
+    BatchMessage, ObjectTail, RangeTask, Resumed, RowGroupTask, RowSpan, Work,
+};
 use crate::ingest::compression::Encoding;
 use crate::job::model::BatchStats;
 
@@ -84,6 +86,8 @@ pub enum Left {
     Range(RangeTask),
     /// A compressed object's rows after the first `rows_done`.
     Tail(ObjectTail),
+    /// A Parquet task's rows after its first `rows_done`.
+    RowGroups(RowGroupTask),
 }
 
 impl Left {
@@ -93,6 +97,7 @@ impl Left {
             Work::Object(key) => Left::Object(key.to_owned()),
             Work::Range(task) => Left::Range(task.clone()),
             Work::Tail(tail) => Left::Tail(tail.clone()),
+            Work::RowGroups(task) => Left::RowGroups(task.clone()),
         }
     }
 
@@ -149,6 +154,8 @@ pub struct StoppedAt<'a> {
     pub size: u64,
     /// Where a ranged read started; `None` for a whole object.
     pub read_from: Option<u64>,
+    /// Rows have no byte offsets to resume at (Parquet): resumed by rows done.
+    pub by_rows: bool,
 }
 
 /// What is left of `work` stopped `at`, with the input bytes and bytes read of the part
@@ -162,8 +169,9 @@ pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
         rows_done: at.records,
     };
     match work {
-        // A compressed stream cannot be entered mid-way: it resumes by rows done.
-        Work::Object(key) if Encoding::of_key(key).is_compressed() => {
+        // A compressed stream cannot be entered mid-way, nor a Parquet file at a byte: they
+        // resume by rows done.
+        Work::Object(key) if at.by_rows || Encoding::of_key(key).is_compressed() => {
             Some((Left::Tail(tail(key)), 0, 0))
         }
         Work::Object(key) => Left::plain_rest(key, at.etag, at.header, at.next_row, at.size)
@@ -173,6 +181,15 @@ pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
             let bytes = at.next_row.saturating_sub(task.start);
             (left, bytes, at.next_row.saturating_sub(from))
         }),
+        // Counted, like a tail, by the part that finishes it.
+        Work::RowGroups(task) => Some((
+            Left::RowGroups(RowGroupTask {
+                rows_done: at.records,
+                ..task.clone()
+            }),
+            0,
+            0,
+        )),
         Work::Tail(done) => Some((
             Left::Tail(ObjectTail {
                 rows_done: at.records,
@@ -189,11 +206,13 @@ pub fn continuation(batch: &BatchMessage, left: Vec<Left>, so_far: &BatchStats) 
     let mut next = BatchMessage {
         keys: Vec::new(),
         range: None,
+        row_groups: None,
         resumed: Some(Resumed {
             part: batch.part() + 1,
             carried: *so_far,
             ranges: Vec::new(),
             tails: Vec::new(),
+            row_groups: Vec::new(),
         }),
         ..batch.clone()
     };
@@ -205,6 +224,8 @@ pub fn continuation(batch: &BatchMessage, left: Vec<Left>, so_far: &BatchStats) 
             Left::Range(task) if batch.range.is_some() => next.range = Some(task),
             Left::Range(task) => resumed.ranges.push(task),
             Left::Tail(tail) => resumed.tails.push(tail),
+            Left::RowGroups(task) if batch.row_groups.is_some() => next.row_groups = Some(task),
+            Left::RowGroups(task) => resumed.row_groups.push(task),
         }
     }
     // Listing order, so a part's log reads like the batch's.
@@ -306,6 +327,7 @@ mod tests {
                 "d.csv".into(),
             ],
             range: None,
+            row_groups: None,
             schema: None,
             format: None,
             table: None,

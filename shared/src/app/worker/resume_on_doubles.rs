@@ -434,3 +434,67 @@ async fn a_jsonl_split_by_lines_resumes_each_range_at_its_next_line() {
     );
     assert_eq!(rig.rows(), expected, "every line once, byte for byte");
 }
+
+#[tokio::test]
+async fn parquet_resumes_mid_row_group_by_rows_whole_and_by_row_group() {
+    use crate::ingest::format::parquet_rows::test_files::{
+        self, Spec, every_type_file, snappy, zstd,
+    };
+    use crate::ingest::format::parquet_rows::tests::{every_type_schema, expected_item};
+
+    let (rig, _) = slow_rig(Duration::from_millis(8));
+    // A small file read whole in a key batch, and a large one in row groups of 700 rows:
+    // a part writes a few hundred rows, so each stops inside a row group.
+    let small = every_type_file(&Spec::new(&[300, 300], zstd()));
+    let mut large_spec = Spec::new(&[700, 700, 700], snappy());
+    large_spec.first_row = 600;
+    let large = every_type_file(&large_spec);
+    rig.objects.insert("b", "in/a.parquet", small.clone());
+    rig.objects.insert("b", "in/b.parquet", large.clone());
+    let chunk = large.len() as u64 / 3;
+    assert!(
+        (small.len() as u64) < chunk,
+        "{} {}",
+        small.len(),
+        large.len()
+    );
+    let request = JobRequest {
+        job_id: Some("pq-resume".into()),
+        schema: Some(every_type_schema()),
+        ..JobRequest::new("b", "in/")
+    };
+    let coordinator = rig.coordinator(CoordinatorConfig {
+        batch_size: 100,
+        batch_bytes: 1 << 30,
+        range_chunk_bytes: chunk,
+        control_queue_url: None,
+        ..Rig::coordinator_config()
+    });
+    coordinator.start_job(request, None).await.unwrap();
+    let batches = rig.batches();
+    assert!(batches.iter().any(|b| b.keys == ["in/a.parquet"]));
+    assert!(batches.iter().filter(|b| b.row_groups.is_some()).count() >= 2);
+    let worker = worker(&rig, Duration::from_millis(60));
+    let mut parts = 0;
+    for batch in batches {
+        parts += run_chain(&worker, batch, Duration::from_millis(100)).await;
+    }
+    assert!(parts >= 6, "{parts} parts: the batches stopped and resumed");
+    let job = rig.job("pq-resume").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(job.totals.rows_written, 2700);
+    assert_eq!(job.totals.rows_duplicate, 0, "no row loaded twice");
+    // The key batch's object and each row-group task, each counted once by its last part.
+    assert_eq!(job.totals.files, job.batches_done, "{job:?}");
+    let stored = rig.table.items(crate::app::test_rig::RECORDS);
+    assert_eq!(stored.len(), 2700);
+    for item in stored {
+        let Some(crate::ingest::item::Value::S(id)) = item.get("id") else {
+            panic!("{item:?}");
+        };
+        let i: usize = id[1..].parse().unwrap();
+        assert_eq!(test_files::id(i), *id);
+        let item: std::collections::BTreeMap<_, _> = item.into_iter().collect();
+        assert_eq!(item, expected_item(i), "row {i}");
+    }
+}

@@ -6,6 +6,7 @@ use tokio::io::AsyncBufRead;
 use super::Format;
 use super::ddbjson::DynamoDbJsonDecoder;
 use super::jsonl::JsonLinesDecoder;
+use super::parquet_rows::{ParquetDecoder, Sparse};
 use crate::contract::schema::Schema;
 use crate::ingest::decode::{DecodeError, Decoded, ObjectDecoder};
 
@@ -16,6 +17,8 @@ pub enum RowDecoder<R> {
     Csv(ObjectDecoder<R>),
     JsonLines(JsonLinesDecoder<R>),
     DynamoDbJson(DynamoDbJsonDecoder<R>),
+    /// Decoded from bytes in memory: the reader is not kept.
+    Parquet(Box<ParquetDecoder>),
 }
 
 impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
@@ -41,6 +44,17 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
                 schema,
                 max_record_bytes,
             )),
+            Format::Parquet => {
+                // Row groups are found from the footer at the end: the object is read whole
+                // (a large one is planned by row group and fetched by range instead).
+                let mut read = read;
+                let mut bytes = Vec::new();
+                tokio::io::AsyncReadExt::read_to_end(&mut read, &mut bytes)
+                    .await
+                    .map_err(DecodeError::Read)?;
+                let source = Sparse::whole(bytes.into());
+                Self::Parquet(Box::new(ParquetDecoder::open(source, None, schema)?))
+            }
         })
     }
 
@@ -50,6 +64,7 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
             Self::Csv(d) => d.next().await,
             Self::JsonLines(d) => d.next().await,
             Self::DynamoDbJson(d) => d.next().await,
+            Self::Parquet(d) => Ok(d.next_decoded()),
         }
     }
 
@@ -59,6 +74,7 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
             Self::Csv(d) => d.skip(n).await,
             Self::JsonLines(d) => d.skip(n).await,
             Self::DynamoDbJson(d) => d.skip(n).await,
+            Self::Parquet(d) => Ok(d.skip(n)),
         }
     }
 
@@ -68,6 +84,8 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
             Self::Csv(d) => d.position(),
             Self::JsonLines(d) => d.position(),
             Self::DynamoDbJson(d) => d.position(),
+            // Read by rows, never resumed by offset.
+            Self::Parquet(_) => 0,
         }
     }
 
@@ -77,6 +95,7 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
             Self::Csv(d) => d.next_row(),
             Self::JsonLines(d) => d.next_row(),
             Self::DynamoDbJson(d) => d.next_row(),
+            Self::Parquet(_) => 0,
         }
     }
 
@@ -86,14 +105,15 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
             Self::Csv(d) => d.records(),
             Self::JsonLines(d) => d.records(),
             Self::DynamoDbJson(d) => d.records(),
+            Self::Parquet(d) => d.records(),
         }
     }
 
-    /// The CSV header's names (a ranged resume needs them); empty for the line formats.
+    /// The CSV header's names (a ranged resume needs them); empty for the others.
     pub fn header(&self) -> &[String] {
         match self {
             Self::Csv(d) => d.header(),
-            Self::JsonLines(_) | Self::DynamoDbJson(_) => &[],
+            Self::JsonLines(_) | Self::DynamoDbJson(_) | Self::Parquet(_) => &[],
         }
     }
 }

@@ -77,6 +77,9 @@ impl Typing {
                 Value::L(l),
             ) => Ok(sized(self.set.from_list(l)?)),
             (ColumnType::Map, Value::M(map)) => Ok(sized(Value::M(map))),
+            // Bytes as they are (a Parquet binary), never through a text encoding.
+            (ColumnType::Binary, Value::B(bytes)) => Ok(sized(Value::B(bytes))),
+            (_, Value::B(_)) => Err(ValueError::JsonType("binary")),
             (_, Value::L(_)) => Err(ValueError::JsonType("an array")),
             (_, _) => Err(ValueError::JsonType("an object")),
         }

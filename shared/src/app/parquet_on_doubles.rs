@@ -1,0 +1,169 @@
+//! Parquet through the whole pipeline on the doubles: a prefix job over a small file (read
+//! whole, a NaN row in it), a large one (planned by row group from its footer, its batches
+//! fetching only their groups' column chunks and the footer) and two corrupt ones (one small,
+//! one large): every good row lands typed as declared, the bad row and both corrupt objects
+//! are rejected with their reasons, and bytes read stay within 1.1x of the column chunks.
+
+use std::collections::BTreeMap;
+
+use crate::app::config::CoordinatorConfig;
+use crate::app::test_rig::{RECORDS, Rig};
+use crate::contract::messages::JobRequest;
+use crate::ingest::format::parquet_rows::footer;
+use crate::ingest::format::parquet_rows::test_files::{Spec, every_type_file, snappy, zstd};
+use crate::ingest::format::parquet_rows::tests::{every_type_schema, expected_item};
+use crate::ingest::item::Value;
+use crate::job::model::JobStatus;
+
+/// Bytes of every row group's column chunks in `file`.
+pub fn column_chunk_bytes(file: &[u8]) -> u64 {
+    let size = file.len() as u64;
+    let length = footer::metadata_length(&file[file.len() - 8..], size).unwrap();
+    let start = footer::footer_start(size, length) as usize;
+    let meta = footer::decode(&file[start..file.len() - 8]).unwrap();
+    let spans = footer::row_groups(&meta, size).unwrap();
+    spans.iter().map(|g| g.bytes()).sum()
+}
+
+fn items(rig: &Rig) -> BTreeMap<String, BTreeMap<String, Value>> {
+    rig.table
+        .items(RECORDS)
+        .into_iter()
+        .map(|item| {
+            let Some(Value::S(id)) = item.get("id").cloned() else {
+                panic!("no id: {item:?}");
+            };
+            (id, item.into_iter().collect())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_prefix_of_parquet_loads_every_row_typed_by_row_group_and_rejects_the_corrupt() {
+    let rig = Rig::new();
+    // Rows 0..40 in the small file, row 3 NaN; the large file (outside the prefix) is a
+    // single-object job below, over the same ids.
+    let mut small = Spec::new(&[15, 25], snappy());
+    small.bad_row = Some(3);
+    rig.objects
+        .insert("b", "in/small.parquet", every_type_file(&small));
+    let large = every_type_file(&Spec::new(&[6000, 6000, 6000, 2000], zstd()));
+    rig.objects.insert("b", "big/large.parquet", large.clone());
+    let mut corrupt_small = every_type_file(&Spec::new(&[3], snappy()));
+    let end = corrupt_small.len();
+    corrupt_small[end - 1] = b'X';
+    rig.objects
+        .insert("b", "in/bad-magic.parquet", corrupt_small);
+    let mut corrupt_large = large.clone();
+    let meta = footer::metadata_length(&large[large.len() - 8..], large.len() as u64).unwrap();
+    let from = large.len() - 8 - meta as usize;
+    for b in &mut corrupt_large[from..from + 40] {
+        *b = 0xee;
+    }
+    rig.objects
+        .insert("b", "in/bad-footer.parquet", corrupt_large);
+    let chunk = 64 << 10;
+    assert!(large.len() as u64 > 3 * chunk, "{}", large.len());
+    let coordinator = rig.coordinator(CoordinatorConfig {
+        range_chunk_bytes: chunk,
+        ..Rig::coordinator_config()
+    });
+    let worker = rig.worker(Rig::worker_config());
+
+    let request = JobRequest {
+        job_id: Some("pq".into()),
+        schema: Some(every_type_schema()),
+        ..JobRequest::new("b", "in/")
+    };
+    coordinator.start_job(request, None).await.unwrap();
+    let batches = rig.batches();
+    // The small files in a key batch; the large corrupt one as one footer-only task.
+    let tasks: Vec<_> = batches
+        .iter()
+        .filter_map(|b| b.row_groups.as_ref())
+        .collect();
+    assert_eq!(tasks.len(), 1, "{batches:?}");
+    assert_eq!(
+        (
+            tasks[0].key.as_str(),
+            tasks[0].first_group,
+            tasks[0].stop_group
+        ),
+        ("in/bad-footer.parquet", 0, 0)
+    );
+    for batch in &batches {
+        worker.process_batch(batch, None).await.unwrap();
+    }
+    let job = rig.job("pq").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!((job.totals.rows_written, job.totals.rows_rejected), (39, 1));
+    assert_eq!(job.totals.files_failed, 2, "{job:?}");
+    let stored = items(&rig);
+    for i in (0..40).filter(|&i| i != 3) {
+        let id = crate::ingest::format::parquet_rows::test_files::id(i);
+        assert_eq!(stored.get(&id), Some(&expected_item(i)), "row {i}");
+    }
+    let report: String = batches
+        .iter()
+        .filter_map(|b| {
+            rig.objects.bytes(
+                "b",
+                &format!("_rejects/pq/batch-{:06}.jsonl", b.batch.get()),
+            )
+        })
+        .map(|bytes| String::from_utf8(bytes).unwrap())
+        .collect();
+    for (object, reason) in [
+        ("in/small.parquet", "NaN"),
+        ("in/bad-magic.parquet", "does not end with the magic PAR1"),
+        ("in/bad-footer.parquet", "corrupt Parquet footer"),
+    ] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains(object) && l.contains(reason)),
+            "{object}: {reason}\n{report}"
+        );
+    }
+    assert!(
+        report.contains("\"line\":4"),
+        "the NaN row's number: {report}"
+    );
+
+    // The large one: several row-group batches, each reading its chunks and the footer.
+    let request = JobRequest {
+        job_id: Some("pq-large".into()),
+        key: Some("big/large.parquet".into()),
+        schema: Some(every_type_schema()),
+        ..JobRequest::new("b", "")
+    };
+    let started = coordinator.start_job(request, None).await.unwrap();
+    let batches = rig.batches();
+    assert!(started.total_batches >= 3, "{}", started.total_batches);
+    assert!(
+        batches
+            .iter()
+            .all(|b| b.row_groups.is_some() && b.keys.is_empty())
+    );
+    for batch in &batches {
+        worker.process_batch(batch, None).await.unwrap();
+    }
+    let job = rig.job("pq-large").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(
+        (job.totals.rows_written, job.totals.rows_rejected),
+        (20_000, 0)
+    );
+    let stored = items(&rig);
+    for i in [0, 1, 5999, 6000, 12_001, 19_999] {
+        let id = crate::ingest::format::parquet_rows::test_files::id(i);
+        assert_eq!(stored.get(&id), Some(&expected_item(i)), "row {i}");
+    }
+    let needed = column_chunk_bytes(&large);
+    let read = job.totals.bytes_read;
+    assert!(
+        (needed..=needed * 11 / 10).contains(&read),
+        "{read} bytes read for {needed} of column chunks ({} in the file)",
+        large.len()
+    );
+}
