@@ -226,7 +226,6 @@ impl TestEnv {
             keys,
             range: None,
             row_groups: None,
-            row_groups: None,
             schema: None,
             format: None,
             table: None,
