@@ -139,7 +139,7 @@ impl Coordinator {
         if matches!(recorded, Recorded::Counted(_)) {
             tracing::error!(%job_id, batch = number.get(), part, "a dead-lettered batch is counted as failed");
         }
-        if batch.scan.is_some() {
+        if batch.work.scan().is_some() {
             // Whoever counted it: the compose ends the object (a composed one is skipped),
             // and a redelivery of this letter wakes it again should this send fail.
             self.wake_composes(job_id, &[number.get()]).await?;
