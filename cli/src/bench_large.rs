@@ -13,7 +13,7 @@ use shared::aws::{Clients, S3Objects};
 use shared::contract::messages::{RangeTask, RowSpan, Unit};
 use shared::contract::schema::Schema;
 use shared::ingest::format::Format;
-use shared::ingest::ranges::scan_range;
+use shared::ingest::range_read::scan_range;
 use shared::ingest::scan::compose;
 use shared::port::objects::{ObjectStore, Read};
 

@@ -1,6 +1,6 @@
 //! `s3-fanout plan`: predicts a job's wall time, request counts and dollar cost on AWS from
 //! the object count and sizes, the worker settings, the table's write limit, the write mode
-//! and rate cap. The model itself is `shared::plan::model` (written up in
+//! and rate cap. The model itself is `shared::plan::cost` (written up in
 //! `docs/plan-model.md`), shared with the tests; this is its command line and its table.
 
 use clap::Args;
@@ -107,8 +107,8 @@ impl Default for PlanArgs {
     }
 }
 
-use shared::plan::model::DEFAULT;
-pub use shared::plan::model::{Plan, PlanInput};
+use shared::plan::cost::DEFAULT;
+pub use shared::plan::cost::{Plan, PlanInput};
 
 impl PlanArgs {
     /// The model's input from the command line.
@@ -144,7 +144,7 @@ impl PlanArgs {
 
 /// The model's prediction for the command line's job.
 pub fn plan(args: &PlanArgs) -> Plan {
-    shared::plan::model::plan(&args.input())
+    shared::plan::cost::plan(&args.input())
 }
 
 pub fn print(plan: &Plan, input: &PlanArgs) {
@@ -239,7 +239,7 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
 mod tests {
     use super::*;
     use clap::Parser;
-    use shared::plan::model::price;
+    use shared::plan::cost::price;
 
     #[derive(Parser)]
     struct Cli {

@@ -1,5 +1,5 @@
 //! Each port's contract suite against its AWS adapter on the local servers: the same suites
-//! the in-memory doubles pass in the unit tests (`shared::port::contract`).
+//! the in-memory doubles pass in the unit tests (`shared::port::conformance`).
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{
 use integration_tests::{TestEnv, default_servers, moto_servers};
 use shared::aws::{DynamoLedger, DynamoTable, S3Objects, SqsQueues};
 use shared::fan_in;
-use shared::port::contract;
+use shared::port::conformance;
 use shared::port::table::{
     Capacity, KeyAttribute, KeyNames, KeyType as KeyKind, RecordTable, TableKey,
 };
@@ -17,8 +17,8 @@ use shared::port::table::{
 async fn the_dynamodb_ledger_keeps_the_ledger_contract() {
     let env = TestEnv::new(default_servers(), "ledger-contract").await;
     let ledger = DynamoLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
-    fan_in::contract::ledger::run(&ledger, "contract").await;
-    fan_in::contract::ledger::run_concurrent(&ledger, "contract").await;
+    fan_in::conformance::ledger::run(&ledger, "contract").await;
+    fan_in::conformance::ledger::run_concurrent(&ledger, "contract").await;
 }
 
 /// moto's DynamoDB too: the reference server for conditional expressions.
@@ -26,7 +26,7 @@ async fn the_dynamodb_ledger_keeps_the_ledger_contract() {
 async fn the_dynamodb_ledger_keeps_the_ledger_contract_on_moto() {
     let env = TestEnv::new(moto_servers(), "ledger-contract-moto").await;
     let ledger = DynamoLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
-    fan_in::contract::ledger::run(&ledger, "contract").await;
+    fan_in::conformance::ledger::run(&ledger, "contract").await;
 }
 
 /// s3s-fs ignores If-Match, so that check runs on moto below.
@@ -34,14 +34,14 @@ async fn the_dynamodb_ledger_keeps_the_ledger_contract_on_moto() {
 async fn the_s3_store_keeps_the_object_contract() {
     let env = TestEnv::new(default_servers(), "objects-contract").await;
     let store = S3Objects::new(env.clients.s3.clone());
-    contract::objects::run(&store, &env.resources.bucket, "contract/", false).await;
+    conformance::objects::run(&store, &env.resources.bucket, "contract/", false).await;
 }
 
 #[tokio::test]
 async fn the_s3_store_keeps_the_object_contract_with_if_match_on_moto() {
     let env = TestEnv::new(moto_servers(), "objects-contract-moto").await;
     let store = S3Objects::new(env.clients.s3.clone());
-    contract::objects::run(&store, &env.resources.bucket, "contract/", true).await;
+    conformance::objects::run(&store, &env.resources.bucket, "contract/", true).await;
 }
 
 #[tokio::test]
@@ -49,7 +49,7 @@ async fn the_sqs_queues_keep_the_queue_contract() {
     let env = TestEnv::new(default_servers(), "queue-contract").await;
     let queues = SqsQueues::new(env.clients.sqs.clone());
     // The completion queue: nothing else of this test's sends there.
-    contract::queue::run(&queues, &env.provisioned.completion_queue_url).await;
+    conformance::queue::run(&queues, &env.provisioned.completion_queue_url).await;
 }
 
 /// dynalite for every write a job's mode can make (moto below: the reference for
@@ -59,7 +59,7 @@ async fn the_dynamodb_table_keeps_the_record_table_contract() {
     let env = TestEnv::new(default_servers(), "table-contract").await;
     let table = DynamoTable::new(env.clients.dynamodb.clone());
     let key = KeyNames::new("measure_point", Some("timestamp"));
-    contract::table::run(&table, &env.resources.tables.records, &key, true).await;
+    conformance::table::run(&table, &env.resources.tables.records, &key, true).await;
     // The test tables are PAY_PER_REQUEST without a maximum, keyed by two strings.
     let described = table.describe(&env.resources.tables.records).await.unwrap();
     assert_eq!(
@@ -143,7 +143,7 @@ async fn the_dynamodb_table_keeps_the_record_table_contract_on_moto() {
     let table = DynamoTable::new(env.clients.dynamodb.clone());
     let key = KeyNames::new("measure_point", Some("timestamp"));
     // moto stores numbers DynamoDB refuses (1e200): that part runs on dynalite above.
-    contract::table::run(&table, &env.resources.tables.records, &key, false).await;
+    conformance::table::run(&table, &env.resources.tables.records, &key, false).await;
     let described = table.describe(&env.resources.tables.records).await.unwrap();
     assert_eq!(
         described.capacity,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::ScalarAttributeType;
 use devkit::provision::ensure_typed_table;
 use integration_tests::{TestEnv, default_servers};
-use shared::aws::item::{from_sdk, to_sdk};
+use shared::aws::attribute_values::{from_sdk, to_sdk};
 use shared::contract::messages::JobRequest;
 use shared::ingest::export_writer::{ExportSpec, write_export};
 use shared::ingest::item::{Item, Value};

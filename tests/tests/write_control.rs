@@ -22,7 +22,7 @@ use shared::fan_in::Ledger;
 use shared::ingest::item::Item;
 use shared::ingest::typing::size::item_size;
 use shared::job::model::{Job, JobStatus, Recorded};
-use shared::plan::model::{PlanInput, plan};
+use shared::plan::cost::{PlanInput, plan};
 use shared::port::Adapters;
 use shared::port::table::{RecordTable, WriteError};
 

@@ -2,9 +2,9 @@
 //! classifier, and the adapters behind every port. A test over the sources
 //! (`tests/layering.rs`) keeps `aws_sdk_*` out of every other layer.
 
+pub mod attribute_values;
 mod clients;
 mod errors;
-pub mod item;
 mod ledger;
 mod ledger_parts;
 mod s3;

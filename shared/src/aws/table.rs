@@ -18,8 +18,8 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 
+use super::attribute_values::{attribute, from_sdk, to_sdk};
 use super::errors::{is_condition_failure, validation_message};
-use super::item::{attribute, from_sdk, to_sdk};
 use crate::ingest::item::Item;
 use crate::port::table::{
     Capacity, Inserted, KeyAttribute, KeyNames, KeyType, RecordTable, TableDescription, TableKey,

@@ -8,7 +8,7 @@
 pub mod counting;
 
 #[cfg(any(test, feature = "contract"))]
-pub mod contract;
+pub mod conformance;
 
 use async_trait::async_trait;
 

@@ -10,7 +10,7 @@ pub mod export;
 pub mod export_writer;
 pub mod format;
 pub mod item;
-pub mod ranges;
+pub mod range_read;
 pub mod rejects;
 pub mod scan;
 pub mod typing;

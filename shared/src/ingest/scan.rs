@@ -14,7 +14,7 @@
 //! Composing the scans in order ([`compose`], ParPaRaw's prefix sum of transition functions)
 //! gives every range's true start state, hence the exact offset of its first row and of the
 //! first row after it: a fresh parser started there reads exactly the rows a sequential parse
-//! of the whole object reads ([`crate::ingest::ranges`]). Proved against the real reader by
+//! of the whole object reads ([`crate::ingest::range_read`]). Proved against the real reader by
 //! the property tests in `ranges.rs`.
 
 use serde::{Deserialize, Serialize};

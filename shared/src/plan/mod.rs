@@ -3,7 +3,7 @@
 //! its ranges is the coordinator's step.
 
 pub mod batching;
-pub mod model;
+pub mod cost;
 pub mod pacing;
 pub mod ranges;
 pub mod trigger;

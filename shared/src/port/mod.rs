@@ -9,7 +9,7 @@ pub mod queue;
 pub mod table;
 
 #[cfg(any(test, feature = "contract"))]
-pub mod contract;
+pub mod conformance;
 
 use std::sync::Arc;
 

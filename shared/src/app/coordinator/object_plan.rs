@@ -1,5 +1,5 @@
 //! Planning a single-object job: a plain CSV or JSON Lines object bigger than the chunk size
-//! is split into byte ranges (see [`crate::ingest::ranges`], [`crate::ingest::format::line_ranges`]
+//! is split into byte ranges (see [`crate::ingest::range_read`], [`crate::ingest::format::line_ranges`]
 //! and [`crate::plan::ranges`]); anything else is read whole by one worker.
 
 use thiserror::Error;

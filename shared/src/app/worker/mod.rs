@@ -16,7 +16,7 @@ mod lanes;
 mod loader;
 mod open;
 mod resume;
-mod scan;
+mod scan_batch;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -297,8 +297,8 @@ impl Worker {
         }
         let (part, unreadable) = match batch.work.scan() {
             Some(scan) => match self.scan(batch, scan).await? {
-                scan::Scanned::Stored(stats) => (stats, false),
-                scan::Scanned::Impossible(reason) => {
+                scan_batch::Scanned::Stored(stats) => (stats, false),
+                scan_batch::Scanned::Impossible(reason) => {
                     self.store_unreadable(batch, scan, &reason).await?;
                     (BatchStats::default(), true)
                 }

@@ -13,7 +13,7 @@ use crate::ingest::format::ddbjson::DynamoDbJsonDecoder;
 use crate::ingest::format::line_ranges::{LinesOpenError, open_lines_range};
 use crate::ingest::format::parquet_rows::{ParquetDecoder, Sparse};
 use crate::ingest::format::{Format, RowDecoder};
-use crate::ingest::ranges::{self, ByteSource, RangeOpenError};
+use crate::ingest::range_read::{self, ByteSource, RangeOpenError};
 use crate::port::objects::{Failure, ObjectError, ObjectStore, Read};
 
 /// An object or range ready to decode (`None`: a range where no row starts).
@@ -127,7 +127,7 @@ impl Loader<'_> {
         if Format::resolve(self.format, &task.key).is_lines() {
             return self.open_lines_rest(&source, task).await;
         }
-        match ranges::open_range(&source, task, self.schema, self.max_record_bytes).await {
+        match range_read::open_range(&source, task, self.schema, self.max_record_bytes).await {
             Ok(decoder) => Ok(Opened {
                 // A header the object carries was read only if a row starts in the range.
                 header_read: match &decoder {

@@ -12,7 +12,7 @@ use super::jsonl::JsonLinesDecoder;
 use crate::contract::messages::RowSpan;
 use crate::contract::schema::Schema;
 use crate::ingest::decode::DecodeError;
-use crate::ingest::ranges::ByteSource;
+use crate::ingest::range_read::ByteSource;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinesOpenError<E> {
@@ -85,7 +85,7 @@ async fn skip_past_newline<R: AsyncBufRead + Unpin>(
 mod tests {
     use super::*;
     use crate::ingest::decode::Decoded;
-    use crate::ingest::ranges::InMemory;
+    use crate::ingest::range_read::InMemory;
     use crate::plan::ranges::plan_ranges;
     use proptest::prelude::*;
 

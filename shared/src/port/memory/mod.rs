@@ -1,5 +1,5 @@
 //! In-memory doubles of every port, for fast tests of the use cases. Each is held to the same
-//! contract suite as its AWS adapter ([`crate::port::contract`]), so what a unit test on a
+//! contract suite as its AWS adapter ([`crate::port::conformance`]), so what a unit test on a
 //! double shows holds for the real thing.
 
 mod ledger;

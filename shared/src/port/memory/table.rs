@@ -189,7 +189,7 @@ mod tests {
     async fn the_memory_table_keeps_the_record_table_contract() {
         let table = MemoryTable::new("pk", Some("sk"));
         let key = KeyNames::new("pk", Some("sk"));
-        crate::port::contract::table::run(&table, "contract", &key, true).await;
+        crate::port::conformance::table::run(&table, "contract", &key, true).await;
     }
 
     fn item(point: &str, temp: &str) -> Item {
