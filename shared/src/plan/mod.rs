@@ -3,6 +3,7 @@
 //! its ranges is the coordinator's step.
 
 pub mod batching;
+pub mod inventory;
 pub mod model;
 pub mod pacing;
 pub mod ranges;
