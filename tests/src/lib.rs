@@ -234,6 +234,8 @@ impl TestEnv {
             write: Default::default(),
             resumed: None,
             export: None,
+            inventory: None,
+            listed_by_inventory: false,
         }
     }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::contract::completion::BatchStats;
 use crate::contract::format::Format;
 use crate::contract::ids::{BatchNo, JobId};
+use crate::contract::inventory::{ComposeInventory, InventoryOptions, InventoryTask};
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::Schema;
 use crate::contract::write::WriteOptions;
@@ -41,6 +42,10 @@ pub struct JobRequest {
     /// instead of a prefix listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// An S3 Inventory report (`inventory`: its manifest.json key) instead of a prefix
+    /// listing, with an optional key filter (`docs/inventory.md`).
+    #[serde(flatten)]
+    pub inventory: InventoryOptions,
 }
 
 impl JobRequest {
@@ -56,6 +61,7 @@ impl JobRequest {
             table: None,
             write: WriteOptions::default(),
             export: None,
+            inventory: InventoryOptions::default(),
         }
     }
 }
@@ -115,6 +121,7 @@ pub struct ComposeRanges {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ControlMessage {
+    ComposeInventory(ComposeInventory),
     Compose(ComposeRanges),
     Continue(ContinueListing),
 }
@@ -165,6 +172,12 @@ pub struct BatchMessage {
     /// lines read), and whether its lines are an incremental export's changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<ExportFiles>,
+    /// An inventory job's count or emit step for one data file (`docs/inventory.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<InventoryTask>,
+    /// Keys an S3 Inventory listed: one gone since (404) is counted missing, not failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub listed_by_inventory: bool,
 }
 
 /// What a batch of an export's data files must hold.
@@ -369,6 +382,8 @@ mod tests {
             write: WriteOptions::default(),
             resumed: None,
             export: None,
+            inventory: None,
+            listed_by_inventory: false,
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);

@@ -4,6 +4,24 @@
 //! batches `n..2n` (one per file), then file i's key batches from
 //! `2n + Σ_{j<i} K_j`; the job is sealed at `2n + ΣK` once every count is in.
 
+use crate::contract::ids::JobId;
+use crate::contract::rejects::ReportLocation;
+
+/// The job's inventory scratch folder, beside its rejects reports.
+pub fn folder(report: &ReportLocation, job_id: &JobId) -> String {
+    format!("{}{job_id}/inventory/", report.prefix)
+}
+
+/// Where data file `i`'s count step stores its count.
+pub fn count_key(report: &ReportLocation, job_id: &JobId, i: u64) -> String {
+    format!("{}count-{i:06}.json", folder(report, job_id))
+}
+
+/// The compose step's marker: its emit batches are enqueued.
+pub fn composed_key(report: &ReportLocation, job_id: &JobId) -> String {
+    format!("{}composed.json", folder(report, job_id))
+}
+
 /// Count batch of data file `i`.
 pub fn count_batch(i: u64) -> u64 {
     i

@@ -199,6 +199,8 @@ pub struct Plan {
     pub lambda_gb_seconds: f64,
     pub requests: Requests,
     pub cost: Cost,
+    /// The same objects planned from an S3 Inventory report instead of a LIST.
+    pub inventory: InventoryPlanning,
 }
 
 /// A worker whose CPU, not its write calls, sets its rate.
@@ -446,6 +448,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             s3,
             total: lambda + sqs + dynamodb + s3,
         },
+        inventory: inventory_planning(input),
     }
 }
 

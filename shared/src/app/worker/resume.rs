@@ -339,6 +339,8 @@ mod tests {
             resumed: None,
             write: Default::default(),
             export: None,
+            inventory: None,
+            listed_by_inventory: false,
         };
         let first = BatchStats {
             rows_written: 10,

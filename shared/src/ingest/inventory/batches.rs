@@ -7,24 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::contract::inventory::KeyFilter;
+
 use super::{InventoryError, Listed};
 use crate::plan::batching::{KeyBatcher, is_loadable_key};
-
-/// The request's optional filter on the inventory's keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyFilter {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suffix: Option<String>,
-}
-
-impl KeyFilter {
-    pub fn matches(&self, key: &str) -> bool {
-        self.prefix.as_deref().is_none_or(|p| key.starts_with(p))
-            && self.suffix.as_deref().is_none_or(|s| key.ends_with(s))
-    }
-}
 
 /// What one data file holds for the job: the count step stores it, the compose step numbers
 /// the files from it, and each emit checks it made the same.

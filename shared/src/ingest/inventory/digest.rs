@@ -39,6 +39,22 @@ impl Digest {
     }
 }
 
+/// Checks a file read whole (a Parquet data file) against its manifest entry.
+pub fn check_bytes(
+    file: &str,
+    bytes: &[u8],
+    expected_md5: &str,
+    size: u64,
+) -> Result<(), InventoryError> {
+    let digest = Digest::default();
+    {
+        let mut state = digest.0.lock().unwrap_or_else(|p| p.into_inner());
+        state.md5.update(bytes);
+        state.bytes = bytes.len() as u64;
+    }
+    digest.check(file, expected_md5, size)
+}
+
 /// Passes `inner`'s bytes on unchanged, adding them to its [`Digest`].
 pub struct Hashing<R> {
     inner: R,

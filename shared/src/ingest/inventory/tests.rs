@@ -117,17 +117,6 @@ async fn a_data_file_that_is_not_its_manifest_s_is_refused() {
     assert!(bytes.len() as u64 == file.size);
 }
 
-#[test]
-fn the_filter_takes_prefix_and_suffix() {
-    let both = KeyFilter {
-        prefix: Some("data/".into()),
-        suffix: Some(".csv".into()),
-    };
-    assert!(both.matches("data/a.csv"));
-    assert!(!both.matches("data/a.csv.gz") && !both.matches("other/a.csv"));
-    assert!(KeyFilter::default().matches("anything"));
-}
-
 /// The batches of `rows` in one pass, and the file's count.
 fn batches_of(
     rows: &[Listed],
@@ -207,4 +196,38 @@ proptest! {
             prop_assert!(total <= bytes || batch.len() == 1);
         }
     }
+}
+
+/// The read rate the `plan` model's `inventory_rows_per_worker_second` comes from:
+/// `cargo test --release -p s3fanout-shared --lib -- --ignored inventory_read_rate --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement; run in release"]
+async fn inventory_read_rate() {
+    let rows: Vec<Listed> = (0..500_000)
+        .map(|i| row("src", &format!("data/2026/12/01/part-{i:08}.csv"), 4_500))
+        .collect();
+    let objects = write_inventory(&spec(WrittenFormat::Csv, vec![rows])).await;
+    let (_, manifest) = objects
+        .iter()
+        .find(|(k, _)| k.ends_with("manifest.json"))
+        .unwrap();
+    let manifest = manifest::parse_manifest("m", manifest).unwrap();
+    let file = &manifest.files[0];
+    let (_, bytes) = objects.iter().find(|(k, _)| *k == file.key).unwrap();
+    let started = std::time::Instant::now();
+    let columns = CsvColumns::of_schema(&manifest.schema).unwrap();
+    let (mut data, digest) = DataRows::csv(std::io::Cursor::new(bytes.clone()), columns, &file.key);
+    let batcher = InventoryBatcher::new(KeyFilter::default(), "src", 100, 16 << 20);
+    let count = batch_file(&mut data, batcher, &file.key, |_, _| {})
+        .await
+        .unwrap();
+    digest.check(&file.key, &file.md5, file.size).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(count.objects, 500_000);
+    println!(
+        "inventory CSV: {} rows ({} bytes gzip) in {seconds:.3} s: {:.0} rows/s",
+        count.rows,
+        bytes.len(),
+        count.rows as f64 / seconds
+    );
 }
