@@ -17,7 +17,7 @@ use shared::aws::{Clients, S3Objects};
 use shared::contract::schema::Schema;
 use shared::ingest::rejects::BatchRejects;
 use shared::limiter::AimdLimiter;
-use shared::{app::worker::Loader, contract::messages::Work};
+use shared::{app::worker::Loader, contract::messages::Unit};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -388,7 +388,7 @@ async fn ours(
     in_flight: Option<usize>,
 ) -> Result<(u64, u64)> {
     let keys = list_keys(clients, bucket, prefix).await?;
-    let work: Vec<Work> = keys.iter().map(|key| Work::Object(key)).collect();
+    let work: Vec<Unit> = keys.iter().map(|key| Unit::Object(key)).collect();
     let defaults = shared::app::config::WorkerConfig::default();
     let (fetches, tasks) = match in_flight {
         Some(n) => (n, n),
@@ -413,7 +413,7 @@ async fn list_keys(clients: &Clients, bucket: &str, prefix: &str) -> Result<Vec<
 pub(crate) async fn load_counting(
     clients: &Clients,
     bucket: &str,
-    work: &[Work<'_>],
+    work: &[Unit<'_>],
     fetch_concurrency: usize,
     task_concurrency: usize,
 ) -> Result<shared::app::worker::LoadStats> {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt, stream};
 use shared::app::coordinator::{ObjectPlan, plan_object};
 use shared::aws::{Clients, S3Objects};
-use shared::contract::messages::{RangeTask, RowSpan, Work};
+use shared::contract::messages::{RangeTask, RowSpan, Unit};
 use shared::contract::schema::Schema;
 use shared::ingest::format::Format;
 use shared::ingest::ranges::scan_range;
@@ -268,9 +268,9 @@ pub async fn large(
         }
         _ => (vec![], 0),
     };
-    let work: Vec<Work> = match &plan {
-        ObjectPlan::Split(_) => tasks.iter().map(Work::Range).collect(),
-        ObjectPlan::Whole => vec![Work::Object(key)],
+    let work: Vec<Unit> = match &plan {
+        ObjectPlan::Split(_) => tasks.iter().map(Unit::Range).collect(),
+        ObjectPlan::Whole => vec![Unit::Object(key)],
         ObjectPlan::RowGroups(_) => bail!("the large-object bench reads CSV, not Parquet"),
     };
     let stats = crate::bench::load_counting(clients, bucket, &work, 4, 4).await?;

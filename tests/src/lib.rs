@@ -13,7 +13,7 @@ use devkit::servers::{LocalAws, Server, ServerChoice};
 use shared::app::worker::Worker;
 use shared::aws::Clients;
 use shared::aws::DynamoLedger;
-use shared::contract::messages::BatchMessage;
+use shared::contract::messages::{BatchMessage, Work};
 use shared::contract::rejects::{RejectRecord, ReportLocation};
 use shared::job::model::{BatchNo, Job, JobId};
 use shared::port::ledger::{Ledger, Seal};
@@ -223,19 +223,13 @@ impl TestEnv {
             job_id: JobId::new(job_id.as_ref()),
             batch: BatchNo(batch),
             bucket: self.resources.bucket.clone(),
-            keys,
-            range: None,
-            row_groups: None,
+            work: Work::Objects { keys },
             schema: None,
             format: None,
             table: None,
             report: self.report(),
-            scan: None,
             write: Default::default(),
             resumed: None,
-            export: None,
-            inventory: None,
-            listed_by_inventory: false,
         }
     }
 

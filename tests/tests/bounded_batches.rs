@@ -164,14 +164,14 @@ async fn a_prefix_of_mixed_sizes_is_batched_by_bytes_and_loads_every_row_once() 
     assert_eq!(batches.len() as u64, started.total_batches);
     let mut keys: Vec<String> = Vec::new();
     for batch in &batches {
-        let bytes: u64 = batch.keys.iter().map(|k| sizes[k]).sum();
+        let bytes: u64 = batch.work.keys().iter().map(|k| sizes[k]).sum();
         assert!(
-            bytes <= 8 << 10 || batch.keys.len() == 1,
+            bytes <= 8 << 10 || batch.work.keys().len() == 1,
             "batch {} holds {bytes} bytes in {} keys",
             batch.batch,
-            batch.keys.len()
+            batch.work.keys().len()
         );
-        keys.extend(batch.keys.iter().cloned());
+        keys.extend(batch.work.keys().iter().cloned());
     }
     keys.sort();
     assert_eq!(
@@ -187,8 +187,12 @@ async fn a_prefix_of_mixed_sizes_is_batched_by_bytes_and_loads_every_row_once() 
         started.total_batches
     );
     for batch in &batches {
-        if batch.keys.iter().any(|k| k.starts_with("mixed/b-")) {
-            assert_eq!(batch.keys.len(), 1, "a big file is a batch of its own");
+        if batch.work.keys().iter().any(|k| k.starts_with("mixed/b-")) {
+            assert_eq!(
+                batch.work.keys().len(),
+                1,
+                "a big file is a batch of its own"
+            );
         }
     }
 

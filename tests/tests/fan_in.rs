@@ -6,7 +6,7 @@
 use devkit::sample::SampleSpec;
 use futures::future::join_all;
 use integration_tests::{TestEnv, default_servers};
-use shared::app::worker::{Worker, WorkerError};
+use shared::app::worker::{Processed, Worker, WorkerError};
 use shared::contract::completion::{CompletionEvent, EVENT_NAME};
 use shared::job::model::{JobStatus, Recorded};
 use shared::port::ledger::Ledger as _;
@@ -47,12 +47,12 @@ async fn many_workers_finishing_together_send_exactly_one_completion_event() {
             .iter()
             .chain(&batches)
             .enumerate()
-            .map(|(i, batch)| workers[i % 6].process_batch(batch, None)),
+            .map(|(i, batch)| workers[i % 6].process(batch, None)),
     )
     .await;
     let counted = results
         .iter()
-        .filter(|r| matches!(r, Ok(Recorded::Counted(_))))
+        .filter(|r| matches!(r, Ok(Processed::Counted(c)) if matches!(**c, Recorded::Counted(_))))
         .count();
     assert_eq!(counted, 6, "{results:?}");
 
@@ -82,7 +82,7 @@ async fn a_crash_between_writing_and_counting_counts_once_on_redelivery() {
     let mut broken = env.pipeline().worker;
     broken.tables.jobs = "no-such-jobs-table".into();
     let crashed = Worker::on_aws(&env.clients, broken)
-        .process_batch(&batch, None)
+        .process(&batch, None)
         .await;
     assert!(matches!(crashed, Err(WorkerError::Job(_))), "{crashed:?}");
     assert_eq!(env.record_count().await, 10, "rows landed before the count");
@@ -94,10 +94,10 @@ async fn a_crash_between_writing_and_counting_counts_once_on_redelivery() {
 
     // Redelivery rewrites the same items and counts once; a later one changes nothing.
     let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
-    let first = worker.process_batch(&batch, None).await.unwrap();
-    assert!(matches!(first, Recorded::Counted(_)));
-    let again = worker.process_batch(&batch, None).await.unwrap();
-    assert!(matches!(again, Recorded::AlreadyCounted(_)));
+    let first = worker.process(&batch, None).await.unwrap().counted();
+    assert!(matches!(first, Some(Recorded::Counted(_))));
+    let again = worker.process(&batch, None).await.unwrap().counted();
+    assert!(matches!(again, Some(Recorded::AlreadyCounted(_))));
     let stored = env.ledger().get(&job.job_id).await.unwrap().unwrap();
     assert_eq!(stored.status, JobStatus::Complete);
     assert_eq!((stored.batches_done, stored.totals.rows_written), (1, 10));
@@ -119,7 +119,7 @@ async fn a_crash_between_finishing_and_the_event_sends_it_on_redelivery() {
     let mut broken = env.pipeline().worker;
     broken.completion_queue_url = Some(format!("{queue_url}-missing"));
     let crashed = Worker::on_aws(&env.clients, broken)
-        .process_batch(&batch, None)
+        .process(&batch, None)
         .await;
     assert!(
         matches!(crashed, Err(WorkerError::Completion(_))),
@@ -133,8 +133,8 @@ async fn a_crash_between_finishing_and_the_event_sends_it_on_redelivery() {
     config.completion_queue_url = Some(queue_url.clone());
     let worker = Worker::on_aws(&env.clients, config);
     for _ in 0..2 {
-        let redelivered = worker.process_batch(&batch, None).await.unwrap();
-        assert!(matches!(redelivered, Recorded::AlreadyCounted(_)));
+        let redelivered = worker.process(&batch, None).await.unwrap().counted();
+        assert!(matches!(redelivered, Some(Recorded::AlreadyCounted(_))));
     }
     let events = env.drain::<CompletionEvent>(&queue_url).await;
     assert_eq!(events.len(), 1, "{events:?}");

@@ -234,7 +234,7 @@ async fn scanned_split_job(env: &TestEnv, job_id: &JobId) -> (Coordinator, Worke
     let (coordinator, worker, scans) = split_job(env, job_id).await;
     let ranges = scans.len() as u64;
     for scan in &scans {
-        worker.process_batch(scan, None).await.unwrap();
+        worker.process(scan, None).await.unwrap();
     }
     let composes: Vec<serde_json::Value> = env.drain(&env.provisioned.control_queue_url).await;
     assert_eq!(composes.len(), 1, "{composes:?}");
@@ -298,7 +298,7 @@ async fn a_compose_that_returns_on_its_last_delivery_leaves_no_mark() {
         "a compose that returned clears its marks: parses still to run are not failed"
     );
     for parse in env.drain::<BatchMessage>(&env.provisioned.queue_url).await {
-        worker.process_batch(&parse, None).await.unwrap();
+        worker.process(&parse, None).await.unwrap();
     }
     let ended = env.ledger().get(&job_id).await.unwrap().unwrap();
     assert_eq!(ended.status, JobStatus::Complete, "{ended:?}");
@@ -311,7 +311,7 @@ async fn a_scan_killed_on_its_last_delivery_gets_its_compose_woken_and_ends_its_
     let job_id = JobId::new("job-kill-scan");
     let (coordinator, worker, scans) = split_job(&env, &job_id).await;
     for scan in &scans[1..] {
-        worker.process_batch(scan, None).await.unwrap();
+        worker.process(scan, None).await.unwrap();
     }
     // Scan 0's last delivery is killed while it stores its scan (a slow PUT).
     let ledger = env.ledger();

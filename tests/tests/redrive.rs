@@ -72,7 +72,7 @@ async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed()
     let (job_id, spec) = job_with_a_dead_lettered_batch(&env, 2).await;
     let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     worker
-        .process_batch(&env.batch(&job_id, 1, vec![spec.key(1)]), None)
+        .process(&env.batch(&job_id, 1, vec![spec.key(1)]), None)
         .await
         .unwrap();
     let ended = env.ledger().get(&job_id).await.unwrap().unwrap();
@@ -93,10 +93,14 @@ async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed()
     assert_eq!(env.record_count().await, 20);
     // Delivered again, the batch changes nothing.
     let again = worker
-        .process_batch(&env.batch(&job_id, 0, vec![spec.key(0)]), None)
+        .process(&env.batch(&job_id, 0, vec![spec.key(0)]), None)
         .await
-        .unwrap();
-    assert!(matches!(again, Recorded::AlreadyCounted(ref j) if j.totals.rows_written == 20));
+        .unwrap()
+        .counted();
+    assert!(matches!(
+        again,
+        Some(Recorded::AlreadyCounted(ref j)) if j.totals.rows_written == 20
+    ));
     let empty = redrive_all(&env).await;
     assert_eq!(empty, 0);
 }
@@ -107,12 +111,13 @@ async fn a_batch_recovered_before_the_job_ends_lets_it_complete() {
     let (job_id, spec) = job_with_a_dead_lettered_batch(&env, 2).await;
     let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     let recovered = worker
-        .process_batch(&env.batch(&job_id, 0, vec![spec.key(0)]), None)
+        .process(&env.batch(&job_id, 0, vec![spec.key(0)]), None)
         .await
-        .unwrap();
-    assert!(matches!(recovered, Recorded::Recovered(ref j) if j.batches_failed == 0));
+        .unwrap()
+        .counted();
+    assert!(matches!(recovered, Some(Recorded::Recovered(ref j)) if j.batches_failed == 0));
     worker
-        .process_batch(&env.batch(&job_id, 1, vec![spec.key(1)]), None)
+        .process(&env.batch(&job_id, 1, vec![spec.key(1)]), None)
         .await
         .unwrap();
     let job = env.ledger().get(&job_id).await.unwrap().unwrap();
@@ -135,7 +140,7 @@ async fn a_batch_dead_lettered_without_running_ends_its_job_and_redrives_from_it
     let job = env.sealed_job("job-never-ran", 2, 2).await;
     let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     worker
-        .process_batch(&env.batch(&job.job_id, 1, vec![spec.key(1)]), None)
+        .process(&env.batch(&job.job_id, 1, vec![spec.key(1)]), None)
         .await
         .unwrap();
     let dead = env.batch(&job.job_id, 0, vec![spec.key(0)]);

@@ -300,11 +300,12 @@ async fn throttled_writes_and_s3_slowdowns_still_land_every_row() {
     let worker = Worker::new(adapters, config);
     for batch in 0..2 {
         let keys = (batch * 20..batch * 20 + 20).map(|i| spec.key(i)).collect();
-        let recorded = worker
-            .process_batch(&env.batch(&job.job_id, batch as u64, keys), None)
+        let processed = worker
+            .process(&env.batch(&job.job_id, batch as u64, keys), None)
             .await
-            .unwrap();
-        assert!(matches!(recorded, Recorded::Counted(_)));
+            .unwrap()
+            .counted();
+        assert!(matches!(processed, Some(Recorded::Counted(_))));
     }
 
     let done = ledger.get(&job.job_id).await.unwrap().unwrap();
@@ -349,7 +350,7 @@ async fn a_vanished_object_is_reported_and_the_batch_completes() {
     let job = env.sealed_job("job-vanished", 1, 2).await;
     let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
     let batch = env.batch(&job.job_id, 0, vec![spec.key(0), "v/gone.csv".into()]);
-    worker.process_batch(&batch, None).await.unwrap();
+    worker.process(&batch, None).await.unwrap();
 
     let done = ledger.get(&job.job_id).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Complete);

@@ -239,14 +239,17 @@ async fn crash_then_redeliver(env: &TestEnv, batch: &BatchMessage) -> Job {
     let mut broken = env.pipeline().worker;
     broken.tables.jobs = "no-such-jobs-table".into();
     let crashed = Worker::on_aws(&env.clients, broken)
-        .process_batch(batch, None)
+        .process(batch, None)
         .await;
     assert!(matches!(crashed, Err(WorkerError::Job(_))), "{crashed:?}");
     let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
-    let counted = worker.process_batch(batch, None).await.unwrap();
-    assert!(matches!(counted, Recorded::Counted(_)), "{counted:?}");
-    let again = worker.process_batch(batch, None).await.unwrap();
-    assert!(matches!(again, Recorded::AlreadyCounted(_)), "{again:?}");
+    let counted = worker.process(batch, None).await.unwrap().counted();
+    assert!(matches!(counted, Some(Recorded::Counted(_))), "{counted:?}");
+    let again = worker.process(batch, None).await.unwrap().counted();
+    assert!(
+        matches!(again, Some(Recorded::AlreadyCounted(_))),
+        "{again:?}"
+    );
     let job = env.ledger().get(&batch.job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     job
@@ -416,12 +419,12 @@ async fn empty_values_and_ttl_land_as_the_schema_says() {
     let mut broken = env.pipeline().worker;
     broken.tables.jobs = "no-such-jobs-table".into();
     let crashed = Worker::on_aws(&env.clients, broken)
-        .process_batch(&batch, None)
+        .process(&batch, None)
         .await;
     assert!(crashed.is_err());
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
-    worker.process_batch(&batch, None).await.unwrap();
+    worker.process(&batch, None).await.unwrap();
     let job = env.ledger().get(&batch.job_id).await.unwrap().unwrap();
     assert_eq!((job.totals.rows_written, job.totals.rows_existing), (2, 0));
     let AttributeValue::N(expiry) = &find(&env, 7).await.unwrap()["expires_at"] else {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::app::config::CoordinatorConfig;
 use crate::app::test_rig::{Rig, notes_schema};
-use crate::contract::messages::JobRequest;
+use crate::contract::messages::{JobRequest, Work};
 use crate::ingest::compression::testing::{gzip, zstd};
 use crate::ingest::format::Format;
 use crate::ingest::item::Value;
@@ -58,9 +58,9 @@ async fn a_prefix_of_json_gz_and_zst_items_lands_every_good_item_keyed_by_the_ta
     coordinator.start_job(request, None).await.unwrap();
     let worker = rig.worker(Rig::worker_config());
     let batches = rig.batches();
-    assert!(batches.iter().all(|b| b.range.is_none()));
+    assert!(batches.iter().all(|b| !matches!(b.work, Work::Range(_))));
     for batch in &batches {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
     let job = rig.job("typed").await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");

@@ -60,7 +60,7 @@ async fn a_batch_dead_lettered_without_ever_running_ends_its_job_once_and_redriv
     assert_eq!(batches.len(), 3);
     let worker = rig.worker(Rig::worker_config());
     for batch in &batches[..2] {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
     assert_eq!(rig.job("dead").await.status, JobStatus::Running);
 
@@ -97,7 +97,7 @@ async fn a_batch_dead_lettered_without_ever_running_ends_its_job_once_and_redriv
     .unwrap();
     assert_eq!(sent, 1);
     let redriven = rig.batches();
-    let recorded = worker.process_batch(&redriven[0], None).await.unwrap();
+    let recorded = worker.process_batch(&redriven[0]).await.unwrap();
     assert!(matches!(recorded, Recorded::Recovered(_)), "{recorded:?}");
     let job = rig.job("dead").await;
     assert_eq!((job.batches_failed, job.batches_recovered), (0, 1));
@@ -118,7 +118,7 @@ async fn a_batch_its_worker_counted_is_not_counted_again_by_its_dead_letter() {
     let batches = rig.batches();
     let worker = rig.worker(Rig::worker_config());
     // Counted, then its delete was lost until the receives ran out.
-    worker.process_batch(&batches[0], None).await.unwrap();
+    worker.process_batch(&batches[0]).await.unwrap();
     let response = coordinator
         .handle_control_event(dead_letter(&batches[0], 5), None)
         .await;
@@ -126,7 +126,7 @@ async fn a_batch_its_worker_counted_is_not_counted_again_by_its_dead_letter() {
     let job = rig.job("counted").await;
     assert_eq!((job.batches_done, job.batches_failed), (1, 0));
     assert_eq!(job.status, JobStatus::Running);
-    worker.process_batch(&batches[1], None).await.unwrap();
+    worker.process_batch(&batches[1]).await.unwrap();
     assert_eq!(rig.job("counted").await.status, JobStatus::Complete);
 }
 
@@ -142,10 +142,10 @@ async fn a_dead_scan_still_ends_its_split_object() {
     });
     coordinator.start_job(request("split"), None).await.unwrap();
     let scans: Vec<BatchMessage> = rig.batches();
-    assert!(scans.len() > 2 && scans.iter().all(|b| b.scan.is_some()));
+    assert!(scans.len() > 2 && scans.iter().all(|b| b.work.scan().is_some()));
     let worker = rig.worker(Rig::worker_config());
     for scan in &scans[1..] {
-        worker.process_batch(scan, None).await.unwrap();
+        worker.process_batch(scan).await.unwrap();
     }
     // The last scan to finish woke the compose before; the dead one wakes it again, and the
     // compose ends the object (a missing scan counted failed fails the job with the reason).

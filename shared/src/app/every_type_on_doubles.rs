@@ -52,7 +52,7 @@ async fn every_type_lands_typed_and_each_bad_row_is_rejected_alone() {
     let worker = rig.worker(Rig::worker_config());
     let batches = rig.batches();
     for batch in &batches {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
 
     let job = rig.job("every").await;

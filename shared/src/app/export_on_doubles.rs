@@ -78,7 +78,7 @@ async fn run(rig: &Rig, job_id: &str, export: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let worker = rig.worker(Rig::worker_config());
     for batch in rig.batches() {
-        worker.process_batch(&batch, None).await.unwrap();
+        worker.process_batch(&batch).await.unwrap();
     }
     Ok(())
 }
@@ -223,7 +223,7 @@ async fn an_incremental_export_puts_new_images_and_deletes_keys_without_one() {
     batches.reverse();
     let worker = rig.worker(Rig::worker_config());
     for batch in batches.iter().chain(&batches) {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
     let job = rig.job("incr").await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");

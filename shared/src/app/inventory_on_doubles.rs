@@ -116,11 +116,11 @@ async fn a_three_file_inventory_loads_every_object_once_and_reports_the_missing_
     assert!(
         counts
             .iter()
-            .all(|b| b.bucket == REPORTS && b.keys.is_empty())
+            .all(|b| b.bucket == REPORTS && b.work.keys().is_empty())
     );
     let worker = rig.worker(Rig::worker_config());
     for batch in [&counts[0], &counts[0], &counts[1], &counts[2]] {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
     // The last count (and the redelivery after it) woke the compose step.
     let woken = composes(&rig);
@@ -149,7 +149,7 @@ async fn a_three_file_inventory_loads_every_object_once_and_reports_the_missing_
         [3, 4, 5]
     );
     for batch in [&emits[0], &emits[1], &emits[1]] {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
     let mut part: BatchMessage = emits[2].clone();
     let mut parts = 1;
@@ -168,7 +168,7 @@ async fn a_three_file_inventory_loads_every_object_once_and_reports_the_missing_
     let keys: Vec<BatchMessage> = rig
         .batches()
         .into_iter()
-        .filter(|b| b.inventory.is_none())
+        .filter(|b| b.work.inventory().is_none())
         .collect();
     let mut numbers: Vec<u64> = keys.iter().map(|b| b.batch.get()).collect();
     numbers.dedup();
@@ -179,15 +179,15 @@ async fn a_three_file_inventory_loads_every_object_once_and_reports_the_missing_
     );
     assert!(
         keys.iter()
-            .all(|b| b.bucket == SOURCE && b.listed_by_inventory)
+            .all(|b| b.bucket == SOURCE && b.work.listed_by_inventory())
     );
     assert!(
         keys.iter()
-            .flat_map(|b| &b.keys)
+            .flat_map(|b| b.work.keys())
             .all(|k| k.starts_with("data/file ") && k.ends_with(".csv"))
     );
     for batch in &keys {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
 
     let job = rig.job("inv").await;

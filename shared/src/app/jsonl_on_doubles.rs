@@ -6,7 +6,7 @@
 
 use crate::app::config::CoordinatorConfig;
 use crate::app::test_rig::{Rig, notes_schema};
-use crate::contract::messages::JobRequest;
+use crate::contract::messages::{JobRequest, Work};
 use crate::ingest::compression::testing::{gzip, zstd};
 use crate::ingest::format::Format;
 use crate::job::model::JobStatus;
@@ -59,13 +59,19 @@ async fn a_prefix_of_jsonl_gz_and_zst_objects_loads_every_good_line_and_rejects_
         1 + ranges,
         "a key batch and the ranges"
     );
-    assert!(batches.iter().all(|b| b.scan.is_none()));
-    let ranged: Vec<_> = batches.iter().filter_map(|b| b.range.as_ref()).collect();
+    assert!(batches.iter().all(|b| b.work.scan().is_none()));
+    let ranged: Vec<_> = batches
+        .iter()
+        .filter_map(|b| match &b.work {
+            Work::Range(task) => Some(task),
+            _ => None,
+        })
+        .collect();
     assert_eq!(ranged.len() as u64, ranges);
     assert!(ranged.iter().all(|r| r.key == "in/a.jsonl"));
     let worker = rig.worker(Rig::worker_config());
     for batch in &batches {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
 
     let job = rig.job("jsonl").await;
@@ -129,7 +135,7 @@ async fn the_request_format_is_carried_to_the_workers_and_overrides_the_suffix()
     assert!(batches.iter().all(|b| b.format == Some(Format::JsonLines)));
     let worker = rig.worker(Rig::worker_config());
     for batch in &batches {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
     assert_eq!(
         rig.rows(),

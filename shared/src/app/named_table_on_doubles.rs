@@ -75,7 +75,7 @@ async fn a_job_naming_an_allowed_table_loads_there_across_listing_steps() {
 
     // A worker of a deployment that does not allow the table writes nothing for it.
     let narrow = rig.worker(Rig::worker_config());
-    let refused = narrow.process_batch(&batches[0], None).await.unwrap_err();
+    let refused = narrow.process_batch(&batches[0]).await.unwrap_err();
     assert!(
         matches!(&refused, WorkerError::BadTable(reason) if reason.contains("\"orders\"")),
         "{refused:?}"
@@ -85,7 +85,7 @@ async fn a_job_naming_an_allowed_table_loads_there_across_listing_steps() {
         ..Rig::worker_config()
     });
     for batch in &batches {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
     assert_eq!(rig.table.items("orders").len(), 3);
     assert!(rig.table.items(RECORDS).is_empty());

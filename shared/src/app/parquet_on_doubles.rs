@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::app::config::CoordinatorConfig;
 use crate::app::test_rig::{RECORDS, Rig};
-use crate::contract::messages::JobRequest;
+use crate::contract::messages::{JobRequest, Work};
 use crate::ingest::format::parquet_rows::footer;
 use crate::ingest::format::parquet_rows::test_files::{Spec, every_type_file, snappy, zstd};
 use crate::ingest::format::parquet_rows::tests::{every_type_schema, expected_item};
@@ -80,7 +80,10 @@ async fn a_prefix_of_parquet_loads_every_row_typed_by_row_group_and_rejects_the_
     // The small files in a key batch; the large corrupt one as one footer-only task.
     let tasks: Vec<_> = batches
         .iter()
-        .filter_map(|b| b.row_groups.as_ref())
+        .filter_map(|b| match &b.work {
+            Work::RowGroups(task) => Some(task),
+            _ => None,
+        })
         .collect();
     assert_eq!(tasks.len(), 1, "{batches:?}");
     assert_eq!(
@@ -92,7 +95,7 @@ async fn a_prefix_of_parquet_loads_every_row_typed_by_row_group_and_rejects_the_
         ("in/bad-footer.parquet", 0, 0)
     );
     for batch in &batches {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
     let job = rig.job("pq").await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
@@ -140,13 +143,9 @@ async fn a_prefix_of_parquet_loads_every_row_typed_by_row_group_and_rejects_the_
     let started = coordinator.start_job(request, None).await.unwrap();
     let batches = rig.batches();
     assert!(started.total_batches >= 3, "{}", started.total_batches);
-    assert!(
-        batches
-            .iter()
-            .all(|b| b.row_groups.is_some() && b.keys.is_empty())
-    );
+    assert!(batches.iter().all(|b| matches!(b.work, Work::RowGroups(_))));
     for batch in &batches {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
     let job = rig.job("pq-large").await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");

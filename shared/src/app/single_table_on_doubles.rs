@@ -40,7 +40,7 @@ async fn a_single_table_mapping_lands_attribute_by_attribute() {
     coordinator.start_job(request(), None).await.unwrap();
     let worker = rig.worker(Rig::worker_config());
     for batch in &rig.batches() {
-        worker.process_batch(batch, None).await.unwrap();
+        worker.process_batch(batch).await.unwrap();
     }
 
     let job = rig.job("single").await;

@@ -132,52 +132,240 @@ pub struct StuckJobCheck {
     pub older_than_seconds: u64,
 }
 
-/// One SQS message: one worker batch of one job: whole objects, or one range of a large one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One SQS message: one worker batch of one job. `work` says what the batch does, with
+/// exactly its own fields; the rest is the job's context, the same for every kind of work.
+/// On the wire it is version [`BATCH_MESSAGE_VERSION`] (`"v"`): see [`wire`] for how older
+/// messages are still read and newer ones refused.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "wire::Incoming")]
 pub struct BatchMessage {
     pub job_id: JobId,
     pub batch: BatchNo,
     pub bucket: String,
-    /// Whole objects to load (empty for a range batch).
-    #[serde(default)]
-    pub keys: Vec<String>,
-    /// One byte range of one large object (large-object mode).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub range: Option<RangeTask>,
-    /// Row groups of one large Parquet object (absent from older coordinators' messages).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub row_groups: Option<RowGroupTask>,
+    pub work: Work,
     /// The job's schema; absent means the default sensor schema.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
     /// The job's format; absent: by each key's suffix (and from older coordinators).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<Format>,
     /// The table this batch loads into; absent: the deployment's default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
     /// Where this batch's rejects report goes.
     pub report: ReportLocation,
-    /// Phase one of a split object: scan one range (no rows are loaded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scan: Option<ScanTask>,
     /// The job's write mode and resolved rate cap.
-    #[serde(flatten)]
     pub write: WriteOptions,
     /// A later part of this batch: an earlier invocation stopped before its deadline and
-    /// handed on what it had not done (`keys` and `range` then hold only what is left).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// handed on what it had not done (`work` then holds only what is left).
     pub resumed: Option<Resumed>,
-    /// An export's data files: the items each holds by its manifest (compared with the
-    /// lines read), and whether its lines are an incremental export's changes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export: Option<ExportFiles>,
-    /// An inventory job's count or emit step for one data file (`docs/inventory.md`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inventory: Option<InventoryTask>,
-    /// Keys an S3 Inventory listed: one gone since (404) is counted missing, not failed.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub listed_by_inventory: bool,
+}
+
+/// The kinds of work a batch can be: each with exactly its own fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Work {
+    /// Whole objects, each read from its first byte (or its next row when resumed).
+    Objects { keys: Vec<String> },
+    /// An export's data files (DynamoDB JSON), with the items each must hold.
+    Export {
+        keys: Vec<String>,
+        files: ExportFiles,
+    },
+    /// One byte range of one large object: its rows, exactly.
+    Range(RangeTask),
+    /// Row groups of one large Parquet object.
+    RowGroups(RowGroupTask),
+    /// Phase one of a split object: scan one range (no rows are loaded).
+    Scan(ScanTask),
+    /// An inventory job's count (phase one) or emit (phase two, `emit` set) of one data
+    /// file (`docs/inventory.md`): no rows are loaded.
+    Inventory(InventoryTask),
+    /// Objects an S3 Inventory listed: whole objects, except that one gone since the report
+    /// (404) is counted missing, not failed.
+    InventoryObjects { keys: Vec<String> },
+}
+
+impl Work {
+    /// The objects a key batch names (none for the other kinds).
+    pub fn keys(&self) -> &[String] {
+        match self {
+            Work::Objects { keys }
+            | Work::Export { keys, .. }
+            | Work::InventoryObjects { keys } => keys,
+            Work::Range(_) | Work::RowGroups(_) | Work::Scan(_) | Work::Inventory(_) => &[],
+        }
+    }
+
+    /// The inventory step this batch is, if it is one.
+    pub fn inventory(&self) -> Option<&InventoryTask> {
+        match self {
+            Work::Inventory(task) => Some(task),
+            _ => None,
+        }
+    }
+
+    /// Whether its objects come from an S3 Inventory (a 404 is missing, not failed).
+    pub fn listed_by_inventory(&self) -> bool {
+        matches!(self, Work::InventoryObjects { .. })
+    }
+
+    /// The scan this batch is, if it is one.
+    pub fn scan(&self) -> Option<&ScanTask> {
+        match self {
+            Work::Scan(scan) => Some(scan),
+            _ => None,
+        }
+    }
+
+    /// The export files' manifest counts, for an export batch.
+    pub fn export(&self) -> Option<&ExportFiles> {
+        match self {
+            Work::Export { files, .. } => Some(files),
+            _ => None,
+        }
+    }
+}
+
+/// The version of [`BatchMessage`] this build writes (`"v"` on the wire).
+pub const BATCH_MESSAGE_VERSION: u32 = 2;
+
+/// The batch message on the wire. Version 2 names its work in `"work"`. A message without
+/// `"v"` is version 1 (the optional `keys`/`range`/`row_groups`/`scan`/`export` fields of
+/// coordinators before the change): it is still read, each shape mapped to its work exactly
+/// as those workers read it (a scan first, then a range, row groups, an export, else keys),
+/// so batches in flight across a deploy load. A version above this build's is refused with
+/// the reason, never guessed at: the message fails and is redelivered, then dead-lettered
+/// and kept for a redrive once the newer worker runs.
+pub mod wire {
+    use super::*;
+
+    #[derive(Deserialize)]
+    pub struct Incoming {
+        #[serde(default)]
+        v: Option<u32>,
+        job_id: JobId,
+        batch: BatchNo,
+        bucket: String,
+        #[serde(default)]
+        work: Option<Work>,
+        #[serde(default)]
+        schema: Option<Schema>,
+        #[serde(default)]
+        format: Option<Format>,
+        #[serde(default)]
+        table: Option<String>,
+        report: ReportLocation,
+        #[serde(flatten)]
+        write: WriteOptions,
+        #[serde(default)]
+        resumed: Option<Resumed>,
+        // Version 1's shapes.
+        #[serde(default)]
+        keys: Vec<String>,
+        #[serde(default)]
+        range: Option<RangeTask>,
+        #[serde(default)]
+        row_groups: Option<RowGroupTask>,
+        #[serde(default)]
+        scan: Option<ScanTask>,
+        #[serde(default)]
+        export: Option<ExportFiles>,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Outgoing<'a> {
+        v: u32,
+        job_id: &'a JobId,
+        batch: BatchNo,
+        bucket: &'a str,
+        work: &'a Work,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        schema: Option<&'a Schema>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        format: Option<Format>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        table: Option<&'a str>,
+        report: &'a ReportLocation,
+        #[serde(flatten)]
+        write: &'a WriteOptions,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resumed: Option<&'a Resumed>,
+    }
+
+    impl<'a> From<&'a BatchMessage> for Outgoing<'a> {
+        fn from(m: &'a BatchMessage) -> Self {
+            Outgoing {
+                v: BATCH_MESSAGE_VERSION,
+                job_id: &m.job_id,
+                batch: m.batch,
+                bucket: &m.bucket,
+                work: &m.work,
+                schema: m.schema.as_ref(),
+                format: m.format,
+                table: m.table.as_deref(),
+                report: &m.report,
+                write: &m.write,
+                resumed: m.resumed.as_ref(),
+            }
+        }
+    }
+
+    impl TryFrom<Incoming> for BatchMessage {
+        type Error = String;
+
+        fn try_from(m: Incoming) -> Result<Self, String> {
+            let legacy = !m.keys.is_empty()
+                || m.range.is_some()
+                || m.row_groups.is_some()
+                || m.scan.is_some()
+                || m.export.is_some();
+            let work = match (m.v, m.work) {
+                (Some(BATCH_MESSAGE_VERSION), Some(_)) if legacy => {
+                    return Err(format!(
+                        "a version {BATCH_MESSAGE_VERSION} batch message names its work in \"work\" only, not in version 1's keys/range/row_groups/scan/export"
+                    ));
+                }
+                (Some(BATCH_MESSAGE_VERSION), Some(work)) => work,
+                (Some(BATCH_MESSAGE_VERSION), None) => {
+                    return Err("a version 2 batch message lacks its \"work\"".into());
+                }
+                (None | Some(1), None) => match (m.scan, m.range, m.row_groups, m.export) {
+                    (Some(scan), ..) => Work::Scan(scan),
+                    (None, Some(range), ..) => Work::Range(range),
+                    (None, None, Some(groups), _) => Work::RowGroups(groups),
+                    (None, None, None, Some(files)) => Work::Export {
+                        keys: m.keys,
+                        files,
+                    },
+                    (None, None, None, None) => Work::Objects { keys: m.keys },
+                },
+                (None | Some(1), Some(_)) => {
+                    return Err("a version 1 batch message has no \"work\" field".into());
+                }
+                (Some(v), _) => {
+                    return Err(format!(
+                        "batch message version {v} is not one this worker reads (1 and {BATCH_MESSAGE_VERSION}): a newer coordinator wrote it; it fails here and is kept by the dead-letter queue for a redrive once the newer worker runs"
+                    ));
+                }
+            };
+            Ok(BatchMessage {
+                job_id: m.job_id,
+                batch: m.batch,
+                bucket: m.bucket,
+                work,
+                schema: m.schema,
+                format: m.format,
+                table: m.table,
+                report: m.report,
+                write: m.write,
+                resumed: m.resumed,
+            })
+        }
+    }
+}
+
+impl Serialize for BatchMessage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        wire::Outgoing::from(self).serialize(serializer)
+    }
 }
 
 /// What a batch of an export's data files must hold.
@@ -307,9 +495,10 @@ pub struct ScanTask {
     pub index: u64,
 }
 
-/// One unit of a batch's work: a whole object, or one range of a large one.
+/// One unit of a batch's work, as the loader reads it: a whole object, one range of a large
+/// one, the rest of a compressed one, or Parquet row groups.
 #[derive(Debug, Clone, Copy)]
-pub enum Work<'a> {
+pub enum Unit<'a> {
     Object(&'a str),
     Range(&'a RangeTask),
     /// The rest of a compressed object an earlier part read partway.
@@ -318,33 +507,35 @@ pub enum Work<'a> {
     RowGroups(&'a RowGroupTask),
 }
 
-impl Work<'_> {
+impl Unit<'_> {
     pub fn key(&self) -> &str {
         match self {
-            Work::Object(key) => key,
-            Work::Range(task) => &task.key,
-            Work::Tail(tail) => &tail.key,
-            Work::RowGroups(task) => &task.key,
+            Unit::Object(key) => key,
+            Unit::Range(task) => &task.key,
+            Unit::Tail(tail) => &tail.key,
+            Unit::RowGroups(task) => &task.key,
         }
     }
 }
 
 impl BatchMessage {
-    /// What the worker loads: the range, or every key and what earlier parts left.
-    pub fn work(&self) -> Vec<Work<'_>> {
-        if let Some(range) = &self.range {
-            return vec![Work::Range(range)];
-        }
-        if let Some(groups) = &self.row_groups {
-            return vec![Work::RowGroups(groups)];
-        }
-        let mut work: Vec<Work<'_>> = self.keys.iter().map(|key| Work::Object(key)).collect();
+    /// What the loader reads: the range or row groups, or every key and what earlier parts
+    /// left (a scan loads nothing).
+    pub fn units(&self) -> Vec<Unit<'_>> {
+        let mut units: Vec<Unit<'_>> = match &self.work {
+            Work::Range(range) => return vec![Unit::Range(range)],
+            Work::RowGroups(groups) => return vec![Unit::RowGroups(groups)],
+            Work::Scan(_) | Work::Inventory(_) => return Vec::new(),
+            Work::Objects { keys }
+            | Work::Export { keys, .. }
+            | Work::InventoryObjects { keys } => keys.iter().map(|key| Unit::Object(key)).collect(),
+        };
         if let Some(resumed) = &self.resumed {
-            work.extend(resumed.ranges.iter().map(Work::Range));
-            work.extend(resumed.tails.iter().map(Work::Tail));
-            work.extend(resumed.row_groups.iter().map(Work::RowGroups));
+            units.extend(resumed.ranges.iter().map(Unit::Range));
+            units.extend(resumed.tails.iter().map(Unit::Tail));
+            units.extend(resumed.row_groups.iter().map(Unit::RowGroups));
         }
-        work
+        units
     }
 
     /// The part this message is: 0 for the batch as enqueued.
@@ -368,9 +559,9 @@ mod tests {
             job_id: "j".into(),
             batch: BatchNo(3),
             bucket: "b".into(),
-            keys: vec!["data/a.csv".into(), "data/\"odd\".csv".into()],
-            range: None,
-            row_groups: None,
+            work: Work::Objects {
+                keys: vec!["data/a.csv".into(), "data/\"odd\".csv".into()],
+            },
             schema: Some(Schema::sensor()),
             format: None,
             table: None,
@@ -378,36 +569,34 @@ mod tests {
                 bucket: "b".into(),
                 prefix: "_rejects/".into(),
             },
-            scan: None,
             write: WriteOptions::default(),
             resumed: None,
-            export: None,
-            inventory: None,
-            listed_by_inventory: false,
         };
         let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
         assert_eq!(parsed, message);
-        let ranged = BatchMessage {
-            keys: vec![],
-            range: Some(RangeTask {
-                key: "data/big.csv".into(),
-                etag: "\"abc\"".into(),
-                start: 1 << 20,
-                end: 2 << 20,
-                header: vec!["a".into(), "b".into()],
-                rows: Some(RowSpan {
-                    first: (1 << 20) + 7,
-                    stop: (2 << 20) + 3,
-                }),
+        let json: serde_json::Value = serde_json::from_str(&message.to_json()).unwrap();
+        assert_eq!(json["v"], BATCH_MESSAGE_VERSION);
+        assert_eq!(json["work"]["objects"]["keys"][1], "data/\"odd\".csv");
+        let range = RangeTask {
+            key: "data/big.csv".into(),
+            etag: "\"abc\"".into(),
+            start: 1 << 20,
+            end: 2 << 20,
+            header: vec!["a".into(), "b".into()],
+            rows: Some(RowSpan {
+                first: (1 << 20) + 7,
+                stop: (2 << 20) + 3,
             }),
+        };
+        let ranged = BatchMessage {
+            work: Work::Range(range.clone()),
             ..message.clone()
         };
         let parsed: BatchMessage = serde_json::from_str(&ranged.to_json()).unwrap();
         assert_eq!(parsed, ranged);
-        assert_eq!(parsed.work().len(), 1);
+        assert_eq!(parsed.units().len(), 1);
         let scan = BatchMessage {
-            keys: vec![],
-            scan: Some(ScanTask {
+            work: Work::Scan(ScanTask {
                 object: SplitObject {
                     key: "data/big.csv".into(),
                     etag: "\"abc\"".into(),
@@ -420,13 +609,27 @@ mod tests {
                 },
                 index: 3,
             }),
-            ..message
+            ..message.clone()
         };
         let parsed: BatchMessage = serde_json::from_str(&scan.to_json()).unwrap();
         assert_eq!(parsed, scan);
+        assert!(parsed.units().is_empty(), "a scan loads nothing");
+        let export = BatchMessage {
+            work: Work::Export {
+                keys: vec!["AWSDynamoDB/x/data/a.json.gz".into()],
+                files: ExportFiles {
+                    item_counts: [("AWSDynamoDB/x/data/a.json.gz".to_string(), 4)].into(),
+                    incremental: true,
+                },
+            },
+            ..message.clone()
+        };
+        let parsed: BatchMessage = serde_json::from_str(&export.to_json()).unwrap();
+        assert_eq!(parsed, export);
         let continued = BatchMessage {
-            keys: vec!["data/c.csv".into()],
-            scan: None,
+            work: Work::Objects {
+                keys: vec!["data/c.csv".into()],
+            },
             resumed: Some(Resumed {
                 part: 2,
                 carried: BatchStats {
@@ -434,7 +637,7 @@ mod tests {
                     bytes: 99,
                     ..BatchStats::default()
                 },
-                ranges: vec![ranged.range.clone().unwrap()],
+                ranges: vec![range],
                 tails: vec![ObjectTail {
                     key: "data/d.csv.gz".into(),
                     etag: "\"e\"".into(),
@@ -442,21 +645,81 @@ mod tests {
                 }],
                 row_groups: Vec::new(),
             }),
-            ..scan.clone()
+            ..message
         };
         let parsed: BatchMessage = serde_json::from_str(&continued.to_json()).unwrap();
         assert_eq!(parsed, continued);
         assert_eq!(parsed.part(), 2);
-        let keys: Vec<String> = parsed.work().iter().map(|w| w.key().to_owned()).collect();
+        let keys: Vec<String> = parsed.units().iter().map(|w| w.key().to_owned()).collect();
         assert_eq!(keys, ["data/c.csv", "data/big.csv", "data/d.csv.gz"]);
     }
 
+    /// Version 1 messages (no `"v"`: the optional fields of coordinators before the work
+    /// enum) are read as the work they meant; unknown versions and mixed shapes are refused.
     #[test]
-    fn older_range_messages_still_parse_and_control_messages_are_told_apart() {
-        let old = r#"{"job_id":"j","batch":1,"bucket":"b","range":{"key":"k","etag":"e","start":5,"end":9,"header":["a"]},"report":{"bucket":"b","prefix":"p/"}}"#;
-        let parsed: BatchMessage = serde_json::from_str(old).unwrap();
-        assert_eq!(parsed.range.unwrap().rows, None);
-        assert_eq!(parsed.scan, None);
+    fn version_1_messages_are_read_and_other_versions_refused_with_the_reason() {
+        let context =
+            r#""job_id":"j","batch":1,"bucket":"b","report":{"bucket":"b","prefix":"p/"}"#;
+        let v1 = |fields: &str| -> BatchMessage {
+            serde_json::from_str(&format!("{{{context},{fields}}}")).unwrap()
+        };
+        let range = v1(r#""range":{"key":"k","etag":"e","start":5,"end":9,"header":["a"]}"#);
+        assert!(matches!(&range.work, Work::Range(task) if task.key == "k" && task.rows.is_none()));
+        let keys = v1(r#""keys":["a.csv","b.csv"],"write_mode":"insert""#);
+        assert_eq!(keys.work.keys(), ["a.csv", "b.csv"]);
+        assert_eq!(
+            keys.write.write_mode,
+            crate::contract::write::WriteMode::Insert
+        );
+        let scan = v1(
+            r#""keys":[],"scan":{"object":{"key":"k","etag":"e","header":[],"data_start":0,"size":9,"chunk":3},"index":2}"#,
+        );
+        assert_eq!(scan.work.scan().map(|s| s.index), Some(2));
+        let export = v1(r#""keys":["d/a.json.gz"],"export":{"item_counts":{"d/a.json.gz":3}}"#);
+        assert_eq!(export.work.export().unwrap().item_counts["d/a.json.gz"], 3);
+        assert_eq!(export.work.keys(), ["d/a.json.gz"]);
+        let groups = v1(
+            r#""row_groups":{"key":"p.parquet","etag":"e","size":99,"footer_start":90,"first_group":0,"stop_group":2,"start":4,"end":80}"#,
+        );
+        assert!(matches!(groups.work, Work::RowGroups(ref g) if g.stop_group == 2));
+        let carried = serde_json::to_string(&BatchStats {
+            rows_written: 3,
+            ..BatchStats::default()
+        })
+        .unwrap();
+        let continued = v1(&format!(
+            r#""keys":["c.csv"],"resumed":{{"part":1,"carried":{carried},"tails":[{{"key":"t.csv.gz","etag":"e","rows_done":2}}]}}"#
+        ));
+        assert_eq!(continued.part(), 1);
+        assert_eq!(continued.units().len(), 2);
+        // Written again, a version 1 message becomes version 2 with the same meaning.
+        let again: BatchMessage = serde_json::from_str(&continued.to_json()).unwrap();
+        assert_eq!(again, continued);
+
+        let refused = |body: String| -> String {
+            serde_json::from_str::<BatchMessage>(&body)
+                .unwrap_err()
+                .to_string()
+        };
+        let newer = refused(format!(
+            r#"{{"v":3,{context},"work":{{"objects":{{"keys":[]}}}}}}"#
+        ));
+        assert!(
+            newer.contains("version 3 is not one this worker reads"),
+            "{newer}"
+        );
+        let mixed = refused(format!(
+            r#"{{"v":2,{context},"work":{{"objects":{{"keys":["a"]}}}},"keys":["b"]}}"#
+        ));
+        assert!(mixed.contains("names its work in \"work\" only"), "{mixed}");
+        let lacking = refused(format!(r#"{{"v":2,{context}}}"#));
+        assert!(lacking.contains("lacks its \"work\""), "{lacking}");
+        let unknown = refused(format!(r#"{{"v":2,{context},"work":{{"sideways":{{}}}}}}"#));
+        assert!(unknown.contains("sideways"), "{unknown}");
+    }
+
+    #[test]
+    fn control_messages_are_told_apart() {
         let continuation: ControlMessage =
             serde_json::from_str(r#"{"job_id":"j","invocation":2}"#).unwrap();
         assert!(matches!(continuation, ControlMessage::Continue(ref c) if c.invocation == 2));
@@ -490,7 +753,7 @@ mod tests {
             serde_json::from_str(include_str!("../../../events/sqs-batch.json")).unwrap();
         let body = event.records[0].body.as_deref().unwrap();
         let batch: BatchMessage = serde_json::from_str(body).unwrap();
-        assert_eq!(batch.keys.len(), 2);
+        assert_eq!(batch.work.keys().len(), 2);
         assert_eq!(batch.schema, None);
         let poison: aws_lambda_events::event::sqs::SqsEvent =
             serde_json::from_str(include_str!("../../../events/sqs-poison.json")).unwrap();

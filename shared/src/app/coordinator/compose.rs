@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use super::enqueue::batch_entry;
 use super::{Coordinator, CoordinatorError};
 use crate::contract::ids::{BatchNo, JobId};
-use crate::contract::messages::{ComposeRanges, SplitObject};
+use crate::contract::messages::{ComposeRanges, SplitObject, Work};
 use crate::contract::rejects::ReportLocation;
 use crate::ingest::rejects::BatchRejects;
 use crate::ingest::scan::{RangeScan, compose};
@@ -113,8 +113,7 @@ impl Coordinator {
                     &request,
                     &report,
                     BatchNo(batch),
-                    vec![],
-                    Some(task),
+                    Work::Range(task),
                 ))
                 .await?;
         }
@@ -281,11 +280,11 @@ mod tests {
             2 * ranges,
             "scans and parses, sealed"
         );
-        assert!(scans.iter().all(|b| b.scan.is_some() && b.range.is_none()));
+        assert!(scans.iter().all(|b| matches!(b.work, Work::Scan(_))));
         for (i, scan) in scans.iter().enumerate() {
-            worker.process_batch(scan, None).await.unwrap();
+            worker.process_batch(scan).await.unwrap();
             if i == 3 {
-                worker.process_batch(scan, None).await.unwrap(); // a redelivery
+                worker.process_batch(scan).await.unwrap(); // a redelivery
             }
             let woken = rig.compose_messages();
             assert_eq!(woken.len(), usize::from(i + 1 == scans.len()), "scan {i}");
@@ -305,10 +304,10 @@ mod tests {
         let numbers: Vec<u64> = parses.iter().map(|b| b.batch.get()).collect();
         assert_eq!(numbers, (ranges..2 * ranges).collect::<Vec<_>>());
         for parse in &parses {
-            assert!(parse.range.as_ref().unwrap().rows.is_some());
-            worker.process_batch(parse, None).await.unwrap();
+            assert!(matches!(&parse.work, Work::Range(task) if task.rows.is_some()));
+            worker.process_batch(parse).await.unwrap();
         }
-        worker.process_batch(&parses[5], None).await.unwrap(); // a redelivery
+        worker.process_batch(&parses[5]).await.unwrap(); // a redelivery
 
         let job = rig.job("split").await;
         assert_eq!(job.status, JobStatus::Complete, "{job:?}");
@@ -337,9 +336,9 @@ mod tests {
             .unwrap();
         assert_eq!(started.total_batches, 1);
         let batches = rig.batches();
-        assert!(batches[0].scan.is_none());
+        assert!(batches[0].work.scan().is_none());
         rig.worker(Rig::worker_config())
-            .process_batch(&batches[0], None)
+            .process_batch(&batches[0])
             .await
             .unwrap();
         let job = rig.job("split").await;
@@ -362,7 +361,7 @@ mod tests {
         let scans = rig.batches();
         let worker = rig.worker(Rig::worker_config());
         for scan in &scans[1..] {
-            worker.process_batch(scan, None).await.unwrap();
+            worker.process_batch(scan).await.unwrap();
         }
         (rig, coordinator, scans)
     }
@@ -378,7 +377,7 @@ mod tests {
             .unwrap();
         let compose = ComposeRanges {
             job_id: "split".into(),
-            compose: scans[0].scan.clone().unwrap().object,
+            compose: scans[0].work.scan().unwrap().object.clone(),
         };
         let outcome = coordinator.compose_ranges(&compose).await.unwrap();
         assert!(
@@ -416,7 +415,7 @@ mod tests {
                 break;
             }
             for batch in &batches {
-                worker.process_batch(batch, None).await.unwrap();
+                worker.process_batch(batch).await.unwrap();
             }
             for compose in &composes {
                 coordinator.compose_ranges(compose).await.unwrap();

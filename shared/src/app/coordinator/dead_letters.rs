@@ -150,7 +150,7 @@ impl Coordinator {
         if matches!(recorded, Recorded::Counted(_)) {
             tracing::error!(%job_id, batch = number.get(), part, "a dead-lettered batch is counted as failed");
         }
-        if batch.scan.is_some() {
+        if batch.work.scan().is_some() {
             // Whoever counted it: the compose ends the object (a composed one is skipped),
             // and a redelivery of this letter wakes it again should this send fail.
             self.wake_composes(job_id, &[number.get()]).await?;
@@ -158,7 +158,7 @@ impl Coordinator {
         let Some(job) = self.ledger.get(job_id).await? else {
             return Ok(());
         };
-        if let Some(task) = batch.inventory.as_ref().filter(|t| t.emit.is_none())
+        if let Some(task) = batch.work.inventory().filter(|t| t.emit.is_none())
             && job.batches_done >= task.file.files
             && !job.sealed
         {

@@ -9,7 +9,7 @@ use super::{Coordinator, CoordinatorError, Enqueued, Listed};
 use crate::app::queue_writer::QueueWriter;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::messages::{
-    BatchMessage, JobRequest, RangeTask, RowGroupTask, RowSpan, ScanTask, SplitObject,
+    BatchMessage, JobRequest, RowGroupTask, RowSpan, ScanTask, SplitObject, Work,
 };
 use crate::contract::rejects::ReportLocation;
 use crate::ingest::compression::Encoding;
@@ -108,7 +108,13 @@ impl Coordinator {
                 last_key = keys.last().map(String::as_str).unwrap_or_default(),
                 "batch enqueued"
             );
-            batch_entry(job_id, request, report, BatchNo(batch), keys, None)
+            batch_entry(
+                job_id,
+                request,
+                report,
+                BatchNo(batch),
+                Work::Objects { keys },
+            )
         };
         while let Some(page) = lister.next_page().await.map_err(CoordinatorError::List)? {
             for object in page {
@@ -202,14 +208,9 @@ impl Coordinator {
         let batches = match plan {
             ObjectPlan::Whole => {
                 tracing::info!(%job_id, batch = 0, key, "batch enqueued");
-                let entry = batch_entry(
-                    job_id,
-                    request,
-                    report,
-                    BatchNo(0),
-                    vec![key.to_owned()],
-                    None,
-                );
+                let keys = vec![key.to_owned()];
+                let entry =
+                    batch_entry(job_id, request, report, BatchNo(0), Work::Objects { keys });
                 queue.push(entry).await?;
                 1
             }
@@ -319,8 +320,7 @@ impl Coordinator {
         );
         for (i, task) in tasks.into_iter().enumerate() {
             let batch = BatchNo(first + i as u64);
-            let mut message = batch_message(job_id, request, report, batch, vec![], None);
-            message.row_groups = Some(task);
+            let message = batch_message(job_id, request, report, batch, Work::RowGroups(task));
             queue
                 .push(Entry {
                     id: batch.to_string(),
@@ -358,7 +358,7 @@ impl Coordinator {
             };
             let task = object.task(*range, Some(rows));
             let batch = BatchNo(object.parse_batch(0));
-            let entry = batch_entry(job_id, request, report, batch, vec![], Some(task));
+            let entry = batch_entry(job_id, request, report, batch, Work::Range(task));
             queue.push(entry).await?;
             return Ok(());
         }
@@ -371,7 +371,7 @@ impl Coordinator {
                 };
                 let task = object.task((start, end), Some(rows));
                 let batch = BatchNo(object.parse_batch(index as u64));
-                let entry = batch_entry(job_id, request, report, batch, vec![], Some(task));
+                let entry = batch_entry(job_id, request, report, batch, Work::Range(task));
                 queue.push(entry).await?;
             }
             return Ok(());
@@ -390,44 +390,16 @@ impl Coordinator {
             .map_err(CoordinatorError::Scans)?;
         for index in 0..ranges.len() as u64 {
             let batch = BatchNo(object.scan_batch(index));
-            let mut entry = batch_entry(job_id, request, report, batch, vec![], None);
-            entry.body = scan_message(job_id, request, report, object, index);
-            queue.push(entry).await?;
+            let scan = Work::Scan(ScanTask {
+                object: object.clone(),
+                index,
+            });
+            queue
+                .push(batch_entry(job_id, request, report, batch, scan))
+                .await?;
         }
         Ok(())
     }
-}
-
-/// The body of scan batch `index` of a split object.
-fn scan_message(
-    job_id: &JobId,
-    request: &JobRequest,
-    report: &ReportLocation,
-    object: &SplitObject,
-    index: u64,
-) -> String {
-    BatchMessage {
-        job_id: job_id.clone(),
-        batch: BatchNo(object.scan_batch(index)),
-        bucket: request.bucket.clone(),
-        keys: vec![],
-        range: None,
-        row_groups: None,
-        schema: request.schema.clone(),
-        format: request.format,
-        table: request.table.clone(),
-        report: report.clone(),
-        scan: Some(ScanTask {
-            object: object.clone(),
-            index,
-        }),
-        write: request.write.clone(),
-        resumed: None,
-        export: None,
-        inventory: None,
-        listed_by_inventory: false,
-    }
-    .to_json()
 }
 
 /// The SQS entry of one batch.
@@ -436,12 +408,11 @@ pub(super) fn batch_entry(
     request: &JobRequest,
     report: &ReportLocation,
     batch: BatchNo,
-    keys: Vec<String>,
-    range: Option<RangeTask>,
+    work: Work,
 ) -> Entry {
     Entry {
         id: batch.to_string(),
-        body: batch_message(job_id, request, report, batch, keys, range).to_json(),
+        body: batch_message(job_id, request, report, batch, work).to_json(),
     }
 }
 
@@ -451,25 +422,18 @@ pub(super) fn batch_message(
     request: &JobRequest,
     report: &ReportLocation,
     batch: BatchNo,
-    keys: Vec<String>,
-    range: Option<RangeTask>,
+    work: Work,
 ) -> BatchMessage {
     BatchMessage {
         job_id: job_id.clone(),
         batch,
         bucket: request.bucket.clone(),
-        keys,
-        range,
-        row_groups: None,
+        work,
         schema: request.schema.clone(),
         format: request.format,
         table: request.table.clone(),
         report: report.clone(),
-        scan: None,
         write: request.write.clone(),
         resumed: None,
-        export: None,
-        inventory: None,
-        listed_by_inventory: false,
     }
 }

@@ -12,7 +12,7 @@ use tokio::io::AsyncBufReadExt;
 use super::enqueue::batch_message;
 use super::{Coordinator, CoordinatorError, Enqueued};
 use crate::contract::ids::{BatchNo, JobId};
-use crate::contract::messages::{ExportFiles, JobRequest};
+use crate::contract::messages::{ExportFiles, JobRequest, Work};
 use crate::contract::rejects::ReportLocation;
 use crate::contract::schema::Schema;
 use crate::ingest::compression::{self, Encoding};
@@ -171,13 +171,15 @@ impl Coordinator {
     ) -> Result<Enqueued, CoordinatorError> {
         let mut queue = self.queue();
         for (n, files) in plan.batches.iter().enumerate() {
-            let keys = files.iter().map(|f| f.key.clone()).collect();
             let batch = BatchNo(n as u64);
-            let mut message = batch_message(job_id, request, report, batch, keys, None);
-            message.export = Some(ExportFiles {
-                item_counts: files.iter().map(|f| (f.key.clone(), f.items)).collect(),
-                incremental: plan.summary.is_incremental(),
-            });
+            let work = Work::Export {
+                keys: files.iter().map(|f| f.key.clone()).collect(),
+                files: ExportFiles {
+                    item_counts: files.iter().map(|f| (f.key.clone(), f.items)).collect(),
+                    incremental: plan.summary.is_incremental(),
+                },
+            };
+            let message = batch_message(job_id, request, report, batch, work);
             tracing::info!(%job_id, batch = n, files = files.len(), export = %plan.summary_key, "batch enqueued");
             let body = message.to_json();
             queue

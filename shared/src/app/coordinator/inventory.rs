@@ -16,7 +16,7 @@ use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::inventory::{
     ComposeInventory, EmitPlan, InventoryFile, InventoryOptions, InventoryTask, StoredCount,
 };
-use crate::contract::messages::JobRequest;
+use crate::contract::messages::{JobRequest, Work};
 use crate::contract::rejects::ReportLocation;
 use crate::ingest::inventory::MAX_PARQUET_FILE_BYTES;
 use crate::ingest::inventory::manifest::{
@@ -249,8 +249,13 @@ fn inventory_entry(
     batch: u64,
     task: InventoryTask,
 ) -> Entry {
-    let mut message = batch_message(job_id, request, report, BatchNo(batch), vec![], None);
-    message.inventory = Some(task);
+    let message = batch_message(
+        job_id,
+        request,
+        report,
+        BatchNo(batch),
+        Work::Inventory(task),
+    );
     Entry {
         id: batch.to_string(),
         body: message.to_json(),

@@ -157,11 +157,17 @@ async fn a_prefix_becomes_batches_of_csv_keys_and_a_sealed_job() {
     );
     assert!(!started.continues);
     let batches = doubles.batches();
-    let keys: Vec<String> = batches.iter().flat_map(|b| b.keys.clone()).collect();
+    let keys: Vec<String> = batches
+        .iter()
+        .flat_map(|b| b.work.keys().to_vec())
+        .collect();
     let expected: Vec<String> = (0..25).map(|i| format!("in/{i:03}.csv")).collect();
     assert_eq!(keys, expected, "every CSV key once, in order");
     assert_eq!(
-        batches.iter().map(|b| b.keys.len()).collect::<Vec<_>>(),
+        batches
+            .iter()
+            .map(|b| b.work.keys().len())
+            .collect::<Vec<_>>(),
         [10, 10, 5]
     );
     let job = doubles.ledger.get(&"j".into()).await.unwrap().unwrap();
@@ -197,26 +203,29 @@ async fn batches_close_at_their_byte_bound_across_listing_pages() {
     let batches = doubles.batches();
     assert_eq!(started.total_batches, batches.len() as u64);
     let size_of = |key: &String| sizes.iter().find(|(k, _)| k == key).unwrap().1;
-    let keys: Vec<String> = batches.iter().flat_map(|b| b.keys.clone()).collect();
+    let keys: Vec<String> = batches
+        .iter()
+        .flat_map(|b| b.work.keys().to_vec())
+        .collect();
     assert_eq!(
         keys,
         sizes.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()
     );
     for batch in &batches {
-        let bytes: u64 = batch.keys.iter().map(size_of).sum();
-        assert!(batch.keys.len() <= 10);
+        let bytes: u64 = batch.work.keys().iter().map(size_of).sum();
+        assert!(batch.work.keys().len() <= 10);
         assert!(
-            bytes <= 100 || batch.keys.len() == 1,
+            bytes <= 100 || batch.work.keys().len() == 1,
             "batch {} holds {bytes} bytes in {} keys",
             batch.batch,
-            batch.keys.len()
+            batch.work.keys().len()
         );
     }
     let big = batches
         .iter()
-        .find(|b| b.keys.contains(&"in/017.csv".to_owned()));
+        .find(|b| b.work.keys().contains(&"in/017.csv".to_owned()));
     assert_eq!(
-        big.unwrap().keys.len(),
+        big.unwrap().work.keys().len(),
         1,
         "the big object is a batch of its own"
     );
@@ -280,7 +289,10 @@ async fn a_listing_continues_step_by_step_and_duplicate_wake_ups_send_nothing() 
         [0, 1, 2, 3],
         "numbered on across steps, none twice"
     );
-    let keys: Vec<String> = batches.iter().flat_map(|b| b.keys.clone()).collect();
+    let keys: Vec<String> = batches
+        .iter()
+        .flat_map(|b| b.work.keys().to_vec())
+        .collect();
     assert_eq!(keys.len(), 35);
     let job = doubles.ledger.get(&"long".into()).await.unwrap().unwrap();
     assert!(job.sealed);

@@ -53,7 +53,7 @@ async fn a_prefix_splits_its_big_plain_csvs_and_loads_every_row_once() {
         let batches = rig.batches();
         for batch in &batches {
             numbers.push(batch.batch.get());
-            worker.process_batch(batch, None).await.unwrap();
+            worker.process_batch(batch).await.unwrap();
         }
         for compose in rig.compose_messages() {
             if let Composed::Enqueued { .. } = coordinator.compose_ranges(&compose).await.unwrap() {

@@ -16,7 +16,7 @@ use crate::contract::ids::BatchNo;
 use crate::contract::inventory::{
     ComposeInventory, EmitPlan, InventoryCompose, InventoryFile, InventoryTask, StoredCount,
 };
-use crate::contract::messages::{BatchMessage, Resumed};
+use crate::contract::messages::{BatchMessage, Resumed, Work};
 use crate::ingest::inventory::columns::CsvColumns;
 use crate::ingest::inventory::digest::Digest;
 use crate::ingest::inventory::parquet::ParquetInventory;
@@ -311,7 +311,7 @@ impl Worker {
         }
         let carried = super::resume::sum(&super::resume::carried_stats(batch), part);
         let continued = BatchMessage {
-            inventory: Some(InventoryTask {
+            work: Work::Inventory(InventoryTask {
                 file: task.file.clone(),
                 emit: Some(EmitPlan {
                     next,
@@ -353,9 +353,7 @@ fn key_batch(
     BatchMessage {
         batch: BatchNo(number),
         bucket: file.source_bucket.clone(),
-        keys,
-        inventory: None,
-        listed_by_inventory: true,
+        work: Work::InventoryObjects { keys },
         resumed: None,
         ..emit.clone()
     }

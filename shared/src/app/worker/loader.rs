@@ -19,7 +19,7 @@ use super::lanes::{self, Seen};
 use super::open::{OpenFailure, Opened};
 use super::resume::{Left, Stop, StoppedAt, rest_of};
 use crate::BoxError;
-use crate::contract::messages::Work;
+use crate::contract::messages::Unit;
 use crate::contract::schema::Schema;
 use crate::contract::write::WriteMode;
 use crate::ingest::compression::{self, Encoding};
@@ -181,7 +181,7 @@ impl Loader<'_> {
     pub async fn load<F, Fut>(
         &self,
         bucket: &str,
-        work: &[Work<'_>],
+        work: &[Unit<'_>],
         rejects: &Mutex<BatchRejects>,
         write: F,
     ) -> Result<LoadStats, LoadError>
@@ -198,14 +198,14 @@ impl Loader<'_> {
             stream::iter(work)
                 .map(|work| {
                     let span = match work {
-                        Work::Object(key) => tracing::info_span!("object", key = %key),
-                        Work::Range(task) => tracing::info_span!(
+                        Unit::Object(key) => tracing::info_span!("object", key = %key),
+                        Unit::Range(task) => tracing::info_span!(
                             "object", key = %task.key, range_start = task.start, range_end = task.end
                         ),
-                        Work::Tail(tail) => tracing::info_span!(
+                        Unit::Tail(tail) => tracing::info_span!(
                             "object", key = %tail.key, rows_done = tail.rows_done
                         ),
-                        Work::RowGroups(task) => tracing::info_span!(
+                        Unit::RowGroups(task) => tracing::info_span!(
                             "object", key = %task.key, first_group = task.first_group,
                             stop_group = task.stop_group, rows_done = task.rows_done
                         ),
@@ -270,14 +270,14 @@ impl Loader<'_> {
     async fn load_work(
         &self,
         bucket: &str,
-        work: Work<'_>,
+        work: Unit<'_>,
         rows: mpsc::Sender<Vec<SourcedRow>>,
         rejects: &Mutex<BatchRejects>,
     ) -> Result<ObjectOutcome, LoadError> {
         let key = work.key();
         let source = RowSource {
             object: Arc::from(key),
-            ranged: matches!(work, Work::Range(_)),
+            ranged: matches!(work, Unit::Range(_)),
         };
         // Rows rejected so far: they stay counted if the object is rejected partway.
         let mut rejected_rows = 0;
@@ -292,10 +292,10 @@ impl Loader<'_> {
         }
         let throttles_before = self.throttles.get();
         let opened = match work {
-            Work::Object(key) => self.open_object(bucket, key).await,
-            Work::Range(task) => self.open_range(bucket, task).await,
-            Work::Tail(tail) => self.open_tail(bucket, tail).await,
-            Work::RowGroups(task) => self.open_row_groups(bucket, task).await,
+            Unit::Object(key) => self.open_object(bucket, key).await,
+            Unit::Range(task) => self.open_range(bucket, task).await,
+            Unit::Tail(tail) => self.open_tail(bucket, tail).await,
+            Unit::RowGroups(task) => self.open_row_groups(bucket, task).await,
         };
         let decoded = self
             .decode(
@@ -334,9 +334,9 @@ impl Loader<'_> {
             }
             Err(OpenFailure::Reject(reason) | OpenFailure::Missing(reason)) => {
                 let reason = match work {
-                    Work::Object(_) | Work::Tail(_) => reason,
-                    Work::Range(task) => format!("bytes {}..{}: {reason}", task.start, task.end),
-                    Work::RowGroups(task) => format!(
+                    Unit::Object(_) | Unit::Tail(_) => reason,
+                    Unit::Range(task) => format!("bytes {}..{}: {reason}", task.start, task.end),
+                    Unit::RowGroups(task) => format!(
                         "row groups {}..{}: {reason}",
                         task.first_group, task.stop_group
                     ),
@@ -399,7 +399,7 @@ impl Loader<'_> {
     async fn decode<R: tokio::io::AsyncBufRead + Unpin>(
         &self,
         opened: Result<Opened<R>, OpenFailure>,
-        work: Work<'_>,
+        work: Unit<'_>,
         bucket: &str,
         source: &RowSource,
         rows: mpsc::Sender<Vec<SourcedRow>>,
@@ -416,7 +416,7 @@ impl Loader<'_> {
             });
         };
         // A whole object can resume only pinned to the version read so far.
-        let stoppable = !matches!(work, Work::Object(_)) || opened.etag.is_some();
+        let stoppable = !matches!(work, Unit::Object(_)) || opened.etag.is_some();
         let stopped = self
             .pump(
                 &mut decoder,
@@ -612,7 +612,7 @@ async fn route(
 
 impl ObjectOutcome {
     /// Work left untouched for a later part.
-    fn untouched(work: Work<'_>) -> Self {
+    fn untouched(work: Unit<'_>) -> Self {
         Self {
             loaded: true,
             missing: false,

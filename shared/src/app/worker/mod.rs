@@ -38,7 +38,7 @@ use crate::app::lambda;
 use crate::app::metrics::{self, MetricsSink, StdoutSink};
 use crate::app::write_cap::JobPacers;
 use crate::aws::{Adapters, Clients};
-use crate::contract::messages::BatchMessage;
+use crate::contract::messages::{BatchMessage, Work};
 use crate::contract::schema::{Schema, SchemaError};
 use crate::contract::write::WriteMode;
 use crate::ingest::item::Item;
@@ -182,7 +182,6 @@ impl Worker {
         deadline: Option<Instant>,
     ) -> Option<BatchItemFailure> {
         let message_id = message.message_id.clone().unwrap_or_default();
-        let body = message.body.clone().unwrap_or_default();
         // Every log line of this message carries its ids (JSON logs list the open spans).
         let span = tracing::info_span!(
             "message",
@@ -191,35 +190,36 @@ impl Worker {
             batch = tracing::field::Empty
         );
         let last_delivery = lambda::receive_count(&message) >= self.config.max_receive_count;
-        let marked = match last_delivery {
-            true => self.mark_last_attempt(&body, deadline).await,
-            false => None,
-        };
-        let result = isolated(
-            async {
-                let batch: BatchMessage =
-                    serde_json::from_str(&body).map_err(WorkerError::BadMessage)?;
-                tracing::Span::current()
-                    .record("job_id", batch.job_id.as_str())
-                    .record("batch", batch.batch.get());
-                self.process(&batch, deadline).await
+        // One parse per message: the mark, the work and the failed count all use it.
+        let body = message.body.as_deref().unwrap_or_default();
+        let batch = match serde_json::from_str::<BatchMessage>(body) {
+            Ok(batch) => batch,
+            Err(error) => {
+                // It names no job: nothing to mark or count. The dead-letter queue keeps it.
+                let _in_message = span.enter();
+                let error = WorkerError::BadMessage(error);
+                tracing::error!(%message_id, last_delivery, error = %crate::report(&error), "unreadable message; left for redelivery, then the dead-letter queue");
+                return Some(lambda::failure(message_id));
             }
-            .instrument(span.clone()),
-        )
-        .await;
+        };
+        span.record("job_id", batch.job_id.as_str())
+            .record("batch", batch.batch.get());
+        let marked = last_delivery && self.mark_last_attempt(&batch, deadline).await;
+        let result = isolated(self.process(&batch, deadline))
+            .instrument(span.clone())
+            .await;
         let _in_message = span.enter();
         let failed = match &result {
-            Ok(_) => None,
-            Err(error) if last_delivery => {
-                (!self.count_as_failed(&body, error).await).then_some(())
-            }
-            Err(_) => Some(()),
+            Ok(_) => false,
+            Err(error) if last_delivery => !self.count_as_failed(&batch, error).await,
+            Err(_) => true,
         };
         // The batch is accounted for (counted, counted as failed, or handed on to a
         // continuation): the mark has done its job. Should clearing fail, the stuck check
         // finds a counted batch counted and clears it; a handed-on one it counts as failed
         // while the continuation runs (a window of this one call: docs/resumable.md).
-        if let (Some(batch), None) = (&marked, failed)
+        if marked
+            && !failed
             && let Err(e) = self
                 .ledger
                 .clear_last_attempt(&batch.job_id, batch.batch)
@@ -235,50 +235,39 @@ impl Worker {
     /// Before a batch's last delivery runs, a durable mark with this invocation's deadline:
     /// should the process be killed (timeout, memory) before it counts the batch either way,
     /// the stuck-job check counts it as failed once the deadline has passed, so its job ends.
-    async fn mark_last_attempt(
-        &self,
-        body: &str,
-        deadline: Option<Instant>,
-    ) -> Option<BatchMessage> {
-        let batch = serde_json::from_str::<BatchMessage>(body).ok()?;
+    /// Returns whether the mark is made.
+    async fn mark_last_attempt(&self, batch: &BatchMessage, deadline: Option<Instant>) -> bool {
         let deadline_ms = lambda::deadline_ms(deadline);
         match self
             .ledger
             .mark_last_attempt(&batch.job_id, batch.batch, deadline_ms)
             .await
         {
-            Ok(()) => Some(batch),
+            Ok(()) => true,
             Err(e) => {
                 tracing::error!(job_id = %batch.job_id, batch = batch.batch.get(), error = %crate::report(&e), "could not mark the last attempt; a kill now would leave its job waiting");
-                None
+                false
             }
         }
     }
 
     /// A batch failing its last delivery goes to the dead-letter queue next: count it as
-    /// failed, so its job ends (COMPLETED_WITH_ERRORS) instead of waiting on it forever. A
-    /// body that names no job has nothing to count; the dead-letter alarm covers it.
+    /// failed, so its job ends (COMPLETED_WITH_ERRORS) instead of waiting on it forever.
     /// Returns whether the batch is now counted.
-    async fn count_as_failed(&self, body: &str, error: &WorkerError) -> bool {
-        let Ok(batch) = serde_json::from_str::<BatchMessage>(body) else {
-            tracing::error!(
-                "an unreadable message failed its last delivery; it goes to the dead-letter queue"
-            );
-            return false;
-        };
+    async fn count_as_failed(&self, batch: &BatchMessage, error: &WorkerError) -> bool {
         let reason = crate::report(error);
         let result = async {
             let recorded = self
                 .ledger
                 .record_failed_batch(&batch.job_id, batch.batch, &reason)
                 .await?;
-            if let Some(scan) = &batch.scan {
+            if let Some(scan) = batch.work.scan() {
                 // The compose step fails the job: its rows cannot be split exactly.
-                self.wake_compose_when_scanned(&batch, scan, true).await?;
+                self.wake_compose_when_scanned(batch, scan, true).await?;
             }
-            if let Some(task) = batch.inventory.as_ref().filter(|t| t.emit.is_none()) {
+            if let Some(task) = batch.work.inventory().filter(|t| t.emit.is_none()) {
                 // The compose step fails the job: no file after this one can be numbered.
-                self.wake_inventory_compose(&batch, task).await?;
+                self.wake_inventory_compose(batch, task).await?;
             }
             if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
                 self.metrics.emit(metrics::job_finished("worker", &job));
@@ -299,56 +288,36 @@ impl Worker {
         }
     }
 
-    /// Loads one batch (or the rest of one) in this call, writes its rejects report, and
-    /// counts it. Returns the ledger's view. Never hands work on: see [`Worker::process`].
-    pub async fn process_batch(
-        &self,
-        batch: &BatchMessage,
-        deadline: Option<Instant>,
-    ) -> Result<Recorded, WorkerError> {
-        match self.process_part(batch, deadline, &Stop::never()).await? {
-            Processed::Counted(recorded) => Ok(*recorded),
-            Processed::Continued(_) => unreachable!("a part that never stops hands nothing on"),
-        }
-    }
-
-    /// Loads one batch, or as much of it as the deadline allows: with a batch queue
-    /// configured and a deadline, decoding stops `resume_margin` before it (at most 90% of the
-    /// time left, so a short function timeout still leaves time to work), and the rest
-    /// goes to a continuation message for the same batch (which this returns); the part
-    /// that finishes the batch counts it with the counters of every part.
+    /// The one entry point for a batch: loads it, or as much of it as the deadline allows.
+    /// With a batch queue configured and a deadline, decoding stops `resume_margin` before
+    /// it (at most 90% of the time left, so a short function timeout still leaves time to
+    /// work), and the rest goes to a continuation message for the same batch (which this
+    /// returns); the part that finishes the batch counts it with the counters of every part.
+    /// Without a deadline the batch is done in this call.
     pub async fn process(
         &self,
         batch: &BatchMessage,
         deadline: Option<Instant>,
     ) -> Result<Processed, WorkerError> {
-        let stop = match (deadline, &self.config.queue_url, &batch.scan) {
-            (Some(deadline), Some(_), None) => {
-                Stop::before(deadline, self.config.resume_margin, Instant::now())
-            }
-            _ => Stop::never(),
-        };
-        self.process_part(batch, deadline, &stop).await
-    }
-
-    async fn process_part(
-        &self,
-        batch: &BatchMessage,
-        deadline: Option<Instant>,
-        stop: &Stop,
-    ) -> Result<Processed, WorkerError> {
         let started = Instant::now();
+        let stop = match (deadline, &self.config.queue_url, &batch.work) {
+            // A scan is one bounded read: it never hands on.
+            (_, _, Work::Scan(_)) | (None, _, _) | (_, None, _) => Stop::never(),
+            (Some(deadline), Some(_), _) => {
+                Stop::before(deadline, self.config.resume_margin, started)
+            }
+        };
         let mut schema = batch.schema.clone().unwrap_or_default();
         schema.validate().map_err(WorkerError::BadSchema)?;
         if batch.write.write_mode == WriteMode::Delete {
             // A delete's CSV lists keys: only the key columns are needed.
             schema = schema.keys_only();
         }
-        let inventory = batch.inventory.as_ref();
-        let (part, unreadable) = match (&batch.scan, inventory) {
+        let inventory = batch.work.inventory();
+        let (part, unreadable) = match (batch.work.scan(), inventory) {
             (None, Some(task)) => match &task.emit {
                 None => (self.count_inventory(batch, task).await?, false),
-                Some(emit) => match self.emit_inventory(batch, task, emit, stop).await? {
+                Some(emit) => match self.emit_inventory(batch, task, emit, &stop).await? {
                     inventory::Emitted::Done(stats) => (stats, false),
                     inventory::Emitted::Paused { next, stats } => {
                         let continued = self.hand_on_emit(batch, task, emit, next, &stats).await?;
@@ -364,9 +333,9 @@ impl Worker {
                 }
             },
             (None, None) => {
-                let (part, left) = self.load(batch, &schema, deadline, stop).await?;
+                let (part, left) = self.load(batch, &schema, deadline, &stop).await?;
                 if !left.is_empty() {
-                    return self.hand_on(batch, &part, left, stop).await;
+                    return self.hand_on(batch, &part, left, &stop).await;
                 }
                 (part, false)
             }
@@ -376,7 +345,7 @@ impl Worker {
             .ledger
             .record_batch(&batch.job_id, batch.batch, &stats)
             .await?;
-        if let Some(scan) = &batch.scan {
+        if let Some(scan) = batch.work.scan() {
             // Also after AlreadyCounted: a crash before the wake-up is healed here.
             self.wake_compose_when_scanned(batch, scan, unreadable)
                 .await?;
@@ -453,7 +422,7 @@ impl Worker {
             batch = batch.batch.get(),
             part = batch.part(),
             rows_written = part.rows_written,
-            objects_left = next.work().len(),
+            objects_left = next.units().len(),
             "batch paused before the deadline; the rest goes on as the next part"
         );
         Ok(Processed::Continued(Box::new(next)))
@@ -505,11 +474,11 @@ impl Worker {
                 pacer,
                 units: &charge,
             }),
-            export: batch.export.as_ref(),
-            listed_by_inventory: batch.listed_by_inventory,
+            export: batch.work.export(),
+            listed_by_inventory: batch.work.listed_by_inventory(),
         };
         let mut loaded = loader
-            .load(&batch.bucket, &batch.work(), &rejects, |chunk| {
+            .load(&batch.bucket, &batch.units(), &rejects, |chunk| {
                 writer.write(chunk)
             })
             .await?;
@@ -530,6 +499,22 @@ impl Worker {
     }
 }
 
+#[cfg(test)]
+impl Worker {
+    /// For tests: a batch done in one call (no deadline, so nothing is handed on).
+    pub(crate) async fn process_batch(
+        &self,
+        batch: &BatchMessage,
+    ) -> Result<Recorded, WorkerError> {
+        match self.process(batch, None).await? {
+            Processed::Counted(recorded) => Ok(*recorded),
+            Processed::Continued(_) => {
+                unreachable!("a batch without a deadline is never handed on")
+            }
+        }
+    }
+}
+
 /// What one delivery of a batch message did.
 #[derive(Debug)]
 pub enum Processed {
@@ -537,6 +522,16 @@ pub enum Processed {
     Counted(Box<Recorded>),
     /// The deadline came first: the rest was sent as this continuation of the same batch.
     Continued(Box<BatchMessage>),
+}
+
+impl Processed {
+    /// The ledger's view once the batch is counted; `None` if the rest was handed on.
+    pub fn counted(self) -> Option<Recorded> {
+        match self {
+            Processed::Counted(recorded) => Some(*recorded),
+            Processed::Continued(_) => None,
+        }
+    }
 }
 
 /// Runs one message's work so that a panic fails that message alone.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::contract::messages::{
-    BatchMessage, ObjectTail, RangeTask, Resumed, RowGroupTask, RowSpan, Work,
+    BatchMessage, ObjectTail, RangeTask, Resumed, RowGroupTask, RowSpan, Unit, Work,
 };
 use crate::ingest::compression::Encoding;
 use crate::job::model::BatchStats;
@@ -91,13 +91,13 @@ pub enum Left {
 }
 
 impl Left {
-    /// Work left whole for a later part.
-    pub fn untouched(work: Work<'_>) -> Left {
-        match work {
-            Work::Object(key) => Left::Object(key.to_owned()),
-            Work::Range(task) => Left::Range(task.clone()),
-            Work::Tail(tail) => Left::Tail(tail.clone()),
-            Work::RowGroups(task) => Left::RowGroups(task.clone()),
+    /// A unit left whole for a later part.
+    pub fn untouched(unit: Unit<'_>) -> Left {
+        match unit {
+            Unit::Object(key) => Left::Object(key.to_owned()),
+            Unit::Range(task) => Left::Range(task.clone()),
+            Unit::Tail(tail) => Left::Tail(tail.clone()),
+            Unit::RowGroups(task) => Left::RowGroups(task.clone()),
         }
     }
 
@@ -162,27 +162,27 @@ pub struct StoppedAt<'a> {
 /// before it (the rest is counted by the part that reads it, so the parts add up to the
 /// object; a compressed object counts its bytes in the part that finishes it, its rows being
 /// numbered, not its bytes). `None`: nothing is left, the work is done.
-pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
+pub fn rest_of(unit: Unit<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
     let tail = |key: &str| ObjectTail {
         key: key.to_owned(),
         etag: at.etag.to_owned(),
         rows_done: at.records,
     };
-    match work {
+    match unit {
         // A compressed stream cannot be entered mid-way, nor a Parquet file at a byte: they
         // resume by rows done.
-        Work::Object(key) if at.by_rows || Encoding::of_key(key).is_compressed() => {
+        Unit::Object(key) if at.by_rows || Encoding::of_key(key).is_compressed() => {
             Some((Left::Tail(tail(key)), 0, 0))
         }
-        Work::Object(key) => Left::plain_rest(key, at.etag, at.header, at.next_row, at.size)
+        Unit::Object(key) => Left::plain_rest(key, at.etag, at.header, at.next_row, at.size)
             .map(|left| (left, at.next_row, at.next_row)),
-        Work::Range(task) => Left::range_rest(task, at.next_row).map(|left| {
+        Unit::Range(task) => Left::range_rest(task, at.next_row).map(|left| {
             let from = at.read_from.unwrap_or(task.start);
             let bytes = at.next_row.saturating_sub(task.start);
             (left, bytes, at.next_row.saturating_sub(from))
         }),
         // Counted, like a tail, by the part that finishes it.
-        Work::RowGroups(task) => Some((
+        Unit::RowGroups(task) => Some((
             Left::RowGroups(RowGroupTask {
                 rows_done: at.records,
                 ..task.clone()
@@ -190,7 +190,7 @@ pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
             0,
             0,
         )),
-        Work::Tail(done) => Some((
+        Unit::Tail(done) => Some((
             Left::Tail(ObjectTail {
                 rows_done: at.records,
                 ..done.clone()
@@ -201,38 +201,46 @@ pub fn rest_of(work: Work<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
     }
 }
 
-/// The continuation of `batch`: what is `left`, and the counters of every part so far.
+/// The continuation of `batch`: the same work with only what is `left`, and its progress
+/// (the counters of every part so far, and the objects a key batch read partway).
 pub fn continuation(batch: &BatchMessage, left: Vec<Left>, so_far: &BatchStats) -> BatchMessage {
-    let mut next = BatchMessage {
-        keys: Vec::new(),
-        range: None,
-        row_groups: None,
-        resumed: Some(Resumed {
-            part: batch.part() + 1,
-            carried: *so_far,
-            ranges: Vec::new(),
-            tails: Vec::new(),
-            row_groups: Vec::new(),
-        }),
-        ..batch.clone()
+    let mut resumed = Resumed {
+        part: batch.part() + 1,
+        carried: *so_far,
+        ..Resumed::default()
     };
-    let resumed = next.resumed.as_mut().expect("set above");
+    let mut keys = Vec::new();
+    // A range batch stays a range batch (row groups likewise); a key batch carries its
+    // partly read objects in its progress.
+    let mut rest = None;
     for item in left {
-        match item {
-            Left::Object(key) => next.keys.push(key),
-            // A range batch stays a range batch; a key batch carries its partly read objects.
-            Left::Range(task) if batch.range.is_some() => next.range = Some(task),
-            Left::Range(task) => resumed.ranges.push(task),
-            Left::Tail(tail) => resumed.tails.push(tail),
-            Left::RowGroups(task) if batch.row_groups.is_some() => next.row_groups = Some(task),
-            Left::RowGroups(task) => resumed.row_groups.push(task),
+        match (item, &batch.work) {
+            (Left::Object(key), _) => keys.push(key),
+            (Left::Range(task), Work::Range(_)) => rest = Some(Work::Range(task)),
+            (Left::Range(task), _) => resumed.ranges.push(task),
+            (Left::Tail(tail), _) => resumed.tails.push(tail),
+            (Left::RowGroups(task), Work::RowGroups(_)) => rest = Some(Work::RowGroups(task)),
+            (Left::RowGroups(task), _) => resumed.row_groups.push(task),
         }
     }
     // Listing order, so a part's log reads like the batch's.
-    next.keys.sort();
+    keys.sort();
     resumed.ranges.sort_by(|a, b| a.key.cmp(&b.key));
     resumed.tails.sort_by(|a, b| a.key.cmp(&b.key));
-    next
+    let work = match (rest, &batch.work) {
+        (Some(work), _) => work,
+        (None, Work::Export { files, .. }) => Work::Export {
+            keys,
+            files: files.clone(),
+        },
+        (None, Work::InventoryObjects { .. }) => Work::InventoryObjects { keys },
+        (None, _) => Work::Objects { keys },
+    };
+    BatchMessage {
+        work,
+        resumed: Some(resumed),
+        ..batch.clone()
+    }
 }
 
 /// The counters the earlier parts of `batch` carried (zero for a first part).
@@ -320,14 +328,14 @@ mod tests {
             job_id: "j".into(),
             batch: BatchNo(4),
             bucket: "b".into(),
-            keys: vec![
-                "a.csv".into(),
-                "b.csv".into(),
-                "c.csv.gz".into(),
-                "d.csv".into(),
-            ],
-            range: None,
-            row_groups: None,
+            work: Work::Objects {
+                keys: vec![
+                    "a.csv".into(),
+                    "b.csv".into(),
+                    "c.csv.gz".into(),
+                    "d.csv".into(),
+                ],
+            },
             schema: None,
             format: None,
             table: None,
@@ -335,12 +343,8 @@ mod tests {
                 bucket: "b".into(),
                 prefix: "_rejects/".into(),
             },
-            scan: None,
             resumed: None,
             write: Default::default(),
-            export: None,
-            inventory: None,
-            listed_by_inventory: false,
         };
         let first = BatchStats {
             rows_written: 10,
@@ -358,7 +362,7 @@ mod tests {
         ];
         let second = continuation(&batch, left, &first);
         assert_eq!((second.batch, second.part()), (BatchNo(4), 1));
-        let keys: Vec<String> = second.work().iter().map(|w| w.key().to_owned()).collect();
+        let keys: Vec<String> = second.units().iter().map(|w| w.key().to_owned()).collect();
         assert_eq!(keys, ["d.csv", "b.csv", "c.csv.gz"]);
         assert_eq!(carried_stats(&second), first);
         // The next part adds its own counters to the carried ones.

@@ -12,7 +12,7 @@ use super::{Processed, Worker};
 use crate::app::config::{CoordinatorConfig, WorkerConfig};
 use crate::app::test_rig::{NOTES_HEADER, Rig, notes_csv, notes_schema};
 use crate::contract::dialect::CsvDialect;
-use crate::contract::messages::{BatchMessage, JobRequest};
+use crate::contract::messages::{BatchMessage, JobRequest, Work};
 use crate::ingest::compression::testing::gzip;
 use crate::ingest::item::Item;
 use crate::job::model::JobStatus;
@@ -197,7 +197,7 @@ async fn a_range_resumes_at_its_next_row_and_counts_its_bytes_once() {
     // A chunk just under the object: one range, parsed without a scan.
     let chunk = text.len() as u64 - 4;
     let batch = one_batch(&rig, "range", Some("big.csv"), chunk).await;
-    assert!(batch.range.is_some(), "{batch:?}");
+    assert!(matches!(batch.work, Work::Range(_)), "{batch:?}");
     let parts = run_chain(
         &worker(&rig, Duration::from_millis(60)),
         batch,
@@ -406,11 +406,7 @@ async fn a_jsonl_split_by_lines_resumes_each_range_at_its_next_line() {
     let started = coordinator.start_job(request, None).await.unwrap();
     assert_eq!(started.total_batches, 3, "three ranges, no scans");
     let batches = rig.batches();
-    assert!(
-        batches
-            .iter()
-            .all(|b| b.range.is_some() && b.scan.is_none())
-    );
+    assert!(batches.iter().all(|b| matches!(b.work, Work::Range(_))));
     let worker = worker(&rig, Duration::from_millis(60));
     let mut parts = 0;
     for batch in batches {
@@ -472,8 +468,14 @@ async fn parquet_resumes_mid_row_group_by_rows_whole_and_by_row_group() {
     });
     coordinator.start_job(request, None).await.unwrap();
     let batches = rig.batches();
-    assert!(batches.iter().any(|b| b.keys == ["in/a.parquet"]));
-    assert!(batches.iter().filter(|b| b.row_groups.is_some()).count() >= 2);
+    assert!(batches.iter().any(|b| b.work.keys() == ["in/a.parquet"]));
+    assert!(
+        batches
+            .iter()
+            .filter(|b| matches!(b.work, Work::RowGroups(_)))
+            .count()
+            >= 2
+    );
     let worker = worker(&rig, Duration::from_millis(60));
     let mut parts = 0;
     for batch in batches {
