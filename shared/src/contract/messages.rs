@@ -790,6 +790,20 @@ mod tests {
             serde_json::from_str(include_str!("../../../events/export-incremental-job.json"))
                 .unwrap();
         assert!(incremental.export.unwrap().ends_with('/'));
+        let inventory: JobRequest =
+            serde_json::from_str(include_str!("../../../events/inventory-job.json")).unwrap();
+        assert!(
+            inventory
+                .inventory
+                .inventory
+                .unwrap()
+                .ends_with("manifest.json")
+        );
+        assert_eq!(
+            inventory.inventory.inventory_key_suffix.as_deref(),
+            Some(".csv.gz")
+        );
+        assert_eq!(inventory.prefix, "");
         // Absent on the wire means "by suffix", and an older message still parses.
         let plain: JobRequest = serde_json::from_str(r#"{"bucket": "b"}"#).unwrap();
         assert_eq!(plain.format, None);
