@@ -262,3 +262,63 @@ async fn a_tampered_manifest_or_a_source_bucket_not_allowed_is_refused_before_th
     };
     assert!(coordinator.start_job(mixed, None).await.is_err());
 }
+
+#[tokio::test]
+async fn a_data_file_replaced_after_its_count_fails_its_key_batches_so_the_job_still_ends() {
+    let (rig, spec, _) = rig_with_inventory(3, 4).await;
+    let coordinator = rig.coordinator(crate::app::config::CoordinatorConfig {
+        batch_size: 2,
+        ..Rig::coordinator_config()
+    });
+    coordinator
+        .start_job(request("replaced", &spec), None)
+        .await
+        .unwrap();
+    let worker = rig.worker(Rig::worker_config());
+    for batch in rig.batches() {
+        worker.process_batch(&batch).await.unwrap();
+    }
+    for compose in composes(&rig) {
+        coordinator.compose_inventory(&compose).await.unwrap();
+    }
+    // File 0 is replaced between its count and its emit (its ETag changes).
+    let objects = write_inventory(&spec).await;
+    let (file0, bytes) = objects
+        .iter()
+        .find(|(k, _)| k.contains("/data/0000-"))
+        .unwrap();
+    let mut changed = bytes.clone();
+    changed.push(0);
+    rig.objects.insert(REPORTS, file0, changed);
+    let emits = rig.batches();
+    let error = worker.process_batch(&emits[0]).await.unwrap_err();
+    assert!(
+        error.to_string().contains("cannot send its batches"),
+        "{error}"
+    );
+    let job = rig.job("replaced").await;
+    assert_eq!(job.batches_failed, 2, "file 0's 2 key batches: {job:?}");
+    // The emit's own last delivery counts it failed; the other files load; the job ends.
+    use crate::port::ledger::Ledger;
+    rig.ledger
+        .record_failed_batch(
+            &"replaced".into(),
+            emits[0].batch,
+            "its last delivery failed",
+        )
+        .await
+        .unwrap();
+    for batch in &emits[1..] {
+        worker.process_batch(batch).await.unwrap();
+    }
+    for batch in rig.batches() {
+        worker.process_batch(&batch).await.unwrap();
+    }
+    let job = rig.job("replaced").await;
+    assert_eq!(job.status, JobStatus::CompletedWithErrors, "{job:?}");
+    assert_eq!(
+        job.totals.files,
+        8 - 1 + 1,
+        "files 1 and 2: 4 + 5 listed, one gone"
+    );
+}

@@ -234,7 +234,10 @@ impl Worker {
         let (mut rows, digest, _) = match opened {
             Ok(opened) => opened,
             Err(Unread::Retry(error)) => return Err(error),
-            Err(Unread::Permanent(reason)) => return Err(WorkerError::Emit(reason)),
+            Err(Unread::Permanent(reason)) => {
+                let unsent = emit.next..emit.batches;
+                return Err(self.fail_unsent(batch, emit, unsent, reason).await);
+            }
         };
         let mut queue = QueueWriter::new(&*self.queues, queue_url);
         let mut batcher = Self::batcher(file);
@@ -279,10 +282,13 @@ impl Worker {
                         .map_err(emit_error)?;
                 }
                 if count.batches != emit.batches {
-                    return Err(WorkerError::Emit(format!(
+                    let reason = format!(
                         "{} made {} key batches on this read and {} when it was counted",
                         file.key, count.batches, emit.batches
-                    )));
+                    );
+                    queue.flush().await.map_err(WorkerError::Queue)?;
+                    let unsent = count.batches.max(emit.next)..emit.batches;
+                    return Err(self.fail_unsent(batch, emit, unsent, reason).await);
                 }
             }
         }
@@ -292,6 +298,30 @@ impl Worker {
             None => Emitted::Done(stats),
             Some(next) => Emitted::Paused { next, stats },
         })
+    }
+
+    /// The key batches an emit can never send are counted as failed (the job is sealed with
+    /// them, so it would wait on them forever); the emit itself fails with the reason, and
+    /// is counted as failed on its last delivery. Idempotent: a redelivery finds them counted.
+    async fn fail_unsent(
+        &self,
+        batch: &BatchMessage,
+        emit: &EmitPlan,
+        unsent: std::ops::Range<u64>,
+        reason: String,
+    ) -> WorkerError {
+        let why = format!("its inventory emit cannot send it: {reason}");
+        for j in unsent {
+            let number = BatchNo(emit.base + j);
+            if let Err(error) = self
+                .ledger
+                .record_failed_batch(&batch.job_id, number, &why)
+                .await
+            {
+                return error.into();
+            }
+        }
+        WorkerError::Emit(reason)
     }
 
     /// The continuation of an emit that stopped before its deadline, from key batch `next`.
