@@ -98,7 +98,7 @@ pub const DEFAULT: PlanInput = PlanInput {
     ledger_write_units: 40_000.0,
     ledger_shards: 32,
     inventory_objects_per_file: 1_000_000,
-    inventory_rows_per_worker_second: 1_000_000.0,
+    inventory_rows_per_worker_second: 750_000.0,
     send_batch_seconds: 0.02,
 };
 
@@ -471,21 +471,26 @@ mod tests {
         let million = at(1_000_000);
         assert_eq!((million.data_files, million.batches_per_file), (1, 10_000));
         assert!(close(million.list_seconds, 100.0));
-        // One file: count 1.05 s, compose, emit 1.05 s + 1,000 sends of 20 ms.
-        assert!(close(million.count_seconds, 1.05));
-        assert!(close(million.emit_seconds, 21.05));
+        // One file: count 0.05 s + 10^6 rows at 750,000 rows/s, compose, emit: the same read
+        // plus 1,000 sends of 20 ms.
+        let count = 0.05 + 1e6 / 750_000.0;
+        assert!(close(million.count_seconds, count));
+        assert!(close(million.emit_seconds, count + 20.0));
         assert!(close(million.compose_seconds, 0.05 + 0.02 + 0.02));
-        assert!(close(million.planning_seconds, 0.1 + 1.05 + 0.09 + 21.05));
+        assert!(close(
+            million.planning_seconds,
+            0.1 + count + 0.09 + count + 20.0
+        ));
         let hundred_million = at(100_000_000);
         assert_eq!(hundred_million.data_files, 100);
         assert!(close(hundred_million.list_seconds, 10_000.0));
         // 100 files over 50 workers: two rounds of counts, then two of emits.
         assert!(close(
             hundred_million.planning_seconds,
-            0.1 + 2.0 * 1.05 + (0.05 + 4.0 * 0.02 + 10.0 * 0.02) + 2.0 * 21.05
+            0.1 + 2.0 * count + (0.05 + 4.0 * 0.02 + 10.0 * 0.02) + 2.0 * (count + 20.0)
         ));
         assert!(hundred_million.planning_seconds < 60.0);
-        assert!(hundred_million.first_batch_seconds < 3.0);
+        assert!(hundred_million.first_batch_seconds < 4.0);
         assert!(
             hundred_million.objects_per_second > 200.0 * hundred_million.list_objects_per_second
         );

@@ -101,6 +101,9 @@ fn listed_of_record(record: &Record, columns: &CsvColumns) -> Result<Listed, Str
 
 /// A key as S3 Inventory's CSV writes it: form-URL-encoded (`+` is a space, `%2B` a plus).
 pub fn url_decode(encoded: &str) -> Result<String, String> {
+    if !encoded.contains(['+', '%']) {
+        return Ok(encoded.to_owned());
+    }
     let spaced = encoded.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
