@@ -58,7 +58,7 @@ async fn every_listed_object_that_exists_lands_once_and_the_deleted_one_is_repor
     let bucket = env.resources.bucket.clone();
     let objects = SampleSpec::new("data/", 1500, 2);
     objects
-        .upload(&env.clients.s3, &bucket, 32, || {})
+        .upload(&env.clients.s3, &bucket, 64, || {})
         .await
         .unwrap();
     let odd = SampleSpec {

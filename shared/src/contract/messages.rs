@@ -933,3 +933,75 @@ mod tests {
         assert_eq!(request, JobRequest::new("b", ""));
     }
 }
+
+#[cfg(test)]
+mod inventory_wire_tests {
+    use super::*;
+    use crate::contract::inventory::{EmitPlan, InventoryFile, KeyFilter};
+
+    #[test]
+    fn inventory_work_round_trips_under_its_own_names() {
+        let file = InventoryFile {
+            manifest: "inv/manifest.json".into(),
+            index: 1,
+            files: 3,
+            key: "inv/data/0001.csv.gz".into(),
+            size: 99,
+            md5: "00".into(),
+            parquet: false,
+            schema: "Bucket, Key, Size".into(),
+            source_bucket: "src".into(),
+            filter: KeyFilter::default(),
+            batch_size: 100,
+            batch_bytes: 1 << 24,
+        };
+        let emit = Work::Inventory(InventoryTask {
+            file,
+            emit: Some(EmitPlan {
+                base: 6,
+                batches: 4,
+                etag: "\"e\"".into(),
+                next: 2,
+            }),
+        });
+        let keys = Work::InventoryObjects {
+            keys: vec!["data/a b.csv".into()],
+        };
+        for work in [emit, keys] {
+            let message = BatchMessage {
+                job_id: "j".into(),
+                batch: BatchNo(4),
+                bucket: "b".into(),
+                work,
+                schema: None,
+                format: None,
+                table: None,
+                report: ReportLocation {
+                    bucket: "b".into(),
+                    prefix: "_rejects/".into(),
+                },
+                write: WriteOptions::default(),
+                resumed: None,
+            };
+            let json: serde_json::Value = serde_json::from_str(&message.to_json()).unwrap();
+            let name = json["work"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .next()
+                .unwrap()
+                .clone();
+            assert!(
+                ["inventory", "inventory_objects"].contains(&name.as_str()),
+                "{json}"
+            );
+            let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
+            assert_eq!(parsed, message);
+        }
+        let listed = Work::InventoryObjects {
+            keys: vec!["k".into()],
+        };
+        assert!(listed.listed_by_inventory() && listed.keys() == ["k"]);
+        assert!(!Work::Objects { keys: vec![] }.listed_by_inventory());
+    }
+}
