@@ -322,3 +322,55 @@ async fn a_data_file_replaced_after_its_count_fails_its_key_batches_so_the_job_s
         "files 1 and 2: 4 + 5 listed, one gone"
     );
 }
+
+#[tokio::test]
+async fn a_job_whose_count_batches_were_lost_is_planned_again_by_the_stuck_check() {
+    use crate::app::coordinator::LISTING_STALLED_AFTER;
+    use crate::contract::messages::ContinueListing;
+    let (rig, spec, expected) = rig_with_inventory(3, 3).await;
+    let coordinator = rig.coordinator(Rig::coordinator_config());
+    coordinator
+        .start_job(request("lost", &spec), None)
+        .await
+        .unwrap();
+    assert_eq!(rig.batches().len(), 3, "the counts, lost with their queue");
+    let long_ago = crate::clock::now_ms() - 2 * LISTING_STALLED_AFTER.as_millis() as u64;
+    rig.ledger.edit(&"lost".into(), |job| {
+        job.started_ms = long_ago;
+        job.listing_updated_ms = long_ago;
+    });
+    let report = coordinator
+        .check_stuck_jobs(std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(report.listings_resumed, ["lost"]);
+    let wake: ContinueListing = serde_json::from_str(&rig.queues.drain(CONTROL)[0]).unwrap();
+    coordinator.continue_listing(&wake, None).await.unwrap();
+    // The same count batches under the same numbers; then the job runs as any other.
+    let worker = rig.worker(Rig::worker_config());
+    let counts = rig.batches();
+    assert_eq!(
+        counts.iter().map(|b| b.batch.get()).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    for batch in &counts {
+        worker.process_batch(batch).await.unwrap();
+    }
+    for compose in composes(&rig) {
+        coordinator.compose_inventory(&compose).await.unwrap();
+    }
+    loop {
+        let batches = rig.batches();
+        if batches.is_empty() {
+            break;
+        }
+        for batch in &batches {
+            worker.process_batch(batch).await.unwrap();
+        }
+    }
+    let job = rig.job("lost").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    let mut rows = rig.rows();
+    rows.sort();
+    assert_eq!(rows, expected);
+}
