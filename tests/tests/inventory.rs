@@ -162,15 +162,29 @@ async fn a_tampered_manifest_is_refused_before_anything_is_written() {
         .upload(&env.clients.s3, &bucket, 3, || {})
         .await
         .unwrap();
-    let files = vec![(0..3).map(|i| row(&bucket, &objects.key(i), 10)).collect()];
-    let spec = report(&env, "daily", WrittenFormat::Csv, files);
-    upload(&env, &spec).await;
-    let key = manifest_key(&spec);
+    // The report as `s3-fanout gen --inventory` writes it; untouched, it loads.
+    let key = devkit::inventory::upload_inventory(
+        &env.clients.s3,
+        &bucket,
+        &objects,
+        2,
+        WrittenFormat::Csv,
+    )
+    .await
+    .unwrap();
+    let inventory = |name: &str| JobRequest {
+        job_id: Some(name.into()),
+        inventory: InventoryOptions {
+            inventory: Some(key.clone()),
+            ..InventoryOptions::default()
+        },
+        ..JobRequest::new(&bucket, "")
+    };
     let manifest = env.get(&key).await;
     env.put(&key, &manifest.replace("data/", "data/../")).await;
     let error = env
         .pipeline()
-        .run(request(&env, "tampered", &spec), |_| {})
+        .run(inventory("tampered"), |_| {})
         .await
         .unwrap_err();
     let text = format!("{error:#}");
@@ -186,4 +200,12 @@ async fn a_tampered_manifest_is_refused_before_anything_is_written() {
             .is_none()
     );
     assert_eq!(env.record_count().await, 0);
+    env.put(&key, &manifest).await;
+    let job = env
+        .pipeline()
+        .run(inventory("intact"), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((job.status, job.totals.files), (JobStatus::Complete, 3));
+    assert_eq!(env.record_count().await, 6);
 }
