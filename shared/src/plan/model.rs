@@ -258,8 +258,10 @@ pub fn inventory_planning(input: &PlanInput) -> InventoryPlanning {
     let compose_seconds = overhead
         + data_files.div_ceil(32) as f64 * 0.02
         + data_files.div_ceil(10) as f64 * input.send_batch_seconds;
-    let emit_seconds =
-        count_seconds + batches_per_file.div_ceil(10) as f64 * input.send_batch_seconds;
+    // The emit keeps a few SendMessageBatch calls in flight.
+    let in_flight = super::inventory::SENDS_IN_FLIGHT as u64;
+    let emit_seconds = count_seconds
+        + batches_per_file.div_ceil(10).div_ceil(in_flight) as f64 * input.send_batch_seconds;
     let manifest_seconds = 0.1;
     // The first emit sends its first 10 batches after ~1,000 rows: about one call.
     let first_batch_seconds = manifest_seconds
@@ -472,14 +474,14 @@ mod tests {
         assert_eq!((million.data_files, million.batches_per_file), (1, 10_000));
         assert!(close(million.list_seconds, 100.0));
         // One file: count 0.05 s + 10^6 rows at 750,000 rows/s, compose, emit: the same read
-        // plus 1,000 sends of 20 ms.
+        // plus 1,000 sends of 20 ms, 8 at a time.
         let count = 0.05 + 1e6 / 750_000.0;
         assert!(close(million.count_seconds, count));
-        assert!(close(million.emit_seconds, count + 20.0));
+        assert!(close(million.emit_seconds, count + 125.0 * 0.02));
         assert!(close(million.compose_seconds, 0.05 + 0.02 + 0.02));
         assert!(close(
             million.planning_seconds,
-            0.1 + count + 0.09 + count + 20.0
+            0.1 + count + 0.09 + count + 2.5
         ));
         let hundred_million = at(100_000_000);
         assert_eq!(hundred_million.data_files, 100);
@@ -487,9 +489,9 @@ mod tests {
         // 100 files over 50 workers: two rounds of counts, then two of emits.
         assert!(close(
             hundred_million.planning_seconds,
-            0.1 + 2.0 * count + (0.05 + 4.0 * 0.02 + 10.0 * 0.02) + 2.0 * (count + 20.0)
+            0.1 + 2.0 * count + (0.05 + 4.0 * 0.02 + 10.0 * 0.02) + 2.0 * (count + 2.5)
         ));
-        assert!(hundred_million.planning_seconds < 60.0);
+        assert!(hundred_million.planning_seconds < 15.0);
         assert!(hundred_million.first_batch_seconds < 4.0);
         assert!(
             hundred_million.objects_per_second > 200.0 * hundred_million.list_objects_per_second

@@ -22,9 +22,9 @@ use crate::ingest::inventory::digest::Digest;
 use crate::ingest::inventory::parquet::ParquetInventory;
 use crate::ingest::inventory::{DataRows, InventoryBatcher, InventoryError};
 use crate::job::model::BatchStats;
-use crate::plan::inventory::count_key;
+use crate::plan::inventory::{SENDS_IN_FLIGHT, count_key};
 use crate::port::objects::{Failure, Read};
-use crate::port::queue::Entry;
+use crate::port::queue::{Entry, MAX_ENTRIES, Queues};
 
 /// What an emit did.
 pub(super) enum Emitted {
@@ -239,9 +239,9 @@ impl Worker {
                 return Err(self.fail_unsent(batch, emit, unsent, reason).await);
             }
         };
-        let mut queue = QueueWriter::new(&*self.queues, queue_url);
+        let mut queue = Sender::new(&*self.queues, queue_url);
         let mut batcher = Self::batcher(file);
-        let send = async |queue: &mut QueueWriter<'_>, j: u64, keys: Vec<String>| {
+        let send = async |queue: &mut Sender<'_>, j: u64, keys: Vec<String>| {
             if j < emit.next || j >= emit.batches {
                 return Ok(false);
             }
@@ -255,8 +255,7 @@ impl Worker {
                     id: message.batch.to_string(),
                     body: message.to_json(),
                 })
-                .await
-                .map_err(WorkerError::Queue)?;
+                .await?;
             Ok::<_, WorkerError>(false)
         };
         let mut paused_at = None;
@@ -286,14 +285,14 @@ impl Worker {
                         "{} made {} key batches on this read and {} when it was counted",
                         file.key, count.batches, emit.batches
                     );
-                    queue.flush().await.map_err(WorkerError::Queue)?;
+                    queue.flush().await?;
                     let unsent = count.batches.max(emit.next)..emit.batches;
                     return Err(self.fail_unsent(batch, emit, unsent, reason).await);
                 }
             }
         }
-        queue.flush().await.map_err(WorkerError::Queue)?;
-        tracing::info!(job_id = %batch.job_id, file = %file.key, first_batch = emit.base + emit.next, sent = queue.sent(), paused = paused_at.is_some(), "inventory key batches sent");
+        queue.flush().await?;
+        tracing::info!(job_id = %batch.job_id, file = %file.key, first_batch = emit.base + emit.next, sent = queue.sent, paused = paused_at.is_some(), "inventory key batches sent");
         Ok(match paused_at {
             None => Emitted::Done(stats),
             Some(next) => Emitted::Paused { next, stats },
@@ -362,6 +361,52 @@ impl Worker {
             .map_err(|e| WorkerError::Continue(e.into()))?;
         tracing::info!(job_id = %batch.job_id, batch = batch.batch.get(), next, "inventory emit paused before the deadline; the rest goes on as the next part");
         Ok(continued)
+    }
+}
+
+/// Key batches buffered and sent [`SENDS_IN_FLIGHT`] calls at once, each call's failed
+/// entries retried by its [`QueueWriter`].
+struct Sender<'a> {
+    queues: &'a dyn Queues,
+    url: &'a str,
+    pending: Vec<Entry>,
+    sent: u64,
+}
+
+impl<'a> Sender<'a> {
+    fn new(queues: &'a dyn Queues, url: &'a str) -> Self {
+        Self {
+            queues,
+            url,
+            pending: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    async fn push(&mut self, entry: Entry) -> Result<(), WorkerError> {
+        self.pending.push(entry);
+        if self.pending.len() >= SENDS_IN_FLIGHT * MAX_ENTRIES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), WorkerError> {
+        let entries = std::mem::take(&mut self.pending);
+        let (queues, url) = (self.queues, self.url);
+        let sent =
+            futures::future::try_join_all(entries.chunks(MAX_ENTRIES).map(|chunk| async move {
+                let mut writer = QueueWriter::new(queues, url);
+                for entry in chunk {
+                    writer.push(entry.clone()).await?;
+                }
+                writer.flush().await?;
+                Ok::<_, crate::port::queue::QueueError>(writer.sent())
+            }))
+            .await
+            .map_err(WorkerError::Queue)?;
+        self.sent += sent.iter().sum::<u64>();
+        Ok(())
     }
 }
 
