@@ -12,8 +12,9 @@ use devkit::servers::LocalAws;
 use futures::{StreamExt, TryStreamExt, stream};
 use shared::aws::{DynamoLedger, item_size};
 use shared::contract::ids::{BatchNo, JobId};
+use shared::fan_in::LedgerStore as _;
+use shared::fan_in::{Ledger, Seal};
 use shared::job::model::{BatchStats, Job, JobStatus};
-use shared::port::ledger::{Ledger, Seal};
 
 /// Counts in flight: enough to keep the local server busy on two cores.
 const IN_FLIGHT: usize = 64;

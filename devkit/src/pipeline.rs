@@ -9,15 +9,17 @@ use shared::app::config::{CoordinatorConfig, WorkerConfig};
 use shared::app::coordinator::{Coordinator, CoordinatorError};
 use shared::app::metrics::MemorySink;
 use shared::app::worker::Worker;
-use shared::aws::{Adapters, Clients, DynamoTable};
+use shared::aws::{Clients, DynamoTable};
 use shared::contract::messages::JobRequest;
 use shared::job::model::{Job, JobId};
+use shared::port::Adapters;
 use shared::port::ledger::JobError;
 use shared::port::table::RecordTable;
 use thiserror::Error;
 
 use crate::bridge::{ControlInvoker, SqsBridge};
 use crate::provision::{Provisioned, Resources};
+use shared::fan_in::Ledger as _;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {

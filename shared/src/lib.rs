@@ -10,6 +10,8 @@
 //! - [`job`]: the job ledger's model and its pure rules (when a job ends, and how).
 //! - [`port`]: the narrow IO traits the use cases need (ledger, objects, queues, record
 //!   table), each with an in-memory double held to the same contract as its AWS adapter.
+//! - [`fan_in`]: the exactly-once counting protocol and the one final transition, written
+//!   once over the ledger port's primitives for every backend.
 //! - [`aws`]: the one place that names the AWS SDK: clients, the error classifier, and the
 //!   adapters behind every port.
 //! - [`app`]: the use cases (coordinator, worker, completion outbox, redrive), their
@@ -22,6 +24,7 @@ pub mod app;
 pub mod aws;
 pub mod clock;
 pub mod contract;
+pub mod fan_in;
 pub mod ingest;
 pub mod job;
 pub mod limiter;

@@ -5,7 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Top to bottom; a layer may use the ones before it, never the ones after.
-const LAYERS: [&str; 7] = ["contract", "plan", "ingest", "job", "port", "aws", "app"];
+const LAYERS: [&str; 8] = [
+    "contract", "plan", "ingest", "job", "port", "fan_in", "aws", "app",
+];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).expect("reading shared/src") {

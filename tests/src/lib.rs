@@ -10,13 +10,16 @@ use devkit::pipeline::LocalPipeline;
 use devkit::provision::{self, Provisioned, QueueSettings, Resources};
 use devkit::sample::SensorReading;
 use devkit::servers::{LocalAws, Server, ServerChoice};
+use shared::app::config::{CoordinatorConfig, WorkerConfig};
+use shared::app::coordinator::Coordinator;
 use shared::app::worker::Worker;
 use shared::aws::Clients;
 use shared::aws::DynamoLedger;
 use shared::contract::messages::{BatchMessage, Work};
 use shared::contract::rejects::{RejectRecord, ReportLocation};
+use shared::fan_in::{Ledger, LedgerStore, Seal};
 use shared::job::model::{BatchNo, Job, JobId};
-use shared::port::ledger::{Ledger, Seal};
+use shared::port::Adapters;
 
 /// The default servers: s3s-fs, moto (SQS), dynalite.
 pub fn default_servers() -> &'static LocalAws {
@@ -46,6 +49,16 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// A worker on the local servers: every port by its AWS adapter.
+    pub fn worker(&self, config: WorkerConfig) -> Worker {
+        Worker::new(Adapters::aws(&self.clients, &config.tables.jobs), config)
+    }
+
+    /// A coordinator on the local servers: every port by its AWS adapter.
+    pub fn coordinator(&self, config: CoordinatorConfig) -> Coordinator {
+        Coordinator::new(Adapters::aws(&self.clients, &config.tables.jobs), config)
+    }
+
     /// Fresh resources named after the test. Queue messages reappear after 2 s and move to
     /// the dead-letter queue on their third receive, so redelivery tests run quickly.
     pub async fn new(servers: &LocalAws, test: &str) -> Self {

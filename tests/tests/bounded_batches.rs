@@ -14,9 +14,10 @@ use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers, notes_csv};
 use shared::app::coordinator::Coordinator;
 use shared::app::worker::Worker;
-use shared::aws::{Adapters, DynamoTable};
+use shared::aws::DynamoTable;
 use shared::contract::messages::{BatchMessage, JobRequest};
 use shared::job::model::JobStatus;
+use shared::port::Adapters;
 
 /// A CSV's rows as (id, note).
 type Rows = Vec<(String, String)>;

@@ -8,11 +8,10 @@ use std::time::Duration;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::app::config::CoordinatorConfig;
-use shared::app::coordinator::Coordinator;
-use shared::app::worker::Worker;
 use shared::contract::messages::{ContinueListing, JobRequest};
+use shared::fan_in::Ledger as _;
+use shared::fan_in::LedgerStore as _;
 use shared::job::model::{JobId, JobStatus};
-use shared::port::ledger::Ledger as _;
 use tokio::time::Instant;
 
 /// 9 CSV files and one other object: 5 pages of 2 keys.
@@ -73,7 +72,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     let spec = ten_objects(&env).await;
     let config = paged(env.pipeline().coordinator);
     let control = config.control_queue_url.clone().unwrap();
-    let coordinator = Coordinator::on_aws(&env.clients, config.clone());
+    let coordinator = env.coordinator(config.clone());
     let now = || Some(Instant::now());
     let ledger = env.ledger();
 
@@ -113,7 +112,8 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     // Invocation 2 crashes mid-enqueue (the work queue is unreachable): nothing recorded.
     let mut broken = config.clone();
     broken.queue_url = format!("{}-missing", config.queue_url);
-    let crashed = Coordinator::on_aws(&env.clients, broken)
+    let crashed = env
+        .coordinator(broken)
         .continue_listing(&wake(2), now())
         .await;
     assert!(crashed.is_err());
@@ -122,7 +122,8 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     // Redelivered, invocation 2 checkpoints, then crashes before waking invocation 3.
     let mut broken = config.clone();
     broken.control_queue_url = Some(format!("{control}-missing"));
-    let crashed = Coordinator::on_aws(&env.clients, broken)
+    let crashed = env
+        .coordinator(broken)
         .continue_listing(&wake(2), now())
         .await;
     assert!(crashed.is_err());
@@ -151,7 +152,7 @@ async fn duplicate_wake_ups_and_crashed_invocations_duplicate_nothing() {
     assert!(sealed.sealed);
     assert_eq!((sealed.total_batches, sealed.files_listed), (5, 10));
 
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let job = env.deliver_until_final(&worker, &job_id).await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(job.totals.rows_written, spec.total_rows());
@@ -164,7 +165,7 @@ async fn a_listing_whose_invocation_died_is_woken_by_the_stuck_job_check() {
     let spec = ten_objects(&env).await;
     let config = paged(env.pipeline().coordinator);
     let control = config.control_queue_url.clone().unwrap();
-    let coordinator = Coordinator::on_aws(&env.clients, config);
+    let coordinator = env.coordinator(config);
     let ledger = env.ledger();
     // A job whose first invocation died before any checkpoint, 20 minutes ago, and one that
     // has just started (its invocation may well be alive).
@@ -199,7 +200,7 @@ async fn a_listing_whose_invocation_died_is_woken_by_the_stuck_job_check() {
     assert!(!started.continues);
     assert_eq!(started.total_batches, 5);
 
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let job = env.deliver_until_final(&worker, "job-dead-listing").await;
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(job.totals.rows_written, spec.total_rows());
@@ -211,7 +212,8 @@ async fn a_continuation_failing_on_its_last_delivery_fails_its_job() {
     ten_objects(&env).await;
     let config = paged(env.pipeline().coordinator);
     let control = config.control_queue_url.clone().unwrap();
-    let started = Coordinator::on_aws(&env.clients, config.clone())
+    let started = env
+        .coordinator(config.clone())
         .start_job(
             JobRequest::new(&env.resources.bucket, "long/"),
             Some(Instant::now()),
@@ -225,7 +227,7 @@ async fn a_continuation_failing_on_its_last_delivery_fails_its_job() {
     // The work queue is gone: every delivery fails.
     let mut broken = config;
     broken.queue_url = format!("{}-missing", broken.queue_url);
-    let coordinator = Coordinator::on_aws(&env.clients, broken);
+    let coordinator = env.coordinator(broken);
 
     let early = coordinator.handle_control_event(event.clone(), None).await;
     assert_eq!(early.batch_item_failures.len(), 1, "left for redelivery");

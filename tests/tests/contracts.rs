@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::types::{
 };
 use integration_tests::{TestEnv, default_servers, moto_servers};
 use shared::aws::{DynamoLedger, DynamoTable, S3Objects, SqsQueues};
+use shared::fan_in;
 use shared::port::contract;
 use shared::port::table::{
     Capacity, KeyAttribute, KeyNames, KeyType as KeyKind, RecordTable, TableKey,
@@ -16,8 +17,8 @@ use shared::port::table::{
 async fn the_dynamodb_ledger_keeps_the_ledger_contract() {
     let env = TestEnv::new(default_servers(), "ledger-contract").await;
     let ledger = DynamoLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
-    contract::ledger::run(&ledger, "contract").await;
-    contract::ledger::run_concurrent(&ledger, "contract").await;
+    fan_in::contract::ledger::run(&ledger, "contract").await;
+    fan_in::contract::ledger::run_concurrent(&ledger, "contract").await;
 }
 
 /// moto's DynamoDB too: the reference server for conditional expressions.
@@ -25,7 +26,7 @@ async fn the_dynamodb_ledger_keeps_the_ledger_contract() {
 async fn the_dynamodb_ledger_keeps_the_ledger_contract_on_moto() {
     let env = TestEnv::new(moto_servers(), "ledger-contract-moto").await;
     let ledger = DynamoLedger::new(env.clients.dynamodb.clone(), &env.resources.tables.jobs);
-    contract::ledger::run(&ledger, "contract").await;
+    fan_in::contract::ledger::run(&ledger, "contract").await;
 }
 
 /// s3s-fs ignores If-Match, so that check runs on moto below.

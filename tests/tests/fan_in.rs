@@ -8,8 +8,8 @@ use futures::future::join_all;
 use integration_tests::{TestEnv, default_servers};
 use shared::app::worker::{Processed, Worker, WorkerError};
 use shared::contract::completion::{CompletionEvent, EVENT_NAME};
+use shared::fan_in::Ledger as _;
 use shared::job::model::{JobStatus, Recorded};
-use shared::port::ledger::Ledger as _;
 
 /// A fresh destination queue for completion events.
 async fn completion_queue(env: &TestEnv) -> String {
@@ -36,9 +36,7 @@ async fn many_workers_finishing_together_send_exactly_one_completion_event() {
     let mut config = env.pipeline().worker;
     config.completion_queue_url = Some(queue_url.clone());
     // Six workers, each batch delivered twice, all at once.
-    let workers: Vec<Worker> = (0..6)
-        .map(|_| Worker::on_aws(&env.clients, config.clone()))
-        .collect();
+    let workers: Vec<Worker> = (0..6).map(|_| env.worker(config.clone())).collect();
     let batches: Vec<_> = (0..6)
         .map(|b| env.batch(&job.job_id, b, vec![spec.key(b as usize)]))
         .collect();
@@ -81,9 +79,7 @@ async fn a_crash_between_writing_and_counting_counts_once_on_redelivery() {
     // The rows are written, then the count fails: the ledger is unreachable.
     let mut broken = env.pipeline().worker;
     broken.tables.jobs = "no-such-jobs-table".into();
-    let crashed = Worker::on_aws(&env.clients, broken)
-        .process(&batch, None)
-        .await;
+    let crashed = env.worker(broken).process(&batch, None).await;
     assert!(matches!(crashed, Err(WorkerError::Job(_))), "{crashed:?}");
     assert_eq!(env.record_count().await, 10, "rows landed before the count");
     let stored = env.ledger().get(&job.job_id).await.unwrap().unwrap();
@@ -93,7 +89,7 @@ async fn a_crash_between_writing_and_counting_counts_once_on_redelivery() {
     );
 
     // Redelivery rewrites the same items and counts once; a later one changes nothing.
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let first = worker.process(&batch, None).await.unwrap().counted();
     assert!(matches!(first, Some(Recorded::Counted(_))));
     let again = worker.process(&batch, None).await.unwrap().counted();
@@ -118,9 +114,7 @@ async fn a_crash_between_finishing_and_the_event_sends_it_on_redelivery() {
     // The job finishes, then sending its event fails (the destination is missing).
     let mut broken = env.pipeline().worker;
     broken.completion_queue_url = Some(format!("{queue_url}-missing"));
-    let crashed = Worker::on_aws(&env.clients, broken)
-        .process(&batch, None)
-        .await;
+    let crashed = env.worker(broken).process(&batch, None).await;
     assert!(
         matches!(crashed, Err(WorkerError::Completion(_))),
         "{crashed:?}"
@@ -131,7 +125,7 @@ async fn a_crash_between_finishing_and_the_event_sends_it_on_redelivery() {
 
     let mut config = env.pipeline().worker;
     config.completion_queue_url = Some(queue_url.clone());
-    let worker = Worker::on_aws(&env.clients, config);
+    let worker = env.worker(config);
     for _ in 0..2 {
         let redelivered = worker.process(&batch, None).await.unwrap().counted();
         assert!(matches!(redelivered, Some(Recorded::AlreadyCounted(_))));

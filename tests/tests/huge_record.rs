@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 
 use async_compression::tokio::bufread::GzipEncoder;
 use integration_tests::{TestEnv, default_servers};
+use shared::fan_in::Ledger as _;
 use shared::job::model::JobStatus;
-use shared::port::ledger::Ledger as _;
 use tokio::io::AsyncReadExt;
 
 /// The worker's `MemorySize` in `template.yaml`.

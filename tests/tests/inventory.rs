@@ -10,12 +10,12 @@ use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::contract::inventory::InventoryOptions;
 use shared::contract::messages::JobRequest;
+use shared::fan_in::Ledger as _;
 use shared::ingest::inventory::Listed;
 use shared::ingest::inventory_writer::{
     InventorySpec, WrittenFormat, manifest_key, row, write_inventory,
 };
 use shared::job::model::JobStatus;
-use shared::port::ledger::Ledger as _;
 
 fn report(
     env: &TestEnv,

@@ -17,8 +17,9 @@ use shared::app::coordinator::Coordinator;
 use shared::app::worker::Worker;
 use shared::contract::ids::{BatchNo, JobId};
 use shared::contract::messages::{BatchMessage, ContinueListing, JobRequest};
+use shared::fan_in::LedgerStore as _;
+use shared::fan_in::{Ledger as _, Seal};
 use shared::job::model::{Job, JobStatus};
-use shared::port::ledger::{Ledger as _, Seal};
 
 /// The invocation's deadline: short, so the test need not wait long for it to pass (the
 /// function keeps its usual 10 s margin inside it).
@@ -103,7 +104,7 @@ async fn a_worker_killed_on_its_last_delivery_still_ends_its_job() {
         (JobStatus::Running, 1)
     );
 
-    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
+    let coordinator = env.coordinator(env.pipeline().coordinator);
     let early = coordinator
         .check_stuck_jobs(Duration::from_secs(3600))
         .await
@@ -152,7 +153,7 @@ async fn a_continuation_killed_on_its_last_delivery_fails_its_job() {
     })
     .await;
     wait_past_deadline(started).await;
-    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
+    let coordinator = env.coordinator(env.pipeline().coordinator);
     let report = coordinator
         .check_stuck_jobs(Duration::from_secs(3600))
         .await
@@ -190,7 +191,7 @@ async fn a_finish_lost_after_sealing_is_completed_by_the_stuck_check() {
         ledger.get(&job_id).await.unwrap().unwrap().status,
         JobStatus::Running
     );
-    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
+    let coordinator = env.coordinator(env.pipeline().coordinator);
     let report = coordinator
         .check_stuck_jobs(Duration::from_secs(3600))
         .await
@@ -209,7 +210,7 @@ async fn split_job(env: &TestEnv, job_id: &JobId) -> (Coordinator, Worker, Vec<B
         .unwrap();
     let mut pipeline = env.pipeline();
     pipeline.coordinator.range_chunk_bytes = 4096;
-    let coordinator = Coordinator::on_aws(&env.clients, pipeline.coordinator.clone());
+    let coordinator = env.coordinator(pipeline.coordinator.clone());
     let request = JobRequest {
         job_id: Some(job_id.clone()),
         key: Some(spec.key(0)),
@@ -224,7 +225,7 @@ async fn split_job(env: &TestEnv, job_id: &JobId) -> (Coordinator, Worker, Vec<B
         2 * ranges,
         "scans, then as many parses"
     );
-    let worker = Worker::on_aws(&env.clients, pipeline.worker.clone());
+    let worker = env.worker(pipeline.worker.clone());
     (coordinator, worker, scans)
 }
 

@@ -14,8 +14,8 @@ use devkit::lambda_api::LambdaInvokeApi;
 use devkit::sample::SampleSpec;
 use devkit::servers::tools_dir;
 use integration_tests::{TestEnv, default_servers};
+use shared::fan_in::Ledger as _;
 use shared::job::model::JobStatus;
-use shared::port::ledger::Ledger as _;
 
 /// `cargo lambda watch` and the function processes it starts, killed together on drop.
 struct Watch(Child);

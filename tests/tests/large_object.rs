@@ -9,8 +9,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use devkit::provision::ensure_table;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers, moto_servers, notes_csv};
-use shared::app::coordinator::Coordinator;
-use shared::app::worker::Worker;
 use shared::contract::messages::JobRequest;
 use shared::contract::schema::Schema;
 use shared::job::model::JobStatus;
@@ -209,7 +207,7 @@ async fn an_object_replaced_mid_job_is_one_rejected_object_instead_of_mixed_vers
     env.put(&spec.key(0), &spec.body(0)).await;
     let mut config = env.pipeline().coordinator;
     config.range_chunk_bytes = 2048;
-    let coordinator = Coordinator::on_aws(&env.clients, config);
+    let coordinator = env.coordinator(config);
     let started = coordinator
         .start_job(one_object(&env, &spec.key(0)), None)
         .await
@@ -222,7 +220,7 @@ async fn an_object_replaced_mid_job_is_one_rejected_object_instead_of_mixed_vers
         ..spec.clone()
     };
     env.put(&spec.key(0), &replacement.body(0)).await;
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let job = env
         .deliver_with_control_until_final(&worker, &coordinator, &started.job_id)
         .await;

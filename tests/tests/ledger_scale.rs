@@ -11,9 +11,10 @@ use futures::{StreamExt, stream};
 use integration_tests::{TestEnv, default_servers};
 use shared::aws::item_size;
 use shared::contract::ids::{BatchNo, JobId};
+use shared::fan_in::LedgerStore as _;
+use shared::fan_in::{Ledger as _, Seal};
 use shared::job::model::{BatchStats, Job, JobStatus, Recorded};
 use shared::job::shards::SHARDS;
-use shared::port::ledger::{Ledger as _, Seal};
 
 // Enough for every shard to take ~60 counts; the 10k/100k runs are in the bench.
 const BATCHES: u64 = 2_000;
@@ -230,19 +231,19 @@ async fn the_running_jobs_are_read_from_their_own_index_stage_whatever_the_histo
         (3, 5, 300)
     );
     let running = ledger
-        .jobs(shared::port::ledger::JobFilter::Running)
+        .jobs(shared::fan_in::JobFilter::Running)
         .await
         .unwrap();
     let ids: Vec<&str> = running.iter().map(|job| job.job_id.as_str()).collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids.iter().all(|id| id.starts_with("live-")), "{ids:?}");
     let owed = ledger
-        .jobs(shared::port::ledger::JobFilter::EventPending)
+        .jobs(shared::fan_in::JobFilter::EventPending)
         .await
         .unwrap();
     assert_eq!(owed.len(), 5);
     let all = ledger
-        .headers(shared::port::ledger::JobFilter::All, Some(10))
+        .headers(shared::fan_in::JobFilter::All, Some(10))
         .await
         .unwrap();
     assert_eq!(all.len(), 10, "the newest ten of every stage");

@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use serde_json::Value;
-use shared::app::coordinator::Coordinator;
 use shared::app::metrics::MemorySink;
 use shared::contract::messages::JobRequest;
+use shared::fan_in::Ledger as _;
+use shared::fan_in::LedgerStore as _;
 use shared::job::model::{Job, JobId, JobStatus};
-use shared::port::ledger::Ledger as _;
 
 /// Collects formatted log lines in memory.
 #[derive(Clone, Default)]
@@ -152,8 +152,9 @@ async fn the_stuck_job_check_reports_only_jobs_running_past_the_threshold() {
     }
 
     let sink = Arc::new(MemorySink::default());
-    let coordinator =
-        Coordinator::on_aws(&env.clients, env.pipeline().coordinator).with_metrics(sink.clone());
+    let coordinator = env
+        .coordinator(env.pipeline().coordinator)
+        .with_metrics(sink.clone());
     let stuck = coordinator
         .check_stuck_jobs(Duration::from_secs(3600))
         .await

@@ -13,10 +13,9 @@ use devkit::provision::QueueSettings;
 use devkit::sample::SampleSpec;
 use futures::future::join_all;
 use integration_tests::{TestEnv, default_servers, moto_servers};
-use shared::app::worker::Worker;
 use shared::contract::messages::JobRequest;
+use shared::fan_in::Ledger as _;
 use shared::job::model::{BatchStats, Job, JobStatus, Recorded};
-use shared::port::ledger::Ledger as _;
 
 fn request(env: &TestEnv, prefix: &str) -> JobRequest {
     JobRequest::new(&env.resources.bucket, prefix)
@@ -183,7 +182,7 @@ async fn a_redelivered_batch_is_counted_once() {
     let message = env
         .batch(&job.job_id, 0, (0..3).map(|i| spec.key(i)).collect())
         .to_json();
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let responses =
         join_all((0..4).map(|i| worker.handle(sqs_event(&format!("m{i}"), &message), None))).await;
     assert!(responses.iter().all(|r| r.batch_item_failures.is_empty()));
@@ -287,7 +286,7 @@ async fn the_bridge_redelivers_failures_until_the_dead_letter_queue() {
     env.send(good.to_json()).await;
     env.send("{not json".to_owned()).await;
 
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let bridge = SqsBridge::new(
         &env.clients.sqs,
         &env.provisioned.queue_url,
@@ -368,7 +367,7 @@ async fn a_batch_bound_for_the_dead_letter_queue_ends_its_job_with_errors() {
     });
     env.send(good.to_json()).await;
     env.send(poison.to_json()).await;
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let done = env.deliver_until_final(&worker, &job.job_id).await;
     assert_eq!(done.status, JobStatus::CompletedWithErrors);
     assert_eq!((done.batches_done, done.batches_failed), (2, 1));

@@ -5,12 +5,11 @@
 use devkit::bridge::ControlInvoker;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
-use shared::app::coordinator::Coordinator;
 use shared::app::redrive::{redrive, redrive_kept};
 use shared::app::worker::Worker;
+use shared::fan_in::Ledger as _;
 use shared::job::model::{BatchNo, JobId};
 use shared::job::model::{Job, JobStatus, Recorded};
-use shared::port::ledger::Ledger as _;
 
 /// A job of `batches` one-file batches whose batch 0 failed its last delivery: counted as
 /// failed in the ledger, its message in the dead-letter queue.
@@ -70,7 +69,7 @@ async fn deliver_until_recovered(env: &TestEnv, worker: &Worker, job_id: &JobId)
 async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed() {
     let env = TestEnv::new(default_servers(), "redrive-ended").await;
     let (job_id, spec) = job_with_a_dead_lettered_batch(&env, 2).await;
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     worker
         .process(&env.batch(&job_id, 1, vec![spec.key(1)]), None)
         .await
@@ -109,7 +108,7 @@ async fn a_redriven_batch_of_an_ended_job_is_counted_once_and_no_longer_failed()
 async fn a_batch_recovered_before_the_job_ends_lets_it_complete() {
     let env = TestEnv::new(default_servers(), "redrive-running").await;
     let (job_id, spec) = job_with_a_dead_lettered_batch(&env, 2).await;
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let recovered = worker
         .process(&env.batch(&job_id, 0, vec![spec.key(0)]), None)
         .await
@@ -138,7 +137,7 @@ async fn a_batch_dead_lettered_without_running_ends_its_job_and_redrives_from_it
         .await
         .unwrap();
     let job = env.sealed_job("job-never-ran", 2, 2).await;
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     worker
         .process(&env.batch(&job.job_id, 1, vec![spec.key(1)]), None)
         .await
@@ -153,7 +152,7 @@ async fn a_batch_dead_lettered_without_running_ends_its_job_and_redrives_from_it
         .await
         .unwrap();
 
-    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
+    let coordinator = env.coordinator(env.pipeline().coordinator);
     let invoker = ControlInvoker {
         coordinator: &coordinator,
         budget: None,

@@ -5,11 +5,10 @@ use aws_lambda_events::event::s3::S3Event;
 use aws_sdk_dynamodb::types::AttributeValue;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
-use shared::app::coordinator::{Coordinator, TriggerOutcome};
-use shared::app::worker::Worker;
+use shared::app::coordinator::TriggerOutcome;
+use shared::fan_in::Ledger;
 use shared::job::model::{Job, JobId, JobStatus};
 use shared::plan::trigger::TriggerMode;
-use shared::port::ledger::Ledger;
 
 /// The sample notification, pointed at this test's bucket and `key` (URL-encoded as S3 does).
 fn notification(env: &TestEnv, encoded_key: &str) -> S3Event {
@@ -22,7 +21,7 @@ fn notification(env: &TestEnv, encoded_key: &str) -> S3Event {
 
 /// Runs the job's queued batches through a worker until it is final.
 async fn drive_to_the_end(env: &TestEnv, job_id: &JobId) -> Job {
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     env.deliver_until_final(&worker, job_id).await
 }
 
@@ -41,7 +40,7 @@ async fn a_marker_starts_one_job_for_its_folder_even_when_notified_twice() {
         .await
         .unwrap();
     env.put("day/_SUCCESS", "").await;
-    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
+    let coordinator = env.coordinator(env.pipeline().coordinator);
     let event = notification(&env, "day/_SUCCESS");
 
     let first = coordinator.handle_s3_event(&event, None).await.unwrap();
@@ -74,7 +73,7 @@ async fn in_object_mode_a_csv_upload_loads_that_object_alone() {
     env.put("in/other.csv", &spec.body(1)).await;
     let mut config = env.pipeline().coordinator;
     config.trigger.mode = TriggerMode::Object;
-    let coordinator = Coordinator::on_aws(&env.clients, config);
+    let coordinator = env.coordinator(config);
 
     let outcomes = coordinator
         .handle_s3_event(&notification(&env, "in/two+words.csv"), None)
@@ -101,7 +100,7 @@ async fn in_object_mode_a_csv_upload_loads_that_object_alone() {
 #[tokio::test]
 async fn in_marker_mode_a_csv_upload_starts_nothing() {
     let env = TestEnv::new(default_servers(), "marker-mode").await;
-    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
+    let coordinator = env.coordinator(env.pipeline().coordinator);
     let outcomes = coordinator
         .handle_s3_event(&notification(&env, "in/a.csv"), None)
         .await
@@ -117,14 +116,14 @@ async fn in_object_mode_a_large_csv_upload_starts_a_ranged_job() {
     let mut config = env.pipeline().coordinator;
     config.trigger.mode = TriggerMode::Object;
     config.range_chunk_bytes = 16 * 1024;
-    let coordinator = Coordinator::on_aws(&env.clients, config);
+    let coordinator = env.coordinator(config);
 
     let outcomes = coordinator
         .handle_s3_event(&notification(&env, "in/big.csv"), None)
         .await
         .unwrap();
     // The coordinator composes the ranges' scans through the control queue.
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let job = env
         .deliver_with_control_until_final(&worker, &coordinator, &started(&outcomes[0]))
         .await;
@@ -154,7 +153,7 @@ async fn a_marker_with_a_job_configuration_loads_with_its_schema_and_a_bad_one_e
     });
     let marker = serde_json::json!({"s3_fanout": {"schema": schema, "write_mode": "insert"}});
     env.put("cfg/_SUCCESS", &marker.to_string()).await;
-    let coordinator = Coordinator::on_aws(&env.clients, env.pipeline().coordinator);
+    let coordinator = env.coordinator(env.pipeline().coordinator);
     let first = coordinator
         .handle_s3_event(&notification(&env, "cfg/_SUCCESS"), None)
         .await

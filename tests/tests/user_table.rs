@@ -11,11 +11,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ScalarAttributeType};
 use devkit::provision::ensure_typed_table;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
-use shared::app::coordinator::{Coordinator, CoordinatorError};
+use shared::app::coordinator::CoordinatorError;
 use shared::contract::messages::{BatchMessage, JobRequest};
 use shared::contract::schema::Schema;
+use shared::fan_in::Ledger;
 use shared::job::model::JobStatus;
-use shared::port::ledger::Ledger;
 
 #[tokio::test]
 async fn a_job_whose_key_types_differ_from_the_table_s_is_refused_with_nothing_created() {
@@ -36,7 +36,7 @@ async fn a_job_whose_key_types_differ_from_the_table_s_is_refused_with_nothing_c
     .unwrap();
     let mut config = env.pipeline().coordinator;
     config.tables.records = table.clone();
-    let coordinator = Coordinator::on_aws(&env.clients, config);
+    let coordinator = env.coordinator(config);
     let request = JobRequest {
         job_id: Some("typed-keys".into()),
         ..JobRequest::new(&env.resources.bucket, "in/")
@@ -66,7 +66,8 @@ async fn a_job_whose_key_types_differ_from_the_table_s_is_refused_with_nothing_c
     // A table that does not exist is refused the same way, naming DescribeTable.
     let mut config = env.pipeline().coordinator;
     config.tables.records = format!("{}-absent", env.resources.bucket);
-    let absent = Coordinator::on_aws(&env.clients, config)
+    let absent = env
+        .coordinator(config)
         .start_job(request.clone(), None)
         .await
         .unwrap_err();
@@ -75,7 +76,8 @@ async fn a_job_whose_key_types_differ_from_the_table_s_is_refused_with_nothing_c
     assert!(reason.contains("DescribeTable"), "{reason}");
 
     // The stack's own table, keyed as the schema writes: the same request starts.
-    let started = Coordinator::on_aws(&env.clients, env.pipeline().coordinator)
+    let started = env
+        .coordinator(env.pipeline().coordinator)
         .start_job(request, None)
         .await
         .unwrap();
@@ -334,7 +336,8 @@ async fn a_single_table_design_lands_attribute_by_attribute_through_the_sdk() {
     let mut request: JobRequest =
         serde_json::from_str(include_str!("../../events/prefix-job-single-table.json")).unwrap();
     request.bucket = env.resources.bucket.clone();
-    let refused = Coordinator::on_aws(&env.clients, env.pipeline().coordinator)
+    let refused = env
+        .coordinator(env.pipeline().coordinator)
         .start_job(request, None)
         .await
         .unwrap_err();

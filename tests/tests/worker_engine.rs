@@ -12,12 +12,13 @@ use devkit::provision::ensure_table;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::app::worker::Worker;
-use shared::aws::{Adapters, DynamoTable};
+use shared::aws::DynamoTable;
 use shared::contract::messages::JobRequest;
 use shared::contract::rejects::{RejectRecord, RejectTolerance};
 use shared::contract::schema::Schema;
+use shared::fan_in::Ledger as _;
 use shared::job::model::{JobStatus, Recorded};
-use shared::port::ledger::Ledger as _;
+use shared::port::Adapters;
 
 const HEADER: &str = "timestamp,temp,humidity,measure_point";
 
@@ -348,7 +349,7 @@ async fn a_vanished_object_is_reported_and_the_batch_completes() {
         .unwrap();
     let ledger = env.ledger();
     let job = env.sealed_job("job-vanished", 1, 2).await;
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let batch = env.batch(&job.job_id, 0, vec![spec.key(0), "v/gone.csv".into()]);
     worker.process(&batch, None).await.unwrap();
 

@@ -14,15 +14,16 @@ use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers};
 use shared::app::coordinator::Coordinator;
 use shared::app::worker::{Worker, WorkerError};
-use shared::aws::{Adapters, DynamoTable};
+use shared::aws::DynamoTable;
 use shared::contract::messages::{BatchMessage, JobRequest};
 use shared::contract::schema::Schema;
 use shared::contract::write::{WriteMode, WriteRate};
+use shared::fan_in::Ledger;
 use shared::ingest::item::Item;
 use shared::ingest::typing::size::item_size;
 use shared::job::model::{Job, JobStatus, Recorded};
 use shared::plan::model::{PlanInput, plan};
-use shared::port::ledger::Ledger;
+use shared::port::Adapters;
 use shared::port::table::{RecordTable, WriteError};
 
 /// What reached the table: write units stored, and when the first write began and the
@@ -238,11 +239,9 @@ async fn find(env: &TestEnv, second: u32) -> Option<HashMap<String, AttributeVal
 async fn crash_then_redeliver(env: &TestEnv, batch: &BatchMessage) -> Job {
     let mut broken = env.pipeline().worker;
     broken.tables.jobs = "no-such-jobs-table".into();
-    let crashed = Worker::on_aws(&env.clients, broken)
-        .process(batch, None)
-        .await;
+    let crashed = env.worker(broken).process(batch, None).await;
     assert!(matches!(crashed, Err(WorkerError::Job(_))), "{crashed:?}");
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     let counted = worker.process(batch, None).await.unwrap().counted();
     assert!(matches!(counted, Some(Recorded::Counted(_))), "{counted:?}");
     let again = worker.process(batch, None).await.unwrap().counted();
@@ -418,12 +417,10 @@ async fn empty_values_and_ttl_land_as_the_schema_says() {
         .as_secs();
     let mut broken = env.pipeline().worker;
     broken.tables.jobs = "no-such-jobs-table".into();
-    let crashed = Worker::on_aws(&env.clients, broken)
-        .process(&batch, None)
-        .await;
+    let crashed = env.worker(broken).process(&batch, None).await;
     assert!(crashed.is_err());
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let worker = Worker::on_aws(&env.clients, env.pipeline().worker);
+    let worker = env.worker(env.pipeline().worker);
     worker.process(&batch, None).await.unwrap();
     let job = env.ledger().get(&batch.job_id).await.unwrap().unwrap();
     assert_eq!((job.totals.rows_written, job.totals.rows_existing), (2, 0));

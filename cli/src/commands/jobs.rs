@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use shared::port::ledger::Ledger as _;
+use shared::fan_in::Ledger as _;
 
 use crate::summary::running_seconds;
 use crate::target::{TargetArgs, ledger_of};

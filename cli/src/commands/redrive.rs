@@ -6,7 +6,7 @@ use clap::Args;
 use devkit::provision::Resources;
 use shared::aws::{Clients, Endpoints};
 use shared::contract::rejects::ReportLocation;
-use shared::port::ledger::Ledger as _;
+use shared::fan_in::Ledger as _;
 
 use crate::target::{TargetArgs, ledger_of};
 

@@ -1,6 +1,6 @@
 //! `s3-fanout status`: one job from the ledger, optionally followed until it ends.
 
-use shared::port::ledger::Ledger as _;
+use shared::fan_in::Ledger as _;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};

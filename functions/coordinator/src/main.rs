@@ -11,6 +11,7 @@ use shared::app::coordinator::Coordinator;
 use shared::app::lambda::deadline_from_epoch_ms;
 use shared::aws::Clients;
 use shared::contract::messages::CoordinatorRequest;
+use shared::port::Adapters;
 
 /// glibc's malloc and free were a third of the worker loop's instructions (callgrind).
 #[global_allocator]
@@ -20,7 +21,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> Result<(), Error> {
     shared::app::lambda::init_logging();
     let config = CoordinatorConfig::from_env()?;
-    let coordinator = Coordinator::on_aws(&Clients::from_env().await, config);
+    let adapters = Adapters::aws(&Clients::from_env().await, &config.tables.jobs);
+    let coordinator = Coordinator::new(adapters, config);
     let coordinator = &coordinator;
     run(service_fn(
         move |event: LambdaEvent<CoordinatorRequest>| async move {

@@ -7,6 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::app::config::WorkerConfig;
 use shared::app::{lambda::deadline_from_epoch_ms, worker::Worker};
 use shared::aws::Clients;
+use shared::port::Adapters;
 
 /// glibc's malloc and free were a third of the worker loop's instructions (callgrind).
 #[global_allocator]
@@ -15,7 +16,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::app::lambda::init_logging();
-    let worker = Worker::on_aws(&Clients::from_env().await, WorkerConfig::from_env()?);
+    let config = WorkerConfig::from_env()?;
+    let adapters = Adapters::aws(&Clients::from_env().await, &config.tables.jobs);
+    let worker = Worker::new(adapters, config);
     let worker = &worker;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = deadline_from_epoch_ms(event.context.deadline);

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::contract::ids::JobId;
+use crate::fan_in::{JobError, LedgerStore};
 use crate::job::model::Job;
-use crate::port::ledger::{JobError, Ledger};
 use crate::port::queue::{QueueError, Queues};
 
 #[derive(Debug, Error)]
@@ -48,14 +48,14 @@ pub struct Announcer {
     queues: Arc<dyn Queues>,
     /// No queue: the event is the log line alone, and the flag is just cleared.
     queue_url: Option<String>,
-    ledger: Arc<dyn Ledger>,
+    ledger: Arc<dyn LedgerStore>,
 }
 
 impl Announcer {
     pub fn new(
         queues: Arc<dyn Queues>,
         queue_url: Option<String>,
-        ledger: Arc<dyn Ledger>,
+        ledger: Arc<dyn LedgerStore>,
     ) -> Self {
         Self {
             queues,

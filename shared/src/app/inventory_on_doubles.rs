@@ -237,7 +237,7 @@ async fn a_tampered_manifest_or_a_source_bucket_not_allowed_is_refused_before_th
         text.contains(&key) && text.contains("manifest.checksum"),
         "{text}"
     );
-    use crate::port::ledger::Ledger;
+    use crate::fan_in::Ledger;
     assert!(rig.ledger.get(&"tampered".into()).await.unwrap().is_none());
     assert!(rig.batches().is_empty());
 
@@ -299,7 +299,7 @@ async fn a_data_file_replaced_after_its_count_fails_its_key_batches_so_the_job_s
     let job = rig.job("replaced").await;
     assert_eq!(job.batches_failed, 2, "file 0's 2 key batches: {job:?}");
     // The emit's own last delivery counts it failed; the other files load; the job ends.
-    use crate::port::ledger::Ledger;
+    use crate::fan_in::Ledger;
     rig.ledger
         .record_failed_batch(
             &"replaced".into(),

@@ -12,7 +12,7 @@ use crate::app::test_rig::{CONTROL, RECORDS, Rig, notes_schema};
 use crate::app::worker::WorkerError;
 use crate::contract::format::Format;
 use crate::contract::messages::{ControlMessage, JobRequest};
-use crate::port::ledger::Ledger;
+use crate::fan_in::Ledger;
 
 fn allowing_orders() -> Tables {
     Tables {

@@ -7,11 +7,11 @@ use crate::app::config::{CoordinatorConfig, Tables, WorkerConfig};
 use crate::app::coordinator::Coordinator;
 use crate::app::metrics::MemorySink;
 use crate::app::worker::Worker;
-use crate::aws::Adapters;
 use crate::contract::messages::{BatchMessage, ComposeRanges, ControlMessage};
 use crate::contract::schema::Schema;
 use crate::ingest::item::{Item, Value};
 use crate::job::model::Job;
+use crate::port::Adapters;
 use crate::port::memory::{MemoryLedger, MemoryObjects, MemoryQueues, MemoryTable};
 use crate::port::table::RecordTable;
 
@@ -103,7 +103,7 @@ impl Rig {
     }
 
     pub async fn job(&self, id: &str) -> Job {
-        use crate::port::ledger::Ledger;
+        use crate::fan_in::Ledger;
         self.ledger.get(&id.into()).await.unwrap().unwrap()
     }
 

@@ -1,7 +1,7 @@
 //! The ledger on DynamoDB: a header item per job (this file), counter shards and batch markers
 //! under derived keys in the same table (`ledger_parts.rs`). A batch is counted by three
 //! single-item conditional writes of about one write unit each, whatever the job's size
-//! (`crate::port::counting`); the final transition is one more conditional write only one
+//! (`crate::fan_in::counting`); the final transition is one more conditional write only one
 //! caller can win. Jobs are listed through the sparse index `by-start` (headers only), never
 //! by scanning the batches' items.
 //!
@@ -20,11 +20,12 @@ use super::errors::is_condition_failure;
 use super::update::{Update, Updated, WriteMeter, number, string};
 use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
+use crate::fan_in::Ledger as _;
 use crate::job::attrs;
 use crate::job::model::{Job, JobStatus, ListingCheckpoint};
 use crate::job::rules::Ending;
 use crate::job::shards::{Delta, Marker, Recovery, Shard};
-use crate::port::ledger::{Finish, JobError, JobFilter, Ledger, Seal};
+use crate::port::ledger::{Finish, JobError, JobFilter, LedgerStore, Seal};
 
 /// The jobs table.
 #[derive(Debug, Clone)]
@@ -126,7 +127,7 @@ impl DynamoLedger {
 }
 
 #[async_trait]
-impl Ledger for DynamoLedger {
+impl LedgerStore for DynamoLedger {
     async fn create(&self, job: &Job) -> Result<(), JobError> {
         let mut item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(job).map_err(|e| malformed(&job.job_id, e))?;

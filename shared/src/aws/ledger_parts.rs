@@ -2,7 +2,7 @@
 //! derived keys (`{job}#s{k}`, `{job}#b{n}`), each its own partition, so no item or partition
 //! takes more than its shard's share of the counts. Every write is a single-item conditional
 //! write: an intent token joins a string set, a marker is put only if absent, a delta is
-//! applied only while its token is in the set (and removes it). See `crate::port::counting`.
+//! applied only while its token is in the set (and removes it). See `crate::fan_in::counting`.
 
 use std::collections::HashMap;
 

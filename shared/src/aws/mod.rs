@@ -21,22 +21,7 @@ pub use s3::S3Objects;
 pub use sqs::SqsQueues;
 pub use table::DynamoTable;
 
-use crate::limiter::ThrottleCounter;
-use crate::port::ledger::Ledger;
-use crate::port::objects::ObjectStore;
-use crate::port::queue::Queues;
-use crate::port::table::RecordTable;
-
-/// Every port, by its AWS adapter (or, in tests, its double).
-#[derive(Clone)]
-pub struct Adapters {
-    pub ledger: Arc<dyn Ledger>,
-    pub objects: Arc<dyn ObjectStore>,
-    pub queues: Arc<dyn Queues>,
-    pub records: Arc<dyn RecordTable>,
-    /// S3 throttling replies seen, retried or not: the worker's GET limit reads it.
-    pub s3_throttles: Arc<ThrottleCounter>,
-}
+use crate::port::Adapters;
 
 impl Adapters {
     /// The AWS adapters over `clients`, the ledger on table `jobs_table`.
@@ -47,19 +32,6 @@ impl Adapters {
             queues: Arc::new(SqsQueues::new(clients.sqs.clone())),
             records: Arc::new(DynamoTable::new(clients.dynamodb.clone())),
             s3_throttles: clients.s3_throttles.clone(),
-        }
-    }
-
-    /// The in-memory doubles (a record table keyed by `measure_point` + `timestamp`, the
-    /// default schema's key).
-    pub fn memory() -> Self {
-        use crate::port::memory::{MemoryLedger, MemoryObjects, MemoryQueues, MemoryTable};
-        Self {
-            ledger: Arc::new(MemoryLedger::new()),
-            objects: Arc::new(MemoryObjects::new()),
-            queues: Arc::new(MemoryQueues::new()),
-            records: Arc::new(MemoryTable::new("measure_point", Some("timestamp"))),
-            s3_throttles: Arc::default(),
         }
     }
 }

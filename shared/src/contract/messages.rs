@@ -451,12 +451,32 @@ pub struct RangeTask {
     pub start: u64,
     /// One past the last byte: rows starting here belong to the next range.
     pub end: u64,
-    /// The object's header, read once by the coordinator.
+    /// The object's header, read once by the coordinator (empty when `header_end` is set).
     pub header: Vec<String>,
     /// The rows this range owns, exactly, from the scan phase. A range without it (planned
     /// by an older coordinator) is rejected rather than guessed at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<RowSpan>,
+    /// A header too wide to carry ([`INLINE_HEADER_BYTES`]): it is the object's first record,
+    /// ending at this offset, and the worker reads bytes `0..header_end` itself, pinned to
+    /// `etag` like the range, instead of every message carrying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_end: Option<u64>,
+}
+
+/// A header longer than this (in bytes, as stored) is not copied into scan, compose and
+/// parse messages but read from the object by each range's worker: SQS refuses bodies over
+/// 256 KiB, and a header may be up to the record cap (1 MiB). Under it, the copy is cheaper
+/// than one more GET per range.
+pub const INLINE_HEADER_BYTES: u64 = 16 << 10;
+
+/// How a range names its object's header, which ends at `header_end`: inline when it is
+/// short, else by its end.
+pub fn carried_header(header: &[String], header_end: u64) -> (Vec<String>, Option<u64>) {
+    match header_end > INLINE_HEADER_BYTES {
+        true => (Vec::new(), Some(header_end)),
+        false => (header.to_vec(), None),
+    }
 }
 
 /// The rows a range owns: every record starting in `first..stop`, where `first` is the first
@@ -473,6 +493,7 @@ pub struct RowSpan {
 pub struct SplitObject {
     pub key: String,
     pub etag: String,
+    /// The header's names; empty when `header_in_object`.
     pub header: Vec<String>,
     /// Just past the header: the parser is between records here.
     pub data_start: u64,
@@ -486,6 +507,10 @@ pub struct SplitObject {
     /// line and there is no scan phase: `n` parse batches from `first_batch`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub by_lines: bool,
+    /// The header is too wide to carry in messages ([`INLINE_HEADER_BYTES`]): it is bytes
+    /// `0..data_start` of the object, read by each parse's worker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub header_in_object: bool,
 }
 
 /// Phase one of a split object: scan range `index` (batch `index`) and store the result.
@@ -587,6 +612,7 @@ mod tests {
                 first: (1 << 20) + 7,
                 stop: (2 << 20) + 3,
             }),
+            header_end: None,
         };
         let ranged = BatchMessage {
             work: Work::Range(range.clone()),
@@ -606,6 +632,7 @@ mod tests {
                     chunk: 10,
                     first_batch: 0,
                     by_lines: false,
+                    header_in_object: false,
                 },
                 index: 3,
             }),
@@ -734,6 +761,7 @@ mod tests {
                 chunk: 1,
                 first_batch: 0,
                 by_lines: false,
+                header_in_object: true,
             },
         });
         let json = serde_json::to_string(&compose).unwrap();

@@ -77,6 +77,8 @@ pub struct ObjectDecoder<R> {
     records: u64,
     /// The header's names (empty in a ranged read, whose header came from elsewhere).
     header: Vec<String>,
+    /// Where the header read from the object ends (0: none was read).
+    header_end: u64,
     /// For the raw text of rejects.
     dialect: CsvDialect,
 }
@@ -118,6 +120,7 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
                 window: None,
                 records: 0,
                 header,
+                header_end: 0,
                 dialect,
             });
         }
@@ -136,6 +139,7 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             .collect();
         Ok(Self {
             next_row: reader.position(),
+            header_end: reader.position(),
             reader,
             typer,
             record,
@@ -161,6 +165,7 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             window: Some(window),
             records: 0,
             header: Vec::new(),
+            header_end: 0,
             dialect,
         }
     }
@@ -184,6 +189,11 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
     /// The header's names, as read (lossy UTF-8); empty in a ranged read.
     pub fn header(&self) -> &[String] {
         &self.header
+    }
+
+    /// Where the header read from the object ends (0 when none was: headerless, ranged).
+    pub fn header_end(&self) -> u64 {
+        self.header_end
     }
 
     /// Skips up to `n` records without typing them (a resumed compressed read: these rows
@@ -212,6 +222,7 @@ impl<R: AsyncBufRead + Unpin> ObjectDecoder<R> {
             next_row: 0,
             records: 0,
             header: Vec::new(),
+            header_end: 0,
             dialect: CsvDialect::default(),
         }
     }

@@ -37,6 +37,9 @@ pub enum RangeOpenError<E> {
     /// A range message without the scan's row span (planned by an older coordinator).
     #[error("the range was planned without exact row boundaries; load the object again")]
     Unscanned,
+    /// A header carried by the object (`header_end`) that is not one record ending there.
+    #[error("the object's header, bytes 0..{end}, does not read as one record ending there")]
+    HeaderUnreadable { end: u64 },
     #[error("the range's row span {first}..{stop} does not fit its bytes {start}..{end}")]
     BadSpan {
         first: u64,
@@ -55,11 +58,15 @@ pub async fn open_range<S: ByteSource>(
     schema: &Schema,
     max_record_bytes: usize,
 ) -> Result<Option<ObjectDecoder<S::Reader>>, RangeOpenError<S::Error>> {
-    let typer = RowTyper::new(schema, &Record::from_fields(&task.header))?;
     let span = task.rows.ok_or(RangeOpenError::Unscanned)?;
     if span.first >= span.stop {
         return Ok(None);
     }
+    let header = match task.header_end {
+        Some(end) => read_header(source, end, &schema.csv, max_record_bytes).await?,
+        None => Record::from_fields(&task.header),
+    };
+    let typer = RowTyper::new(schema, &header)?;
     if span.first < task.start || span.first >= task.end || span.stop < task.end {
         return Err(RangeOpenError::BadSpan {
             first: span.first,
@@ -84,6 +91,26 @@ pub async fn open_range<S: ByteSource>(
     Ok(Some(ObjectDecoder::with_typer(
         reader, typer, window, schema.csv,
     )))
+}
+
+/// A header the object carries, bytes `0..end` (a BOM, then one record): read by a range's
+/// worker instead of being copied into every message. Costs one GET of `end` bytes.
+async fn read_header<S: ByteSource>(
+    source: &S,
+    end: u64,
+    dialect: &CsvDialect,
+    max_record_bytes: usize,
+) -> Result<Record, RangeOpenError<S::Error>> {
+    let body = source.read(0, end).await.map_err(RangeOpenError::Source)?;
+    let mut reader = RecordReader::new(body)
+        .with_dialect(dialect)
+        .with_max_record_bytes(max_record_bytes);
+    let mut header = Record::default();
+    let read = reader.read(&mut header).await.unwrap_or(false);
+    match read && !header.is_oversized() && header.end() == end {
+        true => Ok(header),
+        false => Err(RangeOpenError::HeaderUnreadable { end }),
+    }
 }
 
 /// Scans the bytes `start..end` of an object in `dialect` arriving in `body` (see
@@ -216,6 +243,7 @@ mod tests {
                 end,
                 header: header.to_vec(),
                 rows: Some(span),
+                header_end: None,
             })
             .collect()
     }
@@ -356,6 +384,7 @@ mod tests {
             end: 10,
             header: vec!["c0".into(), "c1".into()],
             rows: None,
+            header_end: None,
         };
         let refused = open_range(&InMemory(text), &task, &text_schema(2), 64).await;
         assert!(matches!(refused, Err(RangeOpenError::Unscanned)));

@@ -48,6 +48,7 @@ impl SplitObject {
             end,
             header: self.header.clone(),
             rows,
+            header_end: self.header_in_object.then_some(self.data_start),
         }
     }
 
@@ -142,6 +143,7 @@ mod tests {
             chunk,
             first_batch: 7,
             by_lines: false,
+            header_in_object: false,
         };
         for (size, chunk, ranges, batches) in [(35, 10, 3, 6), (20, 10, 1, 1), (10, 10, 0, 0)] {
             let object = object(size, chunk);

@@ -1,10 +1,10 @@
-//! The job ledger port: a header item per job, [`shards::SHARDS`] counter shards and one
-//! marker item per batch; every batch counted exactly once by three small writes whatever
-//! the job's size ([`counting`], `docs/ledger.md`); exactly one final transition. The pure
-//! rules of when and how a job ends are in [`crate::job::rules`] and
-//! [`crate::job::shards`]; the provided methods here apply them over the port's primitive
-//! item operations, so every backend counts and ends jobs the same way (and a wrapper can
-//! crash between any two of its writes: `port::contract::crash`).
+//! The job ledger port: the storage primitives a backend implements (DynamoDB in
+//! [`crate::aws`], a double in [`crate::port::memory`]): a header item per job,
+//! [`crate::job::shards::SHARDS`] counter shards and one marker item per batch, each written
+//! by a single conditional operation. How a batch is counted exactly once by three of them,
+//! and how a job ends exactly once, is written once for every backend above this port, in
+//! [`crate::fan_in`] (as object_store splits the trait a backend implements from the one
+//! callers use).
 
 use std::time::Duration;
 
@@ -14,10 +14,9 @@ use thiserror::Error;
 use crate::BoxError;
 use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
-use crate::job::model::{BatchStats, Job, ListingCheckpoint, Recorded};
-use crate::job::rules::{self, Ending};
-use crate::job::shards::{self, Delta, Marker, Recovery, Shard};
-use crate::port::counting::{self, Count};
+use crate::job::model::{Job, ListingCheckpoint};
+use crate::job::rules::Ending;
+use crate::job::shards::{Delta, Marker, Recovery, Shard};
 
 #[derive(Debug, Error)]
 pub enum JobError {
@@ -96,7 +95,7 @@ impl Finish {
 }
 
 #[async_trait]
-pub trait Ledger: Send + Sync {
+pub trait LedgerStore: Send + Sync {
     // ---- The job's header item: one per job, written a few times per job, never per count.
 
     /// Writes a new job; `AlreadyExists` if the id is taken.
@@ -153,7 +152,7 @@ pub trait Ledger: Send + Sync {
     /// The one write that ends a job, conditional on it still RUNNING (and, for
     /// [`Ending::AllBatchesCounted`], sealed). It also makes the completion event owed,
     /// claimed by the winner. `None`: someone else ended it. Whether every batch is counted
-    /// is checked by [`Ledger::try_finish`] on a fresh view: a stable fact once true, since
+    /// is checked by [`crate::fan_in::Ledger::try_finish`] on a fresh view: a stable fact once true, since
     /// counts only grow and the total is fixed by the seal.
     async fn finish(&self, job_id: &JobId, finish: &Finish) -> Result<Option<Job>, JobError>;
 
@@ -167,7 +166,7 @@ pub trait Ledger: Send + Sync {
     /// Marks a job's completion event as sent.
     async fn clear_event_pending(&self, job_id: &JobId) -> Result<(), JobError>;
 
-    // ---- Counter shards and batch markers: the fan-in (see `crate::job::shards`).
+    // ---- Counter shards and batch markers: the fan-in's items (see `crate::job::shards`).
 
     /// Every counter shard of a job that exists (a consistent read each).
     async fn shards(&self, job_id: &JobId) -> Result<Vec<(u32, Shard)>, JobError>;
@@ -212,131 +211,4 @@ pub trait Ledger: Send + Sync {
 
     /// Removes a batch's last-attempt mark.
     async fn clear_last_attempt(&self, job_id: &JobId, batch: BatchNo) -> Result<(), JobError>;
-
-    // ---- What the use cases call, the same over every backend.
-
-    /// A job as it stands: its header with every shard's counters summed (1 + shards reads).
-    async fn get(&self, job_id: &JobId) -> Result<Option<Job>, JobError> {
-        let Some(header) = self.header(job_id).await? else {
-            return Ok(None);
-        };
-        let shards = self.shards(job_id).await?;
-        Ok(Some(shards::view(header, shards.iter().map(|(_, s)| s))))
-    }
-
-    /// Counts a batch exactly once with its stats; a batch counted as failed before (a
-    /// redrive) is `Recovered` instead; a duplicate is `AlreadyCounted`.
-    async fn record_batch(
-        &self,
-        job_id: &JobId,
-        batch: BatchNo,
-        stats: &BatchStats,
-    ) -> Result<Recorded, JobError> {
-        counting::record(self, job_id, batch, Count::Succeeded(*stats)).await
-    }
-
-    /// Counts a batch that failed its last delivery exactly once, as done but failed.
-    async fn record_failed_batch(
-        &self,
-        job_id: &JobId,
-        batch: BatchNo,
-        reason: &str,
-    ) -> Result<Recorded, JobError> {
-        counting::record(self, job_id, batch, Count::Failed(reason)).await
-    }
-
-    /// The batches on their last delivery, with their invocations' deadlines.
-    async fn last_attempts(&self, job_id: &JobId) -> Result<Vec<(BatchNo, u64)>, JobError> {
-        let shards = self.shards(job_id).await?;
-        Ok(shards
-            .iter()
-            .flat_map(|(_, s)| s.last_attempts.iter())
-            .map(|(batch, deadline)| (BatchNo(*batch), *deadline))
-            .collect())
-    }
-
-    /// The jobs that match, as they stand (header and shards each).
-    async fn jobs(&self, filter: JobFilter) -> Result<Vec<Job>, JobError> {
-        let mut jobs = Vec::new();
-        for header in self.headers(filter, None).await? {
-            let shards = self.shards(&header.job_id).await?;
-            jobs.push(shards::view(header, shards.iter().map(|(_, s)| s)));
-        }
-        Ok(jobs)
-    }
-
-    /// The `limit` most recently started jobs, newest first.
-    async fn recent_jobs(&self, limit: usize) -> Result<Vec<Job>, JobError> {
-        let mut jobs = Vec::new();
-        for header in self.headers(JobFilter::All, Some(limit)).await? {
-            let shards = self.shards(&header.job_id).await?;
-            jobs.push(shards::view(header, shards.iter().map(|(_, s)| s)));
-        }
-        Ok(jobs)
-    }
-
-    /// Seals, and finishes the job if every batch was already counted.
-    async fn seal(
-        &self,
-        job_id: &JobId,
-        seal: Seal,
-        owner: Option<&RunId>,
-    ) -> Result<Option<Job>, JobError> {
-        let sealed = self.seal_total(job_id, seal, owner).await?;
-        // Sealing, then reading every shard: a count that lands meanwhile either is seen
-        // here or sees the seal itself (each writes, then reads what the other wrote).
-        let Some(job) = self.get(&sealed.job_id).await? else {
-            return Err(JobError::NotFound(job_id.clone()));
-        };
-        self.try_finish(&job).await
-    }
-
-    /// Ends a job whose every batch is counted, as [`rules::ending`] decides. `job` is
-    /// only a hint: the decision is made on a fresh view, so a stale or partial snapshot
-    /// cannot end a job. At most one caller ever wins, and the winner gets the final job
-    /// back and logs its summary.
-    async fn try_finish(&self, job: &Job) -> Result<Option<Job>, JobError> {
-        if rules::ending(job).is_none() {
-            return Ok(None);
-        }
-        let Some(fresh) = self.get(&job.job_id).await? else {
-            return Ok(None);
-        };
-        let Some(ending) = rules::ending(&fresh) else {
-            return Ok(None);
-        };
-        let finished = self
-            .finish(&job.job_id, &Finish::now(ending, fresh.started_ms))
-            .await?;
-        let finished = finished.map(|header| shards::view_like(header, &fresh));
-        finished.iter().for_each(log_final);
-        Ok(finished)
-    }
-
-    /// Marks a running job FAILED for a reason (it can never be sealed). Returns the job if
-    /// this call made the transition.
-    async fn fail(&self, job_id: &JobId, reason: &str) -> Result<Option<Job>, JobError> {
-        let Some(job) = self.get(job_id).await? else {
-            return Err(JobError::NotFound(job_id.clone()));
-        };
-        let finish = Finish::now(Ending::Abandoned(reason.to_owned()), job.started_ms);
-        let finished = self.finish(job_id, &finish).await?;
-        let finished = finished.map(|header| shards::view_like(header, &job));
-        finished.iter().for_each(log_final);
-        Ok(finished)
-    }
-}
-
-/// The completion callback's record: one structured line per job, written exactly once.
-fn log_final(job: &Job) {
-    let summary = serde_json::to_string(job).unwrap_or_default();
-    tracing::info!(
-        job_id = %job.job_id,
-        status = job.status.as_str(),
-        rows_written = job.totals.rows_written,
-        rows_rejected = job.totals.rows_rejected,
-        duration_seconds = job.duration_seconds,
-        %summary,
-        "job finished"
-    );
 }

@@ -2,7 +2,6 @@
 //! in-memory double in [`memory`], and both are held to one contract suite per port
 //! ([`contract`]): the double runs it in unit tests, the adapter against the local servers.
 
-pub mod counting;
 pub mod ledger;
 pub mod memory;
 pub mod objects;
@@ -11,3 +10,19 @@ pub mod table;
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+
+use std::sync::Arc;
+
+use crate::limiter::ThrottleCounter;
+
+/// Every port, by its AWS adapter (`crate::aws`'s `Adapters::aws`) or its in-memory double
+/// ([`Adapters::memory`]).
+#[derive(Clone)]
+pub struct Adapters {
+    pub ledger: Arc<dyn ledger::LedgerStore>,
+    pub objects: Arc<dyn objects::ObjectStore>,
+    pub queues: Arc<dyn queue::Queues>,
+    pub records: Arc<dyn table::RecordTable>,
+    /// S3 throttling replies seen, retried or not: the worker's GET limit reads it.
+    pub s3_throttles: Arc<ThrottleCounter>,
+}

@@ -12,11 +12,12 @@ use super::{Coordinator, CoordinatorError};
 use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::messages::{ComposeRanges, SplitObject, Work};
 use crate::contract::rejects::ReportLocation;
+use crate::fan_in::JobError;
+use crate::fan_in::Ledger as _;
 use crate::ingest::rejects::BatchRejects;
 use crate::ingest::scan::{RangeScan, compose};
 use crate::job::model::BatchStats;
 use crate::plan::ranges::{composed_key, scan_key, unreadable_key};
-use crate::port::ledger::JobError;
 use crate::port::objects::{Failure, ObjectError, Read};
 
 /// Scan objects read at once.
@@ -240,8 +241,8 @@ mod tests {
     use crate::app::config::CoordinatorConfig;
     use crate::app::test_rig::{NOTES_HEADER, Rig, notes_csv, notes_schema};
     use crate::contract::messages::{BatchMessage, JobRequest};
+    use crate::fan_in::{Ledger, LedgerStore};
     use crate::job::model::JobStatus;
-    use crate::port::ledger::Ledger;
 
     fn coordinator(rig: &Rig, chunk: u64) -> Coordinator {
         rig.coordinator(CoordinatorConfig {
@@ -322,6 +323,70 @@ mod tests {
             "scans + row spans: exactly twice"
         );
         assert_eq!(rig.rows(), expected);
+    }
+
+    /// A 280 KB header (over SQS's 256 KiB body limit) on a split object: no scan, compose
+    /// or parse message carries it; each parse's worker reads it from the object, and those
+    /// reads are counted in `bytes_read`.
+    #[tokio::test]
+    async fn a_header_wider_than_a_message_stays_in_the_object_and_each_parse_reads_it() {
+        let rig = Rig::new();
+        let extra = 40_000;
+        let mut text = String::from("id,note");
+        for c in 0..extra {
+            text.push_str(&format!(",x{c:05}"));
+        }
+        text.push('\n');
+        let header_end = text.len() as u64;
+        assert!(header_end > 256 << 10, "wider than an SQS body");
+        let empty = ",".repeat(extra);
+        for i in 0..30 {
+            text.push_str(&format!("row-{i:04},\"note, {i}\"{empty}\n"));
+        }
+        let size = text.len() as u64;
+        rig.objects.insert("b", "wide.csv", text);
+        let coordinator = coordinator(&rig, 256 << 10);
+        let worker = rig.worker(Rig::worker_config());
+
+        coordinator
+            .start_job(request("wide.csv"), None)
+            .await
+            .unwrap();
+        let small = |body: String| assert!(body.len() < 16 << 10, "{} bytes", body.len());
+        let scans = rig.batches();
+        assert!(scans.len() >= 4, "{} ranges", scans.len());
+        for scan in &scans {
+            small(scan.to_json());
+            assert!(scan.work.scan().unwrap().object.header_in_object);
+            worker.process_batch(scan).await.unwrap();
+        }
+        let compose = rig.compose_messages().remove(0);
+        small(serde_json::to_string(&compose).unwrap());
+        coordinator.compose_ranges(&compose).await.unwrap();
+        let parses = rig.batches();
+        for parse in &parses {
+            small(parse.to_json());
+            assert!(
+                matches!(&parse.work, Work::Range(task) if task.header.is_empty() && task.header_end == Some(header_end))
+            );
+            worker.process_batch(parse).await.unwrap();
+        }
+
+        let job = rig.job("split").await;
+        assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+        assert_eq!((job.totals.rows_written, job.totals.rows_rejected), (30, 0));
+        let data = size - header_end;
+        // Parses where a row starts read the header once each.
+        let reading = parses
+            .iter()
+            .filter(|p| matches!(&p.work, Work::Range(task) if task.rows.is_some_and(|r| r.first < r.stop)))
+            .count() as u64;
+        assert!(reading >= 2, "{reading}");
+        assert_eq!(job.totals.bytes_read, 2 * data + reading * header_end);
+        let mut rows = rig.rows();
+        rows.sort();
+        assert_eq!(rows.len(), 30);
+        assert_eq!(rows[7], ("row-0007".to_string(), "note, 7".to_string()));
     }
 
     #[tokio::test]

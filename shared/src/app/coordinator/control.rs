@@ -10,6 +10,7 @@ use super::{Coordinator, CoordinatorError, JobStarted, LISTING_STALLED_AFTER};
 use crate::app::lambda;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::messages::{ComposeRanges, ContinueListing, ControlMessage};
+use crate::fan_in::Ledger as _;
 use crate::job::model::{Job, ListingCheckpoint};
 use crate::port::ledger::JobError;
 

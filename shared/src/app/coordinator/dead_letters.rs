@@ -23,6 +23,7 @@ use crate::app::{lambda, metrics};
 use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::messages::{BatchMessage, ControlMessage};
 use crate::contract::rejects::ReportLocation;
+use crate::fan_in::Ledger as _;
 use crate::job::model::Recorded;
 use crate::port::ledger::JobError;
 

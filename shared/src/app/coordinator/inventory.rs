@@ -18,6 +18,7 @@ use crate::contract::inventory::{
 };
 use crate::contract::messages::{JobRequest, Work};
 use crate::contract::rejects::ReportLocation;
+use crate::fan_in::Ledger as _;
 use crate::ingest::inventory::MAX_PARQUET_FILE_BYTES;
 use crate::ingest::inventory::manifest::{
     FileFormat, check_checksum, checksum_key, manifest_key, parse_manifest,

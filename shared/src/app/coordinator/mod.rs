@@ -32,15 +32,15 @@ pub use object_plan::{ObjectPlan, PlanError, plan_object};
 use crate::app::completion::{Announcer, Claim, CompletionError};
 use crate::app::config::CoordinatorConfig;
 use crate::app::metrics::{self, MetricsSink, StdoutSink};
-use crate::aws::{Adapters, Clients};
 use crate::contract::format::Format;
 use crate::contract::ids::{JobId, RunId};
 use crate::contract::messages::JobRequest;
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::{Schema, SchemaError};
+use crate::fan_in::{JobError, Ledger, LedgerStore, Seal};
 use crate::job::model::Job;
 use crate::plan::trigger::{Triggered, jobs_from_event};
-use crate::port::ledger::{JobError, Ledger, Seal};
+use crate::port::Adapters;
 use crate::port::objects::{ObjectError, ObjectStore};
 use crate::port::queue::{QueueError, Queues};
 use crate::port::table::{RecordTable, WriteError};
@@ -156,7 +156,7 @@ pub struct StuckJobs {
 pub const LISTING_STALLED_AFTER: Duration = Duration::from_secs(16 * 60);
 
 pub struct Coordinator {
-    ledger: Arc<dyn Ledger>,
+    ledger: Arc<dyn LedgerStore>,
     objects: Arc<dyn ObjectStore>,
     queues: Arc<dyn Queues>,
     records: Arc<dyn RecordTable>,
@@ -197,12 +197,6 @@ impl Coordinator {
             config,
             metrics: Arc::new(StdoutSink),
         }
-    }
-
-    /// A coordinator on AWS: every port by its AWS adapter, the ledger on the configured
-    /// table.
-    pub fn on_aws(clients: &Clients, config: CoordinatorConfig) -> Self {
-        Self::new(Adapters::aws(clients, &config.tables.jobs), config)
     }
 
     /// Sends metric records to `sink` instead of stdout.

@@ -5,7 +5,7 @@
 use thiserror::Error;
 
 use super::parquet_plan::plan_row_groups;
-use crate::contract::messages::{RowGroupTask, SplitObject};
+use crate::contract::messages::{RowGroupTask, SplitObject, carried_header};
 use crate::contract::schema::Schema;
 use crate::ingest::compression::Encoding;
 use crate::ingest::csv_stream::{DEFAULT_MAX_RECORD_BYTES, Record, RecordReader};
@@ -79,6 +79,7 @@ pub async fn plan_object(
             chunk,
             first_batch: 0,
             by_lines: true,
+            header_in_object: false,
         }));
     }
     if !schema.csv.header {
@@ -95,6 +96,7 @@ pub async fn plan_object(
             chunk,
             first_batch: 0,
             by_lines: false,
+            header_in_object: false,
         }));
     }
     let Some(header) = read_header(objects, bucket, key, &etag, head.size, schema).await? else {
@@ -104,18 +106,21 @@ pub async fn plan_object(
     if header.is_oversized() || RowTyper::new(schema, &header).is_err() {
         return Ok(ObjectPlan::Whole);
     }
+    let names: Vec<String> = (header.iter())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect();
+    // A wide header is read by each parse's worker, not carried in every message.
+    let (header_names, header_end) = carried_header(&names, header.end());
     let object = SplitObject {
         key: key.to_owned(),
         etag,
-        header: header
-            .iter()
-            .map(|name| String::from_utf8_lossy(name).into_owned())
-            .collect(),
+        header: header_names,
         data_start: header.end(),
         size: head.size,
         chunk,
         first_batch: 0,
         by_lines: false,
+        header_in_object: header_end.is_some(),
     };
     if object.range_count() == 0 {
         return Ok(ObjectPlan::Whole); // a header and nothing after it
@@ -176,6 +181,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::contract::messages::INLINE_HEADER_BYTES;
     use crate::port::memory::MemoryObjects;
     use crate::port::objects::{Body, ObjectInfo, Page};
 
@@ -249,7 +255,15 @@ mod tests {
                 ObjectPlan::Split(object) => {
                     assert!(width < DEFAULT_MAX_RECORD_BYTES, "{width}");
                     assert_eq!(object.data_start, width as u64 + 1);
-                    assert_eq!(object.header, names);
+                    // A wide header stays in the object: each parse reads it there.
+                    let wide = object.data_start > INLINE_HEADER_BYTES;
+                    assert_eq!(object.header_in_object, wide, "{width}");
+                    match wide {
+                        true => assert!(object.header.is_empty()),
+                        false => assert_eq!(object.header, names),
+                    }
+                    let task = object.task(object.ranges()[0], None);
+                    assert_eq!(task.header_end, wide.then_some(object.data_start));
                     let windows = if width < HEADER_WINDOW as usize { 1 } else { 2 };
                     assert_eq!(gets.len(), windows, "{width}: {gets:?}");
                 }

@@ -11,6 +11,7 @@ use crate::app::completion::Claim;
 use crate::app::metrics;
 use crate::clock;
 use crate::contract::ids::JobId;
+use crate::fan_in::Ledger as _;
 use crate::job::model::{Job, Recorded};
 use crate::port::ledger::JobFilter;
 

@@ -9,6 +9,7 @@
 use super::{Coordinator, CoordinatorError};
 use crate::contract::ids::JobId;
 use crate::contract::messages::{ComposeRanges, SplitObject};
+use crate::fan_in::Ledger as _;
 
 impl Coordinator {
     /// Wakes the compose of each split object with a batch among `failed`; returns the jobs

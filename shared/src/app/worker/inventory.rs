@@ -17,6 +17,7 @@ use crate::contract::inventory::{
     ComposeInventory, EmitPlan, InventoryCompose, InventoryFile, InventoryTask, StoredCount,
 };
 use crate::contract::messages::{BatchMessage, Resumed, Work};
+use crate::fan_in::Ledger as _;
 use crate::ingest::inventory::columns::CsvColumns;
 use crate::ingest::inventory::digest::Digest;
 use crate::ingest::inventory::parquet::ParquetInventory;

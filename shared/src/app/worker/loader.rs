@@ -432,6 +432,7 @@ impl Loader<'_> {
             next_row: decoder.next_row(),
             records: decoder.records(),
             header: decoder.header(),
+            header_end: decoder.header_end(),
             etag: opened.etag.as_deref().unwrap_or_default(),
             size: opened.bytes,
             read_from: opened.read_from,
@@ -442,15 +443,16 @@ impl Loader<'_> {
         {
             return Ok(Measured {
                 bytes,
-                bytes_read,
+                bytes_read: bytes_read + opened.header_read,
                 left: Some(left),
                 records: 0,
             });
         }
-        let bytes_read = match opened.read_from {
-            Some(from) => decoder.position().saturating_sub(from),
-            None => opened.bytes,
-        };
+        let bytes_read = opened.header_read
+            + match opened.read_from {
+                Some(from) => decoder.position().saturating_sub(from),
+                None => opened.bytes,
+            };
         Ok(Measured {
             bytes: opened.bytes,
             bytes_read,

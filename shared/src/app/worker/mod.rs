@@ -37,15 +37,15 @@ use crate::app::config::WorkerConfig;
 use crate::app::lambda;
 use crate::app::metrics::{self, MetricsSink, StdoutSink};
 use crate::app::write_cap::JobPacers;
-use crate::aws::{Adapters, Clients};
 use crate::contract::messages::{BatchMessage, Work};
 use crate::contract::schema::{Schema, SchemaError};
 use crate::contract::write::WriteMode;
+use crate::fan_in::{JobError, Ledger, LedgerStore};
 use crate::ingest::item::Item;
 use crate::ingest::rejects::BatchRejects;
 use crate::job::model::{BatchStats, Recorded};
 use crate::limiter::{AimdLimiter, ThrottleCounter};
-use crate::port::ledger::{JobError, Ledger};
+use crate::port::Adapters;
 use crate::port::objects::{ObjectError, ObjectStore};
 use crate::port::queue::Queues;
 use crate::port::table::{KeyNames, RecordTable};
@@ -107,7 +107,7 @@ pub enum WorkerError {
 pub struct Worker {
     objects: Arc<dyn ObjectStore>,
     records: Arc<dyn RecordTable>,
-    ledger: Arc<dyn Ledger>,
+    ledger: Arc<dyn LedgerStore>,
     queues: Arc<dyn Queues>,
     s3_throttles: Arc<ThrottleCounter>,
     announcer: Announcer,
@@ -142,11 +142,6 @@ impl Worker {
             config,
             metrics: Arc::new(StdoutSink),
         }
-    }
-
-    /// A worker on AWS: every port by its AWS adapter, the ledger on the configured table.
-    pub fn on_aws(clients: &Clients, config: WorkerConfig) -> Self {
-        Self::new(Adapters::aws(clients, &config.tables.jobs), config)
     }
 
     /// Sends metric records to `sink` instead of stdout.

@@ -26,6 +26,9 @@ pub(super) struct Opened<R> {
     pub(super) read_from: Option<u64>,
     /// The version a whole-object GET read (a later part pins its reads to it).
     pub(super) etag: Option<String>,
+    /// Bytes fetched for a header the object carries (`RangeTask::header_end`), counted in
+    /// bytes read once, beside the decoder's own.
+    pub(super) header_read: u64,
 }
 
 /// Why an object could not be opened: for good (a reject) or for now (a retry).
@@ -88,6 +91,7 @@ impl Loader<'_> {
                 bytes,
                 read_from: None,
                 etag,
+                header_read: 0,
             });
         }
         let body =
@@ -99,6 +103,7 @@ impl Loader<'_> {
                 bytes,
                 read_from: None,
                 etag,
+                header_read: 0,
             }),
             Err(error @ DecodeError::HeaderTooLong { .. }) => {
                 Err(OpenFailure::Reject(error.to_string()))
@@ -126,6 +131,11 @@ impl Loader<'_> {
         }
         match ranges::open_range(&source, task, self.schema, self.max_record_bytes).await {
             Ok(decoder) => Ok(Opened {
+                // A header the object carries was read only if a row starts in the range.
+                header_read: match &decoder {
+                    Some(_) => task.header_end.unwrap_or(0),
+                    None => 0,
+                },
                 decoder: decoder.map(RowDecoder::from),
                 bytes: task.end - task.start,
                 read_from: task.rows.map(|span| span.first),
@@ -152,6 +162,7 @@ impl Loader<'_> {
             bytes: task.end - task.start,
             read_from: Some(read_from),
             etag: None,
+            header_read: 0,
         };
         if Format::resolve(self.format, &task.key) == Format::DynamoDbJson {
             // Never split: only the rest of an object, whose next line's start is exact.
@@ -218,6 +229,7 @@ impl Loader<'_> {
             bytes,
             read_from: None,
             etag: Some(tail.etag.clone()),
+            header_read: 0,
         })
     }
 }
@@ -247,6 +259,7 @@ impl Loader<'_> {
             bytes: task.fetched_bytes(),
             read_from: None,
             etag: Some(task.etag.clone()),
+            header_read: 0,
         })
     }
 

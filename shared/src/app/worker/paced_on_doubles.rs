@@ -143,7 +143,7 @@ async fn a_cap_too_small_for_the_worker_instances_is_refused_before_anything_is_
         "{text}"
     );
     assert!(text.contains("at least 13.9"), "{text}");
-    use crate::port::ledger::Ledger;
+    use crate::fan_in::Ledger;
     assert!(rig.ledger.get(&"tiny".into()).await.unwrap().is_none());
     assert!(rig.batches().is_empty(), "nothing enqueued");
     // The shipped example's 400 units/s passes.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::contract::messages::{
-    BatchMessage, ObjectTail, RangeTask, Resumed, RowGroupTask, RowSpan, Unit, Work,
+    BatchMessage, ObjectTail, RangeTask, Resumed, RowGroupTask, RowSpan, Unit, Work, carried_header,
 };
 use crate::ingest::compression::Encoding;
 use crate::job::model::BatchStats;
@@ -102,24 +102,28 @@ impl Left {
     }
 
     /// The rest of a plain object read whole up to `next_row`; `None` if nothing is left.
+    /// A header wider than [`INLINE_HEADER_BYTES`] (ending at `header_end`) is read again
+    /// from the object by the continuation rather than carried.
     pub fn plain_rest(
         key: &str,
         etag: &str,
-        header: &[String],
+        (header, header_end): (&[String], u64),
         next_row: u64,
         size: u64,
     ) -> Option<Left> {
+        let (header, header_end) = carried_header(header, header_end);
         (next_row < size).then(|| {
             Left::Range(RangeTask {
                 key: key.to_owned(),
                 etag: etag.to_owned(),
                 start: next_row,
                 end: size,
-                header: header.to_vec(),
+                header,
                 rows: Some(RowSpan {
                     first: next_row,
                     stop: size,
                 }),
+                header_end,
             })
         })
     }
@@ -148,6 +152,8 @@ pub struct StoppedAt<'a> {
     /// Records yielded so far (skipped ones included).
     pub records: u64,
     pub header: &'a [String],
+    /// Where the header ends in the object (0: none was read from it).
+    pub header_end: u64,
     /// The version read ("" if the GET named none).
     pub etag: &'a str,
     /// The object's size (a whole read) or the range's length.
@@ -174,8 +180,14 @@ pub fn rest_of(unit: Unit<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
         Unit::Object(key) if at.by_rows || Encoding::of_key(key).is_compressed() => {
             Some((Left::Tail(tail(key)), 0, 0))
         }
-        Unit::Object(key) => Left::plain_rest(key, at.etag, at.header, at.next_row, at.size)
-            .map(|left| (left, at.next_row, at.next_row)),
+        Unit::Object(key) => Left::plain_rest(
+            key,
+            at.etag,
+            (at.header, at.header_end),
+            at.next_row,
+            at.size,
+        )
+        .map(|left| (left, at.next_row, at.next_row)),
         Unit::Range(task) => Left::range_rest(task, at.next_row).map(|left| {
             let from = at.read_from.unwrap_or(task.start);
             let bytes = at.next_row.saturating_sub(task.start);
@@ -289,6 +301,7 @@ mod tests {
                 first: 104,
                 stop: 210,
             }),
+            header_end: None,
         }
     }
 
@@ -308,8 +321,9 @@ mod tests {
         // The next row starts in the next range: nothing is left of this one.
         assert_eq!(Left::range_rest(&task(), 200), None);
         assert_eq!(Left::range_rest(&task(), 205), None);
-        assert_eq!(Left::plain_rest("k", "e", &[], 50, 50), None);
-        let Some(Left::Range(plain)) = Left::plain_rest("k", "e", &["h".into()], 20, 50) else {
+        assert_eq!(Left::plain_rest("k", "e", (&[], 0), 50, 50), None);
+        let Some(Left::Range(plain)) = Left::plain_rest("k", "e", (&["h".into()], 2), 20, 50)
+        else {
             panic!("rows are left");
         };
         assert_eq!(
@@ -358,7 +372,7 @@ mod tests {
                 etag: "e".into(),
                 rows_done: 3,
             }),
-            Left::plain_rest("b.csv", "e", &["h".into()], 40, 90).unwrap(),
+            Left::plain_rest("b.csv", "e", (&["h".into()], 2), 40, 90).unwrap(),
         ];
         let second = continuation(&batch, left, &first);
         assert_eq!((second.batch, second.part()), (BatchNo(4), 1));

@@ -7,6 +7,7 @@
 
 use super::{Worker, WorkerError};
 use crate::contract::messages::{BatchMessage, ComposeRanges, ScanTask};
+use crate::fan_in::Ledger as _;
 use crate::ingest::ranges::scan_range;
 use crate::job::model::BatchStats;
 use crate::plan::ranges::{scan_folder, scan_key, unreadable_key};

@@ -116,6 +116,14 @@ impl<R: AsyncBufRead + Unpin> RowDecoder<R> {
             Self::JsonLines(_) | Self::DynamoDbJson(_) | Self::Parquet(_) => &[],
         }
     }
+
+    /// Where a header read from the object ends (0: none was).
+    pub fn header_end(&self) -> u64 {
+        match self {
+            Self::Csv(d) => d.header_end(),
+            Self::JsonLines(_) | Self::DynamoDbJson(_) | Self::Parquet(_) => 0,
+        }
+    }
 }
 
 impl<R> From<ObjectDecoder<R>> for RowDecoder<R> {

@@ -3,9 +3,6 @@
 //! them against the local servers (`tests/tests/contracts.rs`). Each suite works in its own
 //! namespace (job ids, keys, queue URLs) so it can share a server with other tests.
 
-pub mod crash;
-mod fan_in;
-pub mod ledger;
 pub mod objects;
 pub mod queue;
 pub mod table;

@@ -13,7 +13,7 @@ use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::job::model::{Job, JobStatus, ListingCheckpoint};
 use crate::job::rules::Ending;
 use crate::job::shards::{self, Delta, Marker, Outcome, Recovery, Shard};
-use crate::port::ledger::{Finish, JobError, JobFilter, Ledger, Seal};
+use crate::port::ledger::{Finish, JobError, JobFilter, LedgerStore, Seal};
 
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
@@ -79,7 +79,7 @@ fn not_found(job_id: &JobId) -> JobError {
 }
 
 #[async_trait]
-impl Ledger for MemoryLedger {
+impl LedgerStore for MemoryLedger {
     async fn create(&self, job: &Job) -> Result<(), JobError> {
         let mut jobs = self.lock();
         if jobs.contains_key(&job.job_id) {

@@ -9,19 +9,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::contract::ids::{BatchNo, JobId, RunId};
+use crate::fan_in::{Finish, JobError, JobFilter, LedgerStore, Seal};
 use crate::job::model::{Job, ListingCheckpoint};
 use crate::job::shards::{Delta, Marker, Recovery, Shard};
-use crate::port::ledger::{Finish, JobError, JobFilter, Ledger, Seal};
 
 pub struct CrashAfter<'a> {
-    inner: &'a dyn Ledger,
+    inner: &'a dyn LedgerStore,
     after: usize,
     writes: AtomicUsize,
 }
 
 impl<'a> CrashAfter<'a> {
     /// Lets `after` writes through, then crashes.
-    pub fn new(inner: &'a dyn Ledger, after: usize) -> Self {
+    pub fn new(inner: &'a dyn LedgerStore, after: usize) -> Self {
         Self {
             inner,
             after,
@@ -47,7 +47,7 @@ impl<'a> CrashAfter<'a> {
 }
 
 #[async_trait]
-impl Ledger for CrashAfter<'_> {
+impl LedgerStore for CrashAfter<'_> {
     async fn create(&self, job: &Job) -> Result<(), JobError> {
         self.write(&job.job_id)?;
         self.inner.create(job).await

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use super::fan_in::*;
+use crate::fan_in::{JobError, JobFilter, Ledger, LedgerStore, Seal};
 use crate::job::model::{BatchNo, BatchStats, Job, JobId, JobStatus, ListingCheckpoint, Recorded};
-use crate::port::ledger::{JobError, JobFilter, Ledger, Seal};
 
 pub(super) fn stats(rows: u64) -> BatchStats {
     BatchStats {
@@ -26,7 +26,7 @@ pub(super) fn seal(total_batches: u64) -> Seal {
 }
 
 /// Runs every check, with job ids starting with `namespace`.
-pub async fn run(ledger: &dyn Ledger, namespace: &str) {
+pub async fn run(ledger: &dyn LedgerStore, namespace: &str) {
     counts_each_batch_once_and_finishes_once(ledger, &JobId::new(format!("{namespace}-count")))
         .await;
     a_failed_batch_ends_the_job_and_a_redrive_recovers_it(
@@ -45,11 +45,11 @@ pub async fn run(ledger: &dyn Ledger, namespace: &str) {
 
 /// Concurrent duplicates: only for ledgers that apply conditional writes atomically under
 /// concurrent requests (the double, dynalite, DynamoDB; not moto).
-pub async fn run_concurrent(ledger: &dyn Ledger, namespace: &str) {
+pub async fn run_concurrent(ledger: &dyn LedgerStore, namespace: &str) {
     concurrent_duplicates_count_once(ledger, &JobId::new(format!("{namespace}-dup"))).await;
 }
 
-async fn counts_each_batch_once_and_finishes_once(ledger: &dyn Ledger, job_id: &JobId) {
+async fn counts_each_batch_once_and_finishes_once(ledger: &dyn LedgerStore, job_id: &JobId) {
     let job = Job::new(job_id, "bucket", "p/");
     ledger.create(&job).await.unwrap();
     assert!(matches!(
@@ -109,7 +109,7 @@ async fn counts_each_batch_once_and_finishes_once(ledger: &dyn Ledger, job_id: &
 }
 
 async fn a_failed_batch_ends_the_job_and_a_redrive_recovers_it(
-    ledger: &dyn Ledger,
+    ledger: &dyn LedgerStore,
     job_id: &JobId,
 ) {
     ledger
@@ -152,7 +152,7 @@ async fn a_failed_batch_ends_the_job_and_a_redrive_recovers_it(
     assert!(matches!(after, Recorded::AlreadyCounted(ref j) if j.totals.rows_written == 7));
 }
 
-async fn only_the_owner_moves_the_listing(ledger: &dyn Ledger, job_id: &JobId) {
+async fn only_the_owner_moves_the_listing(ledger: &dyn LedgerStore, job_id: &JobId) {
     let stale = Duration::from_secs(3600);
     let mut job = Job::new(job_id, "bucket", "p/");
     job.listing_owner = Some("first".into());
@@ -256,7 +256,7 @@ async fn only_the_owner_moves_the_listing(ledger: &dyn Ledger, job_id: &JobId) {
     );
 }
 
-async fn the_completion_event_is_claimed_once(ledger: &dyn Ledger, job_id: &JobId) {
+async fn the_completion_event_is_claimed_once(ledger: &dyn LedgerStore, job_id: &JobId) {
     let lease = Duration::from_secs(60);
     ledger
         .create(&Job::new(job_id, "bucket", ""))
@@ -304,7 +304,7 @@ async fn the_completion_event_is_claimed_once(ledger: &dyn Ledger, job_id: &JobI
     );
 }
 
-async fn abandoned_jobs_fail_once(ledger: &dyn Ledger, job_id: &JobId) {
+async fn abandoned_jobs_fail_once(ledger: &dyn LedgerStore, job_id: &JobId) {
     ledger
         .create(&Job::new(job_id, "bucket", ""))
         .await

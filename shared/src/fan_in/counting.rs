@@ -7,9 +7,10 @@
 //! token added before, and applies it the same way.
 
 use crate::contract::ids::{BatchNo, JobId};
+use crate::fan_in::Ledger as _;
 use crate::job::model::{BatchStats, Job, Recorded};
 use crate::job::shards::{self, Marker, Outcome, Recovery, Shard};
-use crate::port::ledger::{JobError, Ledger};
+use crate::port::ledger::{JobError, LedgerStore};
 
 /// What a delivery reports about its batch.
 #[derive(Debug, Clone, Copy)]
@@ -18,7 +19,7 @@ pub enum Count<'a> {
     Failed(&'a str),
 }
 
-pub async fn record<L: Ledger + ?Sized>(
+pub async fn record<L: LedgerStore + ?Sized>(
     ledger: &L,
     job_id: &JobId,
     batch: BatchNo,
@@ -78,7 +79,7 @@ pub async fn record<L: Ledger + ?Sized>(
     }
 }
 
-async fn recover<L: Ledger + ?Sized>(
+async fn recover<L: LedgerStore + ?Sized>(
     ledger: &L,
     job_id: &JobId,
     batch: BatchNo,
@@ -118,7 +119,7 @@ async fn recover<L: Ledger + ?Sized>(
 /// count's shard only (a partial view: cheap, one read, and never finishes a job, since
 /// `try_finish` decides on a fresh view). The header is read after the shard was written,
 /// so a seal landing meanwhile is seen here or sees this count (see `Ledger::seal`).
-async fn progress<L: Ledger + ?Sized>(
+async fn progress<L: LedgerStore + ?Sized>(
     ledger: &L,
     job_id: &JobId,
     shard: u32,
@@ -134,7 +135,7 @@ async fn progress<L: Ledger + ?Sized>(
     Ok(shards::view(header, [&applied]))
 }
 
-async fn view<L: Ledger + ?Sized>(ledger: &L, job_id: &JobId) -> Result<Job, JobError> {
+async fn view<L: LedgerStore + ?Sized>(ledger: &L, job_id: &JobId) -> Result<Job, JobError> {
     ledger
         .get(job_id)
         .await?

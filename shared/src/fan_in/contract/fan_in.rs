@@ -8,12 +8,16 @@ use futures::future::join_all;
 
 use super::crash::CrashAfter;
 use super::ledger::{seal, stats};
+use crate::fan_in::{Ledger, LedgerStore};
 use crate::job::model::{BatchNo, Job, JobId, JobStatus, ListingCheckpoint, Recorded};
 use crate::job::shards::{self, SHARDS};
-use crate::port::ledger::Ledger;
 
 /// Counts `batches` batches of one row each, `width` at a time; returns the `Counted` ones.
-async fn count_all(ledger: &dyn Ledger, job_id: &JobId, batches: std::ops::Range<u64>) -> usize {
+async fn count_all(
+    ledger: &dyn LedgerStore,
+    job_id: &JobId,
+    batches: std::ops::Range<u64>,
+) -> usize {
     let mut counted = 0;
     let one = stats(1);
     for chunk in batches.collect::<Vec<_>>().chunks(16) {
@@ -31,7 +35,7 @@ async fn count_all(ledger: &dyn Ledger, job_id: &JobId, batches: std::ops::Range
     counted
 }
 
-pub(super) async fn counts_spread_over_every_shard(ledger: &dyn Ledger, job_id: &JobId) {
+pub(super) async fn counts_spread_over_every_shard(ledger: &dyn LedgerStore, job_id: &JobId) {
     let total = u64::from(SHARDS) * 2 + 5;
     ledger
         .create(&Job::new(job_id, "bucket", ""))
@@ -64,7 +68,10 @@ pub(super) async fn counts_spread_over_every_shard(ledger: &dyn Ledger, job_id: 
     assert_eq!(ledger.try_finish(last.job()).await.unwrap(), None);
 }
 
-pub(super) async fn only_exactly_the_sealed_set_completes(ledger: &dyn Ledger, job_id: &JobId) {
+pub(super) async fn only_exactly_the_sealed_set_completes(
+    ledger: &dyn LedgerStore,
+    job_id: &JobId,
+) {
     ledger
         .create(&Job::new(job_id, "bucket", ""))
         .await
@@ -91,7 +98,7 @@ pub(super) async fn only_exactly_the_sealed_set_completes(ledger: &dyn Ledger, j
     assert!(ended.error.unwrap().contains("outside the sealed set"));
 }
 
-pub(super) async fn last_attempts_are_marked_and_cleared(ledger: &dyn Ledger, job_id: &JobId) {
+pub(super) async fn last_attempts_are_marked_and_cleared(ledger: &dyn LedgerStore, job_id: &JobId) {
     ledger
         .create(&Job::new(job_id, "bucket", ""))
         .await
@@ -152,7 +159,7 @@ pub(super) async fn last_attempts_are_marked_and_cleared(ledger: &dyn Ledger, jo
     );
 }
 
-pub(super) async fn concurrent_duplicates_count_once(ledger: &dyn Ledger, job_id: &JobId) {
+pub(super) async fn concurrent_duplicates_count_once(ledger: &dyn LedgerStore, job_id: &JobId) {
     ledger
         .create(&Job::new(job_id, "bucket", ""))
         .await
@@ -185,7 +192,7 @@ pub(super) async fn concurrent_duplicates_count_once(ledger: &dyn Ledger, job_id
 /// redelivery before its k2-th, a third finishes. Batches 31 and 32 sit on the last and the
 /// first shard (the shard boundary); failed counts and a redrive's recovery too.
 pub(super) async fn a_crash_between_any_two_writes_counts_once(
-    ledger: &dyn Ledger,
+    ledger: &dyn LedgerStore,
     namespace: &str,
 ) {
     let total = u64::from(SHARDS) + 1;
