@@ -436,6 +436,7 @@ pub(crate) async fn load_counting(
         max_record_bytes: config.max_record_bytes,
         pacing: None,
         export: None,
+        listed_by_inventory: false,
     };
     let rejects = Mutex::new(BatchRejects::default());
     let stats = loader

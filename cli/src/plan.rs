@@ -90,6 +90,16 @@ pub struct PlanArgs {
     /// deadline and 20 s resume margins).
     #[arg(long, default_value_t = DEFAULT.worker_part_seconds)]
     pub worker_part_seconds: f64,
+    /// An S3 Inventory report's objects per data file (for the inventory-driven planning
+    /// beside the LIST-driven one; the manifest tells).
+    #[arg(long, default_value_t = DEFAULT.inventory_objects_per_file)]
+    pub inventory_objects_per_file: u64,
+    /// Inventory rows one worker reads and batches per second (docs/inventory.md).
+    #[arg(long, default_value_t = DEFAULT.inventory_rows_per_worker_second)]
+    pub inventory_rows_per_worker_second: f64,
+    /// Seconds per SendMessageBatch of 10 (an inventory emit step sends its file's batches).
+    #[arg(long, default_value_t = DEFAULT.send_batch_seconds)]
+    pub send_batch_seconds: f64,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -138,6 +148,9 @@ impl PlanArgs {
             worker_part_seconds: self.worker_part_seconds,
             ledger_write_units: self.ledger_write_units,
             ledger_shards: shared::job::shards::SHARDS,
+            inventory_objects_per_file: self.inventory_objects_per_file,
+            inventory_rows_per_worker_second: self.inventory_rows_per_worker_second,
+            send_batch_seconds: self.send_batch_seconds,
         }
     }
 }
@@ -229,9 +242,44 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
         plan.requests.s3_get, plan.requests.s3_list, plan.cost.s3
     );
     println!("| **total** | | **{:.4}** |", plan.cost.total);
+    print_planning(input);
     if let Some(refused) = plan.pacing.as_ref().and_then(|p| p.refused.as_ref()) {
         println!();
         println!("**The coordinator refuses this job**: {refused}");
+    }
+}
+
+/// Inventory-driven planning beside LIST-driven, at this job's size and at 10^6..10^8.
+fn print_planning(args: &PlanArgs) {
+    println!();
+    println!(
+        "Planning: LIST (one coordinator, {} s a page of 1,000) against an S3 Inventory report ({} objects a data file, {} workers)",
+        args.list_page_seconds, args.inventory_objects_per_file, args.concurrency
+    );
+    println!();
+    println!(
+        "| objects | LIST: all batches queued (s) | objects/s | inventory: data files | first batch (s) | all batches queued (s) | objects/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut sizes = vec![1_000_000u64, 10_000_000, 100_000_000];
+    if !sizes.contains(&args.objects) {
+        sizes.insert(0, args.objects);
+    }
+    for objects in sizes {
+        let input = PlanInput {
+            objects,
+            ..args.input()
+        };
+        let p = shared::plan::cost::inventory_planning(&input);
+        println!(
+            "| {objects} | {:.0} | {:.0} | {} | {:.1} | {:.1} | {:.0} |",
+            p.list_seconds,
+            p.list_objects_per_second,
+            p.data_files,
+            p.first_batch_seconds,
+            p.planning_seconds,
+            p.objects_per_second
+        );
     }
 }
 

@@ -22,7 +22,13 @@ pub fn print_summary(job: &Job, wall: Duration) {
         }
     });
     println!("job {}  {}", job.job_id, job.status.as_str());
-    println!("  source          s3://{}/{}", job.bucket, job.prefix);
+    match &job.inventory.inventory {
+        Some(manifest) => println!(
+            "  source          S3 Inventory s3://{}/{manifest}",
+            job.bucket
+        ),
+        None => println!("  source          s3://{}/{}", job.bucket, job.prefix),
+    }
     println!(
         "  batches         {}/{}",
         job.batches_done, job.total_batches
@@ -31,6 +37,12 @@ pub fn print_summary(job: &Job, wall: Duration) {
         "  files           {} loaded, {} rejected, {} skipped (not .csv)",
         t.files, t.files_failed, job.files_skipped
     );
+    if t.files_missing > 0 {
+        println!(
+            "  missing         {} listed by the inventory, gone since (skipped, reported)",
+            t.files_missing
+        );
+    }
     println!("  rows written    {}", t.rows_written);
     println!("  rows rejected   {}", t.rows_rejected);
     println!(
@@ -60,7 +72,7 @@ pub fn print_summary(job: &Job, wall: Duration) {
         "  retries         {} write (UnprocessedItems), {} S3 throttled",
         t.write_retries, t.s3_throttles
     );
-    if t.rows_rejected + t.files_failed > 0 {
+    if t.rows_rejected + t.files_failed + t.files_missing > 0 {
         println!(
             "  rejects report  {}",
             job.rejects_report.as_deref().unwrap_or("-")

@@ -14,6 +14,7 @@
 
 pub mod bridge;
 pub mod faults;
+pub mod inventory;
 pub mod lambda_api;
 pub mod pipeline;
 pub mod provision;

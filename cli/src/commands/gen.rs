@@ -30,6 +30,10 @@ pub struct GenArgs {
     target: TargetArgs,
     #[command(flatten)]
     sample: SampleArgs,
+    /// Also write an S3 Inventory report of the files (AWS's layout, gzip CSV data files of
+    /// this many objects each) under `inventories/`, and print the request that loads it.
+    #[arg(long)]
+    inventory: Option<usize>,
 }
 
 pub async fn gen_command(args: GenArgs) -> Result<()> {
@@ -42,11 +46,25 @@ pub async fn gen_command(args: GenArgs) -> Result<()> {
     provision::ensure(&target.clients, &target.resources, QueueSettings::default())
         .await
         .context("provisioning")?;
-    upload(
-        &target,
-        &SampleSpec::new(&args.sample.prefix, args.sample.files, args.sample.rows),
-    )
-    .await
+    let spec = SampleSpec::new(&args.sample.prefix, args.sample.files, args.sample.rows);
+    upload(&target, &spec).await?;
+    if let Some(per_file) = args.inventory {
+        let bucket = &target.resources.bucket;
+        let format = shared::ingest::inventory_writer::WrittenFormat::Csv;
+        let manifest = devkit::inventory::upload_inventory(
+            &target.clients.s3,
+            bucket,
+            &spec,
+            per_file,
+            format,
+        )
+        .await
+        .context("writing the inventory report")?;
+        let request = serde_json::json!({"bucket": bucket, "inventory": manifest});
+        eprintln!("inventory report written; the job that loads it:");
+        println!("{request}");
+    }
+    Ok(())
 }
 
 pub async fn upload(target: &Target, spec: &SampleSpec) -> Result<()> {

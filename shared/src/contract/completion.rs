@@ -92,11 +92,15 @@ pub struct BatchStats {
     /// Export data files whose lines differ in number from their manifest's `itemCount`.
     #[serde(default)]
     pub files_miscounted: u64,
+    /// Objects an S3 Inventory listed that no longer exist (deleted since the report):
+    /// skipped and reported, not failed.
+    #[serde(default)]
+    pub files_missing: u64,
 }
 
 impl BatchStats {
     /// Every counter under its field name: the one list the ledger adds, reads and sums.
-    pub fn counters(&self) -> [(&'static str, u64); 12] {
+    pub fn counters(&self) -> [(&'static str, u64); 13] {
         [
             ("files", self.files),
             ("files_failed", self.files_failed),
@@ -110,6 +114,7 @@ impl BatchStats {
             ("rows_existing", self.rows_existing),
             ("write_units", self.write_units),
             ("files_miscounted", self.files_miscounted),
+            ("files_missing", self.files_missing),
         ]
     }
 
@@ -135,6 +140,7 @@ impl std::ops::AddAssign<&BatchStats> for BatchStats {
             rows_existing,
             write_units,
             files_miscounted,
+            files_missing,
         } = other;
         self.files += files;
         self.files_failed += files_failed;
@@ -148,6 +154,7 @@ impl std::ops::AddAssign<&BatchStats> for BatchStats {
         self.rows_existing += rows_existing;
         self.write_units += write_units;
         self.files_miscounted += files_miscounted;
+        self.files_missing += files_missing;
     }
 }
 
@@ -170,6 +177,7 @@ mod counter_tests {
             rows_existing: 10,
             write_units: 11,
             files_miscounted: 12,
+            files_missing: 13,
         };
         let json = serde_json::to_value(stats).unwrap();
         let fields = json.as_object().unwrap();

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::contract::completion::BatchStats;
 use crate::contract::format::Format;
 use crate::contract::ids::{BatchNo, JobId};
+use crate::contract::inventory::{ComposeInventory, InventoryOptions, InventoryTask};
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::Schema;
 use crate::contract::write::WriteOptions;
@@ -41,6 +42,10 @@ pub struct JobRequest {
     /// instead of a prefix listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// An S3 Inventory report (`inventory`: its manifest.json key) instead of a prefix
+    /// listing, with an optional key filter (`docs/inventory.md`).
+    #[serde(flatten)]
+    pub inventory: InventoryOptions,
 }
 
 impl JobRequest {
@@ -56,6 +61,7 @@ impl JobRequest {
             table: None,
             write: WriteOptions::default(),
             export: None,
+            inventory: InventoryOptions::default(),
         }
     }
 }
@@ -115,6 +121,7 @@ pub struct ComposeRanges {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ControlMessage {
+    ComposeInventory(ComposeInventory),
     Compose(ComposeRanges),
     Continue(ContinueListing),
 }
@@ -168,15 +175,36 @@ pub enum Work {
     RowGroups(RowGroupTask),
     /// Phase one of a split object: scan one range (no rows are loaded).
     Scan(ScanTask),
+    /// An inventory job's count (phase one) or emit (phase two, `emit` set) of one data
+    /// file (`docs/inventory.md`): no rows are loaded.
+    Inventory(InventoryTask),
+    /// Objects an S3 Inventory listed: whole objects, except that one gone since the report
+    /// (404) is counted missing, not failed.
+    InventoryObjects { keys: Vec<String> },
 }
 
 impl Work {
     /// The objects a key batch names (none for the other kinds).
     pub fn keys(&self) -> &[String] {
         match self {
-            Work::Objects { keys } | Work::Export { keys, .. } => keys,
-            Work::Range(_) | Work::RowGroups(_) | Work::Scan(_) => &[],
+            Work::Objects { keys }
+            | Work::Export { keys, .. }
+            | Work::InventoryObjects { keys } => keys,
+            Work::Range(_) | Work::RowGroups(_) | Work::Scan(_) | Work::Inventory(_) => &[],
         }
+    }
+
+    /// The inventory step this batch is, if it is one.
+    pub fn inventory(&self) -> Option<&InventoryTask> {
+        match self {
+            Work::Inventory(task) => Some(task),
+            _ => None,
+        }
+    }
+
+    /// Whether its objects come from an S3 Inventory (a 404 is missing, not failed).
+    pub fn listed_by_inventory(&self) -> bool {
+        matches!(self, Work::InventoryObjects { .. })
     }
 
     /// The scan this batch is, if it is one.
@@ -522,10 +550,10 @@ impl BatchMessage {
         let mut units: Vec<Unit<'_>> = match &self.work {
             Work::Range(range) => return vec![Unit::Range(range)],
             Work::RowGroups(groups) => return vec![Unit::RowGroups(groups)],
-            Work::Scan(_) => return Vec::new(),
-            Work::Objects { keys } | Work::Export { keys, .. } => {
-                keys.iter().map(|key| Unit::Object(key)).collect()
-            }
+            Work::Scan(_) | Work::Inventory(_) => return Vec::new(),
+            Work::Objects { keys }
+            | Work::Export { keys, .. }
+            | Work::InventoryObjects { keys } => keys.iter().map(|key| Unit::Object(key)).collect(),
         };
         if let Some(resumed) = &self.resumed {
             units.extend(resumed.ranges.iter().map(Unit::Range));
@@ -790,6 +818,20 @@ mod tests {
             serde_json::from_str(include_str!("../../../events/export-incremental-job.json"))
                 .unwrap();
         assert!(incremental.export.unwrap().ends_with('/'));
+        let inventory: JobRequest =
+            serde_json::from_str(include_str!("../../../events/inventory-job.json")).unwrap();
+        assert!(
+            inventory
+                .inventory
+                .inventory
+                .unwrap()
+                .ends_with("manifest.json")
+        );
+        assert_eq!(
+            inventory.inventory.inventory_key_suffix.as_deref(),
+            Some(".csv.gz")
+        );
+        assert_eq!(inventory.prefix, "");
         // Absent on the wire means "by suffix", and an older message still parses.
         let plain: JobRequest = serde_json::from_str(r#"{"bucket": "b"}"#).unwrap();
         assert_eq!(plain.format, None);
@@ -917,5 +959,77 @@ mod tests {
     fn prefix_defaults_to_the_whole_bucket() {
         let request: JobRequest = serde_json::from_str(r#"{"bucket":"b"}"#).unwrap();
         assert_eq!(request, JobRequest::new("b", ""));
+    }
+}
+
+#[cfg(test)]
+mod inventory_wire_tests {
+    use super::*;
+    use crate::contract::inventory::{EmitPlan, InventoryFile, KeyFilter};
+
+    #[test]
+    fn inventory_work_round_trips_under_its_own_names() {
+        let file = InventoryFile {
+            manifest: "inv/manifest.json".into(),
+            index: 1,
+            files: 3,
+            key: "inv/data/0001.csv.gz".into(),
+            size: 99,
+            md5: "00".into(),
+            parquet: false,
+            schema: "Bucket, Key, Size".into(),
+            source_bucket: "src".into(),
+            filter: KeyFilter::default(),
+            batch_size: 100,
+            batch_bytes: 1 << 24,
+        };
+        let emit = Work::Inventory(InventoryTask {
+            file,
+            emit: Some(EmitPlan {
+                base: 6,
+                batches: 4,
+                etag: "\"e\"".into(),
+                next: 2,
+            }),
+        });
+        let keys = Work::InventoryObjects {
+            keys: vec!["data/a b.csv".into()],
+        };
+        for work in [emit, keys] {
+            let message = BatchMessage {
+                job_id: "j".into(),
+                batch: BatchNo(4),
+                bucket: "b".into(),
+                work,
+                schema: None,
+                format: None,
+                table: None,
+                report: ReportLocation {
+                    bucket: "b".into(),
+                    prefix: "_rejects/".into(),
+                },
+                write: WriteOptions::default(),
+                resumed: None,
+            };
+            let json: serde_json::Value = serde_json::from_str(&message.to_json()).unwrap();
+            let name = json["work"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .next()
+                .unwrap()
+                .clone();
+            assert!(
+                ["inventory", "inventory_objects"].contains(&name.as_str()),
+                "{json}"
+            );
+            let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
+            assert_eq!(parsed, message);
+        }
+        let listed = Work::InventoryObjects {
+            keys: vec!["k".into()],
+        };
+        assert!(listed.listed_by_inventory() && listed.keys() == ["k"]);
+        assert!(!Work::Objects { keys: vec![] }.listed_by_inventory());
     }
 }

@@ -7,6 +7,7 @@ pub mod completion;
 pub mod dialect;
 pub mod format;
 pub mod ids;
+pub mod inventory;
 pub mod mapping;
 mod mapping_check;
 pub mod messages;

@@ -9,6 +9,9 @@ pub mod export;
 #[cfg(any(test, feature = "contract"))]
 pub mod export_writer;
 pub mod format;
+pub mod inventory;
+#[cfg(any(test, feature = "contract"))]
+pub mod inventory_writer;
 pub mod item;
 pub mod range_read;
 pub mod rejects;

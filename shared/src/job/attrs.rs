@@ -39,6 +39,7 @@ pub const S3_THROTTLES: &str = "s3_throttles";
 pub const ROWS_EXISTING: &str = "rows_existing";
 pub const WRITE_UNITS: &str = "write_units";
 pub const FILES_MISCOUNTED: &str = "files_miscounted";
+pub const FILES_MISSING: &str = "files_missing";
 
 /// Shards and markers live in the jobs table under derived keys (`{job}#s{k}`,
 /// `{job}#b{n}`), each its own partition; only headers carry [`JOB_INDEX`], the partition key

@@ -8,6 +8,7 @@ use crate::contract::completion::CompletionEvent;
 pub use crate::contract::completion::{BatchStats, JobStatus};
 use crate::contract::format::Format;
 pub use crate::contract::ids::{BatchNo, JobId, RunId};
+use crate::contract::inventory::InventoryOptions;
 use crate::contract::messages::JobRequest;
 use crate::contract::rejects::RejectTolerance;
 use crate::contract::schema::Schema;
@@ -28,6 +29,10 @@ pub struct Job {
     /// check) reads the same export, never the bucket's prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// The S3 Inventory report a job reads instead of a listing (and its key filter): a job
+    /// planned again reads the same report, never the bucket's prefix.
+    #[serde(flatten)]
+    pub inventory: InventoryOptions,
     /// Set once listing has ended: only then is `total_batches` final.
     #[serde(default)]
     pub sealed: bool,
@@ -133,6 +138,7 @@ impl Job {
             prefix: prefix.to_owned(),
             key: None,
             export: None,
+            inventory: InventoryOptions::default(),
             sealed: false,
             total_batches: 0,
             batches_done: 0,
@@ -232,6 +238,7 @@ impl Job {
             job_id: Some(self.job_id.clone()),
             key: self.key.clone(),
             export: self.export.clone(),
+            inventory: self.inventory.clone(),
             // An export's data files are DynamoDB JSON (the job's format is set by it).
             format: self.format.or_else(|| {
                 (self.export.as_ref()).map(|_| crate::contract::format::Format::DynamoDbJson)

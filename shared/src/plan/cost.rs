@@ -62,6 +62,13 @@ pub struct PlanInput {
     pub ledger_write_units: f64,
     /// The ledger's counter shards (`job::shards::SHARDS`): two writes per count land on one.
     pub ledger_shards: u32,
+    /// An S3 Inventory report's objects per data file (the manifest tells; `docs/inventory.md`).
+    pub inventory_objects_per_file: u64,
+    /// Inventory rows one worker reads per second: GET, gunzip, CSV, URL-decode, filter,
+    /// batch (`docs/inventory.md`, measured).
+    pub inventory_rows_per_worker_second: f64,
+    /// One SendMessageBatch of 10 messages (an emit step sends its file's batches in turn).
+    pub send_batch_seconds: f64,
 }
 
 /// The defaults of `s3-fanout plan`.
@@ -90,6 +97,9 @@ pub const DEFAULT: PlanInput = PlanInput {
     worker_part_seconds: 90.0,
     ledger_write_units: 40_000.0,
     ledger_shards: 32,
+    inventory_objects_per_file: 1_000_000,
+    inventory_rows_per_worker_second: 750_000.0,
+    send_batch_seconds: 0.02,
 };
 
 /// Ledger writes per counted batch: intent, marker, apply (each under 1 KB: one unit).
@@ -189,6 +199,8 @@ pub struct Plan {
     pub lambda_gb_seconds: f64,
     pub requests: Requests,
     pub cost: Cost,
+    /// The same objects planned from an S3 Inventory report instead of a LIST.
+    pub inventory: InventoryPlanning,
 }
 
 /// A worker whose CPU, not its write calls, sets its rate.
@@ -200,6 +212,80 @@ pub struct CpuBound {
     pub calls_allow: f64,
     /// Its vCPU share (memory / 1,769 MB).
     pub cpu_share: f64,
+}
+
+/// Planning a job from an S3 Inventory report instead of a LIST (`docs/inventory.md`): the
+/// manifest read, then count steps (one per data file, in parallel), the compose step, then
+/// emit steps (one per data file, in parallel, each sending its file's key batches).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct InventoryPlanning {
+    pub data_files: u64,
+    /// Key batches per data file.
+    pub batches_per_file: u64,
+    /// One count step: read and batch one data file.
+    pub count_seconds: f64,
+    /// The compose step: read the counts (32 at a time), seal, send the emit batches.
+    pub compose_seconds: f64,
+    /// One emit step: read the file again and send its key batches.
+    pub emit_seconds: f64,
+    /// Until the first key batch is in the queue.
+    pub first_batch_seconds: f64,
+    /// Until every key batch is in the queue (the LIST-driven figure is `listing_seconds`).
+    pub planning_seconds: f64,
+    /// Objects put in batches in the queue per second over the planning.
+    pub objects_per_second: f64,
+    /// The LIST-driven figures for the same objects.
+    pub list_seconds: f64,
+    pub list_objects_per_second: f64,
+    /// Extra work: 2 worker batches, 2 GETs of the data file and one small PUT per file.
+    pub extra_batches: u64,
+    pub data_file_gets: u64,
+}
+
+/// The inventory-driven planning of `input`'s objects, beside the LIST-driven one.
+pub fn inventory_planning(input: &PlanInput) -> InventoryPlanning {
+    let per_file = input.inventory_objects_per_file.max(1);
+    let data_files = input.objects.div_ceil(per_file).max(1);
+    let by_bytes = (input.batch_bytes / input.object_bytes.max(1)).max(1);
+    let keys_per_batch = input.batch_size.max(1).min(by_bytes);
+    let objects_in_file = per_file.min(input.objects.max(1));
+    let batches_per_file = objects_in_file.div_ceil(keys_per_batch);
+    let rounds = data_files.div_ceil(input.concurrency.max(1)) as f64;
+    let overhead = input.invocation_overhead_seconds;
+    let count_seconds =
+        overhead + objects_in_file as f64 / input.inventory_rows_per_worker_second.max(1e-9);
+    // 32 stored counts read at a time (~20 ms each), then the emit batches sent.
+    let compose_seconds = overhead
+        + data_files.div_ceil(32) as f64 * 0.02
+        + data_files.div_ceil(10) as f64 * input.send_batch_seconds;
+    // The emit keeps a few SendMessageBatch calls in flight.
+    let in_flight = super::inventory::SENDS_IN_FLIGHT as u64;
+    let emit_seconds = count_seconds
+        + batches_per_file.div_ceil(10).div_ceil(in_flight) as f64 * input.send_batch_seconds;
+    let manifest_seconds = 0.1;
+    // The first emit sends its first 10 batches after ~1,000 rows: about one call.
+    let first_batch_seconds = manifest_seconds
+        + count_seconds * rounds
+        + compose_seconds
+        + overhead
+        + input.send_batch_seconds;
+    let planning_seconds =
+        manifest_seconds + count_seconds * rounds + compose_seconds + emit_seconds * rounds;
+    let list_seconds = input.objects.div_ceil(1000) as f64 * input.list_page_seconds;
+    InventoryPlanning {
+        data_files,
+        batches_per_file,
+        count_seconds,
+        compose_seconds,
+        emit_seconds,
+        first_batch_seconds,
+        planning_seconds,
+        objects_per_second: input.objects as f64 / planning_seconds.max(1e-9),
+        list_seconds,
+        list_objects_per_second: input.objects as f64 / list_seconds.max(1e-9),
+        extra_batches: 2 * data_files,
+        data_file_gets: 2 * data_files,
+    }
 }
 
 pub fn plan(input: &PlanInput) -> Plan {
@@ -364,5 +450,52 @@ pub fn plan(input: &PlanInput) -> Plan {
             s3,
             total: lambda + sqs + dynamodb + s3,
         },
+        inventory: inventory_planning(input),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    #[test]
+    fn inventory_planning_grows_with_files_over_workers_where_listing_grows_with_pages() {
+        let at = |objects: u64| {
+            inventory_planning(&PlanInput {
+                objects,
+                ..PlanInput::default()
+            })
+        };
+        let million = at(1_000_000);
+        assert_eq!((million.data_files, million.batches_per_file), (1, 10_000));
+        assert!(close(million.list_seconds, 100.0));
+        // One file: count 0.05 s + 10^6 rows at 750,000 rows/s, compose, emit: the same read
+        // plus 1,000 sends of 20 ms, 8 at a time.
+        let count = 0.05 + 1e6 / 750_000.0;
+        assert!(close(million.count_seconds, count));
+        assert!(close(million.emit_seconds, count + 125.0 * 0.02));
+        assert!(close(million.compose_seconds, 0.05 + 0.02 + 0.02));
+        assert!(close(
+            million.planning_seconds,
+            0.1 + count + 0.09 + count + 2.5
+        ));
+        let hundred_million = at(100_000_000);
+        assert_eq!(hundred_million.data_files, 100);
+        assert!(close(hundred_million.list_seconds, 10_000.0));
+        // 100 files over 50 workers: two rounds of counts, then two of emits.
+        assert!(close(
+            hundred_million.planning_seconds,
+            0.1 + 2.0 * count + (0.05 + 4.0 * 0.02 + 10.0 * 0.02) + 2.0 * (count + 2.5)
+        ));
+        assert!(hundred_million.planning_seconds < 15.0);
+        assert!(hundred_million.first_batch_seconds < 4.0);
+        assert!(
+            hundred_million.objects_per_second > 200.0 * hundred_million.list_objects_per_second
+        );
+        assert_eq!(hundred_million.extra_batches, 200);
     }
 }

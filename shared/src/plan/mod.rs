@@ -4,6 +4,7 @@
 
 pub mod batching;
 pub mod cost;
+pub mod inventory;
 pub mod pacing;
 pub mod ranges;
 pub mod trigger;

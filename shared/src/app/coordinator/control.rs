@@ -141,6 +141,10 @@ impl Coordinator {
                             .map(drop),
                     )
                 }
+                ControlMessage::ComposeInventory(compose) => (
+                    &compose.job_id,
+                    self.compose_inventory(compose).await.map(drop),
+                ),
                 ControlMessage::Compose(compose) => {
                     if last_delivery {
                         self.mark_parse_batches(compose, deadline).await;

@@ -89,6 +89,17 @@ impl Coordinator {
                 }
                 Ok(())
             }
+            Ok(ControlMessage::ComposeInventory(compose)) => {
+                // Idempotent too (a marker): once more, and the job ends if it still fails.
+                if let Err(error) = self.compose_inventory(&compose).await {
+                    let reason = format!(
+                        "the inventory compose step reached the dead-letter queue, and running it once more failed: {}",
+                        crate::report(&error)
+                    );
+                    self.fail_job(&compose.job_id, &reason).await;
+                }
+                Ok(())
+            }
             Ok(ControlMessage::Continue(wake)) => {
                 tracing::warn!(job_id = %wake.job_id, invocation = wake.invocation, receives, "a listing continuation was dead-lettered; the stuck-job check wakes the listing again or fails it");
                 Ok(())
@@ -148,6 +159,20 @@ impl Coordinator {
         let Some(job) = self.ledger.get(job_id).await? else {
             return Ok(());
         };
+        if let Some(task) = batch.work.inventory().filter(|t| t.emit.is_none())
+            && job.batches_done >= task.file.files
+            && !job.sealed
+        {
+            // The last count dead-lettered: compose here (it fails the job, naming the file).
+            let compose = crate::contract::inventory::ComposeInventory {
+                job_id: job_id.clone(),
+                compose_inventory: crate::contract::inventory::InventoryCompose {
+                    manifest: task.file.manifest.clone(),
+                    files: task.file.files,
+                },
+            };
+            self.compose_inventory(&compose).await?;
+        }
         if let Some(finished) = self.ledger.try_finish(&job).await? {
             self.metrics
                 .emit(metrics::job_finished("coordinator", &finished));

@@ -42,6 +42,16 @@ impl Coordinator {
             let plan = self.plan_export(&request.bucket, export, &schema).await?;
             return (self.enqueue_export(job_id, request, report, &plan).await).map(Listed::Done);
         }
+        if request.inventory.inventory.is_some() {
+            // Planned again (the stuck check woke a job still counting): the same count
+            // batches under the same numbers, counted once; the compose step seals.
+            let plan = self
+                .plan_inventory(&request.bucket, &request.inventory)
+                .await?;
+            return self
+                .enqueue_inventory_counts(job_id, request, report, &plan)
+                .await;
+        }
         match &request.key {
             Some(key) => self
                 .enqueue_object(job_id, request, key, report)

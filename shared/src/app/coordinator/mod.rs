@@ -9,6 +9,7 @@ mod control;
 pub mod dead_letters;
 mod enqueue;
 mod export;
+mod inventory;
 mod listing;
 mod object_plan;
 mod parquet_plan;
@@ -82,6 +83,8 @@ pub enum CoordinatorError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("the count of inventory data file {index} of job {job_id} is not stored yet")]
+    InventoryCountMissing { job_id: JobId, index: u64 },
     #[error("the scan of range {index} of job {job_id} is counted but not stored yet")]
     ScanMissing { job_id: JobId, index: u64 },
     #[error("waking the next invocation of job {job_id}'s listing failed")]
@@ -271,6 +274,15 @@ impl Coordinator {
             Some(export) => Some(self.plan_export(&request.bucket, export, &schema).await?),
             None => None,
         };
+        // An inventory's manifest is checked before the job exists; its data files are not
+        // read here (that is the point at 10^8 objects).
+        let inventory = match &request.inventory.inventory {
+            Some(_) => Some(
+                self.plan_inventory(&request.bucket, &request.inventory)
+                    .await?,
+            ),
+            None => None,
+        };
         if let Some(plan) = &export
             && plan.summary.is_incremental()
             && request.write.write_mode != crate::contract::write::WriteMode::Put
@@ -301,6 +313,7 @@ impl Coordinator {
         job.listing_updated_ms = job.started_ms;
         job.key = request.key.clone();
         job.export = request.export.clone();
+        job.inventory = request.inventory.clone();
         job.schema = request.schema.clone();
         job.tolerated_rejects = request.tolerated_rejects;
         job.format = request.format;
@@ -310,12 +323,17 @@ impl Coordinator {
         self.ledger.create(&job).await?;
         tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
 
-        let planned = match &export {
+        let planned = match (&export, &inventory) {
             // An export is planned whole before the job exists: one step, never checkpointed.
-            Some(plan) => {
+            (Some(plan), _) => {
                 (self.enqueue_export(&job_id, &request, &report, plan).await).map(Listed::Done)
             }
-            None => {
+            // An inventory's count batches; the compose step seals the job.
+            (None, Some(plan)) => {
+                self.enqueue_inventory_counts(&job_id, &request, &report, plan)
+                    .await
+            }
+            (None, None) => {
                 self.enqueue(&job_id, &request, &report, None, &run, deadline)
                     .await
             }
@@ -429,6 +447,19 @@ fn validate(request: &JobRequest, allowed_buckets: &[String]) -> Result<(), Coor
         && let Err(reason) = job_id.check()
     {
         return Err(CoordinatorError::InvalidRequest(reason.into()));
+    }
+    request
+        .inventory
+        .check()
+        .map_err(CoordinatorError::InvalidRequest)?;
+    if request.inventory.inventory.is_some()
+        && (request.key.is_some() || request.export.is_some() || !request.prefix.is_empty())
+    {
+        return Err(CoordinatorError::InvalidRequest(
+            "a request names an inventory instead of a prefix, a key or an export (filter its \
+             keys with inventory_key_prefix and inventory_key_suffix)"
+                .into(),
+        ));
     }
     if request.export.is_some() {
         if request.key.is_some() {

@@ -74,6 +74,8 @@ pub struct LoadStats {
     pub files_failed: u64,
     /// Export data files whose lines differ in number from their manifest's item count.
     pub files_miscounted: u64,
+    /// Objects an inventory listed that are gone (404): skipped, not failed.
+    pub files_missing: u64,
     /// Rows rejected while typing (rows the table refused are in `written.rejected`).
     pub rows_rejected: u64,
     /// Input size: whole objects' sizes, ranges' lengths.
@@ -103,6 +105,7 @@ impl LoadStats {
             rows_existing: self.written.existing,
             write_units: self.written.units,
             files_miscounted: self.files_miscounted,
+            files_missing: self.files_missing,
         }
     }
 }
@@ -133,6 +136,8 @@ pub struct Loader<'a> {
     /// An export's data files: each whole object's lines are compared with its manifest's
     /// item count.
     pub export: Option<&'a crate::contract::messages::ExportFiles>,
+    /// The keys come from an S3 Inventory: one gone since the report is missing, not failed.
+    pub listed_by_inventory: bool,
 }
 
 /// Write slots booked as rows are decoded, not as they are written: a row enters the
@@ -150,6 +155,8 @@ pub struct Pacing<'a> {
 /// One object's contribution.
 struct ObjectOutcome {
     loaded: bool,
+    /// Listed by an inventory, gone since: neither loaded nor failed.
+    missing: bool,
     /// An export data file read to its end with another number of lines than its manifest's.
     miscounted: bool,
     rejected_rows: u64,
@@ -209,7 +216,8 @@ impl Loader<'_> {
                 .buffer_unordered(self.task_concurrency.max(1))
                 .try_for_each(|object| {
                     stats_ref.files += u64::from(object.loaded && object.left.is_none());
-                    stats_ref.files_failed += u64::from(!object.loaded);
+                    stats_ref.files_failed += u64::from(!object.loaded && !object.missing);
+                    stats_ref.files_missing += u64::from(object.missing);
                     stats_ref.files_miscounted += u64::from(object.miscounted);
                     stats_ref.rows_rejected += object.rejected_rows;
                     stats_ref.bytes += object.bytes;
@@ -309,7 +317,22 @@ impl Loader<'_> {
             records,
         } = match decoded {
             Ok(measured) => measured,
-            Err(OpenFailure::Reject(reason)) => {
+            Err(OpenFailure::Missing(reason)) if self.listed_by_inventory => {
+                let reason = format!(
+                    "listed by the S3 Inventory but gone since (counted missing, not failed): {reason}"
+                );
+                lock(rejects).object(key, reason);
+                return Ok(ObjectOutcome {
+                    loaded: false,
+                    missing: true,
+                    miscounted: false,
+                    rejected_rows,
+                    bytes: 0,
+                    bytes_read: 0,
+                    left: None,
+                });
+            }
+            Err(OpenFailure::Reject(reason) | OpenFailure::Missing(reason)) => {
                 let reason = match work {
                     Unit::Object(_) | Unit::Tail(_) => reason,
                     Unit::Range(task) => format!("bytes {}..{}: {reason}", task.start, task.end),
@@ -321,6 +344,7 @@ impl Loader<'_> {
                 lock(rejects).object(key, reason);
                 return Ok(ObjectOutcome {
                     loaded: false,
+                    missing: false,
                     miscounted: false,
                     rejected_rows,
                     bytes: 0,
@@ -343,6 +367,7 @@ impl Loader<'_> {
         let miscounted = left.is_none() && self.miscounted(key, records, rejects);
         Ok(ObjectOutcome {
             loaded: true,
+            missing: false,
             miscounted,
             rejected_rows,
             bytes,
@@ -592,6 +617,7 @@ impl ObjectOutcome {
     fn untouched(work: Unit<'_>) -> Self {
         Self {
             loaded: true,
+            missing: false,
             miscounted: false,
             rejected_rows: 0,
             bytes: 0,

@@ -12,6 +12,7 @@
 //! the dead-letter queue, so its job still ends.
 
 mod chunk_writer;
+mod inventory;
 mod lanes;
 mod loader;
 mod open;
@@ -91,6 +92,14 @@ pub enum WorkerError {
     NoProgress,
     #[error("sending the rest of the batch to the batch queue failed")]
     Continue(#[source] crate::BoxError),
+    #[error("reading an inventory data file failed")]
+    InventoryRead(#[source] crate::ingest::inventory::InventoryError),
+    #[error("reading an inventory data file failed")]
+    InventoryGet(#[source] ObjectError),
+    #[error("an inventory emit cannot send its batches: {0}")]
+    Emit(String),
+    #[error("sending an inventory's key batches failed")]
+    Queue(#[source] crate::port::queue::QueueError),
 }
 
 /// Ports, limits and settings, kept across invocations of a warm Lambda, so what the limits
@@ -251,6 +260,10 @@ impl Worker {
                 // The compose step fails the job: its rows cannot be split exactly.
                 self.wake_compose_when_scanned(batch, scan, true).await?;
             }
+            if let Some(task) = batch.work.inventory().filter(|t| t.emit.is_none()) {
+                // The compose step fails the job: no file after this one can be numbered.
+                self.wake_inventory_compose(batch, task).await?;
+            }
             if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
                 self.metrics.emit(metrics::job_finished("worker", &job));
                 self.announcer.announce(&job, Claim::Held).await?;
@@ -295,15 +308,26 @@ impl Worker {
             // A delete's CSV lists keys: only the key columns are needed.
             schema = schema.keys_only();
         }
-        let (part, unreadable) = match batch.work.scan() {
-            Some(scan) => match self.scan(batch, scan).await? {
+        let inventory = batch.work.inventory();
+        let (part, unreadable) = match (batch.work.scan(), inventory) {
+            (None, Some(task)) => match &task.emit {
+                None => (self.count_inventory(batch, task).await?, false),
+                Some(emit) => match self.emit_inventory(batch, task, emit, &stop).await? {
+                    inventory::Emitted::Done(stats) => (stats, false),
+                    inventory::Emitted::Paused { next, stats } => {
+                        let continued = self.hand_on_emit(batch, task, emit, next, &stats).await?;
+                        return Ok(Processed::Continued(Box::new(continued)));
+                    }
+                },
+            },
+            (Some(scan), _) => match self.scan(batch, scan).await? {
                 scan_batch::Scanned::Stored(stats) => (stats, false),
                 scan_batch::Scanned::Impossible(reason) => {
                     self.store_unreadable(batch, scan, &reason).await?;
                     (BatchStats::default(), true)
                 }
             },
-            None => {
+            (None, None) => {
                 let (part, left) = self.load(batch, &schema, deadline, &stop).await?;
                 if !left.is_empty() {
                     return self.hand_on(batch, &part, left, &stop).await;
@@ -320,6 +344,10 @@ impl Worker {
             // Also after AlreadyCounted: a crash before the wake-up is healed here.
             self.wake_compose_when_scanned(batch, scan, unreadable)
                 .await?;
+        }
+        if let Some(task) = inventory.filter(|t| t.emit.is_none()) {
+            // Also after AlreadyCounted, as for scans.
+            self.wake_inventory_compose(batch, task).await?;
         }
         match &recorded {
             Recorded::Counted(_) => {
@@ -442,6 +470,7 @@ impl Worker {
                 units: &charge,
             }),
             export: batch.work.export(),
+            listed_by_inventory: batch.work.listed_by_inventory(),
         };
         let mut loaded = loader
             .load(&batch.bucket, &batch.units(), &rejects, |chunk| {

@@ -34,6 +34,8 @@ pub(super) struct Opened<R> {
 /// Why an object could not be opened: for good (a reject) or for now (a retry).
 pub(super) enum OpenFailure {
     Reject(String),
+    /// The object is gone (404): a reject, or for keys an inventory listed, missing.
+    Missing(String),
     Retry(LoadError),
 }
 
@@ -300,6 +302,7 @@ pub(super) fn fetch_failure(bucket: &str, key: &str, error: ObjectError) -> Open
         Failure::Changed => OpenFailure::Reject(format!(
             "the object changed after the job was planned (its ETag no longer matches): {detail}"
         )),
+        Failure::NotFound => OpenFailure::Missing(format!("GET failed: {detail}")),
         _ if error.is_permanent() => OpenFailure::Reject(format!("GET failed: {detail}")),
         _ => OpenFailure::Retry(LoadError::Fetch {
             bucket: bucket.to_owned(),

@@ -245,6 +245,7 @@ pub fn continuation(batch: &BatchMessage, left: Vec<Left>, so_far: &BatchStats) 
             keys,
             files: files.clone(),
         },
+        (None, Work::InventoryObjects { .. }) => Work::InventoryObjects { keys },
         (None, _) => Work::Objects { keys },
     };
     BatchMessage {
