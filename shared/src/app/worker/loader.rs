@@ -157,6 +157,8 @@ struct ObjectOutcome {
     bytes_read: u64,
     /// Stopped before its end (or before it started): the rest, for a later part.
     left: Option<Left>,
+    /// Counts as a file when done: false for a Parquet task that does not end its object.
+    counts_file: bool,
 }
 
 /// What decoding an object did: its input size and bytes read (for a stopped object, the
@@ -167,6 +169,8 @@ struct Measured {
     left: Option<Left>,
     /// Lines or records read, the skipped ones of a resumed read included.
     records: u64,
+    /// See [`ObjectOutcome::counts_file`].
+    counts_file: bool,
 }
 
 impl Loader<'_> {
@@ -208,7 +212,8 @@ impl Loader<'_> {
                 })
                 .buffer_unordered(self.task_concurrency.max(1))
                 .try_for_each(|object| {
-                    stats_ref.files += u64::from(object.loaded && object.left.is_none());
+                    stats_ref.files +=
+                        u64::from(object.loaded && object.left.is_none() && object.counts_file);
                     stats_ref.files_failed += u64::from(!object.loaded);
                     stats_ref.files_miscounted += u64::from(object.miscounted);
                     stats_ref.rows_rejected += object.rejected_rows;
@@ -307,6 +312,7 @@ impl Loader<'_> {
             bytes_read,
             left,
             records,
+            counts_file,
         } = match decoded {
             Ok(measured) => measured,
             Err(OpenFailure::Reject(reason)) => {
@@ -326,6 +332,7 @@ impl Loader<'_> {
                     bytes: 0,
                     bytes_read: 0,
                     left: None,
+                    counts_file: true,
                 });
             }
             Err(OpenFailure::Retry(error)) => return Err(error),
@@ -348,6 +355,7 @@ impl Loader<'_> {
             bytes,
             bytes_read,
             left,
+            counts_file,
         })
     }
 
@@ -388,6 +396,7 @@ impl Loader<'_> {
                 bytes_read: 0,
                 left: None,
                 records: 0,
+                counts_file: true,
             });
         };
         // A whole object can resume only pinned to the version read so far.
@@ -420,6 +429,7 @@ impl Loader<'_> {
                 bytes_read,
                 left: Some(left),
                 records: 0,
+                counts_file: true,
             });
         }
         let bytes_read = match opened.read_from {
@@ -431,6 +441,10 @@ impl Loader<'_> {
             bytes_read,
             left: None,
             records: decoder.records(),
+            counts_file: match &decoder {
+                RowDecoder::Parquet(parquet) => parquet.ends_file(),
+                _ => true,
+            },
         })
     }
 
@@ -595,6 +609,7 @@ impl ObjectOutcome {
             bytes: 0,
             bytes_read: 0,
             left: Some(Left::untouched(work)),
+            counts_file: true,
         }
     }
 }
