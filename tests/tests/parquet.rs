@@ -3,9 +3,10 @@
 //! typed as declared, value for value (integers and decimals exact, floats, strings, binary,
 //! booleans, dates and timestamps, a nested list and struct, nulls by the job's policy) from
 //! snappy and zstd pages; NaN and infinity reject their rows alone with their row numbers;
-//! a corrupt footer rejects its object with the reason; a big object planned by row groups
-//! reads within 1.1x of its column chunks and footer; and a batch stopped in the middle of a
-//! row group resumes at its next row, every row once, every fetch counted.
+//! a corrupt footer rejects its object with the reason; a corrupt page rejects the rest of
+//! its row group row by row; a big object planned by row groups reads within 1.1x of its
+//! column chunks and footer; and a batch stopped in the middle of a row group resumes at its
+//! next row, every row once, every fetch counted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -21,6 +22,7 @@ use shared::app::worker::Worker;
 use shared::aws::item::from_sdk;
 use shared::aws::{Adapters, DynamoTable};
 use shared::contract::messages::{BatchMessage, JobRequest, Work};
+use shared::contract::rejects::RejectTolerance;
 use shared::contract::schema::{EmptyValue, Schema};
 use shared::ingest::format::parquet_rows::footer;
 use shared::ingest::format::parquet_rows::test_files::{
@@ -90,6 +92,20 @@ fn garbled_footer(mut file: Vec<u8>) -> Vec<u8> {
     file
 }
 
+/// The file with row group `group`'s column chunk `column` (its page header and data)
+/// overwritten: that group's rows no longer decode.
+fn corrupt_page(mut file: Vec<u8>, group: usize, column: usize) -> Vec<u8> {
+    let size = file.len() as u64;
+    let length = footer::metadata_length(&file[file.len() - 8..], size).unwrap();
+    let start = footer::footer_start(size, length) as usize;
+    let meta = footer::decode(&file[start..file.len() - 8]).unwrap();
+    let (from, length) = meta.row_group(group).column(column).byte_range();
+    for b in &mut file[from as usize..(from + length) as usize] {
+        *b = 0xff;
+    }
+    file
+}
+
 fn schema_storing_nulls() -> Schema {
     let mut schema = every_type_schema();
     schema.empty_values = EmptyValue::Null;
@@ -115,11 +131,17 @@ async fn a_prefix_of_parquet_lands_every_type_value_for_value_and_rejects_the_ba
     let bad_footer = garbled_footer(every_type_file(&large));
     let chunk = bad_footer.len() as u64 / 2;
     assert!(first.len().max(second.len()) as u64 <= chunk, "read whole");
+    // Rows 600..650, the second group's `name` chunk (its one page) overwritten: its 30
+    // rows are rejected one by one, the first group's 20 land.
+    let mut bad_page = Spec::new(&[20, 30], snappy());
+    bad_page.first_row = 600;
+    let bad_page = corrupt_page(every_type_file(&bad_page), 1, 7);
     for (key, bytes) in [
         ("pq/a-snappy.parquet", first.clone()),
         ("pq/b-zstd.parquet", second.clone()),
         ("pq/c-bad-magic.parquet", bad_magic),
         ("pq/d-bad-footer.parquet", bad_footer),
+        ("pq/e-bad-page.parquet", bad_page.clone()),
     ] {
         env.put_bytes(key, bytes).await;
     }
@@ -129,6 +151,7 @@ async fn a_prefix_of_parquet_lands_every_type_value_for_value_and_rejects_the_ba
     pipeline.coordinator.range_chunk_bytes = chunk;
     let request = JobRequest {
         schema: Some(every_type_schema()),
+        tolerated_rejects: Some(RejectTolerance::Count(100)),
         ..JobRequest::new(&env.resources.bucket, "pq/")
     };
     let started = std::time::Instant::now();
@@ -136,35 +159,40 @@ async fn a_prefix_of_parquet_lands_every_type_value_for_value_and_rejects_the_ba
     let seconds = started.elapsed().as_secs_f64();
 
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
-    assert_eq!(job.files_listed, 4);
-    assert_eq!((job.totals.files, job.totals.files_failed), (2, 2));
+    assert_eq!(job.files_listed, 5);
+    assert_eq!((job.totals.files, job.totals.files_failed), (3, 2));
     assert_eq!(
         (job.totals.rows_written, job.totals.rows_rejected),
-        (398, 2)
+        (418, 32)
     );
     assert_eq!(job.totals.rows_duplicate, 0);
-    // The two good files are read whole: their bytes, once.
-    let whole = (first.len() + second.len()) as u64;
+    // The three readable files are read whole: their bytes, once.
+    let whole = (first.len() + second.len() + bad_page.len()) as u64;
     assert_eq!((job.totals.bytes, job.totals.bytes_read), (whole, whole));
     let items = stored(&env, &table).await;
-    assert_eq!(items.len(), 398);
-    for i in (0..400).filter(|i| ![7, 61].contains(i)) {
+    assert_eq!(items.len(), 418);
+    for i in (0..400).filter(|i| ![7, 61].contains(i)).chain(600..620) {
         let id = test_files::id(i);
         assert_eq!(items.get(&id), Some(&expected_item(i)), "row {i}");
     }
 
     let rejects = env.reject_records(&job).await;
     let found: Vec<(&str, u64)> = rejects.iter().map(|r| (r.key.as_str(), r.line)).collect();
+    let mut expected = vec![
+        ("pq/a-snappy.parquet", 8),
+        ("pq/a-snappy.parquet", 62),
+        ("pq/c-bad-magic.parquet", 0),
+        ("pq/d-bad-footer.parquet", 0),
+    ];
+    expected.extend((21..=50).map(|line| ("pq/e-bad-page.parquet", line)));
     assert_eq!(
-        found,
-        [
-            ("pq/a-snappy.parquet", 8),
-            ("pq/a-snappy.parquet", 62),
-            ("pq/c-bad-magic.parquet", 0),
-            ("pq/d-bad-footer.parquet", 0),
-        ],
+        found, expected,
         "each bad row alone by its row number in the file, each corrupt object once"
     );
+    for (reject, row) in rejects[4..].iter().zip(0..) {
+        let want = format!("row group 1, row {row}: the row group's data does not decode");
+        assert!(reject.reason.starts_with(&want), "{reject:?}");
+    }
     let reasons: Vec<&str> = rejects.iter().map(|r| r.reason.as_str()).collect();
     // Rows 7 and 61: the first group's 8th row, the second's 22nd (groups of 40, 60, 50).
     assert!(reasons[0].starts_with("row group 0, row 7:"), "{reasons:?}");
@@ -186,7 +214,7 @@ async fn a_prefix_of_parquet_lands_every_type_value_for_value_and_rejects_the_ba
         "{reasons:?}"
     );
     assert!(reasons[3].contains("corrupt Parquet footer"), "{reasons:?}");
-    eprintln!("400 rows in 4 Parquet objects: {seconds:.1} s");
+    eprintln!("450 rows in 5 Parquet objects: {seconds:.1} s");
 }
 
 #[tokio::test]
