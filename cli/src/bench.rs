@@ -72,6 +72,8 @@ pub enum Mode {
     MemoryCeiling,
     /// The same rows in memory through the worker's decoder, items built.
     MemoryOurs,
+    /// The same rows written as Parquet (before the clock), through the worker's decoder.
+    MemoryParquet,
 }
 
 /// What one child run measured.
@@ -318,6 +320,7 @@ fn mode_name(mode: Mode) -> &'static str {
         Mode::WholeObject => "whole-object",
         Mode::MemoryCeiling => "memory-ceiling",
         Mode::MemoryOurs => "memory-ours",
+        Mode::MemoryParquet => "memory-parquet",
     }
 }
 
@@ -328,6 +331,10 @@ pub async fn child(args: ChildArgs) -> Result<()> {
     let memory = match args.mode {
         Mode::MemoryCeiling | Mode::MemoryOurs => {
             Some(crate::bench_memory::shaped(&args.prefix, args.chunk_bytes)?)
+        }
+        Mode::MemoryParquet => {
+            let (csv, rows) = crate::bench_memory::shaped(&args.prefix, args.chunk_bytes)?;
+            Some((crate::bench_parquet::parquet_of(&csv)?, rows))
         }
         _ => None,
     };
@@ -362,6 +369,12 @@ pub async fn child(args: ChildArgs) -> Result<()> {
                 crate::bench_memory::ours(body).await?
             };
             (1, rows)
+        }
+        Mode::MemoryParquet => {
+            let (file, _) = memory.as_ref().context("an in-memory run has its rows")?;
+            // Its input: the Parquet file's own bytes (the CSV's are the table's size).
+            bytes_read = file.len() as u64;
+            (1, crate::bench_parquet::ours(file).await?)
         }
     };
     let wall_seconds = started.elapsed().as_secs_f64();

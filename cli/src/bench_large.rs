@@ -112,18 +112,26 @@ pub async fn large_object_bench(
         );
         let modes: &[Mode] = match shape {
             Shape::NoNewline => &[Mode::Ranges, Mode::WholeObject],
-            _ => &[
+            Shape::Quoted => &[
                 Mode::Ranges,
                 Mode::WholeObject,
                 Mode::MemoryCeiling,
                 Mode::MemoryOurs,
+            ],
+            // The plain rows also as Parquet, beside CSV.
+            Shape::Plain => &[
+                Mode::Ranges,
+                Mode::WholeObject,
+                Mode::MemoryCeiling,
+                Mode::MemoryOurs,
+                Mode::MemoryParquet,
             ],
         };
         for &mode in modes {
             let mut runs = Vec::new();
             for run in 0..args.runs {
                 let m = match mode {
-                    Mode::MemoryCeiling | Mode::MemoryOurs => {
+                    Mode::MemoryCeiling | Mode::MemoryOurs | Mode::MemoryParquet => {
                         run_child_with(mode, servers, bucket, shape.memory_name(), target)?
                     }
                     _ => run_child_with(mode, servers, bucket, &key, chunk)?,
@@ -162,6 +170,8 @@ pub async fn large_object_bench(
                 Mode::WholeObject => "one GET",
                 Mode::MemoryCeiling =>
                     "in memory: parse-and-type ceiling (csv ByteRecord, typed, no item)",
+                Mode::MemoryParquet =>
+                    "in memory: ours, the same rows as Parquet (snappy; MB are the CSV's, bytes read the Parquet file's)",
                 _ => "in memory: ours (decoder, typing, items built)",
             },
             *size as f64 / 1e6 / m.wall_seconds,
@@ -199,6 +209,25 @@ pub async fn large_object_bench(
                 ours / ceiling
             );
         }
+    }
+    let parquet = table
+        .iter()
+        .find(|(_, mode, _, _)| *mode == Mode::MemoryParquet);
+    let csv = table
+        .iter()
+        .find(|(s, mode, _, _)| matches!(s, Shape::Plain) && *mode == Mode::MemoryOurs);
+    if let (Some((_, _, _, parquet)), Some((_, _, csv_size, csv))) = (parquet, csv) {
+        let rows_per_cpu = |m: &Measured| m.rows as f64 / m.cpu_seconds;
+        println!(
+            "\nParquet beside CSV, the same {} rows in memory through our decoder: {:.0} vs {:.0} rows per CPU-second ({:.2}x); Parquet {:.1} MB per CPU-second of its own {:.1} MB, CSV {:.1} MB per CPU-second",
+            parquet.rows,
+            rows_per_cpu(parquet),
+            rows_per_cpu(csv),
+            rows_per_cpu(parquet) / rows_per_cpu(csv),
+            parquet.bytes_read as f64 / 1e6 / parquet.cpu_seconds,
+            parquet.bytes_read as f64 / 1e6,
+            per_cpu(*csv_size, csv),
+        );
     }
     if let (Some(plain), Some(quoted)) = (
         ranged(|s| matches!(s, Shape::Plain)),

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_large;
 mod bench_memory;
+mod bench_parquet;
 mod cap_bench;
 mod ceiling;
 mod commands;

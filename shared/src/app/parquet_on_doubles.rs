@@ -166,3 +166,159 @@ async fn a_prefix_of_parquet_loads_every_row_typed_by_row_group_and_rejects_the_
         large.len()
     );
 }
+
+/// Three orders in the sample request's columns, written by the parquet crate: a full one,
+/// one with every nullable column null, one with a null inside its struct.
+fn orders_file() -> Vec<u8> {
+    use std::sync::Arc;
+
+    use ::parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int32Type, Int64Type};
+    use ::parquet::file::properties::WriterProperties;
+    use ::parquet::file::writer::SerializedFileWriter;
+    use ::parquet::schema::parser::parse_message_type;
+
+    let message = "message order {
+      required binary order_id (STRING);
+      required int64 placed_at (TIMESTAMP(MICROS,true));
+      required int64 total (DECIMAL(12,2));
+      required int32 quantity;
+      optional boolean paid;
+      optional binary receipt;
+      optional group lines (LIST) { repeated group list { optional binary element (STRING); } }
+      optional group address { optional binary city (STRING); }
+    }";
+    let text = |s: &str| ByteArray::from(s.as_bytes().to_vec());
+    let mut out = Vec::new();
+    let mut writer = SerializedFileWriter::new(
+        &mut out,
+        Arc::new(parse_message_type(message).unwrap()),
+        Arc::new(WriterProperties::builder().build()),
+    )
+    .unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut leaf = 0;
+    while let Some(mut column) = group.next_column().unwrap() {
+        match leaf {
+            0 => column.typed::<ByteArrayType>().write_batch(
+                &[text("o-1"), text("o-2"), text("o-3")],
+                None,
+                None,
+            ),
+            1 => column.typed::<Int64Type>().write_batch(
+                &[
+                    1_700_000_000_123_456,
+                    1_700_000_001_000_000,
+                    1_700_000_002_000_001,
+                ],
+                None,
+                None,
+            ),
+            2 => column
+                .typed::<Int64Type>()
+                .write_batch(&[1999, 500, -1], None, None),
+            3 => column
+                .typed::<Int32Type>()
+                .write_batch(&[2, 1, 3], None, None),
+            4 => column
+                .typed::<BoolType>()
+                .write_batch(&[true, false], Some(&[1, 0, 1]), None),
+            5 => column.typed::<ByteArrayType>().write_batch(
+                &[ByteArray::from(vec![1, 2]), ByteArray::from(vec![0xff])],
+                Some(&[1, 0, 1]),
+                None,
+            ),
+            6 => column.typed::<ByteArrayType>().write_batch(
+                &[text("lamp"), text("bulb"), text("cable")],
+                Some(&[3, 3, 0, 3]),
+                Some(&[0, 1, 0, 0]),
+            ),
+            _ => {
+                column
+                    .typed::<ByteArrayType>()
+                    .write_batch(&[text("Kyiv")], Some(&[2, 0, 1]), None)
+            }
+        }
+        .unwrap();
+        column.close().unwrap();
+        leaf += 1;
+    }
+    group.close().unwrap();
+    writer.close().unwrap();
+    out
+}
+
+#[tokio::test]
+async fn the_parquet_sample_request_loads_its_orders_typed_as_declared() {
+    let request: JobRequest =
+        serde_json::from_str(include_str!("../../../events/prefix-job-parquet.json")).unwrap();
+    // The sample's table is keyed by its partition key column.
+    let table = std::sync::Arc::new(crate::port::memory::MemoryTable::new("order_id", None));
+    let rig = Rig::writing_through(table.clone(), table);
+    let key = format!("{}2026/orders.parquet", request.prefix);
+    rig.objects.insert(&request.bucket, &key, orders_file());
+    let coordinator = rig.coordinator(Rig::coordinator_config());
+    let worker = rig.worker(Rig::worker_config());
+    let started = coordinator.start_job(request, None).await.unwrap();
+    for batch in &rig.batches() {
+        worker.process_batch(batch).await.unwrap();
+    }
+    let job = rig.job(started.job_id.as_ref()).await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!((job.totals.rows_written, job.totals.rows_rejected), (3, 0));
+    let by_id: BTreeMap<String, BTreeMap<String, Value>> = rig
+        .table
+        .items(RECORDS)
+        .into_iter()
+        .map(|item| {
+            let Some(Value::S(id)) = item.get("order_id").cloned() else {
+                panic!("no order_id: {item:?}");
+            };
+            (id, item.into_iter().collect())
+        })
+        .collect();
+    let (s, n) = (|t: &str| Value::S(t.into()), |t: &str| Value::N(t.into()));
+    let order = |fields: Vec<(&str, Value)>| -> BTreeMap<String, Value> {
+        fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    };
+    let expected = [
+        order(vec![
+            ("order_id", s("o-1")),
+            ("placed_at", s("2023-11-14T22:13:20.123456Z")),
+            ("total", n("19.99")),
+            ("quantity", n("2")),
+            ("paid", Value::Bool(true)),
+            ("receipt", Value::B(vec![1, 2])),
+            ("lines", Value::L(vec![s("lamp"), s("bulb")])),
+            (
+                "address",
+                Value::M(BTreeMap::from([("city".to_owned(), s("Kyiv"))])),
+            ),
+        ]),
+        // Every nullable column null: omitted, the schema's default policy.
+        order(vec![
+            ("order_id", s("o-2")),
+            ("placed_at", s("2023-11-14T22:13:21Z")),
+            ("total", n("5")),
+            ("quantity", n("1")),
+        ]),
+        order(vec![
+            ("order_id", s("o-3")),
+            ("placed_at", s("2023-11-14T22:13:22.000001Z")),
+            ("total", n("-0.01")),
+            ("quantity", n("3")),
+            ("paid", Value::Bool(false)),
+            ("receipt", Value::B(vec![0xff])),
+            ("lines", Value::L(vec![s("cable")])),
+            (
+                "address",
+                Value::M(BTreeMap::from([("city".to_owned(), Value::Null)])),
+            ),
+        ]),
+    ];
+    for want in expected {
+        let Some(Value::S(id)) = want.get("order_id") else {
+            unreachable!()
+        };
+        assert_eq!(by_id.get(id), Some(&want), "{id}");
+    }
+}

@@ -164,6 +164,8 @@ struct ObjectOutcome {
     bytes_read: u64,
     /// Stopped before its end (or before it started): the rest, for a later part.
     left: Option<Left>,
+    /// Counts as a file when done: false for a Parquet task that does not end its object.
+    counts_file: bool,
 }
 
 /// What decoding an object did: its input size and bytes read (for a stopped object, the
@@ -174,6 +176,8 @@ struct Measured {
     left: Option<Left>,
     /// Lines or records read, the skipped ones of a resumed read included.
     records: u64,
+    /// See [`ObjectOutcome::counts_file`].
+    counts_file: bool,
 }
 
 impl Loader<'_> {
@@ -215,7 +219,8 @@ impl Loader<'_> {
                 })
                 .buffer_unordered(self.task_concurrency.max(1))
                 .try_for_each(|object| {
-                    stats_ref.files += u64::from(object.loaded && object.left.is_none());
+                    stats_ref.files +=
+                        u64::from(object.loaded && object.left.is_none() && object.counts_file);
                     stats_ref.files_failed += u64::from(!object.loaded && !object.missing);
                     stats_ref.files_missing += u64::from(object.missing);
                     stats_ref.files_miscounted += u64::from(object.miscounted);
@@ -315,6 +320,7 @@ impl Loader<'_> {
             bytes_read,
             left,
             records,
+            counts_file,
         } = match decoded {
             Ok(measured) => measured,
             Err(OpenFailure::Missing(reason)) if self.listed_by_inventory => {
@@ -330,6 +336,7 @@ impl Loader<'_> {
                     bytes: 0,
                     bytes_read: 0,
                     left: None,
+                    counts_file: true,
                 });
             }
             Err(OpenFailure::Reject(reason) | OpenFailure::Missing(reason)) => {
@@ -350,6 +357,7 @@ impl Loader<'_> {
                     bytes: 0,
                     bytes_read: 0,
                     left: None,
+                    counts_file: true,
                 });
             }
             Err(OpenFailure::Retry(error)) => return Err(error),
@@ -373,6 +381,7 @@ impl Loader<'_> {
             bytes,
             bytes_read,
             left,
+            counts_file,
         })
     }
 
@@ -413,6 +422,7 @@ impl Loader<'_> {
                 bytes_read: 0,
                 left: None,
                 records: 0,
+                counts_file: true,
             });
         };
         // A whole object can resume only pinned to the version read so far.
@@ -446,6 +456,7 @@ impl Loader<'_> {
                 bytes_read: bytes_read + opened.header_read,
                 left: Some(left),
                 records: 0,
+                counts_file: true,
             });
         }
         let bytes_read = opened.header_read
@@ -458,6 +469,10 @@ impl Loader<'_> {
             bytes_read,
             left: None,
             records: decoder.records(),
+            counts_file: match &decoder {
+                RowDecoder::Parquet(parquet) => parquet.ends_file(),
+                _ => true,
+            },
         })
     }
 
@@ -623,6 +638,7 @@ impl ObjectOutcome {
             bytes: 0,
             bytes_read: 0,
             left: Some(Left::untouched(work)),
+            counts_file: true,
         }
     }
 }

@@ -167,7 +167,9 @@ pub struct StoppedAt<'a> {
 /// What is left of `work` stopped `at`, with the input bytes and bytes read of the part
 /// before it (the rest is counted by the part that reads it, so the parts add up to the
 /// object; a compressed object counts its bytes in the part that finishes it, its rows being
-/// numbered, not its bytes). `None`: nothing is left, the work is done.
+/// numbered, not its bytes). A Parquet read fetches its bytes before its first row, and a
+/// resumed part fetches them again: each part counts what it fetched as read, the input once.
+/// `None`: nothing is left, the work is done.
 pub fn rest_of(unit: Unit<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
     let tail = |key: &str| ObjectTail {
         key: key.to_owned(),
@@ -175,9 +177,12 @@ pub fn rest_of(unit: Unit<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
         rows_done: at.records,
     };
     match unit {
-        // A compressed stream cannot be entered mid-way, nor a Parquet file at a byte: they
-        // resume by rows done.
-        Unit::Object(key) if at.by_rows || Encoding::of_key(key).is_compressed() => {
+        // A Parquet file cannot be entered at a byte: it resumes by rows done. It was
+        // fetched whole before its first row, so those bytes were read, whatever is left.
+        Unit::Object(key) if at.by_rows => Some((Left::Tail(tail(key)), 0, at.size)),
+        // Nor can a compressed stream; how much of it was read is not known here (the
+        // decoder counts decompressed bytes), so the part that finishes it counts it.
+        Unit::Object(key) if Encoding::of_key(key).is_compressed() => {
             Some((Left::Tail(tail(key)), 0, 0))
         }
         Unit::Object(key) => Left::plain_rest(
@@ -193,14 +198,15 @@ pub fn rest_of(unit: Unit<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
             let bytes = at.next_row.saturating_sub(task.start);
             (left, bytes, at.next_row.saturating_sub(from))
         }),
-        // Counted, like a tail, by the part that finishes it.
+        // Its input is counted by the part that finishes it; its footer and column chunks
+        // were fetched by this part (and will be again by the next): each fetch is read.
         Unit::RowGroups(task) => Some((
             Left::RowGroups(RowGroupTask {
                 rows_done: at.records,
                 ..task.clone()
             }),
             0,
-            0,
+            at.size,
         )),
         Unit::Tail(done) => Some((
             Left::Tail(ObjectTail {
@@ -208,7 +214,7 @@ pub fn rest_of(unit: Unit<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
                 ..done.clone()
             }),
             0,
-            0,
+            if at.by_rows { at.size } else { 0 },
         )),
     }
 }

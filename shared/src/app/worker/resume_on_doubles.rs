@@ -476,6 +476,15 @@ async fn parquet_resumes_mid_row_group_by_rows_whole_and_by_row_group() {
             .count()
             >= 2
     );
+    // The input: the small file whole, each task's footer and column chunks.
+    let input = small.len() as u64
+        + batches
+            .iter()
+            .map(|b| match &b.work {
+                Work::RowGroups(task) => task.fetched_bytes(),
+                _ => 0,
+            })
+            .sum::<u64>();
     let worker = worker(&rig, Duration::from_millis(60));
     let mut parts = 0;
     for batch in batches {
@@ -486,8 +495,13 @@ async fn parquet_resumes_mid_row_group_by_rows_whole_and_by_row_group() {
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");
     assert_eq!(job.totals.rows_written, 2700);
     assert_eq!(job.totals.rows_duplicate, 0, "no row loaded twice");
-    // The key batch's object and each row-group task, each counted once by its last part.
-    assert_eq!(job.totals.files, job.batches_done, "{job:?}");
+    // Each object once: the key batch's by its last part, the large one by the task that
+    // ends it.
+    assert_eq!(job.totals.files, 2, "{job:?}");
+    // Every part fetched its bytes again (a whole file, or a task's footer and chunks), and
+    // each fetch is counted; the input once.
+    assert_eq!(job.totals.bytes, input, "{job:?}");
+    assert!(job.totals.bytes_read > input, "{job:?}");
     let stored = rig.table.items(crate::app::test_rig::RECORDS);
     assert_eq!(stored.len(), 2700);
     for item in stored {

@@ -139,3 +139,197 @@ async fn the_sensor_rows_read_the_same_from_dynamodb_json() {
     assert_eq!(from_json.rows.len(), 2);
     assert!(from_json.rejects.is_empty());
 }
+
+/// Parquet's versions of the cases, where they apply. Parquet is planned by row group, never
+/// by bytes, so "rows from any plan" means any split of its row groups into consecutive
+/// tasks, each reading only the footer and its groups' column chunks; its rows have no byte
+/// offsets, so a resume skips rows done and a reject names its row group and row. What does
+/// not apply: a split in the middle of a record (a row never spans two tasks), the scan
+/// (nothing to scan for), byte offsets, and the record cap's flat memory: a task's column
+/// chunks are fetched whole before its first row (bounded by the plan's chunk bytes, one
+/// large group alone excepted), so a huge value costs its own bytes, and it is rejected alone
+/// by DynamoDB's item size limit, not by `max_record_bytes`.
+mod parquet {
+    use std::ops::Range;
+    use std::sync::Arc;
+
+    use ::parquet::basic::Compression;
+    use ::parquet::data_type::{ByteArray, ByteArrayType};
+    use ::parquet::file::properties::WriterProperties;
+    use ::parquet::file::writer::SerializedFileWriter;
+    use ::parquet::schema::parser::parse_message_type;
+    use bytes::Bytes;
+
+    use crate::contract::schema::Schema;
+    use crate::ingest::decode::{Decoded, DecodedObject};
+    use crate::ingest::format::parquet_rows::test_files::{
+        Spec, every_type_file, every_type_schema, snappy, zstd,
+    };
+    use crate::ingest::format::parquet_rows::{ParquetDecoder, RowGroupSpan, Sparse, footer};
+
+    fn drain(decoder: &mut ParquetDecoder) -> DecodedObject {
+        let mut out = DecodedObject::default();
+        while let Some(decoded) = decoder.next_decoded() {
+            match decoded {
+                Decoded::Row(row) => out.rows.push(row),
+                Decoded::Reject(reject) => out.rejects.push(reject),
+            }
+        }
+        out
+    }
+
+    /// The footer's start and the row groups' spans.
+    fn layout(file: &[u8]) -> (u64, Vec<RowGroupSpan>) {
+        let size = file.len() as u64;
+        let length = footer::metadata_length(&file[file.len() - 8..], size).unwrap();
+        let start = footer::footer_start(size, length);
+        let meta = footer::decode(&file[start as usize..file.len() - 8]).unwrap();
+        (start, footer::row_groups(&meta, size).unwrap())
+    }
+
+    /// A task's read: only the footer and groups `groups`' column chunks are held.
+    fn task(file: &Bytes, groups: Range<usize>, schema: &Schema) -> ParquetDecoder {
+        let (footer_start, spans) = layout(file);
+        let mut source = Sparse::new(file.len() as u64);
+        source.insert(footer_start, file.slice(footer_start as usize..));
+        if !groups.is_empty() {
+            let (start, end) = (spans[groups.start].start, spans[groups.end - 1].end);
+            source.insert(start, file.slice(start as usize..end as usize));
+        }
+        ParquetDecoder::open(source, Some(groups), schema).unwrap()
+    }
+
+    fn sequential(file: &Bytes, schema: &Schema) -> DecodedObject {
+        drain(&mut ParquetDecoder::open(Sparse::whole(file.clone()), None, schema).unwrap())
+    }
+
+    #[test]
+    fn rows_from_any_split_into_row_group_tasks_equal_a_sequential_read() {
+        let schema = every_type_schema();
+        let mut spec = Spec::new(&[7, 1, 12, 5, 9], zstd());
+        spec.bad_row = Some(9);
+        let file = Bytes::from(every_type_file(&spec));
+        let whole = sequential(&file, &schema);
+        assert_eq!((whole.rows.len(), whole.rejects.len()), (33, 1));
+        let groups = spec.groups.len();
+        // Every split of the 5 groups into consecutive tasks: a cut or not after each group.
+        for cuts in 0..1u32 << (groups - 1) {
+            let mut bounds = vec![0];
+            bounds.extend((1..groups).filter(|g| cuts & (1 << (g - 1)) != 0));
+            bounds.push(groups);
+            let mut planned = DecodedObject::default();
+            for pair in bounds.windows(2) {
+                let read = drain(&mut task(&file, pair[0]..pair[1], &schema));
+                planned.rows.extend(read.rows);
+                planned.rejects.extend(read.rejects);
+            }
+            assert_eq!(planned.rows, whole.rows, "tasks at {bounds:?}");
+            assert_eq!(planned.rejects, whole.rejects, "tasks at {bounds:?}");
+        }
+    }
+
+    #[test]
+    fn a_task_resumed_after_any_row_yields_exactly_the_rest() {
+        let schema = every_type_schema();
+        let file = Bytes::from(every_type_file(&Spec::new(&[6, 4, 8], snappy())));
+        let whole = sequential(&file, &schema).rows;
+        // The task of groups 1..3: rows 7..=18 of the file.
+        let all = drain(&mut task(&file, 1..3, &schema)).rows;
+        assert_eq!(all, whole[6..]);
+        for done in 0..=all.len() as u64 {
+            let mut resumed = task(&file, 1..3, &schema);
+            assert_eq!(resumed.skip(done), done);
+            let rest = drain(&mut resumed);
+            assert_eq!(rest.rows, all[done as usize..], "resumed after {done} rows");
+            assert_eq!(resumed.records(), all.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_bad_row_is_rejected_alone_with_its_row_group_and_row() {
+        let schema = every_type_schema();
+        let mut spec = Spec::new(&[5, 5, 5], snappy());
+        (spec.bad_row, spec.infinite_row) = (Some(7), Some(13));
+        let file = Bytes::from(every_type_file(&spec));
+        let read = drain(&mut task(&file, 1..3, &schema));
+        assert_eq!(read.rows.len(), 8, "every other row of groups 1 and 2");
+        let found: Vec<(u64, &str)> = read
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0, 8);
+        assert!(
+            found[0]
+                .1
+                .starts_with("row group 1, row 2: column \"price\""),
+            "{found:?}"
+        );
+        assert_eq!(found[1].0, 14);
+        assert!(
+            found[1]
+                .1
+                .starts_with("row group 2, row 3: column \"ratio\""),
+            "{found:?}"
+        );
+        assert!(read.rejects.iter().all(|r| r.byte_offset.is_none()));
+    }
+
+    #[test]
+    fn a_huge_value_rejects_its_row_alone_and_the_rows_around_it_land() {
+        let schema: Schema = serde_json::from_value(serde_json::json!({
+            "partition_key": ["id"],
+            "columns": [
+                {"name": "id", "type": "string"},
+                {"name": "note", "type": "string"},
+            ],
+        }))
+        .unwrap();
+        let message = "message m { required binary id (STRING); required binary note (STRING); }";
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut out = Vec::new();
+        let mut writer = SerializedFileWriter::new(
+            &mut out,
+            Arc::new(parse_message_type(message).unwrap()),
+            Arc::new(props),
+        )
+        .unwrap();
+        let notes = ["small".to_owned(), "x".repeat(3 << 20), "after".to_owned()];
+        let mut group = writer.next_row_group().unwrap();
+        for leaf in 0..2 {
+            let mut column = group.next_column().unwrap().unwrap();
+            let values: Vec<ByteArray> = (0..3)
+                .map(|i| match leaf {
+                    0 => ByteArray::from(format!("k{i}").into_bytes()),
+                    _ => ByteArray::from(notes[i].clone().into_bytes()),
+                })
+                .collect();
+            (column.typed::<ByteArrayType>())
+                .write_batch(&values, None, None)
+                .unwrap();
+            column.close().unwrap();
+        }
+        group.close().unwrap();
+        writer.close().unwrap();
+        let read = sequential(&Bytes::from(out), &schema);
+        let ids: Vec<String> = read.rows.iter().map(|r| r.key.0.clone()).collect();
+        assert_eq!(ids, ["k0", "k2"]);
+        assert_eq!(read.rejects.len(), 1);
+        let reject = &read.rejects[0];
+        assert_eq!(reject.line, 2);
+        assert!(
+            reject.reason.starts_with("row group 0, row 1:"),
+            "{}",
+            reject.reason
+        );
+        assert!(
+            reject.reason.contains("400"),
+            "the item size limit: {}",
+            reject.reason
+        );
+        assert!(reject.raw.len() <= crate::ingest::decode::MAX_RAW_BYTES + 8);
+    }
+}

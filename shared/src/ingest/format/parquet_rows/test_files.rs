@@ -1,7 +1,9 @@
 //! Parquet files for tests, written by the parquet crate's own writer: every type the
 //! decoder maps, nulls, a nested list and struct, in row groups of chosen sizes and a
-//! chosen codec.
+//! chosen codec; and what each row must read back as (the schema declaring them, the item).
+//! Built for the crate's tests and, with the `contract` feature, the emulator tier's.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ::parquet::basic::{Compression, ZstdLevel};
@@ -11,6 +13,9 @@ use ::parquet::data_type::{
 use ::parquet::file::properties::WriterProperties;
 use ::parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use ::parquet::schema::parser::parse_message_type;
+
+use crate::contract::schema::Schema;
+use crate::ingest::item::Value;
 
 /// Every leaf in file order: id, n64, n32, price, ratio, cents, big, name, blob, flag,
 /// day, at, tags.list.element, address.city, address.zip.
@@ -59,11 +64,12 @@ pub fn is_null_row(i: usize) -> bool {
     i.is_multiple_of(5)
 }
 
-/// Row `bad_row` (if any) has a NaN price, for a reject.
+/// Row `bad_row` (if any) has a NaN price, row `infinite_row` an infinite ratio: rejects.
 pub struct Spec {
     pub groups: Vec<usize>,
     pub codec: Compression,
     pub bad_row: Option<usize>,
+    pub infinite_row: Option<usize>,
     /// The number of the file's first row (files of one job number apart).
     pub first_row: usize,
 }
@@ -74,6 +80,7 @@ impl Spec {
             groups: groups.to_vec(),
             codec,
             bad_row: None,
+            infinite_row: None,
             first_row: 0,
         }
     }
@@ -108,7 +115,7 @@ pub fn every_type_file(spec: &Spec) -> Vec<u8> {
         let mut group = writer.next_row_group().expect("row group");
         let mut leaf = 0;
         while let Some(mut column) = group.next_column().expect("column") {
-            write_leaf(&mut column, leaf, &rows, spec.bad_row);
+            write_leaf(&mut column, leaf, &rows, spec);
             column.close().expect("column closes");
             leaf += 1;
         }
@@ -131,12 +138,8 @@ fn text(s: String) -> ByteArray {
     ByteArray::from(s.into_bytes())
 }
 
-fn write_leaf(
-    column: &mut SerializedColumnWriter<'_>,
-    leaf: usize,
-    rows: &[usize],
-    bad: Option<usize>,
-) {
+fn write_leaf(column: &mut SerializedColumnWriter<'_>, leaf: usize, rows: &[usize], spec: &Spec) {
+    let bad = spec.bad_row;
     let d = defs(rows);
     let result = match leaf {
         0 => column.typed::<ByteArrayType>().write_batch(
@@ -168,7 +171,15 @@ fn write_leaf(
             None,
         ),
         4 => column.typed::<FloatType>().write_batch(
-            &present(rows).map(|_| 0.1f32).collect::<Vec<_>>(),
+            &present(rows)
+                .map(|i| {
+                    if Some(i) == spec.infinite_row {
+                        f32::INFINITY
+                    } else {
+                        0.1f32
+                    }
+                })
+                .collect::<Vec<_>>(),
             Some(&d),
             None,
         ),
@@ -259,4 +270,99 @@ fn write_leaf(
         other => panic!("no leaf {other}"),
     };
     result.expect("column written");
+}
+
+/// The every-type file's columns, declared.
+pub fn every_type_schema() -> Schema {
+    let schema: Schema = serde_json::from_value(serde_json::json!({
+        "partition_key": ["id"],
+        "columns": [
+            {"name": "id", "type": "string"},
+            {"name": "n64", "type": "integer"},
+            {"name": "n32", "type": "integer", "nullable": true},
+            {"name": "price", "type": "number", "nullable": true},
+            {"name": "ratio", "type": "number", "nullable": true},
+            {"name": "cents", "type": "number", "nullable": true},
+            {"name": "big", "type": "number", "nullable": true},
+            {"name": "name", "type": "string", "nullable": true},
+            {"name": "blob", "type": "binary", "nullable": true},
+            {"name": "flag", "type": "bool", "nullable": true},
+            {"name": "day", "type": "string", "nullable": true},
+            {"name": "at", "type": "timestamp", "nullable": true},
+            {"name": "tags", "type": "list", "nullable": true},
+            {"name": "address", "type": "map", "nullable": true},
+        ],
+    }))
+    .expect("the every-type schema parses");
+    schema.validate().expect("the every-type schema is valid");
+    schema
+}
+
+fn n(text: &str) -> Value {
+    Value::N(text.into())
+}
+
+fn s(text: &str) -> Value {
+    Value::S(text.into())
+}
+
+/// The every-type file's nullable top-level columns.
+pub const NULLABLE: [&str; 12] = [
+    "n32", "price", "ratio", "cents", "big", "name", "blob", "flag", "day", "at", "tags", "address",
+];
+
+/// What row `i` must be under a schema storing empty values as NULL (`empty_values: null`):
+/// a null row's columns are NULL attributes, not absent ones.
+pub fn expected_item_with_nulls(i: usize) -> BTreeMap<String, Value> {
+    let mut item = expected_item(i);
+    for name in NULLABLE {
+        item.entry(name.to_owned()).or_insert(Value::Null);
+    }
+    item
+}
+
+/// What row `i` of the every-type file must be, as an item.
+pub fn expected_item(i: usize) -> BTreeMap<String, Value> {
+    let mut item = BTreeMap::from([
+        ("id".to_owned(), s(&id(i))),
+        ("n64".to_owned(), n(&n64(i).to_string())),
+    ]);
+    let mut address = BTreeMap::from([("zip".to_owned(), n(&(10_000 + i).to_string()))]);
+    if is_null_row(i) {
+        address.insert("city".into(), Value::Null);
+    } else {
+        let big = big(i).to_string();
+        let (whole, fraction) = big.split_at(big.len() - 3);
+        item.extend([
+            ("n32".to_owned(), n(&format!("-{i}"))),
+            ("price".to_owned(), n(&format!("{i}.25"))),
+            ("ratio".to_owned(), n("0.1")),
+            ("cents".to_owned(), n(&format!("{i}.07"))),
+            // Canonical: no trailing zeros.
+            (
+                "big".to_owned(),
+                n(format!("{whole}.{fraction}")
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')),
+            ),
+            ("name".to_owned(), s(&format!("name {i}"))),
+            ("blob".to_owned(), Value::B(vec![i as u8, 0xff, 0])),
+            ("flag".to_owned(), Value::Bool(i.is_multiple_of(2))),
+            (
+                "tags".to_owned(),
+                Value::L(vec![s(&format!("t{i}")), Value::Null]),
+            ),
+        ]);
+        let day = chrono::NaiveDate::from_ymd_opt(2022, 1, 8).unwrap()
+            + chrono::TimeDelta::days(i as i64);
+        item.insert("day".into(), s(&day.format("%Y-%m-%d").to_string()));
+        let at = chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + i as i64).unwrap();
+        item.insert(
+            "at".into(),
+            s(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        );
+        address.insert("city".into(), s(&format!("c{i}")));
+    }
+    item.insert("address".into(), Value::M(address));
+    item
 }

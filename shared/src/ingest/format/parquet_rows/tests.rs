@@ -7,37 +7,11 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::footer::{self, FooterError};
-use super::test_files::{self, Spec, every_type_file, snappy, zstd};
+use super::test_files::{Spec, every_type_file, snappy, zstd};
+pub use super::test_files::{every_type_schema, expected_item};
 use super::{ParquetDecoder, ParquetOpenError, Sparse};
-use crate::contract::schema::Schema;
 use crate::ingest::decode::{Decoded, DecodedObject};
 use crate::ingest::item::Value;
-
-/// The every-type file's columns, declared.
-pub fn every_type_schema() -> Schema {
-    let schema: Schema = serde_json::from_value(serde_json::json!({
-        "partition_key": ["id"],
-        "columns": [
-            {"name": "id", "type": "string"},
-            {"name": "n64", "type": "integer"},
-            {"name": "n32", "type": "integer", "nullable": true},
-            {"name": "price", "type": "number", "nullable": true},
-            {"name": "ratio", "type": "number", "nullable": true},
-            {"name": "cents", "type": "number", "nullable": true},
-            {"name": "big", "type": "number", "nullable": true},
-            {"name": "name", "type": "string", "nullable": true},
-            {"name": "blob", "type": "binary", "nullable": true},
-            {"name": "flag", "type": "bool", "nullable": true},
-            {"name": "day", "type": "string", "nullable": true},
-            {"name": "at", "type": "timestamp", "nullable": true},
-            {"name": "tags", "type": "list", "nullable": true},
-            {"name": "address", "type": "map", "nullable": true},
-        ],
-    }))
-    .unwrap();
-    schema.validate().unwrap();
-    schema
-}
 
 fn drain(decoder: &mut ParquetDecoder) -> DecodedObject {
     let mut out = DecodedObject::default();
@@ -52,60 +26,6 @@ fn drain(decoder: &mut ParquetDecoder) -> DecodedObject {
 
 fn open(file: Vec<u8>) -> Result<ParquetDecoder, ParquetOpenError> {
     ParquetDecoder::open(Sparse::whole(Bytes::from(file)), None, &every_type_schema())
-}
-
-fn n(text: &str) -> Value {
-    Value::N(text.into())
-}
-
-fn s(text: &str) -> Value {
-    Value::S(text.into())
-}
-
-/// What row `i` of the every-type file must be, as an item.
-pub fn expected_item(i: usize) -> BTreeMap<String, Value> {
-    let mut item = BTreeMap::from([
-        ("id".to_owned(), s(&test_files::id(i))),
-        ("n64".to_owned(), n(&test_files::n64(i).to_string())),
-    ]);
-    let mut address = BTreeMap::from([("zip".to_owned(), n(&(10_000 + i).to_string()))]);
-    if test_files::is_null_row(i) {
-        address.insert("city".into(), Value::Null);
-    } else {
-        let big = test_files::big(i).to_string();
-        let (whole, fraction) = big.split_at(big.len() - 3);
-        item.extend([
-            ("n32".to_owned(), n(&format!("-{i}"))),
-            ("price".to_owned(), n(&format!("{i}.25"))),
-            ("ratio".to_owned(), n("0.1")),
-            ("cents".to_owned(), n(&format!("{i}.07"))),
-            // Canonical: no trailing zeros.
-            (
-                "big".to_owned(),
-                n(format!("{whole}.{fraction}")
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')),
-            ),
-            ("name".to_owned(), s(&format!("name {i}"))),
-            ("blob".to_owned(), Value::B(vec![i as u8, 0xff, 0])),
-            ("flag".to_owned(), Value::Bool(i.is_multiple_of(2))),
-            (
-                "tags".to_owned(),
-                Value::L(vec![s(&format!("t{i}")), Value::Null]),
-            ),
-        ]);
-        let day = chrono::NaiveDate::from_ymd_opt(2022, 1, 8).unwrap()
-            + chrono::TimeDelta::days(i as i64);
-        item.insert("day".into(), s(&day.format("%Y-%m-%d").to_string()));
-        let at = chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + i as i64).unwrap();
-        item.insert(
-            "at".into(),
-            s(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-        );
-        address.insert("city".into(), s(&format!("c{i}")));
-    }
-    item.insert("address".into(), Value::M(address));
-    item
 }
 
 #[test]
@@ -226,4 +146,53 @@ fn a_corrupt_footer_is_refused_with_its_reason() {
             Ok(_) => panic!("a corrupt footer opened"),
         }
     }
+}
+
+#[test]
+fn a_corrupt_page_rejects_the_rest_of_its_row_group_row_by_row_and_the_next_groups_load() {
+    let mut file = every_type_file(&Spec::new(&[5, 6, 7], snappy()));
+    let size = file.len() as u64;
+    let length = footer::metadata_length(&file[file.len() - 8..], size).unwrap();
+    let start = footer::footer_start(size, length) as usize;
+    let meta = footer::decode(&file[start..file.len() - 8]).unwrap();
+    // Group 1's `name` column chunk (its one page, header and data) overwritten.
+    let (from, length) = meta.row_group(1).column(7).byte_range();
+    for b in &mut file[from as usize..(from + length) as usize] {
+        *b = 0xff;
+    }
+    let file = Bytes::from(file);
+    let decoded = drain(&mut open(file.to_vec()).unwrap());
+    let lines = |rows: &[crate::ingest::typing::TypedRow]| -> Vec<u64> {
+        rows.iter().map(|r| r.line).collect()
+    };
+    assert_eq!(
+        lines(&decoded.rows),
+        [1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18]
+    );
+    let rejected: Vec<u64> = decoded.rejects.iter().map(|r| r.line).collect();
+    assert_eq!(
+        rejected,
+        [6, 7, 8, 9, 10, 11],
+        "each row of the group, once"
+    );
+    for (reject, row) in decoded.rejects.iter().zip(0..) {
+        assert!(
+            reject.reason.starts_with(&format!(
+                "row group 1, row {row}: the row group's data does not decode"
+            )),
+            "{reject:?}"
+        );
+    }
+    for row in &decoded.rows {
+        let i = row.line as usize - 1;
+        let item: BTreeMap<String, Value> = row.item.clone().into_iter().collect();
+        assert_eq!(item, expected_item(i), "row {i}");
+    }
+    // Resumed after 8 rows (three of them rejected by the earlier part): only the rest.
+    let schema = every_type_schema();
+    let mut resumed = ParquetDecoder::open(Sparse::whole(file), Some(1..3), &schema).unwrap();
+    assert_eq!(resumed.skip(8), 8);
+    let rest = drain(&mut resumed);
+    assert!(rest.rejects.is_empty(), "{:?}", rest.rejects);
+    assert_eq!(lines(&rest.rows), [14, 15, 16, 17, 18]);
 }
