@@ -69,6 +69,17 @@ impl TestEnv {
         Self::with_queues(servers, test, settings).await
     }
 
+    /// Fresh resources for a test of loading, not of redelivery: messages reappear after
+    /// 30 s, so a batch slowed by a loaded machine is not received again (and, on its third
+    /// receive, dead-lettered and counted failed) while its first delivery still runs.
+    pub async fn unhurried(servers: &LocalAws, test: &str) -> Self {
+        let settings = QueueSettings {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 3,
+        };
+        Self::with_queues(servers, test, settings).await
+    }
+
     /// Fresh resources named after the test, with the given queue settings.
     pub async fn with_queues(servers: &LocalAws, test: &str, settings: QueueSettings) -> Self {
         let stem = format!("t-{}-{:08x}", test.replace('_', "-"), fastrand_u32());

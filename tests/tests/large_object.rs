@@ -28,7 +28,7 @@ async fn a_2_mb_object_in_64_kib_ranges_lands_every_row_exactly_once() {
     // Small enough for the test command (dynalite slows as its store grows: 50 MB took ~480 s
     // here), big enough for 26 ranges, each with rows cut at both ends. Sizes that matter for
     // speed and memory are in `bash scripts/bench.sh` (1 GiB objects).
-    let env = TestEnv::new(default_servers(), "large-object").await;
+    let env = TestEnv::unhurried(default_servers(), "large-object").await;
     // One measure point with a timestamp per row: every row has its own key.
     let spec = SampleSpec::new("big/", 1, 40_000);
     let body = spec.body(0);
@@ -86,7 +86,7 @@ async fn a_2_mb_object_in_64_kib_ranges_lands_every_row_exactly_once() {
 
 #[tokio::test]
 async fn quoted_newlines_across_range_ends_still_land_every_row_once() {
-    let env = TestEnv::new(default_servers(), "large-quoted").await;
+    let env = TestEnv::unhurried(default_servers(), "large-quoted").await;
     let table = format!("{}-notes", env.resources.bucket);
     ensure_table(&env.clients.dynamodb, &table, "id", None)
         .await
@@ -144,7 +144,7 @@ async fn quoted_newlines_across_range_ends_still_land_every_row_once() {
 
 #[tokio::test]
 async fn two_quoted_csvs_in_64_kib_ranges_load_every_row_once_reading_at_most_2_1x() {
-    let env = TestEnv::new(default_servers(), "large-two-quoted").await;
+    let env = TestEnv::unhurried(default_servers(), "large-two-quoted").await;
     let table = format!("{}-notes", env.resources.bucket);
     ensure_table(&env.clients.dynamodb, &table, "id", None)
         .await
@@ -268,7 +268,7 @@ async fn compressed(bytes: &[u8], zstd: bool) -> Vec<u8> {
 
 #[tokio::test]
 async fn gzip_and_zstd_objects_are_decoded_as_streams_and_a_corrupt_one_is_rejected() {
-    let env = TestEnv::new(default_servers(), "compressed").await;
+    let env = TestEnv::unhurried(default_servers(), "compressed").await;
     let spec = SampleSpec::new("z/", 4, 500);
     env.put_bytes(
         "z/a.csv.gz",
