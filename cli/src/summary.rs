@@ -34,7 +34,7 @@ pub fn print_summary(job: &Job, wall: Duration) {
         job.batches_done, job.total_batches
     );
     println!(
-        "  files           {} loaded, {} rejected, {} skipped (not .csv)",
+        "  files           {} loaded, {} rejected, {} skipped (no loadable suffix)",
         t.files, t.files_failed, job.files_skipped
     );
     if t.files_missing > 0 {
