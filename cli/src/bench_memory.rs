@@ -6,6 +6,7 @@
 use anyhow::{Context, Result, bail};
 use shared::contract::schema::Schema;
 use shared::ingest::decode::{Decoded, ObjectDecoder};
+use shared::ingest::format::RowDecoder;
 
 use crate::bench_large::{Shape, body};
 
@@ -59,8 +60,13 @@ fn epoch_seconds(text: &str) -> Option<i64> {
 /// The worker's decoder over the same bytes: records, typing under the schema, items
 /// built (`TypedRow`), nothing written. Returns the rows typed.
 pub async fn ours(body: &[u8]) -> Result<u64> {
-    let schema = Schema::sensor();
-    let mut decoder = ObjectDecoder::open(body, &schema).await?;
+    let decoder = ObjectDecoder::open(body, &Schema::sensor()).await?;
+    typed_rows(RowDecoder::from(decoder)).await
+}
+
+/// Every row `decoder` yields, typed and dropped; a reject fails the bench (its inputs
+/// are all valid). Shared by the CSV and Parquet in-memory rows.
+pub async fn typed_rows(mut decoder: RowDecoder<&[u8]>) -> Result<u64> {
     let mut rows = 0u64;
     while let Some(decoded) = decoder.next().await? {
         match decoded {

@@ -5,14 +5,13 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use shared::contract::schema::Schema;
-use shared::ingest::decode::Decoded;
 use shared::ingest::format::{Format, RowDecoder};
 
 const SENSOR: &str = "message sensor {
@@ -82,25 +81,15 @@ pub fn parquet_of(body: &[u8]) -> Result<Vec<u8>> {
 
 /// The worker's decoder over a Parquet file in memory; returns the rows typed.
 pub async fn ours(file: &[u8]) -> Result<u64> {
-    let schema = Schema::sensor();
-    let mut decoder = RowDecoder::open(Format::Parquet, file, &schema, 1 << 20).await?;
-    let mut rows = 0u64;
-    while let Some(decoded) = decoder.next().await? {
-        match decoded {
-            Decoded::Row(row) => {
-                std::hint::black_box(&row);
-                rows += 1;
-            }
-            Decoded::Reject(reject) => bail!("a row was rejected: {reject:?}"),
-        }
-    }
-    Ok(rows)
+    let decoder = RowDecoder::open(Format::Parquet, file, &Schema::sensor(), 1 << 20).await?;
+    crate::bench_memory::typed_rows(decoder).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bench_large::{Shape, body};
+    use shared::ingest::decode::Decoded;
 
     #[tokio::test]
     async fn the_csv_rows_read_back_from_parquet_as_the_same_items() {

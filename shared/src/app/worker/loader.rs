@@ -323,27 +323,22 @@ impl Loader<'_> {
             counts_file,
         } = match decoded {
             Ok(measured) => measured,
-            Err(OpenFailure::Missing(reason)) if self.listed_by_inventory => {
-                let reason = format!(
-                    "listed by the S3 Inventory but gone since (counted missing, not failed): {reason}"
-                );
-                lock(rejects).object(key, reason);
-                return Ok(ObjectOutcome {
-                    loaded: false,
-                    missing: true,
-                    miscounted: false,
-                    rejected_rows,
-                    bytes: 0,
-                    bytes_read: 0,
-                    left: None,
-                    counts_file: true,
-                });
-            }
-            Err(OpenFailure::Reject(reason) | OpenFailure::Missing(reason)) => {
-                let reason = match work {
-                    Unit::Object(_) | Unit::Tail(_) => reason,
-                    Unit::Range(task) => format!("bytes {}..{}: {reason}", task.start, task.end),
-                    Unit::RowGroups(task) => format!(
+            Err(failure) => {
+                let (reason, gone) = match failure {
+                    OpenFailure::Retry(error) => return Err(error),
+                    OpenFailure::Reject(reason) => (reason, false),
+                    OpenFailure::Missing(reason) => (reason, true),
+                };
+                let missing = gone && self.listed_by_inventory;
+                let reason = match (missing, work) {
+                    (true, _) => format!(
+                        "listed by the S3 Inventory but gone since (counted missing, not failed): {reason}"
+                    ),
+                    (false, Unit::Object(_) | Unit::Tail(_)) => reason,
+                    (false, Unit::Range(task)) => {
+                        format!("bytes {}..{}: {reason}", task.start, task.end)
+                    }
+                    (false, Unit::RowGroups(task)) => format!(
                         "row groups {}..{}: {reason}",
                         task.first_group, task.stop_group
                     ),
@@ -351,7 +346,7 @@ impl Loader<'_> {
                 lock(rejects).object(key, reason);
                 return Ok(ObjectOutcome {
                     loaded: false,
-                    missing: false,
+                    missing,
                     miscounted: false,
                     rejected_rows,
                     bytes: 0,
@@ -360,7 +355,6 @@ impl Loader<'_> {
                     counts_file: true,
                 });
             }
-            Err(OpenFailure::Retry(error)) => return Err(error),
         };
         // The line that lets an operator follow one object (its key is on the span).
         match &left {
