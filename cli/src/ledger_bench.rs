@@ -13,7 +13,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use shared::aws::{DynamoLedger, item_size};
 use shared::contract::ids::{BatchNo, JobId};
 use shared::fan_in::LedgerStore as _;
-use shared::fan_in::{Ledger, Seal};
+use shared::fan_in::{Ledger, ListingProgress};
 use shared::job::model::{BatchStats, Job, JobStatus};
 
 /// Counts in flight: enough to keep the local server busy on two cores.
@@ -81,8 +81,8 @@ async fn count_job(servers: &LocalAws, batches: u64) -> Result<LedgerRun> {
             .try_collect::<Vec<bool>>()
     };
     let mut finishers = count(0..batches / 2).await?;
-    let seal = Seal {
-        total_batches: batches,
+    let seal = ListingProgress {
+        batches,
         files_listed: batches * 100,
         files_skipped: 0,
     };

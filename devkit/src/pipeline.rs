@@ -35,6 +35,10 @@ pub enum PipelineError {
     },
 }
 
+/// The stuck check's threshold when the local pipeline runs it for a held listing (only
+/// the wake matters here; the count of stuck jobs is not reported).
+const HELD_CHECK_AFTER: Duration = Duration::from_secs(3600);
+
 /// Settings of a local run.
 #[derive(Clone)]
 pub struct LocalPipeline {
@@ -178,6 +182,11 @@ impl LocalPipeline {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 if let Some(job) = ledger.get(&job_id).await? {
                     progress(&job);
+                    if job.listing_held && !job.sealed {
+                        // The scheduled stuck check's part on AWS: wake a held listing once
+                        // its queue has drained.
+                        coordinator.check_stuck_jobs(HELD_CHECK_AFTER).await?;
+                    }
                     let done = job.status.is_final();
                     last = Some(job);
                     if done {

@@ -17,7 +17,7 @@ use shared::aws::Clients;
 use shared::aws::DynamoLedger;
 use shared::contract::messages::{BatchMessage, Work};
 use shared::contract::rejects::{RejectRecord, ReportLocation};
-use shared::fan_in::{Ledger, LedgerStore, Seal};
+use shared::fan_in::{Ledger, LedgerStore, ListingProgress};
 use shared::job::model::{BatchNo, Job, JobId};
 use shared::port::Adapters;
 
@@ -215,8 +215,8 @@ impl TestEnv {
         let finished = ledger
             .seal(
                 &JobId::new(job_id.as_ref()),
-                Seal {
-                    total_batches: batches,
+                ListingProgress {
+                    batches,
                     files_listed: files,
                     files_skipped: 0,
                 },

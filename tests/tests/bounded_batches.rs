@@ -53,7 +53,7 @@ async fn a_batch_on_a_throttled_table_with_a_short_deadline_completes_across_inv
         ..JobRequest::new(&env.resources.bucket, "slow/")
     };
     let started = coordinator.start_job(request, None).await.unwrap();
-    assert_eq!(started.total_batches, 1, "one batch of six objects");
+    assert_eq!(started.listing.batches, 1, "one batch of six objects");
 
     // Every second BatchWriteItem comes back with half its items unprocessed (a throttled
     // table); each invocation has 3.2 s, of which the last 2.4 s are kept for the writes in
@@ -162,7 +162,7 @@ async fn a_prefix_of_mixed_sizes_is_batched_by_bytes_and_loads_every_row_once() 
     };
     let started = coordinator.start_job(request, None).await.unwrap();
     let batches: Vec<BatchMessage> = env.drain(&env.provisioned.queue_url).await;
-    assert_eq!(batches.len() as u64, started.total_batches);
+    assert_eq!(batches.len() as u64, started.listing.batches);
     let mut keys: Vec<String> = Vec::new();
     for batch in &batches {
         let bytes: u64 = batch.work.keys().iter().map(|k| sizes[k]).sum();
@@ -183,9 +183,9 @@ async fn a_prefix_of_mixed_sizes_is_batched_by_bytes_and_loads_every_row_once() 
     // The key bound (100) alone would have made one batch; each big file is alone, and the
     // small ones fill batches of at most 8 KiB.
     assert!(
-        started.total_batches >= 4 + 2,
+        started.listing.batches >= 4 + 2,
         "{} batches",
-        started.total_batches
+        started.listing.batches
     );
     for batch in &batches {
         if batch.work.keys().iter().any(|k| k.starts_with("mixed/b-")) {

@@ -18,7 +18,7 @@ use shared::app::worker::Worker;
 use shared::contract::ids::{BatchNo, JobId};
 use shared::contract::messages::{BatchMessage, ContinueListing, JobRequest};
 use shared::fan_in::LedgerStore as _;
-use shared::fan_in::{Ledger as _, Seal};
+use shared::fan_in::{Ledger as _, ListingProgress};
 use shared::job::model::{Job, JobStatus};
 
 /// The invocation's deadline: short, so the test need not wait long for it to pass (the
@@ -180,8 +180,8 @@ async fn a_finish_lost_after_sealing_is_completed_by_the_stuck_check() {
             .await
             .unwrap();
     }
-    let seal = Seal {
-        total_batches: 3,
+    let seal = ListingProgress {
+        batches: 3,
         files_listed: 3,
         files_skipped: 0,
     };
@@ -221,7 +221,7 @@ async fn split_job(env: &TestEnv, job_id: &JobId) -> (Coordinator, Worker, Vec<B
     let ranges = scans.len() as u64;
     assert!(ranges >= 4, "{ranges} ranges");
     assert_eq!(
-        started.total_batches,
+        started.listing.batches,
         2 * ranges,
         "scans, then as many parses"
     );

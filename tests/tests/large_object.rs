@@ -212,7 +212,7 @@ async fn an_object_replaced_mid_job_is_one_rejected_object_instead_of_mixed_vers
         .start_job(one_object(&env, &spec.key(0)), None)
         .await
         .unwrap();
-    assert!(started.total_batches >= 8, "{started:?}");
+    assert!(started.listing.batches >= 8, "{started:?}");
 
     // Replaced after planning, before any range is read.
     let replacement = SampleSpec {

@@ -12,7 +12,7 @@ use integration_tests::{TestEnv, default_servers};
 use shared::aws::item_size;
 use shared::contract::ids::{BatchNo, JobId};
 use shared::fan_in::LedgerStore as _;
-use shared::fan_in::{Ledger as _, Seal};
+use shared::fan_in::{Ledger as _, ListingProgress};
 use shared::job::model::{BatchStats, Job, JobStatus, Recorded};
 use shared::job::shards::SHARDS;
 
@@ -67,8 +67,8 @@ async fn two_thousand_batches_count_exactly_once_at_constant_cost() {
         while counted.load(Ordering::SeqCst) < (BATCHES / 2) as usize {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        let seal = Seal {
-            total_batches: BATCHES,
+        let seal = ListingProgress {
+            batches: BATCHES,
             files_listed: BATCHES * 100,
             files_skipped: 0,
         };

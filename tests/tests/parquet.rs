@@ -356,7 +356,7 @@ async fn a_row_group_batch_stopped_mid_group_resumes_at_its_next_row_every_row_o
         ..JobRequest::new(&env.resources.bucket, "")
     };
     let started = coordinator.start_job(request, None).await.unwrap();
-    assert_eq!(started.total_batches, 2, "one row group a batch");
+    assert_eq!(started.listing.batches, 2, "one row group a batch");
 
     // 25 rows a write, 20 ms each, one at a time: a group's 900 rows take 0.72 s of writes;
     // a part decodes for ~0.4 s and keeps 1 s for the rows in flight, so it stops inside.

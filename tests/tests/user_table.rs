@@ -81,7 +81,7 @@ async fn a_job_whose_key_types_differ_from_the_table_s_is_refused_with_nothing_c
         .start_job(request, None)
         .await
         .unwrap();
-    assert_eq!(started.total_batches, 1);
+    assert_eq!(started.listing.batches, 1);
 }
 
 /// The item of `table` under `key`, read back with a consistent read.

@@ -105,7 +105,7 @@ async fn a_capped_job_writes_at_the_cap_across_four_workers_and_plan_predicts_it
     let mut request = JobRequest::new(&env.resources.bucket, &spec.prefix);
     request.write.max_write_rate = Some(WriteRate::Units(CAP));
     let started = coordinator.start_job(request, None).await.unwrap();
-    assert_eq!(started.total_batches, 8);
+    assert_eq!(started.listing.batches, 8);
     let job = run_to_the_end(&env, &workers, &started.job_id).await;
 
     assert_eq!(job.status, JobStatus::Complete, "{job:?}");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::plan::queue_window::QueueWindow;
 use crate::plan::trigger::{TriggerConfig, TriggerMode};
 
 #[derive(Debug, Error, PartialEq)]
@@ -108,6 +109,9 @@ pub struct CoordinatorConfig {
     /// The worker's `WORKER_MAX_CONCURRENCY`, timeout and resume margin: a capped job
     /// whose share per instance cannot write one chunk in an invocation is refused.
     pub worker: WorkerShape,
+    /// How many of a job's batches may be queued at once (`QUEUE_WINDOW_MIN_BATCHES`,
+    /// `QUEUE_WINDOW_SECONDS`): a listing holds beyond it, so no batch outlives the queue.
+    pub queue_window: QueueWindow,
 }
 
 /// What the coordinator knows of the worker function, to check a cap's share.
@@ -242,6 +246,7 @@ impl CoordinatorConfig {
             dead_letter_queue_arns: vec![],
             on_demand_write_units: Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
             worker: WorkerShape::default(),
+            queue_window: QueueWindow::default(),
         }
     }
 
@@ -304,6 +309,14 @@ impl CoordinatorConfig {
                 Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
             )?,
             worker: WorkerShape::from_lookup(&var)?,
+            queue_window: QueueWindow {
+                min_batches: positive(
+                    &var,
+                    "QUEUE_WINDOW_MIN_BATCHES",
+                    QueueWindow::DEFAULT_MIN_BATCHES,
+                )?,
+                seconds: positive(&var, "QUEUE_WINDOW_SECONDS", QueueWindow::DEFAULT_SECONDS)?,
+            },
         })
     }
 }

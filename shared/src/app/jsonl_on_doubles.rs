@@ -55,7 +55,7 @@ async fn a_prefix_of_jsonl_gz_and_zst_objects_loads_every_good_line_and_rejects_
     let batches = rig.batches();
     let ranges = (plain.len() as u64).div_ceil(1024);
     assert_eq!(
-        started.total_batches,
+        started.listing.batches,
         1 + ranges,
         "a key batch and the ranges"
     );

@@ -142,7 +142,7 @@ async fn a_prefix_of_parquet_loads_every_row_typed_by_row_group_and_rejects_the_
     };
     let started = coordinator.start_job(request, None).await.unwrap();
     let batches = rig.batches();
-    assert!(started.total_batches >= 3, "{}", started.total_batches);
+    assert!(started.listing.batches >= 3, "{}", started.listing.batches);
     assert!(batches.iter().all(|b| matches!(b.work, Work::RowGroups(_))));
     for batch in &batches {
         worker.process_batch(batch).await.unwrap();

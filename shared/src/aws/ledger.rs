@@ -22,10 +22,10 @@ use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::fan_in::Ledger as _;
 use crate::job::attrs;
-use crate::job::model::{Job, JobStatus, ListingCheckpoint};
+use crate::job::model::{Job, JobStatus, ListingCheckpoint, ListingProgress};
 use crate::job::rules::Ending;
 use crate::job::shards::{Delta, Marker, Recovery, Shard};
-use crate::port::ledger::{Finish, JobError, JobFilter, LedgerStore, Seal};
+use crate::port::ledger::{Finish, JobError, JobFilter, LedgerStore};
 
 /// The jobs table.
 #[derive(Debug, Clone)]
@@ -165,14 +165,14 @@ impl LedgerStore for DynamoLedger {
     async fn seal_total(
         &self,
         job_id: &JobId,
-        seal: Seal,
+        listing: ListingProgress,
         owner: Option<&RunId>,
     ) -> Result<Job, JobError> {
         let mut update = Update::of(attrs::JOB_ID, job_id.as_str())
             .set(attrs::SEALED, AttributeValue::Bool(true))
-            .set(attrs::TOTAL_BATCHES, number(seal.total_batches))
-            .set(attrs::FILES_LISTED, number(seal.files_listed))
-            .set(attrs::FILES_SKIPPED, number(seal.files_skipped))
+            .set(attrs::TOTAL_BATCHES, number(listing.batches))
+            .set(attrs::FILES_LISTED, number(listing.files_listed))
+            .set(attrs::FILES_SKIPPED, number(listing.files_skipped))
             .when_exists(attrs::JOB_ID)
             .when_equals(attrs::SEALED, AttributeValue::Bool(false));
         if let Some(owner) = owner {
@@ -239,10 +239,17 @@ impl LedgerStore for DynamoLedger {
                 number(u64::from(checkpoint.invocation)),
             )
             .set(attrs::LISTING_CURSOR, AttributeValue::S(cursor))
-            .set(attrs::BATCHES_ENQUEUED, number(checkpoint.next_batch))
-            .set(attrs::FILES_LISTED, number(checkpoint.files_listed))
-            .set(attrs::FILES_SKIPPED, number(checkpoint.files_skipped))
+            .set(attrs::BATCHES_ENQUEUED, number(checkpoint.progress.batches))
+            .set(
+                attrs::FILES_LISTED,
+                number(checkpoint.progress.files_listed),
+            )
+            .set(
+                attrs::FILES_SKIPPED,
+                number(checkpoint.progress.files_skipped),
+            )
             .set(attrs::LISTING_UPDATED_MS, number(clock::now_ms()))
+            .set(attrs::LISTING_HELD, AttributeValue::Bool(checkpoint.held))
             .remove(attrs::LISTING_OWNER)
             .remove(attrs::LISTING_LAST_ATTEMPT_MS)
             .when_equals(attrs::STATUS, string(JobStatus::Running.as_str()))

@@ -13,10 +13,11 @@ pub mod conformance;
 use async_trait::async_trait;
 
 use crate::contract::ids::{BatchNo, JobId, RunId};
+pub use crate::job::model::ListingProgress;
 use crate::job::model::{BatchStats, Job, Recorded};
 use crate::job::rules::{self, Ending};
 use crate::job::shards;
-pub use crate::port::ledger::{Finish, JobError, JobFilter, LedgerStore, Seal};
+pub use crate::port::ledger::{Finish, JobError, JobFilter, LedgerStore};
 use counting::Count;
 
 /// What the use cases call on a ledger, the same over every backend.
@@ -86,10 +87,10 @@ pub trait Ledger: LedgerStore {
     async fn seal(
         &self,
         job_id: &JobId,
-        seal: Seal,
+        listing: ListingProgress,
         owner: Option<&RunId>,
     ) -> Result<Option<Job>, JobError> {
-        let sealed = self.seal_total(job_id, seal, owner).await?;
+        let sealed = self.seal_total(job_id, listing, owner).await?;
         // Sealing, then reading every shard: a count that lands meanwhile either is seen
         // here or sees the seal itself (each writes, then reads what the other wrote).
         let Some(job) = self.get(&sealed.job_id).await? else {

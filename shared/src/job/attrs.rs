@@ -24,6 +24,7 @@ pub const BATCHES_ENQUEUED: &str = "batches_enqueued";
 pub const LISTING_UPDATED_MS: &str = "listing_updated_ms";
 pub const LISTING_OWNER: &str = "listing_owner";
 pub const LISTING_LAST_ATTEMPT_MS: &str = "listing_last_attempt_ms";
+pub const LISTING_HELD: &str = "listing_held";
 pub const STARTED_MS: &str = "started_ms";
 
 /// The batch counters ([`BatchStats`](super::model::BatchStats)), flattened into the item.
@@ -114,6 +115,7 @@ mod tests {
             LISTING_UPDATED_MS,
             LISTING_OWNER,
             LISTING_LAST_ATTEMPT_MS,
+            LISTING_HELD,
             STARTED_MS,
             BATCH_SUM,
             FILES,

@@ -110,9 +110,27 @@ pub struct Job {
     /// past it, that invocation was killed and the job is failed instead of woken again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing_last_attempt_ms: Option<u64>,
+    /// The listing checkpointed to hold back (its job's queue is full, see
+    /// [`crate::plan::queue_window`]): nothing wakes it but the stuck check, once the queue
+    /// has drained.
+    #[serde(default)]
+    pub listing_held: bool,
     /// When the completion event's sending was claimed (see [`crate::app::completion`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_claimed_ms: Option<u64>,
+}
+
+/// How far a job's planning has got: the batches numbered so far (the next batch's number)
+/// and the keys seen. The one shape of every listing count: what an invocation enqueued,
+/// what a checkpoint keeps, what sealing fixes, what the invoker is told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ListingProgress {
+    /// Sealed: the job's total. Serialized under that name for the invoker.
+    #[serde(rename = "total_batches")]
+    pub batches: u64,
+    pub files_listed: u64,
+    /// Listed keys without a loadable suffix.
+    pub files_skipped: u64,
 }
 
 /// Where a paused listing resumes, as checkpointed in the job item.
@@ -122,10 +140,11 @@ pub struct ListingCheckpoint {
     pub invocation: u32,
     /// ListObjectsV2 continuation token; `None`: from the start.
     pub cursor: Option<String>,
-    /// The next batch's number (batches enqueued so far).
-    pub next_batch: u64,
-    pub files_listed: u64,
-    pub files_skipped: u64,
+    /// The counts so far; the next batch is number `progress.batches`.
+    pub progress: ListingProgress,
+    /// Paused because the job's queue is full, not for the deadline: the next step is woken
+    /// by the stuck check once the queue has drained.
+    pub held: bool,
 }
 
 impl Job {
@@ -167,6 +186,7 @@ impl Job {
             listing_updated_ms: 0,
             listing_owner: None,
             listing_last_attempt_ms: None,
+            listing_held: false,
             event_claimed_ms: None,
         }
     }
@@ -177,9 +197,12 @@ impl Job {
         ListingCheckpoint {
             invocation: self.listing_invocation,
             cursor: self.listing_cursor.clone(),
-            next_batch: self.batches_enqueued,
-            files_listed: self.files_listed,
-            files_skipped: self.files_skipped,
+            progress: ListingProgress {
+                batches: self.batches_enqueued,
+                files_listed: self.files_listed,
+                files_skipped: self.files_skipped,
+            },
+            held: self.listing_held,
         }
     }
 

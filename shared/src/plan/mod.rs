@@ -6,5 +6,6 @@ pub mod batching;
 pub mod cost;
 pub mod inventory;
 pub mod pacing;
+pub mod queue_window;
 pub mod ranges;
 pub mod trigger;

@@ -14,7 +14,7 @@ use thiserror::Error;
 use crate::BoxError;
 use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
-use crate::job::model::{Job, ListingCheckpoint};
+use crate::job::model::{Job, ListingCheckpoint, ListingProgress};
 use crate::job::rules::Ending;
 use crate::job::shards::{Delta, Marker, Recovery, Shard};
 
@@ -41,14 +41,6 @@ pub enum JobError {
         #[source]
         source: BoxError,
     },
-}
-
-/// What sealing fixes: the listing's final counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seal {
-    pub total_batches: u64,
-    pub files_listed: u64,
-    pub files_skipped: u64,
 }
 
 /// Which jobs a scan returns.
@@ -113,7 +105,7 @@ pub trait LedgerStore: Send + Sync {
     async fn seal_total(
         &self,
         job_id: &JobId,
-        seal: Seal,
+        listing: ListingProgress,
         owner: Option<&RunId>,
     ) -> Result<Job, JobError>;
 

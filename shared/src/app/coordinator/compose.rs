@@ -7,7 +7,7 @@
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::enqueue::batch_entry;
+use super::enqueue::JobBatches;
 use super::{Coordinator, CoordinatorError};
 use crate::contract::ids::{BatchNo, JobId};
 use crate::contract::messages::{ComposeRanges, SplitObject, Work};
@@ -105,18 +105,15 @@ impl Coordinator {
             }
         };
         let mut queue = self.queue();
+        let batches = JobBatches {
+            job_id,
+            request: &request,
+            report: &report,
+        };
         for ((index, range), span) in (0..).zip(object.ranges()).zip(spans) {
-            let batch = object.parse_batch(index);
+            let batch = BatchNo(object.parse_batch(index));
             let task = object.task(range, Some(span));
-            queue
-                .push(batch_entry(
-                    job_id,
-                    &request,
-                    &report,
-                    BatchNo(batch),
-                    Work::Range(task),
-                ))
-                .await?;
+            queue.push(batches.entry(batch, Work::Range(task))).await?;
         }
         queue.flush().await?;
         self.objects
@@ -277,7 +274,7 @@ mod tests {
         let ranges = scans.len() as u64;
         assert!(ranges > 20, "{ranges} ranges");
         assert_eq!(
-            started.total_batches,
+            started.listing.batches,
             2 * ranges,
             "scans and parses, sealed"
         );
@@ -399,7 +396,7 @@ mod tests {
             .start_job(request("one.csv"), None)
             .await
             .unwrap();
-        assert_eq!(started.total_batches, 1);
+        assert_eq!(started.listing.batches, 1);
         let batches = rig.batches();
         assert!(batches[0].work.scan().is_none());
         rig.worker(Rig::worker_config())

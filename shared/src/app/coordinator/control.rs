@@ -6,6 +6,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures::{StreamExt, TryStreamExt, stream};
 use tokio::time::Instant;
 
+use super::enqueue::{JobBatches, ListingStep};
 use super::{Coordinator, CoordinatorError, JobStarted, LISTING_STALLED_AFTER};
 use crate::app::lambda;
 use crate::contract::ids::{BatchNo, JobId, RunId};
@@ -54,7 +55,7 @@ impl Coordinator {
             tracing::info!(%job_id, invocation = message.invocation, "another run owns this listing step");
             return Ok(None);
         }
-        tracing::info!(%job_id, invocation = checkpoint.invocation, batches = checkpoint.next_batch, "listing continues");
+        tracing::info!(%job_id, invocation = checkpoint.invocation, batches = checkpoint.progress.batches, "listing continues");
         let result = self
             .continue_claimed(&job, checkpoint, &run, deadline)
             .await;
@@ -78,9 +79,17 @@ impl Coordinator {
         let request = job.request();
         let report = self.report_location(&request);
         // A single-object job whose first invocation died is planned again (same batches).
-        let listed = self
-            .enqueue(job_id, &request, &report, Some(checkpoint), run, deadline)
-            .await?;
+        let batches = JobBatches {
+            job_id,
+            request: &request,
+            report: &report,
+        };
+        let step = ListingStep {
+            resume: Some(checkpoint),
+            owner: run,
+            deadline,
+        };
+        let listed = self.enqueue(batches, step).await?;
         match self.conclude(job_id, listed, run).await {
             Ok(started) => Ok(Some(started)),
             // This run's claim went stale and another run took the step over.

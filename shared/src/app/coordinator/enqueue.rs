@@ -1,20 +1,24 @@
 //! Enqueueing a job's batches: a prefix listed page by page, or one object planned whole or
 //! in byte ranges. Batches go out as they fill; a listing nearing the deadline checkpoints.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::listing::PrefixLister;
 use super::object_plan::{ObjectPlan, PlanError, plan_object};
-use super::{Coordinator, CoordinatorError, Enqueued, Listed};
+use super::{Coordinator, CoordinatorError, Listed};
 use crate::app::queue_writer::QueueWriter;
+use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::messages::{
     BatchMessage, JobRequest, RowGroupTask, RowSpan, ScanTask, SplitObject, Work,
 };
 use crate::contract::rejects::ReportLocation;
+use crate::fan_in::{JobError, Ledger as _};
 use crate::ingest::compression::Encoding;
 use crate::ingest::format::Format;
-use crate::job::model::ListingCheckpoint;
+use crate::job::model::{ListingCheckpoint, ListingProgress};
 use crate::plan::batching::{KeyBatcher, is_loadable_key};
 use crate::plan::ranges::object_key;
 use crate::port::objects::ListedObject;
@@ -25,22 +29,19 @@ impl Coordinator {
         QueueWriter::new(&*self.queues, &self.config.queue_url)
     }
 
-    /// Enqueues a job's batches: one object's, or a prefix listing's (from `resume`).
+    /// Enqueues a job's batches: one object's, or a prefix listing's (from `step.resume`).
     pub(super) async fn enqueue(
         &self,
-        job_id: &JobId,
-        request: &JobRequest,
-        report: &ReportLocation,
-        resume: Option<ListingCheckpoint>,
-        owner: &RunId,
-        deadline: Option<Instant>,
+        job: JobBatches<'_>,
+        step: ListingStep<'_>,
     ) -> Result<Listed, CoordinatorError> {
+        let request = job.request;
         if let Some(export) = &request.export {
             // Planned again from its manifests (a job the stuck check restarts): the same
             // batches under the same numbers, counted once.
             let schema = request.schema.clone().unwrap_or_default();
             let plan = self.plan_export(&request.bucket, export, &schema).await?;
-            return (self.enqueue_export(job_id, request, report, &plan).await).map(Listed::Done);
+            return (self.enqueue_export(job, &plan).await).map(Listed::Done);
         }
         if request.inventory.inventory.is_some() {
             // Planned again (the stuck check woke a job still counting): the same count
@@ -48,35 +49,25 @@ impl Coordinator {
             let plan = self
                 .plan_inventory(&request.bucket, &request.inventory)
                 .await?;
-            return self
-                .enqueue_inventory_counts(job_id, request, report, &plan)
-                .await;
+            return self.enqueue_inventory_counts(job, &plan).await;
         }
         match &request.key {
-            Some(key) => self
-                .enqueue_object(job_id, request, key, report)
-                .await
-                .map(Listed::Done),
-            None => {
-                self.enqueue_prefix(job_id, request, report, resume, owner, deadline)
-                    .await
-            }
+            Some(key) => self.enqueue_object(job, key).await.map(Listed::Done),
+            None => self.enqueue_prefix(job, step).await,
         }
     }
 
     /// Lists from the start or from a checkpoint, enqueueing batches as they fill, until
-    /// the listing ends or the deadline nears (then it checkpoints and wakes the next
-    /// invocation). A paused listing's last batch is cut short, so each invocation's batches
-    /// depend only on where it resumed.
+    /// the listing ends, the deadline nears (then it checkpoints and wakes the next
+    /// invocation) or the job's queue is full (then it checkpoints held, and the stuck check
+    /// wakes it once the queue drains). A paused listing's last batch is cut short, so each
+    /// invocation's batches depend only on where it resumed.
     async fn enqueue_prefix(
         &self,
-        job_id: &JobId,
-        request: &JobRequest,
-        report: &ReportLocation,
-        resume: Option<ListingCheckpoint>,
-        owner: &RunId,
-        deadline: Option<Instant>,
+        job: JobBatches<'_>,
+        step: ListingStep<'_>,
     ) -> Result<Listed, CoordinatorError> {
+        let (job_id, request) = (job.job_id, job.request);
         let mut lister = PrefixLister::new(
             &*self.objects,
             &request.bucket,
@@ -85,18 +76,16 @@ impl Coordinator {
         );
         let (keys, bytes) = (self.config.batch_size, self.config.batch_bytes);
         let mut batcher = KeyBatcher::new(keys, bytes);
-        let (mut listed, mut skipped, mut invocation) = (0, 0, 0);
-        if let Some(checkpoint) = resume {
+        let (mut progress, mut invocation) = (ListingProgress::default(), 0);
+        if let Some(checkpoint) = step.resume {
             if let Some(cursor) = checkpoint.cursor {
                 lister = lister.resume(cursor);
             }
-            batcher = KeyBatcher::starting_at(keys, bytes, checkpoint.next_batch);
-            (listed, skipped, invocation) = (
-                checkpoint.files_listed,
-                checkpoint.files_skipped,
-                checkpoint.invocation,
-            );
+            batcher = KeyBatcher::starting_at(keys, bytes, checkpoint.progress.batches);
+            (progress, invocation) = (checkpoint.progress, checkpoint.invocation);
         }
+        // The first look at the job's queue comes once a tenth of the window is listed.
+        let mut next_look = batcher.emitted() + self.config.queue_window.check_every();
         let mut queue = self.queue();
         let message = |(batch, keys): (u64, Vec<String>)| {
             // Listing is in key order, so first..last says which batch holds any key.
@@ -108,24 +97,18 @@ impl Coordinator {
                 last_key = keys.last().map(String::as_str).unwrap_or_default(),
                 "batch enqueued"
             );
-            batch_entry(
-                job_id,
-                request,
-                report,
-                BatchNo(batch),
-                Work::Objects { keys },
-            )
+            job.entry(BatchNo(batch), Work::Objects { keys })
         };
         while let Some(page) = lister.next_page().await.map_err(CoordinatorError::List)? {
             for object in page {
-                listed += 1;
+                progress.files_listed += 1;
                 if !is_loadable_key(&object.key) {
-                    skipped += 1;
+                    progress.files_skipped += 1;
                     continue;
                 }
                 if let Some(tasks) = self.row_groups_in_prefix(request, &object).await? {
                     let first = batcher.reserve(tasks.len() as u64);
-                    self.enqueue_row_groups(&mut queue, job_id, request, report, first, tasks)
+                    self.enqueue_row_groups(&mut queue, job, first, tasks)
                         .await?;
                     continue;
                 }
@@ -133,70 +116,89 @@ impl Coordinator {
                     // Its scans and parses take the next numbers; the key batch being filled
                     // goes on filling.
                     split.first_batch = batcher.reserve(split.total_batches());
-                    self.enqueue_split(&mut queue, job_id, request, report, &split)
-                        .await?;
+                    self.enqueue_split(&mut queue, job, &split).await?;
                     continue;
                 }
                 for closed in batcher.push(object.key, object.size) {
                     queue.push(message(closed)).await?;
                 }
             }
-            if let Some(cursor) = lister.cursor()
-                && self.must_pause(deadline)
-            {
+            let Some(cursor) = lister.cursor() else {
+                continue;
+            };
+            let mut held = false;
+            if batcher.emitted() >= next_look {
+                next_look = batcher.emitted() + self.config.queue_window.check_every();
+                held = self.queue_is_full(job_id, batcher.emitted()).await?;
+            }
+            if held || self.must_pause(step.deadline) {
                 if let Some(last) = batcher.finish() {
                     queue.push(message(last)).await?;
                 }
                 queue.flush().await?;
+                progress.batches = batcher.emitted();
                 let checkpoint = ListingCheckpoint {
                     invocation: invocation + 1,
                     cursor: Some(cursor.to_owned()),
-                    next_batch: batcher.emitted(),
-                    files_listed: listed,
-                    files_skipped: skipped,
+                    progress,
+                    held,
                 };
-                if self.ledger.checkpoint(job_id, &checkpoint, owner).await? {
+                if !self
+                    .ledger
+                    .checkpoint(job_id, &checkpoint, step.owner)
+                    .await?
+                {
+                    tracing::info!(%job_id, "this run no longer owns the listing; stopping");
+                } else if held {
+                    tracing::info!(%job_id, batches = progress.batches, "listing held: the job's queue is full; the stuck check wakes it once it drains");
+                } else {
                     self.wake(job_id, checkpoint.invocation).await?;
                     tracing::info!(
                         %job_id,
                         next_invocation = checkpoint.invocation,
-                        batches = checkpoint.next_batch,
+                        batches = progress.batches,
                         "listing paused before the deadline"
                     );
-                } else {
-                    tracing::info!(%job_id, "this run no longer owns the listing; stopping");
                 }
-                return Ok(Listed::Paused(Enqueued {
-                    batches: batcher.emitted(),
-                    listed,
-                    skipped,
-                }));
+                return Ok(Listed::Paused(progress));
             }
         }
         if let Some(last) = batcher.finish() {
             queue.push(message(last)).await?;
         }
         queue.flush().await?;
-        Ok(Listed::Done(Enqueued {
-            batches: batcher.emitted(),
-            listed,
-            skipped,
-        }))
+        progress.batches = batcher.emitted();
+        Ok(Listed::Done(progress))
+    }
+
+    /// Whether the job's queued batches (numbered, not yet counted) fill its window, so the
+    /// listing must hold. Never without a control queue: nothing could resume it then.
+    async fn queue_is_full(&self, job_id: &JobId, enqueued: u64) -> Result<bool, CoordinatorError> {
+        if self.config.control_queue_url.is_none() {
+            return Ok(false);
+        }
+        let Some(job) = self.ledger.get(job_id).await? else {
+            return Err(JobError::NotFound(job_id.clone()).into());
+        };
+        let elapsed = Duration::from_millis(clock::now_ms().saturating_sub(job.started_ms));
+        Ok(self
+            .config
+            .queue_window
+            .is_full(enqueued, job.batches_done, elapsed))
     }
 
     /// One object: one batch, or one batch per range when it is large.
     async fn enqueue_object(
         &self,
-        job_id: &JobId,
-        request: &JobRequest,
+        job: JobBatches<'_>,
         key: &str,
-        report: &ReportLocation,
-    ) -> Result<Enqueued, CoordinatorError> {
+    ) -> Result<ListingProgress, CoordinatorError> {
+        let (job_id, request) = (job.job_id, job.request);
         if !is_loadable_key(key) {
-            return Ok(Enqueued {
+            return Ok(ListingProgress {
                 batches: 0,
-                listed: 1,
-                skipped: 1,
+                files_listed: 1,
+                files_skipped: 1,
             });
         }
         let schema = request.schema.clone().unwrap_or_default();
@@ -209,28 +211,26 @@ impl Coordinator {
             ObjectPlan::Whole => {
                 tracing::info!(%job_id, batch = 0, key, "batch enqueued");
                 let keys = vec![key.to_owned()];
-                let entry =
-                    batch_entry(job_id, request, report, BatchNo(0), Work::Objects { keys });
-                queue.push(entry).await?;
+                queue
+                    .push(job.entry(BatchNo(0), Work::Objects { keys }))
+                    .await?;
                 1
             }
             ObjectPlan::Split(object) => {
-                self.enqueue_split(&mut queue, job_id, request, report, &object)
-                    .await?;
+                self.enqueue_split(&mut queue, job, &object).await?;
                 object.total_batches()
             }
             ObjectPlan::RowGroups(tasks) => {
                 let batches = tasks.len() as u64;
-                self.enqueue_row_groups(&mut queue, job_id, request, report, 0, tasks)
-                    .await?;
+                self.enqueue_row_groups(&mut queue, job, 0, tasks).await?;
                 batches
             }
         };
         queue.flush().await?;
-        Ok(Enqueued {
+        Ok(ListingProgress {
             batches,
-            listed: 1,
-            skipped: 0,
+            files_listed: 1,
+            files_skipped: 0,
         })
     }
 }
@@ -305,14 +305,12 @@ impl Coordinator {
     async fn enqueue_row_groups(
         &self,
         queue: &mut QueueWriter<'_>,
-        job_id: &JobId,
-        request: &JobRequest,
-        report: &ReportLocation,
+        job: JobBatches<'_>,
         first: u64,
         tasks: Vec<RowGroupTask>,
     ) -> Result<(), CoordinatorError> {
         tracing::info!(
-            %job_id,
+            job_id = %job.job_id,
             key = tasks.first().map(|t| t.key.as_str()).unwrap_or_default(),
             batches = tasks.len(),
             first_batch = first,
@@ -320,13 +318,7 @@ impl Coordinator {
         );
         for (i, task) in tasks.into_iter().enumerate() {
             let batch = BatchNo(first + i as u64);
-            let message = batch_message(job_id, request, report, batch, Work::RowGroups(task));
-            queue
-                .push(Entry {
-                    id: batch.to_string(),
-                    body: message.to_json(),
-                })
-                .await?;
+            queue.push(job.entry(batch, Work::RowGroups(task))).await?;
         }
         Ok(())
     }
@@ -337,11 +329,10 @@ impl Coordinator {
     async fn enqueue_split(
         &self,
         queue: &mut QueueWriter<'_>,
-        job_id: &JobId,
-        request: &JobRequest,
-        report: &ReportLocation,
+        job: JobBatches<'_>,
         object: &SplitObject,
     ) -> Result<(), CoordinatorError> {
+        let (job_id, report) = (job.job_id, job.report);
         let ranges = object.ranges();
         tracing::info!(
             %job_id,
@@ -358,8 +349,7 @@ impl Coordinator {
             };
             let task = object.task(*range, Some(rows));
             let batch = BatchNo(object.parse_batch(0));
-            let entry = batch_entry(job_id, request, report, batch, Work::Range(task));
-            queue.push(entry).await?;
+            queue.push(job.entry(batch, Work::Range(task))).await?;
             return Ok(());
         }
         if object.by_lines {
@@ -371,8 +361,7 @@ impl Coordinator {
                 };
                 let task = object.task((start, end), Some(rows));
                 let batch = BatchNo(object.parse_batch(index as u64));
-                let entry = batch_entry(job_id, request, report, batch, Work::Range(task));
-                queue.push(entry).await?;
+                queue.push(job.entry(batch, Work::Range(task))).await?;
             }
             return Ok(());
         }
@@ -394,46 +383,52 @@ impl Coordinator {
                 object: object.clone(),
                 index,
             });
-            queue
-                .push(batch_entry(job_id, request, report, batch, scan))
-                .await?;
+            queue.push(job.entry(batch, scan)).await?;
         }
         Ok(())
     }
 }
 
-/// The SQS entry of one batch.
-pub(super) fn batch_entry(
-    job_id: &JobId,
-    request: &JobRequest,
-    report: &ReportLocation,
-    batch: BatchNo,
-    work: Work,
-) -> Entry {
-    Entry {
-        id: batch.to_string(),
-        body: batch_message(job_id, request, report, batch, work).to_json(),
+/// What every batch message of one job carries: the job, the request it started with,
+/// where its rejects go.
+#[derive(Clone, Copy)]
+pub(super) struct JobBatches<'a> {
+    pub job_id: &'a JobId,
+    pub request: &'a JobRequest,
+    pub report: &'a ReportLocation,
+}
+
+impl JobBatches<'_> {
+    /// Batch `batch` of the job, doing `work`.
+    pub fn message(&self, batch: BatchNo, work: Work) -> BatchMessage {
+        let request = self.request;
+        BatchMessage {
+            job_id: self.job_id.clone(),
+            batch,
+            bucket: request.bucket.clone(),
+            work,
+            schema: request.schema.clone(),
+            format: request.format,
+            table: request.table.clone(),
+            report: self.report.clone(),
+            write: request.write.clone(),
+            resumed: None,
+        }
+    }
+
+    /// Its SQS entry (the batch number is the entry's id within a send).
+    pub fn entry(&self, batch: BatchNo, work: Work) -> Entry {
+        Entry {
+            id: batch.to_string(),
+            body: self.message(batch, work).to_json(),
+        }
     }
 }
 
-/// One batch of the job `request` started.
-pub(super) fn batch_message(
-    job_id: &JobId,
-    request: &JobRequest,
-    report: &ReportLocation,
-    batch: BatchNo,
-    work: Work,
-) -> BatchMessage {
-    BatchMessage {
-        job_id: job_id.clone(),
-        batch,
-        bucket: request.bucket.clone(),
-        work,
-        schema: request.schema.clone(),
-        format: request.format,
-        table: request.table.clone(),
-        report: report.clone(),
-        write: request.write.clone(),
-        resumed: None,
-    }
+/// The listing step a run owns: where it resumes (from the start: `None`), the run that
+/// may checkpoint it, and the deadline it hands on before.
+pub(super) struct ListingStep<'a> {
+    pub resume: Option<ListingCheckpoint>,
+    pub owner: &'a RunId,
+    pub deadline: Option<Instant>,
 }

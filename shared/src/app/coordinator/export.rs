@@ -9,11 +9,10 @@
 
 use tokio::io::AsyncBufReadExt;
 
-use super::enqueue::batch_message;
-use super::{Coordinator, CoordinatorError, Enqueued};
-use crate::contract::ids::{BatchNo, JobId};
-use crate::contract::messages::{ExportFiles, JobRequest, Work};
-use crate::contract::rejects::ReportLocation;
+use super::enqueue::JobBatches;
+use super::{Coordinator, CoordinatorError};
+use crate::contract::ids::BatchNo;
+use crate::contract::messages::{ExportFiles, Work};
 use crate::contract::schema::Schema;
 use crate::ingest::compression::{self, Encoding};
 use crate::ingest::export::{
@@ -22,8 +21,8 @@ use crate::ingest::export::{
 };
 use crate::ingest::format::ddbjson::{change_of_line, item_of_line};
 use crate::ingest::typing::item_key::ItemKey;
+use crate::job::model::ListingProgress;
 use crate::port::objects::{Failure, Read};
-use crate::port::queue::Entry;
 
 /// An export's data files, checked and batched.
 #[derive(Debug, Clone)]
@@ -164,11 +163,9 @@ impl Coordinator {
     /// Enqueues the planned batches: each data file's key and its manifest item count.
     pub(super) async fn enqueue_export(
         &self,
-        job_id: &JobId,
-        request: &JobRequest,
-        report: &ReportLocation,
+        job: JobBatches<'_>,
         plan: &ExportPlan,
-    ) -> Result<Enqueued, CoordinatorError> {
+    ) -> Result<ListingProgress, CoordinatorError> {
         let mut queue = self.queue();
         for (n, files) in plan.batches.iter().enumerate() {
             let batch = BatchNo(n as u64);
@@ -179,21 +176,14 @@ impl Coordinator {
                     incremental: plan.summary.is_incremental(),
                 },
             };
-            let message = batch_message(job_id, request, report, batch, work);
-            tracing::info!(%job_id, batch = n, files = files.len(), export = %plan.summary_key, "batch enqueued");
-            let body = message.to_json();
-            queue
-                .push(Entry {
-                    id: batch.to_string(),
-                    body,
-                })
-                .await?;
+            tracing::info!(job_id = %job.job_id, batch = n, files = files.len(), export = %plan.summary_key, "batch enqueued");
+            queue.push(job.entry(batch, work)).await?;
         }
         queue.flush().await?;
-        Ok(Enqueued {
+        Ok(ListingProgress {
             batches: plan.batches.len() as u64,
-            listed: plan.files(),
-            skipped: 0,
+            files_listed: plan.files(),
+            files_skipped: 0,
         })
     }
 }

@@ -10,22 +10,21 @@
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::compose::Composed;
-use super::enqueue::batch_message;
-use super::{Coordinator, CoordinatorError, Enqueued, Listed};
-use crate::contract::ids::{BatchNo, JobId};
+use super::enqueue::JobBatches;
+use super::{Coordinator, CoordinatorError, Listed};
+use crate::contract::ids::BatchNo;
 use crate::contract::inventory::{
     ComposeInventory, EmitPlan, InventoryFile, InventoryOptions, InventoryTask, StoredCount,
 };
-use crate::contract::messages::{JobRequest, Work};
-use crate::contract::rejects::ReportLocation;
+use crate::contract::messages::Work;
 use crate::fan_in::Ledger as _;
+use crate::fan_in::ListingProgress;
 use crate::ingest::inventory::MAX_PARQUET_FILE_BYTES;
 use crate::ingest::inventory::manifest::{
     FileFormat, check_checksum, checksum_key, manifest_key, parse_manifest,
 };
 use crate::plan::inventory::{composed_key, count_key, emit_batch, number_files};
-use crate::port::ledger::{JobError, Seal};
-use crate::port::queue::Entry;
+use crate::port::ledger::JobError;
 
 /// Stored counts read at once.
 const COUNT_READS: usize = 32;
@@ -110,16 +109,13 @@ impl Coordinator {
     /// seals it), except an inventory without data files, sealed empty.
     pub(super) async fn enqueue_inventory_counts(
         &self,
-        job_id: &JobId,
-        request: &JobRequest,
-        report: &ReportLocation,
+        job: JobBatches<'_>,
         plan: &InventoryPlan,
     ) -> Result<Listed, CoordinatorError> {
         let n = plan.files.len() as u64;
-        let counted = Enqueued {
+        let counted = ListingProgress {
             batches: n,
-            listed: 0,
-            skipped: 0,
+            ..ListingProgress::default()
         };
         if n == 0 {
             return Ok(Listed::Done(counted));
@@ -130,12 +126,11 @@ impl Coordinator {
                 file: file.clone(),
                 emit: None,
             };
-            queue
-                .push(inventory_entry(job_id, request, report, file.index, task))
-                .await?;
+            let batch = BatchNo(file.index);
+            queue.push(job.entry(batch, Work::Inventory(task))).await?;
         }
         queue.flush().await?;
-        tracing::info!(%job_id, manifest = %plan.manifest, files = n, "inventory count batches enqueued");
+        tracing::info!(job_id = %job.job_id, manifest = %plan.manifest, files = n, "inventory count batches enqueued");
         Ok(Listed::Paused(counted))
     }
 
@@ -203,8 +198,8 @@ impl Coordinator {
             }
         }
         let (bases, total) = number_files(&files.iter().map(|c| c.batches).collect::<Vec<_>>());
-        let seal = Seal {
-            total_batches: total,
+        let seal = ListingProgress {
+            batches: total,
             files_listed: files.iter().map(|c| c.listed).sum(),
             files_skipped: files.iter().map(|c| c.skipped).sum(),
         };
@@ -216,6 +211,11 @@ impl Coordinator {
             Err(error) => return Err(error.into()),
         }
         let mut queue = self.queue();
+        let batches = JobBatches {
+            job_id,
+            request: &request,
+            report: &report,
+        };
         for (count, base) in files.iter().zip(&bases) {
             let file = count.file.clone().expect("checked above");
             let index = file.index;
@@ -228,8 +228,10 @@ impl Coordinator {
                     next: 0,
                 }),
             };
-            let entry = inventory_entry(job_id, &request, &report, emit_batch(n, index), task);
-            queue.push(entry).await?;
+            let batch = BatchNo(emit_batch(n, index));
+            queue
+                .push(batches.entry(batch, Work::Inventory(task)))
+                .await?;
         }
         queue.flush().await?;
         self.objects
@@ -238,27 +240,5 @@ impl Coordinator {
             .map_err(CoordinatorError::Scans)?;
         tracing::info!(%job_id, files = n, total_batches = total, "inventory composed: sealed, emit batches enqueued");
         Ok(Composed::Enqueued { batches: n })
-    }
-}
-
-/// The SQS entry of an inventory job's count or emit batch `batch`: it reads its data file
-/// from the request's bucket (the report's).
-fn inventory_entry(
-    job_id: &JobId,
-    request: &JobRequest,
-    report: &ReportLocation,
-    batch: u64,
-    task: InventoryTask,
-) -> Entry {
-    let message = batch_message(
-        job_id,
-        request,
-        report,
-        BatchNo(batch),
-        Work::Inventory(task),
-    );
-    Entry {
-        id: batch.to_string(),
-        body: message.to_json(),
     }
 }

@@ -37,13 +37,14 @@ use crate::contract::ids::{JobId, RunId};
 use crate::contract::messages::JobRequest;
 use crate::contract::rejects::{RejectTolerance, ReportLocation};
 use crate::contract::schema::{Schema, SchemaError};
-use crate::fan_in::{JobError, Ledger, LedgerStore, Seal};
+use crate::fan_in::{JobError, Ledger, LedgerStore, ListingProgress};
 use crate::job::model::Job;
 use crate::plan::trigger::{Triggered, jobs_from_event};
 use crate::port::Adapters;
 use crate::port::objects::{ObjectError, ObjectStore};
 use crate::port::queue::{QueueError, Queues};
 use crate::port::table::{RecordTable, WriteError};
+use enqueue::{JobBatches, ListingStep};
 
 #[derive(Debug, Error)]
 pub enum CoordinatorError {
@@ -100,9 +101,8 @@ pub enum CoordinatorError {
 pub struct JobStarted {
     pub job_id: JobId,
     /// The total once sealed; while the listing continues, the batches enqueued so far.
-    pub total_batches: u64,
-    pub files_listed: u64,
-    pub files_skipped: u64,
+    #[serde(flatten)]
+    pub listing: ListingProgress,
     /// The listing paused before the deadline and continues in another invocation.
     pub continues: bool,
     /// Set when the job was already finished at sealing (e.g. an empty prefix, or workers
@@ -165,19 +165,13 @@ pub struct Coordinator {
     metrics: Arc<dyn MetricsSink>,
 }
 
-/// Counts from a listing (over every invocation so far).
-struct Enqueued {
-    batches: u64,
-    listed: u64,
-    skipped: u64,
-}
-
-/// How an invocation's share of the listing ended.
+/// How an invocation's share of the listing ended, with its counts over every invocation
+/// so far.
 enum Listed {
     /// The listing is complete: the job can be sealed.
-    Done(Enqueued),
+    Done(ListingProgress),
     /// Checkpointed before the deadline; another invocation continues.
-    Paused(Enqueued),
+    Paused(ListingProgress),
 }
 
 impl Coordinator {
@@ -323,19 +317,23 @@ impl Coordinator {
         self.ledger.create(&job).await?;
         tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
 
+        let batches = JobBatches {
+            job_id: &job_id,
+            request: &request,
+            report: &report,
+        };
         let planned = match (&export, &inventory) {
             // An export is planned whole before the job exists: one step, never checkpointed.
-            (Some(plan), _) => {
-                (self.enqueue_export(&job_id, &request, &report, plan).await).map(Listed::Done)
-            }
+            (Some(plan), _) => (self.enqueue_export(batches, plan).await).map(Listed::Done),
             // An inventory's count batches; the compose step seals the job.
-            (None, Some(plan)) => {
-                self.enqueue_inventory_counts(&job_id, &request, &report, plan)
-                    .await
-            }
+            (None, Some(plan)) => self.enqueue_inventory_counts(batches, plan).await,
             (None, None) => {
-                self.enqueue(&job_id, &request, &report, None, &run, deadline)
-                    .await
+                let step = ListingStep {
+                    resume: None,
+                    owner: &run,
+                    deadline,
+                };
+                self.enqueue(batches, step).await
             }
         };
         let listed = match planned {
@@ -362,38 +360,25 @@ impl Coordinator {
         listed: Listed,
         owner: &RunId,
     ) -> Result<JobStarted, CoordinatorError> {
-        let (enqueued, continues) = match listed {
-            Listed::Paused(enqueued) => (enqueued, true),
-            Listed::Done(enqueued) => (enqueued, false),
+        let (listing, continues) = match listed {
+            Listed::Paused(listing) => (listing, true),
+            Listed::Done(listing) => (listing, false),
         };
         let mut started = JobStarted {
             job_id: job_id.clone(),
-            total_batches: enqueued.batches,
-            files_listed: enqueued.listed,
-            files_skipped: enqueued.skipped,
+            listing,
             continues,
             finished: None,
         };
         if continues {
             return Ok(started);
         }
-        started.finished = self
-            .ledger
-            .seal(
-                job_id,
-                Seal {
-                    total_batches: enqueued.batches,
-                    files_listed: enqueued.listed,
-                    files_skipped: enqueued.skipped,
-                },
-                Some(owner),
-            )
-            .await?;
+        started.finished = self.ledger.seal(job_id, listing, Some(owner)).await?;
         if let Some(job) = &started.finished {
             self.metrics.emit(metrics::job_finished("coordinator", job));
             self.announcer.announce(job, Claim::Held).await?;
         }
-        tracing::info!(%job_id, batches = enqueued.batches, files = enqueued.listed - enqueued.skipped, skipped = enqueued.skipped, "job sealed");
+        tracing::info!(%job_id, batches = listing.batches, files = listing.files_listed - listing.files_skipped, skipped = listing.files_skipped, "job sealed");
         Ok(started)
     }
 

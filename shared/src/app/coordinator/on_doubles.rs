@@ -135,7 +135,7 @@ async fn a_job_whose_key_types_differ_from_the_table_s_is_refused_before_anythin
         .start_job(request("typed"), None)
         .await
         .unwrap();
-    assert_eq!(started.total_batches, 1);
+    assert_eq!(started.listing.batches, 1);
 }
 
 #[tokio::test]
@@ -149,9 +149,9 @@ async fn a_prefix_becomes_batches_of_csv_keys_and_a_sealed_job() {
         .unwrap();
     assert_eq!(
         (
-            started.total_batches,
-            started.files_listed,
-            started.files_skipped
+            started.listing.batches,
+            started.listing.files_listed,
+            started.listing.files_skipped
         ),
         (3, 27, 2)
     );
@@ -201,7 +201,7 @@ async fn batches_close_at_their_byte_bound_across_listing_pages() {
     }
     assert_eq!(steps, 4, "pages of 10 keys");
     let batches = doubles.batches();
-    assert_eq!(started.total_batches, batches.len() as u64);
+    assert_eq!(started.listing.batches, batches.len() as u64);
     let size_of = |key: &String| sizes.iter().find(|(k, _)| k == key).unwrap().1;
     let keys: Vec<String> = batches
         .iter()
@@ -378,8 +378,8 @@ async fn a_failed_send_releases_the_claim_so_the_next_delivery_sends() {
     }
     let ledger = Arc::new(MemoryLedger::new());
     ledger.create(&Job::new("j", "b", "")).await.unwrap();
-    let seal = Seal {
-        total_batches: 0,
+    let seal = ListingProgress {
+        batches: 0,
         files_listed: 0,
         files_skipped: 0,
     };
@@ -413,8 +413,8 @@ async fn the_stuck_check_fails_a_batch_killed_on_its_last_delivery_and_ends_the_
     let ledger = &doubles.ledger;
     let job_id = JobId::new("killed");
     ledger.create(&Job::new(&job_id, "b", "")).await.unwrap();
-    let seal = Seal {
-        total_batches: 3,
+    let seal = ListingProgress {
+        batches: 3,
         files_listed: 3,
         files_skipped: 0,
     };
@@ -495,8 +495,8 @@ async fn the_stuck_check_finishes_a_sealed_job_whose_finish_was_lost() {
         .record_batch(&job_id, BatchNo(0), &Default::default())
         .await
         .unwrap();
-    let seal = Seal {
-        total_batches: 1,
+    let seal = ListingProgress {
+        batches: 1,
         files_listed: 1,
         files_skipped: 0,
     };
@@ -585,4 +585,5 @@ async fn a_capped_job_resolves_its_cap_once_and_every_batch_carries_it() {
     );
 }
 
+mod queue_window;
 mod triggered;

@@ -70,10 +70,10 @@ async fn a_prefix_splits_its_big_plain_csvs_and_loads_every_row_once() {
     numbers.sort();
     assert_eq!(
         numbers,
-        (0..started.total_batches).collect::<Vec<_>>(),
+        (0..started.listing.batches).collect::<Vec<_>>(),
         "every batch number once: key batches, scans and parses of both objects"
     );
-    let ranges: u64 = (started.total_batches - 30u64.div_ceil(8)) / 2;
+    let ranges: u64 = (started.listing.batches - 30u64.div_ceil(8)) / 2;
     assert!(ranges > 10, "{ranges} ranges in all");
     assert_eq!(job.totals.rows_written, 30 * 3 + 400);
     assert_eq!(job.totals.rows_rejected, 0);

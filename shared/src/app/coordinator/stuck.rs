@@ -154,18 +154,38 @@ impl Coordinator {
 
     /// Wakes the listings whose invocation died: unsealed, with no start or checkpoint for
     /// longer than any invocation lives. The woken invocation resumes from the checkpoint (or
-    /// the start); should the old one still run, the ledger lets only one go on.
+    /// the start); should the old one still run, the ledger lets only one go on. A held
+    /// listing is not dead: it is woken once its job's queue has drained to half its window.
     async fn resume_stalled_listings(&self, running: &[Job], now_ms: u64) -> Vec<JobId> {
         if self.config.control_queue_url.is_none() {
             return Vec::new();
         }
+        let stalled = |job: &Job| {
+            job.listing_idle_ms(now_ms) > LISTING_STALLED_AFTER.as_millis() as u64
+                && (!job.listing_held || job.listing_owner.is_some())
+        };
+        let released = |job: &Job| {
+            let elapsed = Duration::from_millis(now_ms.saturating_sub(job.started_ms));
+            job.listing_held
+                && job.listing_owner.is_none()
+                && (self.config.queue_window).has_room(
+                    job.batches_enqueued,
+                    job.batches_done,
+                    elapsed,
+                )
+        };
         let mut resumed = Vec::new();
-        for job in running.iter().filter(|job| {
-            !job.sealed && job.listing_idle_ms(now_ms) > LISTING_STALLED_AFTER.as_millis() as u64
-        }) {
+        for job in running
+            .iter()
+            .filter(|job| !job.sealed && (stalled(job) || released(job)))
+        {
             match self.wake(&job.job_id, job.listing_invocation).await {
                 Ok(()) => {
-                    tracing::warn!(job_id = %job.job_id, invocation = job.listing_invocation, "a listing's invocation died; woken again");
+                    if job.listing_held && job.listing_owner.is_none() {
+                        tracing::info!(job_id = %job.job_id, invocation = job.listing_invocation, "a held listing's queue has drained; woken");
+                    } else {
+                        tracing::warn!(job_id = %job.job_id, invocation = job.listing_invocation, "a listing's invocation died; woken again");
+                    }
                     resumed.push(job.job_id.clone());
                 }
                 Err(error) => {

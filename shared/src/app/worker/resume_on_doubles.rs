@@ -76,7 +76,7 @@ async fn one_batch(rig: &Rig, job_id: &str, key: Option<&str>, chunk: u64) -> Ba
         ..Rig::coordinator_config()
     });
     let started = coordinator.start_job(request, None).await.unwrap();
-    assert_eq!(started.total_batches, 1);
+    assert_eq!(started.listing.batches, 1);
     rig.batches().remove(0)
 }
 
@@ -404,7 +404,7 @@ async fn a_jsonl_split_by_lines_resumes_each_range_at_its_next_line() {
         ..Rig::coordinator_config()
     });
     let started = coordinator.start_job(request, None).await.unwrap();
-    assert_eq!(started.total_batches, 3, "three ranges, no scans");
+    assert_eq!(started.listing.batches, 3, "three ranges, no scans");
     let batches = rig.batches();
     assert!(batches.iter().all(|b| matches!(b.work, Work::Range(_))));
     let worker = worker(&rig, Duration::from_millis(60));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::contract::ids::{BatchNo, JobId, RunId};
-use crate::fan_in::{Finish, JobError, JobFilter, LedgerStore, Seal};
+use crate::fan_in::{Finish, JobError, JobFilter, LedgerStore, ListingProgress};
 use crate::job::model::{Job, ListingCheckpoint};
 use crate::job::shards::{Delta, Marker, Recovery, Shard};
 
@@ -61,11 +61,11 @@ impl LedgerStore for CrashAfter<'_> {
     async fn seal_total(
         &self,
         job_id: &JobId,
-        seal: Seal,
+        listing: ListingProgress,
         owner: Option<&RunId>,
     ) -> Result<Job, JobError> {
         self.write(job_id)?;
-        self.inner.seal_total(job_id, seal, owner).await
+        self.inner.seal_total(job_id, listing, owner).await
     }
     async fn claim_listing(
         &self,

@@ -9,7 +9,9 @@ use futures::future::join_all;
 use super::crash::CrashAfter;
 use super::ledger::{seal, stats};
 use crate::fan_in::{Ledger, LedgerStore};
-use crate::job::model::{BatchNo, Job, JobId, JobStatus, ListingCheckpoint, Recorded};
+use crate::job::model::{
+    BatchNo, Job, JobId, JobStatus, ListingCheckpoint, ListingProgress, Recorded,
+};
 use crate::job::shards::{self, SHARDS};
 
 /// Counts `batches` batches of one row each, `width` at a time; returns the `Counted` ones.
@@ -142,9 +144,12 @@ pub(super) async fn last_attempts_are_marked_and_cleared(ledger: &dyn LedgerStor
     let checkpoint = ListingCheckpoint {
         invocation: 1,
         cursor: None,
-        next_batch: 1,
-        files_listed: 1,
-        files_skipped: 0,
+        progress: ListingProgress {
+            batches: 1,
+            files_listed: 1,
+            files_skipped: 0,
+        },
+        held: false,
     };
     assert!(
         ledger
@@ -200,44 +205,41 @@ pub(super) async fn a_crash_between_any_two_writes_counts_once(
         .flat_map(|k1| (0..5).map(move |k2| (total - 1, k1, k2)))
         .chain((0..4).map(|k1| (total - 2, k1, 4)));
     for (batch, k1, k2) in cases {
-        {
-            {
-                let job_id = JobId::new(format!("{namespace}-crash-{batch}-{k1}-{k2}"));
-                ledger
-                    .create(&Job::new(&job_id, "bucket", ""))
-                    .await
-                    .unwrap();
-                for other in (0..total).filter(|b| *b != batch) {
-                    ledger
-                        .record_batch(&job_id, BatchNo(other), &stats(1))
-                        .await
-                        .unwrap();
-                }
-                ledger.seal(&job_id, seal(total), None).await.unwrap();
-                for k in [k1, k2] {
-                    let crashing = CrashAfter::new(ledger, k);
-                    let crashed = crashing
-                        .record_batch(&job_id, BatchNo(batch), &stats(5))
-                        .await;
-                    assert!(
-                        crashed.is_err() || k >= crashing.writes(),
-                        "{k}: {crashed:?}"
-                    );
-                }
-                let last = ledger
-                    .record_batch(&job_id, BatchNo(batch), &stats(5))
-                    .await
-                    .unwrap();
-                let _ = ledger.try_finish(last.job()).await.unwrap();
-                let view = ledger.get(&job_id).await.unwrap().unwrap();
-                assert_eq!(
-                    (view.batches_done, view.totals.rows_written, view.status),
-                    (total, total - 1 + 5, JobStatus::Complete),
-                    "batch {batch}, crashes after {k1} then {k2} writes"
-                );
-            }
+        let job_id = JobId::new(format!("{namespace}-crash-{batch}-{k1}-{k2}"));
+        ledger
+            .create(&Job::new(&job_id, "bucket", ""))
+            .await
+            .unwrap();
+        for other in (0..total).filter(|b| *b != batch) {
+            ledger
+                .record_batch(&job_id, BatchNo(other), &stats(1))
+                .await
+                .unwrap();
         }
+        ledger.seal(&job_id, seal(total), None).await.unwrap();
+        for k in [k1, k2] {
+            let crashing = CrashAfter::new(ledger, k);
+            let crashed = crashing
+                .record_batch(&job_id, BatchNo(batch), &stats(5))
+                .await;
+            assert!(
+                crashed.is_err() || k >= crashing.writes(),
+                "{k}: {crashed:?}"
+            );
+        }
+        let last = ledger
+            .record_batch(&job_id, BatchNo(batch), &stats(5))
+            .await
+            .unwrap();
+        let _ = ledger.try_finish(last.job()).await.unwrap();
+        let view = ledger.get(&job_id).await.unwrap().unwrap();
+        assert_eq!(
+            (view.batches_done, view.totals.rows_written, view.status),
+            (total, total - 1 + 5, JobStatus::Complete),
+            "batch {batch}, crashes after {k1} then {k2} writes"
+        );
     }
+
     // A failed count, crashed, then a redrive's recovery, crashed at every write.
     for k in 0..9 {
         let job_id = JobId::new(format!("{namespace}-crash-redrive-{k}"));

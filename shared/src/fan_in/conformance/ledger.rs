@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::fan_in::*;
-use crate::fan_in::{JobError, JobFilter, Ledger, LedgerStore, Seal};
+use crate::fan_in::{JobError, JobFilter, Ledger, LedgerStore, ListingProgress};
 use crate::job::model::{BatchNo, BatchStats, Job, JobId, JobStatus, ListingCheckpoint, Recorded};
 
 pub(super) fn stats(rows: u64) -> BatchStats {
@@ -17,9 +17,9 @@ pub(super) fn stats(rows: u64) -> BatchStats {
     }
 }
 
-pub(super) fn seal(total_batches: u64) -> Seal {
-    Seal {
-        total_batches,
+pub(super) fn seal(total_batches: u64) -> ListingProgress {
+    ListingProgress {
+        batches: total_batches,
         files_listed: total_batches,
         files_skipped: 0,
     }
@@ -27,6 +27,15 @@ pub(super) fn seal(total_batches: u64) -> Seal {
 
 /// Runs every check, with job ids starting with `namespace`.
 pub async fn run(ledger: &dyn LedgerStore, namespace: &str) {
+    run_without_crash_matrix(ledger, namespace).await;
+    a_crash_between_any_two_writes_counts_once(ledger, namespace).await;
+}
+
+/// Every check but the crash matrix, which replays the counting protocol (`fan_in`, the
+/// same code over any backend) with a crash after each of its writes: ~500 counts, which a
+/// backend's primitives need not pass twice (moto takes ~1 minute for them; dynalite and
+/// the double run them).
+pub async fn run_without_crash_matrix(ledger: &dyn LedgerStore, namespace: &str) {
     counts_each_batch_once_and_finishes_once(ledger, &JobId::new(format!("{namespace}-count")))
         .await;
     a_failed_batch_ends_the_job_and_a_redrive_recovers_it(
@@ -40,7 +49,6 @@ pub async fn run(ledger: &dyn LedgerStore, namespace: &str) {
     counts_spread_over_every_shard(ledger, &JobId::new(format!("{namespace}-wide"))).await;
     only_exactly_the_sealed_set_completes(ledger, &JobId::new(format!("{namespace}-exact"))).await;
     last_attempts_are_marked_and_cleared(ledger, &JobId::new(format!("{namespace}-last"))).await;
-    a_crash_between_any_two_writes_counts_once(ledger, namespace).await;
 }
 
 /// Concurrent duplicates: only for ledgers that apply conditional writes atomically under
@@ -168,9 +176,13 @@ async fn only_the_owner_moves_the_listing(ledger: &dyn LedgerStore, job_id: &Job
     let checkpoint = ListingCheckpoint {
         invocation: 1,
         cursor: Some("after-key-9".into()),
-        next_batch: 3,
-        files_listed: 30,
-        files_skipped: 1,
+        progress: ListingProgress {
+            batches: 3,
+            files_listed: 30,
+            files_skipped: 1,
+        },
+        // Round-trips: a held listing stays held until the next checkpoint.
+        held: true,
     };
     assert!(
         !ledger

@@ -10,10 +10,10 @@ use async_trait::async_trait;
 
 use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
-use crate::job::model::{Job, JobStatus, ListingCheckpoint};
+use crate::job::model::{Job, JobStatus, ListingCheckpoint, ListingProgress};
 use crate::job::rules::Ending;
 use crate::job::shards::{self, Delta, Marker, Outcome, Recovery, Shard};
-use crate::port::ledger::{Finish, JobError, JobFilter, LedgerStore, Seal};
+use crate::port::ledger::{Finish, JobError, JobFilter, LedgerStore};
 
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
@@ -109,7 +109,7 @@ impl LedgerStore for MemoryLedger {
     async fn seal_total(
         &self,
         job_id: &JobId,
-        seal: Seal,
+        listing: ListingProgress,
         owner: Option<&RunId>,
     ) -> Result<Job, JobError> {
         let mut jobs = self.lock();
@@ -121,9 +121,9 @@ impl LedgerStore for MemoryLedger {
             return Err(JobError::NotOwner(job_id.clone()));
         }
         job.sealed = true;
-        job.total_batches = seal.total_batches;
-        job.files_listed = seal.files_listed;
-        job.files_skipped = seal.files_skipped;
+        job.total_batches = listing.batches;
+        job.files_listed = listing.files_listed;
+        job.files_skipped = listing.files_skipped;
         Ok(job.clone())
     }
 
@@ -181,10 +181,11 @@ impl LedgerStore for MemoryLedger {
         }
         job.listing_invocation = checkpoint.invocation;
         job.listing_cursor = Some(checkpoint.cursor.clone().unwrap_or_default());
-        job.batches_enqueued = checkpoint.next_batch;
-        job.files_listed = checkpoint.files_listed;
-        job.files_skipped = checkpoint.files_skipped;
+        job.batches_enqueued = checkpoint.progress.batches;
+        job.files_listed = checkpoint.progress.files_listed;
+        job.files_skipped = checkpoint.progress.files_skipped;
         job.listing_updated_ms = clock::now_ms();
+        job.listing_held = checkpoint.held;
         job.listing_owner = None;
         job.listing_last_attempt_ms = None;
         Ok(true)
