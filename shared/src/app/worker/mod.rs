@@ -16,6 +16,7 @@ mod inventory;
 mod lanes;
 mod loader;
 mod open;
+mod received;
 mod resume;
 mod scan_batch;
 
@@ -547,6 +548,9 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 #[cfg(test)]
 mod resume_on_doubles;
+
+#[cfg(test)]
+mod bytes_read_on_doubles;
 
 #[cfg(test)]
 mod paced_on_doubles;

@@ -181,7 +181,8 @@ pub fn rest_of(unit: Unit<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
         // fetched whole before its first row, so those bytes were read, whatever is left.
         Unit::Object(key) if at.by_rows => Some((Left::Tail(tail(key)), 0, at.size)),
         // Nor can a compressed stream; how much of it was read is not known here (the
-        // decoder counts decompressed bytes), so the part that finishes it counts it.
+        // decoder counts decompressed bytes): the loader counts what the part took from
+        // the stream (`received`), and the part that finishes it the whole object.
         Unit::Object(key) if Encoding::of_key(key).is_compressed() => {
             Some((Left::Tail(tail(key)), 0, 0))
         }
