@@ -224,6 +224,10 @@ mod tests {
         ) -> Result<(), ObjectError> {
             self.inner.put(bucket, key, body, content_type).await
         }
+
+        async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+            self.inner.delete(bucket, key).await
+        }
     }
 
     fn schema() -> Schema {
