@@ -248,7 +248,15 @@ mod tests {
 
     fn csv_text() -> impl Strategy<Value = Vec<u8>> {
         let piece = prop::sample::select(vec![
-            "a", "bc", ",", "\"", "\"\"", "\n", "\r\n", "\n\n", "x,\"y\nz\",w\n",
+            "a",
+            "bc",
+            ",",
+            "\"",
+            "\"\"",
+            "\n",
+            "\r\n",
+            "\n\n",
+            "x,\"y\nz\",w\n",
         ]);
         prop::collection::vec(piece, 0..120).prop_map(|pieces| pieces.concat().into_bytes())
     }
@@ -296,13 +304,13 @@ mod tests {
         let texts: Vec<&[u8]> = parts.iter().map(|p| &p.bytes[..]).collect();
         assert_eq!(
             texts,
-            [
-                &b"id,v\n1,a\n2,\"b\nb\"\n\n"[..],
-                &b"id,v\n3,c\n4,d\n"[..]
-            ]
+            [&b"id,v\n1,a\n2,\"b\nb\"\n\n"[..], &b"id,v\n3,c\n4,d\n"[..]]
         );
         assert_eq!(
-            parts.iter().map(|p| (p.index, p.offset, p.line, p.data_start)).collect::<Vec<_>>(),
+            parts
+                .iter()
+                .map(|p| (p.index, p.offset, p.line, p.data_start))
+                .collect::<Vec<_>>(),
             [(0, 0, 1, 5), (1, 13, 5, 5)]
         );
     }
@@ -335,7 +343,10 @@ mod tests {
         let (_, none) = splitter.feed(&data[taken..]);
         assert!(none.is_none());
         let last = splitter.finish().unwrap();
-        assert_eq!((last.offset, last.line, &last.bytes[..]), (105, 3, &b"2,b\n3,c\n"[..]));
+        assert_eq!(
+            (last.offset, last.line, &last.bytes[..]),
+            (105, 3, &b"2,b\n3,c\n"[..])
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::{Coordinator, CoordinatorError, Enqueued, Listed};
 use crate::app::queue_writer::QueueWriter;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::messages::{
-    BatchMessage, JobRequest, RowGroupTask, RowSpan, ScanTask, SplitObject, Work,
+    BatchMessage, InflateTask, JobRequest, RowGroupTask, RowSpan, ScanTask, SplitObject, Work,
 };
 use crate::contract::rejects::ReportLocation;
 use crate::ingest::compression::Encoding;
@@ -129,6 +129,13 @@ impl Coordinator {
                         .await?;
                     continue;
                 }
+                if let Some(task) = self.inflate_in_prefix(request, &object).await? {
+                    // Its parts share the one number it takes (docs/compressed.md).
+                    let batch = BatchNo(batcher.reserve(1));
+                    let entry = batch_entry(job_id, request, report, batch, Work::Inflate(task));
+                    queue.push(entry).await?;
+                    continue;
+                }
                 if let Some(mut split) = self.split_in_prefix(request, &object).await? {
                     // Its scans and parses take the next numbers; the key batch being filled
                     // goes on filling.
@@ -219,6 +226,12 @@ impl Coordinator {
                     .await?;
                 object.total_batches()
             }
+            ObjectPlan::Inflate(task) => {
+                tracing::info!(%job_id, batch = 0, key, "compressed object to be inflated into parts");
+                let entry = batch_entry(job_id, request, report, BatchNo(0), Work::Inflate(task));
+                queue.push(entry).await?;
+                1
+            }
             ObjectPlan::RowGroups(tasks) => {
                 let batches = tasks.len() as u64;
                 self.enqueue_row_groups(&mut queue, job_id, request, report, 0, tasks)
@@ -264,7 +277,38 @@ impl Coordinator {
         .await;
         match planned {
             Ok(ObjectPlan::Split(split)) => Ok(Some(split)),
-            Ok(ObjectPlan::Whole | ObjectPlan::RowGroups(_)) => Ok(None),
+            Ok(ObjectPlan::Whole | ObjectPlan::RowGroups(_) | ObjectPlan::Inflate(_)) => Ok(None),
+            Err(PlanError::Object(error)) if error.is_permanent() => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A compressed object in a prefix listed above the chunk size, to be inflated as a
+    /// single-object job's would be; `None`: read whole in a key batch (small, not a record
+    /// format, or gone since the listing, which the worker then reports).
+    async fn inflate_in_prefix(
+        &self,
+        request: &JobRequest,
+        object: &ListedObject,
+    ) -> Result<Option<InflateTask>, CoordinatorError> {
+        let chunk = self.config.range_chunk_bytes;
+        if object.size <= chunk || !Encoding::of_key(&object.key).is_compressed() {
+            return Ok(None);
+        }
+        let format = Format::resolve(request.format, &object.key);
+        let schema = request.schema.clone().unwrap_or_default();
+        let planned = plan_object(
+            &*self.objects,
+            &request.bucket,
+            &object.key,
+            &schema,
+            format,
+            chunk,
+        )
+        .await;
+        match planned {
+            Ok(ObjectPlan::Inflate(task)) => Ok(Some(task)),
+            Ok(_) => Ok(None),
             Err(PlanError::Object(error)) if error.is_permanent() => Ok(None),
             Err(error) => Err(error.into()),
         }

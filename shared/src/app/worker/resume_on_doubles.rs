@@ -96,6 +96,7 @@ async fn run_chain(worker: &Worker, mut batch: BatchMessage, budget: Duration) -
                 assert_eq!(next.part(), batch.part() + 1);
                 batch = *next;
             }
+            Ok(Processed::Shared) => unreachable!("no inflated object here"),
         }
     }
     panic!("the batch never finished");
