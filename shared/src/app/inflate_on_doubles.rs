@@ -215,11 +215,16 @@ fn rejects(rig: &Rig, job: &str) -> Vec<RejectRecord> {
 
 /// The lines a whole read of `text` (today's path for a small object) rejects.
 async fn lines_a_whole_read_rejects(text: &str) -> Vec<u64> {
+    lines_a_whole_read_of("one.csv", text).await
+}
+
+/// The lines a whole read of `text` as object `key` rejects.
+async fn lines_a_whole_read_of(key: &str, text: &str) -> Vec<u64> {
     let rig = Rig::new();
-    rig.objects.insert("b", "one.csv", text.to_owned());
+    rig.objects.insert("b", key, text.to_owned());
     let request = JobRequest {
         job_id: Some("whole".into()),
-        key: Some("one.csv".into()),
+        key: Some(key.into()),
         schema: Some(notes_schema()),
         ..JobRequest::new("b", "")
     };
@@ -458,4 +463,105 @@ async fn a_part_that_dies_in_the_dead_letter_queue_still_ends_its_job() {
     let after = rig.job("dead").await;
     assert_eq!(after.status, JobStatus::CompletedWithErrors);
     assert_eq!((after.batches_done, after.batches_failed), (1, 1));
+}
+
+#[tokio::test]
+async fn a_part_killed_on_its_last_delivery_is_counted_failed_by_the_stuck_check() {
+    use crate::port::ledger::LedgerStore;
+    let rig = Rig::new();
+    let (text, _, _) = csv_with_bad_rows("big", 6_000);
+    rig.objects
+        .insert("b", "big.csv.gz", gzip(text.as_bytes()).await);
+    let request = JobRequest {
+        job_id: Some("killed".into()),
+        key: Some("big.csv.gz".into()),
+        schema: Some(notes_schema()),
+        ..JobRequest::new("b", "")
+    };
+    let coordinator = rig.coordinator(coordinator_config(100));
+    coordinator.start_job(request, None).await.unwrap();
+    let worker = rig.worker(Rig::worker_config());
+    let inflate = rig.batches().remove(0);
+    worker.process(&inflate, None).await.unwrap();
+    let parts = rig.batches();
+    for part in &parts[1..] {
+        worker.process(part, None).await.unwrap();
+    }
+    // Part 0 ran on its last delivery and was killed: marked (under the object's batch
+    // number, which its parts share), its deadline long past, never counted.
+    let past = crate::clock::now_ms() - 60_000;
+    rig.ledger
+        .mark_last_attempt(&"killed".into(), parts[0].batch, past)
+        .await
+        .unwrap();
+    assert_eq!(rig.job("killed").await.status, JobStatus::Running);
+    let checked = coordinator
+        .check_stuck_jobs(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(checked.batches_failed, [("killed".into(), 0)]);
+    let job = rig.job("killed").await;
+    assert_eq!(job.status, JobStatus::CompletedWithErrors, "ended: {job:?}");
+    assert_eq!((job.batches_done, job.batches_failed), (1, 1));
+}
+
+#[tokio::test]
+async fn a_large_jsonl_gz_is_inflated_by_lines_its_bad_lines_named_by_the_object() {
+    let rig = slow_rig();
+    let mut text = String::new();
+    let (mut expected, mut bad) = (Vec::new(), 0);
+    for i in 0..6_000 {
+        if i % 97 == 5 {
+            text.push_str("{\"id\": broken\n");
+            bad += 1;
+            continue;
+        }
+        let (id, note) = (format!("j-{i:05}"), format!("say \"{i}\"\n, twice"));
+        text.push_str(&serde_json::json!({"id": id, "note": note}).to_string());
+        text.push_str(if i % 2 == 1 { "\r\n" } else { "\n" });
+        expected.push((id, note));
+    }
+    let packed = gzip(text.as_bytes()).await;
+    assert!(packed.len() as u64 > CHUNK, "{} bytes", packed.len());
+    rig.objects.insert("b", "in/big.jsonl.gz", packed);
+    let request = JobRequest {
+        job_id: Some("jsonl".into()),
+        key: Some("in/big.jsonl.gz".into()),
+        schema: Some(notes_schema()),
+        ..JobRequest::new("b", "")
+    };
+    (rig.coordinator(coordinator_config(100)))
+        .start_job(request, None)
+        .await
+        .unwrap();
+    let drained = drain(&rig, &worker(&rig), Duration::from_millis(150), None).await;
+    assert!(
+        drained.parts as u64 >= text.len() as u64 / CHUNK,
+        "{drained:?}"
+    );
+    let job = rig.job("jsonl").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(
+        (job.totals.rows_written, job.totals.rows_rejected),
+        (expected.len() as u64, bad)
+    );
+    expected.sort();
+    assert_eq!(rig.rows(), expected);
+    let records = rejects(&rig, "jsonl");
+    assert_eq!(records.len() as u64, bad);
+    assert!(
+        records.iter().all(|r| r.key == "in/big.jsonl.gz"),
+        "{records:?}"
+    );
+    let lines: Vec<u64> = records.iter().map(|r| r.line).collect();
+    assert_eq!(lines, lines_a_whole_read_of("one.jsonl", &text).await);
+    for record in &records {
+        let offset = record.byte_offset.expect("an offset") as usize;
+        assert!(text[offset..].starts_with("{\"id\": broken"), "{record:?}");
+    }
+    assert!(
+        rig.objects
+            .keys_under("b", "_rejects/jsonl/inflate/")
+            .is_empty()
+    );
 }
