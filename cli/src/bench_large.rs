@@ -409,6 +409,9 @@ pub async fn large(
         ObjectPlan::Split(_) => tasks.iter().map(Unit::Range).collect(),
         ObjectPlan::Whole => vec![Unit::Object(key)],
         ObjectPlan::RowGroups(_) => bail!("the large-object bench reads CSV and JSON, not Parquet"),
+        ObjectPlan::Inflate(_) => {
+            bail!("the large-object bench reads plain objects, not compressed")
+        }
     };
     let stats = crate::bench::load_counting(clients, bucket, &work, 4, 4).await?;
     Ok((

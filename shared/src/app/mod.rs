@@ -14,6 +14,8 @@ mod every_type_on_doubles;
 #[cfg(test)]
 mod export_on_doubles;
 #[cfg(test)]
+mod inflate_on_doubles;
+#[cfg(test)]
 mod inventory_on_doubles;
 #[cfg(test)]
 mod jsonl_on_doubles;

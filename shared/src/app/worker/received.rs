@@ -70,6 +70,9 @@ impl ObjectStore for Received<'_> {
     ) -> Result<(), ObjectError> {
         self.inner.put(bucket, key, body, content_type).await
     }
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.inner.delete(bucket, key).await
+    }
 }
 
 /// A body that adds what its reader consumes to a shared count.

@@ -236,6 +236,13 @@ pub fn continuation(batch: &BatchMessage, left: Vec<Left>, so_far: &BatchStats) 
         match (item, &batch.work) {
             (Left::Object(key), _) => keys.push(key),
             (Left::Range(task), Work::Range(_)) => rest = Some(Work::Range(task)),
+            // A part of an inflated object stays one (its line is moved by its worker).
+            (Left::Range(range), Work::InflatedPart(part)) => {
+                rest = Some(Work::InflatedPart(crate::contract::messages::PartTask {
+                    range,
+                    ..part.clone()
+                }))
+            }
             (Left::Range(task), _) => resumed.ranges.push(task),
             (Left::Tail(tail), _) => resumed.tails.push(tail),
             (Left::RowGroups(task), Work::RowGroups(_)) => rest = Some(Work::RowGroups(task)),

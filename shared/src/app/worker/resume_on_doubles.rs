@@ -101,6 +101,7 @@ pub(super) async fn run_chain(worker: &Worker, mut batch: BatchMessage, budget: 
                 assert_eq!(next.part(), batch.part() + 1);
                 batch = *next;
             }
+            Ok(Processed::Shared) => unreachable!("no inflated object here"),
         }
     }
     panic!("the batch never finished");
