@@ -112,6 +112,11 @@ pub struct CoordinatorConfig {
     /// How many of a job's batches may be queued at once (`QUEUE_WINDOW_MIN_BATCHES`,
     /// `QUEUE_WINDOW_SECONDS`): a listing holds beyond it, so no batch outlives the queue.
     pub queue_window: QueueWindow,
+    /// How long an export chain's next phase waits after its fence is recorded before its
+    /// batches are sent (`EXPORT_FENCE_SECONDS`, default the worker's timeout + 30 s, at
+    /// most SQS's 900 s): every worker invocation that read the older phase has ended by
+    /// then (`docs/exports.md`).
+    pub export_fence: Duration,
 }
 
 /// What the coordinator knows of the worker function, to check a cap's share.
@@ -224,6 +229,11 @@ impl CoordinatorConfig {
     /// DynamoDB's default per-table limit for on-demand tables.
     pub const DEFAULT_ON_DEMAND_WRITE_UNITS: u64 = 40_000;
     pub const DEFAULT_CONTROL_MAX_RECEIVE_COUNT: u32 = 5;
+    /// Beyond the worker's timeout, the fence waits this long: a write sent just before a
+    /// kill reaching DynamoDB, and clock skew.
+    pub const EXPORT_FENCE_MARGIN_SECONDS: u64 = 30;
+    /// SQS's longest `DelaySeconds`.
+    pub const MAX_EXPORT_FENCE_SECONDS: u64 = 900;
 
     /// Every setting at its default (the values `from_env` takes when a variable is unset),
     /// given the two it cannot default.
@@ -247,6 +257,9 @@ impl CoordinatorConfig {
             on_demand_write_units: Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
             worker: WorkerShape::default(),
             queue_window: QueueWindow::default(),
+            export_fence: Duration::from_secs(
+                WorkerShape::DEFAULT_TIMEOUT_SECONDS + Self::EXPORT_FENCE_MARGIN_SECONDS,
+            ),
         }
     }
 
@@ -255,6 +268,23 @@ impl CoordinatorConfig {
     }
 
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let worker = WorkerShape::from_lookup(&var)?;
+        let fence = positive(
+            &var,
+            "EXPORT_FENCE_SECONDS",
+            worker.timeout.as_secs() + Self::EXPORT_FENCE_MARGIN_SECONDS,
+        )?;
+        if fence < worker.timeout.as_secs() || fence > Self::MAX_EXPORT_FENCE_SECONDS {
+            return Err(ConfigError::Invalid {
+                name: "EXPORT_FENCE_SECONDS",
+                value: fence.to_string(),
+                reason: format!(
+                    "must be at least WORKER_TIMEOUT_SECONDS ({}) and at most SQS's {} s delay",
+                    worker.timeout.as_secs(),
+                    Self::MAX_EXPORT_FENCE_SECONDS
+                ),
+            });
+        }
         Ok(Self {
             tables: Tables::from_lookup(&var)?,
             queue_url: required(&var, "QUEUE_URL")?,
@@ -308,7 +338,8 @@ impl CoordinatorConfig {
                 "ON_DEMAND_WRITE_UNITS",
                 Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
             )?,
-            worker: WorkerShape::from_lookup(&var)?,
+            worker,
+            export_fence: Duration::from_secs(fence),
             queue_window: QueueWindow {
                 min_batches: positive(
                     &var,
