@@ -113,8 +113,8 @@ pub struct CoordinatorConfig {
     /// `QUEUE_WINDOW_SECONDS`): a listing holds beyond it, so no batch outlives the queue.
     pub queue_window: QueueWindow,
     /// How long an export chain's next phase waits after its fence is recorded before its
-    /// batches are sent (`EXPORT_FENCE_SECONDS`, default the worker's timeout + 30 s, at
-    /// most SQS's 900 s): every worker invocation that read the older phase has ended by
+    /// batches are sent (`EXPORT_FENCE_SECONDS`, default the worker's timeout + 30 s up to
+    /// SQS's 900 s; at least the worker's timeout): every worker invocation that read the older phase has ended by
     /// then (`docs/exports.md`).
     pub export_fence: Duration,
 }
@@ -272,7 +272,8 @@ impl CoordinatorConfig {
         let fence = positive(
             &var,
             "EXPORT_FENCE_SECONDS",
-            worker.timeout.as_secs() + Self::EXPORT_FENCE_MARGIN_SECONDS,
+            (worker.timeout.as_secs() + Self::EXPORT_FENCE_MARGIN_SECONDS)
+                .min(Self::MAX_EXPORT_FENCE_SECONDS),
         )?;
         if fence < worker.timeout.as_secs() || fence > Self::MAX_EXPORT_FENCE_SECONDS {
             return Err(ConfigError::Invalid {
@@ -510,6 +511,35 @@ mod tests {
         ("JOBS_TABLE", "jobs"),
         ("QUEUE_URL", "http://q"),
     ];
+
+    #[test]
+    fn the_export_fence_defaults_past_the_worker_timeout_and_is_held_to_it() {
+        let config = CoordinatorConfig::from_lookup(lookup(&BASE)).unwrap();
+        assert_eq!(config.export_fence, Duration::from_secs(150));
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = BASE.to_vec();
+            pairs.extend_from_slice(extra);
+            CoordinatorConfig::from_lookup(lookup(&pairs))
+        };
+        let longer = with(&[("WORKER_TIMEOUT_SECONDS", "300")]).unwrap();
+        assert_eq!(longer.export_fence, Duration::from_secs(330));
+        // Lambda's longest timeout: the fence is SQS's longest delay, no margin left.
+        let longest = with(&[("WORKER_TIMEOUT_SECONDS", "900")]).unwrap();
+        assert_eq!(longest.export_fence, Duration::from_secs(900));
+        let set = with(&[("EXPORT_FENCE_SECONDS", "200")]).unwrap();
+        assert_eq!(set.export_fence, Duration::from_secs(200));
+        for bad in [
+            with(&[("EXPORT_FENCE_SECONDS", "60")]),
+            with(&[("EXPORT_FENCE_SECONDS", "901")]),
+            with(&[
+                ("WORKER_TIMEOUT_SECONDS", "300"),
+                ("EXPORT_FENCE_SECONDS", "299"),
+            ]),
+        ] {
+            let error = bad.unwrap_err().to_string();
+            assert!(error.contains("EXPORT_FENCE_SECONDS"), "{error}");
+        }
+    }
 
     #[test]
     fn coordinator_defaults_apply() {

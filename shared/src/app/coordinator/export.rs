@@ -221,9 +221,10 @@ impl Coordinator {
             &folder,
             self.config.list_page_size,
         );
+        let suffix = format!("/{SUMMARY_NAME}");
         while let Some(page) = lister.next_page().await.map_err(CoordinatorError::Export)? {
             let summaries = page.into_iter().map(|o| o.key);
-            found.extend(summaries.filter(|k| k.ends_with(&format!("/{SUMMARY_NAME}"))));
+            found.extend(summaries.filter(|k| k.ends_with(&suffix)));
         }
         if found.is_empty() {
             return Err(invalid(format!(
