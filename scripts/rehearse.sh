@@ -11,5 +11,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 target_dir=$(cargo metadata --no-deps --format-version 1 --locked |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-cargo build --locked --bin coordinator --bin worker --bin s3-fanout
+# The functions alone, as `sam build` and `cargo lambda watch` build them: built together with
+# the CLI, their shared crate would carry the CLI's features (its test suites), and the
+# watcher of tests/tests/lambda_local.rs would rebuild them.
+cargo build --locked --bin coordinator --bin worker
+cargo build --locked --bin s3-fanout
 "$target_dir/debug/s3-fanout" rehearse --code-dir "$target_dir/debug" "$@"

@@ -51,6 +51,13 @@ pub struct BenchArgs {
     /// Synthetic jobs of these many batches for the ledger table (empty: skip it).
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
     pub ledger_batches: Vec<u64>,
+    /// Objects of the planning table (LIST-driven against S3 Inventory-driven planning;
+    /// 0 skips it).
+    #[arg(long, default_value_t = 20_000)]
+    pub planning_objects: usize,
+    /// Objects per data file of the planning table's inventory report.
+    #[arg(long, default_value_t = 2_500)]
+    pub planning_per_file: usize,
     /// Only the ledger table (skips every other table).
     #[arg(long)]
     pub ledger_only: bool,
@@ -190,6 +197,10 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
         let ours = medians[1].1;
         let files_per_second = ours.files as f64 / ours.wall_seconds;
         crate::e2e_bench::e2e_bench(&servers, files_per_second, args.runs).await?;
+    }
+    if args.planning_objects > 0 {
+        crate::plan_bench::planning_bench(&servers, args.planning_objects, args.planning_per_file)
+            .await?;
     }
     if !ledger_sizes.is_empty() {
         crate::ledger_bench::ledger_bench(&servers, &ledger_sizes).await?;

@@ -1,7 +1,9 @@
 //! The large-object table of `s3-fanout bench`: one plain seed-shaped CSV, one whose every
 //! row holds a quoted field with a comma, doubled quotes and a newline, and one with no
 //! newline at all, each read as exact ranges (scan phase + parse phase, as the pipeline
-//! does) and in one GET: MB per CPU-second, bytes read / object size, peak RSS.
+//! does) and in one GET; the plain rows also as JSON Lines (ranges split by lines, and one
+//! GET) and as DynamoDB JSON (one GET: it does not split): MB per CPU-second, bytes read /
+//! object size, peak RSS.
 
 use std::io::Write;
 use std::time::Instant;
@@ -26,6 +28,10 @@ pub(crate) enum Shape {
     Plain,
     Quoted,
     NoNewline,
+    /// The plain rows as JSON Lines objects (numbers as JSON numbers).
+    JsonLines,
+    /// The plain rows as DynamoDB JSON (`{"Item": {...}}` lines).
+    DynamoDbJson,
 }
 
 impl Shape {
@@ -34,7 +40,19 @@ impl Shape {
             Shape::Plain => "plain",
             Shape::Quoted => "quoted (every row: a quoted field with `,`, `\"\"` and a newline)",
             Shape::NoNewline => "no newline after the header",
+            Shape::JsonLines => "JSON Lines (the plain rows)",
+            Shape::DynamoDbJson => "DynamoDB JSON (the plain rows; read whole: it does not split)",
         }
+    }
+
+    /// The object's key in the bench bucket (its suffix picks the format).
+    fn key(self) -> String {
+        let suffix = match self {
+            Shape::JsonLines => "jsonl",
+            Shape::DynamoDbJson => "json",
+            _ => "csv",
+        };
+        format!("bench-large/{self:?}.{suffix}").to_lowercase()
     }
 
     /// The shape's name for an in-memory child (`bench_memory::shaped`).
@@ -46,12 +64,16 @@ impl Shape {
     }
 }
 
-/// A body of about `target` bytes and its row count.
+/// A body of about `target` bytes and its row count (JSON shapes: the plain body's rows).
 pub(crate) fn body(shape: Shape, target: u64) -> (Vec<u8>, u64) {
     let mut body = HEADER.as_bytes().to_vec();
     let mut rows = 0u64;
     match shape {
         Shape::NoNewline => body.resize(target as usize, b'z'),
+        Shape::JsonLines | Shape::DynamoDbJson => {
+            let (_, plain_rows) = self::body(Shape::Plain, target);
+            return (json_body(shape, plain_rows), plain_rows);
+        }
         _ => {
             while (body.len() as u64) < target {
                 let i = rows;
@@ -82,6 +104,28 @@ pub(crate) fn body(shape: Shape, target: u64) -> (Vec<u8>, u64) {
     (body, rows)
 }
 
+/// The first `rows` plain rows, the same values, as JSON Lines or DynamoDB JSON.
+fn json_body(shape: Shape, rows: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    for i in 0..rows {
+        let (h, m, s) = ((i / 3600) % 24, (i / 60) % 60, i % 60);
+        let (temp, humidity) = (10 + i % 20, 40 + i % 50);
+        let (t, u, point) = (i % 10, i % 7, i % 997);
+        let written = match shape {
+            Shape::DynamoDbJson => writeln!(
+                body,
+                r#"{{"Item":{{"timestamp":{{"S":"2025-11-26 {h:02}:{m:02}:{s:02} UTC"}},"temp":{{"N":"{temp}.{t}"}},"humidity":{{"N":"{humidity}.{u}"}},"measure_point":{{"S":"Kyiv_{point}"}}}}}}"#
+            ),
+            _ => writeln!(
+                body,
+                r#"{{"timestamp":"2025-11-26 {h:02}:{m:02}:{s:02} UTC","temp":{temp}.{t},"humidity":{humidity}.{u},"measure_point":"Kyiv_{point}"}}"#
+            ),
+        };
+        written.expect("writing to a Vec");
+    }
+    body
+}
+
 pub async fn large_object_bench(
     args: &BenchArgs,
     servers: &devkit::servers::LocalAws,
@@ -90,8 +134,14 @@ pub async fn large_object_bench(
     let chunk = args.chunk_mib << 20;
     let target = args.large_mib << 20;
     let mut table = Vec::new();
-    for shape in [Shape::Plain, Shape::Quoted, Shape::NoNewline] {
-        let key = format!("bench-large/{shape:?}.csv").to_lowercase();
+    for shape in [
+        Shape::Plain,
+        Shape::Quoted,
+        Shape::NoNewline,
+        Shape::JsonLines,
+        Shape::DynamoDbJson,
+    ] {
+        let key = shape.key();
         let (body, rows) = body(shape, target);
         let size = body.len() as u64;
         let started = Instant::now();
@@ -111,7 +161,8 @@ pub async fn large_object_bench(
             started.elapsed().as_secs_f64()
         );
         let modes: &[Mode] = match shape {
-            Shape::NoNewline => &[Mode::Ranges, Mode::WholeObject],
+            Shape::NoNewline | Shape::JsonLines => &[Mode::Ranges, Mode::WholeObject],
+            Shape::DynamoDbJson => &[Mode::WholeObject],
             Shape::Quoted => &[
                 Mode::Ranges,
                 Mode::WholeObject,
@@ -229,6 +280,7 @@ pub async fn large_object_bench(
             per_cpu(*csv_size, csv),
         );
     }
+    json_beside_csv(&table);
     if let (Some(plain), Some(quoted)) = (
         ranged(|s| matches!(s, Shape::Plain)),
         ranged(|s| matches!(s, Shape::Quoted)),
@@ -239,6 +291,49 @@ pub async fn large_object_bench(
         );
     }
     Ok(())
+}
+
+/// JSON Lines and DynamoDB JSON beside CSV, the same rows: rows per CPU-second against the
+/// plain CSV's in the same read mode, MB per CPU-second of their own bytes, bytes read.
+fn json_beside_csv(table: &[(Shape, Mode, u64, Measured)]) {
+    let find = |shape: fn(&Shape) -> bool, mode: Mode| {
+        (table.iter()).find(|(s, m, _, _)| shape(s) && *m == mode)
+    };
+    let rows_per_cpu = |m: &Measured| m.rows as f64 / m.cpu_seconds;
+    for (name, shape, mode) in [
+        (
+            "JSON Lines in ranges",
+            (|s: &Shape| matches!(s, Shape::JsonLines)) as fn(&Shape) -> bool,
+            Mode::Ranges,
+        ),
+        (
+            "JSON Lines in one GET",
+            |s: &Shape| matches!(s, Shape::JsonLines),
+            Mode::WholeObject,
+        ),
+        (
+            "DynamoDB JSON in one GET",
+            |s: &Shape| matches!(s, Shape::DynamoDbJson),
+            Mode::WholeObject,
+        ),
+    ] {
+        let (Some((_, _, size, json)), Some((_, _, _, csv))) =
+            (find(shape, mode), find(|s| matches!(s, Shape::Plain), mode))
+        else {
+            continue;
+        };
+        println!(
+            "
+{name} beside plain CSV, the same {} rows: {:.0} vs {:.0} rows per CPU-second ({:.2}x); {:.1} MB per CPU-second of its own {:.1} MB; bytes read / size {:.3}",
+            json.rows,
+            rows_per_cpu(json),
+            rows_per_cpu(csv),
+            rows_per_cpu(json) / rows_per_cpu(csv),
+            *size as f64 / 1e6 / json.cpu_seconds,
+            *size as f64 / 1e6,
+            json.bytes_read as f64 / *size as f64,
+        );
+    }
 }
 
 /// One large object as the pipeline reads it: in exact ranges (every range scanned, the
@@ -252,16 +347,29 @@ pub async fn large(
     chunk: u64,
 ) -> Result<(u64, u64, u64)> {
     let objects = S3Objects::new(clients.s3.clone());
+    let format = Format::resolve(None, key);
     let plan = match mode {
         Mode::Ranges => {
-            plan_object(&objects, bucket, key, &Schema::sensor(), Format::Csv, chunk).await?
+            plan_object(&objects, bucket, key, &Schema::sensor(), format, chunk).await?
         }
         _ => ObjectPlan::Whole,
     };
     let (tasks, scanned) = match &plan {
         ObjectPlan::Split(object) => {
             let ranges = object.ranges();
-            if let [range] = ranges.as_slice() {
+            if object.by_lines {
+                // Each range owns the lines that start in it: no scan phase.
+                let tasks = (ranges.into_iter())
+                    .map(|(start, end)| {
+                        let rows = RowSpan {
+                            first: start,
+                            stop: end,
+                        };
+                        object.task((start, end), Some(rows))
+                    })
+                    .collect();
+                (tasks, 0)
+            } else if let [range] = ranges.as_slice() {
                 let rows = RowSpan {
                     first: range.0,
                     stop: object.size,
@@ -300,7 +408,10 @@ pub async fn large(
     let work: Vec<Unit> = match &plan {
         ObjectPlan::Split(_) => tasks.iter().map(Unit::Range).collect(),
         ObjectPlan::Whole => vec![Unit::Object(key)],
-        ObjectPlan::RowGroups(_) => bail!("the large-object bench reads CSV, not Parquet"),
+        ObjectPlan::RowGroups(_) => bail!("the large-object bench reads CSV and JSON, not Parquet"),
+        ObjectPlan::Inflate(_) => {
+            bail!("the large-object bench reads plain objects, not compressed")
+        }
     };
     let stats = crate::bench::load_counting(clients, bucket, &work, 4, 4).await?;
     Ok((

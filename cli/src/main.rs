@@ -12,6 +12,7 @@ mod e2e_bench;
 mod latency;
 mod ledger_bench;
 mod plan;
+mod plan_bench;
 mod summary;
 mod target;
 

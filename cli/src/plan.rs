@@ -14,6 +14,10 @@ fn write_mode(text: &str) -> Result<WriteMode, String> {
 /// prices to AWS us-east-1 list prices (arm64 Lambda, SQS standard, DynamoDB on-demand).
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct PlanArgs {
+    /// The objects' format: how one above the range size splits (CSV in scanned ranges,
+    /// JSON Lines in ranges by lines, Parquet by row groups).
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: PlanFormat,
     /// Objects under the prefix.
     #[arg(long, default_value_t = DEFAULT.objects)]
     pub objects: u64,
@@ -100,6 +104,12 @@ pub struct PlanArgs {
     /// Seconds per SendMessageBatch of 10 (an inventory emit step sends its file's batches).
     #[arg(long, default_value_t = DEFAULT.send_batch_seconds)]
     pub send_batch_seconds: f64,
+    /// A Parquet object's row group size in bytes.
+    #[arg(long, default_value_t = DEFAULT.row_group_bytes)]
+    pub row_group_bytes: u64,
+    /// Parquet rows one worker decodes and types per second (bench: the in-memory Parquet row).
+    #[arg(long, default_value_t = DEFAULT.parquet_rows_per_worker_second)]
+    pub parquet_rows_per_worker_second: f64,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -117,13 +127,32 @@ impl Default for PlanArgs {
     }
 }
 
-use shared::plan::cost::DEFAULT;
+use shared::plan::cost::{DEFAULT, ObjectFormat};
 pub use shared::plan::cost::{Plan, PlanInput};
+
+/// `--format`: the command line's names of [`ObjectFormat`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Csv,
+    JsonLines,
+    Parquet,
+}
+
+impl From<PlanFormat> for ObjectFormat {
+    fn from(format: PlanFormat) -> Self {
+        match format {
+            PlanFormat::Csv => ObjectFormat::Csv,
+            PlanFormat::JsonLines => ObjectFormat::JsonLines,
+            PlanFormat::Parquet => ObjectFormat::Parquet,
+        }
+    }
+}
 
 impl PlanArgs {
     /// The model's input from the command line.
     pub fn input(&self) -> PlanInput {
         PlanInput {
+            format: self.format.into(),
             objects: self.objects,
             object_bytes: self.object_bytes,
             rows_per_object: self.rows_per_object,
@@ -151,6 +180,8 @@ impl PlanArgs {
             inventory_objects_per_file: self.inventory_objects_per_file,
             inventory_rows_per_worker_second: self.inventory_rows_per_worker_second,
             send_batch_seconds: self.send_batch_seconds,
+            row_group_bytes: self.row_group_bytes,
+            parquet_rows_per_worker_second: self.parquet_rows_per_worker_second,
         }
     }
 }
@@ -180,10 +211,21 @@ pub fn print(plan: &Plan, input: &PlanArgs) {
         plan.requests.s3_list, plan.listing_seconds
     );
     if plan.ranges > 0 {
+        let input_bytes = (input.objects * input.object_bytes) as f64;
+        let how = match input.format {
+            PlanFormat::Csv => "scanning + reading + typing",
+            PlanFormat::JsonLines => "reading + typing by lines",
+            PlanFormat::Parquet => "reading + typing row groups",
+        };
+        let unit = match input.format {
+            PlanFormat::Parquet => "row groups",
+            _ => "ranges",
+        };
         println!(
-            "| scanning + reading + typing ({} ranges, {:.1} MB read: 2x) | {:.1} |",
+            "| {how} ({} {unit}, {:.1} MB read: {:.2}x) | {:.1} |",
             plan.ranges,
             plan.bytes_read as f64 / 1e6,
+            plan.bytes_read as f64 / input_bytes.max(1.0),
             plan.reading_seconds
         );
     } else {
@@ -498,6 +540,25 @@ mod tests {
         ]));
         assert_eq!(capped.bottleneck, "counting");
         assert!(close(capped.counting_seconds, 1e6 / 100.0));
+    }
+
+    #[test]
+    fn the_format_decides_how_a_big_object_splits() {
+        let gib = ["--objects", "10", "--object-bytes", "1073741824"];
+        let with = |format: &str| {
+            let mut args = gib.to_vec();
+            args.extend(["--format", format]);
+            plan(&input(&args))
+        };
+        let (csv, jsonl, parquet) = (with("csv"), with("json-lines"), with("parquet"));
+        assert_eq!((csv.ranges, csv.batches), (320, 640));
+        assert_eq!((jsonl.ranges, jsonl.batches), (320, 320));
+        assert_eq!(
+            (parquet.ranges, parquet.batches),
+            (80, 80),
+            "128 MiB row groups"
+        );
+        assert_eq!(jsonl.bytes_read * 2, csv.bytes_read);
     }
 
     #[test]

@@ -328,7 +328,8 @@ async fn gzip_and_zstd_objects_are_decoded_as_streams_and_a_corrupt_one_is_rejec
         assert!(reason.starts_with("decompressing failed"), "{reason}");
     }
 
-    // A compressed object is never split, whatever its size.
+    // A compressed object is never split into byte ranges: above the chunk size it is
+    // inflated into plain parts (docs/compressed.md), all under its one batch number.
     let mut pipeline = env.pipeline();
     pipeline.coordinator.range_chunk_bytes = 1024;
     let one = pipeline

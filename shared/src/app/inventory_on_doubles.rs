@@ -162,6 +162,7 @@ async fn a_three_file_inventory_loads_every_object_once_and_reports_the_missing_
                 parts += 1;
             }
             crate::app::worker::Processed::Counted(_) => break,
+            crate::app::worker::Processed::Shared => unreachable!("no inflated object here"),
         }
     }
     assert_eq!(parts, 3, "one key batch a part");

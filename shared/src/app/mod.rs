@@ -16,6 +16,8 @@ mod export_chain_on_doubles;
 #[cfg(test)]
 mod export_on_doubles;
 #[cfg(test)]
+mod inflate_on_doubles;
+#[cfg(test)]
 mod inventory_on_doubles;
 #[cfg(test)]
 mod jsonl_on_doubles;

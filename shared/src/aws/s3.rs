@@ -129,4 +129,15 @@ impl ObjectStore for S3Objects {
             .map_err(|e| failed("PUT", bucket, key, e))?;
         Ok(())
     }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| failed("DELETE", bucket, key, e))?;
+        Ok(())
+    }
 }

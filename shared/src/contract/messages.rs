@@ -231,6 +231,12 @@ pub enum Work {
     /// Objects an S3 Inventory listed: whole objects, except that one gone since the report
     /// (404) is counted missing, not failed.
     InventoryObjects { keys: Vec<String> },
+    /// A large compressed object, decoded once and written as plain parts to a scratch
+    /// prefix (`docs/compressed.md`): no rows are loaded here.
+    Inflate(InflateTask),
+    /// One plain part of an inflated object: its rows, as a range of the scratch object,
+    /// under the object's own batch number.
+    InflatedPart(PartTask),
 }
 
 impl Work {
@@ -240,7 +246,12 @@ impl Work {
             Work::Objects { keys }
             | Work::Export { keys, .. }
             | Work::InventoryObjects { keys } => keys,
-            Work::Range(_) | Work::RowGroups(_) | Work::Scan(_) | Work::Inventory(_) => &[],
+            Work::Range(_)
+            | Work::RowGroups(_)
+            | Work::Scan(_)
+            | Work::Inventory(_)
+            | Work::Inflate(_)
+            | Work::InflatedPart(_) => &[],
         }
     }
 
@@ -573,6 +584,66 @@ pub struct SplitObject {
     pub header_in_object: bool,
 }
 
+/// A compressed object above the chunk size, to be inflated into plain parts of about
+/// `part_bytes` decoded bytes each (`docs/compressed.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InflateTask {
+    pub key: String,
+    /// The ETag the coordinator saw: every GET of the object is pinned to it.
+    pub etag: String,
+    /// The compressed size.
+    pub size: u64,
+    /// Decoded bytes per part: a part ends at the first record start this far past its own.
+    pub part_bytes: u64,
+    /// Where an earlier invocation stopped: the first part not yet written. Absent: from
+    /// the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<InflateNext>,
+}
+
+/// The first part an inflate continuation writes: its number, the decoded offset of its
+/// first record and the line that record starts on (every byte before it is only skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InflateNext {
+    pub part: u64,
+    pub offset: u64,
+    pub line: u64,
+}
+
+/// One plain part of an inflated object: the rows of `range`, a range of the scratch object
+/// (its header's bytes, then its records), reported as rows of `source`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartTask {
+    /// The compressed object it came from: rejects name it.
+    pub source: String,
+    /// Its number among the object's parts.
+    pub index: u64,
+    /// The decoded offset in `source` of the part's first record.
+    pub offset: u64,
+    /// Where the records start in the part object (past the header's bytes).
+    pub data_start: u64,
+    /// The line (in `source`) of the record at `range.rows.first`: a resumed part moves it.
+    pub line: u64,
+    /// The part's rows as a range of the scratch object (its ETag is taken from a HEAD at
+    /// each delivery).
+    pub range: RangeTask,
+}
+
+impl PartTask {
+    /// The decoded offset in the source of byte `at` of the part object.
+    pub fn source_offset(&self, at: u64) -> u64 {
+        self.offset + at.saturating_sub(self.data_start)
+    }
+
+    /// The line in the source of line `line` of a read starting at `range.rows.first`.
+    pub fn source_line(&self, line: u64) -> u64 {
+        match line {
+            0 => 0,
+            _ => self.line + line - 1,
+        }
+    }
+}
+
 /// Phase one of a split object: scan range `index` (batch `index`) and store the result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanTask {
@@ -609,8 +680,9 @@ impl BatchMessage {
     pub fn units(&self) -> Vec<Unit<'_>> {
         let mut units: Vec<Unit<'_>> = match &self.work {
             Work::Range(range) => return vec![Unit::Range(range)],
+            Work::InflatedPart(part) => return vec![Unit::Range(&part.range)],
             Work::RowGroups(groups) => return vec![Unit::RowGroups(groups)],
-            Work::Scan(_) | Work::Inventory(_) => return Vec::new(),
+            Work::Scan(_) | Work::Inventory(_) | Work::Inflate(_) => return Vec::new(),
             Work::Objects { keys }
             | Work::Export { keys, .. }
             | Work::InventoryObjects { keys } => keys.iter().map(|key| Unit::Object(key)).collect(),

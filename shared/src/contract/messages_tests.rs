@@ -483,3 +483,72 @@ mod inventory_wire_tests {
         assert!(!Work::Objects { keys: vec![] }.listed_by_inventory());
     }
 }
+
+mod inflate_wire_tests {
+    use super::*;
+
+    #[test]
+    fn inflate_work_round_trips_under_its_own_names_and_maps_part_positions() {
+        let part = PartTask {
+            source: "in/big.csv.gz".into(),
+            index: 3,
+            offset: 1000,
+            data_start: 8,
+            line: 41,
+            range: RangeTask {
+                key: "_rejects/j/inflate/000004/part-000003.csv".into(),
+                etag: String::new(),
+                start: 8,
+                end: 500,
+                header: vec!["id".into(), "note".into()],
+                rows: Some(RowSpan {
+                    first: 8,
+                    stop: 500,
+                }),
+                header_end: None,
+            },
+        };
+        // Byte 8 of the part is its first record, decoded byte 1000 of the object, line 41.
+        assert_eq!(part.source_offset(8), 1000);
+        assert_eq!(part.source_offset(20), 1012);
+        assert_eq!((part.source_line(1), part.source_line(3)), (41, 43));
+        assert_eq!(part.source_line(0), 0, "an object reject stays line 0");
+        let inflate = Work::Inflate(InflateTask {
+            key: "in/big.csv.gz".into(),
+            etag: "\"e\"".into(),
+            size: 123,
+            part_bytes: 64,
+            next: Some(InflateNext {
+                part: 2,
+                offset: 130,
+                line: 9,
+            }),
+        });
+        for (work, name) in [
+            (inflate, "inflate"),
+            (Work::InflatedPart(part), "inflated_part"),
+        ] {
+            let message = BatchMessage {
+                job_id: "j".into(),
+                batch: BatchNo(4),
+                bucket: "b".into(),
+                work,
+                schema: None,
+                format: None,
+                table: None,
+                report: ReportLocation {
+                    bucket: "b".into(),
+                    prefix: "_rejects/".into(),
+                },
+                write: WriteOptions::default(),
+                resumed: None,
+            };
+            let json: serde_json::Value = serde_json::from_str(&message.to_json()).unwrap();
+            assert!(json["work"].get(name).is_some(), "{json}");
+            assert_eq!(json["v"], BATCH_MESSAGE_VERSION);
+            let parsed: BatchMessage = serde_json::from_str(&message.to_json()).unwrap();
+            assert_eq!(parsed, message);
+            assert!(parsed.work.keys().is_empty());
+        }
+    }
+}

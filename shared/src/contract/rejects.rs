@@ -30,6 +30,32 @@ impl ReportLocation {
         }
     }
 
+    /// The report of plain part `index` of an inflated object (part `part` of its chain), so
+    /// the object's parts, which share its batch number, keep their rejects apart.
+    pub fn inflated_part_key(
+        &self,
+        job_id: &JobId,
+        batch: BatchNo,
+        index: u64,
+        part: u32,
+    ) -> String {
+        let chain = match part {
+            0 => String::new(),
+            _ => format!("-part-{part:03}"),
+        };
+        format!(
+            "{}{job_id}/batch-{:06}-inflated-{index:06}{chain}.jsonl",
+            self.prefix,
+            batch.get()
+        )
+    }
+
+    /// Where an inflated object's scratch objects live: its parts, their counters and the
+    /// list of parts (`docs/compressed.md`), removed once the object is counted.
+    pub fn inflate_prefix(&self, job_id: &JobId, batch: BatchNo) -> String {
+        format!("{}{job_id}/inflate/{:06}/", self.prefix, batch.get())
+    }
+
     pub fn job_uri(&self, job_id: &JobId) -> String {
         format!("s3://{}/{}{job_id}/", self.bucket, self.prefix)
     }

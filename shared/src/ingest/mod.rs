@@ -9,6 +9,7 @@ pub mod export;
 #[cfg(any(test, feature = "contract"))]
 pub mod export_writer;
 pub mod format;
+pub mod inflate;
 pub mod inventory;
 #[cfg(any(test, feature = "contract"))]
 pub mod inventory_writer;

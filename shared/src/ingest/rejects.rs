@@ -56,6 +56,23 @@ impl BatchRejects {
         self.records.is_empty()
     }
 
+    /// Renames the rejects of `from` as `to`'s, their lines and byte offsets moved by
+    /// `line` and `offset` (an inflated object's part names the object it came from; an
+    /// object's own rejects keep line 0).
+    pub fn relocate(
+        &mut self,
+        from: &str,
+        to: &str,
+        line: impl Fn(u64) -> u64,
+        offset: impl Fn(u64) -> u64,
+    ) {
+        for record in self.records.iter_mut().filter(|r| r.key == from) {
+            record.key = to.to_owned();
+            record.line = line(record.line);
+            record.byte_offset = record.byte_offset.map(&offset);
+        }
+    }
+
     pub fn records(&self) -> &[RejectRecord] {
         &self.records
     }

@@ -84,6 +84,12 @@ fn step(state: ParseState, class: Class) -> ParseState {
     }
 }
 
+/// The state after `byte` from `state`, in `dialect`: one step of a sequential walk (the
+/// inflate step's record boundaries, [`crate::ingest::inflate`]).
+pub fn next_state(state: ParseState, byte: u8, dialect: &CsvDialect) -> ParseState {
+    step(state, class_of(byte, dialect))
+}
+
 /// One start state's run through a range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRun {

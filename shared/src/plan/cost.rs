@@ -1,7 +1,8 @@
 //! The `plan` model (`s3-fanout plan`, written up in `docs/plan-model.md`): a job's wall time,
 //! request counts and dollar cost on AWS from the object count and sizes, the worker
-//! settings, the table's write limit, the write mode and the job's write rate cap; plain
-//! objects above the range size are split (scans, then parses). Four
+//! settings, the table's write limit, the write mode and the job's write rate cap; objects
+//! above the range size are split by their format: CSV in ranges (scans, then parses), JSON
+//! Lines in ranges by lines (parses only), Parquet by row groups. Four
 //! stages overlap (listing, reading, writing, counting in the ledger), so the slowest sets
 //! the pace, plus the last batch's own time. Pure arithmetic, so the CLI and the tests share
 //! it.
@@ -14,6 +15,8 @@ use crate::contract::write::WriteMode;
 /// prices to AWS us-east-1 list prices (arm64 Lambda, SQS standard, DynamoDB on-demand).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanInput {
+    /// The objects' format: how one above `range_chunk_bytes` splits.
+    pub format: ObjectFormat,
     pub objects: u64,
     pub object_bytes: u64,
     pub rows_per_object: u64,
@@ -69,10 +72,29 @@ pub struct PlanInput {
     pub inventory_rows_per_worker_second: f64,
     /// One SendMessageBatch of 10 messages (an emit step sends its file's batches in turn).
     pub send_batch_seconds: f64,
+    /// A Parquet object's row group size in bytes (its writer's setting; the footer tells).
+    pub row_group_bytes: u64,
+    /// Parquet rows one worker decodes and types per second (`bench`: rows per CPU-second,
+    /// the in-memory Parquet row).
+    pub parquet_rows_per_worker_second: f64,
+}
+
+/// How an object above the range size is planned (the coordinator's `ObjectPlan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectFormat {
+    /// Ranges, each scanned, then parsed: 2 batches and 2x the bytes (`docs/ranges.md`).
+    Csv,
+    /// Ranges owning the lines that start in them: 1 batch each, ~1x the bytes.
+    JsonLines,
+    /// Row groups, several to a batch up to the range size (or one when larger): footer
+    /// and column chunks only, ~1x the bytes.
+    Parquet,
 }
 
 /// The defaults of `s3-fanout plan`.
 pub const DEFAULT: PlanInput = PlanInput {
+    format: ObjectFormat::Csv,
     objects: 10_000,
     object_bytes: 4_500,
     rows_per_object: 100,
@@ -100,6 +122,8 @@ pub const DEFAULT: PlanInput = PlanInput {
     inventory_objects_per_file: 1_000_000,
     inventory_rows_per_worker_second: 750_000.0,
     send_batch_seconds: 0.02,
+    row_group_bytes: 128 << 20,
+    parquet_rows_per_worker_second: 500_000.0,
 };
 
 /// Ledger writes per counted batch: intent, marker, apply (each under 1 KB: one unit).
@@ -178,9 +202,10 @@ pub struct Plan {
     pub listing_seconds: f64,
     pub reading_seconds: f64,
     pub writing_seconds: f64,
-    /// Ranges the job's objects are split into (0: whole objects).
+    /// Ranges the job's objects are split into (Parquet: row groups; 0: whole objects).
     pub ranges: u64,
-    /// Bytes read from S3: the input once, or twice for split objects (scan, then parse).
+    /// Bytes read from S3: the input once, or twice for split CSV objects (scan, then
+    /// parse); Parquet adds each batch's footer read.
     pub bytes_read: u64,
     /// Counting batches in the ledger: the jobs table's limit, or the shards' per-item limit
     /// (two writes per count on one shard), whichever is lower.
@@ -293,19 +318,15 @@ pub fn plan(input: &PlanInput) -> Plan {
     let by_bytes = (input.batch_bytes / input.object_bytes.max(1)).max(1);
     let batch_size = input.batch_size.max(1).min(by_bytes);
     let input_bytes = input.objects * input.object_bytes;
-    // A split object is n scan batches, then n parse batches.
     let chunk = input.range_chunk_bytes.max(1);
     let split = input.object_bytes > chunk;
-    let ranges = if split {
-        input.objects * input.object_bytes.div_ceil(chunk)
-    } else {
-        0
-    };
+    let shape = Split::of(input);
     let batches = if split {
-        2 * ranges
+        shape.batches
     } else {
         input.objects.div_ceil(batch_size)
     };
+    let ranges = if split { shape.ranges } else { 0 };
     let rows = input.objects * input.rows_per_object;
     let workers = input.concurrency.max(1).min(batches.max(1));
     // A vCPU share below one full vCPU slows reading in proportion.
@@ -317,9 +338,7 @@ pub fn plan(input: &PlanInput) -> Plan {
     let pages = input.objects.div_ceil(1000);
     let listing_seconds = pages as f64 * input.list_page_seconds;
     let reading_seconds = if split {
-        let scanning = input_bytes as f64 / input.scan_bytes_per_worker_second.max(1e-9);
-        let parsing = input_bytes as f64 / (input.range_bytes_per_worker_second * cpu_share);
-        (scanning + parsing) / workers as f64
+        shape.reading_seconds(input, cpu_share) / workers as f64
     } else {
         input.objects as f64 / (files_per_second * workers as f64)
     };
@@ -390,7 +409,7 @@ pub fn plan(input: &PlanInput) -> Plan {
     // The pipeline runs at the slowest stage's pace; the last batch still has to go through.
     let batch_seconds = input.invocation_overhead_seconds
         + if split {
-            chunk as f64 / (input.range_bytes_per_worker_second * cpu_share)
+            shape.reading_seconds(input, cpu_share) / shape.batches.max(1) as f64
         } else {
             batch_size.min(input.objects) as f64 / files_per_second
         };
@@ -404,17 +423,17 @@ pub fn plan(input: &PlanInput) -> Plan {
     let ledger_shards = u64::from(input.ledger_shards.max(1));
     let requests = Requests {
         s3_list: pages,
-        s3_get: if split { 3 * ranges } else { input.objects },
-        // Split objects add one compose message (and invocation) each.
+        s3_get: if split { shape.gets } else { input.objects },
+        // Split CSV objects add one compose message (and invocation) each.
         sqs: batches.div_ceil(10)
             + 2 * batches
             + 3 * continuations
-            + if split { input.objects } else { 0 },
+            + if split { shape.composes } else { 0 },
         // The coordinator lists for ~14 minutes per invocation, then continues in the next.
         lambda_invocations: batches
             + continuations
             + ((listing_seconds / 840.0).ceil() as u64).max(1)
-            + if split { input.objects } else { 0 },
+            + if split { shape.composes } else { 0 },
         dynamodb_write_calls: write_calls,
         dynamodb_write_units: rows * units_per_row + ledger_write_units,
         ledger_write_units,
@@ -434,7 +453,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         reading_seconds,
         writing_seconds,
         ranges,
-        bytes_read: if split { 2 * input_bytes } else { input_bytes },
+        bytes_read: if split { shape.bytes_read } else { input_bytes },
         counting_seconds,
         write_units_per_second,
         pacing,
@@ -454,9 +473,120 @@ pub fn plan(input: &PlanInput) -> Plan {
     }
 }
 
+/// How a job's objects split when they are above the range size, by format.
+struct Split {
+    /// Ranges (Parquet: row groups) over every object.
+    ranges: u64,
+    batches: u64,
+    bytes_read: u64,
+    /// GETs: CSV a scan, a read of the stored scan and a parse per range; JSON Lines a
+    /// parse per range; Parquet a footer per object at planning, then a footer and the
+    /// column chunks per batch.
+    gets: u64,
+    /// Compose steps (one per split CSV object).
+    composes: u64,
+    format: ObjectFormat,
+}
+
+/// A Parquet footer read (the last 64 KiB, as the coordinator and each batch read it).
+const PARQUET_FOOTER_BYTES: u64 = 64 << 10;
+
+impl Split {
+    fn of(input: &PlanInput) -> Split {
+        let chunk = input.range_chunk_bytes.max(1);
+        let bytes = input.objects * input.object_bytes;
+        let per_object = input.object_bytes.div_ceil(chunk);
+        match input.format {
+            ObjectFormat::Csv => Split {
+                ranges: input.objects * per_object,
+                batches: 2 * input.objects * per_object,
+                bytes_read: 2 * bytes,
+                gets: 3 * input.objects * per_object,
+                composes: input.objects,
+                format: input.format,
+            },
+            ObjectFormat::JsonLines => Split {
+                ranges: input.objects * per_object,
+                batches: input.objects * per_object,
+                bytes_read: bytes,
+                gets: input.objects * per_object,
+                composes: 0,
+                format: input.format,
+            },
+            ObjectFormat::Parquet => {
+                let group = input.row_group_bytes.max(1);
+                let groups = input.object_bytes.div_ceil(group);
+                let per_batch = (chunk / group).max(1);
+                let batches = input.objects * groups.div_ceil(per_batch);
+                Split {
+                    ranges: input.objects * groups,
+                    batches,
+                    bytes_read: bytes + (input.objects + batches) * PARQUET_FOOTER_BYTES,
+                    gets: input.objects + 2 * batches,
+                    composes: 0,
+                    format: input.format,
+                }
+            }
+        }
+    }
+
+    /// One worker's seconds for every split object (at `cpu_share` of a vCPU).
+    fn reading_seconds(&self, input: &PlanInput, cpu_share: f64) -> f64 {
+        let bytes = (input.objects * input.object_bytes) as f64;
+        let parsing = bytes / (input.range_bytes_per_worker_second * cpu_share).max(1e-9);
+        match self.format {
+            ObjectFormat::Csv => bytes / input.scan_bytes_per_worker_second.max(1e-9) + parsing,
+            ObjectFormat::JsonLines => parsing,
+            ObjectFormat::Parquet => {
+                let rows = (input.objects * input.rows_per_object) as f64;
+                rows / (input.parquet_rows_per_worker_second * cpu_share).max(1e-9)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn big_objects_split_by_their_format() {
+        // 100 objects of 1 GiB, 8 M rows each, 32 MiB ranges, 128 MiB row groups.
+        let at = |format| {
+            plan(&PlanInput {
+                format,
+                objects: 100,
+                object_bytes: 1 << 30,
+                rows_per_object: 8_000_000,
+                ..PlanInput::default()
+            })
+        };
+        let (csv, jsonl, parquet) = (
+            at(ObjectFormat::Csv),
+            at(ObjectFormat::JsonLines),
+            at(ObjectFormat::Parquet),
+        );
+        assert_eq!((csv.ranges, csv.batches), (3_200, 6_400));
+        assert_eq!(csv.bytes_read, 2 * 100 * (1 << 30));
+        assert_eq!((jsonl.ranges, jsonl.batches), (3_200, 3_200));
+        assert_eq!(jsonl.bytes_read, 100 * (1 << 30));
+        // Eight 128 MiB row groups an object, each above the range size: one a batch.
+        assert_eq!((parquet.ranges, parquet.batches), (800, 800));
+        assert_eq!(parquet.requests.s3_get, 100 + 2 * 800);
+        assert_eq!(parquet.bytes_read, 100 * (1 << 30) + 900 * (64 << 10));
+        // Parquet is read by rows, CSV and JSON Lines by bytes.
+        assert!(parquet.reading_seconds > jsonl.reading_seconds);
+        assert!(csv.reading_seconds > jsonl.reading_seconds);
+        // Small row groups share a batch up to the range size: 4 MiB groups, 8 a batch.
+        let small_groups = plan(&PlanInput {
+            format: ObjectFormat::Parquet,
+            objects: 1,
+            object_bytes: 1 << 30,
+            row_group_bytes: 4 << 20,
+            ..PlanInput::default()
+        });
+        assert_eq!((small_groups.ranges, small_groups.batches), (256, 32));
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)

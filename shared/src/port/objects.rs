@@ -103,4 +103,7 @@ pub trait ObjectStore: Send + Sync {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<(), ObjectError>;
+
+    /// Removes an object; one that is not there is no error (S3's DeleteObject).
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError>;
 }

@@ -64,6 +64,9 @@ impl ObjectStore for SlowObjects {
         tokio::time::sleep(SLOW).await;
         self.0.put(bucket, key, body, content_type).await
     }
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.0.delete(bucket, key).await
+    }
 }
 
 struct SlowQueues(Arc<dyn Queues>);

@@ -12,7 +12,7 @@ use crate::app::queue_writer::QueueWriter;
 use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::messages::{
-    BatchMessage, JobRequest, RowGroupTask, RowSpan, ScanTask, SplitObject, Work,
+    BatchMessage, InflateTask, JobRequest, RowGroupTask, RowSpan, ScanTask, SplitObject, Work,
 };
 use crate::contract::rejects::ReportLocation;
 use crate::fan_in::{JobError, Ledger as _};
@@ -110,6 +110,12 @@ impl Coordinator {
                     let first = batcher.reserve(tasks.len() as u64);
                     self.enqueue_row_groups(&mut queue, job, first, tasks)
                         .await?;
+                    continue;
+                }
+                if let Some(task) = self.inflate_in_prefix(request, &object).await? {
+                    // Its parts share the one number it takes (docs/compressed.md).
+                    let batch = BatchNo(batcher.reserve(1));
+                    queue.push(job.entry(batch, Work::Inflate(task))).await?;
                     continue;
                 }
                 if let Some(mut split) = self.split_in_prefix(request, &object).await? {
@@ -220,6 +226,13 @@ impl Coordinator {
                 self.enqueue_split(&mut queue, job, &object).await?;
                 object.total_batches()
             }
+            ObjectPlan::Inflate(task) => {
+                tracing::info!(%job_id, batch = 0, key, "compressed object to be inflated into parts");
+                queue
+                    .push(job.entry(BatchNo(0), Work::Inflate(task)))
+                    .await?;
+                1
+            }
             ObjectPlan::RowGroups(tasks) => {
                 let batches = tasks.len() as u64;
                 self.enqueue_row_groups(&mut queue, job, 0, tasks).await?;
@@ -264,7 +277,38 @@ impl Coordinator {
         .await;
         match planned {
             Ok(ObjectPlan::Split(split)) => Ok(Some(split)),
-            Ok(ObjectPlan::Whole | ObjectPlan::RowGroups(_)) => Ok(None),
+            Ok(ObjectPlan::Whole | ObjectPlan::RowGroups(_) | ObjectPlan::Inflate(_)) => Ok(None),
+            Err(PlanError::Object(error)) if error.is_permanent() => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A compressed object in a prefix listed above the chunk size, to be inflated as a
+    /// single-object job's would be; `None`: read whole in a key batch (small, not a record
+    /// format, or gone since the listing, which the worker then reports).
+    async fn inflate_in_prefix(
+        &self,
+        request: &JobRequest,
+        object: &ListedObject,
+    ) -> Result<Option<InflateTask>, CoordinatorError> {
+        let chunk = self.config.range_chunk_bytes;
+        if object.size <= chunk || !Encoding::of_key(&object.key).is_compressed() {
+            return Ok(None);
+        }
+        let format = Format::resolve(request.format, &object.key);
+        let schema = request.schema.clone().unwrap_or_default();
+        let planned = plan_object(
+            &*self.objects,
+            &request.bucket,
+            &object.key,
+            &schema,
+            format,
+            chunk,
+        )
+        .await;
+        match planned {
+            Ok(ObjectPlan::Inflate(task)) => Ok(Some(task)),
+            Ok(_) => Ok(None),
             Err(PlanError::Object(error)) if error.is_permanent() => Ok(None),
             Err(error) => Err(error.into()),
         }

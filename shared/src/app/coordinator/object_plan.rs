@@ -1,11 +1,12 @@
 //! Planning a single-object job: a plain CSV or JSON Lines object bigger than the chunk size
 //! is split into byte ranges (see [`crate::ingest::range_read`], [`crate::ingest::format::line_ranges`]
-//! and [`crate::plan::ranges`]); anything else is read whole by one worker.
+//! and [`crate::plan::ranges`]); a compressed one bigger than it is inflated into plain parts
+//! (`docs/compressed.md`); anything else is read whole by one worker.
 
 use thiserror::Error;
 
 use super::parquet_plan::plan_row_groups;
-use crate::contract::messages::{RowGroupTask, SplitObject, carried_header};
+use crate::contract::messages::{InflateTask, RowGroupTask, SplitObject, carried_header};
 use crate::contract::schema::Schema;
 use crate::ingest::compression::Encoding;
 use crate::ingest::csv_stream::{DEFAULT_MAX_RECORD_BYTES, Record, RecordReader};
@@ -37,6 +38,9 @@ pub enum ObjectPlan {
     Split(SplitObject),
     /// A Parquet object's row groups, a batch each task.
     RowGroups(Vec<RowGroupTask>),
+    /// A compressed object above the chunk size (compressed): one batch that inflates it
+    /// into plain parts of `chunk` decoded bytes, loaded in parallel under its number.
+    Inflate(InflateTask),
 }
 
 /// HEADs the object and, if it is a plain CSV above `chunk` bytes, reads its header once
@@ -50,7 +54,22 @@ pub async fn plan_object(
     chunk: u64,
 ) -> Result<ObjectPlan, PlanError> {
     if Encoding::of_key(key).is_compressed() {
-        return Ok(ObjectPlan::Whole); // a compressed stream cannot be split
+        // A compressed stream cannot be split; a large one is inflated into plain parts
+        // (formats read as a stream of records only: not Parquet).
+        if !format.splits() && !format.is_lines() {
+            return Ok(ObjectPlan::Whole);
+        }
+        let head = objects.head(bucket, key).await?;
+        let Some(etag) = head.etag.filter(|_| head.size > chunk) else {
+            return Ok(ObjectPlan::Whole);
+        };
+        return Ok(ObjectPlan::Inflate(InflateTask {
+            key: key.to_owned(),
+            etag,
+            size: head.size,
+            part_bytes: chunk,
+            next: None,
+        }));
     }
     if format.by_row_groups() {
         // Small ones are read whole in a key batch; large ones by row group.
@@ -224,6 +243,10 @@ mod tests {
         ) -> Result<(), ObjectError> {
             self.inner.put(bucket, key, body, content_type).await
         }
+
+        async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+            self.inner.delete(bucket, key).await
+        }
     }
 
     fn schema() -> Schema {
@@ -271,7 +294,9 @@ mod tests {
                     assert!(width > DEFAULT_MAX_RECORD_BYTES, "{width}: read whole");
                     assert_eq!(gets.len(), 2, "{gets:?}");
                 }
-                ObjectPlan::RowGroups(_) => panic!("a CSV planned by row group"),
+                ObjectPlan::RowGroups(_) | ObjectPlan::Inflate(_) => {
+                    panic!("a plain CSV planned by row group or inflated")
+                }
             }
         }
     }

@@ -149,6 +149,7 @@ async fn run_chain(worker: &Worker, mut batch: BatchMessage) -> usize {
         match worker.process(&batch, Some(deadline)).await.unwrap() {
             Processed::Counted(_) => return parts,
             Processed::Continued(next) => batch = *next,
+            Processed::Shared => unreachable!("no inflated object here"),
         }
     }
     panic!("the batch never finished");

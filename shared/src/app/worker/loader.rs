@@ -17,6 +17,7 @@ use tracing::Instrument;
 use super::chunk_writer::{MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
 use super::lanes::{self, Seen};
 use super::open::{OpenFailure, Opened};
+use super::received::Received;
 use super::resume::{Left, Stop, StoppedAt, rest_of};
 use crate::BoxError;
 use crate::contract::messages::Unit;
@@ -110,7 +111,17 @@ impl LoadStats {
     }
 }
 
+/// Whether `work` is read through a decompressor (a compressed whole object or its rest).
+fn stream_is_compressed(work: Unit<'_>) -> bool {
+    match work {
+        Unit::Object(key) => Encoding::of_key(key).is_compressed(),
+        Unit::Tail(tail) => Encoding::of_key(&tail.key).is_compressed(),
+        Unit::Range(_) | Unit::RowGroups(_) => false,
+    }
+}
+
 /// How objects are read and typed.
+#[derive(Clone, Copy)]
 pub struct Loader<'a> {
     pub objects: &'a dyn ObjectStore,
     pub throttles: &'a ThrottleCounter,
@@ -296,11 +307,18 @@ impl Loader<'_> {
             return Ok(ObjectOutcome::untouched(work));
         }
         let throttles_before = self.throttles.get();
+        // This unit's GETs count what they hand over, for the outcomes that have no figure
+        // of their own (a reject, a compressed stream stopped part way).
+        let received = Received::new(self.objects);
+        let unit = Loader {
+            objects: &received,
+            ..*self
+        };
         let opened = match work {
-            Unit::Object(key) => self.open_object(bucket, key).await,
-            Unit::Range(task) => self.open_range(bucket, task).await,
-            Unit::Tail(tail) => self.open_tail(bucket, tail).await,
-            Unit::RowGroups(task) => self.open_row_groups(bucket, task).await,
+            Unit::Object(key) => unit.open_object(bucket, key).await,
+            Unit::Range(task) => unit.open_range(bucket, task).await,
+            Unit::Tail(tail) => unit.open_tail(bucket, tail).await,
+            Unit::RowGroups(task) => unit.open_row_groups(bucket, task).await,
         };
         let decoded = self
             .decode(
@@ -317,7 +335,7 @@ impl Loader<'_> {
         self.verdict(permit, throttles_before);
         let Measured {
             bytes,
-            bytes_read,
+            mut bytes_read,
             left,
             records,
             counts_file,
@@ -350,12 +368,18 @@ impl Loader<'_> {
                     miscounted: false,
                     rejected_rows,
                     bytes: 0,
-                    bytes_read: 0,
+                    // Whatever was fetched before it was refused was read all the same.
+                    bytes_read: received.bytes(),
                     left: None,
                     counts_file: true,
                 });
             }
         };
+        if left.is_some() && stream_is_compressed(work) {
+            // Stopped in a compressed stream: the next part decodes it from the start again,
+            // so this part's compressed bytes are its own read, not a share of the object's.
+            bytes_read = received.bytes();
+        }
         // The line that lets an operator follow one object (its key is on the span).
         match &left {
             None => tracing::info!(bytes, bytes_read, rejected = rejected_rows, "object loaded"),

@@ -13,10 +13,12 @@
 
 mod chunk_writer;
 mod export_phase;
+mod inflate;
 mod inventory;
 mod lanes;
 mod loader;
 mod open;
+mod received;
 mod resume;
 mod scan_batch;
 
@@ -101,6 +103,12 @@ pub enum WorkerError {
     Emit(String),
     #[error("sending an inventory's key batches failed")]
     Queue(#[source] crate::port::queue::QueueError),
+    #[error("an inflated object's scratch objects could not be stored or read")]
+    Scratch(#[source] ObjectError),
+    #[error("an inflated object's list of parts is unreadable: {0}")]
+    BadPartsList(String),
+    #[error("sending an inflated object's part failed")]
+    SendPart(#[source] crate::BoxError),
 }
 
 /// Ports, limits and settings, kept across invocations of a warm Lambda, so what the limits
@@ -321,6 +329,13 @@ impl Worker {
             // A delete's CSV lists keys: only the key columns are needed.
             schema = schema.keys_only();
         }
+        match &batch.work {
+            Work::Inflate(task) => return self.inflate(batch, task, &schema, &stop, started).await,
+            Work::InflatedPart(part) => {
+                return (self.inflated_part(batch, part, &schema, deadline, &stop, started)).await;
+            }
+            _ => {}
+        }
         let inventory = batch.work.inventory();
         let (part, unreadable) = match (batch.work.scan(), inventory) {
             (None, Some(task)) => match &task.emit {
@@ -378,13 +393,25 @@ impl Worker {
                 tracing::warn!(job_id = %batch.job_id, batch = batch.batch.get(), ?stats, "a batch counted as failed succeeded after a redrive; counted and no longer failed")
             }
         }
+        self.after_count(batch, recorded, &stats, started).await
+    }
+
+    /// Metrics, the job's end if this count completed it (or a crash before it left it
+    /// unfinished) and its completion event, once a batch is counted.
+    async fn after_count(
+        &self,
+        batch: &BatchMessage,
+        recorded: Recorded,
+        stats: &BatchStats,
+        started: Instant,
+    ) -> Result<Processed, WorkerError> {
         let counted = matches!(recorded, Recorded::Counted(_) | Recorded::Recovered(_));
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.metrics.emit(metrics::batch(
             &batch.job_id,
             batch.batch,
             &batch.bucket,
-            &stats,
+            stats,
             duration_ms,
             counted,
         ));
@@ -448,6 +475,28 @@ impl Worker {
         deadline: Option<Instant>,
         stop: &Stop,
     ) -> Result<(BatchStats, Vec<Left>), WorkerError> {
+        let report = (batch.report).part_key(&batch.job_id, batch.batch, batch.part());
+        let units = batch.units();
+        let reading = Reading {
+            bucket: &batch.bucket,
+            units: &units,
+            report: &report,
+            part: None,
+        };
+        self.load_units(batch, reading, schema, deadline, stop)
+            .await
+    }
+
+    /// Loads `reading`'s units of `batch`, its rejects reported under `reading.report`
+    /// (those of an inflated object's part renamed as the object's own).
+    async fn load_units(
+        &self,
+        batch: &BatchMessage,
+        reading: Reading<'_>,
+        schema: &Schema,
+        deadline: Option<Instant>,
+        stop: &Stop,
+    ) -> Result<(BatchStats, Vec<Left>), WorkerError> {
         // The coordinator checked the job's table; a message naming another (hand-made, or
         // from a deployment since narrowed) is refused here too, before any write.
         let table_name = (self.config.tables)
@@ -491,17 +540,25 @@ impl Worker {
             listed_by_inventory: batch.work.listed_by_inventory(),
         };
         let mut loaded = loader
-            .load(&batch.bucket, &batch.units(), &rejects, |chunk| {
+            .load(reading.bucket, reading.units, &rejects, |chunk| {
                 writer.write(chunk)
             })
             .await?;
-        let rejects = rejects.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut rejects = rejects.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(part) = reading.part {
+            rejects.relocate(
+                &part.range.key,
+                &part.source,
+                |line| part.source_line(line),
+                |offset| part.source_offset(offset),
+            );
+        }
         if !rejects.is_empty() {
             // The key is a function of (job, batch): a redelivery overwrites its own report.
-            let key = (batch.report).part_key(&batch.job_id, batch.batch, batch.part());
+            let key = reading.report;
             let body = rejects.to_jsonl().into_bytes();
             self.objects
-                .put(&batch.report.bucket, &key, body, "application/x-ndjson")
+                .put(&batch.report.bucket, key, body, "application/x-ndjson")
                 .await
                 .map_err(WorkerError::Report)?;
             let uri = format!("s3://{}/{key}", batch.report.bucket);
@@ -524,8 +581,18 @@ impl Worker {
             Processed::Continued(_) => {
                 unreachable!("a batch without a deadline is never handed on")
             }
+            Processed::Shared => panic!("a share of an inflated object counts nothing itself"),
         }
     }
+}
+
+/// What a batch's load reads: from which bucket, which units, where its rejects report
+/// goes, and, for an inflated object's part, the part (its rejects name the object).
+struct Reading<'a> {
+    bucket: &'a str,
+    units: &'a [crate::contract::messages::Unit<'a>],
+    report: &'a str,
+    part: Option<&'a crate::contract::messages::PartTask>,
 }
 
 /// What one delivery of a batch message did.
@@ -535,14 +602,19 @@ pub enum Processed {
     Counted(Box<Recorded>),
     /// The deadline came first: the rest was sent as this continuation of the same batch.
     Continued(Box<BatchMessage>),
+    /// This message's share of an inflated object (its inflate step, or one of its parts)
+    /// is done; the batch is counted by whichever share sees every part done
+    /// (`docs/compressed.md`).
+    Shared,
 }
 
 impl Processed {
-    /// The ledger's view once the batch is counted; `None` if the rest was handed on.
+    /// The ledger's view once the batch is counted; `None` if the rest was handed on or
+    /// other parts of the batch count it.
     pub fn counted(self) -> Option<Recorded> {
         match self {
             Processed::Counted(recorded) => Some(*recorded),
-            Processed::Continued(_) => None,
+            Processed::Continued(_) | Processed::Shared => None,
         }
     }
 }
@@ -565,6 +637,9 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 #[cfg(test)]
 mod resume_on_doubles;
+
+#[cfg(test)]
+mod bytes_read_on_doubles;
 
 #[cfg(test)]
 mod paced_on_doubles;

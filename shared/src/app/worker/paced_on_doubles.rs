@@ -36,6 +36,7 @@ async fn run_chain(worker: &Worker, mut batch: BatchMessage) -> usize {
         match processed {
             Ok(Processed::Counted(_)) => return parts,
             Ok(Processed::Continued(next)) => batch = *next,
+            Ok(Processed::Shared) => unreachable!("no inflated object here"),
             Err(error @ WorkerError::NoProgress) => panic!("part {parts}: {error}"),
             Err(error) => panic!("part {parts}: {error}"),
         }

@@ -181,7 +181,8 @@ pub fn rest_of(unit: Unit<'_>, at: &StoppedAt<'_>) -> Option<(Left, u64, u64)> {
         // fetched whole before its first row, so those bytes were read, whatever is left.
         Unit::Object(key) if at.by_rows => Some((Left::Tail(tail(key)), 0, at.size)),
         // Nor can a compressed stream; how much of it was read is not known here (the
-        // decoder counts decompressed bytes), so the part that finishes it counts it.
+        // decoder counts decompressed bytes): the loader counts what the part took from
+        // the stream (`received`), and the part that finishes it the whole object.
         Unit::Object(key) if Encoding::of_key(key).is_compressed() => {
             Some((Left::Tail(tail(key)), 0, 0))
         }
@@ -235,6 +236,13 @@ pub fn continuation(batch: &BatchMessage, left: Vec<Left>, so_far: &BatchStats) 
         match (item, &batch.work) {
             (Left::Object(key), _) => keys.push(key),
             (Left::Range(task), Work::Range(_)) => rest = Some(Work::Range(task)),
+            // A part of an inflated object stays one (its line is moved by its worker).
+            (Left::Range(range), Work::InflatedPart(part)) => {
+                rest = Some(Work::InflatedPart(crate::contract::messages::PartTask {
+                    range,
+                    ..part.clone()
+                }))
+            }
             (Left::Range(task), _) => resumed.ranges.push(task),
             (Left::Tail(tail), _) => resumed.tails.push(tail),
             (Left::RowGroups(task), Work::RowGroups(_)) => rest = Some(Work::RowGroups(task)),

@@ -20,7 +20,7 @@ use crate::port::memory::MemoryTable;
 use crate::port::table::{RecordTable, TableDescription, WriteError};
 
 /// A table that takes `delay` per BatchWriteItem, like one throttled to a low rate.
-struct SlowTable {
+pub(super) struct SlowTable {
     inner: Arc<MemoryTable>,
     delay: Duration,
     calls: AtomicU64,
@@ -40,7 +40,7 @@ impl RecordTable for SlowTable {
 }
 
 /// The rig writing through a table that takes `delay` per call.
-fn slow_rig(delay: Duration) -> (Rig, Arc<SlowTable>) {
+pub(super) fn slow_rig(delay: Duration) -> (Rig, Arc<SlowTable>) {
     let table = Arc::new(MemoryTable::new("id", None));
     let slow = Arc::new(SlowTable {
         inner: table.clone(),
@@ -51,7 +51,7 @@ fn slow_rig(delay: Duration) -> (Rig, Arc<SlowTable>) {
 }
 
 /// A worker that stops `margin` before its deadline and writes one call at a time.
-fn worker(rig: &Rig, margin: Duration) -> Worker {
+pub(super) fn worker(rig: &Rig, margin: Duration) -> Worker {
     rig.worker(WorkerConfig {
         write_concurrency: 1,
         resume_margin: margin,
@@ -61,7 +61,12 @@ fn worker(rig: &Rig, margin: Duration) -> Worker {
 
 /// Starts job `job_id` on prefix `in/` (or on one object, `key`, split above `chunk`) with
 /// batches of 100 keys whatever their bytes, and returns its one batch.
-async fn one_batch(rig: &Rig, job_id: &str, key: Option<&str>, chunk: u64) -> BatchMessage {
+pub(super) async fn one_batch(
+    rig: &Rig,
+    job_id: &str,
+    key: Option<&str>,
+    chunk: u64,
+) -> BatchMessage {
     let request = JobRequest {
         job_id: Some(job_id.into()),
         key: key.map(str::to_owned),
@@ -84,7 +89,7 @@ async fn one_batch(rig: &Rig, job_id: &str, key: Option<&str>, chunk: u64) -> Ba
 /// until the batch is counted; returns how many parts it took. A part that could not load a
 /// row in its time (a slow start on a busy machine) fails, and is delivered again, as SQS
 /// would.
-async fn run_chain(worker: &Worker, mut batch: BatchMessage, budget: Duration) -> usize {
+pub(super) async fn run_chain(worker: &Worker, mut batch: BatchMessage, budget: Duration) -> usize {
     for parts in 1..=200 {
         let deadline = Instant::now() + budget;
         match worker.process(&batch, Some(deadline)).await {
@@ -96,6 +101,7 @@ async fn run_chain(worker: &Worker, mut batch: BatchMessage, budget: Duration) -
                 assert_eq!(next.part(), batch.part() + 1);
                 batch = *next;
             }
+            Ok(Processed::Shared) => unreachable!("no inflated object here"),
         }
     }
     panic!("the batch never finished");

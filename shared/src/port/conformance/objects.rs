@@ -1,5 +1,5 @@
 //! What every object store does: pages in key order with sizes, HEAD, whole and ranged GETs,
-//! If-Match pinning (where the server enforces it), PUT, and semantic failures.
+//! If-Match pinning (where the server enforces it), PUT, DELETE, and semantic failures.
 
 use tokio::io::AsyncReadExt;
 
@@ -120,6 +120,16 @@ pub async fn run(store: &dyn ObjectStore, bucket: &str, prefix: &str, if_match: 
         .await
         .unwrap();
     assert!(empty.objects.is_empty() && empty.next.is_none());
+
+    // DELETE: the object is gone (GET and HEAD say so), its neighbours stay, and deleting
+    // what is not there is no error.
+    let doomed = format!("{prefix}k4.csv");
+    store.delete(bucket, &doomed).await.unwrap();
+    let gone = store.head(bucket, &doomed).await.expect_err("deleted");
+    assert_eq!(gone.failure, Failure::NotFound);
+    store.delete(bucket, &doomed).await.unwrap();
+    store.delete(bucket, &missing).await.unwrap();
+    assert_eq!(store.head(bucket, &key).await.unwrap().size, 27);
 }
 
 #[cfg(test)]

@@ -147,4 +147,9 @@ impl ObjectStore for MemoryObjects {
         self.insert(bucket, key, body);
         Ok(())
     }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.lock().remove(&(bucket.to_owned(), key.to_owned()));
+        Ok(())
+    }
 }
