@@ -112,6 +112,11 @@ pub struct CoordinatorConfig {
     /// How many of a job's batches may be queued at once (`QUEUE_WINDOW_MIN_BATCHES`,
     /// `QUEUE_WINDOW_SECONDS`): a listing holds beyond it, so no batch outlives the queue.
     pub queue_window: QueueWindow,
+    /// How long an export chain's next phase waits after its fence is recorded before its
+    /// batches are sent (`EXPORT_FENCE_SECONDS`, default the worker's timeout + 30 s up to
+    /// SQS's 900 s; at least the worker's timeout): every worker invocation that read the older phase has ended by
+    /// then (`docs/exports.md`).
+    pub export_fence: Duration,
 }
 
 /// What the coordinator knows of the worker function, to check a cap's share.
@@ -224,6 +229,11 @@ impl CoordinatorConfig {
     /// DynamoDB's default per-table limit for on-demand tables.
     pub const DEFAULT_ON_DEMAND_WRITE_UNITS: u64 = 40_000;
     pub const DEFAULT_CONTROL_MAX_RECEIVE_COUNT: u32 = 5;
+    /// Beyond the worker's timeout, the fence waits this long: a write sent just before a
+    /// kill reaching DynamoDB, and clock skew.
+    pub const EXPORT_FENCE_MARGIN_SECONDS: u64 = 30;
+    /// SQS's longest `DelaySeconds`.
+    pub const MAX_EXPORT_FENCE_SECONDS: u64 = 900;
 
     /// Every setting at its default (the values `from_env` takes when a variable is unset),
     /// given the two it cannot default.
@@ -247,6 +257,9 @@ impl CoordinatorConfig {
             on_demand_write_units: Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
             worker: WorkerShape::default(),
             queue_window: QueueWindow::default(),
+            export_fence: Duration::from_secs(
+                WorkerShape::DEFAULT_TIMEOUT_SECONDS + Self::EXPORT_FENCE_MARGIN_SECONDS,
+            ),
         }
     }
 
@@ -255,6 +268,24 @@ impl CoordinatorConfig {
     }
 
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let worker = WorkerShape::from_lookup(&var)?;
+        let fence = positive(
+            &var,
+            "EXPORT_FENCE_SECONDS",
+            (worker.timeout.as_secs() + Self::EXPORT_FENCE_MARGIN_SECONDS)
+                .min(Self::MAX_EXPORT_FENCE_SECONDS),
+        )?;
+        if fence < worker.timeout.as_secs() || fence > Self::MAX_EXPORT_FENCE_SECONDS {
+            return Err(ConfigError::Invalid {
+                name: "EXPORT_FENCE_SECONDS",
+                value: fence.to_string(),
+                reason: format!(
+                    "must be at least WORKER_TIMEOUT_SECONDS ({}) and at most SQS's {} s delay",
+                    worker.timeout.as_secs(),
+                    Self::MAX_EXPORT_FENCE_SECONDS
+                ),
+            });
+        }
         Ok(Self {
             tables: Tables::from_lookup(&var)?,
             queue_url: required(&var, "QUEUE_URL")?,
@@ -308,7 +339,8 @@ impl CoordinatorConfig {
                 "ON_DEMAND_WRITE_UNITS",
                 Self::DEFAULT_ON_DEMAND_WRITE_UNITS,
             )?,
-            worker: WorkerShape::from_lookup(&var)?,
+            worker,
+            export_fence: Duration::from_secs(fence),
             queue_window: QueueWindow {
                 min_batches: positive(
                     &var,
@@ -479,6 +511,35 @@ mod tests {
         ("JOBS_TABLE", "jobs"),
         ("QUEUE_URL", "http://q"),
     ];
+
+    #[test]
+    fn the_export_fence_defaults_past_the_worker_timeout_and_is_held_to_it() {
+        let config = CoordinatorConfig::from_lookup(lookup(&BASE)).unwrap();
+        assert_eq!(config.export_fence, Duration::from_secs(150));
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = BASE.to_vec();
+            pairs.extend_from_slice(extra);
+            CoordinatorConfig::from_lookup(lookup(&pairs))
+        };
+        let longer = with(&[("WORKER_TIMEOUT_SECONDS", "300")]).unwrap();
+        assert_eq!(longer.export_fence, Duration::from_secs(330));
+        // Lambda's longest timeout: the fence is SQS's longest delay, no margin left.
+        let longest = with(&[("WORKER_TIMEOUT_SECONDS", "900")]).unwrap();
+        assert_eq!(longest.export_fence, Duration::from_secs(900));
+        let set = with(&[("EXPORT_FENCE_SECONDS", "200")]).unwrap();
+        assert_eq!(set.export_fence, Duration::from_secs(200));
+        for bad in [
+            with(&[("EXPORT_FENCE_SECONDS", "60")]),
+            with(&[("EXPORT_FENCE_SECONDS", "901")]),
+            with(&[
+                ("WORKER_TIMEOUT_SECONDS", "300"),
+                ("EXPORT_FENCE_SECONDS", "299"),
+            ]),
+        ] {
+            let error = bad.unwrap_err().to_string();
+            assert!(error.contains("EXPORT_FENCE_SECONDS"), "{error}");
+        }
+    }
 
     #[test]
     fn coordinator_defaults_apply() {

@@ -95,9 +95,9 @@ async fn a_moved_full_export_loads_every_item_as_it_is_beside_unrelated_items() 
     // Planned again (the stuck check), the job reads the same export, never a listing.
     let again = job.request();
     assert_eq!(
-        (again.export.as_deref(), again.format),
+        (again.export, again.format),
         (
-            Some("copy/AWSDynamoDB/01764583200000-abcd1234"),
+            Some("copy/AWSDynamoDB/01764583200000-abcd1234".into()),
             Some(crate::ingest::format::Format::DynamoDbJson)
         )
     );

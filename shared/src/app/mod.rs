@@ -12,6 +12,8 @@ mod dead_letters_on_doubles;
 #[cfg(test)]
 mod every_type_on_doubles;
 #[cfg(test)]
+mod export_chain_on_doubles;
+#[cfg(test)]
 mod export_on_doubles;
 #[cfg(test)]
 mod inflate_on_doubles;

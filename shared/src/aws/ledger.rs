@@ -260,6 +260,25 @@ impl LedgerStore for DynamoLedger {
         Ok(matches!(updated.await?, Updated::Applied(_)))
     }
 
+    async fn advance_export_phase(
+        &self,
+        job_id: &JobId,
+        phase: u32,
+        now_ms: u64,
+    ) -> Result<bool, JobError> {
+        let update = Update::of(attrs::JOB_ID, job_id.as_str())
+            .set(attrs::EXPORT_PHASE, number(u64::from(phase)))
+            .set(attrs::EXPORT_FENCE_MS, number(now_ms))
+            .when_equals(attrs::STATUS, string(JobStatus::Running.as_str()))
+            .when(|u| {
+                let name = u.name(attrs::EXPORT_PHASE);
+                let phase = u.value(number(u64::from(phase)));
+                format!("(attribute_not_exists({name}) OR {name} < {phase})")
+            });
+        let updated = self.update("UpdateItem(export phase)", job_id, update, false);
+        Ok(matches!(updated.await?, Updated::Applied(_)))
+    }
+
     async fn mark_listing_last_attempt(
         &self,
         job_id: &JobId,

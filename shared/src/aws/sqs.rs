@@ -85,6 +85,31 @@ impl Queues for SqsQueues {
         Ok(())
     }
 
+    async fn send_delayed(
+        &self,
+        queue_url: &str,
+        body: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        if queue_url.ends_with(".fifo") {
+            // A FIFO queue has no per-message delay: sending at once would break the wait.
+            return Err(QueueError::Call {
+                operation: "SendMessage(DelaySeconds)",
+                queue_url: queue_url.to_owned(),
+                source: "a FIFO queue cannot delay one message".into(),
+            });
+        }
+        self.sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .delay_seconds(delay.as_millis().div_ceil(1000).min(900) as i32)
+            .send()
+            .await
+            .map_err(|e| failed("SendMessage", queue_url, e))?;
+        Ok(())
+    }
+
     async fn receive(
         &self,
         queue_url: &str,

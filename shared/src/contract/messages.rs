@@ -39,9 +39,10 @@ pub struct JobRequest {
     #[serde(flatten)]
     pub write: WriteOptions,
     /// A DynamoDB S3 export to apply (its `manifest-summary.json` key, or its folder)
-    /// instead of a prefix listing.
+    /// instead of a prefix listing; or a chain of them (a list: a full export, then
+    /// incrementals), or a folder holding several (`docs/exports.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export: Option<String>,
+    pub export: Option<ExportNames>,
     /// An S3 Inventory report (`inventory`: its manifest.json key) instead of a prefix
     /// listing, with an optional key filter (`docs/inventory.md`).
     #[serde(flatten)]
@@ -117,10 +118,59 @@ pub struct ComposeRanges {
     pub compose: SplitObject,
 }
 
+/// A request's `export`: one name (a `manifest-summary.json` key, or a folder holding one
+/// export or several), or a list of them applied in its order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExportNames {
+    One(String),
+    Chain(Vec<String>),
+}
+
+impl ExportNames {
+    /// The names as given, in order.
+    pub fn names(&self) -> &[String] {
+        match self {
+            ExportNames::One(name) => std::slice::from_ref(name),
+            ExportNames::Chain(names) => names,
+        }
+    }
+}
+
+impl From<&str> for ExportNames {
+    fn from(name: &str) -> Self {
+        ExportNames::One(name.to_owned())
+    }
+}
+
+impl From<Vec<String>> for ExportNames {
+    fn from(names: Vec<String>) -> Self {
+        ExportNames::Chain(names)
+    }
+}
+
+impl From<String> for ExportNames {
+    fn from(name: String) -> Self {
+        ExportNames::One(name)
+    }
+}
+
+/// A control-queue message of an export chain: phase `export_phase` (the chain's export of
+/// that index) should start once every batch before it is counted (`docs/exports.md`). The
+/// first delivery records the phase in the job item (the fence) and sends this message to
+/// itself again delayed by the fence wait; the delivery that finds the fence older than the
+/// wait sends the phase's batches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportPhaseStep {
+    pub job_id: JobId,
+    pub export_phase: u32,
+}
+
 /// Any control-queue message (told apart by their fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ControlMessage {
+    ExportPhase(ExportPhaseStep),
     ComposeInventory(ComposeInventory),
     Compose(ComposeRanges),
     Continue(ContinueListing),
@@ -387,6 +437,16 @@ pub struct ExportFiles {
     /// Lines are changes (`NewImage` put, else `Keys` deleted), not `{"Item": ...}`.
     #[serde(default)]
     pub incremental: bool,
+    /// The chain's export this batch belongs to (0 for a single export): a worker that
+    /// finds the job's phase past it writes nothing (the fence, `docs/exports.md`).
+    #[serde(default)]
+    pub phase: u32,
+    /// The first batch number after this phase: once that many are counted, the phase is.
+    #[serde(default)]
+    pub phase_end: u64,
+    /// The next phase with batches, if any: woken by the count that completes this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_phase: Option<u32>,
 }
 
 /// What a continuation carries besides the keys and range left: its part number, the

@@ -69,6 +69,9 @@ fn batch_message_round_trips() {
             files: ExportFiles {
                 item_counts: [("AWSDynamoDB/x/data/a.json.gz".to_string(), 4)].into(),
                 incremental: true,
+                phase: 1,
+                phase_end: 7,
+                next_phase: Some(2),
             },
         },
         ..message.clone()
@@ -234,10 +237,23 @@ fn the_jsonl_sample_parses_with_its_format_and_batches_carry_it() {
     assert!(typed.schema.is_none(), "the table's key is the schema");
     let export: JobRequest =
         serde_json::from_str(include_str!("../../../events/export-job.json")).unwrap();
-    assert!(export.export.unwrap().ends_with("manifest-summary.json"));
+    let names = export.export.unwrap();
+    assert!(names.names()[0].ends_with("manifest-summary.json"));
     let incremental: JobRequest =
         serde_json::from_str(include_str!("../../../events/export-incremental-job.json")).unwrap();
-    assert!(incremental.export.unwrap().ends_with('/'));
+    assert!(incremental.export.unwrap().names()[0].ends_with('/'));
+    // A chain: a list of exports, applied in its order.
+    let chain: JobRequest =
+        serde_json::from_str(include_str!("../../../events/export-chain-job.json")).unwrap();
+    let chain = chain.export.unwrap();
+    assert_eq!(chain.names().len(), 3, "{chain:?}");
+    assert!(matches!(
+        chain,
+        crate::contract::messages::ExportNames::Chain(_)
+    ));
+    // A single name stays a string on the wire (job items written before chains read).
+    let one = serde_json::to_value(crate::contract::messages::ExportNames::from("a/")).unwrap();
+    assert_eq!(one, serde_json::json!("a/"));
     let inventory: JobRequest =
         serde_json::from_str(include_str!("../../../events/inventory-job.json")).unwrap();
     assert!(
@@ -371,6 +387,24 @@ fn coordinator_requests_are_told_apart_by_shape() {
     let body = event.records[0].body.as_deref().unwrap();
     let continuation: ContinueListing = serde_json::from_str(body).unwrap();
     assert_eq!(continuation.invocation, 3);
+    let phase: CoordinatorRequest =
+        serde_json::from_str(include_str!("../../../events/sqs-export-phase.json")).unwrap();
+    let CoordinatorRequest::Control(event) = phase else {
+        panic!("an SQS event is a control event: {phase:?}");
+    };
+    let body = event.records[0].body.as_deref().unwrap();
+    let step: crate::contract::messages::ControlMessage = serde_json::from_str(body).unwrap();
+    assert!(
+        matches!(step, crate::contract::messages::ControlMessage::ExportPhase(ref s) if s.export_phase == 1),
+        "{step:?}"
+    );
+    // The other control messages are not read as a phase step.
+    let wake: crate::contract::messages::ControlMessage =
+        serde_json::from_str(r#"{"job_id":"j","invocation":2}"#).unwrap();
+    assert!(matches!(
+        wake,
+        crate::contract::messages::ControlMessage::Continue(_)
+    ));
 }
 
 #[test]

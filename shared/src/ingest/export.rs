@@ -10,6 +10,7 @@
 //! its `AWSDynamoDB/` segment (after the original `s3Prefix`) and put under the summary's
 //! own root, in the bucket the request names.
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -21,6 +22,10 @@ pub const SUMMARY_NAME: &str = "manifest-summary.json";
 pub enum ExportError {
     #[error("{key}: {reason}")]
     Manifest { key: String, reason: String },
+    /// A chain of exports that does not follow on: a gap, an overlap, a second full
+    /// export, an incremental first, a time missing.
+    #[error("the export chain does not follow on: {0}")]
+    Chain(String),
     #[error(
         "{key} does not match its checksum file {checksum} (MD5 {actual}, the file says {expected})"
     )]
@@ -49,12 +54,105 @@ pub struct Summary {
     /// `FULL_EXPORT` or `INCREMENTAL_EXPORT` (version 2023-08-01); absent in 2020-06-30.
     #[serde(default)]
     pub export_type: Option<String>,
+    /// A full export's point in time.
+    #[serde(default)]
+    pub export_time: Option<String>,
+    /// An incremental export's window, `[from, to)`.
+    #[serde(default)]
+    pub export_from_time: Option<String>,
+    #[serde(default)]
+    pub export_to_time: Option<String>,
 }
 
 impl Summary {
     pub fn is_incremental(&self) -> bool {
         self.export_type.as_deref() == Some("INCREMENTAL_EXPORT")
     }
+}
+
+/// When an export starts (`None`: a full export, from the table's beginning) and ends.
+type Span = (Option<DateTime<Utc>>, DateTime<Utc>);
+
+fn time(key: &str, field: &str, value: Option<&str>) -> Result<DateTime<Utc>, ExportError> {
+    let value = value.ok_or_else(|| ExportError::Chain(format!("{key} has no {field}")))?;
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| ExportError::Chain(format!("{key}: {field} {value:?} is not a time ({e})")))
+}
+
+impl Summary {
+    /// Its span: a full export ends at `exportTime`; an incremental covers
+    /// `exportFromTime..exportToTime`.
+    pub fn span(&self, key: &str) -> Result<Span, ExportError> {
+        if self.is_incremental() {
+            let from = time(key, "exportFromTime", self.export_from_time.as_deref())?;
+            let to = time(key, "exportToTime", self.export_to_time.as_deref())?;
+            Ok((Some(from), to))
+        } else {
+            Ok((None, time(key, "exportTime", self.export_time.as_deref())?))
+        }
+    }
+}
+
+fn stamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Orders the exports found in one folder by time: the full export first, then the
+/// incrementals by `exportFromTime` (a time missing sorts first, and [`check_chain`] names it).
+pub fn order_by_time(exports: &mut [(String, Summary)]) {
+    exports.sort_by_key(|(key, summary)| {
+        let span = summary.span(key).ok();
+        (
+            summary.is_incremental(),
+            span.map(|(from, end)| from.unwrap_or(end)),
+            key.clone(),
+        )
+    });
+}
+
+/// Checks that a chain follows on: one full export first, then incrementals, each starting
+/// (`exportFromTime`) exactly where the one before ends (`exportTime` of the full export,
+/// `exportToTime` of an incremental). A single export is its own chain (no times needed).
+pub fn check_chain(exports: &[(String, Summary)]) -> Result<(), ExportError> {
+    if exports.len() < 2 {
+        return Ok(());
+    }
+    let chain = |reason: String| Err(ExportError::Chain(reason));
+    let (first, summary) = &exports[0];
+    if summary.is_incremental() {
+        return chain(format!(
+            "it starts with the incremental export {first}; a chain starts with a full export"
+        ));
+    }
+    let mut previous = (first, summary.span(first)?.1);
+    for (key, summary) in &exports[1..] {
+        let (start, end) = summary.span(key)?;
+        let Some(start) = start else {
+            return chain(format!(
+                "{key} is a second full export (exportTime {}) after {}; a chain holds one full export, first",
+                stamp(&end),
+                previous.0
+            ));
+        };
+        let (before, ended) = &previous;
+        if start > *ended {
+            return chain(format!(
+                "a gap: {before} ends at {} and {key} starts at {} (exportFromTime): the changes between are in neither",
+                stamp(ended),
+                stamp(&start)
+            ));
+        }
+        if start < *ended {
+            return chain(format!(
+                "an overlap: {before} ends at {} and {key} starts at {} (exportFromTime), before it",
+                stamp(ended),
+                stamp(&start)
+            ));
+        }
+        previous = (key, end);
+    }
+    Ok(())
 }
 
 /// One line of `manifest-files.json`.
@@ -285,6 +383,59 @@ mod tests {
             summary_key("a/b/manifest-summary.json"),
             "a/b/manifest-summary.json"
         );
+    }
+
+    fn summary(kind: &str, times: &[(&str, &str)]) -> Summary {
+        let mut value: serde_json::Value = serde_json::from_str(SUMMARY).unwrap();
+        if kind == "incr" {
+            value["version"] = "2023-08-01".into();
+            value["exportType"] = "INCREMENTAL_EXPORT".into();
+        }
+        for (field, t) in times {
+            value[*field] = (*t).into();
+        }
+        parse_summary("k", value.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_chain_follows_on_or_is_refused_naming_the_two_exports_and_times() {
+        let full = (
+            "f".to_owned(),
+            summary("full", &[("exportTime", "2026-12-01T10:00:00Z")]),
+        );
+        let incr = |key: &str, from: &str, to: &str| {
+            let s = summary("incr", &[("exportFromTime", from), ("exportToTime", to)]);
+            (key.to_owned(), s)
+        };
+        let one = incr("i1", "2026-12-01T10:00:00.000Z", "2026-12-01T11:00:00Z");
+        let two = incr("i2", "2026-12-01T11:00:00Z", "2026-12-01T12:00:00Z");
+        assert_eq!(
+            check_chain(&[full.clone(), one.clone(), two.clone()]),
+            Ok(())
+        );
+        // A single export needs no times; one incremental alone is its own chain.
+        assert_eq!(check_chain(std::slice::from_ref(&one)), Ok(()));
+        let refused = |chain: &[(String, Summary)]| check_chain(chain).unwrap_err().to_string();
+        let gap = refused(&[full.clone(), two.clone()]);
+        assert!(
+            gap.contains("a gap: f ends at 2026-12-01T10:00:00.000Z and i2 starts at 2026-12-01T11:00:00.000Z"),
+            "{gap}"
+        );
+        let late = incr("i3", "2026-12-01T10:30:00Z", "2026-12-01T12:00:00Z");
+        let overlap = refused(&[full.clone(), one.clone(), late]);
+        assert!(overlap.contains("an overlap: i1 ends at 2026-12-01T11:00:00.000Z and i3 starts at 2026-12-01T10:30:00.000Z"), "{overlap}");
+        assert!(
+            refused(&[one.clone(), two.clone()]).contains("starts with the incremental export i1")
+        );
+        let again = ("g".to_owned(), full.1.clone());
+        assert!(refused(&[full.clone(), again]).contains("g is a second full export"));
+        let timeless = ("t".to_owned(), summary("incr", &[]));
+        assert!(refused(&[full.clone(), timeless]).contains("t has no exportFromTime"));
+        // A folder's exports in time order, whatever their keys.
+        let mut found = vec![two.clone(), full.clone(), one.clone()];
+        order_by_time(&mut found);
+        let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["f", "i1", "i2"]);
     }
 
     #[test]

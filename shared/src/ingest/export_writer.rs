@@ -32,6 +32,11 @@ pub struct ExportSpec {
     /// An incremental export: each data file's changes, (keys, new image or `None` for a
     /// deletion), written instead of `files`.
     pub changes: Option<Vec<Vec<Change>>>,
+    /// A full export's `exportTime` (default 2026-12-01T10:00:00.000Z).
+    pub export_time: Option<String>,
+    /// An incremental export's `exportFromTime` and `exportToTime` (default 10:00 to 11:00
+    /// of 2026-12-01).
+    pub window: Option<(String, String)>,
 }
 
 /// One incremental change: the item's keys, and its new image (`None`: deleted).
@@ -111,7 +116,7 @@ pub async fn write_export(spec: &ExportSpec) -> Vec<(String, Vec<u8>)> {
         "endTime": "2026-12-01T10:05:00.000Z",
         "tableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/source",
         "tableId": "00000000-0000-0000-0000-000000000000",
-        "exportTime": "2026-12-01T10:00:00.000Z",
+        "exportTime": spec.export_time.as_deref().unwrap_or("2026-12-01T10:00:00.000Z"),
         "s3Bucket": spec.bucket,
         "s3Prefix": spec.prefix,
         "s3SseAlgorithm": "AES256",
@@ -124,8 +129,14 @@ pub async fn write_export(spec: &ExportSpec) -> Vec<(String, Vec<u8>)> {
     if spec.changes.is_some() {
         summary["version"] = "2023-08-01".into();
         summary["exportType"] = "INCREMENTAL_EXPORT".into();
-        summary["exportFromTime"] = "2026-12-01T10:00:00.000Z".into();
-        summary["exportToTime"] = "2026-12-01T11:00:00.000Z".into();
+        let (from, to) = spec.window.clone().unwrap_or_else(|| {
+            (
+                "2026-12-01T10:00:00.000Z".to_owned(),
+                "2026-12-01T11:00:00.000Z".to_owned(),
+            )
+        });
+        summary["exportFromTime"] = from.into();
+        summary["exportToTime"] = to.into();
         summary["outputView"] = "NEW_IMAGE".into();
     }
     let summary = summary.to_string().into_bytes();
@@ -150,4 +161,82 @@ async fn gzip(bytes: &[u8]) -> Vec<u8> {
     let _ = encoder.write_all(bytes).await;
     let _ = encoder.shutdown().await;
     encoder.into_inner()
+}
+
+/// A source table built in a test, whose exports the generator writes: its state, and the
+/// keys changed since its last export. An incremental export is compacted as DynamoDB's
+/// are: a key changed several times appears once, with its last image or as a deletion.
+#[derive(Debug, Clone, Default)]
+pub struct SourceTable {
+    key: Vec<String>,
+    items: std::collections::BTreeMap<String, Item>,
+    changed: std::collections::BTreeMap<String, Item>,
+}
+
+impl SourceTable {
+    /// A table keyed by these attributes (partition, then sort).
+    pub fn new(key: &[&str]) -> Self {
+        Self {
+            key: key.iter().map(|k| (*k).to_owned()).collect(),
+            ..Self::default()
+        }
+    }
+
+    fn keys_of(&self, item: &Item) -> (String, Item) {
+        let keys: Item = (self.key.iter())
+            .filter_map(|name| item.get(name).map(|v| (name.clone(), v.clone())))
+            .collect();
+        // In the key's own order (an item's map has none).
+        let id: Vec<_> = self.key.iter().map(|name| item.get(name)).collect();
+        (format!("{id:?}"), keys)
+    }
+
+    /// Puts an item (an insert, or a modification replacing the whole item).
+    pub fn put(&mut self, item: Item) {
+        let (id, keys) = self.keys_of(&item);
+        self.changed.insert(id.clone(), keys);
+        self.items.insert(id, item);
+    }
+
+    /// Deletes the item with these keys.
+    pub fn delete(&mut self, keys: &Item) {
+        let (id, keys) = self.keys_of(keys);
+        self.items.remove(&id);
+        self.changed.insert(id, keys);
+    }
+
+    /// Its items now, in key order.
+    pub fn items(&self) -> Vec<Item> {
+        self.items.values().cloned().collect()
+    }
+
+    /// A full export of its state now over `files` data files (items dealt in turn, so a
+    /// file may be empty), from `base`; the changes since are what the next incremental
+    /// holds.
+    pub fn full_export(&mut self, base: ExportSpec, files: usize) -> ExportSpec {
+        self.changed.clear();
+        let mut out = vec![Vec::new(); files.max(1)];
+        for (i, item) in self.items.values().enumerate() {
+            out[i % files.max(1)].push(item.clone());
+        }
+        ExportSpec {
+            files: out,
+            changes: None,
+            ..base
+        }
+    }
+
+    /// An incremental export of the changes since the last export over `files` data files,
+    /// compacted (each changed key once: its image now, or a deletion), from `base`.
+    pub fn incremental_export(&mut self, base: ExportSpec, files: usize) -> ExportSpec {
+        let mut out = vec![Vec::new(); files.max(1)];
+        for (i, (id, keys)) in std::mem::take(&mut self.changed).into_iter().enumerate() {
+            out[i % files.max(1)].push((keys, self.items.get(&id).cloned()));
+        }
+        ExportSpec {
+            files: Vec::new(),
+            changes: Some(out),
+            ..base
+        }
+    }
 }

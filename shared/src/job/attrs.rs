@@ -26,6 +26,8 @@ pub const LISTING_OWNER: &str = "listing_owner";
 pub const LISTING_LAST_ATTEMPT_MS: &str = "listing_last_attempt_ms";
 pub const LISTING_HELD: &str = "listing_held";
 pub const STARTED_MS: &str = "started_ms";
+pub const EXPORT_PHASE: &str = "export_phase";
+pub const EXPORT_FENCE_MS: &str = "export_fence_ms";
 
 /// The batch counters ([`BatchStats`](super::model::BatchStats)), flattened into the item.
 pub const FILES: &str = "files";
@@ -91,6 +93,7 @@ mod tests {
         job.listing_owner = Some("o".into());
         job.listing_last_attempt_ms = Some(1);
         job.event_claimed_ms = Some(1);
+        job.export_fence_ms = Some(1);
         let item = serde_json::to_value(&job).unwrap();
         let fields = item.as_object().unwrap();
         for name in [
@@ -117,6 +120,8 @@ mod tests {
             LISTING_LAST_ATTEMPT_MS,
             LISTING_HELD,
             STARTED_MS,
+            EXPORT_PHASE,
+            EXPORT_FENCE_MS,
             BATCH_SUM,
             FILES,
             FILES_FAILED,

@@ -28,7 +28,15 @@ pub struct Job {
     /// The DynamoDB export a job applies (no listing then): a job planned again (the stuck
     /// check) reads the same export, never the bucket's prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export: Option<String>,
+    pub export: Option<crate::contract::messages::ExportNames>,
+    /// An export job's current phase: the chain's export whose batches may write
+    /// (`docs/exports.md`). A worker of an older phase's batch writes nothing.
+    #[serde(default)]
+    pub export_phase: u32,
+    /// When the current phase was recorded (ms since the epoch; absent for the first): its
+    /// batches are sent only once the fence wait has passed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_fence_ms: Option<u64>,
     /// The S3 Inventory report a job reads instead of a listing (and its key filter): a job
     /// planned again reads the same report, never the bucket's prefix.
     #[serde(flatten)]
@@ -157,6 +165,8 @@ impl Job {
             prefix: prefix.to_owned(),
             key: None,
             export: None,
+            export_phase: 0,
+            export_fence_ms: None,
             inventory: InventoryOptions::default(),
             sealed: false,
             total_batches: 0,

@@ -134,6 +134,16 @@ pub trait LedgerStore: Send + Sync {
         owner: &RunId,
     ) -> Result<bool, JobError>;
 
+    /// Records that an export job's phase `phase` starts (the fence, `docs/exports.md`),
+    /// stamped `now_ms`: only if the job is running and its phase is before `phase`.
+    /// `false`: it is not (recorded before, or the job ended).
+    async fn advance_export_phase(
+        &self,
+        job_id: &JobId,
+        phase: u32,
+        now_ms: u64,
+    ) -> Result<bool, JobError>;
+
     /// Marks that a listing invocation runs its last delivery, until `deadline_ms`.
     async fn mark_listing_last_attempt(
         &self,

@@ -71,6 +71,23 @@ pub trait Queues: Send + Sync {
     /// One message. On a FIFO queue (`.fifo`), `dedup_id` is its group and deduplication id.
     async fn send(&self, queue_url: &str, body: &str, dedup_id: &str) -> Result<(), QueueError>;
 
+    /// One message that becomes visible only after `delay` (SQS `DelaySeconds`, at most
+    /// 900 s). A queue that cannot delay one message (a FIFO queue) refuses it rather than
+    /// send it at once.
+    async fn send_delayed(
+        &self,
+        queue_url: &str,
+        body: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let _ = body;
+        Err(QueueError::Call {
+            operation: "SendMessage(DelaySeconds)",
+            queue_url: queue_url.to_owned(),
+            source: format!("this queue cannot delay a message by {delay:?}").into(),
+        })
+    }
+
     /// Up to `max` (at most 10) messages, waiting up to `wait` for the first.
     async fn receive(
         &self,

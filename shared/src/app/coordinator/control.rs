@@ -150,6 +150,9 @@ impl Coordinator {
                             .map(drop),
                     )
                 }
+                ControlMessage::ExportPhase(step) => {
+                    (&step.job_id, self.export_phase(step).await.map(drop))
+                }
                 ControlMessage::ComposeInventory(compose) => (
                     &compose.job_id,
                     self.compose_inventory(compose).await.map(drop),

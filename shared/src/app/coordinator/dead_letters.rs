@@ -100,6 +100,19 @@ impl Coordinator {
                 }
                 Ok(())
             }
+            Ok(ControlMessage::ExportPhase(step)) => {
+                // Idempotent (the fence is conditional, a phase's batches are counted once):
+                // once more, and the job ends if it still fails.
+                if let Err(error) = self.export_phase(&step).await {
+                    let reason = format!(
+                        "the step of export phase {} reached the dead-letter queue, and running it once more failed: {}",
+                        step.export_phase,
+                        crate::report(&error)
+                    );
+                    self.fail_job(&step.job_id, &reason).await;
+                }
+                Ok(())
+            }
             Ok(ControlMessage::Continue(wake)) => {
                 tracing::warn!(job_id = %wake.job_id, invocation = wake.invocation, receives, "a listing continuation was dead-lettered; the stuck-job check wakes the listing again or fails it");
                 Ok(())
@@ -172,6 +185,17 @@ impl Coordinator {
                 },
             };
             self.compose_inventory(&compose).await?;
+        }
+        if let Some(files) = batch.work.export()
+            && let Some(next) = files.next_phase
+            && job.batches_done >= files.phase_end
+        {
+            // The phase's last count dead-lettered: its next phase starts from here.
+            let step = crate::contract::messages::ExportPhaseStep {
+                job_id: job_id.clone(),
+                export_phase: next,
+            };
+            self.export_phase(&step).await?;
         }
         if let Some(finished) = self.ledger.try_finish(&job).await? {
             self.metrics

@@ -40,7 +40,7 @@ impl Coordinator {
             // Planned again from its manifests (a job the stuck check restarts): the same
             // batches under the same numbers, counted once.
             let schema = request.schema.clone().unwrap_or_default();
-            let plan = self.plan_export(&request.bucket, export, &schema).await?;
+            let plan = self.plan_chain(&request.bucket, export, &schema).await?;
             return (self.enqueue_export(job, &plan).await).map(Listed::Done);
         }
         if request.inventory.inventory.is_some() {

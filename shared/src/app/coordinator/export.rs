@@ -6,22 +6,36 @@
 //! first item found is checked to carry the table's key with its types. The data files are
 //! then enqueued in batches by bytes, each carrying its files' manifest item counts, which
 //! the worker compares with the lines it reads.
+//!
+//! **Chains** (`docs/exports.md`): a request may name a full export then incrementals (a
+//! list, or a folder holding them, ordered by time); their times must follow on. Each export
+//! is a phase; every phase's batches are numbered at the start (phase k gets a contiguous
+//! range) and the job is sealed at once, but only the first phase is sent. The count that
+//! completes a phase wakes [`Coordinator::export_phase`], which records the next phase in the
+//! job item (the fence) and sends that phase's batches once the fence wait has passed. A
+//! single export is a chain of one, on the same path.
 
 use tokio::io::AsyncBufReadExt;
 
+use serde::{Deserialize, Serialize};
+
 use super::enqueue::JobBatches;
 use super::{Coordinator, CoordinatorError};
-use crate::contract::ids::BatchNo;
-use crate::contract::messages::{ExportFiles, Work};
+use crate::clock;
+use crate::contract::ids::{BatchNo, JobId};
+use crate::contract::messages::{ExportFiles, ExportNames, ExportPhaseStep, Work};
+use crate::contract::rejects::ReportLocation;
 use crate::contract::schema::Schema;
+use crate::fan_in::Ledger as _;
 use crate::ingest::compression::{self, Encoding};
 use crate::ingest::export::{
-    self, DataFile, PlannedFile, Summary, check_md5, checksum_keys, parse_files, parse_summary,
-    relocate,
+    self, DataFile, PlannedFile, SUMMARY_NAME, Summary, check_chain, check_md5, checksum_keys,
+    order_by_time, parse_files, parse_summary, relocate,
 };
 use crate::ingest::format::ddbjson::{change_of_line, item_of_line};
 use crate::ingest::typing::item_key::ItemKey;
-use crate::job::model::ListingProgress;
+use crate::job::model::{Job, ListingProgress};
+use crate::port::ledger::JobError;
 use crate::port::objects::{Failure, Read};
 
 /// An export's data files, checked and batched.
@@ -32,10 +46,119 @@ pub(super) struct ExportPlan {
     pub batches: Vec<Vec<PlannedFile>>,
 }
 
-impl ExportPlan {
-    fn files(&self) -> u64 {
-        self.batches.iter().map(|b| b.len() as u64).sum()
+/// A chain of exports (one for a single export), each planned, in the order applied.
+#[derive(Debug, Clone)]
+pub(super) struct ChainPlan {
+    pub phases: Vec<ExportPlan>,
+}
+
+impl ChainPlan {
+    /// Whether any of its exports is incremental (put mode only).
+    pub fn is_incremental(&self) -> bool {
+        self.phases.iter().any(|p| p.summary.is_incremental())
     }
+
+    /// What the chain applies, for messages: the stored form.
+    pub fn stored(&self) -> StoredChain {
+        StoredChain {
+            phases: (self.phases.iter())
+                .map(|phase| StoredPhase {
+                    summary_key: phase.summary_key.clone(),
+                    incremental: phase.summary.is_incremental(),
+                    batches: (phase.batches.iter())
+                        .map(|files| files.iter().map(|f| (f.key.clone(), f.items)).collect())
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A chain's plan as the coordinator stores it beside the job's rejects reports at the
+/// start (`{rejects}{job}/export/chain.json`): what each phase step sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredChain {
+    pub phases: Vec<StoredPhase>,
+}
+
+/// One export of a chain: its batches, each its data files' keys and manifest item counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPhase {
+    pub summary_key: String,
+    pub incremental: bool,
+    pub batches: Vec<Vec<(String, u64)>>,
+}
+
+impl StoredChain {
+    /// The first batch number of each phase, and the total.
+    pub fn bases(&self) -> (Vec<u64>, u64) {
+        let mut bases = Vec::with_capacity(self.phases.len());
+        let mut next = 0;
+        for phase in &self.phases {
+            bases.push(next);
+            next += phase.batches.len() as u64;
+        }
+        (bases, next)
+    }
+
+    /// The first phase at or after `phase` that has batches.
+    pub fn next_with_batches(&self, phase: u32) -> Option<u32> {
+        (phase as usize..self.phases.len())
+            .find(|&k| !self.phases[k].batches.is_empty())
+            .map(|k| k as u32)
+    }
+
+    /// Phase `phase`'s batches: (number, work).
+    pub fn work(&self, phase: u32) -> Vec<(BatchNo, Work)> {
+        let (bases, _) = self.bases();
+        let Some(stored) = self.phases.get(phase as usize) else {
+            return Vec::new();
+        };
+        let base = bases[phase as usize];
+        let phase_end = base + stored.batches.len() as u64;
+        let next_phase = self.next_with_batches(phase + 1);
+        (stored.batches.iter().enumerate())
+            .map(|(i, files)| {
+                let work = Work::Export {
+                    keys: files.iter().map(|(key, _)| key.clone()).collect(),
+                    files: ExportFiles {
+                        item_counts: files.iter().cloned().collect(),
+                        incremental: stored.incremental,
+                        phase,
+                        phase_end,
+                        next_phase,
+                    },
+                };
+                (BatchNo(base + i as u64), work)
+            })
+            .collect()
+    }
+
+    fn files(&self) -> u64 {
+        let batches = self.phases.iter().flat_map(|p| p.batches.iter());
+        batches.map(|b| b.len() as u64).sum()
+    }
+}
+
+/// Where a job's chain plan is kept.
+pub fn chain_key(report: &ReportLocation, job_id: &JobId) -> String {
+    format!("{}{job_id}/export/chain.json", report.prefix)
+}
+
+/// The marker a phase step writes once every batch of its phase is sent.
+pub fn phase_sent_key(report: &ReportLocation, job_id: &JobId, phase: u32) -> String {
+    format!("{}{job_id}/export/phase-{phase:03}.sent", report.prefix)
+}
+
+/// What a phase step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhaseStep {
+    /// Nothing to do: the job ended, the phase is past, or its previous one is not counted.
+    Nothing,
+    /// The fence is recorded (or was, too recently): the step comes back after the wait.
+    Fenced { wait: std::time::Duration },
+    /// The phase's batches are sent.
+    Sent { phase: u32, batches: u64 },
 }
 
 fn invalid(reason: impl std::fmt::Display) -> CoordinatorError {
@@ -43,16 +166,87 @@ fn invalid(reason: impl std::fmt::Display) -> CoordinatorError {
 }
 
 impl Coordinator {
-    /// Reads and checks the export `export` names in `bucket`, and plans its data files.
-    pub(super) async fn plan_export(
+    /// The exports a request names, in the order applied: each name a summary key, an
+    /// export's folder, or a folder holding several (ordered by time); each checked and
+    /// planned, and the chain's times checked to follow on.
+    pub(super) async fn plan_chain(
         &self,
         bucket: &str,
-        export: &str,
+        names: &ExportNames,
+        schema: &Schema,
+    ) -> Result<ChainPlan, CoordinatorError> {
+        if names.names().is_empty() {
+            return Err(invalid("\"export\" names no export (an empty list)"));
+        }
+        let mut summaries = Vec::new();
+        for name in names.names() {
+            summaries.extend(self.summaries_of(bucket, name).await?);
+        }
+        let mut read = Vec::with_capacity(summaries.len());
+        for (key, bytes) in summaries {
+            let summary = parse_summary(&key, &bytes).map_err(invalid)?;
+            read.push((key, summary));
+        }
+        if names.names().len() == 1 {
+            // A folder holding several exports: applied in time order.
+            order_by_time(&mut read);
+        }
+        check_chain(&read).map_err(invalid)?;
+        let mut phases = Vec::with_capacity(read.len());
+        for (key, summary) in read {
+            phases.push(self.plan_export(bucket, key, summary, schema).await?);
+        }
+        Ok(ChainPlan { phases })
+    }
+
+    /// The summaries a name stands for: its own `manifest-summary.json` if there is one,
+    /// else every export's summary found under the folder it names.
+    async fn summaries_of(
+        &self,
+        bucket: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, CoordinatorError> {
+        let key = export::summary_key(name);
+        if let Some(bytes) = self.read_checked(bucket, &key).await? {
+            return Ok(vec![(key, bytes)]);
+        }
+        let folder = match name.is_empty() || name.ends_with('/') {
+            true => name.to_owned(),
+            false => format!("{name}/"),
+        };
+        let mut found = Vec::new();
+        let mut lister = super::listing::PrefixLister::new(
+            &*self.objects,
+            bucket,
+            &folder,
+            self.config.list_page_size,
+        );
+        let suffix = format!("/{SUMMARY_NAME}");
+        while let Some(page) = lister.next_page().await.map_err(CoordinatorError::Export)? {
+            let summaries = page.into_iter().map(|o| o.key);
+            found.extend(summaries.filter(|k| k.ends_with(&suffix)));
+        }
+        if found.is_empty() {
+            return Err(invalid(format!(
+                "the export's {key} is not in s3://{bucket}, nor any export's {SUMMARY_NAME} under {folder}"
+            )));
+        }
+        let mut out = Vec::with_capacity(found.len());
+        for key in found {
+            let bytes = self.read_manifest(bucket, &key).await?;
+            out.push((key, bytes));
+        }
+        Ok(out)
+    }
+
+    /// Reads and checks the export whose summary is `summary_key`, and plans its data files.
+    async fn plan_export(
+        &self,
+        bucket: &str,
+        summary_key: String,
+        summary: Summary,
         schema: &Schema,
     ) -> Result<ExportPlan, CoordinatorError> {
-        let summary_key = export::summary_key(export);
-        let bytes = self.read_manifest(bucket, &summary_key).await?;
-        let summary = parse_summary(&summary_key, &bytes).map_err(invalid)?;
         let files_key =
             relocate(&summary_key, &summary, &summary.manifest_files_s3_key).map_err(invalid)?;
         let files_bytes = self.read_manifest(bucket, &files_key).await?;
@@ -99,16 +293,29 @@ impl Coordinator {
 
     /// A manifest's bytes, checked against its checksum file when one is there.
     async fn read_manifest(&self, bucket: &str, key: &str) -> Result<Vec<u8>, CoordinatorError> {
-        let bytes = (self.read_stored(bucket, key).await)
+        self.read_checked(bucket, key)
+            .await?
+            .ok_or_else(|| invalid(format!("the export's {key} is not in s3://{bucket}")))
+    }
+
+    /// A manifest's bytes if it is there, checked against its checksum file when one is.
+    async fn read_checked(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, CoordinatorError> {
+        let Some(bytes) = (self.read_stored(bucket, key).await)
             .map_err(|_| invalid(format!("reading the export's {key} failed")))?
-            .ok_or_else(|| invalid(format!("the export's {key} is not in s3://{bucket}")))?;
+        else {
+            return Ok(None);
+        };
         for checksum_key in checksum_keys(key) {
             if let Ok(Some(checksum)) = self.read_stored(bucket, &checksum_key).await {
                 check_md5(key, &checksum_key, &bytes, &checksum).map_err(invalid)?;
                 break;
             }
         }
-        Ok(bytes)
+        Ok(Some(bytes))
     }
 
     /// The export's key against the table's, before anything is written: the first item of
@@ -160,30 +367,193 @@ impl Coordinator {
             })
     }
 
-    /// Enqueues the planned batches: each data file's key and its manifest item count.
+    /// Stores the chain's plan (the phase steps send from it), then sends the batches of
+    /// its first phase with any; every phase's batches are numbered, so the job is sealed
+    /// with them all. The same plan again (the stuck check replanning) stores and sends
+    /// the same batches under the same numbers, counted once.
     pub(super) async fn enqueue_export(
         &self,
         job: JobBatches<'_>,
-        plan: &ExportPlan,
+        plan: &ChainPlan,
     ) -> Result<ListingProgress, CoordinatorError> {
+        let stored = plan.stored();
+        let key = chain_key(job.report, job.job_id);
+        let json = serde_json::to_vec(&stored).map_err(|e| invalid(e.to_string()))?;
+        (self.objects)
+            .put(&job.report.bucket, &key, json, "application/json")
+            .await
+            .map_err(CoordinatorError::Scans)?;
+        if let Some(first) = stored.next_with_batches(0) {
+            self.send_phase(job, &stored, first).await?;
+        }
+        let (_, total) = stored.bases();
+        Ok(ListingProgress {
+            batches: total,
+            files_listed: stored.files(),
+            files_skipped: 0,
+        })
+    }
+
+    /// Sends phase `phase`'s batches, then marks the phase sent.
+    async fn send_phase(
+        &self,
+        job: JobBatches<'_>,
+        stored: &StoredChain,
+        phase: u32,
+    ) -> Result<u64, CoordinatorError> {
         let mut queue = self.queue();
-        for (n, files) in plan.batches.iter().enumerate() {
-            let batch = BatchNo(n as u64);
-            let work = Work::Export {
-                keys: files.iter().map(|f| f.key.clone()).collect(),
-                files: ExportFiles {
-                    item_counts: files.iter().map(|f| (f.key.clone(), f.items)).collect(),
-                    incremental: plan.summary.is_incremental(),
-                },
-            };
-            tracing::info!(job_id = %job.job_id, batch = n, files = files.len(), export = %plan.summary_key, "batch enqueued");
+        let work = stored.work(phase);
+        let sent = work.len() as u64;
+        let export = stored
+            .phases
+            .get(phase as usize)
+            .map(|p| p.summary_key.as_str());
+        for (batch, work) in work {
+            tracing::info!(job_id = %job.job_id, batch = batch.get(), phase, export = export.unwrap_or_default(), "batch enqueued");
             queue.push(job.entry(batch, work)).await?;
         }
         queue.flush().await?;
-        Ok(ListingProgress {
-            batches: plan.batches.len() as u64,
-            files_listed: plan.files(),
-            files_skipped: 0,
+        let marker = phase_sent_key(job.report, job.job_id, phase);
+        (self.objects)
+            .put(
+                &job.report.bucket,
+                &marker,
+                b"{}".to_vec(),
+                "application/json",
+            )
+            .await
+            .map_err(CoordinatorError::Scans)?;
+        Ok(sent)
+    }
+
+    /// A chain's phase step (`docs/exports.md`). Phase `export_phase` starts only once
+    /// every batch before it is counted: the first delivery records it in the job item (the
+    /// fence; from then on a worker holding an older phase's batch writes nothing) and comes
+    /// back after the fence wait, delayed on the control queue; a delivery that finds the
+    /// fence at least that old sends the phase's batches. Every worker invocation that read
+    /// the older phase before the fence has been killed by its timeout by then, so no write
+    /// of an older phase can land after one of this phase. Idempotent: a duplicate before the
+    /// wait schedules itself again; one after it sends the same batches again (counted once).
+    pub async fn export_phase(
+        &self,
+        message: &ExportPhaseStep,
+    ) -> Result<PhaseStep, CoordinatorError> {
+        let job_id = &message.job_id;
+        let Some(job) = self.ledger.get(job_id).await? else {
+            return Err(JobError::NotFound(job_id.clone()).into());
+        };
+        let request = job.request();
+        let report = self.report_location(&request);
+        let stored: StoredChain = (self.read_json(&report.bucket, &chain_key(&report, job_id)))
+            .await?
+            .ok_or_else(|| CoordinatorError::ChainMissing {
+                job_id: job_id.clone(),
+            })?;
+        // Phases without batches are passed over.
+        let Some(phase) = stored.next_with_batches(message.export_phase) else {
+            return Ok(PhaseStep::Nothing);
+        };
+        if job.status.is_final() || job.export_phase > phase {
+            return Ok(PhaseStep::Nothing);
+        }
+        let (bases, _) = stored.bases();
+        let before = bases[phase as usize];
+        if job.export_phase < phase {
+            if job.batches_done < before {
+                tracing::info!(%job_id, phase, counted = job.batches_done, needed = before, "export phase not started: the phase before is not counted yet");
+                return Ok(PhaseStep::Nothing);
+            }
+            if self
+                .ledger
+                .advance_export_phase(job_id, phase, clock::now_ms())
+                .await?
+            {
+                tracing::info!(%job_id, phase, "export phase fenced: older phases' batches write nothing from now on");
+            }
+            return self
+                .come_back(job_id, phase, self.config.export_fence)
+                .await;
+        }
+        // The current phase: its batches go out once the fence is old enough.
+        if let Some(fenced_ms) = job.export_fence_ms {
+            let waited = clock::now_ms().saturating_sub(fenced_ms);
+            let wait = self.config.export_fence.as_millis() as u64;
+            if waited < wait {
+                let left = std::time::Duration::from_millis(wait - waited);
+                return self.come_back(job_id, phase, left).await;
+            }
+        }
+        let batches = JobBatches {
+            job_id,
+            request: &request,
+            report: &report,
+        };
+        let sent = self.send_phase(batches, &stored, phase).await?;
+        tracing::info!(%job_id, phase, batches = sent, export = %stored.phases[phase as usize].summary_key, "export phase sent");
+        Ok(PhaseStep::Sent {
+            phase,
+            batches: sent,
         })
+    }
+
+    /// Sends the phase step to the control queue again, visible after `wait`.
+    async fn come_back(
+        &self,
+        job_id: &JobId,
+        phase: u32,
+        wait: std::time::Duration,
+    ) -> Result<PhaseStep, CoordinatorError> {
+        let Some(queue_url) = &self.config.control_queue_url else {
+            return Err(invalid("an export chain needs CONTROL_QUEUE_URL"));
+        };
+        let body = serde_json::to_string(&ExportPhaseStep {
+            job_id: job_id.clone(),
+            export_phase: phase,
+        })
+        .map_err(|e| invalid(e.to_string()))?;
+        self.queues.send_delayed(queue_url, &body, wait).await?;
+        Ok(PhaseStep::Fenced { wait })
+    }
+
+    /// For the stuck check: a running chain job whose phase step was lost (its current
+    /// phase counted and a later one due, or its current phase fenced but never sent)
+    /// gets the step again. `true` if it was sent.
+    pub(super) async fn heal_export_phase(&self, job: &Job) -> Result<bool, CoordinatorError> {
+        if job.export.is_none() || !job.sealed || job.status.is_final() {
+            return Ok(false);
+        }
+        let request = job.request();
+        let report = self.report_location(&request);
+        let Some(stored) = (self
+            .read_json::<StoredChain>(&report.bucket, &chain_key(&report, &job.job_id)))
+        .await?
+        else {
+            return Ok(false);
+        };
+        let (bases, _) = stored.bases();
+        let current = job.export_phase;
+        let end = (bases.get(current as usize + 1).copied()).unwrap_or(job.total_batches);
+        let due = match stored.next_with_batches(current + 1) {
+            Some(next) if job.batches_done >= end => Some(next),
+            _ => None,
+        };
+        let due = match due {
+            Some(next) => next,
+            None => {
+                let marker = phase_sent_key(&report, &job.job_id, current);
+                let fenced = job.export_fence_ms.is_some();
+                if !fenced || self.objects.head(&report.bucket, &marker).await.is_ok() {
+                    return Ok(false);
+                }
+                current
+            }
+        };
+        let step = ExportPhaseStep {
+            job_id: job.job_id.clone(),
+            export_phase: due,
+        };
+        tracing::warn!(job_id = %job.job_id, phase = due, "an export phase step was lost; sent again");
+        self.export_phase(&step).await?;
+        Ok(true)
     }
 }

@@ -26,6 +26,7 @@ use thiserror::Error;
 use tokio::time::Instant;
 
 pub use compose::Composed;
+pub use export::{PhaseStep, StoredChain, chain_key};
 pub use listing::PrefixLister;
 pub use object_plan::{ObjectPlan, PlanError, plan_object};
 
@@ -84,6 +85,8 @@ pub enum CoordinatorError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("the export chain's plan of job {job_id} is not stored")]
+    ChainMissing { job_id: JobId },
     #[error("the count of inventory data file {index} of job {job_id} is not stored yet")]
     InventoryCountMissing { job_id: JobId, index: u64 },
     #[error("the scan of range {index} of job {job_id} is counted but not stored yet")]
@@ -149,6 +152,9 @@ pub struct StuckJobs {
     /// Jobs this check ended: every batch counted but the finish lost, or a listing killed
     /// on its last delivery.
     pub jobs_ended: Vec<JobId>,
+    /// Export chains whose phase step was lost (a phase counted with the next not started,
+    /// or a phase fenced but never sent): the step was run again.
+    pub export_phases_resumed: Vec<JobId>,
 }
 
 /// No invocation lives longer than Lambda's 15 minutes: a listing without a start or a
@@ -265,7 +271,7 @@ impl Coordinator {
         table_check::check_keys(table, &schema, request.format, &description.key)
             .map_err(CoordinatorError::InvalidRequest)?;
         let export = match &request.export {
-            Some(export) => Some(self.plan_export(&request.bucket, export, &schema).await?),
+            Some(names) => Some(self.plan_chain(&request.bucket, names, &schema).await?),
             None => None,
         };
         // An inventory's manifest is checked before the job exists; its data files are not
@@ -278,14 +284,26 @@ impl Coordinator {
             None => None,
         };
         if let Some(plan) = &export
-            && plan.summary.is_incremental()
+            && (plan.is_incremental() || plan.phases.len() > 1)
             && request.write.write_mode != crate::contract::write::WriteMode::Put
         {
             // Its deletions are deletes whatever the mode; insert or update would misread them.
+            let keys: Vec<&str> = plan.phases.iter().map(|p| p.summary_key.as_str()).collect();
             return Err(CoordinatorError::InvalidRequest(format!(
-                "{} is an incremental export: it applies in the put write mode only",
-                plan.summary_key
+                "{} holds an incremental export: it applies in the put write mode only",
+                keys.join(", ")
             )));
+        }
+        let first_phase = export
+            .as_ref()
+            .map(|plan| plan.stored().next_with_batches(0));
+        if let Some(plan) = &export
+            && plan.phases.iter().filter(|p| !p.batches.is_empty()).count() > 1
+            && self.config.control_queue_url.is_none()
+        {
+            return Err(CoordinatorError::InvalidRequest(
+                "an export chain's later phases are started through the control queue: CONTROL_QUEUE_URL is not set".into(),
+            ));
         }
         request.write.write_units_per_second = crate::app::write_cap::resolve(
             &request.write,
@@ -307,6 +325,7 @@ impl Coordinator {
         job.listing_updated_ms = job.started_ms;
         job.key = request.key.clone();
         job.export = request.export.clone();
+        job.export_phase = first_phase.flatten().unwrap_or(0);
         job.inventory = request.inventory.clone();
         job.schema = request.schema.clone();
         job.tolerated_rejects = request.tolerated_rejects;

@@ -46,6 +46,7 @@ impl Coordinator {
             job_ids: stuck.iter().map(|job| job.job_id.clone()).collect(),
             listings_resumed: self.resume_stalled_listings(&running, now_ms).await,
             events_sent: self.send_owed_events().await,
+            export_phases_resumed: self.resume_export_phases(&running).await,
             batches_failed,
             composes_woken,
             jobs_ended,
@@ -190,6 +191,22 @@ impl Coordinator {
                 }
                 Err(error) => {
                     tracing::error!(job_id = %job.job_id, error = %crate::report(&error), "could not wake a stalled listing")
+                }
+            }
+        }
+        resumed
+    }
+
+    /// Runs again the phase steps of export chains that a crash or a dead letter lost
+    /// (`docs/exports.md`): the step is idempotent, so a step still on its way is harmless.
+    async fn resume_export_phases(&self, running: &[Job]) -> Vec<JobId> {
+        let mut resumed = Vec::new();
+        for job in running.iter().filter(|job| job.export.is_some()) {
+            match self.heal_export_phase(job).await {
+                Ok(true) => resumed.push(job.job_id.clone()),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(job_id = %job.job_id, error = %crate::report(&error), "could not run a lost export phase step again")
                 }
             }
         }

@@ -12,6 +12,7 @@
 //! the dead-letter queue, so its job still ends.
 
 mod chunk_writer;
+mod export_phase;
 mod inflate;
 mod inventory;
 mod lanes;
@@ -272,6 +273,10 @@ impl Worker {
                 // The compose step fails the job: no file after this one can be numbered.
                 self.wake_inventory_compose(batch, task).await?;
             }
+            if let Some(files) = batch.work.export() {
+                // A failed batch is counted: its phase may be complete.
+                self.wake_next_export_phase(batch, files).await?;
+            }
             if let Some(job) = self.ledger.try_finish(recorded.job()).await? {
                 self.metrics.emit(metrics::job_finished("worker", &job));
                 self.announcer.announce(&job, Claim::Held).await?;
@@ -288,6 +293,14 @@ impl Worker {
                 tracing::error!(job_id = %batch.job_id, batch = batch.batch.get(), error = %crate::report(&e), "could not count a dead-lettered batch; the stuck-job check will");
                 false
             }
+        }
+    }
+
+    /// An export batch of a phase the job has passed (the fence): it writes nothing.
+    async fn fenced(&self, batch: &BatchMessage) -> Result<bool, WorkerError> {
+        match batch.work.export() {
+            Some(files) => self.export_fenced(batch, files).await,
+            None => Ok(false),
         }
     }
 
@@ -342,6 +355,7 @@ impl Worker {
                     (BatchStats::default(), true)
                 }
             },
+            (None, None) if self.fenced(batch).await? => (BatchStats::default(), false),
             (None, None) => {
                 let (part, left) = self.load(batch, &schema, deadline, &stop).await?;
                 if !left.is_empty() {
@@ -363,6 +377,10 @@ impl Worker {
         if let Some(task) = inventory.filter(|t| t.emit.is_none()) {
             // Also after AlreadyCounted, as for scans.
             self.wake_inventory_compose(batch, task).await?;
+        }
+        if let Some(files) = batch.work.export() {
+            // Also after AlreadyCounted, as for scans.
+            self.wake_next_export_phase(batch, files).await?;
         }
         match &recorded {
             Recorded::Counted(_) => {

@@ -92,6 +92,15 @@ impl LedgerStore for CrashAfter<'_> {
         self.write(job_id)?;
         self.inner.checkpoint(job_id, checkpoint, owner).await
     }
+    async fn advance_export_phase(
+        &self,
+        job_id: &JobId,
+        phase: u32,
+        now_ms: u64,
+    ) -> Result<bool, JobError> {
+        self.write(job_id)?;
+        self.inner.advance_export_phase(job_id, phase, now_ms).await
+    }
     async fn mark_listing_last_attempt(
         &self,
         job_id: &JobId,

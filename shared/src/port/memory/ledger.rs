@@ -191,6 +191,22 @@ impl LedgerStore for MemoryLedger {
         Ok(true)
     }
 
+    async fn advance_export_phase(
+        &self,
+        job_id: &JobId,
+        phase: u32,
+        now_ms: u64,
+    ) -> Result<bool, JobError> {
+        let mut jobs = self.lock();
+        let job = &mut jobs.get_mut(job_id).ok_or_else(|| not_found(job_id))?.job;
+        if job.status != JobStatus::Running || job.export_phase >= phase {
+            return Ok(false);
+        }
+        job.export_phase = phase;
+        job.export_fence_ms = Some(now_ms);
+        Ok(true)
+    }
+
     async fn mark_listing_last_attempt(
         &self,
         job_id: &JobId,

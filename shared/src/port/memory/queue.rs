@@ -19,6 +19,7 @@ struct Queue {
     visible: VecDeque<String>,
     in_flight: HashMap<String, String>,
     receipts: u64,
+    delays: Vec<Duration>,
 }
 
 impl MemoryQueues {
@@ -30,6 +31,13 @@ impl MemoryQueues {
         self.queues
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The delays of the delayed messages sent to a queue so far, in order (such a message
+    /// is visible at once here: the doubles have no clock).
+    pub fn delays(&self, queue_url: &str) -> Vec<Duration> {
+        let queues = self.lock();
+        (queues.get(queue_url)).map_or_else(Vec::new, |queue| queue.delays.clone())
     }
 
     /// Takes every visible message of a queue (test inspection).
@@ -64,6 +72,19 @@ impl Queues for MemoryQueues {
             .or_default()
             .visible
             .push_back(body.to_owned());
+        Ok(())
+    }
+
+    async fn send_delayed(
+        &self,
+        queue_url: &str,
+        body: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let mut queues = self.lock();
+        let queue = queues.entry(queue_url.to_owned()).or_default();
+        queue.delays.push(delay);
+        queue.visible.push_back(body.to_owned());
         Ok(())
     }
 
