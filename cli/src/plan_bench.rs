@@ -5,6 +5,7 @@
 //! left unloaded: a stand-in worker counts their keys and deletes them, so only planning is
 //! timed.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use devkit::provision::{self, QueueSettings, Resources};
 use devkit::sample::SampleSpec;
 use devkit::servers::LocalAws;
 use shared::app::coordinator::Coordinator;
+use shared::app::metrics::MemorySink;
 use shared::app::worker::Worker;
 use shared::contract::inventory::InventoryOptions;
 use shared::contract::messages::{BatchMessage, JobRequest, Work};
@@ -81,8 +83,11 @@ pub async fn planning_bench(servers: &LocalAws, objects: usize, per_file: usize)
     let pipeline = LocalPipeline::new(clients.clone(), &resources, &provisioned);
     let adapters = Adapters::aws(&clients, &resources.tables.jobs);
     let ledger = adapters.ledger.clone();
-    let coordinator = Coordinator::new(adapters.clone(), pipeline.coordinator.clone());
-    let worker = Worker::new(adapters, pipeline.worker.clone());
+    // Their metric records go to memory: the bench's stdout is its tables.
+    let metrics = Arc::new(MemorySink::default());
+    let coordinator = Coordinator::new(adapters.clone(), pipeline.coordinator.clone())
+        .with_metrics(metrics.clone());
+    let worker = Worker::new(adapters, pipeline.worker.clone()).with_metrics(metrics);
     let consumer = PlanningWorker {
         worker: &worker,
         keys_enqueued: AtomicU64::new(0),
