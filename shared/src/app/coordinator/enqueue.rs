@@ -12,7 +12,7 @@ use crate::app::queue_writer::QueueWriter;
 use crate::clock;
 use crate::contract::ids::{BatchNo, JobId, RunId};
 use crate::contract::messages::{
-    BatchMessage, InflateTask, JobRequest, RowGroupTask, RowSpan, ScanTask, SplitObject, Work,
+    BatchMessage, JobRequest, RowGroupTask, RowSpan, ScanTask, SplitObject, Work,
 };
 use crate::contract::rejects::ReportLocation;
 use crate::fan_in::{JobError, Ledger as _};
@@ -106,27 +106,28 @@ impl Coordinator {
                     progress.files_skipped += 1;
                     continue;
                 }
-                if let Some(tasks) = self.row_groups_in_prefix(request, &object).await? {
-                    let first = batcher.reserve(tasks.len() as u64);
-                    self.enqueue_row_groups(&mut queue, job, first, tasks)
-                        .await?;
-                    continue;
-                }
-                if let Some(task) = self.inflate_in_prefix(request, &object).await? {
-                    // Its parts share the one number it takes (docs/compressed.md).
-                    let batch = BatchNo(batcher.reserve(1));
-                    queue.push(job.entry(batch, Work::Inflate(task))).await?;
-                    continue;
-                }
-                if let Some(mut split) = self.split_in_prefix(request, &object).await? {
-                    // Its scans and parses take the next numbers; the key batch being filled
-                    // goes on filling.
-                    split.first_batch = batcher.reserve(split.total_batches());
-                    self.enqueue_split(&mut queue, job, &split).await?;
-                    continue;
-                }
-                for closed in batcher.push(object.key, object.size) {
-                    queue.push(message(closed)).await?;
+                match self.plan_in_prefix(request, &object).await? {
+                    ObjectPlan::RowGroups(tasks) => {
+                        let first = batcher.reserve(tasks.len() as u64);
+                        self.enqueue_row_groups(&mut queue, job, first, tasks)
+                            .await?;
+                    }
+                    ObjectPlan::Inflate(task) => {
+                        // Its parts share the one number it takes (docs/compressed.md).
+                        let batch = BatchNo(batcher.reserve(1));
+                        queue.push(job.entry(batch, Work::Inflate(task))).await?;
+                    }
+                    ObjectPlan::Split(mut split) => {
+                        // Its scans and parses take the next numbers; the key batch being
+                        // filled goes on filling.
+                        split.first_batch = batcher.reserve(split.total_batches());
+                        self.enqueue_split(&mut queue, job, &split).await?;
+                    }
+                    ObjectPlan::Whole => {
+                        for closed in batcher.push(object.key, object.size) {
+                            queue.push(message(closed)).await?;
+                        }
+                    }
                 }
             }
             let Some(cursor) = lister.cursor() else {
@@ -249,21 +250,23 @@ impl Coordinator {
 }
 
 impl Coordinator {
-    /// A plain CSV in a prefix listed above the chunk size, planned into ranges as a
-    /// single-object job's would be; `None`: it is read whole in a key batch (small,
-    /// compressed, or a header the worker will reject; also an object gone since the
-    /// listing, which the worker then reports).
-    async fn split_in_prefix(
+    /// An object listed in a prefix, planned as a single-object job's would be when it is
+    /// above the chunk size and of a kind that plans (a plain CSV or JSON Lines object in
+    /// ranges, a Parquet object by row groups, a compressed one to be inflated); `Whole`
+    /// otherwise: read in a key batch (also an object gone since the listing, or a header
+    /// the worker will reject, which the worker then reports).
+    async fn plan_in_prefix(
         &self,
         request: &JobRequest,
         object: &ListedObject,
-    ) -> Result<Option<SplitObject>, CoordinatorError> {
+    ) -> Result<ObjectPlan, CoordinatorError> {
         let chunk = self.config.range_chunk_bytes;
         let format = Format::resolve(request.format, &object.key);
-        // Only plain CSV and JSON Lines split; anything else is read whole by one worker.
-        if object.size <= chunk || Encoding::of_key(&object.key).is_compressed() || !format.splits()
-        {
-            return Ok(None);
+        let plans = Encoding::of_key(&object.key).is_compressed()
+            || format.splits()
+            || format.by_row_groups();
+        if object.size <= chunk || !plans {
+            return Ok(ObjectPlan::Whole);
         }
         let schema = request.schema.clone().unwrap_or_default();
         let planned = plan_object(
@@ -276,71 +279,8 @@ impl Coordinator {
         )
         .await;
         match planned {
-            Ok(ObjectPlan::Split(split)) => Ok(Some(split)),
-            Ok(ObjectPlan::Whole | ObjectPlan::RowGroups(_) | ObjectPlan::Inflate(_)) => Ok(None),
-            Err(PlanError::Object(error)) if error.is_permanent() => Ok(None),
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    /// A compressed object in a prefix listed above the chunk size, to be inflated as a
-    /// single-object job's would be; `None`: read whole in a key batch (small, not a record
-    /// format, or gone since the listing, which the worker then reports).
-    async fn inflate_in_prefix(
-        &self,
-        request: &JobRequest,
-        object: &ListedObject,
-    ) -> Result<Option<InflateTask>, CoordinatorError> {
-        let chunk = self.config.range_chunk_bytes;
-        if object.size <= chunk || !Encoding::of_key(&object.key).is_compressed() {
-            return Ok(None);
-        }
-        let format = Format::resolve(request.format, &object.key);
-        let schema = request.schema.clone().unwrap_or_default();
-        let planned = plan_object(
-            &*self.objects,
-            &request.bucket,
-            &object.key,
-            &schema,
-            format,
-            chunk,
-        )
-        .await;
-        match planned {
-            Ok(ObjectPlan::Inflate(task)) => Ok(Some(task)),
-            Ok(_) => Ok(None),
-            Err(PlanError::Object(error)) if error.is_permanent() => Ok(None),
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    /// A large Parquet object in a prefix, planned by row group as a single-object job's
-    /// would be; `None`: read whole in a key batch (small, not Parquet, or gone since the
-    /// listing, which the worker then reports).
-    async fn row_groups_in_prefix(
-        &self,
-        request: &JobRequest,
-        object: &ListedObject,
-    ) -> Result<Option<Vec<RowGroupTask>>, CoordinatorError> {
-        let chunk = self.config.range_chunk_bytes;
-        let format = Format::resolve(request.format, &object.key);
-        if object.size <= chunk || !format.by_row_groups() {
-            return Ok(None);
-        }
-        let schema = request.schema.clone().unwrap_or_default();
-        let planned = plan_object(
-            &*self.objects,
-            &request.bucket,
-            &object.key,
-            &schema,
-            format,
-            chunk,
-        )
-        .await;
-        match planned {
-            Ok(ObjectPlan::RowGroups(tasks)) => Ok(Some(tasks)),
-            Ok(_) => Ok(None),
-            Err(PlanError::Object(error)) if error.is_permanent() => Ok(None),
+            Ok(plan) => Ok(plan),
+            Err(PlanError::Object(error)) if error.is_permanent() => Ok(ObjectPlan::Whole),
             Err(error) => Err(error.into()),
         }
     }
