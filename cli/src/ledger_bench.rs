@@ -85,6 +85,7 @@ async fn count_job(servers: &LocalAws, batches: u64) -> Result<LedgerRun> {
         batches,
         files_listed: batches * 100,
         files_skipped: 0,
+        planning_bytes_read: 0,
     };
     finishers.push(ledger.seal(&job_id, seal, None).await?.is_some());
     finishers.extend(count(batches / 2..batches).await?);

@@ -219,6 +219,7 @@ impl TestEnv {
                     batches,
                     files_listed: files,
                     files_skipped: 0,
+                    planning_bytes_read: 0,
                 },
                 None,
             )

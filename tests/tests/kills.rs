@@ -184,6 +184,7 @@ async fn a_finish_lost_after_sealing_is_completed_by_the_stuck_check() {
         batches: 3,
         files_listed: 3,
         files_skipped: 0,
+        planning_bytes_read: 0,
     };
     // The sealing run dies between sealing and finishing.
     ledger.seal_total(&job_id, seal, None).await.unwrap();

@@ -71,6 +71,7 @@ async fn two_thousand_batches_count_exactly_once_at_constant_cost() {
             batches: BATCHES,
             files_listed: BATCHES * 100,
             files_skipped: 0,
+            planning_bytes_read: 0,
         };
         if ledger.seal(&job_id, seal, None).await.unwrap().is_some() {
             finishers.fetch_add(1, Ordering::SeqCst);

@@ -106,6 +106,22 @@ async fn a_moved_full_export_loads_every_item_as_it_is_beside_unrelated_items() 
         (3, 7),
         "{job:?}"
     );
+    // Planning read the manifests and checksums whole, and the first line of the first data
+    // file holding items (here a small file, so all of it).
+    let folder = "copy/AWSDynamoDB/01764583200000-abcd1234/";
+    let size = |key: &str| rig.objects.bytes("b", key).map_or(0, |b| b.len() as u64);
+    let manifests: u64 = (rig.objects.keys_under("b", folder).iter())
+        .filter(|k| !k.contains("/data/"))
+        .map(|k| size(k))
+        .sum();
+    let data = rig.objects.keys_under("b", "copy/");
+    let first = (data.iter().filter(|k| k.contains("/data/")))
+        .map(|k| size(k))
+        .find(|&s| s > 0)
+        .unwrap();
+    assert!(manifests > 0 && first < 64 << 10, "{manifests} {first}");
+    assert_eq!(job.planning_bytes_read, manifests + first, "{data:?}");
+    assert!(job.totals.bytes_read > job.planning_bytes_read);
     let mut stored = rig.table.items("records");
     stored.sort_by_key(|i| format!("{:?}{:?}", i["id"], i["n"]));
     let mut expected: Vec<Item> = spec.files.concat();
@@ -241,4 +257,49 @@ async fn an_incremental_export_puts_new_images_and_deletes_keys_without_one() {
     ];
     expected.sort_by_key(|i| format!("{:?}{:?}", i["id"], i["n"]));
     assert_eq!(stored, expected);
+}
+
+#[tokio::test]
+async fn the_key_check_reads_a_big_data_file_s_first_line_through_growing_windows() {
+    // A first item whose line compresses to more than the first 64 KiB window (noise does
+    // not compress), in a data file several times wider still.
+    let mut noise = String::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while noise.len() < 120_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.push(char::from(b'!' + (x % 90) as u8));
+    }
+    let mut first = item("a", 0);
+    first.insert("noise".into(), Value::S(noise.clone()));
+    let mut items = vec![first];
+    for n in 1..6 {
+        let mut next = item("a", n);
+        next.insert("noise".into(), Value::S(noise[n as usize..].to_owned()));
+        items.push(next);
+    }
+    let spec = ExportSpec {
+        files: vec![items],
+        ..spec()
+    };
+    let rig = rig_with(&spec).await;
+    run(&rig, "wide", "copy/AWSDynamoDB/01764583200000-abcd1234")
+        .await
+        .unwrap();
+    let job = rig.job("wide").await;
+    assert_eq!(
+        (job.status, job.totals.rows_written),
+        (JobStatus::Complete, 6),
+        "{job:?}"
+    );
+    let keys = rig.objects.keys_under("b", "copy/");
+    let size = |key: &String| rig.objects.bytes("b", key).map_or(0, |b| b.len() as u64);
+    let manifests: u64 = (keys.iter().filter(|k| !k.contains("/data/")))
+        .map(size)
+        .sum();
+    let data = (keys.iter().find(|k| k.contains("/data/"))).map_or(0, size);
+    assert!(data > 4 * (64 << 10), "{data}");
+    // A first window too narrow for the line, then a second holding the whole file.
+    assert_eq!(job.planning_bytes_read, manifests + (64 << 10) + data);
 }

@@ -173,6 +173,10 @@ impl LedgerStore for DynamoLedger {
             .set(attrs::TOTAL_BATCHES, number(listing.batches))
             .set(attrs::FILES_LISTED, number(listing.files_listed))
             .set(attrs::FILES_SKIPPED, number(listing.files_skipped))
+            .set(
+                attrs::PLANNING_BYTES_READ,
+                number(listing.planning_bytes_read),
+            )
             .when_exists(attrs::JOB_ID)
             .when_equals(attrs::SEALED, AttributeValue::Bool(false));
         if let Some(owner) = owner {
@@ -247,6 +251,10 @@ impl LedgerStore for DynamoLedger {
             .set(
                 attrs::FILES_SKIPPED,
                 number(checkpoint.progress.files_skipped),
+            )
+            .set(
+                attrs::PLANNING_BYTES_READ,
+                number(checkpoint.progress.planning_bytes_read),
             )
             .set(attrs::LISTING_UPDATED_MS, number(clock::now_ms()))
             .set(attrs::LISTING_HELD, AttributeValue::Bool(checkpoint.held))

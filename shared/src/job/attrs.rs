@@ -13,6 +13,7 @@ pub const BATCHES_RECOVERED: &str = "batches_recovered";
 pub const LAST_BATCH_ERROR: &str = "last_batch_error";
 pub const FILES_LISTED: &str = "files_listed";
 pub const FILES_SKIPPED: &str = "files_skipped";
+pub const PLANNING_BYTES_READ: &str = "planning_bytes_read";
 pub const FINISHED_AT: &str = "finished_at";
 pub const DURATION_SECONDS: &str = "duration_seconds";
 pub const ERROR: &str = "error";
@@ -107,6 +108,7 @@ mod tests {
             LAST_BATCH_ERROR,
             FILES_LISTED,
             FILES_SKIPPED,
+            PLANNING_BYTES_READ,
             FINISHED_AT,
             DURATION_SECONDS,
             ERROR,

@@ -69,6 +69,10 @@ pub struct Job {
     pub files_skipped: u64,
     #[serde(flatten)]
     pub totals: BatchStats,
+    /// Of `totals.bytes_read`, what the coordinator read while planning (the rest is the
+    /// workers', counted per batch).
+    #[serde(default)]
+    pub planning_bytes_read: u64,
     /// The job's schema, when it declared one (the sensor schema otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
@@ -139,6 +143,9 @@ pub struct ListingProgress {
     pub files_listed: u64,
     /// Listed keys without a loadable suffix.
     pub files_skipped: u64,
+    /// Bytes S3 sent the coordinator while planning (header windows, Parquet footers,
+    /// manifests), over every invocation so far: part of the job's `bytes_read`.
+    pub planning_bytes_read: u64,
 }
 
 /// Where a paused listing resumes, as checkpointed in the job item.
@@ -178,6 +185,7 @@ impl Job {
             files_listed: 0,
             files_skipped: 0,
             totals: BatchStats::default(),
+            planning_bytes_read: 0,
             schema: None,
             tolerated_rejects: None,
             format: None,
@@ -211,6 +219,7 @@ impl Job {
                 batches: self.batches_enqueued,
                 files_listed: self.files_listed,
                 files_skipped: self.files_skipped,
+                planning_bytes_read: self.planning_bytes_read,
             },
             held: self.listing_held,
         }

@@ -209,6 +209,7 @@ pub fn view<'a>(mut header: Job, shards: impl IntoIterator<Item = &'a Shard>) ->
     header.batches_recovered = sum.batches_recovered;
     header.batch_sum = sum.batch_sum;
     header.totals = sum.totals;
+    header.totals.bytes_read += header.planning_bytes_read;
     if sum.last_batch_error.is_some() {
         header.last_batch_error = sum.last_batch_error;
     }

@@ -314,10 +314,13 @@ mod tests {
         assert_eq!(job.totals.rows_duplicate, 0);
         let data = size - NOTES_HEADER.len() as u64;
         assert_eq!(job.totals.bytes, data, "the input once");
+        // Planning read the header's window once.
+        let planning = crate::app::coordinator::object_plan::HEADER_WINDOW.min(size);
+        assert_eq!(job.planning_bytes_read, planning);
         assert_eq!(
             job.totals.bytes_read,
-            2 * data,
-            "scans + row spans: exactly twice"
+            2 * data + planning,
+            "scans + row spans: exactly twice, and the header's window"
         );
         assert_eq!(rig.rows(), expected);
     }
@@ -379,7 +382,14 @@ mod tests {
             .filter(|p| matches!(&p.work, Work::Range(task) if task.rows.is_some_and(|r| r.first < r.stop)))
             .count() as u64;
         assert!(reading >= 2, "{reading}");
-        assert_eq!(job.totals.bytes_read, 2 * data + reading * header_end);
+        // Planning read a first window, then one as wide as the record cap.
+        let windows = crate::app::coordinator::object_plan::HEADER_WINDOW
+            + (crate::ingest::csv_stream::DEFAULT_MAX_RECORD_BYTES as u64 + 1).min(size);
+        assert_eq!(job.planning_bytes_read, windows);
+        assert_eq!(
+            job.totals.bytes_read,
+            2 * data + reading * header_end + windows
+        );
         let mut rows = rig.rows();
         rows.sort();
         assert_eq!(rows.len(), 30);

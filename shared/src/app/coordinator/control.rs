@@ -56,7 +56,8 @@ impl Coordinator {
             return Ok(None);
         }
         tracing::info!(%job_id, invocation = checkpoint.invocation, batches = checkpoint.progress.batches, "listing continues");
-        let result = self
+        let so_far = checkpoint.progress.planning_bytes_read;
+        let result = (self.planning_step(so_far))
             .continue_claimed(&job, checkpoint, &run, deadline)
             .await;
         if result.is_err()

@@ -144,6 +144,7 @@ impl Coordinator {
                 }
                 queue.flush().await?;
                 progress.batches = batcher.emitted();
+                progress.planning_bytes_read = self.planning_bytes();
                 let checkpoint = ListingCheckpoint {
                     invocation: invocation + 1,
                     cursor: Some(cursor.to_owned()),
@@ -175,6 +176,7 @@ impl Coordinator {
         }
         queue.flush().await?;
         progress.batches = batcher.emitted();
+        progress.planning_bytes_read = self.planning_bytes();
         Ok(Listed::Done(progress))
     }
 
@@ -206,6 +208,7 @@ impl Coordinator {
                 batches: 0,
                 files_listed: 1,
                 files_skipped: 1,
+                planning_bytes_read: self.planning_bytes(),
             });
         }
         let schema = request.schema.clone().unwrap_or_default();
@@ -245,6 +248,7 @@ impl Coordinator {
             batches,
             files_listed: 1,
             files_skipped: 0,
+            planning_bytes_read: self.planning_bytes(),
         })
     }
 }

@@ -36,7 +36,7 @@ use crate::ingest::format::ddbjson::{change_of_line, item_of_line};
 use crate::ingest::typing::item_key::ItemKey;
 use crate::job::model::{Job, ListingProgress};
 use crate::port::ledger::JobError;
-use crate::port::objects::{Failure, Read};
+use crate::port::objects::{Body, Failure, Read};
 
 /// An export's data files, checked and batched.
 #[derive(Debug, Clone)]
@@ -159,6 +159,26 @@ pub enum PhaseStep {
     Fenced { wait: std::time::Duration },
     /// The phase's batches are sent.
     Sent { phase: u32, batches: u64 },
+}
+
+/// The windows in which a data file's first line is looked for: most lines fit the first,
+/// an item near DynamoDB's 400 KB the second (even uncompressed), the last is the file.
+const FIRST_LINE_WINDOWS: [u64; 3] = [64 << 10, 4 << 20, u64::MAX];
+
+/// The first non-blank line of a data file, if one ends inside the body (`whole`: the body
+/// is the whole file, so its last line may end without a newline).
+async fn first_line(body: Body, key: &str, whole: bool) -> std::io::Result<Option<String>> {
+    let mut lines = compression::decoded(body.reader, Encoding::of_key(key), 1 << 30);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(None);
+        }
+        if (whole || line.ends_with('\n')) && !line.trim().is_empty() {
+            return Ok(Some(line));
+        }
+    }
 }
 
 fn invalid(reason: impl std::fmt::Display) -> CoordinatorError {
@@ -330,20 +350,32 @@ impl Coordinator {
         let Some(file) = files.iter().find(|f| f.items > 0 && f.size > 0) else {
             return Ok(());
         };
-        let body = (self.objects.get(bucket, &file.key, Read::default()).await)
-            .map_err(CoordinatorError::Export)?;
-        let mut lines = compression::decoded(body.reader, Encoding::of_key(&file.key), 1 << 30);
+        // Only the first line is needed: windows that grow until it is whole, so a big data
+        // file costs a few KB here, not its size.
         let mut line = String::new();
-        while line.trim().is_empty() {
-            line.clear();
-            let read = lines.read_line(&mut line).await.map_err(|e| {
-                invalid(format!(
-                    "the export's data file {} is unreadable: {e}",
-                    file.key
-                ))
-            })?;
-            if read == 0 {
-                return Ok(());
+        for window in FIRST_LINE_WINDOWS {
+            let window = window.min(file.size);
+            let read = Read {
+                from: 0,
+                to: Some(window),
+                if_match: None,
+            };
+            let body = (self.objects.get(bucket, &file.key, read).await)
+                .map_err(CoordinatorError::Export)?;
+            match first_line(body, &file.key, window == file.size).await {
+                Ok(Some(first)) => {
+                    line = first;
+                    break;
+                }
+                Ok(None) if window == file.size => return Ok(()),
+                Err(e) if window == file.size => {
+                    return Err(invalid(format!(
+                        "the export's data file {} is unreadable: {e}",
+                        file.key
+                    )));
+                }
+                // Cut inside the first line (or inside a compressed block): read wider.
+                Ok(None) | Err(_) => {}
             }
         }
         let item = match summary.is_incremental() {
@@ -391,6 +423,7 @@ impl Coordinator {
             batches: total,
             files_listed: stored.files(),
             files_skipped: 0,
+            planning_bytes_read: self.planning_bytes(),
         })
     }
 

@@ -115,6 +115,7 @@ impl Coordinator {
         let n = plan.files.len() as u64;
         let counted = ListingProgress {
             batches: n,
+            planning_bytes_read: self.planning_bytes(),
             ..ListingProgress::default()
         };
         if n == 0 {
@@ -202,6 +203,8 @@ impl Coordinator {
             batches: total,
             files_listed: files.iter().map(|c| c.listed).sum(),
             files_skipped: files.iter().map(|c| c.skipped).sum(),
+            // The manifests' reads, counted when the job was created.
+            planning_bytes_read: job.planning_bytes_read,
         };
         match self.ledger.seal(job_id, seal, None).await {
             Ok(_) => {}

@@ -13,6 +13,7 @@ mod inventory;
 mod listing;
 mod object_plan;
 mod parquet_plan;
+mod planning_reads;
 mod stuck;
 mod stuck_compose;
 mod table_check;
@@ -20,6 +21,7 @@ mod triggered;
 pub use stuck::KILL_GRACE;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -161,6 +163,7 @@ pub struct StuckJobs {
 /// checkpoint for longer than this has lost its invocation.
 pub const LISTING_STALLED_AFTER: Duration = Duration::from_secs(16 * 60);
 
+#[derive(Clone)]
 pub struct Coordinator {
     ledger: Arc<dyn LedgerStore>,
     objects: Arc<dyn ObjectStore>,
@@ -169,6 +172,9 @@ pub struct Coordinator {
     announcer: Announcer,
     config: CoordinatorConfig,
     metrics: Arc<dyn MetricsSink>,
+    /// In a coordinator planning one job step ([`Self::planning_step`]): the bytes S3 has
+    /// sent for the job's planning, over every invocation so far.
+    planning_reads: Option<Arc<AtomicU64>>,
 }
 
 /// How an invocation's share of the listing ended, with its counts over every invocation
@@ -196,7 +202,26 @@ impl Coordinator {
             announcer,
             config,
             metrics: Arc::new(StdoutSink),
+            planning_reads: None,
         }
+    }
+
+    /// This coordinator for one step of a job's planning: its GETs count what S3 sends
+    /// (`planning_reads.rs`), from `so_far` (what earlier invocations of the job counted).
+    fn planning_step(&self, so_far: u64) -> Coordinator {
+        let sent = Arc::new(AtomicU64::new(so_far));
+        let objects = planning_reads::PlanningReads::new(self.objects.clone(), sent.clone());
+        Coordinator {
+            objects: Arc::new(objects),
+            planning_reads: Some(sent),
+            ..self.clone()
+        }
+    }
+
+    /// The bytes S3 has sent for the job's planning, earlier invocations included (0 outside
+    /// a planning step).
+    fn planning_bytes(&self) -> u64 {
+        (self.planning_reads.as_ref()).map_or(0, |sent| sent.load(Ordering::Relaxed))
     }
 
     /// Sends metric records to `sink` instead of stdout.
@@ -242,6 +267,14 @@ impl Coordinator {
     /// Starts a job. With a `deadline` (the invocation's, from `Context`) and a control
     /// queue, a listing that would outrun it checkpoints and continues in new invocations.
     pub async fn start_job(
+        &self,
+        request: JobRequest,
+        deadline: Option<Instant>,
+    ) -> Result<JobStarted, CoordinatorError> {
+        (self.planning_step(0).start_planning(request, deadline)).await
+    }
+
+    async fn start_planning(
         &self,
         mut request: JobRequest,
         deadline: Option<Instant>,
@@ -333,6 +366,8 @@ impl Coordinator {
         job.table = request.table.clone();
         job.write = request.write.clone();
         job.rejects_report = Some(report.job_uri(&job_id));
+        // An export's or inventory's manifests, read above.
+        job.planning_bytes_read = self.planning_bytes();
         self.ledger.create(&job).await?;
         tracing::info!(%job_id, bucket = %request.bucket, prefix = %request.prefix, "job created");
 

@@ -150,7 +150,7 @@ pub async fn plan_object(
 /// The header's first read: most headers are far shorter. Reads are bounded because the
 /// server sends what a GET asks for whether or not the client reads it: an open-ended GET of
 /// a 40 MB object for its first line cost the server a whole extra read of the object.
-const HEADER_WINDOW: u64 = 64 << 10;
+pub(super) const HEADER_WINDOW: u64 = 64 << 10;
 
 /// The header record, read with ranged GETs of at most [`HEADER_WINDOW`], then of the record
 /// cap (and one byte over, so an oversized header shows as such); `None` for an object with no

@@ -382,6 +382,7 @@ async fn a_failed_send_releases_the_claim_so_the_next_delivery_sends() {
         batches: 0,
         files_listed: 0,
         files_skipped: 0,
+        planning_bytes_read: 0,
     };
     let job = ledger.seal(&"j".into(), seal, None).await.unwrap().unwrap();
     let failing = Announcer::new(Arc::new(Unreachable), Some(DONE.into()), ledger.clone());
@@ -417,6 +418,7 @@ async fn the_stuck_check_fails_a_batch_killed_on_its_last_delivery_and_ends_the_
         batches: 3,
         files_listed: 3,
         files_skipped: 0,
+        planning_bytes_read: 0,
     };
     ledger.seal(&job_id, seal, None).await.unwrap();
     ledger
@@ -499,6 +501,7 @@ async fn the_stuck_check_finishes_a_sealed_job_whose_finish_was_lost() {
         batches: 1,
         files_listed: 1,
         files_skipped: 0,
+        planning_bytes_read: 0,
     };
     // Sealed, then the process died before finishing.
     ledger.seal_total(&job_id, seal, None).await.unwrap();

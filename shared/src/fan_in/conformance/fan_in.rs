@@ -148,6 +148,7 @@ pub(super) async fn last_attempts_are_marked_and_cleared(ledger: &dyn LedgerStor
             batches: 1,
             files_listed: 1,
             files_skipped: 0,
+            planning_bytes_read: 0,
         },
         held: false,
     };

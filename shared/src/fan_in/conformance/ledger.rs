@@ -22,8 +22,12 @@ pub(super) fn seal(total_batches: u64) -> ListingProgress {
         batches: total_batches,
         files_listed: total_batches,
         files_skipped: 0,
+        planning_bytes_read: PLANNING_BYTES,
     }
 }
+
+/// What each sealed job's coordinator read while planning: part of its `bytes_read`.
+const PLANNING_BYTES: u64 = 4_096;
 
 /// Runs every check, with job ids starting with `namespace`.
 pub async fn run(ledger: &dyn LedgerStore, namespace: &str) {
@@ -95,6 +99,11 @@ async fn counts_each_batch_once_and_finishes_once(ledger: &dyn LedgerStore, job_
         .expect("the last batch ends it");
     assert_eq!(finished.status, JobStatus::Complete);
     assert_eq!(finished.totals.rows_written, 15);
+    assert_eq!(finished.planning_bytes_read, PLANNING_BYTES);
+    assert_eq!(
+        finished.totals.bytes_read, PLANNING_BYTES,
+        "the batches read none"
+    );
     assert!(finished.event_pending);
     assert!(finished.finished_at.is_some());
     assert_eq!(
@@ -180,6 +189,7 @@ async fn only_the_owner_moves_the_listing(ledger: &dyn LedgerStore, job_id: &Job
             batches: 3,
             files_listed: 30,
             files_skipped: 1,
+            planning_bytes_read: 1_234,
         },
         // Round-trips: a held listing stays held until the next checkpoint.
         held: true,

@@ -124,6 +124,7 @@ impl LedgerStore for MemoryLedger {
         job.total_batches = listing.batches;
         job.files_listed = listing.files_listed;
         job.files_skipped = listing.files_skipped;
+        job.planning_bytes_read = listing.planning_bytes_read;
         Ok(job.clone())
     }
 
@@ -184,6 +185,7 @@ impl LedgerStore for MemoryLedger {
         job.batches_enqueued = checkpoint.progress.batches;
         job.files_listed = checkpoint.progress.files_listed;
         job.files_skipped = checkpoint.progress.files_skipped;
+        job.planning_bytes_read = checkpoint.progress.planning_bytes_read;
         job.listing_updated_ms = clock::now_ms();
         job.listing_held = checkpoint.held;
         job.listing_owner = None;
