@@ -7,12 +7,14 @@
 //! - [`sample`]: deterministic seed-shaped CSV files, and the typed rows they must become.
 //! - [`bridge`]: SQS to worker, as the event source mapping does it.
 //! - [`lambda_api`]: the functions as `cargo lambda watch` serves them, for the bridge.
+//! - [`counting`]: what S3 sends each key's GETs, to hold `bytes_read` against.
 //! - [`faults`]: throttled writes and S3 SlowDown, injected around the real servers.
 //! - [`pipeline`]: coordinator + bridge + worker until the job is final.
 //! - [`rehearsal`]: `sam deploy` rehearsed on moto with IAM enforced, the real binaries run
 //!   under their deployed roles (docs/deploy.md).
 
 pub mod bridge;
+pub mod counting;
 pub mod faults;
 pub mod inventory;
 pub mod lambda_api;

@@ -14,6 +14,7 @@ use shared::contract::messages::JobRequest;
 use shared::job::model::{Job, JobId};
 use shared::port::Adapters;
 use shared::port::ledger::JobError;
+use shared::port::objects::ObjectStore;
 use shared::port::table::RecordTable;
 use thiserror::Error;
 
@@ -59,6 +60,9 @@ pub struct LocalPipeline {
     pub timeout: Duration,
     /// The metric records both functions emitted (EMF), for `run` to summarise.
     pub metrics: Arc<MemorySink>,
+    /// The object store both functions use (`None`: S3 through `clients`), e.g. a
+    /// [`CountedGets`](crate::counting::CountedGets) around it.
+    pub objects: Option<Arc<dyn ObjectStore>>,
 }
 
 impl LocalPipeline {
@@ -87,6 +91,7 @@ impl LocalPipeline {
             pollers: 2,
             timeout: Duration::from_secs(600),
             metrics: Arc::new(MemorySink::default()),
+            objects: None,
         }
     }
 
@@ -116,7 +121,10 @@ impl LocalPipeline {
         mut progress: impl FnMut(&Job),
     ) -> Result<Job, PipelineError> {
         let job_id = request.job_id.get_or_insert_with(JobId::fresh).clone();
-        let adapters = Adapters::aws(&self.clients, &self.coordinator.tables.jobs);
+        let mut adapters = Adapters::aws(&self.clients, &self.coordinator.tables.jobs);
+        if let Some(objects) = &self.objects {
+            adapters.objects = objects.clone();
+        }
         let ledger = adapters.ledger.clone();
         let coordinator = Coordinator::new(adapters.clone(), self.coordinator.clone())
             .with_metrics(self.metrics.clone());
