@@ -1,23 +1,34 @@
-//! An object store that tallies the bytes S3 hands over to each key's GETs, so a test can
-//! hold a job's `bytes_read` against what the server actually sent.
+//! What S3 sends each key's GETs, tallied around the object store, so a test can hold a
+//! job's `bytes_read` against what the server actually sent.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use shared::port::objects::{Body, ObjectError, ObjectInfo, ObjectStore, Page, Read};
+use shared::port::objects::ObjectStore;
+use shared::port::seen_gets::SeenGets;
+
+type Tally = Arc<Mutex<BTreeMap<String, u64>>>;
 
 pub struct CountedGets {
-    inner: Arc<dyn ObjectStore>,
-    sent: Mutex<BTreeMap<String, u64>>,
+    sent: Tally,
+    store: Arc<SeenGets>,
 }
 
 impl CountedGets {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        Self {
-            inner,
-            sent: Mutex::default(),
-        }
+        let sent = Tally::default();
+        let tally = sent.clone();
+        let on_get = Box::new(move |key: &str, bytes: u64| {
+            let mut sent = tally.lock().unwrap_or_else(|e| e.into_inner());
+            *sent.entry(key.to_owned()).or_default() += bytes;
+        });
+        let store = Arc::new(SeenGets::new(inner, on_get));
+        Self { sent, store }
+    }
+
+    /// The store to hand the functions.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
     }
 
     /// The bytes S3 sent for GETs of keys under `prefix`, over every GET so far.
@@ -26,45 +37,5 @@ impl CountedGets {
         (sent.iter().filter(|(key, _)| key.starts_with(prefix)))
             .map(|(_, bytes)| bytes)
             .sum()
-    }
-}
-
-#[async_trait]
-impl ObjectStore for CountedGets {
-    async fn list_page(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        page_size: i32,
-        cursor: Option<String>,
-    ) -> Result<Page, ObjectError> {
-        self.inner
-            .list_page(bucket, prefix, page_size, cursor)
-            .await
-    }
-
-    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
-        self.inner.head(bucket, key).await
-    }
-
-    async fn get(&self, bucket: &str, key: &str, read: Read<'_>) -> Result<Body, ObjectError> {
-        let body = self.inner.get(bucket, key, read).await?;
-        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-        *sent.entry(key.to_owned()).or_default() += body.size;
-        Ok(body)
-    }
-
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), ObjectError> {
-        self.inner.put(bucket, key, body, content_type).await
-    }
-
-    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
-        self.inner.delete(bucket, key).await
     }
 }

@@ -248,10 +248,8 @@ async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_
     let rows: u64 = files.iter().map(|(_, _, rows)| rows.len() as u64).sum();
 
     let mut pipeline = env.pipeline();
-    let gets = Arc::new(CountedGets::new(Arc::new(S3Objects::new(
-        env.clients.s3.clone(),
-    ))));
-    pipeline.objects = Some(gets.clone());
+    let gets = CountedGets::new(Arc::new(S3Objects::new(env.clients.s3.clone())));
+    pipeline.objects = Some(gets.store());
     pipeline.coordinator.range_chunk_bytes = 1 << 20;
     pipeline.coordinator.batch_size = 50;
     pipeline.records_table(&table);

@@ -6,6 +6,7 @@ pub mod ledger;
 pub mod memory;
 pub mod objects;
 pub mod queue;
+pub mod seen_gets;
 pub mod table;
 
 #[cfg(any(test, feature = "contract"))]

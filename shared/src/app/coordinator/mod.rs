@@ -13,7 +13,6 @@ mod inventory;
 mod listing;
 mod object_plan;
 mod parquet_plan;
-mod planning_reads;
 mod stuck;
 mod stuck_compose;
 mod table_check;
@@ -46,6 +45,7 @@ use crate::plan::trigger::{Triggered, jobs_from_event};
 use crate::port::Adapters;
 use crate::port::objects::{ObjectError, ObjectStore};
 use crate::port::queue::{QueueError, Queues};
+use crate::port::seen_gets::{OnGet, SeenGets};
 use crate::port::table::{RecordTable, WriteError};
 use enqueue::{JobBatches, ListingStep};
 
@@ -206,11 +206,15 @@ impl Coordinator {
         }
     }
 
-    /// This coordinator for one step of a job's planning: its GETs count what S3 sends
-    /// (`planning_reads.rs`), from `so_far` (what earlier invocations of the job counted).
+    /// This coordinator for one step of a job's planning: its GETs count what S3 sends (a
+    /// GET's whole body, read or not), from `so_far` (what earlier invocations counted).
     fn planning_step(&self, so_far: u64) -> Coordinator {
         let sent = Arc::new(AtomicU64::new(so_far));
-        let objects = planning_reads::PlanningReads::new(self.objects.clone(), sent.clone());
+        let counter = sent.clone();
+        let on_get: OnGet = Box::new(move |_, bytes| {
+            counter.fetch_add(bytes, Ordering::Relaxed);
+        });
+        let objects = SeenGets::new(self.objects.clone(), on_get);
         Coordinator {
             objects: Arc::new(objects),
             planning_reads: Some(sent),

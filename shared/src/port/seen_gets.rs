@@ -1,29 +1,29 @@
-//! What S3 sends the coordinator while it plans a job: a split object's header windows, a
-//! Parquet footer, an export's or inventory's manifests. S3 sends a GET's whole body (the
-//! range asked for) whether or not it is read to the end, so each GET counts its body's
-//! size, not the bytes taken from it. The total goes into the job's `bytes_read`.
+//! An object store that shows each GET's key and body size (the bytes S3 sends, read or
+//! not) to a callback and passes everything else through: the coordinator's planning
+//! reads count with it, and the local tests hold `bytes_read` against what S3 sent.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use crate::port::objects::{Body, ObjectError, ObjectInfo, ObjectStore, Page, Read};
+use super::objects::{Body, ObjectError, ObjectInfo, ObjectStore, Page, Read};
 
-/// An object store that adds the size of every GET body it returns to `sent`.
-pub(super) struct PlanningReads {
+/// What [`SeenGets`] calls with each GET's key and body size.
+pub type OnGet = Box<dyn Fn(&str, u64) + Send + Sync>;
+
+pub struct SeenGets {
     inner: Arc<dyn ObjectStore>,
-    sent: Arc<AtomicU64>,
+    on_get: OnGet,
 }
 
-impl PlanningReads {
-    pub(super) fn new(inner: Arc<dyn ObjectStore>, sent: Arc<AtomicU64>) -> Self {
-        Self { inner, sent }
+impl SeenGets {
+    pub fn new(inner: Arc<dyn ObjectStore>, on_get: OnGet) -> Self {
+        Self { inner, on_get }
     }
 }
 
 #[async_trait]
-impl ObjectStore for PlanningReads {
+impl ObjectStore for SeenGets {
     async fn list_page(
         &self,
         bucket: &str,
@@ -42,7 +42,7 @@ impl ObjectStore for PlanningReads {
 
     async fn get(&self, bucket: &str, key: &str, read: Read<'_>) -> Result<Body, ObjectError> {
         let body = self.inner.get(bucket, key, read).await?;
-        self.sent.fetch_add(body.size, Ordering::Relaxed);
+        (self.on_get)(key, body.size);
         Ok(body)
     }
 
@@ -63,23 +63,30 @@ impl ObjectStore for PlanningReads {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
     use crate::port::memory::MemoryObjects;
 
     #[tokio::test]
-    async fn a_get_counts_what_it_asked_for_even_if_left_unread() {
+    async fn a_get_shows_what_it_asked_for_even_if_left_unread() {
         let store = MemoryObjects::new();
         store.insert("b", "k", vec![7u8; 10_000]);
         let sent = Arc::new(AtomicU64::new(5));
-        let reads = PlanningReads::new(Arc::new(store), sent.clone());
+        let counter = sent.clone();
+        let on_get: OnGet = Box::new(move |key, bytes| {
+            assert_eq!(key, "k");
+            counter.fetch_add(bytes, Ordering::Relaxed);
+        });
+        let seen = SeenGets::new(Arc::new(store), on_get);
         let window = Read {
             from: 0,
             to: Some(4_096),
             if_match: None,
         };
-        drop(reads.get("b", "k", window).await.unwrap());
+        drop(seen.get("b", "k", window).await.unwrap());
         assert_eq!(sent.load(Ordering::Relaxed), 5 + 4_096);
-        drop(reads.get("b", "k", Read::default()).await.unwrap());
+        drop(seen.get("b", "k", Read::default()).await.unwrap());
         assert_eq!(sent.load(Ordering::Relaxed), 5 + 4_096 + 10_000);
     }
 }
