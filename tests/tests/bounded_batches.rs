@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use devkit::bridge::{BridgeError, Invoke};
+use devkit::bridge::{BridgeError, INVOCATION_TIMEOUT, Invoke};
 use devkit::counting::CountedGets;
 use devkit::faults::FlakyWrites;
+use devkit::provision::QueueSettings;
 use devkit::sample::SampleSpec;
 use integration_tests::{TestEnv, default_servers, notes_csv};
 use shared::app::coordinator::Coordinator;
@@ -214,7 +215,13 @@ async fn a_prefix_of_mixed_sizes_is_batched_by_bytes_and_loads_every_row_once() 
 #[tokio::test]
 async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_every_row_once() {
     use futures::StreamExt;
-    let env = TestEnv::new(default_servers(), "prefix-split").await;
+    // Queues as deployed: hidden longer than an invocation can run, so no batch is delivered
+    // again because it ran long (TestEnv::new's 2 s made most ranges run two or three times).
+    let settings = QueueSettings {
+        visibility_timeout: 6 * INVOCATION_TIMEOUT,
+        max_receive_count: 3,
+    };
+    let env = TestEnv::with_queues(default_servers(), "prefix-split", settings).await;
     let table = format!("{}-notes", env.resources.bucket);
     devkit::provision::ensure_table(&env.clients.dynamodb, &table, "id", None)
         .await
@@ -277,18 +284,33 @@ async fn a_prefix_of_small_files_and_two_big_csvs_splits_the_big_ones_and_loads_
         job.totals.bytes_read
     );
     assert!(ratio <= 2.1, "{ratio:.3}x the input read");
-    // Every byte counted was sent by S3 (planning's included). S3 sends more: a batch
-    // delivered twice reads twice and is counted once (docs/ranges.md). The split objects'
-    // header windows are all planning read.
+    // Every byte S3 sent for the job's GETs is accounted for: counted once in bytes_read
+    // (the split objects' ranges twice, scan and parse; the small files once; the header
+    // windows as planning), or read again by a delivery of a batch already counted, which
+    // its `batch` metric says. moto hands one message to two concurrent receives now and
+    // then, as SQS may (at-least-once), so that share is not always zero.
+    let sent = |prefix| gets.sent_under(prefix);
+    let read_again: u64 = pipeline
+        .metrics
+        .records()
+        .iter()
+        .filter(|r| r.event == "batch" && r.value("BatchesAlreadyCounted") == Some(1.0))
+        .filter_map(|r| r.value("BytesRead"))
+        .map(|bytes| bytes as u64)
+        .sum();
     eprintln!(
-        "S3 sent: big-quoted {} big-plain {} small {}; bytes_read {}, planning {}",
-        gets.sent_under("mix/big-quoted"),
-        gets.sent_under("mix/big-plain"),
-        gets.sent_under("mix/small-"),
+        "S3 sent: big-quoted {} big-plain {} small {}; bytes_read {}, planning {}, read again {read_again}",
+        sent("mix/big-quoted"),
+        sent("mix/big-plain"),
+        sent("mix/small-"),
         job.totals.bytes_read,
         job.planning_bytes_read
     );
-    assert!(job.totals.bytes_read <= gets.sent_under("mix/"));
+    assert_eq!(
+        sent("mix/"),
+        job.totals.bytes_read + read_again,
+        "what S3 sent is bytes_read plus what deliveries of counted batches read again"
+    );
     assert_eq!(job.planning_bytes_read, 2 * (64 << 10));
     assert!(
         job.totals.bytes_read >= input,

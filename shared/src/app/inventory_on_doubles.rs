@@ -217,6 +217,29 @@ async fn a_three_file_inventory_loads_every_object_once_and_reports_the_missing_
         "{report}"
     );
     assert_eq!(job.completion_event().totals.files_missing, 1);
+    // Every GET counted: the manifest and its checksum (planning), each data file by its
+    // count and by its emit (file 2's emit in three parts, each opening the file again and
+    // counted at its size, what one GET of it sends), and every object once.
+    let size =
+        |bucket: &str, key: &str| rig.objects.bytes(bucket, key).map_or(0, |b| b.len() as u64);
+    let report = |name: &str| size(REPORTS, &format!("inventories/src/daily/{name}"));
+    let manifest =
+        report("2026-12-01T00-00Z/manifest.json") + report("2026-12-01T00-00Z/manifest.checksum");
+    let data: Vec<u64> = (0..3)
+        .map(|f| report(&format!("data/{f:04}-daily.csv.gz")))
+        .collect();
+    assert!(data.iter().all(|&bytes| bytes > 0), "{data:?}");
+    let objects: u64 = rig
+        .objects
+        .keys_under(SOURCE, "")
+        .iter()
+        .map(|k| size(SOURCE, k))
+        .sum();
+    assert_eq!(job.planning_bytes_read, manifest);
+    assert_eq!(
+        job.totals.bytes_read,
+        manifest + 2 * data.iter().sum::<u64>() + 2 * data[2] + objects
+    );
 }
 
 #[tokio::test]
