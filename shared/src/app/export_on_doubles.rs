@@ -1,7 +1,7 @@
 //! DynamoDB S3 exports applied to an existing table, on the doubles: a full export (one empty
 //! partition) copied under another prefix loads every item as it is beside the table's
-//! unrelated items; a manifest whose item count disagrees completes the job with errors; a
-//! corrupt line is rejected alone; a manifest that does not match its checksum is refused;
+//! unrelated items; a manifest whose item count disagrees completes the job with errors, and
+//! so does a data file whose MD5 is not the manifest's; a corrupt line is rejected alone; a manifest that does not match its checksum is refused;
 //! an incremental export then puts its new images and deletes the keys without one.
 
 use std::collections::BTreeMap;
@@ -165,6 +165,62 @@ async fn a_manifest_whose_item_count_disagrees_completes_the_job_with_errors() {
         "{report}"
     );
     assert_eq!(job.totals.rows_written, 7, "the items still land");
+}
+
+#[tokio::test]
+async fn a_data_file_replaced_by_another_of_as_many_items_is_caught_by_its_md5() {
+    let spec = spec();
+    let rig = rig_with(&spec).await;
+    // Another export's file 2 (same name, as many items, other values) put in its place.
+    let other = ExportSpec {
+        files: vec![
+            spec.files[0].clone(),
+            vec![],
+            (10..13).map(|n| item("b", n)).collect(),
+        ],
+        ..spec.clone()
+    };
+    let mut replaced = Vec::new();
+    for (key, bytes) in write_export(&other).await {
+        let moved = key.replacen("exports/2026/", "copy/", 1);
+        if key.contains("/data/") && rig.objects.bytes("b", &moved) != Some(bytes.clone()) {
+            rig.objects.insert("b", &moved, bytes);
+            replaced.push(moved);
+        }
+    }
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    run(
+        &rig,
+        "replaced",
+        "copy/AWSDynamoDB/01764583200000-abcd1234/",
+    )
+    .await
+    .unwrap();
+    let job = rig.job("replaced").await;
+    assert_eq!(job.status, JobStatus::CompletedWithErrors, "{job:?}");
+    assert_eq!(
+        (job.totals.files_corrupt, job.totals.files_miscounted),
+        (1, 0)
+    );
+    assert!(
+        job.error.as_deref().unwrap().contains("md5Checksum"),
+        "{job:?}"
+    );
+    let report = String::from_utf8(
+        rig.objects
+            .bytes("b", "_rejects/replaced/batch-000000.jsonl")
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        report.contains(&replaced[0]) && report.contains("its export's manifest says"),
+        "{report}"
+    );
+    assert_eq!(
+        job.totals.rows_written, 7,
+        "what it held was written all the same"
+    );
+    assert_eq!(job.completion_event().totals.files_corrupt, 1);
 }
 
 #[tokio::test]

@@ -92,6 +92,9 @@ pub struct BatchStats {
     /// Export data files whose lines differ in number from their manifest's `itemCount`.
     #[serde(default)]
     pub files_miscounted: u64,
+    /// Export data files whose stored bytes' MD5 is not their manifest's `md5Checksum`.
+    #[serde(default)]
+    pub files_corrupt: u64,
     /// Objects an S3 Inventory listed that no longer exist (deleted since the report):
     /// skipped and reported, not failed.
     #[serde(default)]
@@ -100,7 +103,7 @@ pub struct BatchStats {
 
 impl BatchStats {
     /// Every counter under its field name: the one list the ledger adds, reads and sums.
-    pub fn counters(&self) -> [(&'static str, u64); 13] {
+    pub fn counters(&self) -> [(&'static str, u64); 14] {
         [
             ("files", self.files),
             ("files_failed", self.files_failed),
@@ -114,6 +117,7 @@ impl BatchStats {
             ("rows_existing", self.rows_existing),
             ("write_units", self.write_units),
             ("files_miscounted", self.files_miscounted),
+            ("files_corrupt", self.files_corrupt),
             ("files_missing", self.files_missing),
         ]
     }
@@ -140,6 +144,7 @@ impl std::ops::AddAssign<&BatchStats> for BatchStats {
             rows_existing,
             write_units,
             files_miscounted,
+            files_corrupt,
             files_missing,
         } = other;
         self.files += files;
@@ -154,6 +159,7 @@ impl std::ops::AddAssign<&BatchStats> for BatchStats {
         self.rows_existing += rows_existing;
         self.write_units += write_units;
         self.files_miscounted += files_miscounted;
+        self.files_corrupt += files_corrupt;
         self.files_missing += files_missing;
     }
 }
@@ -177,6 +183,7 @@ mod counter_tests {
             rows_existing: 10,
             write_units: 11,
             files_miscounted: 12,
+            files_corrupt: 14,
             files_missing: 13,
         };
         let json = serde_json::to_value(stats).unwrap();

@@ -434,6 +434,9 @@ impl Serialize for BatchMessage {
 pub struct ExportFiles {
     /// The manifest's `itemCount` of each data file, by its (resolved) key.
     pub item_counts: std::collections::BTreeMap<String, u64>,
+    /// The manifest's `md5Checksum` of each data file that has one, by its key.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub md5s: std::collections::BTreeMap<String, String>,
     /// Lines are changes (`NewImage` put, else `Keys` deleted), not `{"Item": ...}`.
     #[serde(default)]
     pub incremental: bool,

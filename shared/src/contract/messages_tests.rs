@@ -68,6 +68,11 @@ fn batch_message_round_trips() {
             keys: vec!["AWSDynamoDB/x/data/a.json.gz".into()],
             files: ExportFiles {
                 item_counts: [("AWSDynamoDB/x/data/a.json.gz".to_string(), 4)].into(),
+                md5s: [(
+                    "AWSDynamoDB/x/data/a.json.gz".to_string(),
+                    "1B2M2Y8AsgTpgAmY7PhCfg==".to_string(),
+                )]
+                .into(),
                 incremental: true,
                 phase: 1,
                 phase_end: 7,

@@ -235,17 +235,16 @@ pub fn check_md5(
 ) -> Result<(), ExportError> {
     use md5::Digest as _;
     let digest = md5::Md5::digest(bytes);
-    let hex = crate::ingest::item::hex(&digest);
-    let base64 = crate::ingest::typing::binary::encode_base64(&digest);
-    let expected = String::from_utf8_lossy(checksum).trim().to_owned();
-    if expected.eq_ignore_ascii_case(&hex) || expected == base64 {
+    let expected = String::from_utf8_lossy(checksum);
+    if crate::ingest::digest::md5_matches(&digest, &expected) {
         return Ok(());
     }
+    let (hex, expected) = (crate::ingest::item::hex(&digest), expected.trim());
     Err(ExportError::Checksum {
         key: key.to_owned(),
         checksum: checksum_key.to_owned(),
         actual: hex,
-        expected: crate::ingest::typing::error::cap(&expected, 64),
+        expected: crate::ingest::typing::error::cap(expected, 64),
     })
 }
 
@@ -280,6 +279,8 @@ pub struct PlannedFile {
     pub key: String,
     pub size: u64,
     pub items: u64,
+    /// The manifest's `md5Checksum` (base64), checked by the worker as it reads the file.
+    pub md5: Option<String>,
 }
 
 /// Data files in batches of at most `keys` files and, as far as whole files allow, `bytes`
@@ -444,6 +445,7 @@ mod tests {
             key: format!("k{size}"),
             size,
             items: 1,
+            md5: None,
         };
         let planned = batches(vec![file(5), file(6), file(20), file(1), file(2)], 3, 10);
         let sizes: Vec<Vec<u64>> = planned

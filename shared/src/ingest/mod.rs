@@ -5,6 +5,7 @@
 pub mod compression;
 pub mod csv_stream;
 pub mod decode;
+pub mod digest;
 pub mod export;
 #[cfg(any(test, feature = "contract"))]
 pub mod export_writer;

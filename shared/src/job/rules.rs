@@ -66,16 +66,23 @@ pub fn ending(job: &Job) -> Option<Ending> {
             job.last_batch_error.as_deref().unwrap_or("unknown")
         )
     });
-    let miscounted = job.totals.files_miscounted;
-    let failed_batches = match (failed_batches, miscounted) {
-        (batches, 0) => batches,
-        (batches, n) => {
-            let counts = format!(
-                "{n} export data file(s) held another number of items than their manifest's itemCount (named in the rejects report)"
-            );
-            Some(batches.map_or(counts.clone(), |b| format!("{b}; {counts}")))
-        }
-    };
+    let unlike_manifest = [
+        (
+            job.totals.files_miscounted,
+            "held another number of items than their manifest's itemCount",
+        ),
+        (
+            job.totals.files_corrupt,
+            "were not the files their manifest hashed (md5Checksum)",
+        ),
+    ];
+    let failed_batches = unlike_manifest
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} export data file(s) {what} (named in the rejects report)"))
+        .fold(failed_batches, |errors, e| {
+            Some(errors.map_or(e.clone(), |errors| format!("{errors}; {e}")))
+        });
     let (status, reason) = match (too_many_rejects, failed_batches) {
         (Some(reason), _) => (JobStatus::Failed, Some(reason)),
         (None, Some(reason)) => (JobStatus::CompletedWithErrors, Some(reason)),
@@ -107,6 +114,24 @@ mod tests {
         let ended = ending(&job).unwrap();
         assert_eq!(ended.status(), JobStatus::CompletedWithErrors);
         assert!(ended.reason().unwrap().contains("itemCount"));
+    }
+
+    #[test]
+    fn a_corrupt_export_file_completes_the_job_with_errors_beside_a_miscounted_one() {
+        let mut job = ready();
+        job.totals.files_corrupt = 2;
+        job.totals.files_miscounted = 1;
+        let ended = ending(&job).unwrap();
+        assert_eq!(ended.status(), JobStatus::CompletedWithErrors);
+        let reason = ended.reason().unwrap();
+        assert!(
+            reason.contains("1 export data file(s) held another number"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("; 2 export data file(s) were not the files"),
+            "{reason}"
+        );
     }
 
     #[test]

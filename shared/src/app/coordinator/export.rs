@@ -68,6 +68,9 @@ impl ChainPlan {
                     batches: (phase.batches.iter())
                         .map(|files| files.iter().map(|f| (f.key.clone(), f.items)).collect())
                         .collect(),
+                    md5s: (phase.batches.iter().flatten())
+                        .filter_map(|f| Some((f.key.clone(), f.md5.clone()?)))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -87,6 +90,10 @@ pub struct StoredPhase {
     pub summary_key: String,
     pub incremental: bool,
     pub batches: Vec<Vec<(String, u64)>>,
+    /// Each data file's manifest `md5Checksum`, by key (absent in a chain stored before
+    /// the worker checked them).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub md5s: std::collections::BTreeMap<String, String>,
 }
 
 impl StoredChain {
@@ -123,6 +130,11 @@ impl StoredChain {
                     keys: files.iter().map(|(key, _)| key.clone()).collect(),
                     files: ExportFiles {
                         item_counts: files.iter().cloned().collect(),
+                        md5s: (files.iter())
+                            .filter_map(|(key, _)| {
+                                Some((key.clone(), stored.md5s.get(key)?.clone()))
+                            })
+                            .collect(),
                         incremental: stored.incremental,
                         phase,
                         phase_end,
@@ -283,6 +295,7 @@ impl Coordinator {
         for DataFile {
             item_count,
             data_file_s3_key,
+            md5_checksum,
             ..
         } in files
         {
@@ -299,6 +312,7 @@ impl Coordinator {
                 key,
                 size: info.size,
                 items: item_count,
+                md5: md5_checksum,
             });
         }
         self.check_export_key(bucket, &planned, &summary, schema)

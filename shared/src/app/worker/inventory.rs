@@ -18,8 +18,8 @@ use crate::contract::inventory::{
 };
 use crate::contract::messages::{BatchMessage, Resumed, Work};
 use crate::fan_in::Ledger as _;
+use crate::ingest::digest::Digest;
 use crate::ingest::inventory::columns::CsvColumns;
-use crate::ingest::inventory::digest::Digest;
 use crate::ingest::inventory::parquet::ParquetInventory;
 use crate::ingest::inventory::{DataRows, InventoryBatcher, InventoryError};
 use crate::job::model::BatchStats;
@@ -101,7 +101,7 @@ impl Worker {
                 reason: e.to_string(),
             })
         })?;
-        crate::ingest::inventory::digest::check_bytes(&file.key, &bytes, &file.md5, file.size)
+        crate::ingest::inventory::check_bytes(&bytes, &file.key, &file.md5, file.size)
             .map_err(|e| Unread::Permanent(e.to_string()))?;
         let rows = ParquetInventory::open(bytes.into(), &file.key).map_err(of_inventory)?;
         Ok((DataRows::Parquet(rows), None, version))
@@ -134,8 +134,7 @@ impl Worker {
             .await
             .map_err(of_inventory)?;
             if let Some(digest) = digest {
-                digest
-                    .check(&file.key, &file.md5, file.size)
+                crate::ingest::inventory::check_digest(&digest, &file.key, &file.md5, file.size)
                     .map_err(|e| Unread::Permanent(e.to_string()))?;
             }
             Ok::<_, Unread>((count, etag))
@@ -277,9 +276,10 @@ impl Worker {
             }
             if paused_at.is_none() {
                 if let Some(digest) = digest {
-                    digest
-                        .check(&file.key, &file.md5, file.size)
-                        .map_err(emit_error)?;
+                    crate::ingest::inventory::check_digest(
+                        &digest, &file.key, &file.md5, file.size,
+                    )
+                    .map_err(emit_error)?;
                 }
                 if count.batches != emit.batches {
                     let reason = format!(

@@ -25,6 +25,7 @@ use crate::contract::schema::Schema;
 use crate::contract::write::WriteMode;
 use crate::ingest::compression::{self, Encoding};
 use crate::ingest::decode::Decoded;
+use crate::ingest::digest::{Digest, Mismatch};
 use crate::ingest::format::{Format, RowDecoder};
 use crate::ingest::item::Item;
 use crate::ingest::rejects::BatchRejects;
@@ -75,6 +76,8 @@ pub struct LoadStats {
     pub files_failed: u64,
     /// Export data files whose lines differ in number from their manifest's item count.
     pub files_miscounted: u64,
+    /// Export data files whose stored bytes' MD5 is not their manifest's `md5Checksum`.
+    pub files_corrupt: u64,
     /// Objects an inventory listed that are gone (404): skipped, not failed.
     pub files_missing: u64,
     /// Rows rejected while typing (rows the table refused are in `written.rejected`).
@@ -106,6 +109,7 @@ impl LoadStats {
             rows_existing: self.written.existing,
             write_units: self.written.units,
             files_miscounted: self.files_miscounted,
+            files_corrupt: self.files_corrupt,
             files_missing: self.files_missing,
         }
     }
@@ -170,6 +174,8 @@ struct ObjectOutcome {
     missing: bool,
     /// An export data file read to its end with another number of lines than its manifest's.
     miscounted: bool,
+    /// An export data file read to its end whose bytes are not the ones its manifest hashed.
+    corrupt: bool,
     rejected_rows: u64,
     bytes: u64,
     bytes_read: u64,
@@ -185,6 +191,8 @@ struct Measured {
     bytes: u64,
     bytes_read: u64,
     left: Option<Left>,
+    /// What an export data file's MD5 was as it passed, read to its end.
+    digest: Option<Digest>,
     /// Lines or records read, the skipped ones of a resumed read included.
     records: u64,
     /// See [`ObjectOutcome::counts_file`].
@@ -235,6 +243,7 @@ impl Loader<'_> {
                     stats_ref.files_failed += u64::from(!object.loaded && !object.missing);
                     stats_ref.files_missing += u64::from(object.missing);
                     stats_ref.files_miscounted += u64::from(object.miscounted);
+                    stats_ref.files_corrupt += u64::from(object.corrupt);
                     stats_ref.rows_rejected += object.rejected_rows;
                     stats_ref.bytes += object.bytes;
                     stats_ref.bytes_read += object.bytes_read;
@@ -337,6 +346,7 @@ impl Loader<'_> {
             bytes,
             mut bytes_read,
             left,
+            digest,
             records,
             counts_file,
         } = match decoded {
@@ -366,6 +376,7 @@ impl Loader<'_> {
                     loaded: false,
                     missing,
                     miscounted: false,
+                    corrupt: false,
                     rejected_rows,
                     bytes: 0,
                     // Whatever was fetched before it was refused was read all the same.
@@ -391,10 +402,12 @@ impl Loader<'_> {
             ),
         }
         let miscounted = left.is_none() && self.miscounted(key, records, rejects);
+        let corrupt = left.is_none() && self.corrupt(key, digest, bytes, rejects);
         Ok(ObjectOutcome {
             loaded: true,
             missing: false,
             miscounted,
+            corrupt,
             rejected_rows,
             bytes,
             bytes_read,
@@ -420,6 +433,31 @@ impl Loader<'_> {
         true
     }
 
+    /// Whether an export data file read whole is not the file its manifest hashed (a
+    /// replaced or damaged file that still decodes: its rows landed, the job says so).
+    fn corrupt(
+        &self,
+        key: &str,
+        digest: Option<Digest>,
+        size: u64,
+        rejects: &Mutex<BatchRejects>,
+    ) -> bool {
+        let (Some(digest), Some(expected)) = (digest, self.export.and_then(|e| e.md5s.get(key)))
+        else {
+            return false;
+        };
+        let Err(Mismatch { actual, bytes }) = digest.verify(expected, size) else {
+            return false;
+        };
+        let expected = crate::ingest::typing::error::cap(expected, 64);
+        let reason = format!(
+            "the data file's MD5 is {actual} (of {bytes} of its {size} bytes) and its export's manifest says {expected} (md5Checksum): its rows were written, but it is not the file the export wrote"
+        );
+        tracing::warn!(%key, %actual, %expected, "export data file does not match its manifest's MD5");
+        lock(rejects).object(key, reason);
+        true
+    }
+
     /// Decodes an opened object (`work`); returns its input size, the bytes read, and,
     /// if it stopped before its end, the rest.
     #[allow(clippy::too_many_arguments)]
@@ -439,6 +477,7 @@ impl Loader<'_> {
                 bytes: opened.bytes,
                 bytes_read: 0,
                 left: None,
+                digest: None,
                 records: 0,
                 counts_file: true,
             });
@@ -473,6 +512,7 @@ impl Loader<'_> {
                 bytes,
                 bytes_read: bytes_read + opened.header_read,
                 left: Some(left),
+                digest: None,
                 records: 0,
                 counts_file: true,
             });
@@ -486,6 +526,7 @@ impl Loader<'_> {
             bytes: opened.bytes,
             bytes_read,
             left: None,
+            digest: opened.digest,
             records: decoder.records(),
             counts_file: match &decoder {
                 RowDecoder::Parquet(parquet) => parquet.ends_file(),
@@ -652,6 +693,7 @@ impl ObjectOutcome {
             loaded: true,
             missing: false,
             miscounted: false,
+            corrupt: false,
             rejected_rows: 0,
             bytes: 0,
             bytes_read: 0,

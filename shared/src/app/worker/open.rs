@@ -9,6 +9,7 @@ use super::loader::{LoadError, Loader};
 use crate::contract::messages::{ObjectTail, RangeTask, RowGroupTask};
 use crate::ingest::compression::{self, BoxedRead, Encoding};
 use crate::ingest::decode::DecodeError;
+use crate::ingest::digest::{Digest, Hashing};
 use crate::ingest::format::ddbjson::DynamoDbJsonDecoder;
 use crate::ingest::format::line_ranges::{LinesOpenError, open_lines_range};
 use crate::ingest::format::parquet_rows::{ParquetDecoder, Sparse};
@@ -29,6 +30,9 @@ pub(super) struct Opened<R> {
     /// Bytes fetched for a header the object carries (`RangeTask::header_end`), counted in
     /// bytes read once, beside the decoder's own.
     pub(super) header_read: u64,
+    /// The MD5 of the stored bytes as they pass, for an export data file whose manifest
+    /// gives one (read from byte 0 to its end, so it covers the whole file).
+    pub(super) digest: Option<Digest>,
 }
 
 /// Why an object could not be opened: for good (a reject) or for now (a retry).
@@ -62,6 +66,16 @@ impl ByteSource for PinnedObject<'_> {
 }
 
 impl Loader<'_> {
+    /// A whole body, hashed as it passes if `key` is an export data file with a manifest
+    /// MD5: the file is read once and checked (the MD5 is of the compressed bytes).
+    fn hashed(&self, key: &str, body: BoxedRead) -> (BoxedRead, Option<Digest>) {
+        if !self.export.is_some_and(|e| e.md5s.contains_key(key)) {
+            return (body, None);
+        }
+        let (hashing, digest) = Hashing::new(body);
+        (Box::pin(tokio::io::BufReader::new(hashing)), Some(digest))
+    }
+
     /// An incremental export's data files hold changes, not items.
     fn changes<R>(&self, decoder: RowDecoder<R>) -> RowDecoder<R> {
         match decoder {
@@ -92,10 +106,11 @@ impl Loader<'_> {
                 read_from: None,
                 etag,
                 header_read: 0,
+                digest: None,
             });
         }
-        let body =
-            compression::decoded(object.reader, Encoding::of_key(key), self.max_decoded_bytes);
+        let (raw, digest) = self.hashed(key, object.reader);
+        let body = compression::decoded(raw, Encoding::of_key(key), self.max_decoded_bytes);
         let format = Format::resolve(self.format, key);
         match RowDecoder::open(format, body, self.schema, self.max_record_bytes).await {
             Ok(decoder) => Ok(Opened {
@@ -104,6 +119,7 @@ impl Loader<'_> {
                 read_from: None,
                 etag,
                 header_read: 0,
+                digest,
             }),
             Err(error @ DecodeError::HeaderTooLong { .. }) => {
                 Err(OpenFailure::Reject(error.to_string()))
@@ -140,6 +156,7 @@ impl Loader<'_> {
                 bytes: task.end - task.start,
                 read_from: task.rows.map(|span| span.first),
                 etag: None,
+                digest: None,
             }),
             Err(RangeOpenError::Source(error)) => Err(fetch_failure(bucket, &task.key, error)),
             Err(error) => Err(OpenFailure::Reject(error.to_string())),
@@ -163,6 +180,7 @@ impl Loader<'_> {
             read_from: Some(read_from),
             etag: None,
             header_read: 0,
+            digest: None,
         };
         if Format::resolve(self.format, &task.key) == Format::DynamoDbJson {
             // Never split: only the rest of an object, whose next line's start is exact.
@@ -210,7 +228,8 @@ impl Loader<'_> {
         };
         let bytes = object.size;
         let encoding = Encoding::of_key(&tail.key);
-        let body = compression::decoded(object.reader, encoding, self.max_decoded_bytes);
+        let (raw, digest) = self.hashed(&tail.key, object.reader);
+        let body = compression::decoded(raw, encoding, self.max_decoded_bytes);
         let format = Format::resolve(self.format, &tail.key);
         let mut decoder =
             match RowDecoder::open(format, body, self.schema, self.max_record_bytes).await {
@@ -230,6 +249,7 @@ impl Loader<'_> {
             read_from: None,
             etag: Some(tail.etag.clone()),
             header_read: 0,
+            digest,
         })
     }
 }
@@ -260,6 +280,7 @@ impl Loader<'_> {
             read_from: None,
             etag: Some(task.etag.clone()),
             header_read: 0,
+            digest: None,
         })
     }
 

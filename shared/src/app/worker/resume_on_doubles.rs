@@ -526,3 +526,63 @@ async fn parquet_resumes_mid_row_group_by_rows_whole_and_by_row_group() {
         assert_eq!(item, expected_item(i), "row {i}");
     }
 }
+
+#[tokio::test]
+async fn an_export_data_file_resumed_across_parts_is_still_checked_whole_by_its_md5() {
+    use crate::ingest::export_writer::{ExportSpec, write_export};
+    use crate::ingest::item::Value;
+    use crate::port::table::KeyType;
+    let table = Arc::new(MemoryTable::new("id", Some("n")).with_key_types(KeyType::S, KeyType::N));
+    let slow = Arc::new(SlowTable {
+        inner: table.clone(),
+        delay: Duration::from_millis(8),
+        calls: AtomicU64::new(0),
+    });
+    let rig = Rig::writing_through(table, slow);
+    let item = |n: u32| {
+        Item::from_iter([
+            ("id".to_owned(), Value::S("a".into())),
+            ("n".to_owned(), Value::N(n.to_string())),
+        ])
+    };
+    let spec = |from: u32| ExportSpec {
+        bucket: "b".into(),
+        export_id: "01764583200000-abcd1234".into(),
+        files: vec![(from..from + 600).map(item).collect()],
+        ..ExportSpec::default()
+    };
+    for (job_id, replaced) in [("whole", false), ("swapped", true)] {
+        for (key, bytes) in write_export(&spec(0)).await {
+            rig.objects.insert("b", &key, bytes);
+        }
+        if replaced {
+            // As many items, other values, in the data file's place.
+            for (key, bytes) in write_export(&spec(1000)).await {
+                if key.contains("/data/") {
+                    rig.objects.insert("b", &key, bytes);
+                }
+            }
+        }
+        let request = JobRequest {
+            job_id: Some(job_id.into()),
+            export: Some("AWSDynamoDB/01764583200000-abcd1234/".into()),
+            ..JobRequest::new("b", "")
+        };
+        let coordinator = rig.coordinator(Rig::coordinator_config());
+        coordinator.start_job(request, None).await.unwrap();
+        let batch = rig.batches().pop().unwrap();
+        let worker = worker(&rig, Duration::from_millis(100));
+        let parts = run_chain(&worker, batch, Duration::from_millis(150)).await;
+        assert!(
+            parts >= 2,
+            "{parts} parts: 600 rows at 25 per 8 ms do not fit 50 ms"
+        );
+        let job = rig.job(job_id).await;
+        assert_eq!(job.totals.rows_written, 600, "{job:?}");
+        assert_eq!(job.totals.files_miscounted, 0, "{job:?}");
+        // The last part read the file from its first byte: its MD5 covers it all.
+        assert_eq!(job.totals.files_corrupt, u64::from(replaced), "{job:?}");
+        let status = [JobStatus::Complete, JobStatus::CompletedWithErrors][usize::from(replaced)];
+        assert_eq!(job.status, status, "{job:?}");
+    }
+}

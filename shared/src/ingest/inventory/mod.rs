@@ -1,20 +1,21 @@
 //! S3 Inventory reports as a job's listing (`docs/inventory.md`): the manifest and its
 //! checksum ([`manifest`]), the data files' rows by name of column ([`columns`]; gzip CSV in
 //! [`csv`], Parquet in [`parquet`]; ORC is refused), each data file's MD5 checked while it
-//! streams ([`digest`]), and the deterministic batcher that turns one data file's rows into
+//! streams ([`crate::ingest::digest`]), and the deterministic batcher that turns one data file's rows into
 //! the same numbered key batches on every read ([`batches`]). Pure: the worker does the
 //! reads.
 
 pub mod batches;
 pub mod columns;
 pub mod csv;
-pub mod digest;
 pub mod manifest;
 pub mod parquet;
 #[cfg(test)]
 mod tests;
 
 use thiserror::Error;
+
+use crate::ingest::digest::{self, Digest, Mismatch};
 
 pub use batches::{FileCount, InventoryBatcher, KeyFilter};
 pub use manifest::{DataFile, FileFormat, Manifest};
@@ -55,6 +56,38 @@ pub enum InventoryError {
     },
 }
 
+/// Checks what a [`Digest`] saw of `file` against its manifest entry (`md5`, `size`).
+pub fn check_digest(
+    digest: &Digest,
+    file: &str,
+    md5: &str,
+    size: u64,
+) -> Result<(), InventoryError> {
+    digest
+        .verify(md5, size)
+        .map_err(|m| data_checksum(m, file, md5, size))
+}
+
+/// As [`check_digest`], for a data file read whole (Parquet).
+pub fn check_bytes(bytes: &[u8], file: &str, md5: &str, size: u64) -> Result<(), InventoryError> {
+    digest::verify_bytes(bytes, md5, size).map_err(|m| data_checksum(m, file, md5, size))
+}
+
+fn data_checksum(
+    Mismatch { actual, bytes }: Mismatch,
+    file: &str,
+    md5: &str,
+    size: u64,
+) -> InventoryError {
+    InventoryError::DataChecksum {
+        file: file.to_owned(),
+        actual,
+        bytes,
+        expected: crate::ingest::typing::error::cap(md5, 64),
+        size,
+    }
+}
+
 /// One row of an inventory: an object (or a version or delete marker) of the source bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -84,8 +117,8 @@ pub enum DataRows {
 
 impl DataRows {
     /// The rows of a CSV data file from its stored bytes (gzip when its key says so), its
-    /// MD5 computed as they pass ([`digest::Digest::check`] once the rows are read).
-    pub fn csv<R>(raw: R, columns: columns::CsvColumns, file: &str) -> (Self, digest::Digest)
+    /// MD5 computed as they pass ([`check_digest`] once the rows are read).
+    pub fn csv<R>(raw: R, columns: columns::CsvColumns, file: &str) -> (Self, Digest)
     where
         R: tokio::io::AsyncRead + Send + Unpin + 'static,
     {

@@ -63,7 +63,7 @@ async fn read_back(spec: &InventorySpec) -> Vec<Vec<Listed>> {
                 while let Some(row) = data.next().await.unwrap() {
                     read.push(row);
                 }
-                digest.check(&file.key, &file.md5, file.size).unwrap();
+                super::check_digest(&digest, &file.key, &file.md5, file.size).unwrap();
             }
             FileFormat::Parquet => {
                 let opened = parquet::ParquetInventory::open(bytes.clone().into(), &file.key);
@@ -109,7 +109,7 @@ async fn a_data_file_that_is_not_its_manifest_s_is_refused() {
     let (mut data, digest) =
         DataRows::csv(std::io::Cursor::new(swapped.clone()), columns, &file.key);
     while data.next().await.unwrap().is_some() {}
-    let error = digest.check(&file.key, &file.md5, file.size).unwrap_err();
+    let error = super::check_digest(&digest, &file.key, &file.md5, file.size).unwrap_err();
     assert!(
         error.to_string().contains("does not match its manifest"),
         "{error}"
@@ -230,7 +230,7 @@ async fn inventory_read_rate() {
     let count = batch_file(&mut data, batcher, &file.key, |_, _| {})
         .await
         .unwrap();
-    digest.check(&file.key, &file.md5, file.size).unwrap();
+    super::check_digest(&digest, &file.key, &file.md5, file.size).unwrap();
     let seconds = started.elapsed().as_secs_f64();
     let cpu = (cpu_ns() - cpu_started) / 1e9;
     assert_eq!(count.objects, 500_000);

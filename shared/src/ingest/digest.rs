@@ -1,5 +1,6 @@
-//! A data file's MD5 (the manifest's `MD5checksum`, of the stored bytes), computed while the
-//! bytes stream through to the decompressor, so a file is read once.
+//! A stored object's MD5, computed while its bytes stream through to the decompressor, so a
+//! file is read once: an S3 Inventory data file against its manifest's `MD5checksum` (hex),
+//! a DynamoDB export data file against its manifest's `md5Checksum` (base64).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -7,8 +8,6 @@ use std::task::{Context, Poll};
 
 use md5::Digest as _;
 use tokio::io::{AsyncRead, ReadBuf};
-
-use super::InventoryError;
 
 /// What passed through a [`Hashing`] reader so far.
 #[derive(Default)]
@@ -21,38 +20,46 @@ struct State {
 #[derive(Clone, Default)]
 pub struct Digest(Arc<Mutex<State>>);
 
+/// Bytes that are not the ones a manifest describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Their MD5, in hex.
+    pub actual: String,
+    /// How many there were.
+    pub bytes: u64,
+}
+
+/// Whether `md5` is the one `expected` writes, in hex (any case) or base64.
+pub fn md5_matches(md5: &[u8], expected: &str) -> bool {
+    let expected = expected.trim();
+    expected.eq_ignore_ascii_case(&crate::ingest::item::hex(md5))
+        || expected == crate::ingest::typing::binary::encode_base64(md5)
+}
+
 impl Digest {
-    /// Checks the bytes read against the manifest's entry for `file`.
-    pub fn check(&self, file: &str, expected_md5: &str, size: u64) -> Result<(), InventoryError> {
+    /// Checks the bytes read against a manifest's MD5 (hex or base64) and size.
+    pub fn verify(&self, expected_md5: &str, size: u64) -> Result<(), Mismatch> {
         let state = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let actual = crate::ingest::item::hex(&state.md5.clone().finalize());
-        if state.bytes == size && actual.eq_ignore_ascii_case(expected_md5.trim()) {
+        let md5 = state.md5.clone().finalize();
+        if state.bytes == size && md5_matches(&md5, expected_md5) {
             return Ok(());
         }
-        Err(InventoryError::DataChecksum {
-            file: file.to_owned(),
-            actual,
+        Err(Mismatch {
+            actual: crate::ingest::item::hex(&md5),
             bytes: state.bytes,
-            expected: crate::ingest::typing::error::cap(expected_md5, 64),
-            size,
         })
     }
 }
 
-/// Checks a file read whole (a Parquet data file) against its manifest entry.
-pub fn check_bytes(
-    file: &str,
-    bytes: &[u8],
-    expected_md5: &str,
-    size: u64,
-) -> Result<(), InventoryError> {
+/// Checks bytes read whole (a Parquet data file) against a manifest's MD5 and size.
+pub fn verify_bytes(bytes: &[u8], expected_md5: &str, size: u64) -> Result<(), Mismatch> {
     let digest = Digest::default();
     {
         let mut state = digest.0.lock().unwrap_or_else(|p| p.into_inner());
         state.md5.update(bytes);
         state.bytes = bytes.len() as u64;
     }
-    digest.check(file, expected_md5, size)
+    digest.verify(expected_md5, size)
 }
 
 /// Passes `inner`'s bytes on unchanged, adding them to its [`Digest`].
@@ -101,14 +108,20 @@ mod tests {
         let mut out = Vec::new();
         reader.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"abc");
+        assert_eq!(digest.verify("900150983cd24fb0d6963f7d28e17f72", 3), Ok(()));
         assert_eq!(
-            digest.check("f", "900150983cd24fb0d6963f7d28e17f72", 3),
-            Ok(())
+            digest.verify("kAFQmDzST7DWlj99KOF/cg==", 3),
+            Ok(()),
+            "base64"
         );
         let short = digest
-            .check("f", "900150983cd24fb0d6963f7d28e17f72", 4)
+            .verify("900150983cd24fb0d6963f7d28e17f72", 4)
             .unwrap_err();
-        assert!(short.to_string().contains("of 3 bytes"), "{short}");
-        assert!(digest.check("f", "00", 3).is_err());
+        assert_eq!(short.bytes, 3);
+        assert!(digest.verify("00", 3).is_err());
+        assert!(
+            digest.verify("kAFQmDzST7DWlj99KOF/cG==", 3).is_err(),
+            "base64 is case-sensitive"
+        );
     }
 }
