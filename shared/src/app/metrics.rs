@@ -129,6 +129,18 @@ pub fn batch(
         )
         .metric("Objects", stats.files as f64, Unit::Count)
         .metric("ObjectsRejected", stats.files_failed as f64, Unit::Count)
+        // Neither loaded nor failed: listed by an S3 Inventory, deleted since.
+        .metric("ObjectsMissing", stats.files_missing as f64, Unit::Count)
+        .metric(
+            "ExportFilesMiscounted",
+            stats.files_miscounted as f64,
+            Unit::Count,
+        )
+        .metric(
+            "ExportFilesCorrupt",
+            stats.files_corrupt as f64,
+            Unit::Count,
+        )
         .metric("RowsWritten", stats.rows_written as f64, Unit::Count)
         .metric("RowsRejected", stats.rows_rejected as f64, Unit::Count)
         .metric("RowsDuplicate", stats.rows_duplicate as f64, Unit::Count)
@@ -234,6 +246,8 @@ mod tests {
             bytes_read: 4096,
             write_retries: 4,
             s3_throttles: 5,
+            files_missing: 6,
+            files_corrupt: 1,
             ..BatchStats::default()
         };
         let mut record = batch(&"job-1".into(), BatchNo(7), "in", &stats, 812.5, true);
@@ -251,6 +265,9 @@ mod tests {
                         {"Name": "BatchesAlreadyCounted", "Unit": "Count"},
                         {"Name": "Objects", "Unit": "Count"},
                         {"Name": "ObjectsRejected", "Unit": "Count"},
+                        {"Name": "ObjectsMissing", "Unit": "Count"},
+                        {"Name": "ExportFilesMiscounted", "Unit": "Count"},
+                        {"Name": "ExportFilesCorrupt", "Unit": "Count"},
                         {"Name": "RowsWritten", "Unit": "Count"},
                         {"Name": "RowsRejected", "Unit": "Count"},
                         {"Name": "RowsDuplicate", "Unit": "Count"},
@@ -270,6 +287,14 @@ mod tests {
         assert_eq!(emf["RowsWritten"], 250.0);
         assert_eq!(emf["BatchDuration"], 812.5);
         assert_eq!(emf["BatchesAlreadyCounted"], 0.0);
+        assert_eq!(emf["ObjectsMissing"], 6.0);
+        assert_eq!(
+            (
+                emf["ExportFilesMiscounted"].as_f64(),
+                emf["ExportFilesCorrupt"].as_f64()
+            ),
+            (Some(0.0), Some(1.0))
+        );
         for metric in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap()
