@@ -15,6 +15,7 @@
 //! job item (the fence) and sends that phase's batches once the fence wait has passed. A
 //! single export is a chain of one, on the same path.
 
+use futures::{StreamExt as _, TryStreamExt as _, stream};
 use tokio::io::AsyncBufReadExt;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,9 @@ use crate::ingest::typing::item_key::ItemKey;
 use crate::job::model::{Job, ListingProgress};
 use crate::port::ledger::JobError;
 use crate::port::objects::{Body, Failure, Read};
+
+/// Data files HEADed at once while an export is planned.
+const DATA_FILE_HEADS: usize = 32;
 
 /// An export's data files, checked and batched.
 #[derive(Debug, Clone)]
@@ -291,30 +295,13 @@ impl Coordinator {
                 )));
             }
         }
-        let mut planned = Vec::with_capacity(files.len());
-        for DataFile {
-            item_count,
-            data_file_s3_key,
-            md5_checksum,
-            ..
-        } in files
-        {
-            let key = relocate(&summary_key, &summary, &data_file_s3_key).map_err(invalid)?;
-            let info = (self.objects.head(bucket, &key).await).map_err(|error| match error
-                .failure
-            {
-                Failure::NotFound => invalid(format!(
-                    "the export's data file {key} (manifest: {data_file_s3_key}) is not in s3://{bucket}"
-                )),
-                _ => CoordinatorError::Export(error),
-            })?;
-            planned.push(PlannedFile {
-                key,
-                size: info.size,
-                items: item_count,
-                md5: md5_checksum,
-            });
-        }
+        // HEADs in flight at once, in manifest order: one planning invocation sizes
+        // 100,000 data files in minutes, not one round trip after another.
+        let planned: Vec<PlannedFile> = stream::iter(files)
+            .map(|file| self.plan_data_file(bucket, &summary_key, &summary, file))
+            .buffered(DATA_FILE_HEADS)
+            .try_collect()
+            .await?;
         self.check_export_key(bucket, &planned, &summary, schema)
             .await?;
         let batches = export::batches(planned, self.config.batch_size, self.config.batch_bytes);
@@ -322,6 +309,35 @@ impl Coordinator {
             summary_key,
             summary,
             batches,
+        })
+    }
+
+    /// One data file where the export actually is, sized by a HEAD.
+    async fn plan_data_file(
+        &self,
+        bucket: &str,
+        summary_key: &str,
+        summary: &Summary,
+        file: DataFile,
+    ) -> Result<PlannedFile, CoordinatorError> {
+        let DataFile {
+            item_count,
+            data_file_s3_key,
+            md5_checksum,
+            ..
+        } = file;
+        let key = relocate(summary_key, summary, &data_file_s3_key).map_err(invalid)?;
+        let info = (self.objects.head(bucket, &key).await).map_err(|error| match error.failure {
+            Failure::NotFound => invalid(format!(
+                "the export's data file {key} (manifest: {data_file_s3_key}) is not in s3://{bucket}"
+            )),
+            _ => CoordinatorError::Export(error),
+        })?;
+        Ok(PlannedFile {
+            key,
+            size: info.size,
+            items: item_count,
+            md5: md5_checksum,
         })
     }
 
