@@ -2,8 +2,8 @@
 # `sam deploy` rehearsed offline (docs/deploy.md): builds both functions, deploys
 # template.yaml to moto's CloudFormation with IAM enforced (two stacks: TriggerMode=marker and
 # TriggerMode=object), checks the deployed configuration (README IAM table included) and runs
-# a marker job, a manual invoke, the scheduled stuck-job check and per-object jobs with the
-# real binaries under their own roles. Extra arguments go to `s3-fanout rehearse` (e.g.
+# a marker job, a manual invoke, a dead-lettered batch, the scheduled stuck-job check and
+# per-object jobs with the real binaries under their own roles. Extra arguments go to `s3-fanout rehearse` (e.g.
 # --template COPY.yaml, --parameter KEY=VALUE, --marker-only).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -105,6 +105,9 @@ pub struct SqsBridge<'a, I> {
     /// The mapping's `FunctionResponseTypes` has `ReportBatchItemFailures`; without it a
     /// successful invocation deletes every message, whatever its response lists.
     pub report_batch_item_failures: bool,
+    /// While it says true, no poller starts a receive (a mapping with `Enabled: false`);
+    /// a receive already in flight finishes and is delivered as usual.
+    pub paused: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl<'a, I: Invoke> SqsBridge<'a, I> {
@@ -124,6 +127,7 @@ impl<'a, I: Invoke> SqsBridge<'a, I> {
             batch_size: 10,
             batching_window: Duration::ZERO,
             report_batch_item_failures: true,
+            paused: None,
         }
     }
 
@@ -148,9 +152,22 @@ impl<'a, I: Invoke> SqsBridge<'a, I> {
     }
 
     async fn poll_until(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let mut paused = self.paused.clone();
         while !*stopped.borrow() {
+            if let Some(pause) = paused.as_mut().filter(|p| *p.borrow()) {
+                let resumed = tokio::select! {
+                    resumed = pause.wait_for(|&pause| !pause) => resumed.is_ok(),
+                    _ = stopped.wait_for(|&stop| stop) => true,
+                };
+                if !resumed {
+                    // Whoever paused it is gone: poll as usual.
+                    paused = None;
+                }
+                continue;
+            }
             let result = match self.receive().await {
                 Ok(messages) if messages.is_empty() => Ok(()),
+
                 Ok(messages) if *stopped.borrow() => self.give_back(&messages).await,
                 Ok(messages) => self.deliver(messages).await.map(|_| ()),
                 Err(error) => Err(error),

@@ -11,7 +11,8 @@
 //! - [`checks`]: the configuration against the README's IAM table and the design's rules.
 //! - [`host`]: a function's processes behind a Lambda Runtime API.
 //! - [`invoke_api`]: the Lambda Invoke API, where moto's S3 sends the bucket's notifications.
-//! - [`scenario`]: the jobs: marker upload, manual invoke, scheduled stuck-job check; then
+//! - [`scenario`]: the jobs: marker upload, manual invoke, a batch dead-lettered without
+//!   running, scheduled stuck-job check; then
 //!   per-object jobs on the object-mode stack.
 
 pub mod checks;
@@ -187,6 +188,10 @@ pub async fn run(options: &Options) -> Result<Report, RehearsalError> {
         .iter()
         .flat_map(|manifest| bridges(manifest, &hosts))
         .collect();
+    // The marker stack's worker mapping can be paused (disabled), so the scenario can let a
+    // batch die in the queue without running, as a throttled or failed-at-init receive does.
+    let (pause_worker, worker_paused) = tokio::sync::watch::channel(false);
+    let marker_worker = marker.function_by_binary("worker").map(|f| f.arn.clone());
     let bridges: Vec<SqsBridge<'_, FunctionHost>> = bridges
         .iter()
         .map(|(sqs, queue, host, m)| {
@@ -201,6 +206,9 @@ pub async fn run(options: &Options) -> Result<Report, RehearsalError> {
                 .maximum_concurrency
                 .map_or(usize::MAX, |c| c as usize)
                 .min(host_processes(m.maximum_concurrency));
+            if marker_worker.as_ref() == Some(&host.arn) {
+                bridge.paused = Some(worker_paused.clone());
+            }
             bridge
         })
         .collect();
@@ -219,6 +227,7 @@ pub async fn run(options: &Options) -> Result<Report, RehearsalError> {
             (marker, object),
             &hosts,
             &invoke_api,
+            &pause_worker,
             &mut report,
         )
         .await;

@@ -1,10 +1,11 @@
 //! The rehearsal's jobs, driven as a user would: uploads to the deployed bucket (its
 //! notification, as moto's S3 sends it, starts the marker job), a manual invoke of
-//! `events/prefix-job.json` adjusted to the deployed bucket, then the stuck-job check invoked
-//! with the schedule's own input. On the object-mode stack, uploads that cannot be loaded
-//! invoke nothing and each loadable upload (`.csv`, `.csv.gz`, `.csv.zst`) starts a job of
-//! its own. Each job must end COMPLETE with its completion event in the completion queue and
-//! every row in the records table.
+//! `events/prefix-job.json` adjusted to the deployed bucket, a job whose one batch dies in
+//! the queue without running (it must end COMPLETED_WITH_ERRORS through the dead-letter
+//! queue's mapping), then the stuck-job check invoked with the schedule's own input. On the
+//! object-mode stack, uploads that cannot be loaded invoke nothing and each loadable upload
+//! (`.csv`, `.csv.gz`, `.csv.zst`) starts a job of its own. Every other job must end COMPLETE
+//! with its completion event in the completion queue and every row in the records table.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::{Credentials as SdkCredentials, SharedCredentialsProvider};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::aws::{Clients, Endpoints};
 
 use super::host::FunctionHost;
@@ -55,6 +57,8 @@ struct Run<'a> {
     manifest: &'a Manifest,
     hosts: &'a [Arc<FunctionHost>],
     invoke_api: &'a InvokeApi,
+    /// Disables (true) or enables the marker stack's worker mapping.
+    pause_worker: &'a tokio::sync::watch::Sender<bool>,
     admin: Clients,
 }
 
@@ -66,6 +70,7 @@ pub async fn run(
     (marker, object): (&Manifest, Option<&Manifest>),
     hosts: &[Arc<FunctionHost>],
     invoke_api: &InvokeApi,
+    pause_worker: &tokio::sync::watch::Sender<bool>,
     report: &mut Report,
 ) -> Result<(), RehearsalError> {
     let log_start = std::fs::read(moto_log).map_or(0, |log| log.len());
@@ -76,11 +81,13 @@ pub async fn run(
         manifest,
         hosts,
         invoke_api,
+        pause_worker,
         admin: clients(manifest, &manifest.admin),
     };
     let run = on(marker);
     run.marker_job(report).await?;
     run.manual_job(report).await?;
+    run.dead_letter_job(report).await?;
     run.stuck_check(report).await?;
     if let Some(object) = object {
         on(object).object_jobs(report).await?;
@@ -170,6 +177,105 @@ impl Run<'_> {
             started.elapsed().as_secs_f64()
         ));
         Ok(())
+    }
+
+    /// A job whose one batch dies in the queue without ever running our code (received
+    /// `maxReceiveCount` times by invocations that never started, as throttled or
+    /// failed-at-init ones do on AWS): SQS moves it to the dead-letter queue, the
+    /// coordinator's mapping of that queue counts the batch failed under its own role, and
+    /// the job ends COMPLETED_WITH_ERRORS with its completion event.
+    async fn dead_letter_job(&self, report: &mut Report) -> Result<(), RehearsalError> {
+        let worker = self
+            .manifest
+            .function_by_binary("worker")
+            .ok_or_else(|| RehearsalError::Job("the stack has no worker function".into()))?;
+        let (queue_id, queue) = (worker.event_source_mappings.iter())
+            .find_map(|m| self.manifest.queue_by_arn(&m.event_source_arn))
+            .ok_or_else(|| RehearsalError::Job("the worker has no queue mapping".into()))?;
+        let receives = queue
+            .redrive
+            .as_ref()
+            .map(|r| r.max_receive_count)
+            .ok_or_else(|| RehearsalError::Job(format!("{queue_id} has no dead-letter queue")))?;
+        // Disabled, the mapping starts no receive; one already in flight ends within its
+        // long poll (1 s), before the job below exists.
+        self.pause_worker.send_replace(true);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let spec = SampleSpec::new("dead-letter/", 1, 5);
+        self.upload(&spec).await?;
+        let request =
+            serde_json::json!({"bucket": self.manifest.input_bucket, "prefix": "dead-letter/"});
+        let started = Instant::now();
+        let response = self.host("coordinator")?.invoke_json(&request).await;
+        let job_id = match response {
+            Ok(response) => response["job_id"].as_str().unwrap_or_default().to_owned(),
+            Err(error) => {
+                self.pause_worker.send_replace(false);
+                return Err(error);
+            }
+        };
+        let dead = self.receive_without_running(&queue.url, receives).await;
+        self.pause_worker.send_replace(false);
+        let counts = dead?;
+        let event = self.completion(|e| e["job_id"] == job_id.as_str()).await?;
+        if event["status"] != "COMPLETED_WITH_ERRORS"
+            || event["batches_failed"] != 1
+            || event["rows_written"] != 0
+        {
+            return Err(RehearsalError::Job(format!(
+                "expected COMPLETED_WITH_ERRORS with its one batch failed and no row written, got {event}"
+            )));
+        }
+        report.say(format!(
+            "a batch received {} times without running (as throttled invocations are; ApproximateReceiveCount {counts:?}, moto's first receive reads 2) until SQS moved it to {queue_id}'s dead-letter queue (maxReceiveCount {receives}): the coordinator's mapping counted it failed, job {job_id} COMPLETED_WITH_ERRORS, completion event received ({:.1} s)",
+            counts.len(),
+            started.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    /// Receives the queue's one message, hiding it for 0 s each time, until a receive finds
+    /// it moved to the dead-letter queue (SQS's redrive, as moto runs it: at most `receives`
+    /// deliveries); returns the ApproximateReceiveCount of each.
+    async fn receive_without_running(
+        &self,
+        url: &str,
+        receives: u32,
+    ) -> Result<Vec<String>, RehearsalError> {
+        let receive = || async move {
+            (self.admin.sqs.receive_message().queue_url(url))
+                .wait_time_seconds(2)
+                .visibility_timeout(0)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .map_err(|e| RehearsalError::Job(format!("ReceiveMessage: {}", shared::report(&e))))
+        };
+        // The receive counts SQS reported, until a receive finds the batch gone.
+        let mut counts = Vec::new();
+        while counts.len() <= receives as usize {
+            let got = receive().await?;
+            let Some(message) = got.messages().first() else {
+                break;
+            };
+            let count = (message.attributes())
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .cloned()
+                .unwrap_or_default();
+            counts.push(count);
+        }
+        if counts.is_empty() || counts.len() > receives as usize {
+            return Err(RehearsalError::Job(format!(
+                "the batch was received {} times (receive counts {counts:?}) and {}",
+                counts.len(),
+                if counts.is_empty() {
+                    "never seen"
+                } else {
+                    "is still in the queue"
+                }
+            )));
+        }
+        Ok(counts)
     }
 
     /// Each schedule's input, sent to its target as EventBridge would.
