@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// no-newline CSV), in MiB (0 skips it).
     #[arg(long, default_value_t = 1024)]
     pub large_mib: u64,
+    /// Decoded size of the `.csv.gz` the inflate table loads through scratch parts, in MiB
+    /// (0 skips it).
+    #[arg(long, default_value_t = 256)]
+    pub inflate_mib: u64,
     /// Range size in the range-mode table, in MiB.
     #[arg(long, default_value_t = 32)]
     pub chunk_mib: u64,
@@ -192,6 +196,9 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
     }
     if args.large_mib > 0 {
         crate::bench_large::large_object_bench(&args, &servers, bucket).await?;
+    }
+    if args.inflate_mib > 0 {
+        crate::bench_inflate::inflate_bench(&servers, args.inflate_mib, args.chunk_mib).await?;
     }
     if !args.no_e2e {
         let ours = medians[1].1;

@@ -2,6 +2,7 @@
 //! lives in `commands/` (or its own module for `plan` and `bench`).
 
 mod bench;
+mod bench_inflate;
 mod bench_large;
 mod bench_memory;
 mod bench_parquet;

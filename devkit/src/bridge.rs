@@ -41,8 +41,27 @@ pub trait Invoke {
 /// The worker handler, called in this process, with Lambda's default 120 s budget.
 impl Invoke for shared::app::worker::Worker {
     async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, BridgeError> {
-        let deadline = tokio::time::Instant::now() + INVOCATION_TIMEOUT;
+        WorkerInvoker {
+            worker: self,
+            budget: INVOCATION_TIMEOUT,
+        }
+        .invoke(event)
+        .await
+    }
+}
+
+/// The worker handler with `budget` per invocation (a shorter one makes work that does
+/// not fit hand on, as a long job does on Lambda).
+pub struct WorkerInvoker<'a> {
+    pub worker: &'a shared::app::worker::Worker,
+    pub budget: Duration,
+}
+
+impl Invoke for WorkerInvoker<'_> {
+    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, BridgeError> {
+        let deadline = tokio::time::Instant::now() + self.budget;
         Ok(self
+            .worker
             .handle(event, Some(deadline - shared::app::lambda::DEADLINE_MARGIN))
             .await)
     }

@@ -18,7 +18,7 @@ use shared::port::objects::ObjectStore;
 use shared::port::table::RecordTable;
 use thiserror::Error;
 
-use crate::bridge::{ControlInvoker, SqsBridge};
+use crate::bridge::{ControlInvoker, INVOCATION_TIMEOUT, SqsBridge, WorkerInvoker};
 use crate::provision::{Provisioned, Resources};
 use shared::fan_in::Ledger as _;
 
@@ -55,6 +55,9 @@ pub struct LocalPipeline {
     /// How long each coordinator invocation may run before its deadline (none: no deadline,
     /// so a listing never pauses). Short budgets make a listing continue over invocations.
     pub coordinator_budget: Option<Duration>,
+    /// How long each worker invocation may run before its deadline (the template's 120 s
+    /// unless set): a short one makes batches and the inflate step hand on.
+    pub worker_budget: Duration,
     /// Concurrent worker invocations.
     pub pollers: usize,
     pub timeout: Duration,
@@ -88,6 +91,7 @@ impl LocalPipeline {
             dead_letter_queue_url: provisioned.dead_letter_queue_url.clone(),
             dead_letter_queue_arn: provisioned.dead_letter_queue_arn.clone(),
             coordinator_budget: None,
+            worker_budget: INVOCATION_TIMEOUT,
             pollers: 2,
             timeout: Duration::from_secs(600),
             metrics: Arc::new(MemorySink::default()),
@@ -110,14 +114,15 @@ impl LocalPipeline {
         progress: impl FnMut(&Job),
     ) -> Result<Job, PipelineError> {
         let records = DynamoTable::new(self.clients.dynamodb.clone());
-        self.run_with_writes(request, records, progress).await
+        self.run_with_writes(request, Arc::new(records), progress)
+            .await
     }
 
     /// As [`run`](Self::run), with the worker's record writes going through `writes`.
-    pub async fn run_with_writes<W: RecordTable + 'static>(
+    pub async fn run_with_writes(
         &self,
         mut request: JobRequest,
-        writes: W,
+        writes: Arc<dyn RecordTable>,
         mut progress: impl FnMut(&Job),
     ) -> Result<Job, PipelineError> {
         let job_id = request.job_id.get_or_insert_with(JobId::fresh).clone();
@@ -129,16 +134,20 @@ impl LocalPipeline {
         let coordinator = Coordinator::new(adapters.clone(), self.coordinator.clone())
             .with_metrics(self.metrics.clone());
         let worker_adapters = Adapters {
-            records: Arc::new(writes),
+            records: writes,
             ..adapters
         };
         let worker =
             Worker::new(worker_adapters, self.worker.clone()).with_metrics(self.metrics.clone());
+        let invoker = WorkerInvoker {
+            worker: &worker,
+            budget: self.worker_budget,
+        };
         let mut bridge = SqsBridge::new(
             &self.clients.sqs,
             &self.coordinator.queue_url,
             &self.queue_arn,
-            &worker,
+            &invoker,
         );
         bridge.pollers = self.pollers;
 

@@ -152,6 +152,26 @@ fn tenths(value: i32) -> String {
     format!("{}.{}", value / 10, value % 10)
 }
 
+/// `bytes` as an object named with `suffix` holds them: gzip for `.gz`, zstd for `.zst`,
+/// else as they are.
+pub async fn encoded(suffix: &str, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
+    use tokio::io::AsyncWriteExt as _;
+    if suffix.ends_with(".gz") {
+        let mut encoder = GzipEncoder::new(Vec::new());
+        encoder.write_all(bytes).await?;
+        encoder.shutdown().await?;
+        Ok(encoder.into_inner())
+    } else if suffix.ends_with(".zst") {
+        let mut encoder = ZstdEncoder::new(Vec::new());
+        encoder.write_all(bytes).await?;
+        encoder.shutdown().await?;
+        Ok(encoder.into_inner())
+    } else {
+        Ok(bytes.to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

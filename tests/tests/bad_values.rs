@@ -114,7 +114,7 @@ async fn a_row_only_the_server_refuses_is_isolated_from_its_write_and_the_rest_l
         .pipeline()
         .run_with_writes(
             JobRequest::new(&env.resources.bucket, "data/"),
-            poison,
+            std::sync::Arc::new(poison),
             |_| {},
         )
         .await

@@ -4,9 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
-use tokio::io::AsyncWriteExt;
-
 use super::{RehearsalError, Report, Run};
 use crate::rehearsal::checks;
 use crate::rehearsal::invoke_api::AsyncInvocation;
@@ -210,22 +207,9 @@ fn notified_key(raw: &serde_json::Value) -> String {
 
 /// A CSV body as an upload with `suffix` holds it.
 async fn encoded(suffix: &str, csv: &[u8]) -> Result<Vec<u8>, RehearsalError> {
-    let io = |e| RehearsalError::io("compressing a sample file", e);
-    match suffix {
-        ".csv.gz" => {
-            let mut encoder = GzipEncoder::new(Vec::new());
-            encoder.write_all(csv).await.map_err(io)?;
-            encoder.shutdown().await.map_err(io)?;
-            Ok(encoder.into_inner())
-        }
-        ".csv.zst" => {
-            let mut encoder = ZstdEncoder::new(Vec::new());
-            encoder.write_all(csv).await.map_err(io)?;
-            encoder.shutdown().await.map_err(io)?;
-            Ok(encoder.into_inner())
-        }
-        _ => Ok(csv.to_vec()),
-    }
+    crate::sample::encoded(suffix, csv)
+        .await
+        .map_err(|e| RehearsalError::io("compressing a sample file", e))
 }
 
 impl Run<'_> {
