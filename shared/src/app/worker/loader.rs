@@ -4,7 +4,8 @@
 //! channel into 25-row chunks written `write_concurrency` at a time, one per lane. Everything runs on the
 //! current thread, and memory is bounded by the limits, not by object or batch size. The
 //! chunks go through ordered lanes by key (`lanes`): the rows of one key are written in
-//! row order, whatever the timing.
+//! row order, whatever the timing. The row pump is [`pump`]; an export data file is held to
+//! its manifest in [`manifest_checks`].
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,9 @@ use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt, TryStreamExt, stream};
 use thiserror::Error;
 use tracing::Instrument;
+
+mod manifest_checks;
+mod pump;
 
 use super::chunk_writer::{MAX_BATCH_ITEMS, SourcedRow, WriteOutcome};
 use super::lanes::{self, Seen};
@@ -24,8 +28,7 @@ use crate::contract::messages::Unit;
 use crate::contract::schema::Schema;
 use crate::contract::write::WriteMode;
 use crate::ingest::compression::{self, Encoding};
-use crate::ingest::decode::Decoded;
-use crate::ingest::digest::{Digest, Mismatch};
+use crate::ingest::digest::Digest;
 use crate::ingest::format::{Format, RowDecoder};
 use crate::ingest::item::Item;
 use crate::ingest::rejects::BatchRejects;
@@ -416,48 +419,6 @@ impl Loader<'_> {
         })
     }
 
-    /// Whether an export data file read whole held another number of lines than its
-    /// manifest says (reported beside the batch's rejects, naming both counts).
-    fn miscounted(&self, key: &str, records: u64, rejects: &Mutex<BatchRejects>) -> bool {
-        let Some(expected) = self.export.and_then(|e| e.item_counts.get(key)) else {
-            return false;
-        };
-        if records == *expected {
-            return false;
-        }
-        let reason = format!(
-            "the data file holds {records} items and its export's manifest says {expected} (itemCount)"
-        );
-        tracing::warn!(%key, records, expected, "export data file miscounted");
-        lock(rejects).object(key, reason);
-        true
-    }
-
-    /// Whether an export data file read whole is not the file its manifest hashed (a
-    /// replaced or damaged file that still decodes: its rows landed, the job says so).
-    fn corrupt(
-        &self,
-        key: &str,
-        digest: Option<Digest>,
-        size: u64,
-        rejects: &Mutex<BatchRejects>,
-    ) -> bool {
-        let (Some(digest), Some(expected)) = (digest, self.export.and_then(|e| e.md5s.get(key)))
-        else {
-            return false;
-        };
-        let Err(Mismatch { actual, bytes }) = digest.verify(expected, size) else {
-            return false;
-        };
-        let expected = crate::ingest::typing::error::cap(expected, 64);
-        let reason = format!(
-            "the data file's MD5 is {actual} (of {bytes} of its {size} bytes) and its export's manifest says {expected} (md5Checksum): its rows were written, but it is not the file the export wrote"
-        );
-        tracing::warn!(%key, %actual, %expected, "export data file does not match its manifest's MD5");
-        lock(rejects).object(key, reason);
-        true
-    }
-
     /// Decodes an opened object (`work`); returns its input size, the bytes read, and,
     /// if it stopped before its end, the rest.
     #[allow(clippy::too_many_arguments)]
@@ -533,96 +494,6 @@ impl Loader<'_> {
                 _ => true,
             },
         })
-    }
-
-    /// Decodes every row into chunks for the writer, counting rejected rows. Rows decoded
-    /// before a failed read are still handed over (a corrupt tail rejects only the rest).
-    /// Returns whether it stopped early because the stop was due (`stoppable` only), at a
-    /// row boundary: every row decoded so far has been handed over.
-    async fn pump<R: tokio::io::AsyncBufRead + Unpin>(
-        &self,
-        decoder: &mut RowDecoder<R>,
-        source: &RowSource,
-        mut rows: mpsc::Sender<Vec<SourcedRow>>,
-        rejects: &Mutex<BatchRejects>,
-        rejected_rows: &mut u64,
-        stoppable: bool,
-    ) -> Result<bool, PumpError> {
-        let mut chunk = Vec::with_capacity(MAX_BATCH_ITEMS);
-        let mut failed = None;
-        let mut stopped = false;
-        // An object that cannot resume books its slots wherever they fall.
-        let limit = self.stop.due_at().filter(|_| stoppable);
-        loop {
-            if stoppable && self.stop.due() {
-                stopped = true;
-                break;
-            }
-            // One unit booked before the record is read (its size is not known yet), grown
-            // to the row's units after, or given back if no row comes: booking after the
-            // read would let every concurrent object add one row past the stop.
-            let slot = match self.pacing {
-                None => None,
-                Some(pacing) => match pacing.pacer.reserve_before(1, limit) {
-                    Some(slot) => Some((pacing, slot)),
-                    None => {
-                        self.stop.paced_out();
-                        stopped = true;
-                        break;
-                    }
-                },
-            };
-            let give_back = || {
-                if let Some((pacing, _)) = slot {
-                    pacing.pacer.adjust(-1);
-                }
-            };
-            let decoded = match decoder.next().await {
-                Ok(Some(decoded)) => decoded,
-                Ok(None) => {
-                    give_back();
-                    break;
-                }
-                Err(error) => {
-                    give_back();
-                    failed = Some(PumpError::Read(error));
-                    break;
-                }
-            };
-            match decoded {
-                Decoded::Row(row) => {
-                    if let Some((pacing, _)) = slot {
-                        let units = (pacing.units)(&row.item).max(1);
-                        pacing.pacer.adjust(units as i64 - 1);
-                    }
-                    chunk.push(SourcedRow {
-                        key_hash: lanes::key_hash(&row.key),
-                        object: source.object.clone(),
-                        ranged: source.ranged,
-                        slot: slot.map(|(_, slot)| slot),
-                        row,
-                    });
-                    if chunk.len() == MAX_BATCH_ITEMS {
-                        let full =
-                            std::mem::replace(&mut chunk, Vec::with_capacity(MAX_BATCH_ITEMS));
-                        rows.send(full)
-                            .await
-                            .map_err(|_| PumpError::WriterStopped)?;
-                    }
-                }
-                Decoded::Reject(reject) => {
-                    give_back();
-                    *rejected_rows += 1;
-                    lock(rejects).row(&source.object, reject);
-                }
-            }
-        }
-        if !chunk.is_empty() {
-            rows.send(chunk)
-                .await
-                .map_err(|_| PumpError::WriterStopped)?;
-        }
-        failed.map_or(Ok(stopped), Err)
     }
 
     /// A failed body read: corrupt compressed data or the size cap are for good; anything
