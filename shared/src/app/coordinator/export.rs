@@ -18,14 +18,15 @@
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use tokio::io::AsyncBufReadExt;
 
-use serde::{Deserialize, Serialize};
+mod stored_chain;
+
+pub use stored_chain::{StoredChain, StoredPhase, chain_key, phase_sent_key};
 
 use super::enqueue::JobBatches;
 use super::{Coordinator, CoordinatorError};
 use crate::clock;
-use crate::contract::ids::{BatchNo, JobId};
-use crate::contract::messages::{ExportFiles, ExportNames, ExportPhaseStep, Work};
-use crate::contract::rejects::ReportLocation;
+use crate::contract::ids::JobId;
+use crate::contract::messages::{ExportNames, ExportPhaseStep};
 use crate::contract::schema::Schema;
 use crate::fan_in::Ledger as _;
 use crate::ingest::compression::{self, Encoding};
@@ -79,91 +80,6 @@ impl ChainPlan {
                 .collect(),
         }
     }
-}
-
-/// A chain's plan as the coordinator stores it beside the job's rejects reports at the
-/// start (`{rejects}{job}/export/chain.json`): what each phase step sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredChain {
-    pub phases: Vec<StoredPhase>,
-}
-
-/// One export of a chain: its batches, each its data files' keys and manifest item counts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredPhase {
-    pub summary_key: String,
-    pub incremental: bool,
-    pub batches: Vec<Vec<(String, u64)>>,
-    /// Each data file's manifest `md5Checksum`, by key (absent in a chain stored before
-    /// the worker checked them).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub md5s: std::collections::BTreeMap<String, String>,
-}
-
-impl StoredChain {
-    /// The first batch number of each phase, and the total.
-    pub fn bases(&self) -> (Vec<u64>, u64) {
-        let mut bases = Vec::with_capacity(self.phases.len());
-        let mut next = 0;
-        for phase in &self.phases {
-            bases.push(next);
-            next += phase.batches.len() as u64;
-        }
-        (bases, next)
-    }
-
-    /// The first phase at or after `phase` that has batches.
-    pub fn next_with_batches(&self, phase: u32) -> Option<u32> {
-        (phase as usize..self.phases.len())
-            .find(|&k| !self.phases[k].batches.is_empty())
-            .map(|k| k as u32)
-    }
-
-    /// Phase `phase`'s batches: (number, work).
-    pub fn work(&self, phase: u32) -> Vec<(BatchNo, Work)> {
-        let (bases, _) = self.bases();
-        let Some(stored) = self.phases.get(phase as usize) else {
-            return Vec::new();
-        };
-        let base = bases[phase as usize];
-        let phase_end = base + stored.batches.len() as u64;
-        let next_phase = self.next_with_batches(phase + 1);
-        (stored.batches.iter().enumerate())
-            .map(|(i, files)| {
-                let work = Work::Export {
-                    keys: files.iter().map(|(key, _)| key.clone()).collect(),
-                    files: ExportFiles {
-                        item_counts: files.iter().cloned().collect(),
-                        md5s: (files.iter())
-                            .filter_map(|(key, _)| {
-                                Some((key.clone(), stored.md5s.get(key)?.clone()))
-                            })
-                            .collect(),
-                        incremental: stored.incremental,
-                        phase,
-                        phase_end,
-                        next_phase,
-                    },
-                };
-                (BatchNo(base + i as u64), work)
-            })
-            .collect()
-    }
-
-    fn files(&self) -> u64 {
-        let batches = self.phases.iter().flat_map(|p| p.batches.iter());
-        batches.map(|b| b.len() as u64).sum()
-    }
-}
-
-/// Where a job's chain plan is kept.
-pub fn chain_key(report: &ReportLocation, job_id: &JobId) -> String {
-    format!("{}{job_id}/export/chain.json", report.prefix)
-}
-
-/// The marker a phase step writes once every batch of its phase is sent.
-pub fn phase_sent_key(report: &ReportLocation, job_id: &JobId, phase: u32) -> String {
-    format!("{}{job_id}/export/phase-{phase:03}.sent", report.prefix)
 }
 
 /// What a phase step did.
