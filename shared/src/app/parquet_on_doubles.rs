@@ -165,6 +165,78 @@ async fn a_prefix_of_parquet_loads_every_row_typed_by_row_group_and_rejects_the_
         "{read} bytes read for {needed} of column chunks ({} in the file)",
         large.len()
     );
+
+    // The same file under a schema reading three of its fourteen columns (the key, and two
+    // mapped to new names), the others dropped: only their chunks are fetched (within 1.1x,
+    // footers included), and decoded.
+    let narrow: crate::contract::schema::Schema = serde_json::from_value(serde_json::json!({
+        "partition_key": ["id"],
+        "columns": [
+            {"name": "id", "type": "string"},
+            {"name": "n64", "type": "integer"},
+            {"name": "name", "type": "string", "nullable": true},
+        ],
+        "attributes": {"big_n": "n64", "label": "name"},
+        "unmapped": "drop",
+    }))
+    .unwrap();
+    narrow.validate().unwrap();
+    let request = JobRequest {
+        job_id: Some("pq-narrow".into()),
+        key: Some("big/large.parquet".into()),
+        schema: Some(narrow),
+        ..JobRequest::new("b", "")
+    };
+    let started = coordinator.start_job(request, None).await.unwrap();
+    let batches = rig.batches();
+    for batch in &batches {
+        worker.process_batch(batch).await.unwrap();
+    }
+    let job = rig.job("pq-narrow").await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(
+        (job.totals.rows_written, job.totals.rows_rejected),
+        (20_000, 0)
+    );
+    let stored = items(&rig);
+    for i in [0, 1, 5999, 6000, 12_001, 19_999] {
+        let id = crate::ingest::format::parquet_rows::test_files::id(i);
+        let full = expected_item(i);
+        let mut expected = BTreeMap::from([("id".to_owned(), full["id"].clone())]);
+        for (from, to) in [("n64", "big_n"), ("name", "label")] {
+            if let Some(value) = full.get(from) {
+                expected.insert(to.to_owned(), value.clone());
+            }
+        }
+        assert_eq!(stored.get(&id), Some(&expected), "row {i}");
+    }
+    let (footer_bytes, narrow_chunks) = chunks_of(&large, &["id", "n64", "name"]);
+    // What the batches fetched (planning read the object's tail once, as for any schema).
+    let needed = narrow_chunks + footer_bytes * started.listing.batches;
+    let narrow_read = job.totals.bytes_read - job.planning_bytes_read;
+    assert!(
+        (narrow_chunks..=needed * 11 / 10).contains(&narrow_read),
+        "{narrow_read} bytes read for {narrow_chunks} of the three columns' chunks and \
+         {footer_bytes} of footer a batch"
+    );
+    assert!(
+        narrow_read < read / 2,
+        "{narrow_read} of {read} read for every column: projected"
+    );
+}
+
+/// The footer's bytes and those of the column chunks of the top-level `columns` in `file`.
+fn chunks_of(file: &[u8], columns: &[&str]) -> (u64, u64) {
+    let size = file.len() as u64;
+    let length = footer::metadata_length(&file[file.len() - 8..], size).unwrap();
+    let start = footer::footer_start(size, length) as usize;
+    let meta = footer::decode(&file[start..file.len() - 8]).unwrap();
+    let chunks = (meta.row_groups().iter())
+        .flat_map(|group| group.columns())
+        .filter(|c| columns.contains(&c.column_descr().path().parts()[0].as_str()))
+        .map(|c| c.byte_range().1)
+        .sum();
+    (size - start as u64, chunks)
 }
 
 /// Three orders in the sample request's columns, written by the parquet crate: a full one,

@@ -5,6 +5,11 @@
 //! so it is decoded from the start again, pinned to the version the first part read, and the
 //! rows already loaded are skipped untyped).
 
+use std::collections::HashSet;
+use std::ops::Range;
+
+use futures::{StreamExt, TryStreamExt};
+
 use super::loader::{LoadError, Loader};
 use crate::contract::messages::{ObjectTail, RangeTask, RowGroupTask};
 use crate::ingest::compression::{self, BoxedRead, Encoding};
@@ -12,10 +17,14 @@ use crate::ingest::decode::DecodeError;
 use crate::ingest::digest::{Digest, Hashing};
 use crate::ingest::format::ddbjson::DynamoDbJsonDecoder;
 use crate::ingest::format::line_ranges::{LinesOpenError, open_lines_range};
-use crate::ingest::format::parquet_rows::{ParquetDecoder, Sparse};
+use crate::ingest::format::parquet_rows::{ParquetDecoder, Sparse, footer, projection};
 use crate::ingest::format::{Format, RowDecoder};
 use crate::ingest::range_read::{self, ByteSource, RangeOpenError};
 use crate::port::objects::{Failure, ObjectError, ObjectStore, Read};
+
+/// Column chunk GETs of one row-group task in flight: a projected task fetches a range per
+/// needed column and group, so they overlap, as a batch's objects do.
+const CHUNK_GETS_IN_FLIGHT: usize = 8;
 
 /// An object or range ready to decode (`None`: a range where no row starts).
 pub(super) struct Opened<R> {
@@ -255,28 +264,46 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
-    /// Row groups of a Parquet object: only its footer and their column chunks are fetched,
-    /// pinned to the planned ETag; the rows an earlier part loaded are skipped.
+    /// Row groups of a Parquet object: only its footer and their column chunks are fetched
+    /// (with `unmapped: drop`, only the chunks of the fields the schema reads), pinned to
+    /// the planned ETag; the rows an earlier part loaded are skipped.
     pub(super) async fn open_row_groups(
         &self,
         bucket: &str,
         task: &RowGroupTask,
     ) -> Result<Opened<BoxedRead>, OpenFailure> {
         let mut source = Sparse::new(task.size);
-        for (from, to) in [(task.footer_start, task.size), (task.start, task.end)] {
-            if from >= to {
-                continue;
+        let mut chunks: Vec<Range<u64>> = std::iter::once(task.start..task.end).collect();
+        if task.footer_start < task.size {
+            let footer = self
+                .fetch_span(bucket, task, task.footer_start, task.size)
+                .await?;
+            if let Some(needed) = projection::needed_fields(self.schema) {
+                chunks = projected_chunks(task, &footer, &needed)?;
             }
-            let bytes = self.fetch_span(bucket, task, from, to).await?;
+            source.insert(task.footer_start, footer);
+        }
+        let fetches = chunks
+            .into_iter()
+            .filter(|range| range.start < range.end)
+            .map(|range| async move {
+                let bytes = self
+                    .fetch_span(bucket, task, range.start, range.end)
+                    .await?;
+                Ok::<_, OpenFailure>((range.start, bytes))
+            });
+        let mut fetched = futures::stream::iter(fetches).buffered(CHUNK_GETS_IN_FLIGHT);
+        while let Some((from, bytes)) = fetched.try_next().await? {
             source.insert(from, bytes);
         }
+        let bytes = source.held();
         let groups = task.first_group as usize..task.stop_group as usize;
         let mut decoder = ParquetDecoder::open(source, Some(groups), self.schema)
             .map_err(|error| OpenFailure::Reject(error.to_string()))?;
         decoder.skip(task.rows_done);
         Ok(Opened {
             decoder: Some(RowDecoder::Parquet(Box::new(decoder))),
-            bytes: task.fetched_bytes(),
+            bytes,
             read_from: None,
             etag: Some(task.etag.clone()),
             header_read: 0,
@@ -314,6 +341,18 @@ impl Loader<'_> {
         }
         Ok(bytes.into())
     }
+}
+
+/// The byte ranges of a row-group task's chunks of the `needed` fields, from its footer.
+fn projected_chunks(
+    task: &RowGroupTask,
+    footer: &[u8],
+    needed: &HashSet<String>,
+) -> Result<Vec<Range<u64>>, OpenFailure> {
+    let metadata = &footer[..footer.len().saturating_sub(footer::TAIL_BYTES as usize)];
+    let meta = footer::decode(metadata).map_err(|error| OpenFailure::Reject(error.to_string()))?;
+    let groups = task.first_group as usize..task.stop_group as usize;
+    Ok(projection::chunk_ranges(&meta, groups, Some(needed)))
 }
 
 /// A failed GET: permanent ones are rejects, the rest are retried with the batch.

@@ -19,6 +19,21 @@ use crate::contract::schema::{Column, ColumnType, Schema, Unmapped};
 use crate::ingest::csv_stream::Record;
 use crate::ingest::item::Value;
 
+/// The fields a schema reads, its slots: the declared columns, then the columns the mapping
+/// reads (a column the mapping reads is a slot even when undeclared, so templates find it).
+/// With `unmapped: drop` no other field of an object is used.
+pub fn fields_read(schema: &Schema) -> Vec<String> {
+    let mut names: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+    for attribute in schema.attributes.values() {
+        for column in attribute.columns() {
+            if !names.contains(&column) {
+                names.push(column);
+            }
+        }
+    }
+    names
+}
+
 /// A schema applied to JSON Lines objects.
 #[derive(Debug, Clone)]
 pub struct JsonRowTyper {
@@ -33,15 +48,7 @@ pub struct JsonRowTyper {
 impl JsonRowTyper {
     /// Fails only on a schema no object could be typed by (as a CSV header would).
     pub fn new(schema: &Schema) -> Result<Self, HeaderError> {
-        let mut names: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
-        // A column the mapping reads is a slot even when undeclared, so templates find it.
-        for attribute in schema.attributes.values() {
-            for column in attribute.columns() {
-                if !names.contains(&column) {
-                    names.push(column);
-                }
-            }
-        }
+        let names = fields_read(schema);
         let mut typer = RowTyper::new(schema, &Record::from_fields(&names))?;
         let any = Typing::of(&Column::new("", ColumnType::Json));
         for slot in &mut typer.slots {

@@ -6,6 +6,7 @@
 //! the next groups are still read.
 
 pub mod footer;
+pub mod projection;
 pub mod sparse;
 pub mod values;
 
@@ -21,6 +22,7 @@ use ::parquet::file::reader::FileReader;
 use ::parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
 use ::parquet::record::reader::RowIter;
 use ::parquet::record::{Field, Row};
+use ::parquet::schema::types::Type;
 use thiserror::Error;
 
 pub use footer::{FooterError, RowGroupSpan};
@@ -52,6 +54,9 @@ pub enum ParquetOpenError {
 pub struct ParquetDecoder {
     source: Sparse,
     typer: JsonRowTyper,
+    /// The fields read (`unmapped: drop`): the other columns' chunks are neither fetched
+    /// nor decoded. `None`: every field.
+    projection: Option<Type>,
     /// Declared timestamp columns: a DATE there is midnight UTC, not a day's text.
     timestamps: HashSet<String>,
     /// Row number (1-based) of the first row read, counted over the whole file.
@@ -118,6 +123,8 @@ impl ParquetDecoder {
             });
         }
         let metadata = all.metadata();
+        let projection = projection::needed_fields(schema)
+            .and_then(|needed| projection::projected_schema(metadata, &needed));
         let mut first_row = 1;
         for group in &metadata.row_groups()[..groups.start] {
             first_row += group.num_rows().max(0) as u64;
@@ -142,6 +149,7 @@ impl ParquetDecoder {
         Ok(Self {
             source,
             typer,
+            projection,
             timestamps,
             first_row,
             groups: chosen,
@@ -284,7 +292,9 @@ impl ParquetDecoder {
         let reader = SerializedFileReader::new_with_options(self.source.clone(), options)
             .map_err(|error| error.to_string())?;
         let reader: Box<dyn FileReader> = Box::new(reader);
-        Ok(RowIter::from_file_into(reader))
+        RowIter::from_file_into(reader)
+            .project(self.projection.clone())
+            .map_err(|error| error.to_string())
     }
 
     /// Where file row `line` is: its row group and its row in it (both 0-based, as the
