@@ -28,6 +28,15 @@ const CEILING_IN_FLIGHT: [usize; 4] = [16, 32, 64, 128];
 /// Lambda's CPU share at 512 MB (the template's worker) and at 1,769 MB (one full vCPU).
 const VCPU_AT: [(u32, f64); 2] = [(512, 512.0 / 1769.0), (1769, 1.0)];
 
+/// What the ceiling loop measured.
+#[derive(Clone, Copy)]
+struct Ceiling {
+    rows_per_second: f64,
+    /// This process's CPU per row sent (the SDK's BatchWriteItem path alone: items are
+    /// built before the clock starts), the floor under the pipeline's own CPU per row.
+    cpu_per_row: f64,
+}
+
 /// Rows per second the DynamoDB server takes from a lean loop: prebuilt 25-item
 /// BatchWriteItem calls, `in_flight` at once, UnprocessedItems retried.
 async fn write_ceiling(
@@ -35,7 +44,7 @@ async fn write_ceiling(
     table: &str,
     rows: usize,
     in_flight: usize,
-) -> Result<f64> {
+) -> Result<Ceiling> {
     let item = |i: usize| -> HashMap<String, AttributeValue> {
         HashMap::from([
             (
@@ -60,6 +69,7 @@ async fn write_ceiling(
         .map(<[WriteRequest]>::to_vec)
         .collect();
     let started = Instant::now();
+    let cpu_before = crate::bench::usage().0;
     stream::iter(batches)
         .map(|batch| async move {
             let mut pending = batch;
@@ -79,7 +89,10 @@ async fn write_ceiling(
         .buffer_unordered(in_flight)
         .try_collect::<Vec<()>>()
         .await?;
-    Ok(rows as f64 / started.elapsed().as_secs_f64())
+    Ok(Ceiling {
+        rows_per_second: rows as f64 / started.elapsed().as_secs_f64(),
+        cpu_per_row: (crate::bench::usage().0 - cpu_before) / rows as f64,
+    })
 }
 
 /// Seconds per ListObjectsV2 page of 1,000 keys under `prefix`.
@@ -160,10 +173,14 @@ pub async fn e2e_bench(servers: &LocalAws, files_per_second: f64, runs: usize) -
     )
     .await?;
     let mut best = (0.0, 0);
+    let mut ceiling_cpu = Vec::new();
     for in_flight in CEILING_IN_FLIGHT {
         let mut rates = Vec::new();
         for _ in 0..runs {
-            rates.push(write_ceiling(&clients.dynamodb, ceiling_table, 50_000, in_flight).await?);
+            let measured =
+                write_ceiling(&clients.dynamodb, ceiling_table, 50_000, in_flight).await?;
+            rates.push(measured.rows_per_second);
+            ceiling_cpu.push(measured.cpu_per_row);
         }
         let rate = median(&mut rates);
         eprintln!("DynamoDB server ceiling at {in_flight} in flight: {rate:.0} rows/s");
@@ -172,6 +189,7 @@ pub async fn e2e_bench(servers: &LocalAws, files_per_second: f64, runs: usize) -
         }
     }
     let (ceiling, ceiling_in_flight) = best;
+    let ceiling_cpu_per_row = median(&mut ceiling_cpu);
 
     println!(
         "\nEnd to end on the local servers (prefix → SQS → {WORKERS} workers → DynamoDB → COMPLETE), batches of {BATCH_SIZE}, median of {runs} runs, against the `plan` model:\n"
@@ -223,13 +241,14 @@ pub async fn e2e_bench(servers: &LocalAws, files_per_second: f64, runs: usize) -
         let job = local_job(servers, 1_000, run, WriteMode::Insert).await?;
         cpu_per_row.push((WriteMode::Insert, job.cpu_seconds / job.rows as f64));
     }
-    print_cpu_per_row(&mut cpu_per_row, runs);
+    print_cpu_per_row(&mut cpu_per_row, runs, ceiling_cpu_per_row);
     Ok(())
 }
 
 /// CPU per row written end to end (this process: coordinator, bridge and workers; not the
-/// servers), and the rows/s it allows one worker at Lambda's CPU share for its memory.
-fn print_cpu_per_row(measured: &mut [(WriteMode, f64)], runs: usize) {
+/// servers), and the rows/s it allows one worker at Lambda's CPU share for its memory;
+/// beside it, the ceiling loop's client CPU per row: the SDK's write path alone.
+fn print_cpu_per_row(measured: &mut [(WriteMode, f64)], runs: usize, ceiling_per_row: f64) {
     println!(
         "\nCPU per row written end to end, 1,000 files x 100 rows, median of {runs} runs (coordinator, SQS bridge and {WORKERS} workers in one process; the servers excluded):\n"
     );
@@ -259,6 +278,15 @@ fn print_cpu_per_row(measured: &mut [(WriteMode, f64)], runs: usize) {
             implied.join(" | ")
         );
     }
+    let implied: Vec<String> = VCPU_AT
+        .iter()
+        .map(|(_, vcpu)| format!("{:.0}", vcpu / ceiling_per_row))
+        .collect();
+    println!(
+        "| the ceiling loop's client (prebuilt items, SDK BatchWriteItem only; median over every in-flight count) | {:.1} | {} |",
+        ceiling_per_row * 1e6,
+        implied.join(" | ")
+    );
 }
 
 fn median(values: &mut [f64]) -> f64 {

@@ -38,16 +38,16 @@ impl<A> FlakyWrites<A> {
 
 #[async_trait::async_trait]
 impl<A: RecordTable> RecordTable for FlakyWrites<A> {
-    async fn batch_put(&self, table: &str, mut items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
         if !call.is_multiple_of(self.every) || items.len() < 2 {
             return self.inner.batch_put(table, items).await;
         }
-        let held_back = items.split_off(items.len() / 2);
+        let (sent, held_back) = items.split_at(items.len() / 2);
         self.unprocessed
             .fetch_add(held_back.len() as u64, Ordering::Relaxed);
-        let mut unprocessed = self.inner.batch_put(table, items).await?;
-        unprocessed.extend(held_back);
+        let mut unprocessed = self.inner.batch_put(table, sent).await?;
+        unprocessed.extend(held_back.iter().map(|item| (*item).clone()));
         Ok(unprocessed)
     }
 
@@ -56,7 +56,7 @@ impl<A: RecordTable> RecordTable for FlakyWrites<A> {
         &self,
         table: &str,
         key: &KeyNames,
-        keys: Vec<Item>,
+        keys: &[&Item],
     ) -> Result<Vec<Item>, WriteError> {
         self.inner.batch_delete(table, key, keys).await
     }

@@ -87,9 +87,10 @@ struct PoisonOne {
 
 #[async_trait::async_trait]
 impl RecordTable for PoisonOne {
-    async fn batch_put(&self, table: &str, mut items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         let text =
             |item: &Item, name: &str| item.get(name).and_then(Value::as_text).map(str::to_owned);
+        let mut items: Vec<Item> = items.iter().map(|item| (*item).clone()).collect();
         for item in &mut items {
             if text(item, "measure_point").as_deref() == Some(&self.point)
                 && text(item, "timestamp").as_deref() == Some(&self.timestamp)
@@ -97,7 +98,9 @@ impl RecordTable for PoisonOne {
                 item.insert("temp".into(), Value::N("1e200".into()));
             }
         }
-        self.inner.batch_put(table, items).await
+        self.inner
+            .batch_put(table, &items.iter().collect::<Vec<_>>())
+            .await
     }
 }
 

@@ -314,7 +314,7 @@ struct SlowTable {
 
 #[async_trait::async_trait]
 impl RecordTable for SlowTable {
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         tokio::time::sleep(self.delay).await;
         self.inner.batch_put(table, items).await
     }

@@ -43,7 +43,7 @@ struct Metered {
 
 #[async_trait::async_trait]
 impl RecordTable for Metered {
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         let started = Instant::now();
         let units: u64 = items
             .iter()

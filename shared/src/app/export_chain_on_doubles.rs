@@ -107,7 +107,7 @@ fn unrelated() -> Item {
 
 async fn rig_with(exports: &[ExportSpec]) -> Rig {
     let table = Arc::new(MemoryTable::new("id", Some("n")).with_key_types(KeyType::S, KeyType::N));
-    table.batch_put("records", vec![unrelated()]).await.unwrap();
+    table.batch_put("records", &[&unrelated()]).await.unwrap();
     let rig = Rig::writing_through(table.clone(), table);
     for spec in exports {
         for (key, bytes) in write_export(spec).await {

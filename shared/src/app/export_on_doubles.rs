@@ -56,7 +56,7 @@ async fn rig_with(spec: &ExportSpec) -> Rig {
         ("id".to_owned(), Value::S("other".into())),
         ("n".to_owned(), Value::N("1".into())),
     ]);
-    table.batch_put("records", vec![unrelated]).await.unwrap();
+    table.batch_put("records", &[&unrelated]).await.unwrap();
     let rig = Rig::writing_through(table.clone(), table);
     for (key, bytes) in write_export(spec).await {
         let moved = key.replacen("exports/2026/", "copy/", 1);

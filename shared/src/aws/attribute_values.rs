@@ -13,6 +13,33 @@ pub fn to_sdk(item: Item) -> HashMap<String, AttributeValue> {
         .collect()
 }
 
+/// The same from a borrowed item: each name and value copied once, straight into the SDK's
+/// types (a row kept for a retry is not cloned into an `Item` first).
+pub fn to_sdk_copied(item: &Item) -> HashMap<String, AttributeValue> {
+    item.iter()
+        .map(|(name, value)| (name.clone(), attribute_copied(value)))
+        .collect()
+}
+
+fn attribute_copied(value: &Value) -> AttributeValue {
+    match value {
+        Value::S(s) => AttributeValue::S(s.clone()),
+        Value::N(n) => AttributeValue::N(n.clone()),
+        Value::B(b) => AttributeValue::B(Blob::new(b.clone())),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Null => AttributeValue::Null(true),
+        Value::Ss(set) => AttributeValue::Ss(set.clone()),
+        Value::Ns(set) => AttributeValue::Ns(set.clone()),
+        Value::Bs(set) => AttributeValue::Bs(set.iter().cloned().map(Blob::new).collect()),
+        Value::L(list) => AttributeValue::L(list.iter().map(attribute_copied).collect()),
+        Value::M(map) => AttributeValue::M(
+            map.iter()
+                .map(|(name, value)| (name.clone(), attribute_copied(value)))
+                .collect(),
+        ),
+    }
+}
+
 pub fn attribute(value: Value) -> AttributeValue {
     match value {
         Value::S(s) => AttributeValue::S(s),

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 
-use super::attribute_values::{attribute, from_sdk, to_sdk};
+use super::attribute_values::{attribute, from_sdk, to_sdk, to_sdk_copied};
 use super::errors::{is_condition_failure, validation_message};
 use crate::ingest::item::Item;
 use crate::port::table::{
@@ -88,12 +88,12 @@ impl DynamoTable {
 
 #[async_trait]
 impl RecordTable for DynamoTable {
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         let requests = items
-            .into_iter()
+            .iter()
             .map(|item| {
                 let put = PutRequest::builder()
-                    .set_item(Some(to_sdk(item)))
+                    .set_item(Some(to_sdk_copied(item)))
                     .build()
                     .map_err(|e| build_failed(table, "BatchWriteItem", e))?;
                 Ok(WriteRequest::builder().put_request(put).build())
@@ -111,7 +111,7 @@ impl RecordTable for DynamoTable {
         &self,
         table: &str,
         key: &KeyNames,
-        keys: Vec<Item>,
+        keys: &[&Item],
     ) -> Result<Vec<Item>, WriteError> {
         let requests = keys
             .iter()

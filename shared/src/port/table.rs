@@ -137,8 +137,9 @@ pub struct TableDescription {
 #[async_trait]
 pub trait RecordTable: Send + Sync {
     /// Puts up to 25 items with distinct keys; returns the ones left unprocessed, as they
-    /// were sent. All or nothing when refused ([`WriteError::Refused`]).
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError>;
+    /// were sent. All or nothing when refused ([`WriteError::Refused`]). Borrowed: the
+    /// caller keeps its rows to send again, so the items are copied once, into the request.
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError>;
 
     /// Deletes up to 25 items by key (each `keys` entry holds the key attributes; any
     /// other attribute is ignored). Deleting a key that holds no item succeeds. Returns the
@@ -147,7 +148,7 @@ pub trait RecordTable: Send + Sync {
         &self,
         table: &str,
         key: &KeyNames,
-        keys: Vec<Item>,
+        keys: &[&Item],
     ) -> Result<Vec<Item>, WriteError> {
         let _ = (table, key, keys);
         Err(WriteError::Unsupported {

@@ -29,7 +29,7 @@ struct SlowTable(Arc<dyn RecordTable>);
 
 #[async_trait]
 impl RecordTable for SlowTable {
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         tokio::time::sleep(SLOW).await;
         self.0.batch_put(table, items).await
     }

@@ -107,7 +107,7 @@ impl Jittery {
 
 #[async_trait::async_trait]
 impl RecordTable for Jittery {
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         self.wait().await;
         self.inner.batch_put(table, items).await
     }
@@ -116,7 +116,7 @@ impl RecordTable for Jittery {
         &self,
         table: &str,
         key: &KeyNames,
-        keys: Vec<Item>,
+        keys: &[&Item],
     ) -> Result<Vec<Item>, WriteError> {
         self.wait().await;
         self.inner.batch_delete(table, key, keys).await
@@ -174,7 +174,10 @@ async fn load(
         ("id".to_owned(), Value::S("other".into())),
         ("a".to_owned(), Value::S("x".into())),
     ]));
-    table.batch_put(RECORDS, existing).await.unwrap();
+    table
+        .batch_put(RECORDS, &existing.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
     rig.objects.insert("b", "in/dups.csv", csv());
     let request = JobRequest {
         job_id: Some("dups".into()),

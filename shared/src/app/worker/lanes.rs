@@ -130,6 +130,7 @@ mod tests {
                 line: 1,
                 offset: 0,
                 delete: false,
+                size: 0,
             },
         }
     }

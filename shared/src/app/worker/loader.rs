@@ -30,8 +30,8 @@ use crate::contract::write::WriteMode;
 use crate::ingest::compression::{self, Encoding};
 use crate::ingest::digest::Digest;
 use crate::ingest::format::{Format, RowDecoder};
-use crate::ingest::item::Item;
 use crate::ingest::rejects::BatchRejects;
+use crate::ingest::typing::TypedRow;
 use crate::job::model::BatchStats;
 use crate::limiter::{AimdLimiter, AimdPermit, RatePacer, ThrottleCounter};
 use crate::port::objects::ObjectStore;
@@ -167,7 +167,7 @@ pub struct Loader<'a> {
 pub struct Pacing<'a> {
     pub pacer: &'a RatePacer,
     /// The units a row's first write is billed (the writer's rule: `ChunkWriter::charge`).
-    pub units: &'a (dyn Fn(&Item) -> u64 + Sync),
+    pub units: &'a (dyn Fn(&TypedRow) -> u64 + Sync),
 }
 
 /// One object's contribution.

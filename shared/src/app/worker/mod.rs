@@ -44,8 +44,8 @@ use crate::contract::messages::{BatchMessage, Work};
 use crate::contract::schema::{Schema, SchemaError};
 use crate::contract::write::WriteMode;
 use crate::fan_in::{JobError, Ledger, LedgerStore};
-use crate::ingest::item::Item;
 use crate::ingest::rejects::BatchRejects;
+use crate::ingest::typing::TypedRow;
 use crate::job::model::{BatchStats, Recorded};
 use crate::limiter::{AimdLimiter, ThrottleCounter};
 use crate::port::Adapters;
@@ -519,7 +519,7 @@ impl Worker {
             deadline,
             rejects: &rejects,
         };
-        let charge = |item: &Item| writer.charge(item);
+        let charge = |row: &TypedRow| writer.charge(row);
         let loader = Loader {
             objects: &*self.objects,
             throttles: &self.s3_throttles,

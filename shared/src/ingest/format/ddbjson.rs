@@ -109,13 +109,14 @@ impl<R: AsyncBufRead + Unpin> DynamoDbJsonDecoder<R> {
                         false => item_of_line(text).map(|item| (item, false)),
                     };
                     change.and_then(|(item, delete)| {
-                        let key = self.key.check(&item)?;
+                        let (key, size) = self.key.check(&item)?;
                         Ok(TypedRow {
                             key,
                             item,
                             line: line.line(),
                             offset: line.start(),
                             delete,
+                            size,
                         })
                     })
                 }

@@ -41,10 +41,10 @@ impl ItemKey {
         }
     }
 
-    /// The item's key texts (partition, sort or empty), or why DynamoDB would refuse it:
-    /// a key attribute missing, of another type or empty, a key or the item over its limit,
-    /// an empty attribute name.
-    pub fn check(&self, item: &Item) -> Result<(String, String), String> {
+    /// The item's key texts (partition, sort or empty) and its size, or why DynamoDB would
+    /// refuse it: a key attribute missing, of another type or empty, a key or the item over
+    /// its limit, an empty attribute name.
+    pub fn check(&self, item: &Item) -> Result<((String, String), usize), String> {
         if item.keys().any(String::is_empty) {
             return Err("an attribute has an empty name (DynamoDB refuses it)".into());
         }
@@ -68,7 +68,7 @@ impl ItemKey {
         if bytes > MAX_ITEM_BYTES {
             return Err(RowError::ItemTooLarge { bytes }.to_string());
         }
-        Ok((text(partition), sort))
+        Ok(((text(partition), sort), bytes))
     }
 }
 
@@ -126,7 +126,8 @@ mod tests {
     fn a_key_of_the_right_types_gives_its_texts_and_every_other_is_refused_with_a_reason() {
         let item = |id: Value, at: Value| Item::from_iter([("id".into(), id), ("at".into(), at)]);
         let ok = item(Value::N("7".into()), Value::B(vec![0xab]));
-        assert_eq!(key().check(&ok), Ok(("7".into(), "ab".into())));
+        // id (2) + a 1-digit N (2) + at (2) + a 1-byte B (1).
+        assert_eq!(key().check(&ok), Ok((("7".into(), "ab".into()), 7)));
         let wrong = item(Value::S("7".into()), Value::B(vec![1]));
         assert!(
             key()

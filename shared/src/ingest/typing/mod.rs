@@ -62,6 +62,7 @@ use keys::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, join_parts};
 use mapping::{Field, Mapped};
 pub use numbers::{Decimal, NumberError, parse_decimal};
 pub use size::MAX_ITEM_BYTES;
+pub use size::item_size;
 use size::value_size;
 pub use timestamps::normalise_timestamp;
 use ttl::TtlRule;
@@ -79,6 +80,9 @@ pub struct TypedRow {
     /// The row deletes its key instead of putting an item (an incremental export's line
     /// without `NewImage`: `item` then holds the key attributes).
     pub delete: bool,
+    /// `item`'s size as DynamoDB counts it ([`size::item_size`]), worked out while typing
+    /// (against the 400 KB limit), so a write is charged without walking the item again.
+    pub size: usize,
 }
 
 /// Rows are equal when they write the same item: where they were read is not compared (a
@@ -402,12 +406,14 @@ impl RowTyper {
         if size > MAX_ITEM_BYTES {
             return Err(RowError::ItemTooLarge { bytes: size });
         }
+        debug_assert_eq!(size, item_size(&item), "the running size is the item's");
         Ok(TypedRow {
             key: (partition.text, sort.text),
             item,
             line,
             offset,
             delete: false,
+            size,
         })
     }
 

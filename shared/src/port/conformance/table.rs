@@ -27,10 +27,10 @@ async fn stored(table: &dyn RecordTable, name: &str, key: &KeyNames, point: &str
         Inserted::Exists(found) => found,
         Inserted::Written => {
             // It was absent: take the probe away again.
-            let probe = vec![item(key, point, &[])];
+            let probe = [item(key, point, &[])];
             assert!(
                 table
-                    .batch_delete(name, key, probe)
+                    .batch_delete(name, key, &probe.iter().collect::<Vec<_>>())
                     .await
                     .unwrap()
                     .is_empty()
@@ -49,15 +49,9 @@ pub async fn run(table: &dyn RecordTable, name: &str, key: &KeyNames, refuses_ba
 
     // Puts overwrite whole items.
     let first = item(key, &point("a"), &[("x", n("1")), ("y", n("2"))]);
-    assert!(table.batch_put(name, vec![first]).await.unwrap().is_empty());
+    assert!(table.batch_put(name, &[&first]).await.unwrap().is_empty());
     let second = item(key, &point("a"), &[("x", n("3"))]);
-    assert!(
-        table
-            .batch_put(name, vec![second.clone()])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(table.batch_put(name, &[&second]).await.unwrap().is_empty());
     assert_eq!(
         stored(table, name, key, &point("a")).await,
         Some(second.clone())
@@ -98,14 +92,14 @@ pub async fn run(table: &dyn RecordTable, name: &str, key: &KeyNames, refuses_ba
     assert_eq!(stored(table, name, key, &point("c")).await, Some(created));
 
     // Deletes take keys (other attributes ignored); a missing key is no error.
-    let keys = vec![
+    let keys = [
         second,
         item(key, &point("c"), &[("ignored", n("1"))]),
         item(key, &point("never-written"), &[]),
     ];
     assert!(
         table
-            .batch_delete(name, key, keys)
+            .batch_delete(name, key, &keys.iter().collect::<Vec<_>>())
             .await
             .unwrap()
             .is_empty()
@@ -122,10 +116,10 @@ pub async fn run(table: &dyn RecordTable, name: &str, key: &KeyNames, refuses_ba
     let described = table.describe(name).await.unwrap();
     assert_eq!(described.key.partition.name, key.partition);
     assert_eq!(described.key.sort.map(|sort| sort.name), key.sort.clone());
-    let cleanup = vec![item(key, &point("b"), &[])];
+    let cleanup = [item(key, &point("b"), &[])];
     assert!(
         table
-            .batch_delete(name, key, cleanup)
+            .batch_delete(name, key, &cleanup.iter().collect::<Vec<_>>())
             .await
             .unwrap()
             .is_empty()
@@ -143,6 +137,6 @@ async fn refuses(table: &dyn RecordTable, name: &str, key: &KeyNames, point: &st
             .await
             .map(|_| ())
     ));
-    assert!(refused(table.batch_put(name, vec![bad]).await.map(|_| ())));
+    assert!(refused(table.batch_put(name, &[&bad]).await.map(|_| ())));
     assert_eq!(stored(table, name, key, point).await, None);
 }

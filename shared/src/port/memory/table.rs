@@ -67,7 +67,7 @@ impl MemoryTable {
 
     /// DynamoDB's refusal of any of `items` (or of none: an empty BatchWriteItem is a
     /// validation error), as its error.
-    fn refuse(&self, table: &str, items: &[Item]) -> Result<(), WriteError> {
+    fn refuse(&self, table: &str, items: &[&Item]) -> Result<(), WriteError> {
         if items.is_empty() {
             return Err(WriteError::Refused {
                 table: table.to_owned(),
@@ -112,11 +112,11 @@ impl MemoryTable {
 
 #[async_trait]
 impl RecordTable for MemoryTable {
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
-        self.refuse(table, &items)?;
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
+        self.refuse(table, items)?;
         let mut stored = self.lock();
         for item in items {
-            stored.insert(self.key(table, &item), item);
+            stored.insert(self.key(table, item), (*item).clone());
         }
         Ok(Vec::new())
     }
@@ -125,10 +125,10 @@ impl RecordTable for MemoryTable {
         &self,
         table: &str,
         key: &KeyNames,
-        keys: Vec<Item>,
+        keys: &[&Item],
     ) -> Result<Vec<Item>, WriteError> {
         let keys: Vec<Item> = keys.iter().map(|k| key.key_of(k)).collect();
-        self.refuse(table, &keys)?;
+        self.refuse(table, &keys.iter().collect::<Vec<_>>())?;
         let mut stored = self.lock();
         for item in &keys {
             stored.remove(&self.key(table, item));
@@ -142,7 +142,7 @@ impl RecordTable for MemoryTable {
         _key: &KeyNames,
         item: Item,
     ) -> Result<Inserted, WriteError> {
-        self.refuse(table, std::slice::from_ref(&item))?;
+        self.refuse(table, &[&item])?;
         let mut stored = self.lock();
         let key = self.key(table, &item);
         if let Some(existing) = stored.get(&key) {
@@ -153,7 +153,7 @@ impl RecordTable for MemoryTable {
     }
 
     async fn update(&self, table: &str, _key: &KeyNames, item: Item) -> Result<(), WriteError> {
-        self.refuse(table, std::slice::from_ref(&item))?;
+        self.refuse(table, &[&item])?;
         let mut stored = self.lock();
         let merged = stored.entry(self.key(table, &item)).or_default();
         merged.extend(item);
@@ -204,7 +204,7 @@ mod tests {
     async fn a_request_holding_a_value_the_server_refuses_writes_nothing() {
         let table = MemoryTable::new("measure_point", Some("timestamp"));
         let err = table
-            .batch_put("t", vec![item("a", "1"), item("b", "1e200")])
+            .batch_put("t", &[&item("a", "1"), &item("b", "1e200")])
             .await
             .unwrap_err();
         assert!(
@@ -212,7 +212,7 @@ mod tests {
             "{err}"
         );
         assert!(table.items("t").is_empty());
-        let left = table.batch_put("t", vec![item("a", "1")]).await.unwrap();
+        let left = table.batch_put("t", &[&item("a", "1")]).await.unwrap();
         assert!(left.is_empty());
         assert_eq!(table.items("t").len(), 1);
     }
@@ -229,18 +229,22 @@ mod tests {
         table
             .batch_put(
                 "t",
-                vec![key(vec![1], "1"), key(vec![1, 0], "1"), key(vec![1], "2")],
+                &[
+                    &key(vec![1], "1"),
+                    &key(vec![1, 0], "1"),
+                    &key(vec![1], "2"),
+                ],
             )
             .await
             .unwrap();
-        table.batch_put("t", vec![key(vec![1], "1")]).await.unwrap();
+        table.batch_put("t", &[&key(vec![1], "1")]).await.unwrap();
         assert_eq!(
             table.items("t").len(),
             3,
             "the last put overwrote its own key"
         );
         let err = table
-            .batch_put("t", vec![key(Vec::new(), "1")])
+            .batch_put("t", &[&key(Vec::new(), "1")])
             .await
             .unwrap_err();
         assert!(matches!(err, WriteError::Refused { .. }), "{err}");

@@ -94,7 +94,12 @@ impl std::ops::AddAssign for WriteOutcome {
 /// update is billed for the larger of the old and new item and a delete for the deleted
 /// item, which the writer cannot know: it counts the row's own size (a key, for a delete).
 pub fn units(item: &Item) -> u64 {
-    (item_size(item).div_ceil(1024) as u64).max(1)
+    units_of_size(item_size(item))
+}
+
+/// The write units of an item of `size` bytes.
+pub fn units_of_size(size: usize) -> u64 {
+    (size.div_ceil(1024) as u64).max(1)
 }
 
 /// Where and how chunks are written.
@@ -124,11 +129,11 @@ struct Stopped {
 }
 
 impl ChunkWriter<'_> {
-    /// The units one write of `item` takes from the pacer: a delete is charged for its key.
-    pub fn charge(&self, item: &Item) -> u64 {
+    /// The units one write of `row` takes from the pacer: a delete is charged for its key.
+    pub fn charge(&self, row: &TypedRow) -> u64 {
         match self.mode {
-            WriteMode::Delete => units(&self.key.key_of(item)),
-            _ => units(item),
+            WriteMode::Delete => units(&self.key.key_of(&row.item)),
+            _ => units_of_size(row.size),
         }
     }
 
@@ -247,9 +252,9 @@ impl ChunkWriter<'_> {
         mut first: bool,
     ) -> Result<(), Stopped> {
         loop {
-            // Sent as copies: a refused request must be split and sent again.
-            let items: Vec<Item> = pending.iter().map(|r| r.row.item.clone()).collect();
-            let charged: u64 = items.iter().map(|item| self.charge(item)).sum();
+            // Lent, not moved: a refused request must be split and sent again.
+            let items: Vec<&Item> = pending.iter().map(|r| &r.row.item).collect();
+            let charged: u64 = pending.iter().map(|r| self.charge(&r.row)).sum();
             if !self.paced(&pending, charged, first).await {
                 let error = self.out_of_time(pending.len(), outcome);
                 return Err(Stopped {
@@ -264,10 +269,10 @@ impl ChunkWriter<'_> {
             let sent = match self.mode {
                 WriteMode::Delete => {
                     self.table
-                        .batch_delete(self.table_name, self.key, items)
+                        .batch_delete(self.table_name, self.key, &items)
                         .await
                 }
-                _ => self.table.batch_put(self.table_name, items).await,
+                _ => self.table.batch_put(self.table_name, &items).await,
             };
             match sent {
                 Ok(unprocessed) if unprocessed.is_empty() => {

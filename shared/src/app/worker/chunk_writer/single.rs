@@ -8,7 +8,7 @@
 //! load): that is the row's own earlier delivery, or an identical item, which leaves the
 //! table as the row would. Anything else is counted as existing and left alone.
 
-use super::{ChunkWriter, SourcedRow, WriteOutcome, units};
+use super::{ChunkWriter, SourcedRow, WriteOutcome, units_of_size};
 use crate::contract::write::WriteMode;
 use crate::ingest::item::Item;
 use crate::port::table::{Inserted, WriteError};
@@ -26,7 +26,7 @@ impl ChunkWriter<'_> {
         for row in rows {
             let mut first = true;
             loop {
-                let charged = units(&row.row.item);
+                let charged = units_of_size(row.row.size);
                 if !self.paced(std::slice::from_ref(&row), charged, first).await {
                     return Err(self.out_of_time(1, outcome));
                 }

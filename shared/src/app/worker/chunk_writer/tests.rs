@@ -28,7 +28,7 @@ impl ThrottlingTable {
 
 #[async_trait::async_trait]
 impl RecordTable for ThrottlingTable {
-    async fn batch_put(&self, _: &str, mut items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, _: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         let round = self.calls.lock().unwrap().len();
         self.calls.lock().unwrap().push(items.len());
         let keep = if round < self.rounds {
@@ -36,9 +36,10 @@ impl RecordTable for ThrottlingTable {
         } else {
             items.len()
         };
-        let unprocessed = items.split_off(keep);
-        self.stored.lock().unwrap().extend(items);
-        Ok(unprocessed)
+        let (stored, unprocessed) = items.split_at(keep);
+        let copied = |items: &[&Item]| items.iter().map(|item| (*item).clone()).collect::<Vec<_>>();
+        self.stored.lock().unwrap().extend(copied(stored));
+        Ok(copied(unprocessed))
     }
 }
 
@@ -50,7 +51,7 @@ struct StrictAndThrottled {
 
 #[async_trait::async_trait]
 impl RecordTable for StrictAndThrottled {
-    async fn batch_put(&self, table: &str, mut items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         let refused = items.iter().find_map(|item| {
             crate::ingest::typing::refusal::refusal(item, "measure_point", Some("timestamp"))
         });
@@ -59,9 +60,9 @@ impl RecordTable for StrictAndThrottled {
             return Err(WriteError::Refused { table, message });
         }
         if !std::mem::replace(&mut *self.throttled.lock().unwrap(), true) {
-            let held = items.split_off(items.len() / 2);
-            self.inner.batch_put(table, items).await?;
-            return Ok(held);
+            let (sent, held) = items.split_at(items.len() / 2);
+            self.inner.batch_put(table, sent).await?;
+            return Ok(held.iter().map(|item| (*item).clone()).collect());
         }
         self.inner.batch_put(table, items).await
     }
@@ -70,6 +71,11 @@ impl RecordTable for StrictAndThrottled {
 fn row(point: &str, second: u32, temp: &str) -> SourcedRow {
     let timestamp = format!("2025-11-26T00:00:{second:02}Z");
     let key = (point.to_owned(), timestamp.clone());
+    let item = Item::from_iter([
+        ("measure_point".into(), Value::S(point.into())),
+        ("timestamp".into(), Value::S(timestamp)),
+        ("temp".into(), Value::N(temp.into())),
+    ]);
     SourcedRow {
         object: Arc::from("data/a.csv"),
         ranged: false,
@@ -77,11 +83,8 @@ fn row(point: &str, second: u32, temp: &str) -> SourcedRow {
         key_hash: crate::app::worker::lanes::key_hash(&key),
         row: TypedRow {
             key,
-            item: Item::from_iter([
-                ("measure_point".into(), Value::S(point.into())),
-                ("timestamp".into(), Value::S(timestamp)),
-                ("temp".into(), Value::N(temp.into())),
-            ]),
+            size: crate::ingest::typing::item_size(&item),
+            item,
             line: u64::from(second) + 2,
             offset: 0,
             delete: false,
@@ -273,7 +276,7 @@ async fn other_failures_still_fail_the_chunk() {
     struct Down;
     #[async_trait::async_trait]
     impl RecordTable for Down {
-        async fn batch_put(&self, table: &str, _: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+        async fn batch_put(&self, table: &str, _: &[&Item]) -> Result<Vec<Item>, WriteError> {
             Err(WriteError::Call {
                 operation: "BatchWriteItem",
                 table: table.into(),
@@ -307,7 +310,7 @@ fn moded<'a>(
 async fn an_insert_counts_taken_keys_as_existing_and_its_own_redelivery_as_written() {
     let table = MemoryTable::new("measure_point", Some("timestamp"));
     table
-        .batch_put("t", vec![row("p", 1, "99").row.item])
+        .batch_put("t", &[&row("p", 1, "99").row.item])
         .await
         .unwrap();
     let limiter = AimdLimiter::new(8, 1);
@@ -334,7 +337,7 @@ async fn an_update_merges_and_a_delete_removes_by_key_both_idempotent() {
     let table = MemoryTable::new("measure_point", Some("timestamp"));
     let mut wide = row("p", 1, "1").row.item;
     wide.insert("humidity".into(), Value::N("40".into()));
-    table.batch_put("t", vec![wide]).await.unwrap();
+    table.batch_put("t", &[&wide]).await.unwrap();
     let limiter = AimdLimiter::new(8, 1);
     let rejects = Mutex::default();
     let update = moded(&table, WriteMode::Update, &limiter, &rejects);
@@ -403,7 +406,7 @@ struct ThrottledSingles {
 
 #[async_trait::async_trait]
 impl RecordTable for ThrottledSingles {
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         self.inner.batch_put(table, items).await
     }
 
@@ -452,6 +455,7 @@ async fn every_attempt_takes_its_billed_units_from_the_pacer() {
     big.row
         .item
         .insert("note".into(), Value::S("x".repeat(2100)));
+    big.row.size = crate::ingest::typing::item_size(&big.row.item);
     let writer = ChunkWriter {
         pacer: Some(&pacer),
         ..writer(&table, &limiter, None, &rejects)
@@ -476,7 +480,7 @@ struct ThrottledCalls {
 
 #[async_trait::async_trait]
 impl RecordTable for ThrottledCalls {
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+    async fn batch_put(&self, table: &str, items: &[&Item]) -> Result<Vec<Item>, WriteError> {
         let throttled = {
             let mut left = self.left.lock().unwrap();
             let throttled = *left > 0;

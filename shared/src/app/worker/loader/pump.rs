@@ -72,7 +72,7 @@ impl Loader<'_> {
             match decoded {
                 Decoded::Row(row) => {
                     if let Some((pacing, _)) = slot {
-                        let units = (pacing.units)(&row.item).max(1);
+                        let units = (pacing.units)(&row).max(1);
                         pacing.pacer.adjust(units as i64 - 1);
                     }
                     chunk.push(SourcedRow {
