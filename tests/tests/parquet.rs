@@ -79,7 +79,7 @@ fn layout(file: &[u8]) -> (u64, Vec<footer::RowGroupSpan>) {
     let meta = footer::decode(&file[start..file.len() - 8]).unwrap();
     (
         size - start as u64,
-        footer::row_groups(&meta, size).unwrap(),
+        footer::row_groups(&meta, size, None).unwrap(),
     )
 }
 

@@ -12,6 +12,7 @@ use crate::ingest::compression::Encoding;
 use crate::ingest::csv_stream::{DEFAULT_MAX_RECORD_BYTES, Record, RecordReader};
 use crate::ingest::decode::schema_header;
 use crate::ingest::format::Format;
+use crate::ingest::format::parquet_rows::projection;
 use crate::ingest::typing::RowTyper;
 use crate::port::objects::{ObjectError, ObjectStore, Read};
 
@@ -77,7 +78,18 @@ pub async fn plan_object(
         let Some(etag) = head.etag.filter(|_| head.size > chunk) else {
             return Ok(ObjectPlan::Whole);
         };
-        let tasks = plan_row_groups(objects, bucket, key, &etag, head.size, chunk).await?;
+        // Sized by the chunks the job reads: with `unmapped: drop`, its fields' only.
+        let needed = projection::needed_fields(schema);
+        let tasks = plan_row_groups(
+            objects,
+            bucket,
+            key,
+            &etag,
+            head.size,
+            chunk,
+            needed.as_ref(),
+        )
+        .await?;
         return Ok(ObjectPlan::RowGroups(tasks));
     }
     if !format.splits() {

@@ -5,6 +5,8 @@
 //! footer-only task: the worker re-reads those few bytes and rejects the object with the
 //! reason, counted as any rejected object.
 
+use std::collections::HashSet;
+
 use tokio::io::AsyncReadExt;
 
 use super::object_plan::PlanError;
@@ -13,7 +15,8 @@ use crate::ingest::format::parquet_rows::RowGroupSpan;
 use crate::ingest::format::parquet_rows::footer::{self, TAIL_BYTES};
 use crate::port::objects::{ObjectStore, Read};
 
-/// The tasks of `key` (`size` bytes at `etag`), `chunk` bytes of column chunks each.
+/// The tasks of `key` (`size` bytes at `etag`), `chunk` bytes of column chunks each (of
+/// the `needed` fields' chunks only, when the job reads only those).
 pub async fn plan_row_groups(
     objects: &dyn ObjectStore,
     bucket: &str,
@@ -21,6 +24,7 @@ pub async fn plan_row_groups(
     etag: &str,
     size: u64,
     chunk: u64,
+    needed: Option<&HashSet<String>>,
 ) -> Result<Vec<RowGroupTask>, PlanError> {
     let mut object = ParquetObject {
         key: key.to_owned(),
@@ -41,7 +45,7 @@ pub async fn plan_row_groups(
         size - TAIL_BYTES,
     )
     .await?;
-    let spans = footer::decode(&metadata).and_then(|meta| footer::row_groups(&meta, size));
+    let spans = footer::decode(&metadata).and_then(|meta| footer::row_groups(&meta, size, needed));
     Ok(match spans {
         Ok(spans) => object.tasks(&spans, chunk),
         Err(_) => vec![object.footer_only()],
@@ -119,23 +123,24 @@ impl ParquetObject {
         }
     }
 
-    /// The object's tasks: row groups in order, `chunk` bytes of column chunks a batch at
-    /// most unless one group alone is more.
+    /// The object's tasks: row groups in order, `chunk` bytes of the column chunks read
+    /// (the needed fields' with a projection) a batch at most unless one group alone is more.
     pub fn tasks(&self, groups: &[RowGroupSpan], chunk: u64) -> Vec<RowGroupTask> {
         let mut tasks = Vec::new();
-        let mut open: Option<(usize, u64, u64)> = None; // first group, span start, span end
+        // First group, span start, span end, bytes read.
+        let mut open: Option<(usize, u64, u64, u64)> = None;
         for (i, group) in groups.iter().enumerate() {
-            if let Some((first, start, end)) = open {
-                let (to_start, to_end) = (start.min(group.start), end.max(group.end));
-                if to_end - to_start <= chunk {
-                    open = Some((first, to_start, to_end));
+            if let Some((first, start, end, read)) = open {
+                if read + group.read <= chunk {
+                    let (start, end) = (start.min(group.start), end.max(group.end));
+                    open = Some((first, start, end, read + group.read));
                     continue;
                 }
                 tasks.push(self.task(&groups[first], &groups[i - 1], start, end));
             }
-            open = Some((i, group.start, group.end));
+            open = Some((i, group.start, group.end, group.read));
         }
-        if let Some((first, start, end)) = open {
+        if let Some((first, start, end, _)) = open {
             tasks.push(self.task(&groups[first], &groups[groups.len() - 1], start, end));
         }
         if tasks.is_empty() {
@@ -155,6 +160,7 @@ mod tests {
             rows: 10,
             start,
             end,
+            read: end - start,
         }
     }
 

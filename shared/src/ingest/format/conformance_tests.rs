@@ -184,7 +184,7 @@ mod parquet {
         let length = footer::metadata_length(&file[file.len() - 8..], size).unwrap();
         let start = footer::footer_start(size, length);
         let meta = footer::decode(&file[start as usize..file.len() - 8]).unwrap();
-        (start, footer::row_groups(&meta, size).unwrap())
+        (start, footer::row_groups(&meta, size, None).unwrap())
     }
 
     /// A task's read: only the footer and groups `groups`' column chunks are held.

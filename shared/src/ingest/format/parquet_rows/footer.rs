@@ -3,6 +3,8 @@
 //! The coordinator reads it with ranged GETs to plan by row group; a footer that does not
 //! parse makes the whole object a reject, with the reason.
 
+use std::collections::HashSet;
+
 use ::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use thiserror::Error;
 
@@ -59,6 +61,9 @@ pub struct RowGroupSpan {
     pub rows: u64,
     pub start: u64,
     pub end: u64,
+    /// The bytes of its column chunks a task reads: all of them, or with a projection only
+    /// the needed fields' ([`super::projection`]). Batches are sized by these.
+    pub read: u64,
 }
 
 impl RowGroupSpan {
@@ -67,13 +72,20 @@ impl RowGroupSpan {
     }
 }
 
-/// Every row group's span, in file order; an error if a chunk lies outside the object's
-/// data (a footer that would send reads past its end).
-pub fn row_groups(meta: &ParquetMetaData, size: u64) -> Result<Vec<RowGroupSpan>, FooterError> {
+/// Every row group's span, in file order, and the bytes a read of the `needed` fields takes
+/// of it (every field if `None`); an error if a chunk lies outside the object's data (a
+/// footer that would send reads past its end).
+pub fn row_groups(
+    meta: &ParquetMetaData,
+    size: u64,
+    needed: Option<&HashSet<String>>,
+) -> Result<Vec<RowGroupSpan>, FooterError> {
+    let projected = super::projection::projecting(meta, needed);
     let mut spans = Vec::with_capacity(meta.num_row_groups());
     for (index, group) in meta.row_groups().iter().enumerate() {
         let mut start = u64::MAX;
         let mut end = 0u64;
+        let mut read = 0u64;
         for column in group.columns() {
             let (from, length) = column.byte_range();
             let to = from
@@ -87,6 +99,9 @@ pub fn row_groups(meta: &ParquetMetaData, size: u64) -> Result<Vec<RowGroupSpan>
                 })?;
             start = start.min(from);
             end = end.max(to);
+            if super::projection::reads(projected, column) {
+                read += length;
+            }
         }
         let rows = u64::try_from(group.num_rows()).map_err(|_| {
             FooterError::Metadata(format!("row group {index} has a negative row count"))
@@ -99,6 +114,7 @@ pub fn row_groups(meta: &ParquetMetaData, size: u64) -> Result<Vec<RowGroupSpan>
             rows,
             start,
             end,
+            read,
         });
     }
     Ok(spans)

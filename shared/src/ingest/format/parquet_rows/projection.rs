@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use ::parquet::file::metadata::ParquetMetaData;
+use ::parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
 use ::parquet::schema::types::{Type, TypePtr};
 
 use crate::contract::schema::{Schema, Unmapped};
@@ -54,20 +54,33 @@ pub fn chunk_ranges(
     groups: Range<usize>,
     needed: Option<&HashSet<String>>,
 ) -> Vec<Range<u64>> {
-    let projected = needed.filter(|needed| projected_schema(meta, needed).is_some());
+    let projected = projecting(meta, needed);
     let mut ranges: Vec<Range<u64>> = Vec::new();
     for group in meta.row_groups().get(groups).unwrap_or_default() {
         for column in group.columns() {
-            let root = column.column_descr().path().parts().first();
-            let wanted = projected.is_none_or(|needed| root.is_some_and(|r| needed.contains(r)));
             let (from, length) = column.byte_range();
-            if wanted && length > 0 {
+            if reads(projected, column) && length > 0 {
                 ranges.push(from..from + length);
             }
         }
     }
     ranges.sort_by_key(|r| r.start);
     merge(ranges)
+}
+
+/// The fields a read of this file is cut to: `needed`, unless the cut keeps every field or
+/// none (then every chunk is read, as [`projected_schema`] says).
+pub fn projecting<'a>(
+    meta: &ParquetMetaData,
+    needed: Option<&'a HashSet<String>>,
+) -> Option<&'a HashSet<String>> {
+    needed.filter(|needed| projected_schema(meta, needed).is_some())
+}
+
+/// Whether a read cut to `projected` (from [`projecting`]) fetches `column`'s chunk.
+pub fn reads(projected: Option<&HashSet<String>>, column: &ColumnChunkMetaData) -> bool {
+    let root = column.column_descr().path().parts().first();
+    projected.is_none_or(|needed| root.is_some_and(|r| needed.contains(r)))
 }
 
 /// Sorted ranges merged where they touch or overlap, and across the smallest gaps within

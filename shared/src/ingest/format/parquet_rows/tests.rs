@@ -99,7 +99,7 @@ fn only_the_footer_and_the_chosen_groups_chunks_are_needed() {
     let length = footer::metadata_length(&file[file.len() - 8..], size).unwrap();
     let start = footer::footer_start(size, length);
     let meta = footer::decode(&file[start as usize..file.len() - 8]).unwrap();
-    let spans = footer::row_groups(&meta, size).unwrap();
+    let spans = footer::row_groups(&meta, size, None).unwrap();
     assert_eq!(spans.iter().map(|g| g.rows).collect::<Vec<_>>(), [3, 4, 5]);
     let mut sparse = Sparse::new(size);
     sparse.insert(start, Bytes::copy_from_slice(&file[start as usize..]));
