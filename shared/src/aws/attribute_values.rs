@@ -128,6 +128,11 @@ mod tests {
             ("m".to_owned(), map),
         ]);
         let sdk = to_sdk(item.clone());
+        assert_eq!(
+            to_sdk_copied(&item),
+            sdk,
+            "a borrowed item converts the same"
+        );
         assert_eq!(sdk["b"], AttributeValue::B(Blob::new(vec![0, 255, 7])));
         assert_eq!(
             sdk["bs"],
