@@ -268,25 +268,21 @@ fn print_cpu_per_row(measured: &mut [(WriteMode, f64)], runs: usize, ceiling_per
             continue;
         }
         let per_row = median(&mut values);
-        let implied: Vec<String> = VCPU_AT
-            .iter()
-            .map(|(_, vcpu)| format!("{:.0}", vcpu / per_row))
-            .collect();
-        println!(
-            "| {mode:?} | {:.1} | {} |",
-            per_row * 1e6,
-            implied.join(" | ")
-        );
+        println!("| {mode:?} | {} |", cpu_row_cells(per_row));
     }
+    println!(
+        "| the ceiling loop's client (prebuilt items, SDK BatchWriteItem only; median over every in-flight count) | {} |",
+        cpu_row_cells(ceiling_per_row)
+    );
+}
+
+/// A CPU-per-row table's cells: µs per row, then the rows/s it allows at each CPU share.
+fn cpu_row_cells(per_row: f64) -> String {
     let implied: Vec<String> = VCPU_AT
         .iter()
-        .map(|(_, vcpu)| format!("{:.0}", vcpu / ceiling_per_row))
+        .map(|(_, vcpu)| format!("{:.0}", vcpu / per_row))
         .collect();
-    println!(
-        "| the ceiling loop's client (prebuilt items, SDK BatchWriteItem only; median over every in-flight count) | {:.1} | {} |",
-        ceiling_per_row * 1e6,
-        implied.join(" | ")
-    );
+    format!("{:.1} | {}", per_row * 1e6, implied.join(" | "))
 }
 
 fn median(values: &mut [f64]) -> f64 {

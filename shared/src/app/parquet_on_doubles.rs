@@ -8,12 +8,32 @@ use std::collections::BTreeMap;
 
 use crate::app::config::CoordinatorConfig;
 use crate::app::test_rig::{RECORDS, Rig};
-use crate::contract::messages::{JobRequest, Work};
+use crate::contract::messages::{BatchMessage, JobRequest, Work};
 use crate::ingest::format::parquet_rows::footer;
 use crate::ingest::format::parquet_rows::test_files::{Spec, every_type_file, snappy, zstd};
 use crate::ingest::format::parquet_rows::tests::{every_type_schema, expected_item};
 use crate::ingest::item::Value;
-use crate::job::model::JobStatus;
+use crate::job::model::{Job, JobStatus};
+
+/// Runs every batch enqueued (the large file's job `id`): it completes with its 20,000 rows
+/// written and none rejected. Returns the job and the batches run.
+async fn run_every_batch(
+    rig: &Rig,
+    worker: &crate::app::worker::Worker,
+    id: &str,
+) -> (Job, Vec<BatchMessage>) {
+    let batches = rig.batches();
+    for batch in &batches {
+        worker.process_batch(batch).await.unwrap();
+    }
+    let job = rig.job(id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    assert_eq!(
+        (job.totals.rows_written, job.totals.rows_rejected),
+        (20_000, 0)
+    );
+    (job, batches)
+}
 
 /// Bytes of every row group's column chunks in `file`.
 pub fn column_chunk_bytes(file: &[u8]) -> u64 {
@@ -142,18 +162,9 @@ async fn a_prefix_of_parquet_loads_every_row_typed_by_row_group_and_rejects_the_
     };
     let started = coordinator.start_job(request, None).await.unwrap();
     let full_batches = started.listing.batches;
-    let batches = rig.batches();
+    let (job, batches) = run_every_batch(&rig, &worker, "pq-large").await;
     assert!(full_batches >= 3, "{full_batches}");
     assert!(batches.iter().all(|b| matches!(b.work, Work::RowGroups(_))));
-    for batch in &batches {
-        worker.process_batch(batch).await.unwrap();
-    }
-    let job = rig.job("pq-large").await;
-    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
-    assert_eq!(
-        (job.totals.rows_written, job.totals.rows_rejected),
-        (20_000, 0)
-    );
     let stored = items(&rig);
     for i in [0, 1, 5999, 6000, 12_001, 19_999] {
         let id = crate::ingest::format::parquet_rows::test_files::id(i);
@@ -189,16 +200,7 @@ async fn a_prefix_of_parquet_loads_every_row_typed_by_row_group_and_rejects_the_
         ..JobRequest::new("b", "")
     };
     let started = coordinator.start_job(request, None).await.unwrap();
-    let batches = rig.batches();
-    for batch in &batches {
-        worker.process_batch(batch).await.unwrap();
-    }
-    let job = rig.job("pq-narrow").await;
-    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
-    assert_eq!(
-        (job.totals.rows_written, job.totals.rows_rejected),
-        (20_000, 0)
-    );
+    let (job, _) = run_every_batch(&rig, &worker, "pq-narrow").await;
     let stored = items(&rig);
     for i in [0, 1, 5999, 6000, 12_001, 19_999] {
         let id = crate::ingest::format::parquet_rows::test_files::id(i);
